@@ -1,0 +1,100 @@
+# hl7q - durable HL7 v2 store-and-forward.
+#   make            build bin/hl7qd, bin/hl7send (installs missing Debian packages)
+#   make check      unit tests (Check) and integration tests against the real daemon
+#   make demo       run the daemon on deploy/demo.conf and send it the sample messages
+#   make bench      throughput / latency / memory benchmark (figures in README.md)
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make SANITIZER=address|undefined check   instrumented build and tests
+
+PREFIX ?= /usr/local
+HL7Q_CORPUS ?= ../shared/corpus
+DESTDIR ?=
+SANITIZER ?=
+VERSION := 0.1.0
+
+CC ?= cc
+BUILD_PKGS := gcc make pkg-config liblmdb-dev libinih-dev
+TEST_PKGS := check python3 python3-hl7 lmdb-utils
+
+ifeq ($(SANITIZER),)
+OUT := build/plain
+BIN := bin
+SANFLAGS :=
+else
+OUT := build/$(SANITIZER)
+BIN := build/$(SANITIZER)/bin
+ifeq ($(SANITIZER),address)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+endif
+
+WARN := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter -Wno-missing-field-initializers -Wno-format-truncation
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -I. -D_GNU_SOURCE -DHQ_VERSION='"$(VERSION)"' -MMD -MP
+LDFLAGS += $(SANFLAGS)
+LIBS := -llmdb -linih -lpthread
+
+LIB_SRC := core/error.c core/log.c core/config.c core/intake.c \
+	hl7/msg.c hl7/ack.c net/mllp.c net/server.c queue/journal.c
+LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
+
+PROGS := $(BIN)/hl7qd $(BIN)/hl7send
+UNIT_SRC := $(wildcard tests/*/check_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
+
+.PHONY: all deps deps-test check unit integration demo bench install clean fuzz
+
+all: deps $(PROGS)
+
+deps:
+	@tools/deps.sh $(BUILD_PKGS)
+
+deps-test: deps
+	@tools/deps.sh $(TEST_PKGS)
+
+$(OUT)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(OUT)/libhl7q.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BIN)/hl7qd: $(OUT)/core/hl7qd.o $(OUT)/libhl7q.a
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BIN)/hl7send: $(OUT)/tools/hl7send.o $(OUT)/libhl7q.a
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(OUT)/tests/%: tests/%.c $(OUT)/libhl7q.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $$(pkg-config --cflags check) $(LDFLAGS) -o $@ $< $(OUT)/libhl7q.a $(LIBS) $$(pkg-config --libs check)
+
+unit: deps-test $(UNIT_BIN)
+	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/run-units.sh $(UNIT_BIN)
+
+integration: deps-test $(PROGS)
+	@HL7Q_BIN=$(abspath $(BIN)) /usr/bin/python3 tests/integration/run.py
+
+check: all unit integration
+
+demo: all
+	@tools/demo.sh $(abspath $(BIN))
+
+bench: all
+	@tests/bench/bench.sh $(abspath $(BIN))
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
+	install -m 0755 $(BIN)/hl7qd $(DESTDIR)$(PREFIX)/sbin/hl7qd
+	install -m 0755 $(BIN)/hl7send $(DESTDIR)$(PREFIX)/bin/hl7send
+	install -d $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples
+	install -m 0644 deploy/*.conf $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples/
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d

@@ -1,0 +1,63 @@
+/*
+ * config.h - hl7qd's INI configuration (keys: ../shared/INTERFACE.md).
+ *
+ * Read with libinih.  Every error names FILE:LINE and the key; unknown
+ * sections and keys are errors, never silently ignored.
+ */
+#ifndef HQ_CONFIG_H
+#define HQ_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef enum hq_dup_mode {
+	HQ_DUP_ACCEPT, /* store repeats as new messages (default) */
+	HQ_DUP_ACK,    /* answer AA/CA again, store no second copy */
+	HQ_DUP_REJECT  /* answer AR/CR with 0357 code 205 */
+} hq_dup_mode;
+
+typedef struct hq_listener_conf {
+	char name[64];
+	char listen[256];	    /* as written: host:port or [v6]:port */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	size_t max_message_size;    /* default 1M */
+	uint64_t idle_timeout_ms;   /* default 300s; 0 never */
+	uint64_t frame_timeout_ms;  /* a started frame must end within; default 60s */
+	int max_connections;	    /* default 256 */
+	hq_dup_mode duplicates;	    /* default accept */
+	uint64_t duplicate_window_ms; /* default 24h */
+	int line;		    /* where the section starts */
+} hq_listener_conf;
+
+typedef struct hq_config {
+	char file[1024];
+	char journal_path[1024];
+	uint64_t max_size;	/* LMDB map size, default 1G */
+	uint64_t retention_ms;	/* 0 keeps all */
+	int log_level;		/* syslog priority, default info */
+	hq_listener_conf *listeners;
+	int nlisteners;
+	char err[1200]; /* "FILE:LINE: reason" after a failed load */
+} hq_config;
+
+/*
+ * Loads file into cfg (zeroed first).  Returns 0, or HQ_ECONFIG with
+ * cfg->err set to "FILE:LINE: reason".  Free with hq_config_free either way.
+ */
+int hq_config_load(const char *file, hq_config *cfg);
+
+/* Frees what hq_config_load allocated. */
+void hq_config_free(hq_config *cfg);
+
+/* Parses "250ms", "30s", "5m", "2h", "7d" (bare number: seconds). Returns 0 or -1. */
+int hq_parse_duration(const char *s, uint64_t *ms);
+
+/* Parses "512", "64K", "1M", "8G". Returns 0 or -1. */
+int hq_parse_size(const char *s, uint64_t *bytes);
+
+/* Resolves "host:port" / "[v6]:port" into addr. Returns 0 or -1. */
+int hq_parse_addr(const char *s, struct sockaddr_storage *addr, socklen_t *len);
+
+#endif

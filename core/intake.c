@@ -1,0 +1,286 @@
+/*
+ * intake.c - the group commit (see intake.h).
+ *
+ * For each frame of the turn: parse the header, decide (accept, refuse,
+ * duplicate), add the record to one batch.  Commit once.  Only then build
+ * each ACK: the planned code when the commit succeeded, AR/CR with ERR 207
+ * for every frame when it failed.  An fsync failure or MDB_PANIC also
+ * stops the daemon (exit non-zero): retrying fsync can lie.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "error.h"
+#include "hl7/ack.h"
+#include "hl7/msg.h"
+#include "intake.h"
+#include "log.h"
+
+#define ACK_CAP 2048
+
+/* What was decided for one frame before the commit. */
+typedef struct plan {
+	hq_msh msh;
+	hq_ack_kind kind;
+	int err_code;
+	const char *err_text;
+	const char *err_loc;
+	char ack_id[24];
+	uint64_t id;
+	int stored;
+} plan;
+
+void
+hq_intake_init(hq_intake *in, const hq_config *cfg, hq_journal *j)
+{
+	memset(in, 0, sizeof *in);
+	in->cfg = cfg;
+	in->journal = j;
+	/* ACK control ids: start time in base 36, then a counter: unique across restarts. */
+	static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	uint64_t t = (uint64_t)tv.tv_sec * 100 + (uint64_t)tv.tv_usec / 10000;
+	char tmp[16];
+	int n = 0;
+	do {
+		tmp[n++] = digits[t % 36];
+		t /= 36;
+	} while (t && n < 15);
+	for (int i = 0; i < n; i++)
+		in->ack_prefix[i] = tmp[n - 1 - i];
+	in->ack_prefix[n] = 0;
+}
+
+static void
+format_now(char *buf, size_t cap)
+{
+	struct timeval tv;
+	struct tm tm;
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	char zone[8];
+	strftime(zone, sizeof zone, "%z", &tm);
+	char base[32];
+	strftime(base, sizeof base, "%Y%m%d%H%M%S", &tm);
+	snprintf(buf, cap, "%s.%03d%s", base, (int)(tv.tv_usec / 1000), zone);
+}
+
+static hq_str
+S(hq_str s)
+{
+	return s;
+}
+
+static void
+fill_record(hq_record *r, const hq_frame *f, const plan *p, const char *listener)
+{
+	const hq_msh *m = &p->msh;
+	memset(r, 0, sizeof *r);
+	r->received_us = f->received_us;
+	r->is_batch = (uint8_t)m->is_batch;
+	r->err_code = (uint16_t)p->err_code;
+	r->f[HQ_F_LISTENER] = (hq_str){listener, strlen(listener)};
+	r->f[HQ_F_PEER] = (hq_str){f->peer, strlen(f->peer)};
+	if (m->have_delims) {
+		r->f[HQ_F_SENDING_APP] = S(m->sending_app);
+		r->f[HQ_F_SENDING_FAC] = S(m->sending_fac);
+		r->f[HQ_F_RECEIVING_APP] = S(m->receiving_app);
+		r->f[HQ_F_RECEIVING_FAC] = S(m->receiving_fac);
+		r->f[HQ_F_DATETIME] = S(m->datetime);
+		r->f[HQ_F_TYPE] = S(m->type_field);
+		r->f[HQ_F_CONTROL_ID] = S(m->control_id);
+		r->f[HQ_F_PROCESSING_ID] = S(m->processing_id);
+		r->f[HQ_F_VERSION] = S(m->version_id);
+		r->f[HQ_F_ACCEPT_ACK] = S(m->accept_ack);
+		r->f[HQ_F_APP_ACK] = S(m->app_ack);
+		r->f[HQ_F_CHARSET] = S(m->charset);
+		r->f[HQ_F_PATIENT_ID] = S(m->patient_id);
+		r->f[HQ_F_PATIENT_AUTH] = S(m->patient_authority);
+	}
+	r->f[HQ_F_ACK_ID] = (hq_str){p->ack_id, strlen(p->ack_id)};
+	if (p->err_text)
+		r->f[HQ_F_REASON] = (hq_str){p->err_text, strlen(p->err_text)};
+	r->f[HQ_F_RAW] = (hq_str){f->data, f->len};
+}
+
+/* sender \x1f facility \x1f control id, the duplicate key. */
+static size_t
+dedup_key(const hq_msh *m, char *buf, size_t cap)
+{
+	size_t n = 0;
+	hq_str parts[3] = {m->sending_app, m->sending_fac, m->control_id};
+	for (int i = 0; i < 3; i++) {
+		if (i) {
+			if (n < cap)
+				buf[n++] = 0x1f;
+		}
+		size_t k = parts[i].n < cap - n ? parts[i].n : cap - n;
+		memcpy(buf + n, parts[i].p, k);
+		n += k;
+	}
+	return n;
+}
+
+static void
+refuse(plan *p, hq_ack_kind kind, int code, const char *text, const char *loc)
+{
+	p->kind = kind;
+	p->err_code = code;
+	p->err_text = text;
+	p->err_loc = loc ? loc : "";
+}
+
+/* Parse and decide one frame; nothing is stored yet. */
+static void
+decide(plan *p, const hq_frame *f)
+{
+	int rc = hq_msh_parse(f->data, f->len, &p->msh);
+	p->kind = HQ_ACK_ACCEPT;
+	if (f->oversize) {
+		refuse(p, HQ_ACK_REJECT, HQ_0357_INTERNAL,
+		       "Message exceeds max_message_size", "");
+	} else if (rc != 0) {
+		int c = p->msh.err_code;
+		hq_ack_kind k = (c == HQ_0357_UNSUPPORTED_VERSION ||
+				 c == HQ_0357_UNSUPPORTED_TYPE || !p->msh.have_delims)
+					? HQ_ACK_REJECT
+					: HQ_ACK_ERROR;
+		refuse(p, k, c, p->msh.err_text, p->msh.err_loc);
+	}
+}
+
+static void
+log_frame(const hq_frame *f, const plan *p, const char *listener, const char *code)
+{
+	const hq_msh *m = &p->msh;
+	int cn = m->have_delims ? (int)(m->control_id.n > 64 ? 64 : m->control_id.n) : 0;
+	int tn = m->have_delims ? (int)(m->type_field.n > 40 ? 40 : m->type_field.n) : 0;
+	if (p->kind == HQ_ACK_ACCEPT)
+		hq_log(HQ_LOG_DEBUG, "listener %s: id=%llu ctrl=%.*s type=%.*s peer=%s ack=%s",
+		       listener, (unsigned long long)p->id, cn, m->control_id.p, tn,
+		       m->type_field.p, f->peer, code);
+	else
+		hq_log(HQ_LOG_NOTICE, "listener %s: refused id=%llu ctrl=%.*s type=%.*s peer=%s ack=%s: %d %s",
+		       listener, (unsigned long long)p->id, cn, m->control_id.p, tn,
+		       m->type_field.p, f->peer, code, p->err_code,
+		       p->err_text ? p->err_text : "");
+}
+
+void
+hq_intake_batch(void *arg, hq_frame **frames, size_t n)
+{
+	hq_intake *in = arg;
+	plan *plans = calloc(n, sizeof *plans);
+	hq_batch *b = NULL;
+	int rc;
+	uint64_t now_ms;
+	struct timespec ts;
+
+	if (plans == NULL) {
+		hq_log(HQ_LOG_ERR, "out of memory for a batch of %zu frames", n);
+		return; /* no ACK at all: the senders will resend */
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+
+	if (hq_journal_full(in->journal, now_ms, 1000))
+		rc = HQ_EFULL;
+	else
+		rc = hq_batch_begin(in->journal, &b);
+
+	for (size_t i = 0; i < n; i++) {
+		hq_frame *f = frames[i];
+		plan *p = &plans[i];
+		const hq_listener_conf *lc = &in->cfg->listeners[f->listener];
+		char key[1024];
+		size_t klen = 0;
+		hq_record rec;
+
+		decide(p, f);
+		snprintf(p->ack_id, sizeof p->ack_id, "Q%s%llu", in->ack_prefix,
+			 (unsigned long long)++in->ack_seq);
+		if (rc != 0)
+			continue;
+		if (p->kind == HQ_ACK_ACCEPT && lc->duplicates != HQ_DUP_ACCEPT) {
+			uint64_t window_us = lc->duplicate_window_ms * 1000;
+			uint64_t since = f->received_us > window_us ? f->received_us - window_us : 0;
+			uint64_t orig;
+			klen = dedup_key(&p->msh, key, sizeof key);
+			if (hq_batch_find_dup(b, (hq_str){key, klen}, since, &orig) == 0) {
+				if (lc->duplicates == HQ_DUP_REJECT)
+					refuse(p, HQ_ACK_REJECT, HQ_0357_DUPLICATE_KEY,
+					       "Duplicate message (same sender and control id)",
+					       "MSH^1^10");
+				fill_record(&rec, f, p, lc->name);
+				rec.state = HQ_MSG_DUPLICATE;
+				rec.dup_of = orig;
+				klen = 0;
+				goto add;
+			}
+		}
+		fill_record(&rec, f, p, lc->name);
+		rec.state = p->kind == HQ_ACK_ACCEPT ? HQ_MSG_ACCEPTED : HQ_MSG_REJECTED;
+	add:
+		memcpy(rec.ack, hq_ack_code(&p->msh, p->kind), 2);
+		if (hq_batch_add(b, &rec, (hq_str){key, klen}, &p->id) == 0)
+			p->stored = 1;
+	}
+	if (b != NULL)
+		rc = hq_batch_commit(b);
+
+	in->stats.batches++;
+	in->stats.messages += n;
+	if (n > in->stats.largest_batch)
+		in->stats.largest_batch = n;
+	if (rc != 0) {
+		in->stats.commit_failures++;
+		hq_log(HQ_LOG_ERR, "journal commit of %zu frames failed: %s; answering all negatively",
+		       n, hq_strerror(rc));
+		if (rc == MDB_PANIC || rc == EIO) {
+			hq_log(HQ_LOG_ERR, "storage can no longer be trusted (%s); stopping",
+			       hq_strerror(rc));
+			in->fatal = 1;
+			if (in->server)
+				hq_server_abort(in->server);
+		}
+	}
+
+	/* The commit is done (or failed): now, and only now, the ACKs. */
+	char now[40];
+	format_now(now, sizeof now);
+	for (size_t i = 0; i < n; i++) {
+		hq_frame *f = frames[i];
+		plan *p = &plans[i];
+		const char *lname = in->cfg->listeners[f->listener].name;
+		if (rc != 0) {
+			refuse(p, HQ_ACK_REJECT, HQ_0357_INTERNAL,
+			       rc == HQ_EFULL ? "Journal full; message not stored"
+					      : "Journal commit failed; message not stored",
+			       "");
+			p->id = 0;
+		}
+		if (p->kind == HQ_ACK_ACCEPT)
+			in->stats.accepted++;
+		else
+			in->stats.refused++;
+		log_frame(f, p, lname, hq_ack_code(&p->msh, p->kind));
+		if (!hq_ack_wanted(&p->msh, p->kind))
+			continue;
+		/* The echoed fields come from the frame, so this always fits. */
+		size_t cap = ACK_CAP + f->len;
+		char *ack = malloc(cap);
+		if (ack == NULL)
+			continue;
+		int len = hq_ack_build(&p->msh, p->kind, p->err_code, p->err_text,
+				       p->err_loc, now, p->ack_id, ack, cap);
+		f->ack = ack;
+		f->ack_len = len > 0 ? (size_t)len : 0;
+	}
+	free(plans);
+}

@@ -1,0 +1,55 @@
+/*
+ * log.c - stderr log writer with syslog priority prefixes (see log.h).
+ * Each line is built in one buffer and written with one write(2), so lines
+ * from different threads never interleave.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+
+int hq_log_level = HQ_LOG_INFO;
+
+void
+hq_log_write(int prio, int with_errno, const char *fmt, ...)
+{
+	char line[1024];
+	int saved = errno;
+	int n = snprintf(line, sizeof line, "<%d>", prio);
+	va_list ap;
+
+	va_start(ap, fmt);
+	n += vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof line - 2)
+		n = (int)sizeof line - 2;
+	if (with_errno) {
+		n += snprintf(line + n, sizeof line - (size_t)n, ": %s",
+			      strerror(saved));
+		if (n > (int)sizeof line - 2)
+			n = (int)sizeof line - 2;
+	}
+	line[n++] = '\n';
+	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+		/* nowhere left to report it */
+	}
+	errno = saved;
+}
+
+int
+hq_log_parse_level(const char *name)
+{
+	static const struct { const char *name; int prio; } levels[] = {
+		{"err", HQ_LOG_ERR},	     {"error", HQ_LOG_ERR},
+		{"warning", HQ_LOG_WARNING}, {"notice", HQ_LOG_NOTICE},
+		{"info", HQ_LOG_INFO},	     {"debug", HQ_LOG_DEBUG},
+	};
+	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+		if (strcasecmp(name, levels[i].name) == 0)
+			return levels[i].prio;
+	return -1;
+}

@@ -1,0 +1,129 @@
+/*
+ * mllp.c - MLLP deframer (see mllp.h).  A byte-at-a-time state machine
+ * with a memchr fast path for the payload, so a 1 MB frame costs a few
+ * memcpy calls.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mllp.h"
+
+void
+hq_mllp_init(hq_mllp *m, size_t max)
+{
+	memset(m, 0, sizeof *m);
+	m->max = max;
+}
+
+void
+hq_mllp_free(hq_mllp *m)
+{
+	free(m->buf);
+	m->buf = NULL;
+	m->len = m->cap = 0;
+}
+
+int
+hq_mllp_in_frame(const hq_mllp *m)
+{
+	return m->state != HQ_MLLP_IDLE;
+}
+
+/* Keeps what fits of p[0..n) under max; grows the buffer geometrically. */
+static void
+keep(hq_mllp *m, const char *p, size_t n)
+{
+	m->total += n;
+	if (m->len >= m->max)
+		return;
+	if (n > m->max - m->len)
+		n = m->max - m->len;
+	if (m->len + n > m->cap) {
+		size_t cap = m->cap ? m->cap : 4096;
+		while (cap < m->len + n)
+			cap *= 2;
+		if (cap > m->max)
+			cap = m->max;
+		char *b = realloc(m->buf, cap);
+		if (b == NULL) {
+			/* Treat as oversize: stop keeping, still count. */
+			m->max = m->len;
+			return;
+		}
+		m->buf = b;
+		m->cap = cap;
+	}
+	memcpy(m->buf + m->len, p, n);
+	m->len += n;
+}
+
+static void
+start_frame(hq_mllp *m)
+{
+	m->state = HQ_MLLP_IN_FRAME;
+	m->len = 0;
+	m->total = 0;
+}
+
+long
+hq_mllp_feed(hq_mllp *m, const char *p, size_t n, hq_mllp_frame_fn fn,
+	     void *arg)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		switch (m->state) {
+		case HQ_MLLP_IDLE: {
+			const char *sb = memchr(p + i, HQ_MLLP_SB, n - i);
+			if (sb == NULL) {
+				m->dropped += n - i;
+				i = n;
+				break;
+			}
+			m->dropped += (size_t)(sb - (p + i));
+			i = (size_t)(sb - p) + 1;
+			start_frame(m);
+			break;
+		}
+		case HQ_MLLP_IN_FRAME: {
+			size_t j = i;
+			while (j < n && p[j] != HQ_MLLP_EB && p[j] != HQ_MLLP_SB)
+				j++;
+			keep(m, p + i, j - i);
+			i = j;
+			if (i == n)
+				break;
+			if (p[i] == HQ_MLLP_SB) {
+				/* A new start byte: what came before is lost. */
+				m->dropped += m->total + 1;
+				start_frame(m);
+			} else {
+				m->state = HQ_MLLP_SAW_EB;
+			}
+			i++;
+			break;
+		}
+		case HQ_MLLP_SAW_EB:
+			if (p[i] == HQ_MLLP_CR || p[i] == HQ_MLLP_SB) {
+				int oversize = m->total > m->len;
+				int sb = p[i] == HQ_MLLP_SB;
+				int stop;
+				m->state = HQ_MLLP_IDLE;
+				i++;
+				stop = fn(arg, m->buf ? m->buf : "", m->len,
+					  m->total, oversize);
+				if (sb) /* sender left out the CR: next frame begins */
+					start_frame(m);
+				if (stop)
+					return (long)i;
+			} else {
+				/* 0x1C inside the payload: keep it as data. */
+				char eb = HQ_MLLP_EB;
+				keep(m, &eb, 1);
+				m->state = HQ_MLLP_IN_FRAME;
+			}
+			break;
+		}
+	}
+	return (long)i;
+}

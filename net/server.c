@@ -1,0 +1,619 @@
+/*
+ * server.c - epoll MLLP acceptor (see server.h).
+ *
+ * A connection is one switch on its state per I/O step (beanstalkd's
+ * conn_process_io): reading frames, draining ACKs, closing.  The frame
+ * parsing itself lives in mllp.c.  Frames complete in one loop turn are
+ * collected across all connections and committed together before any ACK
+ * is written (Redis' beforeSleep flushing the AOF before replies).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "mllp.h"
+#include "server.h"
+
+#define READ_CHUNK 65536
+#define OUT_HIGH_WATER (1u << 20) /* stop reading from a peer that does not read its ACKs */
+#define TICK_MS 500
+
+enum { KIND_LISTENER = 1, KIND_CONN, KIND_WAKE };
+
+typedef enum conn_state {
+	CONN_OPEN,    /* reading frames, writing ACKs */
+	CONN_DRAIN,   /* peer sent EOF: write what is owed, then close */
+	CONN_CLOSED   /* to be reaped at the end of the turn */
+} conn_state;
+
+typedef struct hq_conn {
+	int kind; /* KIND_CONN; first, shared with listener_t */
+	int fd;
+	int listener;
+	conn_state state;
+	char peer[64];
+	hq_mllp mllp;
+	char *out;
+	size_t out_len, out_off, out_cap;
+	uint64_t last_io_ms, frame_start_ms;
+	uint32_t events;       /* what epoll watches now */
+	int dirty;	       /* has output to try this turn */
+	struct hq_conn *prev, *next;
+	struct hq_server *srv;
+	const char *close_reason;
+} hq_conn;
+
+typedef struct listener_t {
+	int kind; /* KIND_LISTENER */
+	int fd;
+	int index;
+	int open; /* connections now */
+	int port;
+} listener_t;
+
+struct hq_server {
+	const hq_config *cfg;
+	int epfd, wakefd;
+	int wake_kind; /* KIND_WAKE, epoll data points here */
+	listener_t *listeners;
+	int nlisteners;
+	hq_conn *conns; /* all open connections */
+	hq_batch_fn fn;
+	void *arg;
+	hq_frame **pending; /* frames of this turn */
+	hq_conn **pending_conn;
+	size_t npending, cap_pending;
+	volatile int stopping, aborting;
+	hq_server_stats stats;
+};
+
+uint64_t
+hq_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+wall_us(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+}
+
+static void
+peer_name(const struct sockaddr_storage *ss, char *buf, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		port = ntohs(in->sin_port);
+		snprintf(buf, cap, "%s:%d", host, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		port = ntohs(in6->sin6_port);
+		snprintf(buf, cap, "[%s]:%d", host, port);
+	} else {
+		snprintf(buf, cap, "unknown");
+	}
+}
+
+static int
+watch(hq_server *s, int fd, void *ptr, uint32_t events, int op)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = ptr};
+	return epoll_ctl(s->epfd, op, fd, &ev);
+}
+
+int
+hq_server_new(const hq_config *cfg, hq_batch_fn fn, void *arg, hq_server **out,
+	      char *err, size_t errcap)
+{
+	hq_server *s = calloc(1, sizeof *s);
+	int rc = 0;
+
+	if (s == NULL)
+		return ENOMEM;
+	s->cfg = cfg;
+	s->fn = fn;
+	s->arg = arg;
+	s->wake_kind = KIND_WAKE;
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	s->listeners = calloc((size_t)cfg->nlisteners, sizeof *s->listeners);
+	if (s->epfd < 0 || s->wakefd < 0 || s->listeners == NULL) {
+		rc = errno ? errno : ENOMEM;
+		snprintf(err, errcap, "cannot set up the event loop: %s", strerror(rc));
+		goto fail;
+	}
+	watch(s, s->wakefd, &s->wake_kind, EPOLLIN, EPOLL_CTL_ADD);
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		const hq_listener_conf *lc = &cfg->listeners[i];
+		listener_t *l = &s->listeners[i];
+		int one = 1;
+		l->kind = KIND_LISTENER;
+		l->index = i;
+		l->fd = socket(lc->addr.ss_family,
+			       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		s->nlisteners = i + 1;
+		if (l->fd < 0) {
+			rc = errno;
+			snprintf(err, errcap, "listener %s: socket: %s", lc->name, strerror(rc));
+			goto fail;
+		}
+		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (lc->addr.ss_family == AF_INET6)
+			setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+		if (bind(l->fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0 ||
+		    listen(l->fd, 1024) != 0) {
+			rc = errno;
+			snprintf(err, errcap, "listener %s: cannot listen on %s: %s",
+				 lc->name, lc->listen, strerror(rc));
+			goto fail;
+		}
+		struct sockaddr_storage bound;
+		socklen_t blen = sizeof bound;
+		getsockname(l->fd, (struct sockaddr *)&bound, &blen);
+		l->port = ntohs(bound.ss_family == AF_INET
+					? ((struct sockaddr_in *)&bound)->sin_port
+					: ((struct sockaddr_in6 *)&bound)->sin6_port);
+		watch(s, l->fd, l, EPOLLIN, EPOLL_CTL_ADD);
+	}
+	*out = s;
+	return 0;
+fail:
+	hq_server_free(s);
+	return rc ? rc : EINVAL;
+}
+
+int
+hq_server_port(const hq_server *s, int i)
+{
+	return s->listeners[i].port;
+}
+
+void
+hq_server_stop(hq_server *s)
+{
+	uint64_t one = 1;
+	s->stopping = 1;
+	if (write(s->wakefd, &one, sizeof one) < 0) {
+		/* already signalled */
+	}
+}
+
+void
+hq_server_abort(hq_server *s)
+{
+	s->aborting = 1;
+	hq_server_stop(s);
+}
+
+void
+hq_server_stats_get(const hq_server *s, hq_server_stats *st)
+{
+	*st = s->stats;
+}
+
+static void
+conn_close(hq_conn *c, const char *reason)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	c->state = CONN_CLOSED;
+	c->close_reason = reason;
+}
+
+static void
+accept_all(hq_server *s, listener_t *l)
+{
+	const hq_listener_conf *lc = &s->cfg->listeners[l->index];
+
+	for (int n = 0; n < 256; n++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				hq_logerrno(HQ_LOG_WARNING, "listener %s: accept", lc->name);
+			return;
+		}
+		char peer[64];
+		peer_name(&ss, peer, sizeof peer);
+		if (l->open >= lc->max_connections || s->stopping) {
+			s->stats.refused_limit++;
+			hq_log(HQ_LOG_WARNING, "listener %s: refused %s: max_connections (%d) reached",
+			       lc->name, peer, lc->max_connections);
+			close(fd);
+			continue;
+		}
+		hq_conn *c = calloc(1, sizeof *c);
+		if (c == NULL) {
+			hq_log(HQ_LOG_ERR, "listener %s: out of memory for %s", lc->name, peer);
+			close(fd);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		c->kind = KIND_CONN;
+		c->fd = fd;
+		c->listener = l->index;
+		c->srv = s;
+		c->state = CONN_OPEN;
+		memcpy(c->peer, peer, sizeof c->peer);
+		hq_mllp_init(&c->mllp, lc->max_message_size);
+		c->last_io_ms = hq_now_ms();
+		c->events = EPOLLIN | EPOLLRDHUP;
+		c->next = s->conns;
+		if (s->conns)
+			s->conns->prev = c;
+		s->conns = c;
+		l->open++;
+		s->stats.accepted++;
+		s->stats.open++;
+		watch(s, fd, c, c->events, EPOLL_CTL_ADD);
+		hq_log(HQ_LOG_INFO, "listener %s: connection from %s", lc->name, peer);
+	}
+}
+
+static int
+add_pending(hq_server *s, hq_frame *f, hq_conn *c)
+{
+	if (s->npending == s->cap_pending) {
+		size_t cap = s->cap_pending ? s->cap_pending * 2 : 256;
+		hq_frame **p = realloc(s->pending, cap * sizeof *p);
+		hq_conn **pc = realloc(s->pending_conn, cap * sizeof *pc);
+		if (p)
+			s->pending = p;
+		if (pc)
+			s->pending_conn = pc;
+		if (p == NULL || pc == NULL)
+			return -1;
+		s->cap_pending = cap;
+	}
+	s->pending[s->npending] = f;
+	s->pending_conn[s->npending] = c;
+	s->npending++;
+	return 0;
+}
+
+/* hq_mllp callback: queue the frame for this turn's group commit. */
+static int
+on_frame(void *arg, const char *payload, size_t len, size_t total, int oversize)
+{
+	hq_conn *c = arg;
+	hq_server *s = c->srv;
+	hq_frame *f = calloc(1, sizeof *f);
+	char *data = malloc(len ? len : 1);
+
+	if (f == NULL || data == NULL || add_pending(s, f, c) != 0) {
+		free(f);
+		free(data);
+		hq_log(HQ_LOG_ERR, "%s: out of memory for a frame; closing", c->peer);
+		conn_close(c, "out of memory");
+		return 1;
+	}
+	memcpy(data, payload, len);
+	f->listener = c->listener;
+	f->peer = c->peer;
+	f->data = data;
+	f->len = len;
+	f->total = total;
+	f->oversize = oversize;
+	f->received_us = wall_us();
+	s->stats.frames++;
+	c->frame_start_ms = 0;
+	return 0;
+}
+
+static void
+set_events(hq_conn *c, uint32_t events)
+{
+	if (c->events != events && c->state != CONN_CLOSED) {
+		c->events = events;
+		watch(c->srv, c->fd, c, events, EPOLL_CTL_MOD);
+	}
+}
+
+static void
+conn_read(hq_conn *c, uint64_t now)
+{
+	hq_server *s = c->srv;
+	static char buf[READ_CHUNK];
+	ssize_t n = read(c->fd, buf, sizeof buf);
+
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			conn_close(c, strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		c->state = CONN_DRAIN;
+		c->dirty = 1;
+		set_events(c, c->out_len > c->out_off ? EPOLLOUT : 0);
+		return;
+	}
+	c->last_io_ms = now;
+	s->stats.bytes_in += (uint64_t)n;
+	uint64_t dropped = c->mllp.dropped;
+	int was_in = hq_mllp_in_frame(&c->mllp);
+	hq_mllp_feed(&c->mllp, buf, (size_t)n, on_frame, c);
+	s->stats.out_of_frame += c->mllp.dropped - dropped;
+	if (hq_mllp_in_frame(&c->mllp) && (!was_in || c->frame_start_ms == 0))
+		c->frame_start_ms = now;
+}
+
+/* Writes what is owed; 0 when all is out, 1 when the socket is full, -1 on error. */
+static int
+conn_flush(hq_conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off,
+				 c->out_len - c->out_off, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 1;
+			return -1;
+		}
+		c->out_off += (size_t)n;
+	}
+	c->out_off = c->out_len = 0;
+	return 0;
+}
+
+static void
+conn_queue_ack(hq_conn *c, const char *ack, size_t len)
+{
+	size_t need = c->out_len + len + 3;
+	if (need > c->out_cap) {
+		if (c->out_off > 0) {
+			memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+			c->out_len -= c->out_off;
+			c->out_off = 0;
+			need = c->out_len + len + 3;
+		}
+		if (need > c->out_cap) {
+			size_t cap = c->out_cap ? c->out_cap : 1024;
+			while (cap < need)
+				cap *= 2;
+			char *p = realloc(c->out, cap);
+			if (p == NULL) {
+				conn_close(c, "out of memory for an ACK");
+				return;
+			}
+			c->out = p;
+			c->out_cap = cap;
+		}
+	}
+	c->out[c->out_len++] = HQ_MLLP_SB;
+	memcpy(c->out + c->out_len, ack, len);
+	c->out_len += len;
+	c->out[c->out_len++] = HQ_MLLP_EB;
+	c->out[c->out_len++] = HQ_MLLP_CR;
+	c->dirty = 1;
+}
+
+/* One I/O step for a connection, by state. */
+static void
+conn_io(hq_conn *c, uint32_t ev, uint64_t now)
+{
+	switch (c->state) {
+	case CONN_OPEN:
+		if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			conn_read(c, now);
+		if (c->state == CONN_OPEN && (ev & EPOLLOUT))
+			c->dirty = 1;
+		break;
+	case CONN_DRAIN:
+		if (ev & (EPOLLERR | EPOLLHUP))
+			conn_close(c, "peer closed");
+		else
+			c->dirty = 1;
+		break;
+	case CONN_CLOSED:
+		break;
+	}
+}
+
+/* After the commit: write the ACKs, adjust what epoll watches. */
+static void
+conn_after_turn(hq_conn *c)
+{
+	if (c->state == CONN_CLOSED || !c->dirty)
+		return;
+	c->dirty = 0;
+	int r = conn_flush(c);
+	if (r < 0) {
+		conn_close(c, "write failed");
+		return;
+	}
+	size_t owed = c->out_len - c->out_off;
+	if (c->state == CONN_DRAIN) {
+		if (owed == 0)
+			conn_close(c, "peer closed");
+		else
+			set_events(c, EPOLLOUT);
+		return;
+	}
+	uint32_t ev = owed ? EPOLLOUT : 0;
+	if (owed < OUT_HIGH_WATER && !c->srv->stopping)
+		ev |= EPOLLIN | EPOLLRDHUP;
+	set_events(c, ev);
+}
+
+static void
+conn_free(hq_server *s, hq_conn *c)
+{
+	const hq_listener_conf *lc = &s->cfg->listeners[c->listener];
+	if (c->mllp.dropped)
+		hq_log(HQ_LOG_NOTICE, "listener %s: %s: %llu bytes outside MLLP frames dropped",
+		       lc->name, c->peer, (unsigned long long)c->mllp.dropped);
+	hq_log(HQ_LOG_INFO, "listener %s: %s closed (%s)", lc->name, c->peer,
+	       c->close_reason ? c->close_reason : "closed");
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->listeners[c->listener].open--;
+	s->stats.open--;
+	hq_mllp_free(&c->mllp);
+	free(c->out);
+	free(c);
+}
+
+static void
+check_timeouts(hq_server *s, uint64_t now)
+{
+	for (hq_conn *c = s->conns; c; c = c->next) {
+		const hq_listener_conf *lc = &s->cfg->listeners[c->listener];
+		if (c->state == CONN_CLOSED)
+			continue;
+		if (c->frame_start_ms && now - c->frame_start_ms > lc->frame_timeout_ms) {
+			s->stats.closed_frame_timeout++;
+			hq_log(HQ_LOG_NOTICE, "listener %s: %s: frame not finished within %llu ms; closing",
+			       lc->name, c->peer, (unsigned long long)lc->frame_timeout_ms);
+			conn_close(c, "frame timeout");
+		} else if (lc->idle_timeout_ms && now - c->last_io_ms > lc->idle_timeout_ms) {
+			s->stats.closed_idle++;
+			conn_close(c, "idle timeout");
+		}
+	}
+}
+
+/* The group commit of this turn, then the ACKs. */
+static void
+commit_turn(hq_server *s)
+{
+	if (s->npending == 0)
+		return;
+	/* Every frame of the turn goes into one transaction before any reply. */
+	s->fn(s->arg, s->pending, s->npending);
+	for (size_t i = 0; i < s->npending; i++) {
+		hq_frame *f = s->pending[i];
+		hq_conn *c = s->pending_conn[i];
+		if (f->ack && c->state != CONN_CLOSED)
+			conn_queue_ack(c, f->ack, f->ack_len);
+		free(f->ack);
+		free(f->data);
+		free(f);
+	}
+	s->npending = 0;
+}
+
+static void
+end_turn(hq_server *s)
+{
+	commit_turn(s);
+	hq_conn *next;
+	for (hq_conn *c = s->conns; c; c = next) {
+		next = c->next;
+		conn_after_turn(c);
+		if (c->state == CONN_CLOSED)
+			conn_free(s, c);
+	}
+}
+
+static void
+stop_accepting(hq_server *s)
+{
+	for (int i = 0; i < s->nlisteners; i++) {
+		if (s->listeners[i].fd >= 0) {
+			epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listeners[i].fd, NULL);
+			close(s->listeners[i].fd);
+			s->listeners[i].fd = -1;
+		}
+	}
+	for (hq_conn *c = s->conns; c; c = c->next) {
+		/* No new frames: answer what was committed, then close. */
+		if (c->state == CONN_OPEN)
+			c->state = CONN_DRAIN;
+		c->dirty = 1;
+	}
+}
+
+int
+hq_server_run(hq_server *s, uint64_t drain_ms)
+{
+	struct epoll_event evs[256];
+	uint64_t last_tick = hq_now_ms(), stop_at = 0;
+
+	for (;;) {
+		if (s->stopping && stop_at == 0) {
+			stop_at = hq_now_ms();
+			stop_accepting(s);
+			end_turn(s);
+		}
+		if (stop_at && (s->conns == NULL || s->aborting ||
+				hq_now_ms() - stop_at > drain_ms))
+			break;
+		int n = epoll_wait(s->epfd, evs, 256, TICK_MS);
+		if (n < 0 && errno != EINTR) {
+			hq_logerrno(HQ_LOG_ERR, "epoll_wait");
+			return errno;
+		}
+		uint64_t now = hq_now_ms();
+		for (int i = 0; i < n; i++) {
+			int kind = *(int *)evs[i].data.ptr;
+			if (kind == KIND_WAKE) {
+				uint64_t v;
+				if (read(s->wakefd, &v, sizeof v) < 0) {
+					/* nothing to read */
+				}
+			} else if (kind == KIND_LISTENER) {
+				accept_all(s, evs[i].data.ptr);
+			} else {
+				conn_io(evs[i].data.ptr, evs[i].events, now);
+			}
+		}
+		if (now - last_tick >= TICK_MS) {
+			check_timeouts(s, now);
+			last_tick = now;
+		}
+		end_turn(s);
+	}
+	return 0;
+}
+
+void
+hq_server_free(hq_server *s)
+{
+	if (s == NULL)
+		return;
+	while (s->conns) {
+		s->conns->close_reason = "shutdown";
+		conn_free(s, s->conns);
+	}
+	for (int i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].fd >= 0)
+			close(s->listeners[i].fd);
+	free(s->listeners);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	if (s->wakefd >= 0)
+		close(s->wakefd);
+	free(s->pending);
+	free(s->pending_conn);
+	free(s);
+}

@@ -1,0 +1,555 @@
+/*
+ * journal.c - the LMDB journal (see journal.h for the contract).
+ *
+ * Layout, one LMDB environment with named databases:
+ *   meta        "format" -> 1 byte; "next_id" -> be64
+ *   msgs        be64 id -> record (format byte first, see encode())
+ *   by_time     be64 received_us -> be64 id   (DUPSORT, DUPFIXED)
+ *   by_type     "code^trigger"   -> be64 id   (DUPSORT, DUPFIXED)
+ *   by_control  MSH-10           -> be64 id   (DUPSORT, DUPFIXED)
+ *   by_patient  PID-3.1          -> be64 id   (DUPSORT, DUPFIXED)
+ *   dedup       sender+control   -> be64 id, be64 received_us
+ *
+ * Record format version 1: [1][id be64][received_us be64][state][is_batch]
+ * [ack 2][err_code be16][dup_of be64][nfields][nfields x (be32 len, bytes)].
+ * To change it: add fields at the end (readers skip what they do not
+ * know); anything else takes REC_FORMAT 2 and a reader for both.
+ *
+ * Durability is LMDB's default: no MDB_NOSYNC, MDB_MAPASYNC or
+ * MDB_NOMETASYNC, so mdb_txn_commit returns only once the data and the
+ * meta page are fsynced.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "core/error.h"
+#include "journal.h"
+
+#define REC_FORMAT 1
+#define REC_HEADER 31
+#define MAX_KEY 480 /* LMDB's default limit is 511 */
+
+struct hq_journal {
+	MDB_env *env;
+	MDB_dbi meta, msgs, by_time, by_type, by_control, by_patient, dedup;
+	uint64_t next_id;
+	uint64_t commits;     /* commits attempted, for the test seam */
+	uint64_t fail_at;     /* commit number that fails; 0 none */
+	uint64_t usage_at_ms; /* when usage was last refreshed */
+	hq_journal_usage usage;
+	int readonly;
+};
+
+struct hq_batch {
+	hq_journal *j;
+	MDB_txn *txn;
+	uint64_t first_id; /* next_id when the batch began */
+	int err;	   /* first failure; the batch is poisoned */
+};
+
+static void
+put_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+static uint64_t
+get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void
+put_be32(unsigned char *p, uint32_t v)
+{
+	for (int i = 3; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+static uint32_t
+get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static size_t
+encoded_size(const hq_record *r)
+{
+	size_t n = REC_HEADER;
+	for (int i = 0; i < HQ_F_COUNT; i++)
+		n += 4 + r->f[i].n;
+	return n;
+}
+
+static void
+encode(const hq_record *r, unsigned char *p)
+{
+	p[0] = REC_FORMAT;
+	put_be64(p + 1, r->id);
+	put_be64(p + 9, r->received_us);
+	p[17] = r->state;
+	p[18] = r->is_batch;
+	p[19] = (unsigned char)r->ack[0];
+	p[20] = (unsigned char)r->ack[1];
+	p[21] = (unsigned char)(r->err_code >> 8);
+	p[22] = (unsigned char)r->err_code;
+	put_be64(p + 23, r->dup_of);
+	/* p[31] is nfields, counted in REC_HEADER's slack below */
+	p += REC_HEADER - 1;
+	*p++ = HQ_F_COUNT;
+	for (int i = 0; i < HQ_F_COUNT; i++) {
+		put_be32(p, (uint32_t)r->f[i].n);
+		p += 4;
+		if (r->f[i].n)
+			memcpy(p, r->f[i].p, r->f[i].n);
+		p += r->f[i].n;
+	}
+}
+
+static int
+decode(const unsigned char *p, size_t n, hq_record *r)
+{
+	memset(r, 0, sizeof *r);
+	if (n < REC_HEADER || p[0] != REC_FORMAT)
+		return HQ_ECORRUPT;
+	r->id = get_be64(p + 1);
+	r->received_us = get_be64(p + 9);
+	r->state = p[17];
+	r->is_batch = p[18];
+	r->ack[0] = (char)p[19];
+	r->ack[1] = (char)p[20];
+	r->ack[2] = 0;
+	r->err_code = (uint16_t)(p[21] << 8 | p[22]);
+	r->dup_of = get_be64(p + 23);
+	unsigned nf = p[REC_HEADER - 1];
+	size_t off = REC_HEADER;
+	for (unsigned i = 0; i < nf; i++) {
+		if (off + 4 > n)
+			return HQ_ECORRUPT;
+		uint32_t len = get_be32(p + off);
+		off += 4;
+		if (len > n - off)
+			return HQ_ECORRUPT;
+		if (i < HQ_F_COUNT)
+			r->f[i] = (hq_str){(const char *)p + off, len};
+		off += len;
+	}
+	return 0;
+}
+
+static int
+open_dbs(hq_journal *j, MDB_txn *txn, unsigned flags)
+{
+	static const struct { const char *name; size_t off; unsigned dup; } dbs[] = {
+		{"meta", offsetof(hq_journal, meta), 0},
+		{"msgs", offsetof(hq_journal, msgs), 0},
+		{"by_time", offsetof(hq_journal, by_time), 1},
+		{"by_type", offsetof(hq_journal, by_type), 1},
+		{"by_control", offsetof(hq_journal, by_control), 1},
+		{"by_patient", offsetof(hq_journal, by_patient), 1},
+		{"dedup", offsetof(hq_journal, dedup), 0},
+	};
+	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+		unsigned f = flags | (dbs[i].dup ? MDB_DUPSORT | MDB_DUPFIXED : 0);
+		int rc = mdb_dbi_open(txn, dbs[i].name, f,
+				      (MDB_dbi *)((char *)j + dbs[i].off));
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int
+load_next_id(hq_journal *j, MDB_txn *txn)
+{
+	MDB_val k = {7, "next_id"}, v;
+	uint64_t next = 1;
+	int rc = mdb_get(txn, j->meta, &k, &v);
+	if (rc == 0 && v.mv_size == 8)
+		next = get_be64(v.mv_data);
+	else if (rc != MDB_NOTFOUND && rc != 0)
+		return rc;
+	/* Never hand out an id at or below one stored. */
+	MDB_cursor *c;
+	if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
+		return rc;
+	MDB_val mk;
+	if (mdb_cursor_get(c, &mk, &v, MDB_LAST) == 0 && mk.mv_size == 8) {
+		uint64_t last = get_be64(mk.mv_data);
+		if (last >= next)
+			next = last + 1;
+	}
+	mdb_cursor_close(c);
+	j->next_id = next;
+	return 0;
+}
+
+int
+hq_journal_open(const char *dir, uint64_t map_size, int readonly,
+		hq_journal **out)
+{
+	hq_journal *j = calloc(1, sizeof *j);
+	MDB_txn *txn = NULL;
+	int rc, dead;
+
+	if (j == NULL)
+		return ENOMEM;
+	j->readonly = readonly;
+	if (!readonly && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		rc = errno;
+		goto fail;
+	}
+	if ((rc = mdb_env_create(&j->env)))
+		goto fail;
+	mdb_env_set_maxdbs(j->env, 16);
+	mdb_env_set_maxreaders(j->env, 256);
+	if (map_size && (rc = mdb_env_set_mapsize(j->env, (size_t)map_size)))
+		goto fail;
+	if ((rc = mdb_env_open(j->env, dir, MDB_NOTLS | (readonly ? MDB_RDONLY : 0),
+			       0600)))
+		goto fail;
+	mdb_reader_check(j->env, &dead);
+	if ((rc = mdb_txn_begin(j->env, NULL, readonly ? MDB_RDONLY : 0, &txn)))
+		goto fail;
+	if ((rc = open_dbs(j, txn, readonly ? 0 : MDB_CREATE)))
+		goto fail;
+	if (!readonly) {
+		MDB_val k = {6, "format"}, v = {1, "\x01"};
+		if ((rc = mdb_put(txn, j->meta, &k, &v, 0)))
+			goto fail;
+	}
+	if ((rc = load_next_id(j, txn)))
+		goto fail;
+	if ((rc = mdb_txn_commit(txn))) {
+		txn = NULL;
+		goto fail;
+	}
+	*out = j;
+	return 0;
+fail:
+	if (txn)
+		mdb_txn_abort(txn);
+	if (j->env)
+		mdb_env_close(j->env);
+	free(j);
+	return rc;
+}
+
+void
+hq_journal_close(hq_journal *j)
+{
+	if (j == NULL)
+		return;
+	mdb_env_close(j->env);
+	free(j);
+}
+
+uint64_t
+hq_journal_next_id(hq_journal *j)
+{
+	return j->next_id;
+}
+
+void
+hq_journal_fail_commit(hq_journal *j, uint64_t n)
+{
+	j->fail_at = n ? j->commits + n : 0;
+}
+
+int
+hq_journal_usage_get(hq_journal *j, hq_journal_usage *u)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t freepages = 0;
+	int rc;
+
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return rc;
+	mdb_env_info(j->env, &info);
+	mdb_env_stat(j->env, &st);
+	/* Free DBI 0 holds the pages freed by old transactions: each value is
+	 * a list of page numbers whose first word is its length. */
+	if ((rc = mdb_cursor_open(txn, 0, &c)) == 0) {
+		while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
+			freepages += *(size_t *)v.mv_data;
+		mdb_cursor_close(c);
+	}
+	mdb_txn_abort(txn);
+	u->map_size = info.me_mapsize;
+	u->file_size = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	u->used = u->file_size - freepages * st.ms_psize;
+	u->free = u->map_size > u->used ? u->map_size - u->used : 0;
+	u->reserve = u->map_size / 16;
+	if (u->reserve < 256 * 1024)
+		u->reserve = 256 * 1024;
+	if (u->reserve > 64ull * 1024 * 1024)
+		u->reserve = 64ull * 1024 * 1024;
+	return 0;
+}
+
+int
+hq_journal_full(hq_journal *j, uint64_t now_ms, uint64_t refresh_ms)
+{
+	if (j->usage_at_ms == 0 || now_ms - j->usage_at_ms >= refresh_ms) {
+		if (hq_journal_usage_get(j, &j->usage) != 0)
+			return 0; /* let the commit tell */
+		j->usage_at_ms = now_ms ? now_ms : 1;
+	}
+	return j->usage.free < j->usage.reserve;
+}
+
+int
+hq_batch_begin(hq_journal *j, hq_batch **out)
+{
+	hq_batch *b = calloc(1, sizeof *b);
+	int rc;
+
+	if (b == NULL)
+		return ENOMEM;
+	if ((rc = mdb_txn_begin(j->env, NULL, 0, &b->txn))) {
+		free(b);
+		return rc;
+	}
+	b->j = j;
+	b->first_id = j->next_id;
+	*out = b;
+	return 0;
+}
+
+static void
+batch_fail(hq_batch *b, int rc)
+{
+	if (b->err == 0)
+		b->err = rc;
+}
+
+static int
+put_index(hq_batch *b, MDB_dbi dbi, hq_str key, const unsigned char *idbe)
+{
+	if (key.n == 0)
+		return 0;
+	MDB_val k = {key.n > MAX_KEY ? MAX_KEY : key.n, (void *)key.p};
+	MDB_val v = {8, (void *)idbe};
+	return mdb_put(b->txn, dbi, &k, &v, 0);
+}
+
+int
+hq_batch_add(hq_batch *b, hq_record *rec, hq_str dedup_key, uint64_t *id)
+{
+	hq_journal *j = b->j;
+	unsigned char idbe[8], tbe[8];
+	MDB_val k = {8, idbe}, v;
+	int rc;
+
+	if (b->err)
+		return b->err;
+	rec->id = j->next_id;
+	put_be64(idbe, rec->id);
+	put_be64(tbe, rec->received_us);
+	v.mv_size = encoded_size(rec);
+	if ((rc = mdb_put(b->txn, j->msgs, &k, &v, MDB_RESERVE | MDB_APPEND)))
+		goto fail;
+	encode(rec, v.mv_data);
+	MDB_val tk = {8, tbe}, tv = {8, idbe};
+	if ((rc = mdb_put(b->txn, j->by_time, &tk, &tv, 0)))
+		goto fail;
+	/* by_type holds code^trigger only, so a prefix "ADT" finds them all. */
+	hq_str type = rec->f[HQ_F_TYPE];
+	const char *caret = memchr(type.p ? type.p : "", '^', type.n);
+	if (caret) {
+		const char *second = memchr(caret + 1, '^',
+					    type.n - (size_t)(caret + 1 - type.p));
+		if (second)
+			type.n = (size_t)(second - type.p);
+	}
+	if ((rc = put_index(b, j->by_type, type, idbe)) ||
+	    (rc = put_index(b, j->by_control, rec->f[HQ_F_CONTROL_ID], idbe)) ||
+	    (rc = put_index(b, j->by_patient, rec->f[HQ_F_PATIENT_ID], idbe)))
+		goto fail;
+	if (dedup_key.n > 0) {
+		unsigned char dv[16];
+		put_be64(dv, rec->id);
+		put_be64(dv + 8, rec->received_us);
+		MDB_val dk = {dedup_key.n > MAX_KEY ? MAX_KEY : dedup_key.n,
+			      (void *)dedup_key.p};
+		MDB_val dval = {16, dv};
+		if ((rc = mdb_put(b->txn, j->dedup, &dk, &dval, 0)))
+			goto fail;
+	}
+	j->next_id++;
+	*id = rec->id;
+	return 0;
+fail:
+	batch_fail(b, rc);
+	return rc;
+}
+
+int
+hq_batch_find_dup(hq_batch *b, hq_str key, uint64_t since_us, uint64_t *id)
+{
+	MDB_val k = {key.n > MAX_KEY ? MAX_KEY : key.n, (void *)key.p}, v;
+	int rc;
+
+	if (b->err)
+		return b->err;
+	if (key.n == 0)
+		return HQ_ENOTFOUND;
+	rc = mdb_get(b->txn, b->j->dedup, &k, &v);
+	if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != 16))
+		return HQ_ENOTFOUND;
+	if (rc)
+		return rc;
+	if (get_be64((unsigned char *)v.mv_data + 8) < since_us)
+		return HQ_ENOTFOUND;
+	*id = get_be64(v.mv_data);
+	return 0;
+}
+
+int
+hq_batch_commit(hq_batch *b)
+{
+	hq_journal *j = b->j;
+	int rc = b->err;
+
+	j->commits++;
+	if (rc == 0 && j->fail_at && j->commits == j->fail_at)
+		rc = HQ_EINJECTED;
+	if (rc == 0) {
+		unsigned char nbe[8];
+		put_be64(nbe, j->next_id);
+		MDB_val k = {7, "next_id"}, v = {8, nbe};
+		rc = mdb_put(b->txn, j->meta, &k, &v, 0);
+	}
+	if (rc == 0) {
+		rc = mdb_txn_commit(b->txn);
+	} else {
+		mdb_txn_abort(b->txn);
+	}
+	if (rc != 0) {
+		j->next_id = b->first_id;
+		j->usage_at_ms = 0; /* look at the space again */
+	}
+	free(b);
+	return rc;
+}
+
+void
+hq_batch_abort(hq_batch *b)
+{
+	b->j->next_id = b->first_id;
+	mdb_txn_abort(b->txn);
+	free(b);
+}
+
+int
+hq_journal_get(hq_journal *j, uint64_t id, hq_record *rec, void **mem)
+{
+	unsigned char idbe[8];
+	MDB_txn *txn;
+	MDB_val k = {8, idbe}, v;
+	int rc;
+
+	put_be64(idbe, id);
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return rc;
+	rc = mdb_get(txn, j->msgs, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rc = HQ_ENOTFOUND;
+	if (rc == 0) {
+		void *copy = malloc(v.mv_size ? v.mv_size : 1);
+		if (copy == NULL) {
+			rc = ENOMEM;
+		} else {
+			memcpy(copy, v.mv_data, v.mv_size);
+			rc = decode(copy, v.mv_size, rec);
+			if (rc)
+				free(copy);
+			else
+				*mem = copy;
+		}
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+long
+hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
+		  size_t max)
+{
+	MDB_dbi dbi = idx == HQ_IDX_CONTROL ? j->by_control
+		    : idx == HQ_IDX_PATIENT ? j->by_patient
+					    : j->by_type;
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k = {key.n > MAX_KEY ? MAX_KEY : key.n, (void *)key.p}, v;
+	size_t klen = k.mv_size;
+	long found = 0;
+	int rc;
+
+	if (key.n == 0)
+		return 0;
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return rc;
+	if ((rc = mdb_cursor_open(txn, dbi, &c))) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	rc = mdb_cursor_get(c, &k, &v, idx == HQ_IDX_TYPE ? MDB_SET_RANGE : MDB_SET_KEY);
+	while (rc == 0) {
+		if (idx == HQ_IDX_TYPE) {
+			/* "ADT" matches "ADT" and "ADT^...", not "ADTX". */
+			if (k.mv_size < klen || memcmp(k.mv_data, key.p, klen) != 0)
+				break;
+			if (k.mv_size > klen && ((char *)k.mv_data)[klen] != '^')
+				break;
+		}
+		if ((size_t)found < max)
+			ids[found] = get_be64(v.mv_data);
+		found++;
+		rc = mdb_cursor_get(c, &k, &v,
+				    idx == HQ_IDX_TYPE ? MDB_NEXT : MDB_NEXT_DUP);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	if (idx == HQ_IDX_TYPE && (size_t)found > 1) {
+		/* several keys: merge into ascending id order */
+		size_t n = (size_t)found < max ? (size_t)found : max;
+		for (size_t a = 1; a < n; a++)
+			for (size_t b = a; b > 0 && ids[b - 1] > ids[b]; b--) {
+				uint64_t t = ids[b];
+				ids[b] = ids[b - 1];
+				ids[b - 1] = t;
+			}
+	}
+	return found;
+}
+
+int
+hq_journal_count(hq_journal *j, uint64_t *count)
+{
+	MDB_txn *txn;
+	MDB_stat st;
+	int rc;
+
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return rc;
+	rc = mdb_stat(txn, j->msgs, &st);
+	mdb_txn_abort(txn);
+	if (rc == 0)
+		*count = st.ms_entries;
+	return rc;
+}

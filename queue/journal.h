@@ -1,0 +1,157 @@
+/*
+ * journal.h - the LMDB journal: every message hl7q received, accepted or
+ * refused, with the indexes that audits query.
+ *
+ * Invariant: a frame is acknowledged only after the transaction that
+ * stored it has committed.  The journal gives the daemon a batch (one
+ * write transaction) to gather every frame that is ready, and one commit
+ * (one fsync, LMDB's default durability) makes the whole batch durable.
+ *
+ * A batch is poisoned by its first failure: later adds do nothing and the
+ * commit returns that first error, so every frame of it is answered
+ * negatively.  The journal never logs; it returns codes (core/error.h).
+ */
+#ifndef HQ_JOURNAL_H
+#define HQ_JOURNAL_H
+
+#include <stdint.h>
+
+#include "core/str.h"
+
+typedef struct hq_journal hq_journal;
+typedef struct hq_batch hq_batch;
+
+/* What happened to a frame at intake (stored as one byte; never renumber). */
+typedef enum hq_msg_state {
+	HQ_MSG_ACCEPTED = 1, /* stored, positive ACK sent */
+	HQ_MSG_REJECTED = 2, /* refused: negative ACK sent; raw bytes bounded */
+	HQ_MSG_DUPLICATE = 3 /* a repeat acked or refused by duplicate policy */
+} hq_msg_state;
+
+/* Text fields of a message record (indices into hq_record.f; append only). */
+enum {
+	HQ_F_LISTENER,
+	HQ_F_PEER,
+	HQ_F_SENDING_APP,
+	HQ_F_SENDING_FAC,
+	HQ_F_RECEIVING_APP,
+	HQ_F_RECEIVING_FAC,
+	HQ_F_DATETIME,	 /* MSH-7 */
+	HQ_F_TYPE,	 /* MSH-9 as code^trigger^structure */
+	HQ_F_CONTROL_ID, /* MSH-10 (batch: FHS-11/BHS-11) */
+	HQ_F_PROCESSING_ID,
+	HQ_F_VERSION,
+	HQ_F_ACCEPT_ACK, /* MSH-15 */
+	HQ_F_APP_ACK,	 /* MSH-16 */
+	HQ_F_CHARSET,	 /* MSH-18 */
+	HQ_F_PATIENT_ID, /* PID-3.1 */
+	HQ_F_PATIENT_AUTH, /* PID-3.4 */
+	HQ_F_ACK_ID,	 /* MSH-10 of the ACK sent */
+	HQ_F_REASON,	 /* why it was refused */
+	HQ_F_RAW,	 /* the bytes exactly as received */
+	HQ_F_COUNT
+};
+
+typedef struct hq_record {
+	uint64_t id;	      /* journal sequence number, set by the journal */
+	uint64_t received_us; /* wall clock, microseconds since the epoch */
+	uint8_t state;	      /* hq_msg_state */
+	uint8_t is_batch;     /* an FHS/BHS batch kept whole */
+	char ack[3];	      /* ACK code sent ("AA", "CR", "" for none) */
+	uint16_t err_code;    /* table 0357 code when refused */
+	uint64_t dup_of;      /* the original's id for a duplicate */
+	hq_str f[HQ_F_COUNT];
+} hq_record;
+
+/* Journal space, in bytes. */
+typedef struct hq_journal_usage {
+	uint64_t map_size;  /* the most the journal may grow to */
+	uint64_t file_size; /* pages in the file */
+	uint64_t used;	    /* pages holding data */
+	uint64_t free;	    /* map_size - used */
+	uint64_t reserve;   /* intake refuses below this much free space */
+} hq_journal_usage;
+
+/*
+ * Opens (creating, mode 0700/0600) the journal in directory dir with a map
+ * of map_size bytes (0: keep the existing size).  readonly opens for
+ * queries only.  Returns 0, an errno or an MDB_* code.
+ */
+int hq_journal_open(const char *dir, uint64_t map_size, int readonly,
+		    hq_journal **out);
+
+/* Closes j; no batch may be open. */
+void hq_journal_close(hq_journal *j);
+
+/* The next id the journal will hand out. */
+uint64_t hq_journal_next_id(hq_journal *j);
+
+/*
+ * Reads the space figures (scans LMDB's free list: call it now and then,
+ * not per message).  Returns 0 or an MDB_* code.
+ */
+int hq_journal_usage_get(hq_journal *j, hq_journal_usage *u);
+
+/*
+ * Non-zero when intake must refuse: free space is under the reserve.
+ * Refreshes the figures at most every refresh_ms milliseconds.
+ */
+int hq_journal_full(hq_journal *j, uint64_t now_ms, uint64_t refresh_ms);
+
+/*
+ * Test seam: the n-th commit from now (1 = the next) fails with
+ * HQ_EINJECTED and stores nothing.  0 disarms.
+ */
+void hq_journal_fail_commit(hq_journal *j, uint64_t n);
+
+/* Begins a write batch.  Returns 0, HQ_EFULL or an MDB_* code. */
+int hq_batch_begin(hq_journal *j, hq_batch **out);
+
+/*
+ * Adds rec (copying its bytes) with its indexes; sets *id.  When
+ * dedup_key is non-empty the record is also remembered under it.  Returns
+ * 0 or the batch's first error.
+ */
+int hq_batch_add(hq_batch *b, hq_record *rec, hq_str dedup_key, uint64_t *id);
+
+/*
+ * Looks for dedup_key stored at or after since_us (this batch included).
+ * Returns 0 with *id set, HQ_ENOTFOUND, or an error.
+ */
+int hq_batch_find_dup(hq_batch *b, hq_str dedup_key, uint64_t since_us,
+		      uint64_t *id);
+
+/*
+ * Commits: one fsync makes every add durable.  Frees b whatever happens.
+ * Returns 0, HQ_EINJECTED, HQ_EPOISONED's cause, or an errno/MDB_* code.
+ */
+int hq_batch_commit(hq_batch *b);
+
+/* Drops every add and frees b. */
+void hq_batch_abort(hq_batch *b);
+
+/*
+ * Reads record id.  On 0, *rec points into *mem, which the caller frees.
+ * Returns 0, HQ_ENOTFOUND, HQ_ECORRUPT or an MDB_* code.
+ */
+int hq_journal_get(hq_journal *j, uint64_t id, hq_record *rec, void **mem);
+
+/* Index names for hq_journal_lookup. */
+typedef enum hq_index {
+	HQ_IDX_CONTROL,
+	HQ_IDX_PATIENT,
+	HQ_IDX_TYPE /* prefix match on code, e.g. "ADT" or "ADT^A01" */
+} hq_index;
+
+/*
+ * Collects up to max ids whose index value matches key, in ascending id
+ * order.  Returns the number found (may exceed max: only max are written),
+ * or a negative code.
+ */
+long hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
+		       size_t max);
+
+/* Number of message records.  Returns 0 or an MDB_* code. */
+int hq_journal_count(hq_journal *j, uint64_t *count);
+
+#endif
