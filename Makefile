@@ -14,7 +14,7 @@ VERSION := 0.1.0
 
 CC ?= cc
 BUILD_PKGS := gcc make pkg-config liblmdb-dev libinih-dev
-TEST_PKGS := check python3 python3-hl7 lmdb-utils
+TEST_PKGS := check python3 python3-hl7 python3-lmdb lmdb-utils
 
 ifeq ($(SANITIZER),)
 OUT := build/plain
@@ -44,7 +44,7 @@ PROGS := $(BIN)/hl7qd $(BIN)/hl7send
 UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps deps-test check unit integration demo bench install clean fuzz
+.PHONY: all deps deps-test deps-node check unit integration demo bench install clean
 
 all: deps $(PROGS)
 
@@ -53,6 +53,12 @@ deps:
 
 deps-test: deps
 	@tools/deps.sh $(TEST_PKGS)
+
+# npm's node-hl7-client, a second real MLLP client for the tests (version pinned in package.json).
+deps-node:
+	@command -v node >/dev/null && command -v npm >/dev/null || tools/deps.sh nodejs npm
+	@[ -d tests/node/node_modules/node-hl7-client ] || \
+		(cd tests/node && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
 
 $(OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -76,12 +82,13 @@ $(OUT)/tests/%: tests/%.c $(OUT)/libhl7q.a
 unit: deps-test $(UNIT_BIN)
 	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/run-units.sh $(UNIT_BIN)
 
-integration: deps-test $(PROGS)
-	@HL7Q_BIN=$(abspath $(BIN)) /usr/bin/python3 tests/integration/run.py
+integration: deps-test deps-node $(PROGS)
+	@HL7Q_BIN=$(abspath $(BIN)) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) /usr/bin/python3 tests/integration/run.py
 
 check: all unit integration
 
 demo: all
+	@tools/deps.sh lmdb-utils
 	@tools/demo.sh $(abspath $(BIN))
 
 bench: all

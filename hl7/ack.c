@@ -16,8 +16,8 @@ hq_ack_enhanced(const hq_msh *m)
 int
 hq_ack_wanted(const hq_msh *m, hq_ack_kind kind)
 {
-	if (!hq_ack_enhanced(m))
-		return 1;
+	if (!hq_ack_enhanced(m) || kind != HQ_ACK_ACCEPT)
+		return 1; /* a refusal is always answered: never silence */
 	if (hq_str_eq(m->accept_ack, "NE"))
 		return 0;
 	if (hq_str_eq(m->accept_ack, "ER"))

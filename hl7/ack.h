@@ -29,8 +29,8 @@ int hq_ack_enhanced(const hq_msh *m);
 
 /*
  * Whether an accept ACK of this kind is to be sent at all: always in
- * original mode; in enhanced mode as MSH-15 says (AL, NE, ER, SU; empty
- * or unknown means AL).
+ * original mode and always for a refusal (never silence); a positive one
+ * in enhanced mode as MSH-15 says (AL, NE, ER, SU; empty or unknown: AL).
  */
 int hq_ack_wanted(const hq_msh *m, hq_ack_kind kind);
 

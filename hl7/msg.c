@@ -191,9 +191,8 @@ check_msh(hq_msh *m)
 	if (blank(m->control_id))
 		return fail(m, HQ_0357_REQUIRED_MISSING,
 			    "Required field missing: MSH-10 control id", "MSH^1^10");
-	if (blank(m->processing_id))
-		return fail(m, HQ_0357_REQUIRED_MISSING,
-			    "Required field missing: MSH-11 processing id", "MSH^1^11");
+	/* MSH-11 is required by the standard, but HAPI accepts it empty and
+	 * real senders leave it so (the corpus has such a message): accept. */
 	if (blank(m->version_id))
 		return fail(m, HQ_0357_REQUIRED_MISSING,
 			    "Required field missing: MSH-12 version id", "MSH^1^12");
@@ -278,6 +277,9 @@ hq_msh_parse(const char *buf, size_t len, hq_msh *m)
 		m->sending_fac = header_field(m, header, 4);
 		m->receiving_app = header_field(m, header, 5);
 		m->receiving_fac = header_field(m, header, 6);
+		/* A batch is acknowledged as a unit, in original mode: the
+		 * first message's MSH-15/16 speak for that message only. */
+		m->accept_ack = m->app_ack = (hq_str){header.p, 0};
 		return rc;
 	}
 	take_msh_fields(m, first_msh);

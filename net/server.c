@@ -484,8 +484,9 @@ conn_free(hq_server *s, hq_conn *c)
 }
 
 static void
-check_timeouts(hq_server *s, uint64_t now)
+check_timeouts(hq_server *s)
 {
+	uint64_t now = hq_now_ms(); /* not the turn's start: accepts came later */
 	for (hq_conn *c = s->conns; c; c = c->next) {
 		const hq_listener_conf *lc = &s->cfg->listeners[c->listener];
 		if (c->state == CONN_CLOSED)
@@ -588,7 +589,7 @@ hq_server_run(hq_server *s, uint64_t drain_ms)
 			}
 		}
 		if (now - last_tick >= TICK_MS) {
-			check_timeouts(s, now);
+			check_timeouts(s);
 			last_tick = now;
 		}
 		end_turn(s);

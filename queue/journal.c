@@ -31,7 +31,7 @@
 #include "journal.h"
 
 #define REC_FORMAT 1
-#define REC_HEADER 31
+#define REC_HEADER 32
 #define MAX_KEY 480 /* LMDB's default limit is 511 */
 
 struct hq_journal {
@@ -104,7 +104,7 @@ encode(const hq_record *r, unsigned char *p)
 	p[21] = (unsigned char)(r->err_code >> 8);
 	p[22] = (unsigned char)r->err_code;
 	put_be64(p + 23, r->dup_of);
-	/* p[31] is nfields, counted in REC_HEADER's slack below */
+	/* p[31] is nfields */
 	p += REC_HEADER - 1;
 	*p++ = HQ_F_COUNT;
 	for (int i = 0; i < HQ_F_COUNT; i++) {
@@ -486,6 +486,32 @@ hq_journal_get(hq_journal *j, uint64_t id, hq_record *rec, void **mem)
 	return rc;
 }
 
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Appends the ids stored under exactly key (prefix 0) or under every key
+ * starting with key (prefix 1). */
+static int
+collect_ids(MDB_cursor *c, const char *key, size_t klen, int prefix,
+	    uint64_t *ids, size_t max, long *found)
+{
+	MDB_val k = {klen, (void *)key}, v;
+	int rc = mdb_cursor_get(c, &k, &v, prefix ? MDB_SET_RANGE : MDB_SET_KEY);
+	while (rc == 0) {
+		if (prefix && (k.mv_size < klen || memcmp(k.mv_data, key, klen) != 0))
+			break;
+		if ((size_t)*found < max)
+			ids[*found] = get_be64(v.mv_data);
+		(*found)++;
+		rc = mdb_cursor_get(c, &k, &v, prefix ? MDB_NEXT : MDB_NEXT_DUP);
+	}
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 long
 hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
 		  size_t max)
@@ -493,14 +519,13 @@ hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
 	MDB_dbi dbi = idx == HQ_IDX_CONTROL ? j->by_control
 		    : idx == HQ_IDX_PATIENT ? j->by_patient
 					    : j->by_type;
+	size_t klen = key.n > MAX_KEY ? MAX_KEY : key.n;
 	MDB_txn *txn;
 	MDB_cursor *c;
-	MDB_val k = {key.n > MAX_KEY ? MAX_KEY : key.n, (void *)key.p}, v;
-	size_t klen = k.mv_size;
 	long found = 0;
 	int rc;
 
-	if (key.n == 0)
+	if (klen == 0)
 		return 0;
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
 		return rc;
@@ -508,34 +533,19 @@ hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	rc = mdb_cursor_get(c, &k, &v, idx == HQ_IDX_TYPE ? MDB_SET_RANGE : MDB_SET_KEY);
-	while (rc == 0) {
-		if (idx == HQ_IDX_TYPE) {
-			/* "ADT" matches "ADT" and "ADT^...", not "ADTX". */
-			if (k.mv_size < klen || memcmp(k.mv_data, key.p, klen) != 0)
-				break;
-			if (k.mv_size > klen && ((char *)k.mv_data)[klen] != '^')
-				break;
-		}
-		if ((size_t)found < max)
-			ids[found] = get_be64(v.mv_data);
-		found++;
-		rc = mdb_cursor_get(c, &k, &v,
-				    idx == HQ_IDX_TYPE ? MDB_NEXT : MDB_NEXT_DUP);
+	rc = collect_ids(c, key.p, klen, 0, ids, max, &found);
+	if (rc == 0 && idx == HQ_IDX_TYPE && memchr(key.p, '^', klen) == NULL) {
+		/* "ADT" also matches every "ADT^..." key, not "ADTX". */
+		char prefix[MAX_KEY + 1];
+		memcpy(prefix, key.p, klen);
+		prefix[klen] = '^';
+		rc = collect_ids(c, prefix, klen + 1, 1, ids, max, &found);
+		size_t n = (size_t)found < max ? (size_t)found : max;
+		qsort(ids, n, sizeof *ids, cmp_u64);
 	}
 	mdb_cursor_close(c);
 	mdb_txn_abort(txn);
-	if (idx == HQ_IDX_TYPE && (size_t)found > 1) {
-		/* several keys: merge into ascending id order */
-		size_t n = (size_t)found < max ? (size_t)found : max;
-		for (size_t a = 1; a < n; a++)
-			for (size_t b = a; b > 0 && ids[b - 1] > ids[b]; b--) {
-				uint64_t t = ids[b];
-				ids[b] = ids[b - 1];
-				ids[b - 1] = t;
-			}
-	}
-	return found;
+	return rc ? rc : found;
 }
 
 int

@@ -1,0 +1,94 @@
+/*
+ * check_util.h - helpers shared by the Check unit tests: the sample corpus
+ * (../shared/corpus, or $HL7Q_CORPUS) and whole-file reads.
+ */
+#ifndef HQ_CHECK_UTIL_H
+#define HQ_CHECK_UTIL_H
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct corpus_file {
+	char path[1024];
+	char *data;
+	size_t len;
+} corpus_file;
+
+static const char *
+corpus_root(void)
+{
+	const char *r = getenv("HL7Q_CORPUS");
+	return r && *r ? r : "../shared/corpus";
+}
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	if (fp == NULL)
+		return NULL;
+	fseek(fp, 0, SEEK_END);
+	long n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	char *buf = malloc((size_t)n + 1);
+	if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(fp);
+	if (buf) {
+		buf[n] = 0;
+		*len = (size_t)n;
+	}
+	return buf;
+}
+
+/* Appends every *.hl7 under dir (recursively; skipping "malformed" unless
+ * want_malformed) to *files. */
+static void
+corpus_walk(const char *dir, int want_malformed, int in_malformed,
+	    corpus_file **files, size_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char path[1024];
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if (stat(path, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			int mal = in_malformed || strcmp(e->d_name, "malformed") == 0;
+			if (mal && !want_malformed)
+				continue;
+			corpus_walk(path, want_malformed, mal, files, n);
+		} else if (strstr(e->d_name, ".hl7") && in_malformed == want_malformed) {
+			*files = realloc(*files, sizeof **files * (*n + 1));
+			corpus_file *f = &(*files)[(*n)++];
+			snprintf(f->path, sizeof f->path, "%s", path);
+			f->data = slurp(path, &f->len);
+		}
+	}
+	closedir(d);
+}
+
+/* The corpus messages (want_malformed 0) or the malformed inputs (1). */
+static corpus_file *
+corpus_load(int want_malformed, size_t *n)
+{
+	char dir[1024];
+	corpus_file *files = NULL;
+	*n = 0;
+	snprintf(dir, sizeof dir, "%s/hl7v2", corpus_root());
+	corpus_walk(dir, want_malformed, 0, &files, n);
+	return files;
+}
+
+#endif

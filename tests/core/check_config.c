@@ -1,0 +1,129 @@
+/*
+ * check_config.c - unit tests for core/config.c: values, defaults, and
+ * errors that name FILE:LINE and the key.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/error.h"
+
+static char path[64];
+static hq_config cfg;
+
+static int
+load(const char *text)
+{
+	strcpy(path, "/tmp/hl7q-cfg-XXXXXX");
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (int)strlen(text));
+	close(fd);
+	hq_config_free(&cfg);
+	int rc = hq_config_load(path, &cfg);
+	unlink(path);
+	return rc;
+}
+
+static void
+assert_err(const char *text, int line, const char *needle)
+{
+	ck_assert_int_eq(load(text), HQ_ECONFIG);
+	char want[128];
+	snprintf(want, sizeof want, "%s:%d: ", path, line);
+	ck_assert_msg(strncmp(cfg.err, want, strlen(want)) == 0, "got '%s', want prefix '%s'",
+		      cfg.err, want);
+	ck_assert_msg(strstr(cfg.err, needle) != NULL, "'%s' lacks '%s'", cfg.err, needle);
+}
+
+START_TEST(test_good)
+{
+	ck_assert_int_eq(load("; comment\n[journal]\npath = /tmp/j   ; inline\nmax_size = 8G\nretention = 30d\n"
+			      "[listener adt]\nlisten = 127.0.0.1:6661\nmax_message_size = 2M\n"
+			      "idle_timeout = 90s\nmax_connections = 10\nduplicates = reject\n"
+			      "[listener v6]\nlisten = [::1]:0\n"),
+			 0);
+	ck_assert_str_eq(cfg.journal_path, "/tmp/j");
+	ck_assert_uint_eq(cfg.max_size, 8ull << 30);
+	ck_assert_uint_eq(cfg.retention_ms, 30ull * 86400000);
+	ck_assert_int_eq(cfg.nlisteners, 2);
+	ck_assert_str_eq(cfg.listeners[0].name, "adt");
+	ck_assert_uint_eq(cfg.listeners[0].max_message_size, 2u << 20);
+	ck_assert_uint_eq(cfg.listeners[0].idle_timeout_ms, 90000);
+	ck_assert_int_eq(cfg.listeners[0].max_connections, 10);
+	ck_assert_int_eq(cfg.listeners[0].duplicates, HQ_DUP_REJECT);
+	ck_assert_int_eq(cfg.listeners[1].addr.ss_family, AF_INET6);
+	ck_assert_uint_eq(cfg.listeners[1].max_message_size, 1u << 20); /* default */
+}
+END_TEST
+
+START_TEST(test_errors)
+{
+	assert_err("[journal]\npath = /tmp/j\nbogus = 1\n", 3, "unknown key 'bogus'");
+	assert_err("[journal]\npath = /tmp/j\n\n[nonsense]\nx = 1\n", 4, "unknown section [nonsense]");
+	assert_err("[journal]\npath=/tmp/j\n[listener a]\nlisten = 127.0.0.1:1\nidle_timeout = soon\n", 5,
+		   "idle_timeout");
+	assert_err("[journal]\npath=/tmp/j\n[listener a]\nlisten = nohostport\n", 4, "listen");
+	assert_err("[journal]\npath=/tmp/j\n[listener a]\nlisten = 1.2.3.4:99999\n", 4, "listen");
+	assert_err("[journal]\npath=/tmp/j\n\n[listener a]\nmax_connections = 5\n", 4,
+		   "needs listen");
+	assert_err("[journal]\npath=/tmp/j\n[listener a]\nlisten=127.0.0.1:1\nduplicates = maybe\n", 5,
+		   "duplicates");
+	assert_err("[journal]\npath=/tmp/j\n[listener a]\nlisten=127.0.0.1:1\nmax_message_size = 12Q\n", 5,
+		   "max_message_size");
+	assert_err("[journal]\nmax_size = 1G\n[listener a]\nlisten=127.0.0.1:1\n", 4, "path is required");
+	assert_err("[journal]\npath=/tmp/j\n", 2, "no [listener");
+	assert_err("[journal]\npath=/tmp/j\nthis line is not ini\n", 3, "syntax");
+	assert_err("[listener bad name!]\nlisten=127.0.0.1:1\n", 1, "listener name");
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+	ck_assert_int_eq(hq_config_load("/nonexistent/hl7q.conf", &cfg), HQ_ECONFIG);
+	ck_assert(strstr(cfg.err, "/nonexistent/hl7q.conf:0: cannot open") != NULL);
+}
+END_TEST
+
+START_TEST(test_units)
+{
+	uint64_t v;
+	ck_assert_int_eq(hq_parse_duration("250ms", &v), 0);
+	ck_assert_uint_eq(v, 250);
+	ck_assert_int_eq(hq_parse_duration("5m", &v), 0);
+	ck_assert_uint_eq(v, 300000);
+	ck_assert_int_eq(hq_parse_duration("2h", &v), 0);
+	ck_assert_uint_eq(v, 7200000);
+	ck_assert_int_eq(hq_parse_duration("10", &v), 0);
+	ck_assert_uint_eq(v, 10000);
+	ck_assert_int_eq(hq_parse_duration("-1s", &v), -1);
+	ck_assert_int_eq(hq_parse_duration("3w", &v), -1);
+	ck_assert_int_eq(hq_parse_size("64K", &v), 0);
+	ck_assert_uint_eq(v, 65536);
+	ck_assert_int_eq(hq_parse_size("1M", &v), 0);
+	ck_assert_uint_eq(v, 1 << 20);
+	ck_assert_int_eq(hq_parse_size("M", &v), -1);
+	ck_assert_int_eq(hq_parse_size("5X", &v), -1);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("load");
+	tcase_add_test(tc, test_good);
+	tcase_add_test(tc, test_errors);
+	tcase_add_test(tc, test_missing_file);
+	tcase_add_test(tc, test_units);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	hq_config_free(&cfg);
+	return failed ? 1 : 0;
+}

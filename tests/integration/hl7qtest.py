@@ -1,0 +1,234 @@
+"""hl7qtest - helpers for hl7q's integration tests: start the real daemon
+on loopback in its own temporary directory, talk MLLP to it, and read its
+LMDB journal independently of the C code (python3-lmdb)."""
+
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+BIN = os.environ.get("HL7Q_BIN", os.path.join(os.path.dirname(__file__), "../../bin"))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+CORPUS = os.environ.get("HL7Q_CORPUS", os.path.join(ROOT, "../shared/corpus"))
+SB, EB, CR = b"\x0b", b"\x1c", b"\x0d"
+
+# Field order of a journal record (queue/journal.h, HQ_F_*).
+FIELDS = ["listener", "peer", "sending_app", "sending_fac", "receiving_app",
+          "receiving_fac", "datetime", "type", "control_id", "processing_id",
+          "version", "accept_ack", "app_ack", "charset", "patient_id",
+          "patient_auth", "ack_id", "reason", "raw"]
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def corpus_files(malformed=False):
+    out = []
+    top = os.path.join(CORPUS, "hl7v2")
+    for dirpath, dirnames, filenames in os.walk(top):
+        is_mal = "/malformed" in dirpath[len(top):] or dirpath.endswith("malformed")
+        if is_mal != malformed:
+            continue
+        for f in sorted(filenames):
+            if f.endswith(".hl7"):
+                out.append(os.path.join(dirpath, f))
+    return sorted(out)
+
+
+def decode_record(v):
+    """Decodes a journal record (format 1, see queue/journal.c)."""
+    assert v[0] == 1, "unknown record format %d" % v[0]
+    rid, recv_us = struct.unpack(">QQ", v[1:17])
+    state, is_batch = v[17], v[18]
+    ack = v[19:21].rstrip(b"\x00").decode()
+    err_code = struct.unpack(">H", v[21:23])[0]
+    nf = v[31]
+    off = 32
+    rec = {"id": rid, "received_us": recv_us, "state": state, "is_batch": is_batch,
+           "ack": ack, "err_code": err_code}
+    for i in range(nf):
+        (n,) = struct.unpack(">I", v[off:off + 4])
+        off += 4
+        if i < len(FIELDS):
+            rec[FIELDS[i]] = bytes(v[off:off + n])
+        off += n
+    return rec
+
+
+def read_journal(path):
+    """Every record of the journal at path, by id."""
+    import lmdb
+    env = lmdb.open(path, readonly=True, lock=True, max_dbs=16, subdir=True)
+    out = {}
+    with env.begin() as txn:
+        db = env.open_db(b"msgs", txn=txn, create=False)
+        for k, v in txn.cursor(db=db):
+            rec = decode_record(bytes(v))
+            out[rec["id"]] = rec
+    env.close()
+    return out
+
+
+class Daemon:
+    """hl7qd on loopback in a fresh temporary directory."""
+
+    def __init__(self, listeners=None, extra="", journal_extra="", env=None):
+        self.dir = tempfile.mkdtemp(prefix="hl7q-it-")
+        self.journal = os.path.join(self.dir, "journal")
+        self.conf = os.path.join(self.dir, "hl7q.conf")
+        self.log = os.path.join(self.dir, "hl7qd.log")
+        self.env = dict(os.environ, **(env or {}))
+        self.ports = {}
+        listeners = listeners or {"main": ""}
+        text = "[journal]\npath = %s\nmax_size = 256M\n%s\n" % (self.journal, journal_extra)
+        for name, opts in listeners.items():
+            if "listen" in opts:
+                text += "[listener %s]\n%s\n" % (name, opts)
+                self.ports[name] = int(opts.split("listen", 1)[1].split("\n")[0].rsplit(":", 1)[1])
+            else:
+                port = free_port()
+                self.ports[name] = port
+                text += "[listener %s]\nlisten = 127.0.0.1:%d\n%s\n" % (name, port, opts)
+        text += extra
+        with open(self.conf, "w") as f:
+            f.write(text)
+        self.proc = None
+
+    @property
+    def port(self):
+        return next(iter(self.ports.values()))
+
+    def start(self, wait=True):
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([os.path.join(BIN, "hl7qd"), "-c", self.conf, "-v"],
+                                     stdout=self.logf, stderr=self.logf, env=self.env)
+        if wait:
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("hl7qd exited %d:\n%s" % (self.proc.returncode, self.read_log()))
+                if b"<5>ready" in open(self.log, "rb").read():
+                    return self
+                time.sleep(0.02)
+            raise RuntimeError("hl7qd not ready:\n" + self.read_log())
+        return self
+
+    def read_log(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.logf.close()
+
+    def stop(self, timeout=15):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self.logf.close()
+        return rc
+
+    def records(self):
+        return read_journal(self.journal)
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Mllp:
+    """A blocking MLLP client that reads whole frames."""
+
+    def __init__(self, port, host="127.0.0.1", family=socket.AF_INET, timeout=10):
+        self.s = socket.socket(family, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect((host, port))
+        self.buf = b""
+
+    def send(self, payload):
+        self.s.sendall(SB + payload + EB + CR)
+
+    def send_raw(self, data):
+        self.s.sendall(data)
+
+    def recv_frame(self, timeout=10):
+        """The next frame's payload, or None on timeout or close."""
+        self.s.settimeout(timeout)
+        while True:
+            start = self.buf.find(SB)
+            if start >= 0:
+                end = self.buf.find(EB + CR, start)
+                if end >= 0:
+                    frame = self.buf[start + 1:end]
+                    self.buf = self.buf[end + 2:]
+                    return frame
+            try:
+                data = self.s.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                return None
+            if not data:
+                return None
+            self.buf += data
+
+    def request(self, payload, timeout=10):
+        self.send(payload)
+        return self.recv_frame(timeout)
+
+    def closed(self, timeout=3):
+        """True when the server closes the connection within timeout."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                data = self.s.recv(65536)
+                if not data:
+                    return True
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.s.close()
+
+
+def msa(ack):
+    """(MSA-1, MSA-2) of an ACK payload."""
+    for seg in ack.split(b"\r"):
+        if seg.startswith(b"MSA"):
+            fs = seg[3:4]
+            parts = seg.split(fs)
+            return parts[1].decode(), (parts[2].decode("latin-1") if len(parts) > 2 else "")
+    return None, None
+
+
+def err_code(ack):
+    """The 0357 code of an ACK's ERR segment (ERR-3.1, or ERR-1.4.1 before v2.5)."""
+    for seg in ack.split(b"\r"):
+        if seg.startswith(b"ERR"):
+            fs = seg[3:4]
+            f = seg.split(fs)
+            if len(f) > 3 and f[3]:
+                return int(f[3].split(b"^")[0])
+            comps = f[1].split(b"^")
+            if len(comps) > 3:
+                return int(comps[3].split(b"&")[0])
+    return None
+
+
+def message(ctrl, size=0, extra=b""):
+    m = (b"MSH|^~\\&|TESTAPP|TESTFAC|HL7Q|LOCAL|20261126120000||ADT^A01^ADT_A01|" +
+         ctrl.encode() + b"|P|2.5.1\rEVN|A01|20261126120000\rPID|1||T-" + ctrl.encode() +
+         b"^^^TEST^MR||SYNTHETIC^PATIENT||19700101|U\r" + extra)
+    if size > len(m):
+        m += b"NTE|1||" + b"x" * (size - len(m) - 8) + b"\r"
+    return m
