@@ -91,7 +91,12 @@ demo: all
 	@tools/deps.sh lmdb-utils
 	@tools/demo.sh $(abspath $(BIN))
 
-bench: all
+build/plain/tests/bench/syncrate: tests/bench/syncrate.c build/plain/libhl7q.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< build/plain/libhl7q.a $(LIBS)
+
+bench: all build/plain/tests/bench/syncrate
+	@tools/deps.sh python3
 	@tests/bench/bench.sh $(abspath $(BIN))
 
 install: all

@@ -21,11 +21,19 @@ async function main () {
   let missing = 0
   for (const file of files) {
     const text = fs.readFileSync(file, 'utf8').replace(/\r$/, '')
+    let message
+    try {
+      message = new Message({ text })
+    } catch (e) {
+      // node-hl7-client's own parser refuses it: nothing is sent.
+      console.log('CLIENTREFUSED ' + file + ' ' + String(e.message).split('\n')[0])
+      continue
+    }
     const got = new Promise((resolve) => {
       pending = resolve
       setTimeout(() => resolve(null), 10000)
     })
-    await conn.sendMessage(new Message({ text }))
+    await conn.sendMessage(message)
     const ack = await got
     if (ack === null) {
       missing++
