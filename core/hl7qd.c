@@ -119,6 +119,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	intake.server = g_server;
+	hq_server_set_turn_fn(g_server, hq_intake_after_turn, &intake);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -147,6 +148,14 @@ main(int argc, char **argv)
 	       (unsigned long long)intake.stats.accepted,
 	       (unsigned long long)intake.stats.refused,
 	       (unsigned long long)st.out_of_frame);
+	if (intake.stats.batches)
+		hq_log(HQ_LOG_NOTICE,
+		       "commits: mean %.2f ms, max %.2f ms; deferred index runs: %llu, mean %.2f ms, max %.2f ms",
+		       intake.stats.commit_us_total / 1000.0 / (double)intake.stats.batches,
+		       intake.stats.commit_us_max / 1000.0,
+		       (unsigned long long)intake.stats.index_runs,
+		       intake.stats.index_runs ? intake.stats.index_us_total / 1000.0 / (double)intake.stats.index_runs : 0.0,
+		       intake.stats.index_us_max / 1000.0);
 	hq_server_free(g_server);
 	g_server = NULL;
 	hq_journal_close(journal);

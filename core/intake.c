@@ -57,6 +57,14 @@ hq_intake_init(hq_intake *in, const hq_config *cfg, hq_journal *j)
 	in->ack_prefix[n] = 0;
 }
 
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static void
 format_now(char *buf, size_t cap)
 {
@@ -231,8 +239,14 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		if (hq_batch_add(b, &rec, (hq_str){key, klen}, &p->id) == 0)
 			p->stored = 1;
 	}
-	if (b != NULL)
+	if (b != NULL) {
+		uint64_t t0 = mono_us();
 		rc = hq_batch_commit(b);
+		uint64_t dt = mono_us() - t0;
+		in->stats.commit_us_total += dt;
+		if (dt > in->stats.commit_us_max)
+			in->stats.commit_us_max = dt;
+	}
 
 	in->stats.batches++;
 	in->stats.messages += n;
@@ -283,4 +297,41 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		f->ack_len = len > 0 ? (size_t)len : 0;
 	}
 	free(plans);
+}
+
+void
+hq_intake_after_turn(void *arg, size_t frames)
+{
+	hq_intake *in = arg;
+	uint64_t backlog = hq_journal_unindexed(in->journal);
+	uint64_t now = hq_now_ms();
+
+	if (backlog == 0)
+		return;
+	/* Index on a quiet turn (no frames), else in one large transaction
+	 * every 2 s.  With senders waiting for ACKs, a stall delays one
+	 * message per connection whatever its length, so rare large runs
+	 * delay far fewer messages than frequent small ones (and write each
+	 * index page once per run, not once per message).  Lookups scan the
+	 * backlog meanwhile, so answers stay complete. */
+	size_t slice;
+	if (frames == 0)
+		slice = 4096;
+	else if (now - in->indexed_at_ms >= 2000)
+		slice = 65536;
+	else
+		return;
+	in->indexed_at_ms = now;
+	uint64_t t0 = mono_us();
+	long rc = hq_journal_index(in->journal, slice);
+	uint64_t dt = mono_us() - t0;
+	in->stats.index_runs++;
+	in->stats.index_us_total += dt;
+	if (dt > in->stats.index_us_max)
+		in->stats.index_us_max = dt;
+	if (rc < 0) {
+		int err = rc > -30000 ? (int)-rc : (int)rc; /* -errno back to errno */
+		hq_log(HQ_LOG_WARNING, "deferred indexing failed: %s (lookups still scan the tail)",
+		       hq_strerror(err));
+	}
 }

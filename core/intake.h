@@ -17,6 +17,8 @@
 typedef struct hq_intake_stats {
 	uint64_t batches, messages, accepted, refused, duplicates, commit_failures;
 	uint64_t largest_batch;
+	uint64_t commit_us_total, commit_us_max; /* time in hq_batch_commit */
+	uint64_t index_runs, index_us_total, index_us_max;
 } hq_intake_stats;
 
 typedef struct hq_intake {
@@ -25,6 +27,7 @@ typedef struct hq_intake {
 	hq_server *server; /* aborted after a storage failure that retrying could hide */
 	int fatal;	   /* set after fsync failure or MDB_PANIC */
 	uint64_t ack_seq;
+	uint64_t indexed_at_ms; /* last deferred-index run */
 	char ack_prefix[16];
 	hq_intake_stats stats;
 } hq_intake;
@@ -34,5 +37,12 @@ void hq_intake_init(hq_intake *in, const hq_config *cfg, hq_journal *j);
 
 /* The hq_batch_fn for hq_server_new; arg is the hq_intake. */
 void hq_intake_batch(void *arg, hq_frame **frames, size_t n);
+
+/*
+ * The hq_turn_fn for hq_server_set_turn_fn: writes the journal's deferred
+ * indexes between turns -- when the backlog is large, when the last run is
+ * a while ago, or when the loop is idle -- so the intake commit stays small.
+ */
+void hq_intake_after_turn(void *arg, size_t frames);
 
 #endif

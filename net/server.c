@@ -72,6 +72,8 @@ struct hq_server {
 	hq_conn *conns; /* all open connections */
 	hq_batch_fn fn;
 	void *arg;
+	hq_turn_fn turn_fn;
+	void *turn_arg;
 	hq_frame **pending; /* frames of this turn */
 	hq_conn **pending_conn;
 	size_t npending, cap_pending;
@@ -523,9 +525,17 @@ commit_turn(hq_server *s)
 	s->npending = 0;
 }
 
+void
+hq_server_set_turn_fn(hq_server *s, hq_turn_fn fn, void *arg)
+{
+	s->turn_fn = fn;
+	s->turn_arg = arg;
+}
+
 static void
 end_turn(hq_server *s)
 {
+	size_t frames = s->npending;
 	commit_turn(s);
 	hq_conn *next;
 	for (hq_conn *c = s->conns; c; c = next) {
@@ -534,6 +544,8 @@ end_turn(hq_server *s)
 		if (c->state == CONN_CLOSED)
 			conn_free(s, c);
 	}
+	if (s->turn_fn)
+		s->turn_fn(s->turn_arg, frames);
 }
 
 static void

@@ -38,6 +38,16 @@ typedef struct hq_frame {
  */
 typedef void (*hq_batch_fn)(void *arg, hq_frame **frames, size_t n);
 
+/*
+ * Called at the end of every loop turn, once the ACKs are written (and at
+ * least every half second when idle), with the number of frames the turn
+ * committed: the place for background work such as deferred indexing.
+ */
+typedef void (*hq_turn_fn)(void *arg, size_t frames);
+
+/* Sets the end-of-turn hook (NULL: none). */
+void hq_server_set_turn_fn(hq_server *s, hq_turn_fn fn, void *arg);
+
 /* Counters since start (read by the daemon for logs and metrics). */
 typedef struct hq_server_stats {
 	uint64_t accepted, refused_limit, closed_idle, closed_frame_timeout;

@@ -6,8 +6,18 @@
  *   msgs        be64 id -> record (format byte first, see encode())
  *   by_time     be64 received_us -> be64 id   (DUPSORT, DUPFIXED)
  *   by_type     "code^trigger"   -> be64 id   (DUPSORT, DUPFIXED)
- *   by_control  MSH-10           -> be64 id   (DUPSORT, DUPFIXED)
- *   by_patient  PID-3.1          -> be64 id   (DUPSORT, DUPFIXED)
+ *   by_control  MSH-10           -> be64 id   (DUPSORT, DUPFIXED)  deferred
+ *   by_patient  PID-3.1          -> be64 id   (DUPSORT, DUPFIXED)  deferred
+ *
+ * msgs, by_time and by_type grow at their ends, so the intake commit
+ * dirties few pages.  Control ids and patient ids land all over their
+ * trees: written in the intake commit they tripled its cost (every message
+ * dirtied two random leaf pages).  They are written behind, by
+ * hq_journal_index(), in larger transactions that the daemon runs between
+ * turns; meta "indexed_upto" says how far, in the same transaction, so a
+ * crash never leaves them half done.  Lookups read the index and then
+ * scan the short tail of records past indexed_upto: answers are complete
+ * at every moment.
  *   dedup       sender+control   -> be64 id, be64 received_us
  *
  * Record format version 1: [1][id be64][received_us be64][state][is_batch]
@@ -38,6 +48,7 @@ struct hq_journal {
 	MDB_env *env;
 	MDB_dbi meta, msgs, by_time, by_type, by_control, by_patient, dedup;
 	uint64_t next_id;
+	uint64_t indexed_upto; /* by_control/by_patient hold every id <= this */
 	uint64_t commits;     /* commits attempted, for the test seam */
 	uint64_t fail_at;     /* commit number that fails; 0 none */
 	uint64_t usage_at_ms; /* when usage was last refreshed */
@@ -191,6 +202,13 @@ load_next_id(hq_journal *j, MDB_txn *txn)
 	}
 	mdb_cursor_close(c);
 	j->next_id = next;
+	MDB_val ik = {12, "indexed_upto"};
+	j->indexed_upto = 0;
+	rc = mdb_get(txn, j->meta, &ik, &v);
+	if (rc == 0 && v.mv_size == 8)
+		j->indexed_upto = get_be64(v.mv_data);
+	else if (rc != MDB_NOTFOUND)
+		return rc;
 	return 0;
 }
 
@@ -376,10 +394,8 @@ hq_batch_add(hq_batch *b, hq_record *rec, hq_str dedup_key, uint64_t *id)
 		if (second)
 			type.n = (size_t)(second - type.p);
 	}
-	if ((rc = put_index(b, j->by_type, type, idbe)) ||
-	    (rc = put_index(b, j->by_control, rec->f[HQ_F_CONTROL_ID], idbe)) ||
-	    (rc = put_index(b, j->by_patient, rec->f[HQ_F_PATIENT_ID], idbe)))
-		goto fail;
+	if ((rc = put_index(b, j->by_type, type, idbe)))
+		goto fail; /* by_control, by_patient: hq_journal_index() */
 	if (dedup_key.n > 0) {
 		unsigned char dv[16];
 		put_be64(dv, rec->id);
@@ -512,6 +528,112 @@ collect_ids(MDB_cursor *c, const char *key, size_t klen, int prefix,
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+static uint64_t
+read_indexed_upto(hq_journal *j, MDB_txn *txn)
+{
+	MDB_val k = {12, "indexed_upto"}, v;
+	if (mdb_get(txn, j->meta, &k, &v) == 0 && v.mv_size == 8)
+		return get_be64(v.mv_data);
+	return 0;
+}
+
+/* The records not yet in the deferred indexes, matched one by one. */
+static int
+scan_tail(hq_journal *j, MDB_txn *txn, int field, const char *key, size_t klen,
+	  uint64_t *ids, size_t max, long *found)
+{
+	unsigned char start[8];
+	MDB_cursor *c;
+	MDB_val k = {8, start}, v;
+	int rc;
+
+	put_be64(start, read_indexed_upto(j, txn) + 1);
+	if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0) {
+		hq_record r;
+		if (decode(v.mv_data, v.mv_size, &r) == 0) {
+			hq_str f = r.f[field];
+			size_t n = f.n > MAX_KEY ? MAX_KEY : f.n;
+			if (n == klen && memcmp(f.p, key, klen) == 0) {
+				if ((size_t)*found < max)
+					ids[*found] = r.id;
+				(*found)++;
+			}
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+uint64_t
+hq_journal_unindexed(hq_journal *j)
+{
+	return j->next_id - 1 > j->indexed_upto ? j->next_id - 1 - j->indexed_upto : 0;
+}
+
+long
+hq_journal_index(hq_journal *j, size_t max)
+{
+	unsigned char start[8], idbe[8], upbe[8];
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k = {8, start}, v;
+	uint64_t upto;
+	long done = 0;
+	int rc;
+
+	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
+		return rc > 0 ? -rc : rc;
+	upto = read_indexed_upto(j, txn);
+	put_be64(start, upto + 1);
+	if ((rc = mdb_cursor_open(txn, j->msgs, &c))) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && (size_t)done < max) {
+		hq_record r;
+		if (decode(v.mv_data, v.mv_size, &r) == 0) {
+			put_be64(idbe, r.id);
+			hq_str ctrl = r.f[HQ_F_CONTROL_ID], pid = r.f[HQ_F_PATIENT_ID];
+			MDB_val ck = {ctrl.n > MAX_KEY ? MAX_KEY : ctrl.n, (void *)ctrl.p};
+			MDB_val pk = {pid.n > MAX_KEY ? MAX_KEY : pid.n, (void *)pid.p};
+			MDB_val iv = {8, idbe};
+			/* The keys point into the map: copy-on-write puts may move
+			 * that page, so both keys are read before either put. */
+			char kbuf[2 * MAX_KEY];
+			memcpy(kbuf, ck.mv_data, ck.mv_size);
+			memcpy(kbuf + MAX_KEY, pk.mv_data, pk.mv_size);
+			ck.mv_data = kbuf;
+			pk.mv_data = kbuf + MAX_KEY;
+			upto = r.id;
+			if ((ck.mv_size && (rc = mdb_put(txn, j->by_control, &ck, &iv, 0))) ||
+			    (pk.mv_size && (rc = mdb_put(txn, j->by_patient, &pk, &iv, 0))))
+				break;
+		}
+		done++;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return rc > 0 ? -rc : rc;
+	}
+	put_be64(upbe, upto);
+	MDB_val uk = {12, "indexed_upto"}, uv = {8, upbe};
+	if ((rc = mdb_put(txn, j->meta, &uk, &uv, 0))) {
+		mdb_txn_abort(txn);
+		return rc > 0 ? -rc : rc;
+	}
+	if ((rc = mdb_txn_commit(txn)))
+		return rc > 0 ? -rc : rc;
+	j->indexed_upto = upto;
+	return done;
+}
+
 long
 hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
 		  size_t max)
@@ -534,6 +656,9 @@ hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
 		return rc;
 	}
 	rc = collect_ids(c, key.p, klen, 0, ids, max, &found);
+	if (rc == 0 && idx != HQ_IDX_TYPE)
+		rc = scan_tail(j, txn, idx == HQ_IDX_CONTROL ? HQ_F_CONTROL_ID : HQ_F_PATIENT_ID,
+			       key.p, klen, ids, max, &found);
 	if (rc == 0 && idx == HQ_IDX_TYPE && memchr(key.p, '^', klen) == NULL) {
 		/* "ADT" also matches every "ADT^..." key, not "ADTX". */
 		char prefix[MAX_KEY + 1];

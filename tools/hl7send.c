@@ -90,11 +90,18 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* Sends msg in one MLLP frame, in one system call when it fits. */
 static int
 send_frame(int fd, const char *msg, size_t len)
 {
+	static char buf[16384];
 	char sb = HQ_MLLP_SB, end[2] = {HQ_MLLP_EB, HQ_MLLP_CR};
-	return write_all(fd, &sb, 1) || write_all(fd, msg, len) || write_all(fd, end, 2);
+	if (len + 3 > sizeof buf)
+		return write_all(fd, &sb, 1) || write_all(fd, msg, len) || write_all(fd, end, 2);
+	buf[0] = sb;
+	memcpy(buf + 1, msg, len);
+	memcpy(buf + 1 + len, end, 2);
+	return write_all(fd, buf, len + 3);
 }
 
 typedef struct ack_reader {

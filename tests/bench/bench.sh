@@ -10,6 +10,7 @@ bin=$1
 cd "$(dirname "$0")/../.."
 out=build/bench
 rm -rf $out && mkdir -p $out
+sync; sleep 2 # let the filesystem settle (discard of what was removed)
 ulimit -n 8192 2>/dev/null || true
 N64=${HL7Q_BENCH_N64:-200000}
 SECS1=${HL7Q_BENCH_SECS1:-5}
@@ -38,19 +39,31 @@ pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for i in $(seq 50); do grep -q ready $out/hl7qd.log && break; sleep 0.1; done
 
-echo "== 64 connections, $N64 messages of 1 KB"
-r64=$($bin/hl7send -p $port -g -c 64 -n $N64 -s 1024 | tee /dev/stderr | grep '^result')
 echo "== 1 connection, ${SECS1}s"
 r1=$($bin/hl7send -p $port -g -c 1 -d $SECS1 -s 1024 | tee /dev/stderr | grep '^result')
+echo "== 64 connections, $N64 messages of 1 KB"
+r64=$($bin/hl7send -p $port -g -c 64 -n $N64 -s 1024 | tee /dev/stderr | grep '^result')
 
-echo "== 1,000 idle connections"
+kill -TERM $pid; wait $pid || true
+grep -E "stopped|commits:" $out/hl7qd.log
+
+# A fresh daemon on a fresh journal: what 1,000 connections cost, without
+# the journal pages (file-backed, shared page cache) the load above mapped.
+echo "== 1,000 idle connections (fresh daemon, fresh journal)"
+sed -i "s|^path = .*|path = $PWD/$out/journal-idle|" $out/bench.conf
+$bin/hl7qd -c $out/bench.conf 2>>$out/hl7qd.log &
+pid=$!
+for i in $(seq 50); do [ "$(grep -c ready $out/hl7qd.log)" -ge 2 ] && break; sleep 0.1; done
+rss0_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 $bin/hl7send -p $port --idle 1000 -d 4 > $out/idle.txt &
 ipid=$!
 sleep 3
 rss_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+anon_kb=$(awk '/RssAnon/ {print $2}' /proc/$pid/status)
 open=$(ls /proc/$pid/fd | wc -l)
 wait $ipid
 kill -TERM $pid; wait $pid || true; trap - EXIT
+echo "RSS before: $((rss0_kb / 1024)) MB; with 1,000 connections: $((rss_kb / 1024)) MB (anonymous $((anon_kb / 1024)) MB), $open fds"
 
 rate64=$(echo "$r64" | field rate); p99=$(echo "$r64" | field p99_ms)
 p50=$(echo "$r64" | field p50_ms); p999=$(echo "$r64" | field p999_ms)

@@ -114,9 +114,27 @@ START_TEST(test_indexes)
 	ck_assert(ids[0] == 1 && ids[1] == 3);
 	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_TYPE, S("ADT^A08"), ids, 16), 1);
 	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_CONTROL, S("nope"), ids, 16), 0);
+	/* The control and patient indexes are written behind: the same
+	 * answers before (from the tail scan) and after (from the index). */
+	ck_assert_uint_eq(hq_journal_unindexed(j), 4);
+	ck_assert_int_eq(hq_journal_index(j, 3), 3);
+	ck_assert_uint_eq(hq_journal_unindexed(j), 1);
+	add_one(j, "C1", "ORU^R01", "P1", "m5");
+	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_CONTROL, S("C1"), ids, 16), 3);
+	ck_assert(ids[0] == 1 && ids[1] == 3 && ids[2] == 5);
+	ck_assert_int_eq(hq_journal_index(j, 100), 2);
+	ck_assert_uint_eq(hq_journal_unindexed(j), 0);
+	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_CONTROL, S("C1"), ids, 16), 3);
+	ck_assert(ids[0] == 1 && ids[1] == 3 && ids[2] == 5);
+	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_PATIENT, S("P1"), ids, 16), 3);
+	ck_assert_int_eq(hq_journal_index(j, 100), 0);
 	uint64_t count;
 	ck_assert_int_eq(hq_journal_count(j, &count), 0);
-	ck_assert_uint_eq(count, 4);
+	ck_assert_uint_eq(count, 5);
+	hq_journal_close(j);
+	/* the index position survives a reopen */
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_uint_eq(hq_journal_unindexed(j), 0);
 	hq_journal_close(j);
 }
 END_TEST
