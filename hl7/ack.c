@@ -43,6 +43,8 @@ typedef struct out_buf {
 static void
 put(out_buf *o, const char *s, size_t n)
 {
+	if (n == 0)
+		return;
 	if (o->overflow || o->n + n > o->cap) {
 		o->overflow = 1;
 		return;

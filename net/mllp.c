@@ -34,7 +34,7 @@ static void
 keep(hq_mllp *m, const char *p, size_t n)
 {
 	m->total += n;
-	if (m->len >= m->max)
+	if (n == 0 || m->len >= m->max)
 		return;
 	if (n > m->max - m->len)
 		n = m->max - m->len;

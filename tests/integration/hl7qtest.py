@@ -109,6 +109,7 @@ class Daemon:
 
     def start(self, wait=True):
         self.logf = open(self.log, "ab")
+        offset = self.logf.tell()  # a restart appends: look past the old "ready"
         self.proc = subprocess.Popen([os.path.join(BIN, "hl7qd"), "-c", self.conf, "-v"],
                                      stdout=self.logf, stderr=self.logf, env=self.env)
         if wait:
@@ -116,7 +117,7 @@ class Daemon:
             while time.time() < deadline:
                 if self.proc.poll() is not None:
                     raise RuntimeError("hl7qd exited %d:\n%s" % (self.proc.returncode, self.read_log()))
-                if b"<5>ready" in open(self.log, "rb").read():
+                if b"<5>ready" in open(self.log, "rb").read()[offset:]:
                     return self
                 time.sleep(0.02)
             raise RuntimeError("hl7qd not ready:\n" + self.read_log())
