@@ -79,6 +79,26 @@ get_be64(const unsigned char *p)
 	return v;
 }
 
+/* Small values (ids, counters) are [VAL_FORMAT][be64 ...]. */
+#define VAL_FORMAT 1
+
+static void
+put_val(unsigned char *p, uint64_t v)
+{
+	p[0] = VAL_FORMAT;
+	put_be64(p + 1, v);
+}
+
+/* The be64 of a small value; 0 when it is not one this code knows. */
+static uint64_t
+get_val(const MDB_val *v)
+{
+	const unsigned char *p = v->mv_data;
+	if (v->mv_size < 9 || p[0] != VAL_FORMAT)
+		return 0;
+	return get_be64(p + 1);
+}
+
 static void
 put_be32(unsigned char *p, uint32_t v)
 {
@@ -186,8 +206,8 @@ load_next_id(hq_journal *j, MDB_txn *txn)
 	MDB_val k = {7, "next_id"}, v;
 	uint64_t next = 1;
 	int rc = mdb_get(txn, j->meta, &k, &v);
-	if (rc == 0 && v.mv_size == 8)
-		next = get_be64(v.mv_data);
+	if (rc == 0 && get_val(&v))
+		next = get_val(&v);
 	else if (rc != MDB_NOTFOUND && rc != 0)
 		return rc;
 	/* Never hand out an id at or below one stored. */
@@ -205,8 +225,8 @@ load_next_id(hq_journal *j, MDB_txn *txn)
 	MDB_val ik = {12, "indexed_upto"};
 	j->indexed_upto = 0;
 	rc = mdb_get(txn, j->meta, &ik, &v);
-	if (rc == 0 && v.mv_size == 8)
-		j->indexed_upto = get_be64(v.mv_data);
+	if (rc == 0)
+		j->indexed_upto = get_val(&v);
 	else if (rc != MDB_NOTFOUND)
 		return rc;
 	return 0;
@@ -356,12 +376,12 @@ batch_fail(hq_batch *b, int rc)
 }
 
 static int
-put_index(hq_batch *b, MDB_dbi dbi, hq_str key, const unsigned char *idbe)
+put_index(hq_batch *b, MDB_dbi dbi, hq_str key, const unsigned char *idval)
 {
 	if (key.n == 0)
 		return 0;
 	MDB_val k = {key.n > MAX_KEY ? MAX_KEY : key.n, (void *)key.p};
-	MDB_val v = {8, (void *)idbe};
+	MDB_val v = {9, (void *)idval};
 	return mdb_put(b->txn, dbi, &k, &v, 0);
 }
 
@@ -369,7 +389,7 @@ int
 hq_batch_add(hq_batch *b, hq_record *rec, hq_str dedup_key, uint64_t *id)
 {
 	hq_journal *j = b->j;
-	unsigned char idbe[8], tbe[8];
+	unsigned char idbe[8], idval[9], tbe[8];
 	MDB_val k = {8, idbe}, v;
 	int rc;
 
@@ -377,12 +397,13 @@ hq_batch_add(hq_batch *b, hq_record *rec, hq_str dedup_key, uint64_t *id)
 		return b->err;
 	rec->id = j->next_id;
 	put_be64(idbe, rec->id);
+	put_val(idval, rec->id);
 	put_be64(tbe, rec->received_us);
 	v.mv_size = encoded_size(rec);
 	if ((rc = mdb_put(b->txn, j->msgs, &k, &v, MDB_RESERVE | MDB_APPEND)))
 		goto fail;
 	encode(rec, v.mv_data);
-	MDB_val tk = {8, tbe}, tv = {8, idbe};
+	MDB_val tk = {8, tbe}, tv = {9, idval};
 	if ((rc = mdb_put(b->txn, j->by_time, &tk, &tv, 0)))
 		goto fail;
 	/* by_type holds code^trigger only, so a prefix "ADT" finds them all. */
@@ -394,15 +415,15 @@ hq_batch_add(hq_batch *b, hq_record *rec, hq_str dedup_key, uint64_t *id)
 		if (second)
 			type.n = (size_t)(second - type.p);
 	}
-	if ((rc = put_index(b, j->by_type, type, idbe)))
+	if ((rc = put_index(b, j->by_type, type, idval)))
 		goto fail; /* by_control, by_patient: hq_journal_index() */
 	if (dedup_key.n > 0) {
-		unsigned char dv[16];
-		put_be64(dv, rec->id);
-		put_be64(dv + 8, rec->received_us);
+		unsigned char dv[17];
+		put_val(dv, rec->id);
+		put_be64(dv + 9, rec->received_us);
 		MDB_val dk = {dedup_key.n > MAX_KEY ? MAX_KEY : dedup_key.n,
 			      (void *)dedup_key.p};
-		MDB_val dval = {16, dv};
+		MDB_val dval = {17, dv};
 		if ((rc = mdb_put(b->txn, j->dedup, &dk, &dval, 0)))
 			goto fail;
 	}
@@ -425,13 +446,13 @@ hq_batch_find_dup(hq_batch *b, hq_str key, uint64_t since_us, uint64_t *id)
 	if (key.n == 0)
 		return HQ_ENOTFOUND;
 	rc = mdb_get(b->txn, b->j->dedup, &k, &v);
-	if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != 16))
+	if (rc == MDB_NOTFOUND || (rc == 0 && (v.mv_size != 17 || get_val(&v) == 0)))
 		return HQ_ENOTFOUND;
 	if (rc)
 		return rc;
-	if (get_be64((unsigned char *)v.mv_data + 8) < since_us)
+	if (get_be64((unsigned char *)v.mv_data + 9) < since_us)
 		return HQ_ENOTFOUND;
-	*id = get_be64(v.mv_data);
+	*id = get_val(&v);
 	return 0;
 }
 
@@ -445,9 +466,9 @@ hq_batch_commit(hq_batch *b)
 	if (rc == 0 && j->fail_at && j->commits == j->fail_at)
 		rc = HQ_EINJECTED;
 	if (rc == 0) {
-		unsigned char nbe[8];
-		put_be64(nbe, j->next_id);
-		MDB_val k = {7, "next_id"}, v = {8, nbe};
+		unsigned char nbe[9];
+		put_val(nbe, j->next_id);
+		MDB_val k = {7, "next_id"}, v = {9, nbe};
 		rc = mdb_put(b->txn, j->meta, &k, &v, 0);
 	}
 	if (rc == 0) {
@@ -521,7 +542,7 @@ collect_ids(MDB_cursor *c, const char *key, size_t klen, int prefix,
 		if (prefix && (k.mv_size < klen || memcmp(k.mv_data, key, klen) != 0))
 			break;
 		if ((size_t)*found < max)
-			ids[*found] = get_be64(v.mv_data);
+			ids[*found] = get_val(&v);
 		(*found)++;
 		rc = mdb_cursor_get(c, &k, &v, prefix ? MDB_NEXT : MDB_NEXT_DUP);
 	}
@@ -532,8 +553,8 @@ static uint64_t
 read_indexed_upto(hq_journal *j, MDB_txn *txn)
 {
 	MDB_val k = {12, "indexed_upto"}, v;
-	if (mdb_get(txn, j->meta, &k, &v) == 0 && v.mv_size == 8)
-		return get_be64(v.mv_data);
+	if (mdb_get(txn, j->meta, &k, &v) == 0)
+		return get_val(&v);
 	return 0;
 }
 
@@ -577,7 +598,7 @@ hq_journal_unindexed(hq_journal *j)
 long
 hq_journal_index(hq_journal *j, size_t max)
 {
-	unsigned char start[8], idbe[8], upbe[8];
+	unsigned char start[8], idval[9], upbe[9];
 	MDB_txn *txn;
 	MDB_cursor *c;
 	MDB_val k = {8, start}, v;
@@ -597,11 +618,11 @@ hq_journal_index(hq_journal *j, size_t max)
 	while (rc == 0 && (size_t)done < max) {
 		hq_record r;
 		if (decode(v.mv_data, v.mv_size, &r) == 0) {
-			put_be64(idbe, r.id);
+			put_val(idval, r.id);
 			hq_str ctrl = r.f[HQ_F_CONTROL_ID], pid = r.f[HQ_F_PATIENT_ID];
 			MDB_val ck = {ctrl.n > MAX_KEY ? MAX_KEY : ctrl.n, (void *)ctrl.p};
 			MDB_val pk = {pid.n > MAX_KEY ? MAX_KEY : pid.n, (void *)pid.p};
-			MDB_val iv = {8, idbe};
+			MDB_val iv = {9, idval};
 			/* The keys point into the map: copy-on-write puts may move
 			 * that page, so both keys are read before either put. */
 			char kbuf[2 * MAX_KEY];
@@ -622,8 +643,8 @@ hq_journal_index(hq_journal *j, size_t max)
 		mdb_txn_abort(txn);
 		return rc > 0 ? -rc : rc;
 	}
-	put_be64(upbe, upto);
-	MDB_val uk = {12, "indexed_upto"}, uv = {8, upbe};
+	put_val(upbe, upto);
+	MDB_val uk = {12, "indexed_upto"}, uv = {9, upbe};
 	if ((rc = mdb_put(txn, j->meta, &uk, &uv, 0))) {
 		mdb_txn_abort(txn);
 		return rc > 0 ? -rc : rc;
