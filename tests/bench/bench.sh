@@ -40,9 +40,13 @@ trap 'kill $pid 2>/dev/null || true' EXIT
 for i in $(seq 50); do grep -q ready $out/hl7qd.log && break; sleep 0.1; done
 
 echo "== 1 connection, ${SECS1}s"
-r1=$($bin/hl7send -p $port -g -c 1 -d $SECS1 -s 1024 | tee /dev/stderr | grep '^result')
+$bin/hl7send -p $port -g -c 1 -d $SECS1 -s 1024 > $out/r1.txt
+head -1 $out/r1.txt
+r1=$(grep '^result' $out/r1.txt)
 echo "== 64 connections, $N64 messages of 1 KB"
-r64=$($bin/hl7send -p $port -g -c 64 -n $N64 -s 1024 | tee /dev/stderr | grep '^result')
+$bin/hl7send -p $port -g -c 64 -n $N64 -s 1024 > $out/r64.txt
+head -1 $out/r64.txt
+r64=$(grep '^result' $out/r64.txt)
 
 kill -TERM $pid; wait $pid || true
 grep -E "stopped|commits:" $out/hl7qd.log
@@ -74,6 +78,8 @@ echo "== summary (hl7qd $(git rev-parse --short HEAD 2>/dev/null), $(nproc) core
 import sys
 fs, cm, r64, p50, p99, p999, r1, rss, fds = map(float, sys.argv[1:])
 rows = [
+    ("machine: fdatasync/s", "%.0f" % fs, "", True),
+    ("machine: journal commits/s, 1 msg each", "%.0f" % cm, "", True),
     ("64 connections: ACKed msg/s", "%.0f" % r64, ">= 20000", r64 >= 20000),
     ("64 connections: p50 / p99 / p99.9 ACK ms", "%.2f / %.2f / %.2f" % (p50, p99, p999), "p99 < 10", p99 < 10),
     ("1 connection: msg/s", "%.0f" % r1, "", True),
