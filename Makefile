@@ -13,7 +13,7 @@ SANITIZER ?=
 VERSION := 0.1.0
 
 CC ?= cc
-BUILD_PKGS := gcc make pkg-config liblmdb-dev libinih-dev
+BUILD_PKGS := gcc make pkg-config liblmdb-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev
 TEST_PKGS := check python3 python3-hl7 python3-lmdb lmdb-utils
 
 ifeq ($(SANITIZER),)
@@ -34,13 +34,13 @@ WARN := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter -Wno-missing-fiel
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -I. -D_GNU_SOURCE -DHQ_VERSION='"$(VERSION)"' -MMD -MP
 LDFLAGS += $(SANFLAGS)
-LIBS := -llmdb -linih -lpthread
+LIBS := -llmdb -linih -lcurl -lpthread
 
 LIB_SRC := core/error.c core/log.c core/config.c core/intake.c \
-	hl7/msg.c hl7/ack.c net/mllp.c net/server.c queue/journal.c
+	hl7/msg.c hl7/ack.c net/mllp.c net/server.c net/delivery.c queue/journal.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 
-PROGS := $(BIN)/hl7qd $(BIN)/hl7send
+PROGS := $(BIN)/hl7qd $(BIN)/hl7send $(BIN)/hl7sink
 UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
@@ -75,6 +75,10 @@ $(BIN)/hl7send: $(OUT)/tools/hl7send.o $(OUT)/libhl7q.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+$(BIN)/hl7sink: $(OUT)/tools/hl7sink.o
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ -lmicrohttpd -lpthread
+
 $(OUT)/tests/%: tests/%.c $(OUT)/libhl7q.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $$(pkg-config --cflags check) $(LDFLAGS) -o $@ $< $(OUT)/libhl7q.a $(LIBS) $$(pkg-config --libs check)
@@ -103,10 +107,11 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
 	install -m 0755 $(BIN)/hl7qd $(DESTDIR)$(PREFIX)/sbin/hl7qd
 	install -m 0755 $(BIN)/hl7send $(DESTDIR)$(PREFIX)/bin/hl7send
+	install -m 0755 $(BIN)/hl7sink $(DESTDIR)$(PREFIX)/bin/hl7sink
 	install -d $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples
 	install -m 0644 deploy/*.conf $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples/
 
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d
+-include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d

@@ -224,6 +224,195 @@ listener_key(parse_state *st, hq_listener_conf *l, const char *key, const char *
 	return 1;
 }
 
+static hq_target_conf *
+current_target(parse_state *st, const char *name)
+{
+	hq_config *cfg = st->cfg;
+	for (int i = 0; i < cfg->ntargets; i++)
+		if (strcmp(cfg->targets[i].name, name) == 0)
+			return &cfg->targets[i];
+	hq_target_conf *t = realloc(cfg->targets, sizeof *t * (size_t)(cfg->ntargets + 1));
+	if (t == NULL)
+		return NULL;
+	cfg->targets = t;
+	t = &cfg->targets[cfg->ntargets++];
+	memset(t, 0, sizeof *t);
+	snprintf(t->name, sizeof t->name, "%s", name);
+	t->concurrency = 8;
+	t->timeout_ms = 30000;
+	t->retry_initial_ms = 1000;
+	t->retry_max_ms = 600000;
+	t->max_age_ms = 7ull * 86400000;
+	t->line = st->section_line;
+	return t;
+}
+
+/* Splits a space- or comma-separated list into out[][cap]; returns the count or -1. */
+static int
+split_list(const char *val, char (*out)[64], int max)
+{
+	int n = 0;
+	const char *p = val;
+	while (*p) {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		size_t len = strcspn(p, " ,\t");
+		if (n == max || len >= 64)
+			return -1;
+		memcpy(out[n], p, len);
+		out[n][len] = 0;
+		n++;
+		p += len;
+	}
+	return n;
+}
+
+static int
+set_path(parse_state *st, char *dst, size_t cap, const char *key, const char *val)
+{
+	if (*val == 0 || strlen(val) >= cap)
+		return fail(st, st->line, "%s: empty or too long", key);
+	snprintf(dst, cap, "%s", val);
+	return 1;
+}
+
+static int
+target_key(parse_state *st, hq_target_conf *t, const char *key, const char *val)
+{
+	if (strcmp(key, "url") == 0) {
+		if (strncmp(val, "https://", 8) != 0 && strncmp(val, "http://", 7) != 0)
+			return fail(st, st->line, "url: '%s' is not an http:// or https:// URL", val);
+		return set_path(st, t->url, sizeof t->url, key, val);
+	} else if (strcmp(key, "from") == 0) {
+		if ((t->nfrom = split_list(val, t->from, HQ_MAX_LIST)) < 0)
+			return fail(st, st->line, "from: too many or too long listener names");
+	} else if (strcmp(key, "types") == 0) {
+		if ((t->ntypes = split_list(val, t->types, HQ_MAX_LIST)) < 0)
+			return fail(st, st->line, "types: too many or too long types");
+	} else if (strcmp(key, "format") == 0) {
+		if (strcmp(val, "raw") == 0)
+			t->format = HQ_FMT_RAW;
+		else if (strcmp(val, "google-hl7v2") == 0)
+			t->format = HQ_FMT_GOOGLE;
+		else if (strcmp(val, "json") == 0)
+			return fail(st, st->line, "format: json is not implemented yet (raw, google-hl7v2)");
+		else
+			return fail(st, st->line, "format: '%s' is not raw, json or google-hl7v2", val);
+	} else if (strcmp(key, "auth") == 0) {
+		if (strcmp(val, "none") == 0)
+			t->auth = HQ_AUTH_NONE;
+		else if (strcmp(val, "basic") == 0)
+			t->auth = HQ_AUTH_BASIC;
+		else if (strcmp(val, "bearer") == 0)
+			t->auth = HQ_AUTH_BEARER;
+		else if (strcmp(val, "oauth2") == 0 || strcmp(val, "aws-sigv4") == 0)
+			return fail(st, st->line, "auth: %s is not implemented yet (none, basic, bearer)", val);
+		else
+			return fail(st, st->line, "auth: '%s' is not none, basic, bearer, oauth2 or aws-sigv4", val);
+	} else if (strcmp(key, "username") == 0) {
+		return set_path(st, t->username, sizeof t->username, key, val);
+	} else if (strcmp(key, "password_file") == 0) {
+		return set_path(st, t->password_file, sizeof t->password_file, key, val);
+	} else if (strcmp(key, "token_file") == 0) {
+		return set_path(st, t->token_file, sizeof t->token_file, key, val);
+	} else if (strcmp(key, "headers") == 0) {
+		/* "Name: value; Name2: value2" */
+		const char *p = val;
+		while (*p) {
+			while (*p == ' ' || *p == ';')
+				p++;
+			if (!*p)
+				break;
+			size_t len = strcspn(p, ";");
+			if (t->nheaders == HQ_MAX_LIST || len >= sizeof t->headers[0] ||
+			    memchr(p, ':', len) == NULL)
+				return fail(st, st->line, "headers: expected 'Name: value; Name2: value'");
+			memcpy(t->headers[t->nheaders], p, len);
+			t->headers[t->nheaders++][len] = 0;
+			p += len;
+		}
+	} else if (strcmp(key, "ordering") == 0) {
+		if (strcmp(val, "fifo") == 0)
+			t->ordering = HQ_ORDER_FIFO;
+		else if (strcmp(val, "none") == 0)
+			t->ordering = HQ_ORDER_NONE;
+		else if (strcmp(val, "patient") == 0)
+			return fail(st, st->line, "ordering: patient is not implemented yet (fifo, none)");
+		else
+			return fail(st, st->line, "ordering: '%s' is not fifo, patient or none", val);
+	} else if (strcmp(key, "concurrency") == 0) {
+		char *end;
+		long v = strtol(val, &end, 10);
+		if (*end || v < 1 || v > 256)
+			return fail(st, st->line, "concurrency: '%s' is not a number from 1 to 256", val);
+		t->concurrency = (int)v;
+	} else if (strcmp(key, "timeout") == 0) {
+		if (hq_parse_duration(val, &t->timeout_ms) != 0 || t->timeout_ms == 0)
+			return fail(st, st->line, "timeout: '%s' is not a positive duration", val);
+	} else if (strcmp(key, "retry_initial") == 0) {
+		if (hq_parse_duration(val, &t->retry_initial_ms) != 0 || t->retry_initial_ms == 0)
+			return fail(st, st->line, "retry_initial: '%s' is not a positive duration", val);
+	} else if (strcmp(key, "retry_max") == 0) {
+		if (hq_parse_duration(val, &t->retry_max_ms) != 0 || t->retry_max_ms == 0)
+			return fail(st, st->line, "retry_max: '%s' is not a positive duration", val);
+	} else if (strcmp(key, "max_attempts") == 0) {
+		char *end;
+		long v = strtol(val, &end, 10);
+		if (*end || v < 0 || v > 1000000)
+			return fail(st, st->line, "max_attempts: '%s' is not a number (0: no limit)", val);
+		t->max_attempts = (int)v;
+	} else if (strcmp(key, "max_age") == 0) {
+		if (hq_parse_duration(val, &t->max_age_ms) != 0)
+			return fail(st, st->line, "max_age: '%s' is not a duration", val);
+	} else if (strcmp(key, "ca_file") == 0) {
+		return set_path(st, t->ca_file, sizeof t->ca_file, key, val);
+	} else if (strcmp(key, "insecure") == 0) {
+		if (strcmp(val, "true") == 0)
+			t->insecure = 1;
+		else if (strcmp(val, "false") == 0)
+			t->insecure = 0;
+		else
+			return fail(st, st->line, "insecure: '%s' is not true or false", val);
+	} else {
+		return fail(st, st->line, "unknown key '%s' in [target %s]", key, t->name);
+	}
+	return 1;
+}
+
+int
+hq_target_routes(const hq_target_conf *t, const char *listener, const char *type,
+		 size_t type_len)
+{
+	int ok = t->nfrom == 0;
+	for (int i = 0; i < t->nfrom && !ok; i++)
+		ok = strcmp(t->from[i], listener) == 0;
+	if (!ok)
+		return 0;
+	if (t->ntypes == 0)
+		return 1;
+	/* code^trigger of the message */
+	size_t code = 0;
+	while (code < type_len && type[code] != '^')
+		code++;
+	size_t trig = code < type_len ? code + 1 : code;
+	while (trig < type_len && type[trig] != '^')
+		trig++;
+	for (int i = 0; i < t->ntypes; i++) {
+		const char *pat = t->types[i];
+		const char *caret = strchr(pat, '^');
+		size_t plen = caret ? (size_t)(caret - pat) : strlen(pat);
+		if (plen != code || memcmp(pat, type, code) != 0)
+			continue;
+		if (caret == NULL || strcmp(caret + 1, "*") == 0)
+			return 1;
+		if (strlen(caret) == trig - code && memcmp(caret, type + code, trig - code) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static int
 handler(void *user, const char *section, const char *key, const char *val)
 {
@@ -261,6 +450,18 @@ handler(void *user, const char *section, const char *key, const char *val)
 		if (l == NULL)
 			return fail(st, st->line, "out of memory");
 		return listener_key(st, l, key, val);
+	}
+	if (strncmp(section, "target", 6) == 0 &&
+	    (section[6] == ' ' || section[6] == '\t')) {
+		const char *name = section + 7;
+		while (*name == ' ' || *name == '\t')
+			name++;
+		if (!valid_name(name))
+			return fail(st, st->section_line, "target name '%s' must be letters, digits, '-', '_' or '.'", name);
+		hq_target_conf *t = current_target(st, name);
+		if (t == NULL)
+			return fail(st, st->line, "out of memory");
+		return target_key(st, t, key, val);
 	}
 	if (strcmp(section, "daemon") == 0) {
 		if (strcmp(key, "log_level") == 0) {
@@ -339,12 +540,39 @@ hq_config_load(const char *file, hq_config *cfg)
 			return HQ_ECONFIG;
 		}
 	}
+	for (int i = 0; i < cfg->ntargets; i++) {
+		hq_target_conf *t = &cfg->targets[i];
+		const char *why = NULL;
+		if (t->url[0] == 0)
+			why = "needs url = https://...";
+		else if (t->auth == HQ_AUTH_BASIC && (!t->username[0] || !t->password_file[0]))
+			why = "auth = basic needs username and password_file";
+		else if (t->auth == HQ_AUTH_BEARER && !t->token_file[0])
+			why = "auth = bearer needs token_file";
+		else if (t->retry_initial_ms > t->retry_max_ms)
+			why = "retry_initial is larger than retry_max";
+		for (int k = 0; k < t->nfrom && !why; k++) {
+			int found = 0;
+			for (int l = 0; l < cfg->nlisteners; l++)
+				found |= strcmp(cfg->listeners[l].name, t->from[k]) == 0;
+			if (!found)
+				why = "from names a listener that is not configured";
+		}
+		if (why) {
+			snprintf(cfg->err, sizeof cfg->err, "%s:%d: [target %s] %s", file, t->line,
+				 t->name, why);
+			return HQ_ECONFIG;
+		}
+	}
 	return 0;
 }
 
 void
 hq_config_free(hq_config *cfg)
 {
+	free(cfg->targets);
+	cfg->targets = NULL;
+	cfg->ntargets = 0;
 	free(cfg->listeners);
 	cfg->listeners = NULL;
 	cfg->nlisteners = 0;

@@ -31,6 +31,39 @@ typedef struct hq_listener_conf {
 	int line;		    /* where the section starts */
 } hq_listener_conf;
 
+typedef enum hq_format { HQ_FMT_RAW, HQ_FMT_GOOGLE } hq_format;
+typedef enum hq_auth { HQ_AUTH_NONE, HQ_AUTH_BASIC, HQ_AUTH_BEARER } hq_auth;
+typedef enum hq_ordering { HQ_ORDER_FIFO, HQ_ORDER_NONE } hq_ordering;
+
+#define HQ_MAX_LIST 32
+
+/* One HTTPS destination ([target NAME]). */
+typedef struct hq_target_conf {
+	char name[64];
+	char url[1024];
+	char from[HQ_MAX_LIST][64]; /* listener names; nfrom 0: all */
+	int nfrom;
+	char types[HQ_MAX_LIST][64]; /* "ADT^A01", "ADT^*", "ADT"; ntypes 0: all */
+	int ntypes;
+	hq_format format;
+	hq_auth auth;
+	char username[256];
+	char password_file[1024];
+	char token_file[1024];
+	char headers[HQ_MAX_LIST][512]; /* "Name: value" */
+	int nheaders;
+	hq_ordering ordering;
+	int concurrency;	  /* default 8 (ordering none) */
+	uint64_t timeout_ms;	  /* default 30s */
+	uint64_t retry_initial_ms; /* default 1s */
+	uint64_t retry_max_ms;	  /* default 10m */
+	int max_attempts;	  /* 0: until max_age */
+	uint64_t max_age_ms;	  /* default 7d */
+	char ca_file[1024];
+	int insecure;
+	int line;
+} hq_target_conf;
+
 typedef struct hq_config {
 	char file[1024];
 	char journal_path[1024];
@@ -39,6 +72,8 @@ typedef struct hq_config {
 	int log_level;		/* syslog priority, default info */
 	hq_listener_conf *listeners;
 	int nlisteners;
+	hq_target_conf *targets;
+	int ntargets;
 	char err[1200]; /* "FILE:LINE: reason" after a failed load */
 } hq_config;
 
@@ -50,6 +85,13 @@ int hq_config_load(const char *file, hq_config *cfg);
 
 /* Frees what hq_config_load allocated. */
 void hq_config_free(hq_config *cfg);
+
+/*
+ * Non-zero when a message of type (MSH-9 as stored, "ADT^A01^ADT_A01")
+ * received on listener goes to target t.
+ */
+int hq_target_routes(const hq_target_conf *t, const char *listener, const char *type,
+		     size_t type_len);
 
 /* Parses "250ms", "30s", "5m", "2h", "7d" (bare number: seconds). Returns 0 or -1. */
 int hq_parse_duration(const char *s, uint64_t *ms);

@@ -21,6 +21,7 @@
 #include "error.h"
 #include "intake.h"
 #include "log.h"
+#include "net/delivery.h"
 #include "net/server.h"
 #include "queue/journal.h"
 
@@ -89,8 +90,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
-		printf("%s: ok (%d listener%s)\n", file, cfg.nlisteners,
-		       cfg.nlisteners == 1 ? "" : "s");
+		printf("%s: ok (%d listener%s, %d target%s)\n", file, cfg.nlisteners,
+		       cfg.nlisteners == 1 ? "" : "s", cfg.ntargets, cfg.ntargets == 1 ? "" : "s");
 		hq_config_free(&cfg);
 		return 0;
 	}
@@ -111,9 +112,19 @@ main(int argc, char **argv)
 		hq_log(HQ_LOG_WARNING, "test seam: commit %s will fail", seam);
 	}
 	hq_intake_init(&intake, &cfg, journal);
+	hq_delivery_sys *delivery = NULL;
+	rc = hq_delivery_start(&cfg, journal, &delivery, err, sizeof err);
+	if (rc != 0) {
+		hq_log(HQ_LOG_ERR, "%s", err);
+		hq_journal_close(journal);
+		hq_config_free(&cfg);
+		return 2;
+	}
+	intake.delivery = delivery;
 	rc = hq_server_new(&cfg, hq_intake_batch, &intake, &g_server, err, sizeof err);
 	if (rc != 0) {
 		hq_log(HQ_LOG_ERR, "%s", err);
+		hq_delivery_stop(delivery);
 		hq_journal_close(journal);
 		hq_config_free(&cfg);
 		return 2;
@@ -158,6 +169,7 @@ main(int argc, char **argv)
 		       intake.stats.index_us_max / 1000.0);
 	hq_server_free(g_server);
 	g_server = NULL;
+	hq_delivery_stop(delivery);
 	hq_journal_close(journal);
 	hq_config_free(&cfg);
 	return intake.fatal ? 3 : 0;

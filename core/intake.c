@@ -20,6 +20,7 @@
 #include "hl7/msg.h"
 #include "intake.h"
 #include "log.h"
+#include "net/delivery.h"
 
 #define ACK_CAP 2048
 
@@ -234,10 +235,29 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		}
 		fill_record(&rec, f, p, lc->name);
 		rec.state = p->kind == HQ_ACK_ACCEPT ? HQ_MSG_ACCEPTED : HQ_MSG_REJECTED;
+		if (rec.state == HQ_MSG_ACCEPTED) {
+			/* Fan-out: the delivery records go in the same transaction. */
+			int routes = 0;
+			for (int t = 0; t < in->cfg->ntargets; t++)
+				if (hq_target_routes(&in->cfg->targets[t], lc->name,
+						     p->msh.type_field.p, p->msh.type_field.n))
+					routes++;
+			if (routes == 0) {
+				rec.state = HQ_MSG_UNROUTED;
+				in->stats.unrouted++;
+			}
+		}
 	add:
 		memcpy(rec.ack, hq_ack_code(&p->msh, p->kind), 2);
 		if (hq_batch_add(b, &rec, (hq_str){key, klen}, &p->id) == 0)
 			p->stored = 1;
+		if (p->stored && rec.state == HQ_MSG_ACCEPTED) {
+			for (int t = 0; t < in->cfg->ntargets; t++)
+				if (hq_target_routes(&in->cfg->targets[t], lc->name,
+						     p->msh.type_field.p, p->msh.type_field.n))
+					hq_batch_add_delivery(b, p->id, in->cfg->targets[t].name,
+							      f->received_us);
+		}
 	}
 	if (b != NULL) {
 		uint64_t t0 = mono_us();
@@ -246,6 +266,8 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		in->stats.commit_us_total += dt;
 		if (dt > in->stats.commit_us_max)
 			in->stats.commit_us_max = dt;
+		if (rc == 0)
+			hq_delivery_wake(in->delivery);
 	}
 
 	in->stats.batches++;

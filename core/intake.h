@@ -15,7 +15,7 @@
 #include "queue/journal.h"
 
 typedef struct hq_intake_stats {
-	uint64_t batches, messages, accepted, refused, duplicates, commit_failures;
+	uint64_t batches, messages, accepted, refused, duplicates, commit_failures, unrouted;
 	uint64_t largest_batch;
 	uint64_t commit_us_total, commit_us_max; /* time in hq_batch_commit */
 	uint64_t index_runs, index_us_total, index_us_max;
@@ -25,6 +25,7 @@ typedef struct hq_intake {
 	const hq_config *cfg;
 	hq_journal *journal;
 	hq_server *server; /* aborted after a storage failure that retrying could hide */
+	struct hq_delivery_sys *delivery; /* woken after each commit; may be NULL */
 	int fatal;	   /* set after fsync failure or MDB_PANIC */
 	uint64_t ack_seq;
 	uint64_t indexed_at_ms; /* last deferred-index run */

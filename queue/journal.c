@@ -34,6 +34,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -47,6 +49,8 @@
 struct hq_journal {
 	MDB_env *env;
 	MDB_dbi meta, msgs, by_time, by_type, by_control, by_patient, dedup;
+	MDB_dbi deliveries, pending, attempts;
+	char instance[33];
 	uint64_t next_id;
 	uint64_t indexed_upto; /* by_control/by_patient hold every id <= this */
 	uint64_t commits;     /* commits attempted, for the test seam */
@@ -189,6 +193,9 @@ open_dbs(hq_journal *j, MDB_txn *txn, unsigned flags)
 		{"by_control", offsetof(hq_journal, by_control), 1},
 		{"by_patient", offsetof(hq_journal, by_patient), 1},
 		{"dedup", offsetof(hq_journal, dedup), 0},
+		{"deliveries", offsetof(hq_journal, deliveries), 0},
+		{"pending", offsetof(hq_journal, pending), 0},
+		{"attempts", offsetof(hq_journal, attempts), 0},
 	};
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
 		unsigned f = flags | (dbs[i].dup ? MDB_DUPSORT | MDB_DUPFIXED : 0);
@@ -266,6 +273,26 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 		if ((rc = mdb_put(txn, j->meta, &k, &v, 0)))
 			goto fail;
 	}
+	{
+		MDB_val ik = {8, "instance"}, iv;
+		if (mdb_get(txn, j->meta, &ik, &iv) == 0 && iv.mv_size == 33 &&
+		    ((unsigned char *)iv.mv_data)[0] == VAL_FORMAT) {
+			memcpy(j->instance, (char *)iv.mv_data + 1, 32);
+		} else if (!readonly) {
+			unsigned char rnd[16], val[33];
+			if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+				rc = errno;
+				goto fail;
+			}
+			for (int i = 0; i < 16; i++)
+				snprintf(j->instance + 2 * i, 3, "%02x", rnd[i]);
+			val[0] = VAL_FORMAT;
+			memcpy(val + 1, j->instance, 32);
+			iv = (MDB_val){33, val};
+			if ((rc = mdb_put(txn, j->meta, &ik, &iv, 0)))
+				goto fail;
+		}
+	}
 	if ((rc = load_next_id(j, txn)))
 		goto fail;
 	if ((rc = mdb_txn_commit(txn))) {
@@ -290,6 +317,12 @@ hq_journal_close(hq_journal *j)
 		return;
 	mdb_env_close(j->env);
 	free(j);
+}
+
+const char *
+hq_journal_instance(hq_journal *j)
+{
+	return j->instance;
 }
 
 uint64_t
@@ -707,5 +740,249 @@ hq_journal_count(hq_journal *j, uint64_t *count)
 	mdb_txn_abort(txn);
 	if (rc == 0)
 		*count = st.ms_entries;
+	return rc;
+}
+
+/* --- delivery ---------------------------------------------------------- */
+
+#define DLV_SIZE 24
+
+static size_t
+dlv_key(unsigned char *k, uint64_t id, const char *target)
+{
+	size_t n = strlen(target);
+	put_be64(k, id);
+	memcpy(k + 8, target, n);
+	return 8 + n;
+}
+
+static size_t
+pending_key(unsigned char *k, const char *target, uint64_t id)
+{
+	size_t n = strlen(target);
+	memcpy(k, target, n);
+	k[n] = 0;
+	put_be64(k + n + 1, id);
+	return n + 9;
+}
+
+static void
+dlv_encode(unsigned char *v, const hq_delivery *d)
+{
+	v[0] = VAL_FORMAT;
+	v[1] = (unsigned char)d->state;
+	put_be32(v + 2, d->attempts);
+	put_be64(v + 6, d->next_us);
+	put_be64(v + 14, d->updated_us);
+	v[22] = (unsigned char)(d->last_status >> 8);
+	v[23] = (unsigned char)d->last_status;
+}
+
+static int
+dlv_decode(const MDB_val *val, hq_delivery *d)
+{
+	const unsigned char *v = val->mv_data;
+	if (val->mv_size < DLV_SIZE || v[0] != VAL_FORMAT)
+		return HQ_ECORRUPT;
+	d->state = (hq_dlv_state)v[1];
+	d->attempts = get_be32(v + 2);
+	d->next_us = get_be64(v + 6);
+	d->updated_us = get_be64(v + 14);
+	d->last_status = v[22] << 8 | v[23];
+	return 0;
+}
+
+int
+hq_batch_add_delivery(hq_batch *b, uint64_t id, const char *target, uint64_t now_us)
+{
+	unsigned char k[8 + 64], pk[64 + 9], v[DLV_SIZE], one = VAL_FORMAT;
+	hq_delivery d = {HQ_DLV_PENDING, 0, now_us, now_us, 0};
+	int rc;
+
+	if (b->err)
+		return b->err;
+	if (strlen(target) >= 64)
+		return EINVAL;
+	dlv_encode(v, &d);
+	MDB_val dk = {dlv_key(k, id, target), k}, dv = {DLV_SIZE, v};
+	MDB_val qk = {pending_key(pk, target, id), pk}, qv = {1, &one};
+	if ((rc = mdb_put(b->txn, b->j->deliveries, &dk, &dv, 0)) ||
+	    (rc = mdb_put(b->txn, b->j->pending, &qk, &qv, 0))) {
+		batch_fail(b, rc);
+		return rc;
+	}
+	return 0;
+}
+
+static void
+copy_field(char *dst, size_t cap, hq_str s)
+{
+	size_t n = s.n < cap - 1 ? s.n : cap - 1;
+	if (n)
+		memcpy(dst, s.p, n);
+	dst[n] = 0;
+}
+
+long
+hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, int fifo,
+	       const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
+	       uint64_t *next_us)
+{
+	unsigned char pk[64 + 9];
+	size_t tlen = strlen(target);
+	MDB_txn *txn;
+	MDB_cursor *c;
+	long n = 0;
+	int rc;
+
+	*next_us = 0;
+	if (tlen >= 64)
+		return -EINVAL;
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return rc > 0 ? -rc : rc;
+	if ((rc = mdb_cursor_open(txn, j->pending, &c))) {
+		mdb_txn_abort(txn);
+		return rc > 0 ? -rc : rc;
+	}
+	MDB_val k = {pending_key(pk, target, 0), pk}, v;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && (size_t)n < max) {
+		if (k.mv_size != tlen + 9 || memcmp(k.mv_data, target, tlen) != 0 ||
+		    ((unsigned char *)k.mv_data)[tlen] != 0)
+			break;
+		uint64_t id = get_be64((unsigned char *)k.mv_data + tlen + 1);
+		int skipped = 0;
+		for (size_t i = 0; i < nskip && !skipped; i++)
+			skipped = skip[i] == id;
+		if (skipped) {
+			if (fifo)
+				break; /* the head is in flight: nothing else may go */
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+			continue;
+		}
+		unsigned char dk[8 + 64];
+		MDB_val dkey = {dlv_key(dk, id, target), dk}, dval, mk = {8, dk}, mval;
+		hq_delivery d;
+		hq_record r;
+		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0 ||
+		    mdb_get(txn, j->msgs, &mk, &mval) != 0 ||
+		    decode(mval.mv_data, mval.mv_size, &r) != 0) {
+			/* A pending entry without its records (purged): skip it. */
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+			continue;
+		}
+		if (d.next_us > now_us) {
+			if (*next_us == 0 || d.next_us < *next_us)
+				*next_us = d.next_us;
+			if (fifo)
+				break;
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+			continue;
+		}
+		hq_due *o = &out[n];
+		memset(o, 0, sizeof *o);
+		o->id = id;
+		o->attempts = d.attempts;
+		o->received_us = r.received_us;
+		copy_field(o->control_id, sizeof o->control_id, r.f[HQ_F_CONTROL_ID]);
+		copy_field(o->type, sizeof o->type, r.f[HQ_F_TYPE]);
+		copy_field(o->charset, sizeof o->charset, r.f[HQ_F_CHARSET]);
+		o->raw = malloc(r.f[HQ_F_RAW].n ? r.f[HQ_F_RAW].n : 1);
+		if (o->raw == NULL)
+			break;
+		memcpy(o->raw, r.f[HQ_F_RAW].p, r.f[HQ_F_RAW].n);
+		o->raw_len = r.f[HQ_F_RAW].n;
+		n++;
+		if (fifo)
+			break;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	return n;
+}
+
+int
+hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *o,
+			   size_t n)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if (strlen(target) >= 64)
+		return EINVAL;
+	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
+		return rc;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		unsigned char dk[8 + 64], v[DLV_SIZE];
+		MDB_val dkey = {dlv_key(dk, o[i].id, target), dk}, dval;
+		hq_delivery d;
+		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0)
+			continue; /* purged meanwhile */
+		d.state = o[i].state;
+		d.attempts++;
+		d.next_us = o[i].state == HQ_DLV_RETRY ? o[i].next_us : 0;
+		d.updated_us = o[i].at_us;
+		d.last_status = o[i].http_status;
+		dlv_encode(v, &d);
+		MDB_val nv = {DLV_SIZE, v};
+		if ((rc = mdb_put(txn, j->deliveries, &dkey, &nv, 0)))
+			break;
+		/* the attempt */
+		unsigned char ak[8 + 64 + 5];
+		size_t tl = strlen(target);
+		put_be64(ak, o[i].id);
+		memcpy(ak + 8, target, tl);
+		ak[8 + tl] = 0;
+		put_be32(ak + 9 + tl, d.attempts);
+		size_t elen = strnlen(o[i].error, sizeof o[i].error);
+		size_t blen = o[i].body_len < sizeof o[i].body ? o[i].body_len : sizeof o[i].body;
+		unsigned char av[1 + 8 + 2 + 4 + 2 + sizeof o[i].error + sizeof o[i].body];
+		av[0] = VAL_FORMAT;
+		put_be64(av + 1, o[i].at_us);
+		av[9] = (unsigned char)(o[i].http_status >> 8);
+		av[10] = (unsigned char)o[i].http_status;
+		put_be32(av + 11, o[i].latency_us);
+		av[15] = (unsigned char)(elen >> 8);
+		av[16] = (unsigned char)elen;
+		memcpy(av + 17, o[i].error, elen);
+		memcpy(av + 17 + elen, o[i].body, blen);
+		MDB_val akey = {13 + tl, ak}, aval = {17 + elen + blen, av};
+		if ((rc = mdb_put(txn, j->attempts, &akey, &aval, 0)))
+			break;
+		if (o[i].state == HQ_DLV_DELIVERED || o[i].state == HQ_DLV_DEAD) {
+			unsigned char pk[64 + 9];
+			MDB_val qk = {pending_key(pk, target, o[i].id), pk};
+			rc = mdb_del(txn, j->pending, &qk, NULL);
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
+		}
+	}
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
+int
+hq_journal_delivery(hq_journal *j, uint64_t id, const char *target, hq_delivery *d)
+{
+	unsigned char dk[8 + 64];
+	MDB_txn *txn;
+	MDB_val v;
+	int rc;
+
+	if (strlen(target) >= 64)
+		return EINVAL;
+	MDB_val k = {dlv_key(dk, id, target), dk};
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return rc;
+	rc = mdb_get(txn, j->deliveries, &k, &v);
+	if (rc == 0)
+		rc = dlv_decode(&v, d);
+	else if (rc == MDB_NOTFOUND)
+		rc = HQ_ENOTFOUND;
+	mdb_txn_abort(txn);
 	return rc;
 }

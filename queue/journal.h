@@ -25,7 +25,8 @@ typedef struct hq_batch hq_batch;
 typedef enum hq_msg_state {
 	HQ_MSG_ACCEPTED = 1, /* stored, positive ACK sent */
 	HQ_MSG_REJECTED = 2, /* refused: negative ACK sent; raw bytes bounded */
-	HQ_MSG_DUPLICATE = 3 /* a repeat acked or refused by duplicate policy */
+	HQ_MSG_DUPLICATE = 3, /* a repeat acked or refused by duplicate policy */
+	HQ_MSG_UNROUTED = 4   /* accepted, but no target takes it */
 } hq_msg_state;
 
 /* Text fields of a message record (indices into hq_record.f; append only). */
@@ -82,6 +83,9 @@ int hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 
 /* Closes j; no batch may be open. */
 void hq_journal_close(hq_journal *j);
+
+/* A random id given to the journal when it was created (32 hex digits). */
+const char *hq_journal_instance(hq_journal *j);
 
 /* The next id the journal will hand out. */
 uint64_t hq_journal_next_id(hq_journal *j);
@@ -161,6 +165,79 @@ uint64_t hq_journal_unindexed(hq_journal *j);
  * indexed, or a negative code (an MDB_* code, or -errno).
  */
 long hq_journal_index(hq_journal *j, size_t max);
+
+/* --- delivery ------------------------------------------------------- */
+
+/* A delivery record's state (stored as one byte; never renumber).  In
+ * flight is not stored: after a restart an in-flight delivery is pending. */
+typedef enum hq_dlv_state {
+	HQ_DLV_PENDING = 1,
+	HQ_DLV_RETRY = 2,
+	HQ_DLV_DELIVERED = 3,
+	HQ_DLV_DEAD = 4
+} hq_dlv_state;
+
+/*
+ * Adds the delivery record of message id for target (pending, due now) in
+ * the batch, so fan-out is as durable as intake.  Returns 0 or the
+ * batch's first error.
+ */
+int hq_batch_add_delivery(hq_batch *b, uint64_t id, const char *target, uint64_t now_us);
+
+/* A delivery due now, copied out of the journal (no transaction stays open). */
+typedef struct hq_due {
+	uint64_t id;
+	uint32_t attempts;    /* made so far */
+	uint64_t received_us; /* of the message */
+	char control_id[128];
+	char type[64];
+	char charset[64];
+	char *raw;	      /* malloc'd message bytes; the caller frees */
+	size_t raw_len;
+} hq_due;
+
+/*
+ * Collects up to max deliveries of target that are due at now_us, oldest
+ * first, skipping the ids in skip[0..nskip).  With fifo set only the
+ * oldest undelivered one is considered: one waiting for its retry holds
+ * back the rest.  *next_us gets the earliest later due time (0: none).
+ * Returns the number collected or a negative code.
+ */
+long hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, int fifo,
+		    const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
+		    uint64_t *next_us);
+
+/* The outcome of one delivery attempt. */
+typedef struct hq_outcome {
+	uint64_t id;
+	hq_dlv_state state;   /* DELIVERED, RETRY or DEAD */
+	uint64_t at_us;	      /* when the attempt ended */
+	uint64_t next_us;     /* for RETRY: when to try again */
+	int http_status;      /* 0 when no HTTP answer */
+	uint32_t latency_us;
+	char error[128];      /* short, no patient data (curl's text or "HTTP 503") */
+	char body[512];	      /* excerpt of the answer: journal only, never logs */
+	size_t body_len;
+} hq_outcome;
+
+/*
+ * Writes outcomes of target in one write transaction: the delivery record,
+ * an attempt record each, and the pending entry dropped once delivered or
+ * dead.  Returns 0 or an error.
+ */
+int hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *o,
+			       size_t n);
+
+/* A delivery record as stored. */
+typedef struct hq_delivery {
+	hq_dlv_state state;
+	uint32_t attempts;
+	uint64_t next_us, updated_us;
+	int last_status;
+} hq_delivery;
+
+/* Reads message id's delivery to target.  Returns 0, HQ_ENOTFOUND or an error. */
+int hq_journal_delivery(hq_journal *j, uint64_t id, const char *target, hq_delivery *d);
 
 /* Number of message records.  Returns 0 or an MDB_* code. */
 int hq_journal_count(hq_journal *j, uint64_t *count);

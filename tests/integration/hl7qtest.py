@@ -233,3 +233,83 @@ def message(ctrl, size=0, extra=b""):
     if size > len(m):
         m += b"NTE|1||" + b"x" * (size - len(m) - 8) + b"\r"
     return m
+
+
+def read_deliveries(path):
+    """{(id, target): (state, attempts, last_status)} from the journal's deliveries."""
+    import lmdb
+    env = lmdb.open(path, readonly=True, lock=True, max_dbs=16, subdir=True)
+    out = {}
+    with env.begin() as txn:
+        db = env.open_db(b"deliveries", txn=txn, create=False)
+        for k, v in txn.cursor(db=db):
+            k, v = bytes(k), bytes(v)
+            rid = struct.unpack(">Q", k[:8])[0]
+            attempts = struct.unpack(">I", v[2:6])[0]
+            status = struct.unpack(">H", v[22:24])[0]
+            out[(rid, k[8:].decode())] = (v[1], attempts, status)
+    env.close()
+    return out
+
+
+DLV_PENDING, DLV_RETRY, DLV_DELIVERED, DLV_DEAD = 1, 2, 3, 4
+
+
+class Sink:
+    """bin/hl7sink on a free loopback port, storing into its own directory."""
+
+    def __init__(self, *args, port=0):
+        self.dir = tempfile.mkdtemp(prefix="hl7q-sink-")
+        self.args = list(args)
+        self.port = port
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([os.path.join(BIN, "hl7sink"), "-p", str(self.port),
+                                      "-d", self.dir] + self.args,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = self.proc.stdout.readline().decode()
+        self.port = int(line.split("127.0.0.1:")[1].split()[0])
+        return self
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d/hl7" % self.port
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+
+    def requests(self):
+        """Stored requests in arrival order: (headers dict, body bytes)."""
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if not name.endswith(".head"):
+                continue
+            head = open(os.path.join(self.dir, name), "rb").read().decode().splitlines()
+            hdrs = {}
+            for line in head[1:]:
+                k, _, v = line.partition(": ")
+                hdrs[k.lower()] = v
+            body = open(os.path.join(self.dir, name[:-5] + ".body"), "rb").read()
+            out.append((hdrs, body))
+        return out
+
+    def statuses(self):
+        try:
+            return [int(l.split()[1]) for l in open(os.path.join(self.dir, "requests.log"))]
+        except FileNotFoundError:
+            return []
+
+    def wait_for(self, n, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(self.requests()) >= n:
+                return self.requests()
+            time.sleep(0.1)
+        return self.requests()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

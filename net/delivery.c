@@ -1,0 +1,486 @@
+/*
+ * delivery.c - delivery workers (see delivery.h).
+ *
+ * Per target, one thread runs rounds: fill the free request slots with
+ * due deliveries (fifo: one slot, and a delivery waiting for its retry
+ * holds back the ones behind it; none: `concurrency` slots), let libcurl's
+ * multi interface move them, classify what finished, write the outcomes
+ * in one transaction, sleep in curl_multi_poll until a transfer moves, a
+ * retry falls due, or intake wakes it.
+ *
+ * Outcomes: 2xx delivered; network errors, timeouts, 408, 425, 429, 5xx
+ * retried with exponential backoff and jitter between retry_initial and
+ * retry_max (Retry-After honoured); other 4xx, or max_attempts / max_age
+ * reached, dead.  Logs name the target, journal id, control id and type,
+ * never the message or the answer's body (that goes to the journal only).
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "delivery.h"
+
+#define MAX_ROUND 256
+
+typedef struct slot {
+	CURL *easy;
+	int busy;
+	hq_due due;
+	struct curl_slist *headers;
+	char *payload;
+	size_t payload_len;
+	char body[512];
+	size_t body_len;
+	uint64_t start_us;
+} slot;
+
+typedef struct worker {
+	const hq_target_conf *t;
+	hq_journal *j;
+	pthread_t thread;
+	CURLM *multi;
+	volatile int stop;
+	char *password, *token;
+	slot *slots;
+	int nslots;
+	int down; /* last attempt failed: log only the transitions */
+	hq_target_stats stats;
+} worker;
+
+struct hq_delivery_sys {
+	worker *workers;
+	int n;
+};
+
+static uint64_t
+wall_us(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+}
+
+void
+hq_idempotency_key(const char *target, uint64_t id, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s-%llu", target, (unsigned long long)id);
+}
+
+/* Reads a secret file, without its trailing newline. */
+static char *
+read_secret(const char *path, char *err, size_t errcap, const char *target)
+{
+	FILE *fp = fopen(path, "r");
+	char buf[4096];
+	if (fp == NULL) {
+		snprintf(err, errcap, "target %s: cannot read %s: %s", target, path, strerror(errno));
+		return NULL;
+	}
+	size_t n = fread(buf, 1, sizeof buf - 1, fp);
+	fclose(fp);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = 0;
+	if (n == 0) {
+		snprintf(err, errcap, "target %s: %s is empty", target, path);
+		return NULL;
+	}
+	return strdup(buf);
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* {"message": {"data": "<base64>"}}, as Cloud Healthcare's messages.ingest takes. */
+static char *
+google_payload(const char *raw, size_t n, size_t *len)
+{
+	size_t enc = 4 * ((n + 2) / 3);
+	char *out = malloc(enc + 64);
+	if (out == NULL)
+		return NULL;
+	size_t o = (size_t)sprintf(out, "{\"message\":{\"data\":\"");
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)(unsigned char)raw[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)(unsigned char)raw[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (unsigned char)raw[i + 2];
+		out[o++] = b64[v >> 18 & 63];
+		out[o++] = b64[v >> 12 & 63];
+		out[o++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? b64[v & 63] : '=';
+	}
+	o += (size_t)sprintf(out + o, "\"}}");
+	*len = o;
+	return out;
+}
+
+/* MSH-18 to an IANA charset name; NULL when unknown or empty. */
+static const char *
+iana_charset(const char *msh18)
+{
+	static const struct { const char *hl7, *iana; } map[] = {
+		{"UNICODE UTF-8", "utf-8"}, {"UTF-8", "utf-8"}, {"ASCII", "us-ascii"},
+		{"8859/1", "iso-8859-1"},   {"8859/2", "iso-8859-2"}, {"8859/15", "iso-8859-15"},
+	};
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (strcasecmp(msh18, map[i].hl7) == 0)
+			return map[i].iana;
+	return NULL;
+}
+
+static size_t
+on_body(char *p, size_t size, size_t nmemb, void *arg)
+{
+	slot *s = arg;
+	size_t n = size * nmemb;
+	size_t room = sizeof s->body - s->body_len;
+	memcpy(s->body + s->body_len, p, n < room ? n : room);
+	s->body_len += n < room ? n : room;
+	return n;
+}
+
+static int
+slot_start(worker *w, slot *s)
+{
+	const hq_target_conf *t = w->t;
+	char line[1024], key[128];
+
+	if (s->easy == NULL && (s->easy = curl_easy_init()) == NULL)
+		return -1;
+	CURL *e = s->easy;
+	s->body_len = 0;
+	if (t->format == HQ_FMT_GOOGLE) {
+		s->payload = google_payload(s->due.raw, s->due.raw_len, &s->payload_len);
+		if (s->payload == NULL)
+			return -1;
+		s->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	} else {
+		const char *cs = iana_charset(s->due.charset);
+		snprintf(line, sizeof line, "Content-Type: x-application/hl7-v2+er7%s%s",
+			 cs ? "; charset=" : "", cs ? cs : "");
+		s->headers = curl_slist_append(NULL, line);
+	}
+	hq_idempotency_key(t->name, s->due.id, key, sizeof key);
+	snprintf(line, sizeof line, "Idempotency-Key: %s-%s", hq_journal_instance(w->j), key);
+	s->headers = curl_slist_append(s->headers, line);
+	snprintf(line, sizeof line, "X-HL7-Message-Id: %llu", (unsigned long long)s->due.id);
+	s->headers = curl_slist_append(s->headers, line);
+	snprintf(line, sizeof line, "X-HL7-Control-Id: %s", s->due.control_id);
+	s->headers = curl_slist_append(s->headers, line);
+	snprintf(line, sizeof line, "X-HL7-Message-Type: %s", s->due.type);
+	s->headers = curl_slist_append(s->headers, line);
+	s->headers = curl_slist_append(s->headers, "Expect:");
+	for (int i = 0; i < t->nheaders; i++)
+		s->headers = curl_slist_append(s->headers, t->headers[i]);
+
+	curl_easy_setopt(e, CURLOPT_URL, t->url);
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, s->payload ? s->payload : s->due.raw);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+			 (curl_off_t)(s->payload ? s->payload_len : s->due.raw_len));
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(t->timeout_ms < 10000 ? t->timeout_ms : 10000));
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, s);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (t->ca_file[0])
+		curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
+	if (t->insecure) {
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (t->auth == HQ_AUTH_BASIC) {
+		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(e, CURLOPT_USERNAME, t->username);
+		curl_easy_setopt(e, CURLOPT_PASSWORD, w->password);
+	} else if (t->auth == HQ_AUTH_BEARER) {
+		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+		curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, w->token);
+	}
+	s->start_us = wall_us();
+	s->busy = 1;
+	return curl_multi_add_handle(w->multi, e) == CURLM_OK ? 0 : -1;
+}
+
+static void
+slot_release(worker *w, slot *s)
+{
+	curl_multi_remove_handle(w->multi, s->easy);
+	curl_slist_free_all(s->headers);
+	s->headers = NULL;
+	free(s->payload);
+	s->payload = NULL;
+	free(s->due.raw);
+	s->due.raw = NULL;
+	s->busy = 0;
+}
+
+static uint64_t
+backoff_us(const hq_target_conf *t, uint32_t attempts, long retry_after_s)
+{
+	uint64_t d = t->retry_initial_ms;
+	for (uint32_t i = 1; i < attempts && d < t->retry_max_ms; i++)
+		d *= 2;
+	if (d > t->retry_max_ms)
+		d = t->retry_max_ms;
+	/* jitter: between half and all of the delay */
+	d = d / 2 + (uint64_t)((double)rand() / RAND_MAX * (double)(d - d / 2));
+	if (retry_after_s > 0 && (uint64_t)retry_after_s * 1000 > d)
+		d = (uint64_t)retry_after_s * 1000;
+	return d * 1000;
+}
+
+/* Decides the outcome of the transfer in s. */
+static void
+classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
+{
+	const hq_target_conf *t = w->t;
+	uint64_t now = wall_us();
+	long status = 0, retry_after = 0;
+
+	memset(o, 0, sizeof *o);
+	o->id = s->due.id;
+	o->at_us = now;
+	o->latency_us = (uint32_t)(now - s->start_us);
+	memcpy(o->body, s->body, s->body_len);
+	o->body_len = s->body_len;
+	w->stats.attempts++;
+	if (res == CURLE_OK) {
+		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+		o->http_status = (int)status;
+		snprintf(o->error, sizeof o->error, "HTTP %ld", status);
+		if (status >= 200 && status < 300) {
+			o->state = HQ_DLV_DELIVERED;
+			w->stats.status_2xx++;
+		} else if (status == 408 || status == 425 || status == 429 || status >= 500) {
+			o->state = HQ_DLV_RETRY;
+			if (status >= 500)
+				w->stats.status_5xx++;
+			else
+				w->stats.status_4xx++;
+			curl_off_t ra = 0;
+			if (curl_easy_getinfo(s->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK)
+				retry_after = (long)ra;
+		} else {
+			o->state = HQ_DLV_DEAD;
+			w->stats.status_4xx++;
+		}
+	} else {
+		o->state = HQ_DLV_RETRY;
+		w->stats.network_errors++;
+		snprintf(o->error, sizeof o->error, "%s", curl_easy_strerror(res));
+	}
+	uint32_t attempts = s->due.attempts + 1;
+	if (o->state == HQ_DLV_RETRY) {
+		o->next_us = now + backoff_us(t, attempts, retry_after);
+		if ((t->max_attempts && attempts >= (uint32_t)t->max_attempts) ||
+		    (t->max_age_ms && now - s->due.received_us > t->max_age_ms * 1000))
+			o->state = HQ_DLV_DEAD;
+	}
+	int cn = (int)strnlen(s->due.control_id, 64);
+	if (o->state == HQ_DLV_DELIVERED) {
+		w->stats.delivered++;
+		if (w->down) {
+			hq_log(HQ_LOG_NOTICE, "target %s: back (HTTP %ld)", t->name, status);
+			w->down = 0;
+		}
+		hq_log(HQ_LOG_DEBUG, "target %s: id=%llu ctrl=%.*s type=%s delivered (HTTP %ld, %u us)",
+		       t->name, (unsigned long long)o->id, cn, s->due.control_id, s->due.type,
+		       status, o->latency_us);
+	} else if (o->state == HQ_DLV_RETRY) {
+		w->stats.retried++;
+		if (!w->down) {
+			hq_log(HQ_LOG_WARNING, "target %s: down (%s); retrying", t->name, o->error);
+			w->down = 1;
+		}
+	} else {
+		w->stats.dead++;
+		hq_log(HQ_LOG_WARNING, "target %s: id=%llu ctrl=%.*s type=%s dead-lettered after %u attempt%s (%s)",
+		       t->name, (unsigned long long)o->id, cn, s->due.control_id, s->due.type,
+		       attempts, attempts == 1 ? "" : "s", o->error);
+	}
+}
+
+static void *
+worker_main(void *arg)
+{
+	worker *w = arg;
+	const hq_target_conf *t = w->t;
+	int fifo = t->ordering == HQ_ORDER_FIFO;
+	hq_due due[MAX_ROUND];
+	hq_outcome *outs = calloc((size_t)w->nslots, sizeof *outs);
+	uint64_t *skip = calloc((size_t)w->nslots, sizeof *skip);
+
+	while (!w->stop && outs && skip) {
+		/* Fill the free slots with due deliveries. */
+		int free_slots = 0, nskip = 0;
+		for (int i = 0; i < w->nslots; i++) {
+			if (w->slots[i].busy)
+				skip[nskip++] = w->slots[i].due.id;
+			else
+				free_slots++;
+		}
+		uint64_t next_us = 0;
+		if (free_slots > 0) {
+			size_t want = (size_t)free_slots < MAX_ROUND ? (size_t)free_slots : MAX_ROUND;
+			long n = hq_journal_due(w->j, t->name, wall_us(), fifo, skip, (size_t)nskip,
+						due, want, &next_us);
+			if (n < 0)
+				hq_log(HQ_LOG_ERR, "target %s: cannot read the journal: %s", t->name,
+				       hq_strerror(n > -30000 ? (int)-n : (int)n));
+			for (long k = 0, i = 0; k < n; k++) {
+				while (w->slots[i].busy)
+					i++;
+				w->slots[i].due = due[k];
+				if (slot_start(w, &w->slots[i]) != 0) {
+					hq_log(HQ_LOG_ERR, "target %s: cannot start a request", t->name);
+					slot_release(w, &w->slots[i]);
+				}
+			}
+		}
+		int running = 0;
+		curl_multi_perform(w->multi, &running);
+
+		/* What finished. */
+		size_t nout = 0;
+		CURLMsg *m;
+		int left;
+		while ((m = curl_multi_info_read(w->multi, &left)) != NULL) {
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			slot *s;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+			classify(w, s, m->data.result, &outs[nout++]);
+			slot_release(w, s);
+		}
+		if (nout > 0) {
+			int rc = hq_journal_record_outcomes(w->j, t->name, outs, nout);
+			if (rc != 0)
+				hq_log(HQ_LOG_ERR, "target %s: cannot record %zu outcomes: %s (they will be retried)",
+				       t->name, nout, hq_strerror(rc));
+			continue; /* look for more work at once */
+		}
+		int busy = 0;
+		for (int i = 0; i < w->nslots; i++)
+			busy += w->slots[i].busy;
+		long wait_ms = 1000;
+		if (next_us) {
+			uint64_t now = wall_us();
+			long until = next_us > now ? (long)((next_us - now) / 1000) + 1 : 0;
+			if (until < wait_ms)
+				wait_ms = until;
+		}
+		if (!busy && free_slots > 0 && next_us == 0 && running == 0)
+			wait_ms = 1000; /* idle: intake's wake-up or the next second */
+		curl_multi_poll(w->multi, NULL, 0, (int)wait_ms, NULL);
+	}
+	for (int i = 0; i < w->nslots; i++)
+		if (w->slots[i].busy)
+			slot_release(w, &w->slots[i]);
+	free(outs);
+	free(skip);
+	return NULL;
+}
+
+int
+hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, char *err,
+		  size_t errcap)
+{
+	hq_delivery_sys *d = calloc(1, sizeof *d);
+	if (d == NULL)
+		return ENOMEM;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	d->workers = calloc((size_t)(cfg->ntargets ? cfg->ntargets : 1), sizeof *d->workers);
+	if (d->workers == NULL) {
+		free(d);
+		return ENOMEM;
+	}
+	for (int i = 0; i < cfg->ntargets; i++) {
+		worker *w = &d->workers[i];
+		const hq_target_conf *t = &cfg->targets[i];
+		w->t = t;
+		w->j = j;
+		if (t->auth == HQ_AUTH_BASIC &&
+		    (w->password = read_secret(t->password_file, err, errcap, t->name)) == NULL)
+			goto fail;
+		if (t->auth == HQ_AUTH_BEARER &&
+		    (w->token = read_secret(t->token_file, err, errcap, t->name)) == NULL)
+			goto fail;
+		if (t->insecure)
+			hq_log(HQ_LOG_WARNING, "target %s: insecure = true: TLS certificates are NOT verified",
+			       t->name);
+		w->nslots = t->ordering == HQ_ORDER_FIFO ? 1 : t->concurrency;
+		w->slots = calloc((size_t)w->nslots, sizeof *w->slots);
+		w->multi = curl_multi_init();
+		if (w->slots == NULL || w->multi == NULL) {
+			snprintf(err, errcap, "target %s: out of memory", t->name);
+			goto fail;
+		}
+		curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)w->nslots);
+		curl_multi_setopt(w->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+		d->n = i + 1;
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			snprintf(err, errcap, "target %s: cannot start its thread", t->name);
+			d->n = i;
+			goto fail;
+		}
+		hq_log(HQ_LOG_NOTICE, "target %s: delivering to %s (%s, %s, %d in flight at most)",
+		       t->name, t->url, t->format == HQ_FMT_RAW ? "raw" : "google-hl7v2",
+		       t->ordering == HQ_ORDER_FIFO ? "fifo" : "unordered", w->nslots);
+	}
+	*out = d;
+	return 0;
+fail:
+	hq_delivery_stop(d);
+	return HQ_ECONFIG;
+}
+
+void
+hq_delivery_wake(hq_delivery_sys *d)
+{
+	if (d == NULL)
+		return;
+	for (int i = 0; i < d->n; i++)
+		if (d->workers[i].multi)
+			curl_multi_wakeup(d->workers[i].multi);
+}
+
+void
+hq_delivery_stop(hq_delivery_sys *d)
+{
+	if (d == NULL)
+		return;
+	for (int i = 0; i < d->n; i++) {
+		d->workers[i].stop = 1;
+		curl_multi_wakeup(d->workers[i].multi);
+	}
+	for (int i = 0; i < d->n; i++)
+		pthread_join(d->workers[i].thread, NULL);
+	int total = d->n;
+	for (int i = 0; i < total; i++) {
+		worker *w = &d->workers[i];
+		for (int k = 0; k < w->nslots; k++)
+			if (w->slots[k].easy)
+				curl_easy_cleanup(w->slots[k].easy);
+		if (w->multi)
+			curl_multi_cleanup(w->multi);
+		free(w->slots);
+		free(w->password);
+		free(w->token);
+	}
+	free(d->workers);
+	free(d);
+}

@@ -1,0 +1,44 @@
+/*
+ * delivery.h - delivery workers: drain the journal to HTTPS targets.
+ *
+ * One thread per target, independent of intake: a slow or dead target
+ * never slows the ACKs.  Each worker copies due messages out of the
+ * journal (no transaction stays open across a network call), POSTs them
+ * with libcurl (connections kept alive and reused, HTTP/2 where offered,
+ * up to `concurrency` in flight), and writes the outcomes back in one
+ * write transaction per round.  What was in flight at a crash is pending
+ * again after the restart, so a message is delivered at least once and
+ * carries the same Idempotency-Key every time.
+ */
+#ifndef HQ_DELIVERY_H
+#define HQ_DELIVERY_H
+
+#include "core/config.h"
+#include "queue/journal.h"
+
+typedef struct hq_delivery_sys hq_delivery_sys;
+
+/* Counters of one target since start. */
+typedef struct hq_target_stats {
+	uint64_t attempts, delivered, retried, dead;
+	uint64_t status_2xx, status_4xx, status_5xx, network_errors;
+} hq_target_stats;
+
+/*
+ * Starts one worker per target of cfg.  Secrets (password_file,
+ * token_file) are read here.  Returns 0, or an errno / HQ_ECONFIG with err
+ * naming the target and the file.  cfg and j must outlive the system.
+ */
+int hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out,
+		      char *err, size_t errcap);
+
+/* Tells every worker new messages were committed (cheap; any thread). */
+void hq_delivery_wake(hq_delivery_sys *d);
+
+/* Stops the workers (in-flight requests are abandoned: pending again) and frees d. */
+void hq_delivery_stop(hq_delivery_sys *d);
+
+/* The Idempotency-Key of message id for target: stable across retries and restarts. */
+void hq_idempotency_key(const char *target, uint64_t id, char *out, size_t cap);
+
+#endif
