@@ -14,7 +14,7 @@ VERSION := 0.1.0
 
 CC ?= cc
 BUILD_PKGS := gcc make pkg-config liblmdb-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev
-TEST_PKGS := check python3 python3-hl7 python3-lmdb lmdb-utils
+TEST_PKGS := check python3 python3-hl7 python3-lmdb lmdb-utils nginx-light openssl
 
 ifeq ($(SANITIZER),)
 OUT := build/plain
@@ -92,7 +92,7 @@ integration: deps-test deps-node $(PROGS)
 check: all unit integration
 
 demo: all
-	@tools/deps.sh lmdb-utils
+	@tools/deps.sh lmdb-utils openssl
 	@tools/demo.sh $(abspath $(BIN))
 
 build/plain/tests/bench/syncrate: tests/bench/syncrate.c build/plain/libhl7q.a

@@ -1,7 +1,8 @@
 #!/bin/sh
 # demo.sh BINDIR - `make demo`: starts hl7qd on deploy/demo.conf (journal in
 # ./demo-journal, a listener on 127.0.0.1), sends the sample messages with
-# hl7send, prints each ACK and where the journal is, then stops the daemon.
+# hl7send, prints each ACK, waits for their delivery over HTTPS to a local
+# hl7sink, shows where the journal is, then stops both.
 set -e
 bin=$1
 cd "$(dirname "$0")/.."
@@ -11,9 +12,20 @@ log=$(mktemp /tmp/hl7qd-demo.XXXXXX)
 port=$(sed -n 's/^listen *= *127.0.0.1:\([0-9]*\).*/\1/p' $conf | head -1)
 
 "$bin/hl7qd" -c $conf --check
+
+# The HTTPS receiver: hl7sink with a self-signed certificate for 127.0.0.1.
+mkdir -p demo-tls demo-sink
+if [ ! -f demo-tls/cert.pem ]; then
+	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=127.0.0.1" \
+		-addext "subjectAltName=IP:127.0.0.1" -keyout demo-tls/key.pem \
+		-out demo-tls/cert.pem 2>/dev/null
+fi
+rm -f demo-sink/*
+"$bin/hl7sink" -p 2576 -d demo-sink --cert demo-tls/cert.pem --key demo-tls/key.pem > "$log.sink" &
+spid=$!
 "$bin/hl7qd" -c $conf 2>"$log" &
 pid=$!
-trap 'kill $pid 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill $pid $spid 2>/dev/null; rm -f "$log" "$log.sink"' EXIT
 for i in $(seq 50); do grep -q "ready" "$log" && break; sleep 0.1; done
 grep -q "ready" "$log" || { cat "$log"; exit 1; }
 echo "== hl7qd is up (pid $pid), listening on 127.0.0.1:$port"
@@ -38,11 +50,19 @@ rm -f "$log.bad"
 echo "== 2,000 generated 1 KB ADT messages over 8 connections:"
 "$bin/hl7send" -p "$port" -g -c 8 -n 2000 | head -1
 
+echo "== waiting for delivery to hl7sink over HTTPS"
+for i in $(seq 100); do
+	[ "$(ls demo-sink/*.head 2>/dev/null | wc -l)" -ge 2000 ] && break
+	sleep 0.1
+done
+echo "hl7sink stored $(ls demo-sink/*.head 2>/dev/null | wc -l) requests in $(pwd)/demo-sink; the first one:"
+sed 's/^/   /' "$(ls demo-sink/*.head | head -1)"
 kill -TERM $pid
 wait $pid || true
+kill $spid 2>/dev/null || true
 trap - EXIT
 echo "== daemon log (no patient data in it):"
 cat "$log"
-rm -f "$log"
+rm -f "$log" "$log.sink"
 echo "== journal: $(pwd)/demo-journal ($(du -sh demo-journal | cut -f1)); every message, accepted or refused, is in it"
 command -v mdb_stat >/dev/null && mdb_stat -s msgs demo-journal | sed -n 's/^ *Entries: /   messages stored: /p' || true

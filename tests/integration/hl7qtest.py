@@ -313,3 +313,68 @@ class Sink:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def make_cert(dirpath, name, san):
+    """A self-signed certificate (its own CA) for san, e.g. 'IP:127.0.0.1'."""
+    cert = os.path.join(dirpath, name + ".pem")
+    key = os.path.join(dirpath, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=hl7q-test", "-addext", "subjectAltName=" + san,
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+class Nginx:
+    """Debian's nginx on loopback: HTTPS (self-signed) in front of an upstream."""
+
+    def __init__(self, upstream_port):
+        self.dir = tempfile.mkdtemp(prefix="hl7q-nginx-")
+        self.cert, self.key = make_cert(self.dir, "good", "IP:127.0.0.1")
+        self.wrong_cert, self.wrong_key = make_cert(self.dir, "wrong", "DNS:wrong.example")
+        self.port, self.wrong_port = free_port(), free_port()
+        conf = """
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl http2;
+        ssl_certificate {cert}; ssl_certificate_key {key};
+        location /hl7 {{ proxy_pass http://127.0.0.1:{up}; proxy_http_version 1.1; }}
+        location /ok {{ return 200 "ok"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{wport} ssl;
+        ssl_certificate {wcert}; ssl_certificate_key {wkey};
+        location / {{ return 200 "ok"; }}
+    }}
+}}
+""".format(d=self.dir, port=self.port, wport=self.wrong_port, cert=self.cert, key=self.key,
+           wcert=self.wrong_cert, wkey=self.wrong_key, up=upstream_port)
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen([nginx, "-p", self.dir, "-c", self.conf, "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("nginx exited: " + self.proc.stderr.read().decode())
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not start")
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -199,3 +199,42 @@ class Delivery(unittest.TestCase):
         out = subprocess.run([os.path.join(BIN, "hl7qd"), "-c", d2.conf, "--check"],
                              capture_output=True, text=True)
         self.assertIn("from names a listener that is not configured", out.stderr)
+
+
+class DeliveryNginx(unittest.TestCase):
+    """Delivery over HTTPS to Debian's nginx with a self-signed certificate."""
+
+    def test_https_via_nginx_and_certificate_checks(self):
+        from hl7qtest import Nginx
+        sink = Sink().start()
+        ng = Nginx(sink.port)
+        try:
+            d = Daemon(extra=target("good", "https://127.0.0.1:%d/hl7" % ng.port,
+                                    "ca_file = %s\nordering = none" % ng.cert) +
+                       target("noca", "https://127.0.0.1:%d/hl7" % ng.port) +
+                       target("wrongname", "https://127.0.0.1:%d/" % ng.wrong_port,
+                              "ca_file = %s" % ng.wrong_cert))
+            d.start()
+            msgs = [message("N%02d" % i, size=800) for i in range(30)]
+            c = Mllp(d.port)
+            for m in msgs:
+                self.assertEqual(msa(c.request(m))[0], "AA")
+            reqs = sink.wait_for(30, timeout=30)
+            self.assertEqual(sorted(b for _, b in reqs), sorted(msgs))
+            time.sleep(1.0)
+            dl = read_deliveries(d.journal)
+            good = [v for (i, t), v in dl.items() if t == "good"]
+            self.assertTrue(all(v[0] == DLV_DELIVERED for v in good) and len(good) == 30)
+            # Unknown CA and wrong host name: refused, waiting for retry, never sent in clear.
+            for name in ("noca", "wrongname"):
+                rows = [v for (i, t), v in dl.items() if t == name]
+                self.assertEqual(len(rows), 30)
+                self.assertTrue(all(v[0] != DLV_DELIVERED for v in rows), name)
+            self.assertEqual(len(sink.requests()), 30)
+            log = d.read_log()
+            self.assertRegex(log, r"target noca: down \(SSL peer certificate")
+            self.assertRegex(log, r"target wrongname: down \(SSL peer certificate")
+            d.cleanup()
+        finally:
+            ng.cleanup()
+            sink.cleanup()
