@@ -297,7 +297,7 @@ target_key(parse_state *st, hq_target_conf *t, const char *key, const char *val)
 		else if (strcmp(val, "google-hl7v2") == 0)
 			t->format = HQ_FMT_GOOGLE;
 		else if (strcmp(val, "json") == 0)
-			return fail(st, st->line, "format: json is not implemented yet (raw, google-hl7v2)");
+			t->format = HQ_FMT_JSON;
 		else
 			return fail(st, st->line, "format: '%s' is not raw, json or google-hl7v2", val);
 	} else if (strcmp(key, "auth") == 0) {

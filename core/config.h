@@ -31,7 +31,7 @@ typedef struct hq_listener_conf {
 	int line;		    /* where the section starts */
 } hq_listener_conf;
 
-typedef enum hq_format { HQ_FMT_RAW, HQ_FMT_GOOGLE } hq_format;
+typedef enum hq_format { HQ_FMT_RAW, HQ_FMT_JSON, HQ_FMT_GOOGLE } hq_format;
 typedef enum hq_auth { HQ_AUTH_NONE, HQ_AUTH_BASIC, HQ_AUTH_BEARER } hq_auth;
 typedef enum hq_ordering { HQ_ORDER_FIFO, HQ_ORDER_NONE } hq_ordering;
 

@@ -23,10 +23,12 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "delivery.h"
+#include "hl7/json.h"
 
 #define MAX_ROUND 256
 
@@ -123,6 +125,55 @@ google_payload(const char *raw, size_t n, size_t *len)
 	return out;
 }
 
+static json_t *
+jstr(const char *s)
+{
+	json_t *j = json_string(s);
+	return j ? j : json_null();
+}
+
+/* The "json" payload: metadata and the message's lossless JSON form (README). */
+static char *
+json_payload(const hq_due *d, size_t *len)
+{
+	char when[64];
+	time_t secs = (time_t)(d->received_us / 1000000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, sizeof when - n, ".%06uZ", (unsigned)(d->received_us % 1000000));
+	json_t *msg = hq_hl7_to_json(d->raw, d->raw_len);
+	json_t *root = json_pack("{s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:{s:o,s:o},s:{s:o,s:o}}",
+				 "id", (json_int_t)d->id, "received_at", when,
+				 "listener", jstr(d->listener), "peer", jstr(d->peer),
+				 "type", jstr(d->type), "control_id", jstr(d->control_id),
+				 "version", jstr(d->version),
+				 "sender", "application", jstr(d->sending_app), "facility", jstr(d->sending_fac),
+				 "receiver", "application", jstr(d->receiving_app), "facility", jstr(d->receiving_fac));
+	if (root == NULL) {
+		json_decref(msg);
+		return NULL;
+	}
+	if (msg) {
+		json_object_set_new(root, "message", msg);
+	} else {
+		size_t blen;
+		char *b = google_payload(d->raw, d->raw_len, &blen);
+		/* reuse the base64 of google_payload: {"message":{"data":"..."}} */
+		json_t *g = b ? json_loadb(b, blen, 0, NULL) : NULL;
+		json_object_set_new(root, "message", json_null());
+		if (g)
+			json_object_set(root, "raw_base64", json_object_get(json_object_get(g, "message"), "data"));
+		json_decref(g);
+		free(b);
+	}
+	char *text = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	if (text)
+		*len = strlen(text);
+	return text;
+}
+
 /* MSH-18 to an IANA charset name; NULL when unknown or empty. */
 static const char *
 iana_charset(const char *msh18)
@@ -158,8 +209,10 @@ slot_start(worker *w, slot *s)
 		return -1;
 	CURL *e = s->easy;
 	s->body_len = 0;
-	if (t->format == HQ_FMT_GOOGLE) {
-		s->payload = google_payload(s->due.raw, s->due.raw_len, &s->payload_len);
+	if (t->format == HQ_FMT_GOOGLE || t->format == HQ_FMT_JSON) {
+		s->payload = t->format == HQ_FMT_GOOGLE
+				     ? google_payload(s->due.raw, s->due.raw_len, &s->payload_len)
+				     : json_payload(&s->due, &s->payload_len);
 		if (s->payload == NULL)
 			return -1;
 		s->headers = curl_slist_append(NULL, "Content-Type: application/json");
@@ -438,7 +491,7 @@ hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, ch
 			goto fail;
 		}
 		hq_log(HQ_LOG_NOTICE, "target %s: delivering to %s (%s, %s, %d in flight at most)",
-		       t->name, t->url, t->format == HQ_FMT_RAW ? "raw" : "google-hl7v2",
+		       t->name, t->url, t->format == HQ_FMT_RAW ? "raw" : t->format == HQ_FMT_JSON ? "json" : "google-hl7v2",
 		       t->ordering == HQ_ORDER_FIFO ? "fifo" : "unordered", w->nslots);
 	}
 	*out = d;

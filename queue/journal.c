@@ -887,6 +887,13 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, int fifo,
 		copy_field(o->control_id, sizeof o->control_id, r.f[HQ_F_CONTROL_ID]);
 		copy_field(o->type, sizeof o->type, r.f[HQ_F_TYPE]);
 		copy_field(o->charset, sizeof o->charset, r.f[HQ_F_CHARSET]);
+		copy_field(o->listener, sizeof o->listener, r.f[HQ_F_LISTENER]);
+		copy_field(o->peer, sizeof o->peer, r.f[HQ_F_PEER]);
+		copy_field(o->version, sizeof o->version, r.f[HQ_F_VERSION]);
+		copy_field(o->sending_app, sizeof o->sending_app, r.f[HQ_F_SENDING_APP]);
+		copy_field(o->sending_fac, sizeof o->sending_fac, r.f[HQ_F_SENDING_FAC]);
+		copy_field(o->receiving_app, sizeof o->receiving_app, r.f[HQ_F_RECEIVING_APP]);
+		copy_field(o->receiving_fac, sizeof o->receiving_fac, r.f[HQ_F_RECEIVING_FAC]);
 		o->raw = malloc(r.f[HQ_F_RAW].n ? r.f[HQ_F_RAW].n : 1);
 		if (o->raw == NULL)
 			break;

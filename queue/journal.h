@@ -192,6 +192,8 @@ typedef struct hq_due {
 	char control_id[128];
 	char type[64];
 	char charset[64];
+	char listener[64], peer[64], version[32];
+	char sending_app[128], sending_fac[128], receiving_app[128], receiving_fac[128];
 	char *raw;	      /* malloc'd message bytes; the caller frees */
 	size_t raw_len;
 } hq_due;
