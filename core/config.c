@@ -339,7 +339,7 @@ target_key(parse_state *st, hq_target_conf *t, const char *key, const char *val)
 		else if (strcmp(val, "none") == 0)
 			t->ordering = HQ_ORDER_NONE;
 		else if (strcmp(val, "patient") == 0)
-			return fail(st, st->line, "ordering: patient is not implemented yet (fifo, none)");
+			t->ordering = HQ_ORDER_PATIENT;
 		else
 			return fail(st, st->line, "ordering: '%s' is not fifo, patient or none", val);
 	} else if (strcmp(key, "concurrency") == 0) {

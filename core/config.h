@@ -33,7 +33,7 @@ typedef struct hq_listener_conf {
 
 typedef enum hq_format { HQ_FMT_RAW, HQ_FMT_JSON, HQ_FMT_GOOGLE } hq_format;
 typedef enum hq_auth { HQ_AUTH_NONE, HQ_AUTH_BASIC, HQ_AUTH_BEARER } hq_auth;
-typedef enum hq_ordering { HQ_ORDER_FIFO, HQ_ORDER_NONE } hq_ordering;
+typedef enum hq_ordering { HQ_ORDER_FIFO, HQ_ORDER_PATIENT, HQ_ORDER_NONE } hq_ordering;
 
 #define HQ_MAX_LIST 32
 
@@ -53,7 +53,7 @@ typedef struct hq_target_conf {
 	char headers[HQ_MAX_LIST][512]; /* "Name: value" */
 	int nheaders;
 	hq_ordering ordering;
-	int concurrency;	  /* default 8 (ordering none) */
+	int concurrency;	  /* default 8 (ordering none or patient) */
 	uint64_t timeout_ms;	  /* default 30s */
 	uint64_t retry_initial_ms; /* default 1s */
 	uint64_t retry_max_ms;	  /* default 10m */

@@ -372,7 +372,9 @@ worker_main(void *arg)
 {
 	worker *w = arg;
 	const hq_target_conf *t = w->t;
-	int fifo = t->ordering == HQ_ORDER_FIFO;
+	hq_due_order order = t->ordering == HQ_ORDER_FIFO	 ? HQ_DUE_FIFO
+			     : t->ordering == HQ_ORDER_PATIENT ? HQ_DUE_PATIENT
+								 : HQ_DUE_NONE;
 	hq_due due[MAX_ROUND];
 	hq_outcome *outs = calloc((size_t)w->nslots, sizeof *outs);
 	uint64_t *skip = calloc((size_t)w->nslots, sizeof *skip);
@@ -389,7 +391,7 @@ worker_main(void *arg)
 		uint64_t next_us = 0;
 		if (free_slots > 0) {
 			size_t want = (size_t)free_slots < MAX_ROUND ? (size_t)free_slots : MAX_ROUND;
-			long n = hq_journal_due(w->j, t->name, wall_us(), fifo, skip, (size_t)nskip,
+			long n = hq_journal_due(w->j, t->name, wall_us(), order, skip, (size_t)nskip,
 						due, want, &next_us);
 			if (n < 0)
 				hq_log(HQ_LOG_ERR, "target %s: cannot read the journal: %s", t->name,
@@ -492,7 +494,8 @@ hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, ch
 		}
 		hq_log(HQ_LOG_NOTICE, "target %s: delivering to %s (%s, %s, %d in flight at most)",
 		       t->name, t->url, t->format == HQ_FMT_RAW ? "raw" : t->format == HQ_FMT_JSON ? "json" : "google-hl7v2",
-		       t->ordering == HQ_ORDER_FIFO ? "fifo" : "unordered", w->nslots);
+		       t->ordering == HQ_ORDER_FIFO ? "fifo" : t->ordering == HQ_ORDER_PATIENT ? "fifo per patient" : "unordered",
+		       w->nslots);
 	}
 	*out = d;
 	return 0;

@@ -823,17 +823,51 @@ copy_field(char *dst, size_t cap, hq_str s)
 	dst[n] = 0;
 }
 
+/* Patients held back in one hq_journal_due() call (ordering "patient"). */
+typedef struct held {
+	char (*ids)[64];
+	size_t n, cap;
+} held;
+
+static int
+held_has(const held *h, hq_str p)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (strlen(h->ids[i]) == p.n && memcmp(h->ids[i], p.p, p.n) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+held_add(held *h, hq_str p)
+{
+	if (p.n == 0 || p.n >= 64 || held_has(h, p))
+		return;
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 64;
+		char (*ids)[64] = realloc(h->ids, cap * sizeof *ids);
+		if (ids == NULL)
+			return;
+		h->ids = ids;
+		h->cap = cap;
+	}
+	memcpy(h->ids[h->n], p.p, p.n);
+	h->ids[h->n++][p.n] = 0;
+}
+
 long
-hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, int fifo,
+hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order order,
 	       const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
 	       uint64_t *next_us)
 {
 	unsigned char pk[64 + 9];
 	size_t tlen = strlen(target);
+	int fifo = order == HQ_DUE_FIFO, bypatient = order == HQ_DUE_PATIENT;
+	held h = {0};
 	MDB_txn *txn;
 	MDB_cursor *c;
 	long n = 0;
-	int rc;
+	int rc, scanned = 0;
 
 	*next_us = 0;
 	if (tlen >= 64)
@@ -846,7 +880,8 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, int fifo,
 	}
 	MDB_val k = {pending_key(pk, target, 0), pk}, v;
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	while (rc == 0 && (size_t)n < max) {
+	/* by patient, a bounded look ahead: the queue may be long */
+	while (rc == 0 && (size_t)n < max && scanned++ < 100000) {
 		if (k.mv_size != tlen + 9 || memcmp(k.mv_data, target, tlen) != 0 ||
 		    ((unsigned char *)k.mv_data)[tlen] != 0)
 			break;
@@ -854,12 +889,8 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, int fifo,
 		int skipped = 0;
 		for (size_t i = 0; i < nskip && !skipped; i++)
 			skipped = skip[i] == id;
-		if (skipped) {
-			if (fifo)
-				break; /* the head is in flight: nothing else may go */
-			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-			continue;
-		}
+		if (skipped && fifo)
+			break; /* the head is in flight: nothing else may go */
 		unsigned char dk[8 + 64];
 		MDB_val dkey = {dlv_key(dk, id, target), dk}, dval, mk = {8, dk}, mval;
 		hq_delivery d;
@@ -871,11 +902,24 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, int fifo,
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 			continue;
 		}
+		hq_str patient = r.f[HQ_F_PATIENT_ID];
+		if (bypatient && patient.n > 0 && held_has(&h, patient)) {
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+			continue; /* an earlier message of this patient is not done */
+		}
+		if (skipped) {
+			if (bypatient)
+				held_add(&h, patient);
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+			continue;
+		}
 		if (d.next_us > now_us) {
 			if (*next_us == 0 || d.next_us < *next_us)
 				*next_us = d.next_us;
 			if (fifo)
 				break;
+			if (bypatient)
+				held_add(&h, patient);
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 			continue;
 		}
@@ -902,10 +946,13 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, int fifo,
 		n++;
 		if (fifo)
 			break;
+		if (bypatient)
+			held_add(&h, patient);
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
 	mdb_txn_abort(txn);
+	free(h.ids);
 	return n;
 }
 

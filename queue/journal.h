@@ -198,14 +198,22 @@ typedef struct hq_due {
 	size_t raw_len;
 } hq_due;
 
+/* The order a target's deliveries keep. */
+typedef enum hq_due_order {
+	HQ_DUE_NONE,   /* any due delivery may go */
+	HQ_DUE_FIFO,   /* only the oldest undelivered one */
+	HQ_DUE_PATIENT /* the oldest undelivered one of each patient (PID-3) */
+} hq_due_order;
+
 /*
  * Collects up to max deliveries of target that are due at now_us, oldest
- * first, skipping the ids in skip[0..nskip).  With fifo set only the
- * oldest undelivered one is considered: one waiting for its retry holds
- * back the rest.  *next_us gets the earliest later due time (0: none).
- * Returns the number collected or a negative code.
+ * first, skipping the ids in skip[0..nskip) (in flight).  FIFO: only the
+ * oldest undelivered one is considered, so one in flight or waiting for
+ * its retry holds back the rest; PATIENT: the same per PID-3 (messages
+ * without one are unordered).  *next_us gets the earliest later due time
+ * (0: none).  Returns the number collected or a negative code.
  */
-long hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, int fifo,
+long hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order order,
 		    const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
 		    uint64_t *next_us);
 

@@ -323,3 +323,25 @@ class DeliveryJson(unittest.TestCase):
         finally:
             d.cleanup()
             s.cleanup()
+
+
+class DeliveryPatientOrder(unittest.TestCase):
+    def test_patient_ordering_keeps_each_patients_order(self):
+        """ordering = patient: FIFO per PID-3 through an outage, several in flight."""
+        s = Sink("--status", "503", "--for", "1", "--delay", "10").start()
+        d = Daemon(extra=target("p", s.url, "ordering = patient\nconcurrency = 4")).start()
+        try:
+            c = Mllp(d.port)
+            for i in range(30):
+                m = message("P%02d" % i).replace(b"T-P%02d^^^TEST" % i, b"PAT%d^^^TEST" % (i % 3))
+                self.assertEqual(msa(c.request(m))[0], "AA")
+            c.close()
+            reqs = s.wait_for(30, timeout=30)
+            self.assertEqual(len(reqs), 30)
+            order = [int(h["x-hl7-control-id"][1:]) for h, _ in reqs]
+            for p in range(3):
+                mine = [i for i in order if i % 3 == p]
+                self.assertEqual(mine, sorted(mine), "patient %d out of order: %s" % (p, order))
+        finally:
+            d.cleanup()
+            s.cleanup()
