@@ -307,8 +307,10 @@ target_key(parse_state *st, hq_target_conf *t, const char *key, const char *val)
 			t->auth = HQ_AUTH_BASIC;
 		else if (strcmp(val, "bearer") == 0)
 			t->auth = HQ_AUTH_BEARER;
-		else if (strcmp(val, "oauth2") == 0 || strcmp(val, "aws-sigv4") == 0)
-			return fail(st, st->line, "auth: %s is not implemented yet (none, basic, bearer)", val);
+		else if (strcmp(val, "oauth2") == 0)
+			t->auth = HQ_AUTH_OAUTH2;
+		else if (strcmp(val, "aws-sigv4") == 0)
+			t->auth = HQ_AUTH_SIGV4;
 		else
 			return fail(st, st->line, "auth: '%s' is not none, basic, bearer, oauth2 or aws-sigv4", val);
 	} else if (strcmp(key, "username") == 0) {
@@ -317,6 +319,29 @@ target_key(parse_state *st, hq_target_conf *t, const char *key, const char *val)
 		return set_path(st, t->password_file, sizeof t->password_file, key, val);
 	} else if (strcmp(key, "token_file") == 0) {
 		return set_path(st, t->token_file, sizeof t->token_file, key, val);
+	} else if (strcmp(key, "token_url") == 0) {
+		if (strncmp(val, "https://", 8) != 0 && strncmp(val, "http://", 7) != 0)
+			return fail(st, st->line, "token_url: '%s' is not an http(s):// URL", val);
+		return set_path(st, t->token_url, sizeof t->token_url, key, val);
+	} else if (strcmp(key, "client_id") == 0) {
+		return set_path(st, t->client_id, sizeof t->client_id, key, val);
+	} else if (strcmp(key, "client_secret_file") == 0) {
+		return set_path(st, t->client_secret_file, sizeof t->client_secret_file, key, val);
+	} else if (strcmp(key, "scope") == 0) {
+		return set_path(st, t->scope, sizeof t->scope, key, val);
+	} else if (strcmp(key, "aws_region") == 0) {
+		return set_path(st, t->aws_region, sizeof t->aws_region, key, val);
+	} else if (strcmp(key, "aws_service") == 0) {
+		return set_path(st, t->aws_service, sizeof t->aws_service, key, val);
+	} else if (strcmp(key, "aws_key_id_file") == 0) {
+		return set_path(st, t->aws_key_id_file, sizeof t->aws_key_id_file, key, val);
+	} else if (strcmp(key, "aws_secret_file") == 0) {
+		return set_path(st, t->aws_secret_file, sizeof t->aws_secret_file, key, val);
+	} else if (strcmp(key, "password") == 0) {
+		return set_path(st, t->password, sizeof t->password, key, val);
+	} else if (strcmp(key, "client_secret") == 0 || strcmp(key, "token") == 0) {
+		return fail(st, st->line, "%s: secrets come from a file (%s_file), never the config itself",
+			    key, key);
 	} else if (strcmp(key, "headers") == 0) {
 		/* "Name: value; Name2: value2" */
 		const char *p = val;
@@ -545,10 +570,16 @@ hq_config_load(const char *file, hq_config *cfg)
 		const char *why = NULL;
 		if (t->url[0] == 0)
 			why = "needs url = https://...";
-		else if (t->auth == HQ_AUTH_BASIC && (!t->username[0] || !t->password_file[0]))
+		else if (t->auth == HQ_AUTH_BASIC && (!t->username[0] ||
+						      (!t->password_file[0] && !t->password[0])))
 			why = "auth = basic needs username and password_file";
 		else if (t->auth == HQ_AUTH_BEARER && !t->token_file[0])
 			why = "auth = bearer needs token_file";
+		else if (t->auth == HQ_AUTH_OAUTH2 && (!t->token_url[0] || !t->client_id[0] ||
+							!t->client_secret_file[0]))
+			why = "auth = oauth2 needs token_url, client_id and client_secret_file";
+		else if (t->auth == HQ_AUTH_SIGV4 && (!t->aws_region[0] || !t->aws_service[0]))
+			why = "auth = aws-sigv4 needs aws_region and aws_service";
 		else if (t->retry_initial_ms > t->retry_max_ms)
 			why = "retry_initial is larger than retry_max";
 		for (int k = 0; k < t->nfrom && !why; k++) {

@@ -32,7 +32,7 @@ typedef struct hq_listener_conf {
 } hq_listener_conf;
 
 typedef enum hq_format { HQ_FMT_RAW, HQ_FMT_JSON, HQ_FMT_GOOGLE } hq_format;
-typedef enum hq_auth { HQ_AUTH_NONE, HQ_AUTH_BASIC, HQ_AUTH_BEARER } hq_auth;
+typedef enum hq_auth { HQ_AUTH_NONE, HQ_AUTH_BASIC, HQ_AUTH_BEARER, HQ_AUTH_OAUTH2, HQ_AUTH_SIGV4 } hq_auth;
 typedef enum hq_ordering { HQ_ORDER_FIFO, HQ_ORDER_PATIENT, HQ_ORDER_NONE } hq_ordering;
 
 #define HQ_MAX_LIST 32
@@ -49,7 +49,16 @@ typedef struct hq_target_conf {
 	hq_auth auth;
 	char username[256];
 	char password_file[1024];
+	char password[256];	    /* a literal password: works, warned about at start */
 	char token_file[1024];
+	char token_url[1024];	    /* oauth2 */
+	char client_id[256];
+	char client_secret_file[1024];
+	char scope[512];
+	char aws_region[64];	    /* aws-sigv4 */
+	char aws_service[64];
+	char aws_key_id_file[1024];  /* else $AWS_ACCESS_KEY_ID */
+	char aws_secret_file[1024];  /* else $AWS_SECRET_ACCESS_KEY */
 	char headers[HQ_MAX_LIST][512]; /* "Name: value" */
 	int nheaders;
 	hq_ordering ordering;

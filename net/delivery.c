@@ -50,7 +50,12 @@ typedef struct worker {
 	pthread_t thread;
 	CURLM *multi;
 	volatile int stop;
-	char *password, *token;
+	char *password, *token;	/* basic; bearer, or the cached oauth2 token */
+	uint64_t token_expires_us;	/* oauth2: refetch after this */
+	int token_refreshed;		/* oauth2: a 401 already caused a refetch */
+	char *client_secret;		/* oauth2 */
+	char *aws_key, *aws_secret;	/* aws-sigv4 */
+	char *sigv4;			/* "aws:amz:REGION:SERVICE" */
 	slot *slots;
 	int nslots;
 	int down; /* last attempt failed: log only the transitions */
@@ -199,6 +204,99 @@ on_body(char *p, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+typedef struct grow {
+	char *p;
+	size_t n;
+} grow;
+
+static size_t
+on_grow(char *p, size_t size, size_t nmemb, void *arg)
+{
+	grow *g = arg;
+	size_t n = size * nmemb;
+	if (g->n + n > 65536)
+		return 0;
+	char *q = realloc(g->p, g->n + n + 1);
+	if (q == NULL)
+		return 0;
+	memcpy(q + g->n, p, n);
+	g->p = q;
+	g->n += n;
+	g->p[g->n] = 0;
+	return n;
+}
+
+/*
+ * OAuth2 client credentials: fetches a token from token_url (as Azure AD
+ * and Azure Health Data Services use), cached until shortly before it
+ * expires.  Returns 0, or -1 with why (no secret in it).
+ */
+static int
+oauth2_token(worker *w, char *why, size_t cap)
+{
+	const hq_target_conf *t = w->t;
+	if (w->token && wall_us() < w->token_expires_us)
+		return 0;
+	CURL *e = curl_easy_init();
+	grow g = {0};
+	long status = 0;
+	int rc = -1;
+	if (e == NULL) {
+		snprintf(why, cap, "out of memory");
+		return -1;
+	}
+	char *id = curl_easy_escape(e, t->client_id, 0);
+	char *secret = curl_easy_escape(e, w->client_secret, 0);
+	char *scope = curl_easy_escape(e, t->scope, 0);
+	size_t flen = strlen(id) + strlen(secret) + strlen(scope) + 96;
+	char *form = malloc(flen);
+	if (form && id && secret && scope) {
+		snprintf(form, flen, "grant_type=client_credentials&client_id=%s&client_secret=%s%s%s",
+			 id, secret, t->scope[0] ? "&scope=" : "", scope);
+		curl_easy_setopt(e, CURLOPT_URL, t->token_url);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, form);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_grow);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, &g);
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
+		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+		if (t->ca_file[0])
+			curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
+		CURLcode res = curl_easy_perform(e);
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+		if (res != CURLE_OK) {
+			snprintf(why, cap, "token endpoint: %s", curl_easy_strerror(res));
+		} else if (status != 200) {
+			snprintf(why, cap, "token endpoint: HTTP %ld", status);
+		} else {
+			json_t *j = json_loads(g.p ? g.p : "", 0, NULL);
+			const char *tok = json_string_value(json_object_get(j, "access_token"));
+			json_int_t expires = json_integer_value(json_object_get(j, "expires_in"));
+			if (tok == NULL) {
+				snprintf(why, cap, "token endpoint: no access_token in the answer");
+			} else {
+				free(w->token);
+				w->token = strdup(tok);
+				if (expires <= 0)
+					expires = 300;
+				/* refetch a minute early (or at half-life for short tokens) */
+				json_int_t margin = expires > 120 ? 60 : expires / 2;
+				w->token_expires_us = wall_us() + (uint64_t)(expires - margin) * 1000000;
+				rc = w->token ? 0 : -1;
+			}
+			json_decref(j);
+		}
+	} else {
+		snprintf(why, cap, "out of memory");
+	}
+	free(form);
+	curl_free(id);
+	curl_free(secret);
+	curl_free(scope);
+	free(g.p);
+	curl_easy_cleanup(e);
+	return rc;
+}
+
 static int
 slot_start(worker *w, slot *s)
 {
@@ -231,7 +329,10 @@ slot_start(worker *w, slot *s)
 	s->headers = curl_slist_append(s->headers, line);
 	snprintf(line, sizeof line, "X-HL7-Message-Type: %s", s->due.type);
 	s->headers = curl_slist_append(s->headers, line);
-	s->headers = curl_slist_append(s->headers, "Expect:");
+	/* No "Expect: 100-continue" wait -- except under SigV4, where libcurl
+	 * would sign the empty Expect: entry that is never sent. */
+	if (t->auth != HQ_AUTH_SIGV4)
+		s->headers = curl_slist_append(s->headers, "Expect:");
 	for (int i = 0; i < t->nheaders; i++)
 		s->headers = curl_slist_append(s->headers, t->headers[i]);
 
@@ -259,9 +360,14 @@ slot_start(worker *w, slot *s)
 		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(e, CURLOPT_USERNAME, t->username);
 		curl_easy_setopt(e, CURLOPT_PASSWORD, w->password);
-	} else if (t->auth == HQ_AUTH_BEARER) {
+	} else if (t->auth == HQ_AUTH_BEARER || t->auth == HQ_AUTH_OAUTH2) {
 		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
 		curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, w->token);
+	} else if (t->auth == HQ_AUTH_SIGV4) {
+		/* libcurl signs the request itself (AWS Signature Version 4). */
+		curl_easy_setopt(e, CURLOPT_AWS_SIGV4, w->sigv4);
+		curl_easy_setopt(e, CURLOPT_USERNAME, w->aws_key);
+		curl_easy_setopt(e, CURLOPT_PASSWORD, w->aws_secret);
 	}
 	s->start_us = wall_us();
 	s->busy = 1;
@@ -327,10 +433,19 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 			curl_off_t ra = 0;
 			if (curl_easy_getinfo(s->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK)
 				retry_after = (long)ra;
+		} else if (status == 401 && t->auth == HQ_AUTH_OAUTH2 && !w->token_refreshed) {
+			/* The token may have been revoked: fetch a new one, once. */
+			o->state = HQ_DLV_RETRY;
+			w->token_expires_us = 0;
+			w->token_refreshed = 1;
+			w->stats.status_4xx++;
+			retry_after = -1; /* at once */
 		} else {
 			o->state = HQ_DLV_DEAD;
 			w->stats.status_4xx++;
 		}
+		if (status >= 200 && status < 300)
+			w->token_refreshed = 0;
 	} else {
 		o->state = HQ_DLV_RETRY;
 		w->stats.network_errors++;
@@ -338,7 +453,7 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 	}
 	uint32_t attempts = s->due.attempts + 1;
 	if (o->state == HQ_DLV_RETRY) {
-		o->next_us = now + backoff_us(t, attempts, retry_after);
+		o->next_us = retry_after < 0 ? now : now + backoff_us(t, attempts, retry_after);
 		if ((t->max_attempts && attempts >= (uint32_t)t->max_attempts) ||
 		    (t->max_age_ms && now - s->due.received_us > t->max_age_ms * 1000))
 			o->state = HQ_DLV_DEAD;
@@ -389,6 +504,16 @@ worker_main(void *arg)
 				free_slots++;
 		}
 		uint64_t next_us = 0;
+		if (free_slots > 0 && t->auth == HQ_AUTH_OAUTH2) {
+			char why[256];
+			if (oauth2_token(w, why, sizeof why) != 0) {
+				if (!w->down)
+					hq_log(HQ_LOG_WARNING, "target %s: down (%s); retrying", t->name, why);
+				w->down = 1;
+				curl_multi_poll(w->multi, NULL, 0, (int)(t->retry_initial_ms < 5000 ? t->retry_initial_ms : 5000), NULL);
+				continue;
+			}
+		}
 		if (free_slots > 0) {
 			size_t want = (size_t)free_slots < MAX_ROUND ? (size_t)free_slots : MAX_ROUND;
 			long n = hq_journal_due(w->j, t->name, wall_us(), order, skip, (size_t)nskip,
@@ -468,9 +593,37 @@ hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, ch
 		const hq_target_conf *t = &cfg->targets[i];
 		w->t = t;
 		w->j = j;
-		if (t->auth == HQ_AUTH_BASIC &&
+		if (t->auth == HQ_AUTH_BASIC && t->password_file[0] &&
 		    (w->password = read_secret(t->password_file, err, errcap, t->name)) == NULL)
 			goto fail;
+		if (t->auth == HQ_AUTH_BASIC && !t->password_file[0]) {
+			hq_log(HQ_LOG_WARNING, "target %s: password is written in the config; use password_file",
+			       t->name);
+			w->password = strdup(t->password);
+		}
+		if (t->auth == HQ_AUTH_OAUTH2 &&
+		    (w->client_secret = read_secret(t->client_secret_file, err, errcap, t->name)) == NULL)
+			goto fail;
+		if (t->auth == HQ_AUTH_SIGV4) {
+			const char *ek = getenv("AWS_ACCESS_KEY_ID"), *es = getenv("AWS_SECRET_ACCESS_KEY");
+			w->aws_key = t->aws_key_id_file[0]
+					     ? read_secret(t->aws_key_id_file, err, errcap, t->name)
+					     : (ek && *ek ? strdup(ek) : NULL);
+			w->aws_secret = t->aws_secret_file[0]
+						? read_secret(t->aws_secret_file, err, errcap, t->name)
+						: (es && *es ? strdup(es) : NULL);
+			if (w->aws_key == NULL || w->aws_secret == NULL) {
+				if (!t->aws_key_id_file[0] || !t->aws_secret_file[0])
+					snprintf(err, errcap, "target %s: aws-sigv4 needs aws_key_id_file and aws_secret_file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
+						 t->name);
+				goto fail;
+			}
+			size_t n = strlen(t->aws_region) + strlen(t->aws_service) + 16;
+			w->sigv4 = malloc(n);
+			if (w->sigv4 == NULL)
+				goto fail;
+			snprintf(w->sigv4, n, "aws:amz:%s:%s", t->aws_region, t->aws_service);
+		}
 		if (t->auth == HQ_AUTH_BEARER &&
 		    (w->token = read_secret(t->token_file, err, errcap, t->name)) == NULL)
 			goto fail;
@@ -536,6 +689,10 @@ hq_delivery_stop(hq_delivery_sys *d)
 		free(w->slots);
 		free(w->password);
 		free(w->token);
+		free(w->client_secret);
+		free(w->aws_key);
+		free(w->aws_secret);
+		free(w->sigv4);
 	}
 	free(d->workers);
 	free(d);

@@ -345,3 +345,111 @@ class DeliveryPatientOrder(unittest.TestCase):
         finally:
             d.cleanup()
             s.cleanup()
+
+
+def sigv4_check(h, body, method, path, key_id, secret, region, service):
+    """Verifies an AWS Signature Version 4 Authorization header, computed here
+    independently of libcurl."""
+    import hashlib
+    import hmac
+    auth = h["authorization"]
+    algo, _, rest = auth.partition(" ")
+    parts = dict(p.strip().split("=", 1) for p in rest.split(","))
+    cred = parts["Credential"].split("/")
+    signed = parts["SignedHeaders"].split(";")
+    amzdate = h["x-amz-date"]
+    date = amzdate[:8]
+    assert algo == "AWS4-HMAC-SHA256", algo
+    assert cred == [key_id, date, region, service, "aws4_request"], cred
+    canon = "\n".join([method, path, "",
+                       "".join("%s:%s\n" % (n, " ".join(h[n].split())) for n in signed),
+                       ";".join(signed), hashlib.sha256(body).hexdigest()])
+    scope = "/".join([date, region, service, "aws4_request"])
+    sts = "\n".join(["AWS4-HMAC-SHA256", amzdate, scope,
+                     hashlib.sha256(canon.encode()).hexdigest()])
+
+    def hm(k, m):
+        return hmac.new(k, m.encode(), hashlib.sha256).digest()
+    k = hm(hm(hm(hm(("AWS4" + secret).encode(), date), region), service), "aws4_request")
+    return hmac.new(k, sts.encode(), hashlib.sha256).hexdigest() == parts["Signature"]
+
+
+class DeliveryCloudAuth(unittest.TestCase):
+    def test_aws_sigv4(self):
+        s = Sink().start()
+        d = Daemon(env={"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+                        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"})
+        try:
+            with open(d.conf, "a") as f:
+                f.write(target("aws", s.url, "auth = aws-sigv4\naws_region = us-east-1\n"
+                               "aws_service = healthlake"))
+            d.start()
+            m = message("AWS1")
+            c = Mllp(d.port)
+            self.assertEqual(msa(c.request(m))[0], "AA")
+            h, body = s.wait_for(1)[0]
+            self.assertEqual(body, m)
+            self.assertTrue(sigv4_check(h, body, "POST", "/hl7", "AKIDEXAMPLE",
+                                        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                                        "us-east-1", "healthlake"))
+            # a wrong secret does not verify: the check can fail
+            self.assertFalse(sigv4_check(h, body, "POST", "/hl7", "AKIDEXAMPLE", "nope",
+                                         "us-east-1", "healthlake"))
+            self.assertNotIn("wJalrXUtnFEMI", d.read_log())
+        finally:
+            d.cleanup()
+            s.cleanup()
+
+    def test_oauth2_client_credentials(self):
+        import http.server
+        import urllib.parse
+        calls = []
+
+        class Token(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                form = urllib.parse.parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+                calls.append(form)
+                ok = form.get("client_secret") == ["sh-secret"] and \
+                    form.get("grant_type") == ["client_credentials"]
+                body = json.dumps({"access_token": "tok-%d" % len(calls), "expires_in": 3600}) \
+                    if ok else '{"error":"invalid_client"}'
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Token)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        s = Sink().start()
+        d = Daemon()
+        try:
+            secret = os.path.join(d.dir, "secret")
+            with open(secret, "w") as f:
+                f.write("sh-secret\n")
+            with open(d.conf, "a") as f:
+                f.write(target("az", s.url, "auth = oauth2\ntoken_url = http://127.0.0.1:%d/token\n"
+                               "client_id = hl7q-app\nclient_secret_file = %s\n"
+                               "scope = https://example.azurehealthcareapis.com/.default"
+                               % (srv.server_address[1], secret)))
+            d.start()
+            self.send_all(d, ["Z%d" % i for i in range(5)])
+            reqs = s.wait_for(5)
+            self.assertEqual(len(reqs), 5)
+            self.assertTrue(all(h["authorization"] == "Bearer tok-1" for h, _ in reqs))
+            self.assertEqual(len(calls), 1)  # cached
+            self.assertEqual(calls[0]["client_id"], ["hl7q-app"])
+            self.assertEqual(calls[0]["scope"], ["https://example.azurehealthcareapis.com/.default"])
+            self.assertNotIn("sh-secret", d.read_log())
+        finally:
+            d.cleanup()
+            s.cleanup()
+            srv.shutdown()
+
+    def send_all(self, d, ctrls):
+        c = Mllp(d.port)
+        for x in ctrls:
+            self.assertEqual(msa(c.request(message(x)))[0], "AA")
+        c.close()
