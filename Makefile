@@ -100,8 +100,9 @@ build/plain/tests/bench/syncrate: tests/bench/syncrate.c build/plain/libhl7q.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< build/plain/libhl7q.a $(LIBS)
 
 bench: all build/plain/tests/bench/syncrate
-	@tools/deps.sh python3
+	@tools/deps.sh python3 nginx-light wrk openssl lmdb-utils
 	@tests/bench/bench.sh $(abspath $(BIN))
+	@tests/bench/delivery.sh $(abspath $(BIN))
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin

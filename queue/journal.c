@@ -891,6 +891,10 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 			skipped = skip[i] == id;
 		if (skipped && fifo)
 			break; /* the head is in flight: nothing else may go */
+		if (skipped && !bypatient) {
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+			continue;
+		}
 		unsigned char dk[8 + 64];
 		MDB_val dkey = {dlv_key(dk, id, target), dk}, dval, mk = {8, dk}, mval;
 		hq_delivery d;

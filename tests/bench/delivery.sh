@@ -1,0 +1,114 @@
+#!/bin/bash
+# delivery.sh BINDIR - the delivery part of `make bench`: 100,000 queued
+# 1 KB messages drained to a local nginx HTTPS location that answers 200
+# (ordering none), wrk's POST rate against the same URL in the same run,
+# and intake + delivery together end to end.  A report, not a test.
+set -e
+bin=$1
+cd "$(dirname "$0")/../.."
+out=build/bench-delivery
+rm -rf $out && mkdir -p $out/nginx
+N=${HL7Q_BENCH_DELIVERY_N:-100000}
+N2=${HL7Q_BENCH_E2E_N:-50000}
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pending() { mdb_stat -s pending "$1" 2>/dev/null | sed -n 's/^ *Entries: //p'; }
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+	-addext "subjectAltName=IP:127.0.0.1" -keyout $out/key.pem -out $out/cert.pem 2>/dev/null
+ngport=$(free_port)
+cat > $out/nginx/nginx.conf <<CONF
+worker_processes 1;
+pid $PWD/$out/nginx/nginx.pid;
+error_log $PWD/$out/nginx/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $PWD/$out/nginx/body; proxy_temp_path $PWD/$out/nginx/proxy;
+    fastcgi_temp_path $PWD/$out/nginx/f; uwsgi_temp_path $PWD/$out/nginx/u; scgi_temp_path $PWD/$out/nginx/s;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$ngport ssl http2;
+        ssl_certificate $PWD/$out/cert.pem; ssl_certificate_key $PWD/$out/key.pem;
+        client_body_buffer_size 64k;
+        location /ok { return 200 "ok"; }
+    }
+}
+CONF
+nginx -p $PWD/$out/nginx -c $PWD/$out/nginx/nginx.conf -g 'daemon off;' &
+ngpid=$!
+trap 'kill $ngpid 2>/dev/null || true; kill $pid 2>/dev/null || true' EXIT
+sleep 0.5
+
+echo "== wrk: POST 1 KB to https://127.0.0.1:$ngport/ok, 64 connections, 5 s"
+cat > $out/post.lua <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 1024)
+wrk.headers["Content-Type"] = "x-application/hl7-v2+er7"
+LUA
+wrk -t2 -c64 -d5s -s $out/post.lua https://127.0.0.1:$ngport/ok > $out/wrk.txt
+wrk_rate=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' $out/wrk.txt)
+echo "wrk: $wrk_rate requests/s"
+
+port=$(free_port)
+cat > $out/hl7q.conf <<CONF
+[daemon]
+log_level = notice
+[journal]
+path = $PWD/$out/journal
+max_size = 4G
+[listener bench]
+listen = 127.0.0.1:$port
+max_connections = 256
+[target nginx]
+url = https://127.0.0.1:$ngport/ok
+ca_file = $PWD/$out/cert.pem
+ordering = none
+concurrency = 64
+CONF
+
+echo "== queue $N messages with delivery held"
+HL7Q_TEST_HOLD_DELIVERY=1 $bin/hl7qd -c $out/hl7q.conf 2>$out/hl7qd.log &
+pid=$!
+for i in $(seq 50); do grep -q ready $out/hl7qd.log && break; sleep 0.1; done
+$bin/hl7send -p $port -g -c 64 -n $N -s 1024 | head -1
+kill -TERM $pid; wait $pid || true
+echo "pending: $(pending $out/journal)"
+
+echo "== drain"
+: > $out/hl7qd.log
+t0=$(date +%s.%N)
+$bin/hl7qd -c $out/hl7q.conf 2>>$out/hl7qd.log &
+pid=$!
+[ -n "$HL7Q_BENCH_PERF" ] && perf record -g -p $pid -o $out/perf.data -- sleep 1.5 >/dev/null 2>&1 &
+while [ "$(pending $out/journal)" != "0" ]; do sleep 0.05; done
+t1=$(date +%s.%N)
+kill -TERM $pid; wait $pid || true
+drain=$(/usr/bin/python3 -c "print('%.0f' % ($N / ($t1 - $t0)))")
+echo "drained $N in $(/usr/bin/python3 -c "print('%.2f' % ($t1 - $t0))") s: $drain deliveries/s"
+
+echo "== intake and delivery together: $N2 messages, 64 connections"
+rm -rf $out/journal
+t0=$(date +%s.%N)
+$bin/hl7qd -c $out/hl7q.conf 2>>$out/hl7qd.log &
+pid=$!
+for i in $(seq 50); do [ "$(grep -c ready $out/hl7qd.log)" -ge 2 ] && break; sleep 0.1; done
+t0=$(date +%s.%N)
+$bin/hl7send -p $port -g -c 64 -n $N2 -s 1024 | head -1
+while [ "$(pending $out/journal)" != "0" ]; do sleep 0.05; done
+t1=$(date +%s.%N)
+kill -TERM $pid; wait $pid || true
+trap - EXIT
+kill $ngpid 2>/dev/null || true
+e2e=$(/usr/bin/python3 -c "print('%.0f' % ($N2 / ($t1 - $t0)))")
+echo
+echo "== delivery summary"
+/usr/bin/python3 - "$wrk_rate" "$drain" "$e2e" <<'PY'
+import sys
+wrk, drain, e2e = map(float, sys.argv[1:])
+rows = [("wrk POST requests/s (same URL)", "%.0f" % wrk, "", True),
+        ("drain: deliveries/s", "%.0f" % drain, ">= 10000", drain >= 10000),
+        ("drain / wrk", "%.2f" % (drain / wrk), ">= 0.30", drain / wrk >= 0.3),
+        ("intake + delivery end to end msg/s", "%.0f" % e2e, ">= 8000", e2e >= 8000)]
+for name, val, target, ok in rows:
+    print("%-44s %-12s %-10s %s" % (name, val, target, ("ok" if ok else "MISSED") if target else ""))
+PY
