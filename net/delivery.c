@@ -59,6 +59,7 @@ typedef struct worker {
 	slot *slots;
 	int nslots;
 	int down; /* last attempt failed: log only the transitions */
+	uint32_t shard, nshards; /* this worker's share of an unordered target */
 	hq_target_stats stats;
 } worker;
 
@@ -524,7 +525,8 @@ worker_main(void *arg)
 		}
 		if (free_slots > 0) {
 			size_t want = (size_t)free_slots < MAX_ROUND ? (size_t)free_slots : MAX_ROUND;
-			long n = hq_journal_due(w->j, t->name, wall_us(), order, skip, (size_t)nskip,
+			long n = hq_journal_due(w->j, t->name, wall_us(), order, w->shard, w->nshards,
+						skip, (size_t)nskip,
 						due, want, &next_us);
 			if (n < 0)
 				hq_log(HQ_LOG_ERR, "target %s: cannot read the journal: %s", t->name,
@@ -604,7 +606,13 @@ hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, ch
 	if (d == NULL)
 		return ENOMEM;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	d->workers = calloc((size_t)(cfg->ntargets ? cfg->ntargets : 1), sizeof *d->workers);
+	/* An unordered target gets two workers, each with its share of the
+	 * queue (ids by parity): the work per request (TLS, HTTP/2, libcurl)
+	 * outweighs one core.  Ordered targets keep one. */
+	int nworkers = 0;
+	for (int i = 0; i < cfg->ntargets; i++)
+		nworkers += cfg->targets[i].ordering == HQ_ORDER_NONE && cfg->targets[i].concurrency >= 4 ? 2 : 1;
+	d->workers = calloc((size_t)(nworkers ? nworkers : 1), sizeof *d->workers);
 	if (d->workers == NULL) {
 		free(d);
 		return ENOMEM;
@@ -616,17 +624,24 @@ hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, ch
 		*out = d;
 		return 0;
 	}
-	for (int i = 0; i < cfg->ntargets; i++) {
+	for (int i = 0, ti = 0, sh = 0; i < nworkers; i++) {
 		worker *w = &d->workers[i];
-		const hq_target_conf *t = &cfg->targets[i];
+		const hq_target_conf *t = &cfg->targets[ti];
+		w->nshards = t->ordering == HQ_ORDER_NONE && t->concurrency >= 4 ? 2 : 1;
+		w->shard = (uint32_t)sh;
+		if (++sh == (int)w->nshards) {
+			sh = 0;
+			ti++;
+		}
 		w->t = t;
 		w->j = j;
 		if (t->auth == HQ_AUTH_BASIC && t->password_file[0] &&
 		    (w->password = read_secret(t->password_file, err, errcap, t->name)) == NULL)
 			goto fail;
-		if (t->auth == HQ_AUTH_BASIC && !t->password_file[0]) {
+		if (t->auth == HQ_AUTH_BASIC && !t->password_file[0] && w->shard == 0)
 			hq_log(HQ_LOG_WARNING, "target %s: password is written in the config; use password_file",
 			       t->name);
+		if (t->auth == HQ_AUTH_BASIC && !t->password_file[0]) {
 			w->password = strdup(t->password);
 		}
 		if (t->auth == HQ_AUTH_OAUTH2 &&
@@ -655,10 +670,12 @@ hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, ch
 		if (t->auth == HQ_AUTH_BEARER &&
 		    (w->token = read_secret(t->token_file, err, errcap, t->name)) == NULL)
 			goto fail;
-		if (t->insecure)
+		if (t->insecure && w->shard == 0)
 			hq_log(HQ_LOG_WARNING, "target %s: insecure = true: TLS certificates are NOT verified",
 			       t->name);
 		w->nslots = t->ordering == HQ_ORDER_FIFO ? 1 : t->concurrency;
+		if (w->nshards > 1)
+			w->nslots = (t->concurrency + 1) / 2;
 		w->slots = calloc((size_t)w->nslots, sizeof *w->slots);
 		w->multi = curl_multi_init();
 		if (w->slots == NULL || w->multi == NULL) {
@@ -673,10 +690,11 @@ hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, ch
 			d->n = i;
 			goto fail;
 		}
-		hq_log(HQ_LOG_NOTICE, "target %s: delivering to %s (%s, %s, %d in flight at most)",
+		if (w->shard == 0)
+			hq_log(HQ_LOG_NOTICE, "target %s: delivering to %s (%s, %s, %d in flight at most)",
 		       t->name, t->url, t->format == HQ_FMT_RAW ? "raw" : t->format == HQ_FMT_JSON ? "json" : "google-hl7v2",
 		       t->ordering == HQ_ORDER_FIFO ? "fifo" : t->ordering == HQ_ORDER_PATIENT ? "fifo per patient" : "unordered",
-		       w->nslots);
+		       t->concurrency > w->nslots && t->ordering != HQ_ORDER_FIFO ? t->concurrency : w->nslots);
 	}
 	*out = d;
 	return 0;

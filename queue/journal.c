@@ -857,7 +857,7 @@ held_add(held *h, hq_str p)
 
 long
 hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order order,
-	       const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
+	       uint32_t shard, uint32_t nshards, const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
 	       uint64_t *next_us)
 {
 	unsigned char pk[64 + 9];
@@ -889,6 +889,10 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 		int skipped = 0;
 		for (size_t i = 0; i < nskip && !skipped; i++)
 			skipped = skip[i] == id;
+		if (nshards > 1 && order == HQ_DUE_NONE && id % nshards != shard) {
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+			continue; /* another worker's */
+		}
 		if (skipped && fifo)
 			break; /* the head is in flight: nothing else may go */
 		if (skipped && !bypatient) {

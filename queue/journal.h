@@ -211,9 +211,12 @@ typedef enum hq_due_order {
  * oldest undelivered one is considered, so one in flight or waiting for
  * its retry holds back the rest; PATIENT: the same per PID-3 (messages
  * without one are unordered).  *next_us gets the earliest later due time
- * (0: none).  Returns the number collected or a negative code.
+ * (0: none).  With nshards > 1 (ordering NONE only) just the ids with
+ * id % nshards == shard are considered, so that several workers can share
+ * one target's queue.  Returns the number collected or a negative code.
  */
 long hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order order,
+		    uint32_t shard, uint32_t nshards,
 		    const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
 		    uint64_t *next_us);
 
