@@ -99,22 +99,36 @@ unescape_into(buf *b, const char *s, size_t n, const delims *d)
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static json_t *
-base64_leaf(const char *s, size_t n)
+char *
+hq_base64(const char *s, size_t n, size_t *len)
 {
-	buf b = {0};
+	char *out = malloc(4 * ((n + 2) / 3) + 1);
+	size_t o = 0;
+	if (out == NULL)
+		return NULL;
 	for (size_t i = 0; i < n; i += 3) {
 		unsigned v = (unsigned)(unsigned char)s[i] << 16;
 		if (i + 1 < n)
 			v |= (unsigned)(unsigned char)s[i + 1] << 8;
 		if (i + 2 < n)
 			v |= (unsigned char)s[i + 2];
-		char q[4] = {b64[v >> 18 & 63], b64[v >> 12 & 63],
-			     i + 1 < n ? b64[v >> 6 & 63] : '=', i + 2 < n ? b64[v & 63] : '='};
-		put(&b, q, 4);
+		out[o++] = b64[v >> 18 & 63];
+		out[o++] = b64[v >> 12 & 63];
+		out[o++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? b64[v & 63] : '=';
 	}
-	json_t *j = json_pack("{s:s#}", "base64", b.p ? b.p : "", (int)b.n);
-	free(b.p);
+	out[o] = 0;
+	*len = o;
+	return out;
+}
+
+static json_t *
+base64_leaf(const char *s, size_t n)
+{
+	size_t len;
+	char *enc = hq_base64(s, n, &len);
+	json_t *j = enc ? json_pack("{s:s#}", "base64", enc, (int)len) : NULL;
+	free(enc);
 	return j;
 }
 

@@ -27,4 +27,8 @@ json_t *hq_hl7_to_json(const char *buf, size_t len);
  * -1 when j is not of the form above. */
 int hq_json_to_hl7(const json_t *j, char **out, size_t *len);
 
+/* Standard base64 (RFC 4648, padded) of s[0..n), malloc'd and NUL-ended;
+ * *len gets its length.  NULL when out of memory. */
+char *hq_base64(const char *s, size_t n, size_t *len);
+
 #endif

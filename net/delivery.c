@@ -104,30 +104,16 @@ read_secret(const char *path, char *err, size_t errcap, const char *target)
 	return strdup(buf);
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /* {"message": {"data": "<base64>"}}, as Cloud Healthcare's messages.ingest takes. */
 static char *
 google_payload(const char *raw, size_t n, size_t *len)
 {
-	size_t enc = 4 * ((n + 2) / 3);
-	char *out = malloc(enc + 64);
-	if (out == NULL)
-		return NULL;
-	size_t o = (size_t)sprintf(out, "{\"message\":{\"data\":\"");
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)(unsigned char)raw[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)(unsigned char)raw[i + 1] << 8;
-		if (i + 2 < n)
-			v |= (unsigned char)raw[i + 2];
-		out[o++] = b64[v >> 18 & 63];
-		out[o++] = b64[v >> 12 & 63];
-		out[o++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
-		out[o++] = i + 2 < n ? b64[v & 63] : '=';
-	}
-	o += (size_t)sprintf(out + o, "\"}}");
-	*len = o;
+	size_t elen;
+	char *enc = hq_base64(raw, n, &elen);
+	char *out = enc ? malloc(elen + 32) : NULL;
+	if (out)
+		*len = (size_t)sprintf(out, "{\"message\":{\"data\":\"%s\"}}", enc);
+	free(enc);
 	return out;
 }
 
@@ -164,13 +150,10 @@ json_payload(const hq_due *d, size_t *len)
 		json_object_set_new(root, "message", msg);
 	} else {
 		size_t blen;
-		char *b = google_payload(d->raw, d->raw_len, &blen);
-		/* reuse the base64 of google_payload: {"message":{"data":"..."}} */
-		json_t *g = b ? json_loadb(b, blen, 0, NULL) : NULL;
+		char *b = hq_base64(d->raw, d->raw_len, &blen);
 		json_object_set_new(root, "message", json_null());
-		if (g)
-			json_object_set(root, "raw_base64", json_object_get(json_object_get(g, "message"), "data"));
-		json_decref(g);
+		if (b)
+			json_object_set_new(root, "raw_base64", json_stringn(b, blen));
 		free(b);
 	}
 	char *text = json_dumps(root, JSON_COMPACT);

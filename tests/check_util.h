@@ -5,6 +5,7 @@
 #ifndef HQ_CHECK_UTIL_H
 #define HQ_CHECK_UTIL_H
 
+#include <check.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,14 +18,14 @@ typedef struct corpus_file {
 	size_t len;
 } corpus_file;
 
-static const char *
+static inline const char *
 corpus_root(void)
 {
 	const char *r = getenv("HL7Q_CORPUS");
 	return r && *r ? r : "../shared/corpus";
 }
 
-static char *
+static inline char *
 slurp(const char *path, size_t *len)
 {
 	FILE *fp = fopen(path, "rb");
@@ -48,7 +49,7 @@ slurp(const char *path, size_t *len)
 
 /* Appends every *.hl7 under dir (recursively; skipping "malformed" unless
  * want_malformed) to *files. */
-static void
+static inline void
 corpus_walk(const char *dir, int want_malformed, int in_malformed,
 	    corpus_file **files, size_t *n)
 {
@@ -80,7 +81,7 @@ corpus_walk(const char *dir, int want_malformed, int in_malformed,
 }
 
 /* The corpus messages (want_malformed 0) or the malformed inputs (1). */
-static corpus_file *
+static inline corpus_file *
 corpus_load(int want_malformed, size_t *n)
 {
 	char dir[1024];
@@ -89,6 +90,17 @@ corpus_load(int want_malformed, size_t *n)
 	snprintf(dir, sizeof dir, "%s/hl7v2", corpus_root());
 	corpus_walk(dir, want_malformed, 0, &files, n);
 	return files;
+}
+
+/* Runs suite s (Check prints its summary line); the exit status of a test binary. */
+static inline int
+run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
 }
 
 #endif

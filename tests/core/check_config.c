@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "tests/check_util.h"
 
 static char path[64];
 static hq_config cfg;
@@ -120,10 +121,7 @@ main(void)
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_units);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int failed = run_suite(s);
 	hq_config_free(&cfg);
-	return failed ? 1 : 0;
+	return failed;
 }

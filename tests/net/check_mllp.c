@@ -221,9 +221,6 @@ main(void)
 	tcase_add_test(tc, test_eb_then_sb_ends_frame);
 	tcase_add_test(tc, test_corpus_roundtrip);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	int failed = run_suite(s);
+	return failed;
 }

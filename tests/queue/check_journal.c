@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "queue/journal.h"
+#include "tests/check_util.h"
 
 static char dir[64];
 
@@ -262,9 +263,6 @@ main(void)
 	tcase_add_test(tc, test_dedup);
 	tcase_add_test(tc, test_full_map);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	int failed = run_suite(s);
+	return failed;
 }
