@@ -391,6 +391,10 @@ target_key(parse_state *st, hq_target_conf *t, const char *key, const char *val)
 	} else if (strcmp(key, "max_age") == 0) {
 		if (hq_parse_duration(val, &t->max_age_ms) != 0)
 			return fail(st, st->line, "max_age: '%s' is not a duration", val);
+	} else if (strcmp(key, "client_cert") == 0) {
+		return set_path(st, t->client_cert, sizeof t->client_cert, key, val);
+	} else if (strcmp(key, "client_key") == 0) {
+		return set_path(st, t->client_key, sizeof t->client_key, key, val);
 	} else if (strcmp(key, "ca_file") == 0) {
 		return set_path(st, t->ca_file, sizeof t->ca_file, key, val);
 	} else if (strcmp(key, "insecure") == 0) {
@@ -580,6 +584,8 @@ hq_config_load(const char *file, hq_config *cfg)
 			why = "auth = oauth2 needs token_url, client_id and client_secret_file";
 		else if (t->auth == HQ_AUTH_SIGV4 && (!t->aws_region[0] || !t->aws_service[0]))
 			why = "auth = aws-sigv4 needs aws_region and aws_service";
+		else if ((t->client_cert[0] != 0) != (t->client_key[0] != 0))
+			why = "client_cert and client_key go together";
 		else if (t->retry_initial_ms > t->retry_max_ms)
 			why = "retry_initial is larger than retry_max";
 		for (int k = 0; k < t->nfrom && !why; k++) {

@@ -69,6 +69,8 @@ typedef struct hq_target_conf {
 	int max_attempts;	  /* 0: until max_age */
 	uint64_t max_age_ms;	  /* default 7d */
 	char ca_file[1024];
+	char client_cert[1024]; /* mutual TLS to the target: PEM certificate ... */
+	char client_key[1024];	/* ... and its key (a file, never inline) */
 	int insecure;
 	int line;
 } hq_target_conf;

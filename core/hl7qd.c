@@ -152,11 +152,12 @@ main(int argc, char **argv)
 	hq_server_stats st;
 	hq_server_stats_get(g_server, &st);
 	hq_log(HQ_LOG_NOTICE,
-	       "stopped: %llu frames in %llu batches (largest %llu), %llu accepted, %llu refused, %llu out-of-frame bytes",
+	       "stopped: %llu frames in %llu batches (largest %llu), %llu accepted (%llu unrouted), %llu refused, %llu out-of-frame bytes",
 	       (unsigned long long)intake.stats.messages,
 	       (unsigned long long)intake.stats.batches,
 	       (unsigned long long)intake.stats.largest_batch,
 	       (unsigned long long)intake.stats.accepted,
+	       (unsigned long long)intake.stats.unrouted,
 	       (unsigned long long)intake.stats.refused,
 	       (unsigned long long)st.out_of_frame);
 	if (intake.stats.batches)

@@ -336,6 +336,10 @@ slot_start(worker *w, slot *s)
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (t->ca_file[0])
 		curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
+	if (t->client_cert[0]) {
+		curl_easy_setopt(e, CURLOPT_SSLCERT, t->client_cert);
+		curl_easy_setopt(e, CURLOPT_SSLKEY, t->client_key);
+	}
 	if (t->insecure) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);

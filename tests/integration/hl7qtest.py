@@ -332,7 +332,9 @@ class Nginx:
         self.dir = tempfile.mkdtemp(prefix="hl7q-nginx-")
         self.cert, self.key = make_cert(self.dir, "good", "IP:127.0.0.1")
         self.wrong_cert, self.wrong_key = make_cert(self.dir, "wrong", "DNS:wrong.example")
-        self.port, self.wrong_port = free_port(), free_port()
+        self.port, self.wrong_port, self.mtls_port = free_port(), free_port(), free_port()
+        # a client certificate, and the same self-signed cert as the CA nginx trusts
+        self.client_cert, self.client_key = make_cert(self.dir, "client", "DNS:hl7q-client")
         conf = """
 worker_processes 1;
 pid {d}/nginx.pid;
@@ -349,13 +351,20 @@ http {{
         location /ok {{ return 200 "ok"; }}
     }}
     server {{
+        listen 127.0.0.1:{mport} ssl;
+        ssl_certificate {cert}; ssl_certificate_key {key};
+        ssl_client_certificate {ccert}; ssl_verify_client on;
+        location /hl7 {{ proxy_pass http://127.0.0.1:{up}; proxy_http_version 1.1; }}
+    }}
+    server {{
         listen 127.0.0.1:{wport} ssl;
         ssl_certificate {wcert}; ssl_certificate_key {wkey};
         location / {{ return 200 "ok"; }}
     }}
 }}
 """.format(d=self.dir, port=self.port, wport=self.wrong_port, cert=self.cert, key=self.key,
-           wcert=self.wrong_cert, wkey=self.wrong_key, up=upstream_port)
+           wcert=self.wrong_cert, wkey=self.wrong_key, up=upstream_port,
+           mport=self.mtls_port, ccert=self.client_cert)
         self.conf = os.path.join(self.dir, "nginx.conf")
         with open(self.conf, "w") as f:
             f.write(conf)

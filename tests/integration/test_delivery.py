@@ -222,14 +222,19 @@ class DeliveryNginx(unittest.TestCase):
                                     "ca_file = %s\nordering = none" % ng.cert) +
                        target("noca", "https://127.0.0.1:%d/hl7" % ng.port) +
                        target("wrongname", "https://127.0.0.1:%d/" % ng.wrong_port,
-                              "ca_file = %s" % ng.wrong_cert))
+                              "ca_file = %s" % ng.wrong_cert) +
+                       target("mtls", "https://127.0.0.1:%d/hl7" % ng.mtls_port,
+                              "ca_file = %s\nclient_cert = %s\nclient_key = %s"
+                              % (ng.cert, ng.client_cert, ng.client_key)) +
+                       target("nocert", "https://127.0.0.1:%d/hl7" % ng.mtls_port,
+                              "ca_file = %s" % ng.cert))
             d.start()
             msgs = [message("N%02d" % i, size=800) for i in range(30)]
             c = Mllp(d.port)
             for m in msgs:
                 self.assertEqual(msa(c.request(m))[0], "AA")
-            reqs = sink.wait_for(30, timeout=30)
-            self.assertEqual(sorted(b for _, b in reqs), sorted(msgs))
+            reqs = sink.wait_for(60, timeout=30)  # via "good" and via "mtls"
+            self.assertEqual(sorted(b for _, b in reqs), sorted(msgs + msgs))
             time.sleep(1.0)
             dl = read_deliveries(d.journal)
             good = [v for (i, t), v in dl.items() if t == "good"]
@@ -239,7 +244,11 @@ class DeliveryNginx(unittest.TestCase):
                 rows = [v for (i, t), v in dl.items() if t == name]
                 self.assertEqual(len(rows), 30)
                 self.assertTrue(all(v[0] != DLV_DELIVERED for v in rows), name)
-            self.assertEqual(len(sink.requests()), 30)
+            # mutual TLS: with the client certificate delivered, without it refused by nginx
+            self.assertTrue(all(v[0] == DLV_DELIVERED for (i, t), v in dl.items() if t == "mtls"))
+            self.assertTrue(all(v[0] != DLV_DELIVERED and v[2] == 400
+                                for (i, t), v in dl.items() if t == "nocert"))
+            self.assertEqual(len(sink.requests()), 60)
             log = d.read_log()
             self.assertRegex(log, r"target noca: down \(SSL peer certificate")
             self.assertRegex(log, r"target wrongname: down \(SSL peer certificate")
