@@ -479,11 +479,12 @@ worker_main(void *arg)
 			     : t->ordering == HQ_ORDER_PATIENT ? HQ_DUE_PATIENT
 								 : HQ_DUE_NONE;
 	hq_due due[MAX_ROUND];
-	/* Outcomes are written in batches: when as many as the slots have
-	 * gathered, when nothing else is running, or 5 ms after the first.
+	/* Outcomes are written in batches: when twice as many as the slots
+	 * have gathered, when nothing else is running, or 20 ms after the
+	 * first (every write transaction is an fsync that intake waits behind).
 	 * Until then their ids stay out of the next rounds, like in-flight
 	 * ones (after a crash they are sent again, as in-flight ones are). */
-	size_t cap = (size_t)w->nslots * 2, nout = 0;
+	size_t cap = (size_t)w->nslots * 4, nout = 0;
 	uint64_t first_out_us = 0;
 	hq_outcome *outs = calloc(cap, sizeof *outs);
 	uint64_t *skip = calloc(cap + (size_t)w->nslots, sizeof *skip);
@@ -548,8 +549,8 @@ worker_main(void *arg)
 		int still = 0;
 		for (int i = 0; i < w->nslots; i++)
 			still += w->slots[i].busy;
-		if (nout > 0 && (nout >= (size_t)w->nslots || still == 0 ||
-				 wall_us() - first_out_us >= 5000)) {
+		if (nout > 0 && (nout >= 2 * (size_t)w->nslots || still == 0 ||
+				 wall_us() - first_out_us >= 20000)) {
 			int rc = hq_journal_record_outcomes(w->j, t->name, outs, nout);
 			if (rc != 0)
 				hq_log(HQ_LOG_ERR, "target %s: cannot record %zu outcomes: %s (they will be retried)",
@@ -571,8 +572,8 @@ worker_main(void *arg)
 		}
 		if (!busy && free_slots > 0 && next_us == 0 && running == 0)
 			wait_ms = 1000; /* idle: intake's wake-up or the next second */
-		if (nout > 0 && wait_ms > 5)
-			wait_ms = 5; /* the unwritten outcomes */
+		if (nout > 0 && wait_ms > 20)
+			wait_ms = 20; /* the unwritten outcomes */
 		curl_multi_poll(w->multi, NULL, 0, (int)wait_ms, NULL);
 	}
 	if (nout > 0 && outs)

@@ -5,10 +5,11 @@
  * never slows the ACKs.  Each worker copies due messages out of the
  * journal (no transaction stays open across a network call), POSTs them
  * with libcurl (connections kept alive and reused, HTTP/2 where offered,
- * up to `concurrency` in flight), and writes the outcomes back in one
- * write transaction per round.  What was in flight at a crash is pending
- * again after the restart, so a message is delivered at least once and
- * carries the same Idempotency-Key every time.
+ * up to `concurrency` in flight), and writes the outcomes back in batched
+ * write transactions.  What was in flight, or done but not yet written, at
+ * a crash is pending again after the restart, so a message is delivered at
+ * least once and carries the same Idempotency-Key every time.  An
+ * unordered target is served by two workers, each with half the queue.
  */
 #ifndef HQ_DELIVERY_H
 #define HQ_DELIVERY_H
