@@ -111,6 +111,48 @@ START_TEST(test_units)
 }
 END_TEST
 
+START_TEST(test_targets_and_routing)
+{
+	ck_assert_int_eq(load("[journal]\npath=/tmp/j\n[listener adt]\nlisten=127.0.0.1:1\n"
+			      "[listener lab]\nlisten=127.0.0.1:2\n"
+			      "[target portal]\nurl = https://x/adt\nfrom = adt\ntypes = ADT^A01 ADT^A08\n"
+			      "[target dw]\nurl = https://x/dw\ntypes = ORU, ADT^*\nordering = patient\n"
+			      "format = json\nheaders = X-A: 1; X-B: two\nretry_initial = 2s\n"),
+			 0);
+	ck_assert_int_eq(cfg.ntargets, 2);
+	hq_target_conf *p = &cfg.targets[0], *d = &cfg.targets[1];
+	ck_assert(hq_target_routes(p, "adt", "ADT^A01^ADT_A01", 15));
+	ck_assert(hq_target_routes(p, "adt", "ADT^A08", 7));
+	ck_assert(!hq_target_routes(p, "adt", "ADT^A03", 7));
+	ck_assert(!hq_target_routes(p, "lab", "ADT^A01", 7));	   /* from */
+	ck_assert(!hq_target_routes(p, "adt", "ADTX^A01", 8));	   /* not a prefix match */
+	ck_assert(hq_target_routes(d, "lab", "ORU^R01^ORU_R01", 15)); /* ORU = ORU^* */
+	ck_assert(hq_target_routes(d, "adt", "ADT^A40", 7));
+	ck_assert(!hq_target_routes(d, "adt", "ORM^O01", 7));
+	ck_assert_int_eq(d->ordering, HQ_ORDER_PATIENT);
+	ck_assert_int_eq(d->format, HQ_FMT_JSON);
+	ck_assert_int_eq(d->nheaders, 2);
+	ck_assert_str_eq(d->headers[1], "X-B: two");
+	ck_assert_uint_eq(d->retry_initial_ms, 2000);
+	ck_assert_uint_eq(p->max_age_ms, 7ull * 86400000); /* default */
+
+	const char *base = "[journal]\npath=/tmp/j\n[listener a]\nlisten=127.0.0.1:1\n";
+	char text[512];
+	snprintf(text, sizeof text, "%s[target t]\nurl = ftp://x\n", base);
+	assert_err(text, 6, "url");
+	snprintf(text, sizeof text, "%s[target t]\nurl = https://x\nauth = basic\nusername = u\n", base);
+	assert_err(text, 5, "needs username and password_file");
+	snprintf(text, sizeof text, "%s[target t]\nurl = https://x\nclient_secret = s\n", base);
+	assert_err(text, 7, "from a file");
+	snprintf(text, sizeof text, "%s[target t]\nurl = https://x\nfrom = nope\n", base);
+	assert_err(text, 5, "from names a listener");
+	snprintf(text, sizeof text, "%s[target t]\nurl = https://x\nauth = oauth2\n", base);
+	assert_err(text, 5, "oauth2 needs");
+	snprintf(text, sizeof text, "%s[target t]\nurl = https://x\nordering = random\n", base);
+	assert_err(text, 7, "ordering");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -120,6 +162,7 @@ main(void)
 	tcase_add_test(tc, test_errors);
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_units);
+	tcase_add_test(tc, test_targets_and_routing);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
 	hq_config_free(&cfg);
