@@ -511,7 +511,11 @@ worker_main(void *arg)
 				continue;
 			}
 		}
-		if (free_slots > 0) {
+		/* Refill in bunches (a quarter of the slots, or all when idle):
+		 * each refill is a read transaction and a queue scan. */
+		int refill = free_slots > 0 &&
+			     (free_slots >= (w->nslots + 3) / 4 || free_slots == w->nslots);
+		if (refill) {
 			size_t want = (size_t)free_slots < MAX_ROUND ? (size_t)free_slots : MAX_ROUND;
 			long n = hq_journal_due(w->j, t->name, wall_us(), order, w->shard, w->nshards,
 						skip, (size_t)nskip,
