@@ -22,5 +22,7 @@ hq_strerror(int err)
 	}
 	if (err > 0)
 		return strerror(err);
+	if (err > -30000)
+		return strerror(-err); /* a negated errno, as count-returning calls give */
 	return mdb_strerror(err); /* MDB_* codes, and "Invalid argument" style fallbacks */
 }

@@ -4,7 +4,8 @@
  * Every public function of hl7q returns an int: 0 is success, a positive
  * value is an errno passed through, values in [HQ_ERR_FIRST, HQ_ERR_LAST]
  * are hl7q's own, and LMDB's codes (MDB_*, -30799..-30780) pass through
- * unchanged.  hq_strerror() names all three kinds.
+ * unchanged.  Calls that return a count give errors negated (an MDB_* code
+ * or -errno).  hq_strerror() names all of them.
  */
 #ifndef HQ_ERROR_H
 #define HQ_ERROR_H

@@ -188,17 +188,20 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 	plan *plans = calloc(n, sizeof *plans);
 	hq_batch *b = NULL;
 	int rc;
-	uint64_t now_ms;
-	struct timespec ts;
 
 	if (plans == NULL) {
 		hq_log(HQ_LOG_ERR, "out of memory for a batch of %zu frames", n);
 		return; /* no ACK at all: the senders will resend */
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	/* the targets one message goes to (reused for every frame) */
+	int *routes = calloc((size_t)(in->cfg->ntargets ? in->cfg->ntargets : 1), sizeof *routes);
+	if (routes == NULL) {
+		free(plans);
+		hq_log(HQ_LOG_ERR, "out of memory for a batch of %zu frames", n);
+		return;
+	}
 
-	if (hq_journal_full(in->journal, now_ms, 1000))
+	if (hq_journal_full(in->journal, hq_now_ms(), 1000))
 		rc = HQ_EFULL;
 	else
 		rc = hq_batch_begin(in->journal, &b);
@@ -209,6 +212,7 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		const hq_listener_conf *lc = &in->cfg->listeners[f->listener];
 		char key[1024];
 		size_t klen = 0;
+		int nroutes = 0;
 		hq_record rec;
 
 		decide(p, f);
@@ -237,12 +241,11 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		rec.state = p->kind == HQ_ACK_ACCEPT ? HQ_MSG_ACCEPTED : HQ_MSG_REJECTED;
 		if (rec.state == HQ_MSG_ACCEPTED) {
 			/* Fan-out: the delivery records go in the same transaction. */
-			int routes = 0;
 			for (int t = 0; t < in->cfg->ntargets; t++)
 				if (hq_target_routes(&in->cfg->targets[t], lc->name,
 						     p->msh.type_field.p, p->msh.type_field.n))
-					routes++;
-			if (routes == 0) {
+					routes[nroutes++] = t;
+			if (nroutes == 0) {
 				rec.state = HQ_MSG_UNROUTED;
 				in->stats.unrouted++;
 			}
@@ -251,13 +254,11 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		memcpy(rec.ack, hq_ack_code(&p->msh, p->kind), 2);
 		if (hq_batch_add(b, &rec, (hq_str){key, klen}, &p->id) == 0)
 			p->stored = 1;
-		if (p->stored && rec.state == HQ_MSG_ACCEPTED) {
-			for (int t = 0; t < in->cfg->ntargets; t++)
-				if (hq_target_routes(&in->cfg->targets[t], lc->name,
-						     p->msh.type_field.p, p->msh.type_field.n))
-					hq_batch_add_delivery(b, p->id, in->cfg->targets[t].name,
-							      f->received_us);
-		}
+		if (p->stored)
+			for (int r = 0; r < nroutes; r++)
+				hq_batch_add_delivery(b, p->id, in->cfg->targets[routes[r]].name,
+						      f->received_us);
+
 	}
 	if (b != NULL) {
 		uint64_t t0 = mono_us();
@@ -319,6 +320,7 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		f->ack_len = len > 0 ? (size_t)len : 0;
 	}
 	free(plans);
+	free(routes);
 }
 
 void
@@ -351,9 +353,7 @@ hq_intake_after_turn(void *arg, size_t frames)
 	in->stats.index_us_total += dt;
 	if (dt > in->stats.index_us_max)
 		in->stats.index_us_max = dt;
-	if (rc < 0) {
-		int err = rc > -30000 ? (int)-rc : (int)rc; /* -errno back to errno */
+	if (rc < 0)
 		hq_log(HQ_LOG_WARNING, "deferred indexing failed: %s (lookups still scan the tail)",
-		       hq_strerror(err));
-	}
+		       hq_strerror((int)rc));
 }

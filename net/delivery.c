@@ -522,7 +522,7 @@ worker_main(void *arg)
 						due, want, &next_us);
 			if (n < 0)
 				hq_log(HQ_LOG_ERR, "target %s: cannot read the journal: %s", t->name,
-				       hq_strerror(n > -30000 ? (int)-n : (int)n));
+				       hq_strerror((int)n));
 			for (long k = 0, i = 0; k < n; k++) {
 				while (w->slots[i].busy)
 					i++;
@@ -564,18 +564,13 @@ worker_main(void *arg)
 		}
 		if (finished)
 			continue; /* free slots: fill them */
-		int busy = 0;
-		for (int i = 0; i < w->nslots; i++)
-			busy += w->slots[i].busy;
-		long wait_ms = 1000;
+		long wait_ms = 1000; /* idle: intake's wake-up or the next second */
 		if (next_us) {
 			uint64_t now = wall_us();
 			long until = next_us > now ? (long)((next_us - now) / 1000) + 1 : 0;
 			if (until < wait_ms)
 				wait_ms = until;
 		}
-		if (!busy && free_slots > 0 && next_us == 0 && running == 0)
-			wait_ms = 1000; /* idle: intake's wake-up or the next second */
 		if (nout > 0 && wait_ms > 20)
 			wait_ms = 20; /* the unwritten outcomes */
 		curl_multi_poll(w->multi, NULL, 0, (int)wait_ms, NULL);
@@ -630,10 +625,10 @@ hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, ch
 		if (t->auth == HQ_AUTH_BASIC && t->password_file[0] &&
 		    (w->password = read_secret(t->password_file, err, errcap, t->name)) == NULL)
 			goto fail;
-		if (t->auth == HQ_AUTH_BASIC && !t->password_file[0] && w->shard == 0)
-			hq_log(HQ_LOG_WARNING, "target %s: password is written in the config; use password_file",
-			       t->name);
 		if (t->auth == HQ_AUTH_BASIC && !t->password_file[0]) {
+			if (w->shard == 0)
+				hq_log(HQ_LOG_WARNING, "target %s: password is written in the config; use password_file",
+				       t->name);
 			w->password = strdup(t->password);
 		}
 		if (t->auth == HQ_AUTH_OAUTH2 &&
@@ -716,8 +711,7 @@ hq_delivery_stop(hq_delivery_sys *d)
 	}
 	for (int i = 0; i < d->n; i++)
 		pthread_join(d->workers[i].thread, NULL);
-	int total = d->n;
-	for (int i = 0; i < total; i++) {
+	for (int i = 0; i < d->n; i++) {
 		worker *w = &d->workers[i];
 		for (int k = 0; k < w->nslots; k++)
 			if (w->slots[k].easy)

@@ -207,16 +207,26 @@ open_dbs(hq_journal *j, MDB_txn *txn, unsigned flags)
 	return 0;
 }
 
+/* Reads the id stored in meta under key; 0 when absent.  Returns 0 or an error. */
+static int
+meta_get_id(hq_journal *j, MDB_txn *txn, const char *key, uint64_t *out)
+{
+	MDB_val k = {strlen(key), (void *)key}, v;
+	int rc = mdb_get(txn, j->meta, &k, &v);
+	*out = rc == 0 ? get_val(&v) : 0;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 static int
 load_next_id(hq_journal *j, MDB_txn *txn)
 {
-	MDB_val k = {7, "next_id"}, v;
-	uint64_t next = 1;
-	int rc = mdb_get(txn, j->meta, &k, &v);
-	if (rc == 0 && get_val(&v))
-		next = get_val(&v);
-	else if (rc != MDB_NOTFOUND && rc != 0)
+	MDB_val v;
+	uint64_t next;
+	int rc = meta_get_id(j, txn, "next_id", &next);
+	if (rc)
 		return rc;
+	if (next == 0)
+		next = 1;
 	/* Never hand out an id at or below one stored. */
 	MDB_cursor *c;
 	if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
@@ -229,14 +239,7 @@ load_next_id(hq_journal *j, MDB_txn *txn)
 	}
 	mdb_cursor_close(c);
 	j->next_id = next;
-	MDB_val ik = {12, "indexed_upto"};
-	j->indexed_upto = 0;
-	rc = mdb_get(txn, j->meta, &ik, &v);
-	if (rc == 0)
-		j->indexed_upto = get_val(&v);
-	else if (rc != MDB_NOTFOUND)
-		return rc;
-	return 0;
+	return meta_get_id(j, txn, "indexed_upto", &j->indexed_upto);
 }
 
 int
@@ -585,10 +588,8 @@ collect_ids(MDB_cursor *c, const char *key, size_t klen, int prefix,
 static uint64_t
 read_indexed_upto(hq_journal *j, MDB_txn *txn)
 {
-	MDB_val k = {12, "indexed_upto"}, v;
-	if (mdb_get(txn, j->meta, &k, &v) == 0)
-		return get_val(&v);
-	return 0;
+	uint64_t upto;
+	return meta_get_id(j, txn, "indexed_upto", &upto) == 0 ? upto : 0;
 }
 
 /* The records not yet in the deferred indexes, matched one by one. */
