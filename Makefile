@@ -1,5 +1,5 @@
 # hl7q - durable HL7 v2 store-and-forward.
-#   make            build bin/hl7qd, bin/hl7send (installs missing Debian packages)
+#   make            build bin/hl7qd, bin/hl7q, bin/hl7send (installs missing Debian packages)
 #   make check      unit tests (Check) and integration tests against the real daemon
 #   make demo       run the daemon on deploy/demo.conf and send it the sample messages
 #   make bench      throughput / latency / memory benchmark (figures in README.md)
@@ -40,7 +40,7 @@ LIB_SRC := core/error.c core/log.c core/config.c core/intake.c \
 	hl7/msg.c hl7/ack.c hl7/json.c net/mllp.c net/server.c net/delivery.c queue/journal.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 
-PROGS := $(BIN)/hl7qd $(BIN)/hl7send $(BIN)/hl7sink
+PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
 UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
@@ -68,6 +68,10 @@ $(OUT)/libhl7q.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BIN)/hl7qd: $(OUT)/core/hl7qd.o $(OUT)/libhl7q.a
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BIN)/hl7q: $(OUT)/tools/hl7q.o $(OUT)/libhl7q.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -107,6 +111,7 @@ bench: all build/plain/tests/bench/syncrate
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
 	install -m 0755 $(BIN)/hl7qd $(DESTDIR)$(PREFIX)/sbin/hl7qd
+	install -m 0755 $(BIN)/hl7q $(DESTDIR)$(PREFIX)/bin/hl7q
 	install -m 0755 $(BIN)/hl7send $(DESTDIR)$(PREFIX)/bin/hl7send
 	install -m 0755 $(BIN)/hl7sink $(DESTDIR)$(PREFIX)/bin/hl7sink
 	install -d $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples
@@ -115,4 +120,4 @@ install: all
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d
+-include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d $(OUT)/tools/hl7q.d

@@ -6,6 +6,11 @@
  * send its ACKs, then exit 0.  SIGKILL at any moment loses no acknowledged
  * message, since no ACK leaves before its commit.
  *
+ * Between turns it also writes JOURNAL/hl7qd.status every second (its pid
+ * and each target's requests in flight, which only the daemon knows; `hl7q
+ * status` reads it) and applies `retention`: every minute, delivered
+ * messages older than that are purged, a slice per turn.
+ *
  * Test seam: HL7Q_TEST_FAIL_COMMIT=N makes the N-th journal commit fail
  * (tests assert that no positive ACK goes out for that batch).
  */
@@ -15,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -30,6 +36,91 @@
 #endif
 
 static hq_server *g_server;
+
+/* What the daemon does between turns besides intake's indexing. */
+typedef struct housekeeping {
+	hq_intake *intake;
+	hq_config *cfg;
+	hq_delivery_sys *delivery;
+	uint64_t status_at_ms;	  /* last status file */
+	uint64_t retention_at_ms; /* last retention pass began */
+	uint64_t resume_us;	  /* where the pass under way goes on */
+	int retention_running;
+	uint64_t purged;	  /* by the pass under way */
+} housekeeping;
+
+static uint64_t
+wall_us(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+}
+
+/* JOURNAL/hl7qd.status: "pid N", "updated_us N", "inflight TARGET N" lines,
+ * replaced atomically. */
+static void
+write_status(housekeeping *h)
+{
+	char path[4200], tmp[4210];
+	snprintf(path, sizeof path, "%s/hl7qd.status", h->cfg->journal_path);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *fp = fopen(tmp, "w");
+	if (fp == NULL)
+		return;
+	fprintf(fp, "pid %ld\nupdated_us %llu\n", (long)getpid(), (unsigned long long)wall_us());
+	for (int i = 0; i < h->cfg->ntargets; i++)
+		fprintf(fp, "inflight %s %d\n", h->cfg->targets[i].name,
+			hq_delivery_inflight(h->delivery, h->cfg->targets[i].name));
+	if (fclose(fp) == 0)
+		rename(tmp, path);
+	else
+		unlink(tmp);
+}
+
+/* One slice of the retention pass (a short write transaction per turn). */
+static void
+retention_slice(housekeeping *h)
+{
+	uint64_t before = wall_us() - h->cfg->retention_ms * 1000;
+	long n = hq_journal_purge_before(h->intake->journal, before, &h->resume_us, 2000, 0);
+	if (n < 0) {
+		hq_log(HQ_LOG_WARNING, "retention: cannot purge: %s", hq_strerror((int)n));
+		h->retention_running = 0;
+		return;
+	}
+	h->purged += (uint64_t)n;
+	if (n < 2000) {
+		if (h->purged)
+			hq_log(HQ_LOG_NOTICE, "retention: purged %llu delivered messages older than %llu s",
+			       (unsigned long long)h->purged,
+			       (unsigned long long)(h->cfg->retention_ms / 1000));
+		h->retention_running = 0;
+	}
+}
+
+static void
+on_turn(void *arg, size_t frames)
+{
+	housekeeping *h = arg;
+	uint64_t now = hq_now_ms();
+
+	hq_intake_after_turn(h->intake, frames);
+	if (now - h->status_at_ms >= 1000) {
+		h->status_at_ms = now;
+		write_status(h);
+	}
+	if (h->cfg->retention_ms == 0)
+		return;
+	if (!h->retention_running && now - h->retention_at_ms >= 60000) {
+		h->retention_at_ms = now;
+		h->retention_running = 1;
+		h->resume_us = 0;
+		h->purged = 0;
+	}
+	if (h->retention_running)
+		retention_slice(h);
+}
 
 static void
 on_signal(int sig)
@@ -130,7 +221,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	intake.server = g_server;
-	hq_server_set_turn_fn(g_server, hq_intake_after_turn, &intake);
+	housekeeping hk = {.intake = &intake, .cfg = &cfg, .delivery = delivery};
+	hk.retention_at_ms = hq_now_ms() - 55000; /* first pass 5 s after start */
+	hq_server_set_turn_fn(g_server, on_turn, &hk);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -171,6 +264,11 @@ main(int argc, char **argv)
 	hq_server_free(g_server);
 	g_server = NULL;
 	hq_delivery_stop(delivery);
+	{
+		char path[4200];
+		snprintf(path, sizeof path, "%s/hl7qd.status", cfg.journal_path);
+		unlink(path);
+	}
 	hq_journal_close(journal);
 	hq_config_free(&cfg);
 	return intake.fatal ? 3 : 0;

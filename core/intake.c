@@ -118,24 +118,6 @@ fill_record(hq_record *r, const hq_frame *f, const plan *p, const char *listener
 	r->f[HQ_F_RAW] = (hq_str){f->data, f->len};
 }
 
-/* sender \x1f facility \x1f control id, the duplicate key. */
-static size_t
-dedup_key(const hq_msh *m, char *buf, size_t cap)
-{
-	size_t n = 0;
-	hq_str parts[3] = {m->sending_app, m->sending_fac, m->control_id};
-	for (int i = 0; i < 3; i++) {
-		if (i) {
-			if (n < cap)
-				buf[n++] = 0x1f;
-		}
-		size_t k = parts[i].n < cap - n ? parts[i].n : cap - n;
-		memcpy(buf + n, parts[i].p, k);
-		n += k;
-	}
-	return n;
-}
-
 static void
 refuse(plan *p, hq_ack_kind kind, int code, const char *text, const char *loc)
 {
@@ -224,7 +206,8 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 			uint64_t window_us = lc->duplicate_window_ms * 1000;
 			uint64_t since = f->received_us > window_us ? f->received_us - window_us : 0;
 			uint64_t orig;
-			klen = dedup_key(&p->msh, key, sizeof key);
+			klen = hq_dedup_key(p->msh.sending_app, p->msh.sending_fac, p->msh.control_id,
+					    key, sizeof key);
 			if (hq_batch_find_dup(b, (hq_str){key, klen}, since, &orig) == 0) {
 				if (lc->duplicates == HQ_DUP_REJECT)
 					refuse(p, HQ_ACK_REJECT, HQ_0357_DUPLICATE_KEY,

@@ -60,6 +60,7 @@ typedef struct worker {
 	int nslots;
 	int down; /* last attempt failed: log only the transitions */
 	uint32_t shard, nshards; /* this worker's share of an unordered target */
+	int inflight;		 /* requests out, or done and not yet written (atomic) */
 	hq_target_stats stats;
 } worker;
 
@@ -443,7 +444,7 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 	if (o->state == HQ_DLV_RETRY) {
 		o->next_us = retry_after < 0 ? now : now + backoff_us(t, attempts, retry_after);
 		if ((t->max_attempts && attempts >= (uint32_t)t->max_attempts) ||
-		    (t->max_age_ms && now - s->due.received_us > t->max_age_ms * 1000))
+		    (t->max_age_ms && now - s->due.age_from_us > t->max_age_ms * 1000))
 			o->state = HQ_DLV_DEAD;
 	}
 	int cn = (int)strnlen(s->due.control_id, 64);
@@ -553,6 +554,7 @@ worker_main(void *arg)
 		int still = 0;
 		for (int i = 0; i < w->nslots; i++)
 			still += w->slots[i].busy;
+		__atomic_store_n(&w->inflight, still + (int)nout, __ATOMIC_RELAXED);
 		if (nout > 0 && (nout >= 2 * (size_t)w->nslots || still == 0 ||
 				 wall_us() - first_out_us >= 20000)) {
 			int rc = hq_journal_record_outcomes(w->j, t->name, outs, nout);
@@ -688,6 +690,16 @@ hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, ch
 fail:
 	hq_delivery_stop(d);
 	return HQ_ECONFIG;
+}
+
+int
+hq_delivery_inflight(hq_delivery_sys *d, const char *target)
+{
+	int n = 0;
+	for (int i = 0; d && i < d->n; i++)
+		if (strcmp(d->workers[i].t->name, target) == 0)
+			n += __atomic_load_n(&d->workers[i].inflight, __ATOMIC_RELAXED);
+	return n;
 }
 
 void

@@ -33,6 +33,9 @@ typedef struct hq_target_stats {
 int hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out,
 		      char *err, size_t errcap);
 
+/* Requests of target in flight now (sent, or answered and not yet journaled). */
+int hq_delivery_inflight(hq_delivery_sys *d, const char *target);
+
 /* Tells every worker new messages were committed (cheap; any thread). */
 void hq_delivery_wake(hq_delivery_sys *d);
 

@@ -19,6 +19,11 @@
  * scan the short tail of records past indexed_upto: answers are complete
  * at every moment.
  *   dedup       sender+control   -> be64 id, be64 received_us
+ *   deliveries  be64 id, target      -> delivery record (dlv_encode)
+ *   pending     target \0 be64 id    -> (pending or retrying: the queue)
+ *   dead        target \0 be64 id    -> (dead-lettered)
+ *   attempts    be64 id, target \0 be32 n -> time, status, latency, error, body excerpt
+ *   targets     target               -> delivered count, last success, last error
  *
  * Record format version 1: [1][id be64][received_us be64][state][is_batch]
  * [ack 2][err_code be16][dup_of be64][nfields][nfields x (be32 len, bytes)].
@@ -49,7 +54,7 @@
 struct hq_journal {
 	MDB_env *env;
 	MDB_dbi meta, msgs, by_time, by_type, by_control, by_patient, dedup;
-	MDB_dbi deliveries, pending, attempts;
+	MDB_dbi deliveries, pending, attempts, dead, targets;
 	char instance[33];
 	uint64_t next_id;
 	uint64_t indexed_upto; /* by_control/by_patient hold every id <= this */
@@ -85,6 +90,13 @@ get_be64(const unsigned char *p)
 
 /* Small values (ids, counters) are [VAL_FORMAT][be64 ...]. */
 #define VAL_FORMAT 1
+
+/* Delivery record: [1][state][attempts be32][next_us be64][updated_us be64]
+ * [last_status be16] (24 bytes, the first layout) then [attempt_base be32]
+ * [replayed_us be64] (36: added for replay; a 24-byte record reads as never
+ * replayed). */
+#define DLV_SIZE 36
+#define DLV_SIZE_V1 24
 
 static void
 put_val(unsigned char *p, uint64_t v)
@@ -196,6 +208,8 @@ open_dbs(hq_journal *j, MDB_txn *txn, unsigned flags)
 		{"deliveries", offsetof(hq_journal, deliveries), 0},
 		{"pending", offsetof(hq_journal, pending), 0},
 		{"attempts", offsetof(hq_journal, attempts), 0},
+		{"dead", offsetof(hq_journal, dead), 0},
+		{"targets", offsetof(hq_journal, targets), 0},
 	};
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
 		unsigned f = flags | (dbs[i].dup ? MDB_DUPSORT | MDB_DUPFIXED : 0);
@@ -240,6 +254,53 @@ load_next_id(hq_journal *j, MDB_txn *txn)
 	mdb_cursor_close(c);
 	j->next_id = next;
 	return meta_get_id(j, txn, "indexed_upto", &j->indexed_upto);
+}
+
+static int tstat_count_delivered(hq_journal *j, MDB_txn *txn, const char *target);
+static int dead_mark(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id);
+
+/* Journals written before the dead list and the per-target figures
+ * existed get them once, from their delivery records. */
+static int
+fill_target_stats(hq_journal *j, MDB_txn *txn)
+{
+	MDB_val mk = {8, "stats_v1"}, mv, k, v;
+	MDB_cursor *c;
+	int rc;
+
+	if (mdb_get(txn, j->meta, &mk, &mv) == 0)
+		return 0;
+	if ((rc = mdb_cursor_open(txn, j->deliveries, &c)))
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		char target[HQ_TARGET_MAX];
+		const unsigned char *dv = v.mv_data;
+		size_t tl = k.mv_size - 8;
+		if (k.mv_size > 8 && tl < HQ_TARGET_MAX && v.mv_size >= DLV_SIZE_V1) {
+			memcpy(target, (char *)k.mv_data + 8, tl);
+			target[tl] = 0;
+			uint64_t id = get_be64(k.mv_data);
+			if (dv[1] == HQ_DLV_DELIVERED)
+				rc = tstat_count_delivered(j, txn, target);
+			else if (dv[1] == HQ_DLV_DEAD)
+				rc = dead_mark(j, txn, target, id);
+			if (rc)
+				break;
+			/* the puts may have moved the cursor's page: find it again */
+			unsigned char again[8 + HQ_TARGET_MAX];
+			memcpy(again, k.mv_data, k.mv_size);
+			k.mv_data = again;
+			if ((rc = mdb_cursor_get(c, &k, &v, MDB_SET)))
+				break;
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	mv = (MDB_val){1, "\x01"};
+	return mdb_put(txn, j->meta, &mk, &mv, 0);
 }
 
 int
@@ -296,6 +357,8 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 				goto fail;
 		}
 	}
+	if (!readonly && (rc = fill_target_stats(j, txn)))
+		goto fail;
 	if ((rc = load_next_id(j, txn)))
 		goto fail;
 	if ((rc = mdb_txn_commit(txn))) {
@@ -746,7 +809,6 @@ hq_journal_count(hq_journal *j, uint64_t *count)
 
 /* --- delivery ---------------------------------------------------------- */
 
-#define DLV_SIZE 24
 
 static size_t
 dlv_key(unsigned char *k, uint64_t id, const char *target)
@@ -777,27 +839,123 @@ dlv_encode(unsigned char *v, const hq_delivery *d)
 	put_be64(v + 14, d->updated_us);
 	v[22] = (unsigned char)(d->last_status >> 8);
 	v[23] = (unsigned char)d->last_status;
+	put_be32(v + 24, d->attempt_base);
+	put_be64(v + 28, d->replayed_us);
 }
 
 static int
 dlv_decode(const MDB_val *val, hq_delivery *d)
 {
 	const unsigned char *v = val->mv_data;
-	if (val->mv_size < DLV_SIZE || v[0] != VAL_FORMAT)
+	if (val->mv_size < DLV_SIZE_V1 || v[0] != VAL_FORMAT)
 		return HQ_ECORRUPT;
 	d->state = (hq_dlv_state)v[1];
 	d->attempts = get_be32(v + 2);
 	d->next_us = get_be64(v + 6);
 	d->updated_us = get_be64(v + 14);
 	d->last_status = v[22] << 8 | v[23];
+	d->attempt_base = val->mv_size >= DLV_SIZE ? get_be32(v + 24) : 0;
+	d->replayed_us = val->mv_size >= DLV_SIZE ? get_be64(v + 28) : 0;
+	if (d->attempt_base > d->attempts)
+		d->attempt_base = d->attempts;
 	return 0;
+}
+
+/* A target's running figures (the "targets" database). */
+typedef struct tstat {
+	uint64_t delivered, last_ok_us, last_err_us;
+	char last_error[128];
+} tstat;
+
+static void
+tstat_get(hq_journal *j, MDB_txn *txn, const char *target, tstat *t)
+{
+	MDB_val k = {strlen(target), (void *)target}, v;
+	memset(t, 0, sizeof *t);
+	if (mdb_get(txn, j->targets, &k, &v) != 0 || v.mv_size < 26 ||
+	    ((unsigned char *)v.mv_data)[0] != VAL_FORMAT)
+		return;
+	const unsigned char *p = v.mv_data;
+	t->delivered = get_be64(p + 1);
+	t->last_ok_us = get_be64(p + 9);
+	t->last_err_us = get_be64(p + 17);
+	size_t n = p[25];
+	if (n > v.mv_size - 26)
+		n = v.mv_size - 26;
+	if (n >= sizeof t->last_error)
+		n = sizeof t->last_error - 1;
+	memcpy(t->last_error, p + 26, n);
+	t->last_error[n] = 0;
+}
+
+static int
+tstat_put(hq_journal *j, MDB_txn *txn, const char *target, const tstat *t)
+{
+	unsigned char p[26 + sizeof t->last_error];
+	size_t n = strnlen(t->last_error, sizeof t->last_error - 1);
+	p[0] = VAL_FORMAT;
+	put_be64(p + 1, t->delivered);
+	put_be64(p + 9, t->last_ok_us);
+	put_be64(p + 17, t->last_err_us);
+	p[25] = (unsigned char)n;
+	memcpy(p + 26, t->last_error, n);
+	MDB_val k = {strlen(target), (void *)target}, v = {26 + n, p};
+	return mdb_put(txn, j->targets, &k, &v, 0);
+}
+
+/* Moves delivery (id, target) out of its old state's bookkeeping
+ * (queue, dead list, delivered count) and into the new one's. */
+static int
+dlv_move(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, hq_dlv_state from,
+	 hq_dlv_state to, tstat *ts)
+{
+	unsigned char pk[HQ_TARGET_MAX + 9], one = VAL_FORMAT;
+	MDB_val qk = {pending_key(pk, target, id), pk}, qv = {1, &one};
+	int queued_before = from == HQ_DLV_PENDING || from == HQ_DLV_RETRY;
+	int queued_after = to == HQ_DLV_PENDING || to == HQ_DLV_RETRY;
+	int rc = 0;
+
+	if (queued_before && !queued_after)
+		rc = mdb_del(txn, j->pending, &qk, NULL);
+	else if (!queued_before && queued_after)
+		rc = mdb_put(txn, j->pending, &qk, &qv, 0);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	if (rc == 0 && from == HQ_DLV_DEAD && to != HQ_DLV_DEAD)
+		rc = mdb_del(txn, j->dead, &qk, NULL);
+	else if (rc == 0 && to == HQ_DLV_DEAD && from != HQ_DLV_DEAD)
+		rc = mdb_put(txn, j->dead, &qk, &qv, 0);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	if (from == HQ_DLV_DELIVERED && to != HQ_DLV_DELIVERED && ts->delivered > 0)
+		ts->delivered--;
+	else if (to == HQ_DLV_DELIVERED && from != HQ_DLV_DELIVERED)
+		ts->delivered++;
+	return rc;
+}
+
+static int
+tstat_count_delivered(hq_journal *j, MDB_txn *txn, const char *target)
+{
+	tstat ts;
+	tstat_get(j, txn, target, &ts);
+	ts.delivered++;
+	return tstat_put(j, txn, target, &ts);
+}
+
+static int
+dead_mark(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id)
+{
+	unsigned char pk[HQ_TARGET_MAX + 9], one = VAL_FORMAT;
+	MDB_val k = {pending_key(pk, target, id), pk}, v = {1, &one};
+	return mdb_put(txn, j->dead, &k, &v, 0);
 }
 
 int
 hq_batch_add_delivery(hq_batch *b, uint64_t id, const char *target, uint64_t now_us)
 {
 	unsigned char k[8 + 64], pk[64 + 9], v[DLV_SIZE], one = VAL_FORMAT;
-	hq_delivery d = {HQ_DLV_PENDING, 0, now_us, now_us, 0};
+	hq_delivery d = {HQ_DLV_PENDING, 0, now_us, now_us, 0, 0, 0};
 	int rc;
 
 	if (b->err)
@@ -935,8 +1093,9 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 		hq_due *o = &out[n];
 		memset(o, 0, sizeof *o);
 		o->id = id;
-		o->attempts = d.attempts;
+		o->attempts = d.attempts - d.attempt_base;
 		o->received_us = r.received_us;
+		o->age_from_us = d.replayed_us > r.received_us ? d.replayed_us : r.received_us;
 		copy_field(o->control_id, sizeof o->control_id, r.f[HQ_F_CONTROL_ID]);
 		copy_field(o->type, sizeof o->type, r.f[HQ_F_TYPE]);
 		copy_field(o->charset, sizeof o->charset, r.f[HQ_F_CHARSET]);
@@ -970,18 +1129,21 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 			   size_t n)
 {
 	MDB_txn *txn;
+	tstat ts;
 	int rc;
 
-	if (strlen(target) >= 64)
+	if (strlen(target) >= HQ_TARGET_MAX)
 		return EINVAL;
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
 		return rc;
+	tstat_get(j, txn, target, &ts);
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		unsigned char dk[8 + 64], v[DLV_SIZE];
+		unsigned char dk[8 + HQ_TARGET_MAX], v[DLV_SIZE];
 		MDB_val dkey = {dlv_key(dk, o[i].id, target), dk}, dval;
 		hq_delivery d;
 		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0)
 			continue; /* purged meanwhile */
+		hq_dlv_state from = d.state;
 		d.state = o[i].state;
 		d.attempts++;
 		d.next_us = o[i].state == HQ_DLV_RETRY ? o[i].next_us : 0;
@@ -992,7 +1154,7 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 		if ((rc = mdb_put(txn, j->deliveries, &dkey, &nv, 0)))
 			break;
 		/* the attempt */
-		unsigned char ak[8 + 64 + 5];
+		unsigned char ak[8 + HQ_TARGET_MAX + 5];
 		size_t tl = strlen(target);
 		put_be64(ak, o[i].id);
 		memcpy(ak + 8, target, tl);
@@ -1013,14 +1175,17 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 		MDB_val akey = {13 + tl, ak}, aval = {17 + elen + blen, av};
 		if ((rc = mdb_put(txn, j->attempts, &akey, &aval, 0)))
 			break;
-		if (o[i].state == HQ_DLV_DELIVERED || o[i].state == HQ_DLV_DEAD) {
-			unsigned char pk[64 + 9];
-			MDB_val qk = {pending_key(pk, target, o[i].id), pk};
-			rc = mdb_del(txn, j->pending, &qk, NULL);
-			if (rc == MDB_NOTFOUND)
-				rc = 0;
+		rc = dlv_move(j, txn, target, o[i].id, from, d.state, &ts);
+		if (d.state == HQ_DLV_DELIVERED) {
+			ts.last_ok_us = o[i].at_us;
+		} else {
+			ts.last_err_us = o[i].at_us;
+			memcpy(ts.last_error, o[i].error, sizeof ts.last_error);
+			ts.last_error[sizeof ts.last_error - 1] = 0;
 		}
 	}
+	if (rc == 0)
+		rc = tstat_put(j, txn, target, &ts);
 	if (rc) {
 		mdb_txn_abort(txn);
 		return rc;
@@ -1048,4 +1213,752 @@ hq_journal_delivery(hq_journal *j, uint64_t id, const char *target, hq_delivery 
 		rc = HQ_ENOTFOUND;
 	mdb_txn_abort(txn);
 	return rc;
+}
+
+/* --- audit and operation ----------------------------------------------- */
+
+size_t
+hq_dedup_key(hq_str app, hq_str fac, hq_str control, char *buf, size_t cap)
+{
+	hq_str parts[3] = {app, fac, control};
+	size_t n = 0;
+	for (int i = 0; i < 3; i++) {
+		if (i && n < cap)
+			buf[n++] = 0x1f;
+		size_t k = parts[i].n < cap - n ? parts[i].n : cap - n;
+		if (k)
+			memcpy(buf + n, parts[i].p, k);
+		n += k;
+	}
+	return n;
+}
+
+/* A growable list of ids. */
+typedef struct idvec {
+	uint64_t *v;
+	size_t n, cap;
+} idvec;
+
+static int
+idvec_push(idvec *iv, uint64_t id)
+{
+	if (iv->n == iv->cap) {
+		size_t cap = iv->cap ? iv->cap * 2 : 256;
+		uint64_t *v = realloc(iv->v, cap * sizeof *v);
+		if (v == NULL)
+			return ENOMEM;
+		iv->v = v;
+		iv->cap = cap;
+	}
+	iv->v[iv->n++] = id;
+	return 0;
+}
+
+/* Sorts and drops repeats. */
+static void
+idvec_sort(idvec *iv)
+{
+	size_t k = 0;
+	qsort(iv->v, iv->n, sizeof *iv->v, cmp_u64);
+	for (size_t i = 0; i < iv->n; i++)
+		if (k == 0 || iv->v[k - 1] != iv->v[i])
+			iv->v[k++] = iv->v[i];
+	iv->n = k;
+}
+
+/* The delivery records of id, in txn.  Returns the count or a negative code. */
+static long
+deliveries_txn(hq_journal *j, MDB_txn *txn, uint64_t id, hq_msg_dlv *out, size_t max)
+{
+	unsigned char start[8];
+	MDB_cursor *c;
+	MDB_val k = {8, start}, v;
+	long n = 0;
+	int rc;
+
+	put_be64(start, id);
+	if ((rc = mdb_cursor_open(txn, j->deliveries, &c)))
+		return rc > 0 ? -rc : rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size > 8 && get_be64(k.mv_data) == id) {
+		size_t tl = k.mv_size - 8;
+		if ((size_t)n < max && tl < HQ_TARGET_MAX) {
+			memcpy(out[n].target, (char *)k.mv_data + 8, tl);
+			out[n].target[tl] = 0;
+			if (dlv_decode(&v, &out[n].d) == 0)
+				n++;
+		} else if ((size_t)n >= max) {
+			n++;
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return rc == 0 || rc == MDB_NOTFOUND ? n : (rc > 0 ? -rc : rc);
+}
+
+long
+hq_journal_deliveries(hq_journal *j, uint64_t id, hq_msg_dlv *out, size_t max)
+{
+	MDB_txn *txn;
+	int rc;
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return rc > 0 ? -rc : rc;
+	long n = deliveries_txn(j, txn, id, out, max);
+	mdb_txn_abort(txn);
+	return n;
+}
+
+long
+hq_journal_attempts(hq_journal *j, uint64_t id, hq_attempt_fn fn, void *arg)
+{
+	unsigned char start[8];
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k = {8, start}, v;
+	long n = 0;
+	int rc;
+
+	put_be64(start, id);
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return rc > 0 ? -rc : rc;
+	if ((rc = mdb_cursor_open(txn, j->attempts, &c))) {
+		mdb_txn_abort(txn);
+		return rc > 0 ? -rc : rc;
+	}
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size >= 13 && get_be64(k.mv_data) == id) {
+		const unsigned char *p = v.mv_data;
+		size_t tl = k.mv_size - 13;
+		hq_attempt a;
+		memset(&a, 0, sizeof a);
+		if (tl < HQ_TARGET_MAX && v.mv_size >= 17 && p[0] == VAL_FORMAT) {
+			memcpy(a.target, (char *)k.mv_data + 8, tl);
+			a.n = get_be32((unsigned char *)k.mv_data + 9 + tl);
+			a.at_us = get_be64(p + 1);
+			a.http_status = p[9] << 8 | p[10];
+			a.latency_us = get_be32(p + 11);
+			size_t elen = (size_t)(p[15] << 8 | p[16]);
+			if (elen > v.mv_size - 17)
+				elen = v.mv_size - 17;
+			size_t ecopy = elen < sizeof a.error ? elen : sizeof a.error - 1;
+			memcpy(a.error, p + 17, ecopy);
+			a.body = (const char *)p + 17 + elen;
+			a.body_len = v.mv_size - 17 - elen;
+			n++;
+			if (fn(arg, &a))
+				break;
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	return rc == 0 || rc == MDB_NOTFOUND ? n : (rc > 0 ? -rc : rc);
+}
+
+/* code^trigger of a stored MSH-9 (the by_type key). */
+static hq_str
+type_key(hq_str type)
+{
+	const char *caret = type.n ? memchr(type.p, '^', type.n) : NULL;
+	if (caret) {
+		const char *second = memchr(caret + 1, '^', type.n - (size_t)(caret + 1 - type.p));
+		if (second)
+			type.n = (size_t)(second - type.p);
+	}
+	return type;
+}
+
+static int
+str_eq(hq_str a, hq_str b)
+{
+	size_t an = a.n > MAX_KEY ? MAX_KEY : a.n, bn = b.n > MAX_KEY ? MAX_KEY : b.n;
+	return an == bn && (an == 0 || memcmp(a.p, b.p, an) == 0);
+}
+
+/* "ADT" matches ADT and ADT^...; "ADT^A01" matches exactly. */
+static int
+type_matches(hq_str type, hq_str want)
+{
+	hq_str k = type_key(type);
+	if (memchr(want.p, '^', want.n))
+		return str_eq(k, want);
+	return k.n >= want.n && memcmp(k.p, want.p, want.n) == 0 &&
+	       (k.n == want.n || k.p[want.n] == '^');
+}
+
+/* Whether record r with deliveries d[0..nd) passes every filter of q. */
+static int
+query_match(const hq_query *q, const hq_record *r, const hq_msg_dlv *d, size_t nd)
+{
+	if (q->since_us && r->received_us < q->since_us)
+		return 0;
+	if (q->until_us && r->received_us >= q->until_us)
+		return 0;
+	if (q->type.n && !type_matches(r->f[HQ_F_TYPE], q->type))
+		return 0;
+	if (q->control_id.n && !str_eq(r->f[HQ_F_CONTROL_ID], q->control_id))
+		return 0;
+	if (q->patient.n && !str_eq(r->f[HQ_F_PATIENT_ID], q->patient))
+		return 0;
+	if (q->state == HQ_STATE_REJECTED)
+		return r->state == HQ_MSG_REJECTED;
+	if (q->state == 0 && q->target == NULL)
+		return 1;
+	for (size_t i = 0; i < nd; i++)
+		if ((q->target == NULL || strcmp(q->target, d[i].target) == 0) &&
+		    (q->state == 0 || (int)d[i].d.state == q->state))
+			return 1;
+	return 0;
+}
+
+/* Collects the ids of a target queue (pending or dead), every target's when target is NULL. */
+static int
+queue_ids(MDB_txn *txn, MDB_dbi dbi, const char *target, idvec *out)
+{
+	unsigned char pk[HQ_TARGET_MAX + 9];
+	size_t tl = target ? strlen(target) : 0;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, dbi, &c)))
+		return rc;
+	if (target) {
+		k = (MDB_val){pending_key(pk, target, 0), pk};
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	} else {
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	}
+	while (rc == 0) {
+		const unsigned char *p = k.mv_data;
+		if (k.mv_size < 9)
+			break;
+		if (target && (k.mv_size != tl + 9 || memcmp(p, target, tl) != 0 || p[tl] != 0))
+			break;
+		if ((rc = idvec_push(out, get_be64(p + k.mv_size - 8))))
+			break;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Every id under key in a DUPSORT index (prefix: every key starting with it). */
+static int
+index_ids(MDB_txn *txn, MDB_dbi dbi, hq_str key, int prefix, idvec *out)
+{
+	size_t klen = key.n > MAX_KEY ? MAX_KEY : key.n;
+	MDB_cursor *c;
+	MDB_val k = {klen, (void *)key.p}, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, dbi, &c)))
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, prefix ? MDB_SET_RANGE : MDB_SET_KEY);
+	while (rc == 0) {
+		if (prefix && (k.mv_size < klen || memcmp(k.mv_data, key.p, klen) != 0))
+			break;
+		if ((rc = idvec_push(out, get_val(&v))))
+			break;
+		rc = mdb_cursor_get(c, &k, &v, prefix ? MDB_NEXT : MDB_NEXT_DUP);
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The records past indexed_upto whose field matches key exactly. */
+static int
+tail_ids(hq_journal *j, MDB_txn *txn, int field, hq_str key, idvec *out)
+{
+	unsigned char start[8];
+	MDB_cursor *c;
+	MDB_val k = {8, start}, v;
+	int rc;
+
+	put_be64(start, read_indexed_upto(j, txn) + 1);
+	if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0) {
+		hq_record r;
+		if (decode(v.mv_data, v.mv_size, &r) == 0 && str_eq(r.f[field], key) &&
+		    (rc = idvec_push(out, r.id)))
+			break;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Reads record id in txn and, if it matches, hands it to fn.  1: fn asked to stop. */
+static int
+query_visit(hq_journal *j, MDB_txn *txn, const hq_query *q, uint64_t id, hq_query_fn fn,
+	    void *arg, long *found, int *rc)
+{
+	unsigned char idbe[8];
+	MDB_val k = {8, idbe}, v;
+	hq_msg_dlv d[HQ_TARGET_MAX];
+	hq_record r;
+
+	put_be64(idbe, id);
+	if (mdb_get(txn, j->msgs, &k, &v) != 0 || decode(v.mv_data, v.mv_size, &r) != 0)
+		return 0; /* purged meanwhile, or not this code's format */
+	long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
+	if (nd < 0) {
+		*rc = (int)nd;
+		return 1;
+	}
+	if ((size_t)nd > HQ_TARGET_MAX)
+		nd = HQ_TARGET_MAX;
+	if (!query_match(q, &r, d, (size_t)nd))
+		return 0;
+	(*found)++;
+	if (fn(arg, &r, d, (size_t)nd))
+		return 1;
+	return q->limit && (uint64_t)*found >= q->limit;
+}
+
+long
+hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg)
+{
+	idvec ids = {0};
+	MDB_txn *txn;
+	long found = 0;
+	int rc, by_ids = 1;
+
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return rc > 0 ? -rc : rc;
+	if (q->control_id.n) {
+		if ((rc = index_ids(txn, j->by_control, q->control_id, 0, &ids)) == 0)
+			rc = tail_ids(j, txn, HQ_F_CONTROL_ID, q->control_id, &ids);
+	} else if (q->patient.n) {
+		if ((rc = index_ids(txn, j->by_patient, q->patient, 0, &ids)) == 0)
+			rc = tail_ids(j, txn, HQ_F_PATIENT_ID, q->patient, &ids);
+	} else if (q->state == HQ_DLV_PENDING || q->state == HQ_DLV_RETRY) {
+		rc = queue_ids(txn, j->pending, q->target, &ids);
+	} else if (q->state == HQ_DLV_DEAD) {
+		rc = queue_ids(txn, j->dead, q->target, &ids);
+	} else if (q->type.n && !q->since_us && !q->until_us) {
+		rc = index_ids(txn, j->by_type, q->type, 0, &ids);
+		if (rc == 0 && memchr(q->type.p, '^', q->type.n) == NULL) {
+			char prefix[MAX_KEY + 1];
+			size_t n = q->type.n < MAX_KEY ? q->type.n : MAX_KEY;
+			memcpy(prefix, q->type.p, n);
+			prefix[n] = '^';
+			rc = index_ids(txn, j->by_type, (hq_str){prefix, n + 1}, 1, &ids);
+		}
+	} else {
+		by_ids = 0;
+	}
+	if (rc == 0 && by_ids) {
+		idvec_sort(&ids);
+		for (size_t i = 0; i < ids.n; i++)
+			if (query_visit(j, txn, q, ids.v[i], fn, arg, &found, &rc))
+				break;
+	} else if (rc == 0) {
+		/* Stream the time range: one record at a time. */
+		unsigned char tbe[8];
+		MDB_cursor *c;
+		MDB_val k = {8, tbe}, v;
+		put_be64(tbe, q->since_us);
+		if ((rc = mdb_cursor_open(txn, j->by_time, &c)) == 0) {
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+			while (rc == 0) {
+				if (q->until_us && get_be64(k.mv_data) >= q->until_us)
+					break;
+				if (query_visit(j, txn, q, get_val(&v), fn, arg, &found, &rc))
+					break;
+				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+			}
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
+			mdb_cursor_close(c);
+		}
+	}
+	free(ids.v);
+	mdb_txn_abort(txn);
+	if (rc)
+		return rc > 0 ? -rc : rc;
+	return found;
+}
+
+/* Counts a target's queue and finds its oldest undelivered message. */
+static int
+summarise(hq_journal *j, MDB_txn *txn, hq_target_summary *s)
+{
+	unsigned char pk[HQ_TARGET_MAX + 9];
+	size_t tl = strlen(s->name);
+	MDB_cursor *c;
+	MDB_val k = {pending_key(pk, s->name, 0), pk}, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, j->pending, &c)))
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size == tl + 9 && memcmp(k.mv_data, s->name, tl) == 0 &&
+	       ((unsigned char *)k.mv_data)[tl] == 0) {
+		uint64_t id = get_be64((unsigned char *)k.mv_data + tl + 1);
+		unsigned char dk[8 + HQ_TARGET_MAX];
+		MDB_val dkey = {dlv_key(dk, id, s->name), dk}, dval, mk = {8, dk}, mval;
+		hq_delivery d;
+		if (mdb_get(txn, j->deliveries, &dkey, &dval) == 0 && dlv_decode(&dval, &d) == 0) {
+			if (d.state == HQ_DLV_RETRY)
+				s->retrying++;
+			else
+				s->pending++;
+			if (s->oldest_pending_us == 0 && mdb_get(txn, j->msgs, &mk, &mval) == 0 &&
+			    mval.mv_size >= REC_HEADER)
+				s->oldest_pending_us = get_be64((unsigned char *)mval.mv_data + 9);
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	idvec dead = {0};
+	rc = queue_ids(txn, j->dead, s->name, &dead);
+	s->dead = dead.n;
+	free(dead.v);
+	tstat ts;
+	tstat_get(j, txn, s->name, &ts);
+	s->delivered = ts.delivered;
+	s->last_ok_us = ts.last_ok_us;
+	s->last_err_us = ts.last_err_us;
+	memcpy(s->last_error, ts.last_error, sizeof s->last_error);
+	return rc;
+}
+
+/* Adds name to the sorted list out[0..*n) unless there. */
+static void
+add_name(hq_target_summary *out, size_t max, long *n, const char *name, size_t len)
+{
+	char buf[HQ_TARGET_MAX];
+	if (len == 0 || len >= HQ_TARGET_MAX)
+		return;
+	memcpy(buf, name, len);
+	buf[len] = 0;
+	long i = 0, have = *n < (long)max ? *n : (long)max;
+	while (i < have && strcmp(out[i].name, buf) < 0)
+		i++;
+	if (i < have && strcmp(out[i].name, buf) == 0)
+		return;
+	if (have == (long)max) {
+		(*n)++;
+		return; /* counted, not kept */
+	}
+	memmove(&out[i + 1], &out[i], (size_t)(have - i) * sizeof *out);
+	memset(&out[i], 0, sizeof *out);
+	memcpy(out[i].name, buf, len + 1);
+	(*n)++;
+}
+
+/* Adds every target named in a "target \0 be64" keyed database. */
+static int
+queue_names(MDB_txn *txn, MDB_dbi dbi, hq_target_summary *out, size_t max, long *n)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+	if ((rc = mdb_cursor_open(txn, dbi, &c)))
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	while (rc == 0 && k.mv_size >= 9) {
+		size_t tl = k.mv_size - 9;
+		unsigned char next[HQ_TARGET_MAX + 1];
+		add_name(out, max, n, k.mv_data, tl);
+		if (tl >= HQ_TARGET_MAX)
+			break;
+		/* Jump past this target: its name then \1 sorts after all its keys. */
+		memcpy(next, k.mv_data, tl);
+		next[tl] = 1;
+		k = (MDB_val){tl + 1, next};
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+long
+hq_journal_targets(hq_journal *j, hq_target_summary *out, size_t max)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	long n = 0;
+	int rc;
+
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return rc > 0 ? -rc : rc;
+	if ((rc = mdb_cursor_open(txn, j->targets, &c)) == 0) {
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		while (rc == 0) {
+			add_name(out, max, &n, k.mv_data, k.mv_size);
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	if (rc == 0)
+		rc = queue_names(txn, j->pending, out, max, &n);
+	if (rc == 0)
+		rc = queue_names(txn, j->dead, out, max, &n);
+	for (long i = 0; rc == 0 && i < n && (size_t)i < max; i++)
+		rc = summarise(j, txn, &out[i]);
+	mdb_txn_abort(txn);
+	if (rc)
+		return rc > 0 ? -rc : rc;
+	return n;
+}
+
+/* Queues delivery (id, target) again (creating it when create is set). */
+static int
+replay_one(hq_journal *j, MDB_txn *txn, uint64_t id, const char *target, int only_dead,
+	   int create, uint64_t now_us, long *queued)
+{
+	unsigned char dk[8 + HQ_TARGET_MAX], v[DLV_SIZE];
+	MDB_val dkey = {dlv_key(dk, id, target), dk}, dval;
+	hq_delivery d;
+	tstat ts;
+	hq_dlv_state from = 0;
+	int rc = mdb_get(txn, j->deliveries, &dkey, &dval);
+
+	if (rc == MDB_NOTFOUND) {
+		if (!create)
+			return 0;
+		memset(&d, 0, sizeof d);
+	} else if (rc != 0 || (rc = dlv_decode(&dval, &d)) != 0) {
+		return rc;
+	} else {
+		from = d.state;
+	}
+	if (only_dead && from != HQ_DLV_DEAD)
+		return 0;
+	tstat_get(j, txn, target, &ts);
+	if ((rc = dlv_move(j, txn, target, id, from, HQ_DLV_PENDING, &ts)))
+		return rc;
+	d.state = HQ_DLV_PENDING;
+	d.next_us = now_us;
+	d.updated_us = now_us;
+	d.attempt_base = d.attempts;
+	d.replayed_us = now_us;
+	dlv_encode(v, &d);
+	MDB_val nv = {DLV_SIZE, v};
+	if ((rc = mdb_put(txn, j->deliveries, &dkey, &nv, 0)) ||
+	    (rc = tstat_put(j, txn, target, &ts)))
+		return rc;
+	(*queued)++;
+	return 0;
+}
+
+long
+hq_journal_replay(hq_journal *j, const uint64_t *ids, size_t n, const char *target,
+		  int only_dead, uint64_t now_us)
+{
+	MDB_txn *txn;
+	long queued = 0;
+	int rc;
+
+	if (target && strlen(target) >= HQ_TARGET_MAX)
+		return -EINVAL;
+	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
+		return rc > 0 ? -rc : rc;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		unsigned char idbe[8];
+		MDB_val k = {8, idbe}, v;
+		hq_record r;
+		put_be64(idbe, ids[i]);
+		if (mdb_get(txn, j->msgs, &k, &v) != 0 || decode(v.mv_data, v.mv_size, &r) != 0)
+			continue;
+		if (target) {
+			int accepted = r.state == HQ_MSG_ACCEPTED || r.state == HQ_MSG_UNROUTED;
+			rc = replay_one(j, txn, ids[i], target, only_dead, accepted, now_us, &queued);
+			continue;
+		}
+		hq_msg_dlv d[HQ_TARGET_MAX];
+		long nd = deliveries_txn(j, txn, ids[i], d, HQ_TARGET_MAX);
+		if (nd < 0) {
+			rc = (int)nd;
+			break;
+		}
+		for (long t = 0; t < nd && t < HQ_TARGET_MAX && rc == 0; t++)
+			rc = replay_one(j, txn, ids[i], d[t].target, only_dead, 0, now_us, &queued);
+	}
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	return rc ? (rc > 0 ? -rc : rc) : queued;
+}
+
+/* Deletes every entry of dbi whose key starts with the 8 bytes of id. */
+static int
+del_prefix(MDB_txn *txn, MDB_dbi dbi, const unsigned char *idbe)
+{
+	MDB_cursor *c;
+	MDB_val k = {8, (void *)idbe}, v;
+	int rc;
+	if ((rc = mdb_cursor_open(txn, dbi, &c)))
+		return rc;
+	for (;;) {
+		k = (MDB_val){8, (void *)idbe};
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		if (rc || k.mv_size < 8 || memcmp(k.mv_data, idbe, 8) != 0 ||
+		    (rc = mdb_cursor_del(c, 0)))
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Deletes one (key, id) pair of a DUPSORT index. */
+static int
+del_index(MDB_txn *txn, MDB_dbi dbi, hq_str key, const unsigned char *idval)
+{
+	char kbuf[MAX_KEY];
+	size_t n = key.n > MAX_KEY ? MAX_KEY : key.n;
+	if (n == 0)
+		return 0;
+	memcpy(kbuf, key.p, n); /* key points into a page the deletes may move */
+	MDB_val k = {n, kbuf}, v = {9, (void *)idval};
+	int rc = mdb_del(txn, dbi, &k, &v);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, long *purged)
+{
+	unsigned char idbe[8], idval[9], tbe[8];
+	MDB_val k = {8, idbe}, v;
+	hq_record r;
+	hq_msg_dlv d[HQ_TARGET_MAX];
+	void *copy;
+	int rc;
+
+	put_be64(idbe, id);
+	put_val(idval, id);
+	if ((rc = mdb_get(txn, j->msgs, &k, &v)) == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	/* The record's strings point into the map: work on a copy. */
+	if ((copy = malloc(v.mv_size)) == NULL)
+		return ENOMEM;
+	memcpy(copy, v.mv_data, v.mv_size);
+	if (decode(copy, v.mv_size, &r) != 0) {
+		free(copy);
+		return HQ_ECORRUPT;
+	}
+	long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
+	rc = nd < 0 ? (int)-nd : 0;
+	for (long i = 0; rc == 0 && i < nd && i < HQ_TARGET_MAX; i++) {
+		tstat ts;
+		tstat_get(j, txn, d[i].target, &ts);
+		if ((rc = dlv_move(j, txn, d[i].target, id, d[i].d.state, 0, &ts)) == 0 &&
+		    d[i].d.state == HQ_DLV_DELIVERED)
+			rc = tstat_put(j, txn, d[i].target, &ts);
+	}
+	if (rc == 0)
+		rc = del_prefix(txn, j->deliveries, idbe);
+	if (rc == 0)
+		rc = del_prefix(txn, j->attempts, idbe);
+	put_be64(tbe, r.received_us);
+	if (rc == 0)
+		rc = del_index(txn, j->by_time, (hq_str){(char *)tbe, 8}, idval);
+	if (rc == 0)
+		rc = del_index(txn, j->by_type, type_key(r.f[HQ_F_TYPE]), idval);
+	if (rc == 0 && id <= indexed_upto) {
+		rc = del_index(txn, j->by_control, r.f[HQ_F_CONTROL_ID], idval);
+		if (rc == 0)
+			rc = del_index(txn, j->by_patient, r.f[HQ_F_PATIENT_ID], idval);
+	}
+	if (rc == 0) {
+		char key[MAX_KEY];
+		size_t kn = hq_dedup_key(r.f[HQ_F_SENDING_APP], r.f[HQ_F_SENDING_FAC],
+					 r.f[HQ_F_CONTROL_ID], key, sizeof key);
+		MDB_val dk = {kn, key}, dv;
+		if (kn && mdb_get(txn, j->dedup, &dk, &dv) == 0 && get_val(&dv) == id)
+			rc = mdb_del(txn, j->dedup, &dk, NULL);
+	}
+	free(copy);
+	if (rc == 0 && (rc = mdb_del(txn, j->msgs, &k, NULL)) == 0)
+		(*purged)++;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+long
+hq_journal_purge(hq_journal *j, const uint64_t *ids, size_t n)
+{
+	MDB_txn *txn;
+	long purged = 0;
+	int rc;
+
+	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
+		return rc > 0 ? -rc : rc;
+	uint64_t upto = read_indexed_upto(j, txn);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = purge_one(j, txn, ids[i], upto, &purged);
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	j->usage_at_ms = 0; /* free space changed */
+	return rc ? (rc > 0 ? -rc : rc) : purged;
+}
+
+long
+hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max,
+			int dry_run)
+{
+	unsigned char tbe[8];
+	idvec ids = {0};
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k = {8, tbe}, v;
+	int rc;
+
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return rc > 0 ? -rc : rc;
+	put_be64(tbe, *resume_us);
+	if ((rc = mdb_cursor_open(txn, j->by_time, &c)) == 0) {
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		while (rc == 0) {
+			uint64_t t = get_be64(k.mv_data), id = get_val(&v);
+			if (t >= before_us) {
+				rc = MDB_NOTFOUND; /* done */
+				break;
+			}
+			*resume_us = t;
+			if (ids.n == max)
+				break;
+			hq_msg_dlv d[HQ_TARGET_MAX];
+			long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
+			int done = nd >= 0 && nd <= HQ_TARGET_MAX;
+			for (long i = 0; done && i < nd; i++)
+				done = d[i].d.state == HQ_DLV_DELIVERED;
+			if (done && (rc = idvec_push(&ids, id)))
+				break;
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			*resume_us = before_us;
+		}
+		mdb_cursor_close(c);
+	}
+	mdb_txn_abort(txn);
+	long n = (long)ids.n;
+	if (rc == 0 && !dry_run && ids.n) {
+		long p = hq_journal_purge(j, ids.v, ids.n);
+		if (p < 0)
+			rc = (int)-p;
+	}
+	free(ids.v);
+	return rc ? (rc > 0 ? -rc : rc) : n;
+}
+
+int
+hq_journal_copy(hq_journal *j, const char *dir)
+{
+	return mdb_env_copy2(j->env, dir, MDB_CP_COMPACT);
 }

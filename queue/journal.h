@@ -187,13 +187,14 @@ int hq_batch_add_delivery(hq_batch *b, uint64_t id, const char *target, uint64_t
 /* A delivery due now, copied out of the journal (no transaction stays open). */
 typedef struct hq_due {
 	uint64_t id;
-	uint32_t attempts;    /* made so far */
+	uint32_t attempts;    /* made so far (since the last replay) */
 	uint64_t received_us; /* of the message */
 	char control_id[128];
 	char type[64];
 	char charset[64];
 	char listener[64], peer[64], version[32];
 	char sending_app[128], sending_fac[128], receiving_app[128], receiving_fac[128];
+	uint64_t age_from_us; /* max_age counts from here: received, or the last replay */
 	char *raw;	      /* malloc'd message bytes; the caller frees */
 	size_t raw_len;
 } hq_due;
@@ -244,9 +245,11 @@ int hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outco
 /* A delivery record as stored. */
 typedef struct hq_delivery {
 	hq_dlv_state state;
-	uint32_t attempts;
+	uint32_t attempts;	/* all attempts, replays included (numbers the history) */
 	uint64_t next_us, updated_us;
 	int last_status;
+	uint32_t attempt_base;	/* attempts before the last replay (max_attempts counts from here) */
+	uint64_t replayed_us;	/* the last replay (max_age counts from here); 0 never */
 } hq_delivery;
 
 /* Reads message id's delivery to target.  Returns 0, HQ_ENOTFOUND or an error. */
@@ -254,5 +257,124 @@ int hq_journal_delivery(hq_journal *j, uint64_t id, const char *target, hq_deliv
 
 /* Number of message records.  Returns 0 or an MDB_* code. */
 int hq_journal_count(hq_journal *j, uint64_t *count);
+
+/*
+ * The duplicate key of a message: sender, facility and control id joined
+ * by 0x1f, cut at cap.  Returns its length.
+ */
+size_t hq_dedup_key(hq_str app, hq_str fac, hq_str control, char *buf, size_t cap);
+
+/* --- audit and operation (hl7q) ---------------------------------------- */
+
+#define HQ_TARGET_MAX 64 /* target names are shorter than this */
+
+/* One delivery record of a message. */
+typedef struct hq_msg_dlv {
+	char target[HQ_TARGET_MAX];
+	hq_delivery d;
+} hq_msg_dlv;
+
+/*
+ * Reads up to max delivery records of message id, by target name.
+ * Returns how many there are (may exceed max), or a negative code.
+ */
+long hq_journal_deliveries(hq_journal *j, uint64_t id, hq_msg_dlv *out, size_t max);
+
+/* One delivery attempt as kept in the journal. */
+typedef struct hq_attempt {
+	char target[HQ_TARGET_MAX];
+	uint32_t n;	     /* 1, 2, ... per message and target, replays continue it */
+	uint64_t at_us;
+	int http_status;     /* 0: no HTTP answer */
+	uint32_t latency_us;
+	char error[128];
+	const char *body;    /* excerpt of the answer (may hold patient data) */
+	size_t body_len;
+} hq_attempt;
+
+/* Called for each attempt; a non-zero return stops the walk. */
+typedef int (*hq_attempt_fn)(void *arg, const hq_attempt *a);
+
+/*
+ * Calls fn for every attempt of message id, by target then number, in one
+ * read transaction.  Returns the number visited or a negative code.
+ */
+long hq_journal_attempts(hq_journal *j, uint64_t id, hq_attempt_fn fn, void *arg);
+
+/* hq_query.state: refused at intake (no delivery records). */
+#define HQ_STATE_REJECTED 100
+
+/* An audit query: every set field must match. */
+typedef struct hq_query {
+	int state;	     /* 0 any; an hq_dlv_state, or HQ_STATE_REJECTED */
+	const char *target;  /* NULL any: with state, the delivery to this target */
+	hq_str type;	     /* "ADT" matches every ADT^..., "ADT^A01" just those */
+	hq_str control_id;   /* MSH-10, exact */
+	hq_str patient;	     /* PID-3.1, exact */
+	uint64_t since_us;   /* received at or after; 0 open */
+	uint64_t until_us;   /* received before; 0 open */
+	uint64_t limit;	     /* 0 all */
+} hq_query;
+
+/* Called per match, oldest id first; r and its strings live until it returns. */
+typedef int (*hq_query_fn)(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd);
+
+/*
+ * Runs q in one read transaction (intake is never blocked).  The most
+ * selective index drives it: control id, then patient, then the pending or
+ * dead queue, then the type; otherwise the time index streams the range,
+ * holding one record at a time.  Returns the number of matches or a
+ * negative code.
+ */
+long hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg);
+
+/* What the journal knows of one target, for `hl7q status`. */
+typedef struct hq_target_summary {
+	char name[HQ_TARGET_MAX];
+	uint64_t pending, retrying, dead, delivered;
+	uint64_t oldest_pending_us; /* received time of the oldest undelivered message; 0 none */
+	uint64_t last_ok_us, last_err_us;
+	char last_error[128];
+} hq_target_summary;
+
+/*
+ * Summarises every target the journal has records of (names ascending).
+ * Returns how many (may exceed max), or a negative code.
+ */
+long hq_journal_targets(hq_journal *j, hq_target_summary *out, size_t max);
+
+/*
+ * Queues messages again: the delivery to target (every delivery of the
+ * message when target is NULL; with only_dead just the dead ones) becomes
+ * pending and due at now_us, its earlier attempts kept.  With a target a
+ * message has no record for, an accepted message gets one.  One write
+ * transaction.  Returns the number of deliveries queued or a negative code.
+ */
+long hq_journal_replay(hq_journal *j, const uint64_t *ids, size_t n, const char *target,
+		       int only_dead, uint64_t now_us);
+
+/*
+ * Deletes messages with their indexes, deliveries and attempts, in one
+ * write transaction; their pages become free for reuse.  Ids not in the
+ * journal are skipped.  Returns the number deleted or a negative code.
+ */
+long hq_journal_purge(hq_journal *j, const uint64_t *ids, size_t n);
+
+/*
+ * Retention: collects up to max ids of messages received before
+ * before_us whose every delivery is delivered (messages with none --
+ * refused, unrouted, duplicates -- included), scanning from *resume_us;
+ * purges them unless dry_run.  Sets *resume_us where the next call goes
+ * on.  Returns the number found, or a negative code; fewer than max means
+ * the scan is done.
+ */
+long hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us,
+			     size_t max, int dry_run);
+
+/*
+ * Writes a compacted copy of the journal into directory dir (which must
+ * exist and be empty): LMDB's copy with compaction.  Returns 0 or an error.
+ */
+int hq_journal_copy(hq_journal *j, const char *dir);
 
 #endif

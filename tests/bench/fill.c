@@ -1,0 +1,111 @@
+/*
+ * fill DIR N - writes N synthetic ADT/ORU/ORM messages (about 600 bytes
+ * each) into a fresh journal at DIR through hl7q's own journal code, as
+ * hl7qd would store them: 1,000 per commit, a delivery record each for
+ * target "warehouse" marked delivered, and the deferred control-id and
+ * patient indexes built.  Control ids are CTRL0000001..., patients P000001
+ * ... (10 messages each), received times one per 0.864 s ending now.  For
+ * the lookup benchmark of `make bench` (tests/bench/lookup.py).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "core/error.h"
+#include "queue/journal.h"
+
+#define BATCH 1000
+
+static uint64_t
+wall_us(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+}
+
+#define S(x) ((hq_str){(x), strlen(x)})
+
+int
+main(int argc, char **argv)
+{
+	static const char *types[] = {"ADT^A01^ADT_A01", "ADT^A08^ADT_A01", "ORU^R01^ORU_R01",
+				      "ORM^O01^ORM_O01"};
+	if (argc != 3) {
+		fprintf(stderr, "usage: fill DIR N\n");
+		return 2;
+	}
+	uint64_t n = strtoull(argv[2], NULL, 10), end = wall_us(), start = end - n * 864000;
+	hq_journal *j;
+	int rc = hq_journal_open(argv[1], (uint64_t)8 << 30, 0, &j);
+	if (rc) {
+		fprintf(stderr, "fill: %s: %s\n", argv[1], hq_strerror(rc));
+		return 1;
+	}
+	static hq_outcome outs[BATCH];
+	char raw[1024], ctrl[32], pat[32];
+	for (uint64_t i = 0; i < n; i += BATCH) {
+		hq_batch *b;
+		if ((rc = hq_batch_begin(j, &b))) {
+			fprintf(stderr, "fill: %s\n", hq_strerror(rc));
+			return 1;
+		}
+		size_t k = 0;
+		for (; k < BATCH && i + k < n; k++) {
+			uint64_t m = i + k + 1, id;
+			const char *type = types[m % 4];
+			snprintf(ctrl, sizeof ctrl, "CTRL%07llu", (unsigned long long)m);
+			snprintf(pat, sizeof pat, "P%06llu", (unsigned long long)(m % (n / 10 + 1)));
+			int len = snprintf(raw, sizeof raw,
+				 "MSH|^~\\&|EPIC|HOSP|WAREHOUSE|DW|20261126120000||%s|%s|P|2.5.1\r"
+				 "EVN|A01|20261126120000\r"
+				 "PID|1||%s^^^HOSP^MR||SYNTHETIC^PATIENT^ONE||19700101|U|||1 MAIN ST^^TOWN^ST^00000\r"
+				 "PV1|1|I|WARD^101^1^HOSP||||1234^DOCTOR^ONE|||MED||||1|||1234^DOCTOR^ONE|IN|V%llu\r"
+				 "OBX|1|TX|NOTE^Note||Synthetic benchmark message, no patient data. Padding padding padding padding padding padding padding padding padding.||||||F\r"
+				 "NTE|1||Synthetic benchmark message number %llu, written by tests/bench/fill.c for the lookup benchmark.\r",
+				 type, ctrl, pat, (unsigned long long)m, (unsigned long long)m);
+			hq_record r;
+			memset(&r, 0, sizeof r);
+			r.received_us = start + m * 864000;
+			r.state = HQ_MSG_ACCEPTED;
+			memcpy(r.ack, "AA", 3);
+			r.f[HQ_F_LISTENER] = S("epic");
+			r.f[HQ_F_PEER] = S("10.0.1.15:40112");
+			r.f[HQ_F_SENDING_APP] = S("EPIC");
+			r.f[HQ_F_SENDING_FAC] = S("HOSP");
+			r.f[HQ_F_RECEIVING_APP] = S("WAREHOUSE");
+			r.f[HQ_F_RECEIVING_FAC] = S("DW");
+			r.f[HQ_F_TYPE] = S(type);
+			r.f[HQ_F_CONTROL_ID] = S(ctrl);
+			r.f[HQ_F_VERSION] = S("2.5.1");
+			r.f[HQ_F_PATIENT_ID] = S(pat);
+			r.f[HQ_F_ACK_ID] = S("ACK1");
+			r.f[HQ_F_RAW] = (hq_str){raw, (size_t)len};
+			if ((rc = hq_batch_add(b, &r, (hq_str){NULL, 0}, &id)) ||
+			    (rc = hq_batch_add_delivery(b, id, "warehouse", r.received_us)))
+				break;
+			memset(&outs[k], 0, sizeof outs[k]);
+			outs[k].id = id;
+			outs[k].state = HQ_DLV_DELIVERED;
+			outs[k].at_us = r.received_us + 20000;
+			outs[k].http_status = 200;
+			outs[k].latency_us = 15000;
+			snprintf(outs[k].error, sizeof outs[k].error, "HTTP 200");
+		}
+		if (rc || (rc = hq_batch_commit(b)) ||
+		    (rc = hq_journal_record_outcomes(j, "warehouse", outs, k))) {
+			fprintf(stderr, "fill: %s\n", hq_strerror(rc));
+			return 1;
+		}
+	}
+	long done;
+	while ((done = hq_journal_index(j, 65536)) > 0)
+		;
+	if (done < 0) {
+		fprintf(stderr, "fill: indexing: %s\n", hq_strerror((int)done));
+		return 1;
+	}
+	hq_journal_close(j);
+	return 0;
+}
