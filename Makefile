@@ -103,10 +103,20 @@ build/plain/tests/bench/syncrate: tests/bench/syncrate.c build/plain/libhl7q.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< build/plain/libhl7q.a $(LIBS)
 
-bench: all build/plain/tests/bench/syncrate
+build/plain/tests/bench/fill: tests/bench/fill.c build/plain/libhl7q.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< build/plain/libhl7q.a $(LIBS)
+
+HL7Q_BENCH_LOOKUP_N ?= 1000000
+
+bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill
 	@tools/deps.sh python3 nginx-light wrk openssl lmdb-utils
 	@tests/bench/bench.sh $(abspath $(BIN))
 	@tests/bench/delivery.sh $(abspath $(BIN))
+	@rm -rf build/bench-lookup && mkdir -p build/bench-lookup
+	@echo "== audit queries on a journal of $(HL7Q_BENCH_LOOKUP_N) messages"
+	@/usr/bin/python3 tests/bench/lookup.py $(abspath $(BIN)) build/plain/tests/bench/fill \
+		build/bench-lookup/journal $(HL7Q_BENCH_LOOKUP_N)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
@@ -114,6 +124,10 @@ install: all
 	install -m 0755 $(BIN)/hl7q $(DESTDIR)$(PREFIX)/bin/hl7q
 	install -m 0755 $(BIN)/hl7send $(DESTDIR)$(PREFIX)/bin/hl7send
 	install -m 0755 $(BIN)/hl7sink $(DESTDIR)$(PREFIX)/bin/hl7sink
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0644 deploy/man/hl7q.1 $(DESTDIR)$(PREFIX)/share/man/man1/hl7q.1
+	install -m 0644 deploy/man/hl7q.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/hl7q.conf.5
+	install -m 0644 deploy/man/hl7qd.8 $(DESTDIR)$(PREFIX)/share/man/man8/hl7qd.8
 	install -d $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples
 	install -m 0644 deploy/*.conf $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples/
 

@@ -30,6 +30,7 @@ for i in $(seq 50); do grep -q "ready" "$log" && break; sleep 0.1; done
 grep -q "ready" "$log" || { cat "$log"; exit 1; }
 echo "== hl7qd is up (pid $pid), listening on 127.0.0.1:$port"
 
+start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 echo "== sending sample messages with hl7send, one ACK each:"
 set -- "$corpus/hitgeek-simple-hl7/adt.hl7" "$corpus/hitgeek-simple-hl7/orm.hl7" \
 	"$corpus/hitgeek-simple-hl7/oru.hl7" "$corpus/Efferent-Health-HL7-V2/"*.hl7
@@ -57,6 +58,15 @@ for i in $(seq 100); do
 done
 echo "hl7sink stored $(ls demo-sink/*.head 2>/dev/null | wc -l) requests in $(pwd)/demo-sink; the first one:"
 sed 's/^/   /' "$(ls demo-sink/*.head | head -1)"
+echo "== the operator's view while hl7qd runs: bin/hl7q -c deploy/demo.conf status"
+"$bin/hl7q" -c deploy/demo.conf status | sed 's/^/   /'
+echo "== bin/hl7q -c deploy/demo.conf ls --since $start --limit 12   (the audit query; --json for JSON lines)"
+"$bin/hl7q" -c deploy/demo.conf ls --since "$start" --limit 12 | sed 's/^/   /'
+echo "== the refused one: bin/hl7q -c deploy/demo.conf ls --since $start --state rejected"
+"$bin/hl7q" -c deploy/demo.conf ls --since "$start" --state rejected | sed 's/^/   /'
+first=$("$bin/hl7q" -c deploy/demo.conf --json ls --since "$start" --limit 1 | sed -n 's/^{"id":\([0-9]*\).*/\1/p')
+echo "== one message's story: bin/hl7q -c deploy/demo.conf show $first   (--raw prints its bytes)"
+"$bin/hl7q" -c deploy/demo.conf show "$first" | sed 's/^/   /'
 kill -TERM $pid
 wait $pid || true
 kill $spid 2>/dev/null || true
@@ -64,5 +74,5 @@ trap - EXIT
 echo "== daemon log (no patient data in it):"
 cat "$log"
 rm -f "$log" "$log.sink"
-echo "== journal: $(pwd)/demo-journal ($(du -sh demo-journal | cut -f1)); every message, accepted or refused, is in it"
-command -v mdb_stat >/dev/null && mdb_stat -s msgs demo-journal | sed -n 's/^ *Entries: /   messages stored: /p' || true
+echo "== journal: $(pwd)/demo-journal ($(du -sh demo-journal | cut -f1)); every message, accepted or refused, is in it."
+echo "   Try: bin/hl7q -c deploy/demo.conf ls --type ORU; bin/hl7q -c deploy/demo.conf check --max-dead 0"

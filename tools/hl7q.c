@@ -564,8 +564,15 @@ show_attempt(void *arg, const hq_attempt *a)
 						      "response", a->body, a->body_len));
 		return 0;
 	}
-	printf("  %-16s #%-3u %s  %s  %8.1f ms  %s", a->target, a->n, fmt_time(a->at_us, t, sizeof t),
-	       a->http_status ? "HTTP" : "    ", a->latency_us / 1000.0, a->error);
+	char st[16];
+	if (a->http_status)
+		snprintf(st, sizeof st, "HTTP %d", a->http_status);
+	else
+		snprintf(st, sizeof st, "no answer");
+	printf("  %-16s #%-3u %s  %-9s %8.1f ms", a->target, a->n, fmt_time(a->at_us, t, sizeof t), st,
+	       a->latency_us / 1000.0);
+	if (strncmp(a->error, "HTTP ", 5) != 0)
+		printf("  %s", a->error);
 	if (a->body_len) {
 		fputs("  response: ", stdout);
 		print_excerpt(a->body, a->body_len);

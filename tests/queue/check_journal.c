@@ -1,7 +1,8 @@
 /*
  * check_journal.c - unit tests for queue/journal.c: records round-trip,
  * indexes, ids across reopen, poisoned batches, the commit-failure seam
- * and a full map.
+ * and a full map; delivery outcomes, the audit query, per-target figures,
+ * replay and purge.
  */
 #include <check.h>
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -250,6 +252,236 @@ START_TEST(test_full_map)
 }
 END_TEST
 
+
+/* Adds n messages (ctrl "C<i>", types cycling ADT^A01, ADT^A08, ORU^R01,
+ * patient "P<i%3>", received 1 s apart) with a delivery to "t" each. */
+static void
+add_many(hq_journal *j, int n, uint64_t *ids)
+{
+	static const char *types[] = {"ADT^A01^ADT_A01", "ADT^A08", "ORU^R01^ORU_R01"};
+	hq_batch *b;
+	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
+	for (int i = 0; i < n; i++) {
+		char ctrl[16], pid[16];
+		hq_record r;
+		snprintf(ctrl, sizeof ctrl, "C%d", i);
+		snprintf(pid, sizeof pid, "P%d", i % 3);
+		make_rec(&r, ctrl, types[i % 3], pid, "MSH|^~\\&|A|B\r");
+		r.f[HQ_F_CONTROL_ID] = (hq_str){strdup(ctrl), strlen(ctrl)};
+		r.f[HQ_F_PATIENT_ID] = (hq_str){strdup(pid), strlen(pid)};
+		r.received_us += (uint64_t)i * 1000000;
+		ck_assert_int_eq(hq_batch_add(b, &r, S(ctrl), &ids[i]), 0);
+		ck_assert_int_eq(hq_batch_add_delivery(b, ids[i], "t", r.received_us), 0);
+		free((void *)r.f[HQ_F_CONTROL_ID].p);
+		free((void *)r.f[HQ_F_PATIENT_ID].p);
+	}
+	ck_assert_int_eq(hq_batch_commit(b), 0);
+}
+
+static void
+outcome(hq_journal *j, uint64_t id, hq_dlv_state st, int status)
+{
+	hq_outcome o;
+	memset(&o, 0, sizeof o);
+	o.id = id;
+	o.state = st;
+	o.at_us = 1800000000000000ull;
+	o.http_status = status;
+	snprintf(o.error, sizeof o.error, "HTTP %d", status);
+	memcpy(o.body, "answer", 6);
+	o.body_len = 6;
+	ck_assert_int_eq(hq_journal_record_outcomes(j, "t", &o, 1), 0);
+}
+
+typedef struct ids_seen {
+	uint64_t v[64];
+	size_t n;
+} ids_seen;
+
+static int
+seen(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
+{
+	ids_seen *s = arg;
+	(void)d;
+	(void)nd;
+	if (s->n < 64)
+		s->v[s->n++] = r->id;
+	return 0;
+}
+
+static size_t
+query(hq_journal *j, const hq_query *q, ids_seen *s)
+{
+	memset(s, 0, sizeof *s);
+	long n = hq_journal_query(j, q, seen, s);
+	ck_assert_int_ge(n, 0);
+	ck_assert_uint_eq((size_t)n, s->n);
+	return s->n;
+}
+
+START_TEST(test_query_filters)
+{
+	hq_journal *j;
+	uint64_t ids[12];
+	ids_seen s;
+	hq_query q;
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	add_many(j, 12, ids);
+	hq_journal_index(j, 5); /* half indexed: lookups also scan the tail */
+	outcome(j, ids[0], HQ_DLV_DELIVERED, 200);
+	outcome(j, ids[1], HQ_DLV_DEAD, 400);
+	outcome(j, ids[2], HQ_DLV_RETRY, 503);
+
+	memset(&q, 0, sizeof q);
+	ck_assert_uint_eq(query(j, &q, &s), 12);
+	q.type = S("ADT");
+	ck_assert_uint_eq(query(j, &q, &s), 8);
+	q.type = S("ADT^A08");
+	ck_assert_uint_eq(query(j, &q, &s), 4);
+	ck_assert_uint_eq(s.v[0], ids[1]);
+	q.type = S("AD"); /* a prefix of a code, not a code */
+	ck_assert_uint_eq(query(j, &q, &s), 0);
+	memset(&q, 0, sizeof q);
+	q.patient = S("P2");
+	ck_assert_uint_eq(query(j, &q, &s), 4);
+	ck_assert_uint_eq(s.v[3], ids[11]);
+	q.type = S("ORU"); /* combined */
+	ck_assert_uint_eq(query(j, &q, &s), 4);
+	q.type = S("ADT");
+	ck_assert_uint_eq(query(j, &q, &s), 0);
+	memset(&q, 0, sizeof q);
+	q.control_id = S("C7");
+	ck_assert_uint_eq(query(j, &q, &s), 1);
+	ck_assert_uint_eq(s.v[0], ids[7]);
+	memset(&q, 0, sizeof q);
+	q.since_us = 1700000000000000ull + 3000000;
+	q.until_us = 1700000000000000ull + 6000000;
+	ck_assert_uint_eq(query(j, &q, &s), 3);
+	ck_assert_uint_eq(s.v[0], ids[3]);
+	q.limit = 2;
+	ck_assert_uint_eq(query(j, &q, &s), 2);
+	memset(&q, 0, sizeof q);
+	q.state = HQ_DLV_DEAD;
+	ck_assert_uint_eq(query(j, &q, &s), 1);
+	ck_assert_uint_eq(s.v[0], ids[1]);
+	q.state = HQ_DLV_RETRY;
+	ck_assert_uint_eq(query(j, &q, &s), 1);
+	q.state = HQ_DLV_PENDING;
+	ck_assert_uint_eq(query(j, &q, &s), 9);
+	q.state = HQ_DLV_DELIVERED;
+	q.target = "t";
+	ck_assert_uint_eq(query(j, &q, &s), 1);
+	q.target = "other";
+	ck_assert_uint_eq(query(j, &q, &s), 0);
+	q.state = HQ_STATE_REJECTED;
+	q.target = NULL;
+	ck_assert_uint_eq(query(j, &q, &s), 0);
+	hq_journal_close(j);
+}
+END_TEST
+
+static int
+count_attempt(void *arg, const hq_attempt *a)
+{
+	int *n = arg;
+	ck_assert_str_eq(a->target, "t");
+	ck_assert_uint_eq(a->n, (uint32_t)(*n + 1));
+	ck_assert_uint_eq(a->body_len, 6);
+	ck_assert(memcmp(a->body, "answer", 6) == 0);
+	(*n)++;
+	return 0;
+}
+
+START_TEST(test_targets_replay_purge)
+{
+	hq_journal *j;
+	uint64_t ids[6], next;
+	hq_target_summary ts[4];
+	hq_due due[8];
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	add_many(j, 6, ids);
+	outcome(j, ids[0], HQ_DLV_DELIVERED, 200);
+	outcome(j, ids[1], HQ_DLV_DEAD, 400);
+	outcome(j, ids[2], HQ_DLV_RETRY, 503);
+	ck_assert_int_eq(hq_journal_targets(j, ts, 4), 1);
+	ck_assert_str_eq(ts[0].name, "t");
+	ck_assert_uint_eq(ts[0].delivered, 1);
+	ck_assert_uint_eq(ts[0].dead, 1);
+	ck_assert_uint_eq(ts[0].retrying, 1);
+	ck_assert_uint_eq(ts[0].pending, 3);
+	ck_assert_uint_eq(ts[0].oldest_pending_us, 1700000000000000ull + 2000000);
+	ck_assert_str_eq(ts[0].last_error, "HTTP 503");
+
+	/* replay the dead one: pending again, due now, history kept */
+	ck_assert_int_eq(hq_journal_replay(j, &ids[1], 1, NULL, 1, 1800000000000001ull), 1);
+	ck_assert_int_eq(hq_journal_replay(j, &ids[0], 1, NULL, 1, 1800000000000001ull), 0);
+	ck_assert_int_eq(hq_journal_targets(j, ts, 4), 1);
+	ck_assert_uint_eq(ts[0].dead, 0);
+	ck_assert_uint_eq(ts[0].pending, 4);
+	long n = hq_journal_due(j, "t", 1800000000000002ull, HQ_DUE_NONE, 0, 1, NULL, 0, due, 8, &next);
+	ck_assert_int_eq(n, 5); /* the retry is due later */
+	int found = 0;
+	for (long i = 0; i < n; i++) {
+		if (due[i].id == ids[1]) {
+			found = 1;
+			ck_assert_uint_eq(due[i].attempts, 0); /* counted from the replay */
+			ck_assert_uint_eq(due[i].age_from_us, 1800000000000001ull);
+		}
+		free(due[i].raw);
+	}
+	ck_assert(found);
+	outcome(j, ids[1], HQ_DLV_DELIVERED, 200);
+	int attempts = 0;
+	ck_assert_int_eq(hq_journal_attempts(j, ids[1], count_attempt, &attempts), 2);
+	ck_assert_int_eq(attempts, 2);
+	/* replaying a delivered message to its target takes it off the count */
+	ck_assert_int_eq(hq_journal_replay(j, &ids[0], 1, "t", 0, 1800000000000003ull), 1);
+	ck_assert_int_eq(hq_journal_targets(j, ts, 4), 1);
+	ck_assert_uint_eq(ts[0].delivered, 1);
+	outcome(j, ids[0], HQ_DLV_DELIVERED, 200);
+
+	/* purge_before takes only messages whose deliveries are all done */
+	uint64_t resume = 0;
+	ck_assert_int_eq(hq_journal_purge_before(j, UINT64_MAX, &resume, 100, 1), 2);
+	resume = 0;
+	ck_assert_int_eq(hq_journal_purge_before(j, UINT64_MAX, &resume, 100, 0), 2);
+	hq_record r;
+	void *mem;
+	ck_assert_int_eq(hq_journal_get(j, ids[0], &r, &mem), HQ_ENOTFOUND);
+	ck_assert_int_eq(hq_journal_get(j, ids[1], &r, &mem), HQ_ENOTFOUND);
+	ck_assert_int_eq(hq_journal_attempts(j, ids[1], count_attempt, &attempts), 0);
+	uint64_t got[4];
+	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_TYPE, S("ADT^A01"), got, 4), 1); /* C3 */
+	ck_assert_int_eq(hq_journal_targets(j, ts, 4), 1);
+	ck_assert_uint_eq(ts[0].delivered, 0);
+	/* purge by id: everything of it goes, queue entry and indexes too */
+	hq_journal_index(j, 100);
+	ck_assert_int_eq(hq_journal_purge(j, &ids[3], 1), 1);
+	ck_assert_int_eq(hq_journal_purge(j, &ids[3], 1), 0);
+	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_CONTROL, S("C3"), got, 4), 0);
+	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_PATIENT, S("P0"), got, 4), 0);
+	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_PATIENT, S("P1"), got, 4), 1);
+	ck_assert_int_eq(hq_journal_targets(j, ts, 4), 1);
+	ck_assert_uint_eq(ts[0].pending + ts[0].retrying, 3);
+	hq_msg_dlv d[2];
+	ck_assert_int_eq(hq_journal_deliveries(j, ids[3], d, 2), 0);
+	ck_assert_int_eq(hq_journal_deliveries(j, ids[4], d, 2), 1);
+	ck_assert_str_eq(d[0].target, "t");
+	ck_assert_int_eq(d[0].d.state, HQ_DLV_PENDING);
+	/* a compacted copy opens and holds the same messages */
+	char copy[96];
+	snprintf(copy, sizeof copy, "%s/copy", dir);
+	ck_assert_int_eq(mkdir(copy, 0700), 0);
+	ck_assert_int_eq(hq_journal_copy(j, copy), 0);
+	hq_journal_close(j);
+	ck_assert_int_eq(hq_journal_open(copy, 0, 1, &j), 0);
+	uint64_t count;
+	ck_assert_int_eq(hq_journal_count(j, &count), 0);
+	ck_assert_uint_eq(count, 3);
+	hq_journal_close(j);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -262,6 +494,8 @@ main(void)
 	tcase_add_test(tc, test_abort_and_seam);
 	tcase_add_test(tc, test_dedup);
 	tcase_add_test(tc, test_full_map);
+	tcase_add_test(tc, test_query_filters);
+	tcase_add_test(tc, test_targets_replay_purge);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
 	return failed;
