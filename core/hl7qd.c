@@ -90,7 +90,7 @@ retention_slice(housekeeping *h)
 		return;
 	}
 	h->purged += (uint64_t)n;
-	if (n < 2000) {
+	if (h->resume_us >= before) { /* the pass is done */
 		if (h->purged)
 			hq_log(HQ_LOG_NOTICE, "retention: purged %llu delivered messages older than %llu s",
 			       (unsigned long long)h->purged,

@@ -1259,6 +1259,8 @@ static void
 idvec_sort(idvec *iv)
 {
 	size_t k = 0;
+	if (iv->n == 0)
+		return;
 	qsort(iv->v, iv->n, sizeof *iv->v, cmp_u64);
 	for (size_t i = 0; i < iv->n; i++)
 		if (k == 0 || iv->v[k - 1] != iv->v[i])
@@ -1915,6 +1917,7 @@ hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, 
 	MDB_txn *txn;
 	MDB_cursor *c;
 	MDB_val k = {8, tbe}, v;
+	size_t scanned = 0;
 	int rc;
 
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
@@ -1929,8 +1932,8 @@ hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, 
 				break;
 			}
 			*resume_us = t;
-			if (ids.n == max)
-				break;
+			if (ids.n == max || scanned++ >= 20 * max)
+				break; /* a slice: the caller goes on from here */
 			hq_msg_dlv d[HQ_TARGET_MAX];
 			long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
 			int done = nd >= 0 && nd <= HQ_TARGET_MAX;

@@ -364,9 +364,9 @@ long hq_journal_purge(hq_journal *j, const uint64_t *ids, size_t n);
  * Retention: collects up to max ids of messages received before
  * before_us whose every delivery is delivered (messages with none --
  * refused, unrouted, duplicates -- included), scanning from *resume_us;
- * purges them unless dry_run.  Sets *resume_us where the next call goes
- * on.  Returns the number found, or a negative code; fewer than max means
- * the scan is done.
+ * purges them unless dry_run.  Looks at no more than 20 * max messages
+ * per call.  Sets *resume_us where the next call goes on (before_us once
+ * the scan is done).  Returns the number found, or a negative code.
  */
 long hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us,
 			     size_t max, int dry_run);

@@ -852,7 +852,7 @@ cmd_purge(ctx *c, int argc, char **argv)
 			if (n < 0)
 				return fail("cannot purge: %s (%ld purged before)", hq_strerror((int)n), purged);
 			purged += n;
-		} while (n == ID_CHUNK);
+		} while (resume < before);
 	} else {
 		if (nids) {
 			if (ids_from_args(c, nids, argv + optind, &ids.v, &ids.n))
