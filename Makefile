@@ -13,8 +13,8 @@ SANITIZER ?=
 VERSION := 0.1.0
 
 CC ?= cc
-BUILD_PKGS := gcc make pkg-config liblmdb-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev
-TEST_PKGS := check python3 python3-hl7 python3-lmdb lmdb-utils nginx-light openssl
+BUILD_PKGS := gcc make pkg-config liblmdb-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libsystemd-dev
+TEST_PKGS := check python3 python3-hl7 python3-lmdb lmdb-utils nginx-light openssl prometheus python3-prometheus-client
 
 ifeq ($(SANITIZER),)
 OUT := build/plain
@@ -34,10 +34,10 @@ WARN := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter -Wno-missing-fiel
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -I. -D_GNU_SOURCE -DHQ_VERSION='"$(VERSION)"' -MMD -MP
 LDFLAGS += $(SANFLAGS)
-LIBS := -llmdb -linih -lcurl -ljansson -lpthread
+LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lpthread
 
-LIB_SRC := core/error.c core/log.c core/config.c core/intake.c \
-	hl7/msg.c hl7/ack.c hl7/json.c net/mllp.c net/server.c net/delivery.c queue/journal.c
+LIB_SRC := core/error.c core/log.c core/metrics.c core/config.c core/intake.c \
+	hl7/msg.c hl7/ack.c hl7/json.c net/mllp.c net/server.c net/delivery.c net/admin.c queue/journal.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 
 PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
@@ -118,6 +118,8 @@ bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill
 	@/usr/bin/python3 tests/bench/lookup.py $(abspath $(BIN)) build/plain/tests/bench/fill \
 		build/bench-lookup/journal $(HL7Q_BENCH_LOOKUP_N)
 
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
 	install -m 0755 $(BIN)/hl7qd $(DESTDIR)$(PREFIX)/sbin/hl7qd
@@ -129,7 +131,21 @@ install: all
 	install -m 0644 deploy/man/hl7q.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/hl7q.conf.5
 	install -m 0644 deploy/man/hl7qd.8 $(DESTDIR)$(PREFIX)/share/man/man8/hl7qd.8
 	install -d $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples
-	install -m 0644 deploy/*.conf $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples/
+	install -m 0644 deploy/*.conf deploy/systemd/lowport.conf $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples/
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/lib/sysusers.d
+	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' deploy/systemd/hl7qd.service > $(DESTDIR)$(UNITDIR)/hl7qd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/hl7qd.service
+	install -m 0644 deploy/systemd/hl7q.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/hl7q.conf
+	install -d -m 0750 $(DESTDIR)/etc/hl7q
+	@# the example config, never over an existing one
+	@if [ -e $(DESTDIR)/etc/hl7q/hl7q.conf ]; then \
+		echo "kept $(DESTDIR)/etc/hl7q/hl7q.conf (the new example is in $(PREFIX)/share/doc/hl7q/examples/hl7q.conf)"; \
+	else install -m 0640 deploy/hl7q.conf $(DESTDIR)/etc/hl7q/hl7q.conf; fi
+	@# on this machine (no DESTDIR): the hl7q user, and its group on the config directory
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(PREFIX)/lib/sysusers.d/hl7q.conf && chgrp -R hl7q /etc/hl7q; \
+		command -v systemctl >/dev/null && systemctl daemon-reload 2>/dev/null || true; \
+	fi
 
 clean:
 	rm -rf build bin

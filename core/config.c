@@ -492,6 +492,17 @@ handler(void *user, const char *section, const char *key, const char *val)
 			return fail(st, st->line, "out of memory");
 		return target_key(st, t, key, val);
 	}
+	if (strcmp(section, "admin") == 0) {
+		if (strcmp(key, "listen") == 0) {
+			if (strlen(val) >= sizeof cfg->admin_listen ||
+			    hq_parse_addr(val, &cfg->admin_addr, &cfg->admin_addrlen) != 0)
+				return fail(st, st->line, "listen: '%s' is not host:port or [v6]:port", val);
+			snprintf(cfg->admin_listen, sizeof cfg->admin_listen, "%s", val);
+		} else {
+			return fail(st, st->line, "unknown key '%s' in [admin]", key);
+		}
+		return 1;
+	}
 	if (strcmp(section, "daemon") == 0) {
 		if (strcmp(key, "log_level") == 0) {
 			int lvl = hq_log_parse_level(val);

@@ -81,6 +81,9 @@ typedef struct hq_config {
 	uint64_t max_size;	/* LMDB map size, default 1G */
 	uint64_t retention_ms;	/* 0 keeps all */
 	int log_level;		/* syslog priority, default info */
+	char admin_listen[256];	/* [admin] listen, as written; "" none */
+	struct sockaddr_storage admin_addr;
+	socklen_t admin_addrlen;
 	hq_listener_conf *listeners;
 	int nlisteners;
 	hq_target_conf *targets;

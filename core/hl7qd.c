@@ -1,10 +1,24 @@
 /*
  * hl7qd.c - the daemon: reads the config, opens the journal, binds the
- * listeners and runs the MLLP loop with intake's group commit.
+ * listeners, starts the delivery workers and the admin endpoint, and runs
+ * the MLLP loop with intake's group commit.
  *
  * Signals: SIGTERM/SIGINT stop accepting, finish the commit under way and
  * send its ACKs, then exit 0.  SIGKILL at any moment loses no acknowledged
- * message, since no ACK leaves before its commit.
+ * message, since no ACK leaves before its commit.  SIGHUP reloads the
+ * config between two turns: a config that fails to load, or a change that
+ * cannot be applied (a listener that cannot bind, a secret that cannot be
+ * read, another journal), is refused with the reason logged and the
+ * running one goes on; otherwise listeners and targets are added, changed
+ * or removed without closing open MLLP connections, and what was queued
+ * stays queued (it is in the journal).  Every config the daemon ran with
+ * stays in memory until exit: connections and workers may still point
+ * into an older one.
+ *
+ * systemd (Type=notify, via libsystemd's sd_notify): READY=1 once the
+ * journal is open and every listener is bound, RELOADING=1 / READY=1
+ * around a reload, STOPPING=1, and WATCHDOG=1 from the loop at half the
+ * WatchdogSec interval -- the loop, not a thread, so a stuck loop is caught.
  *
  * Between turns it also writes JOURNAL/hl7qd.status every second (its pid
  * and each target's requests in flight, which only the daemon knows; `hl7q
@@ -21,12 +35,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "error.h"
 #include "intake.h"
 #include "log.h"
+#include "metrics.h"
+#include "net/admin.h"
 #include "net/delivery.h"
 #include "net/server.h"
 #include "queue/journal.h"
@@ -36,18 +53,36 @@
 #endif
 
 static hq_server *g_server;
+static volatile sig_atomic_t g_reload;
 
-/* What the daemon does between turns besides intake's indexing. */
-typedef struct housekeeping {
+/* The daemon's state between turns. */
+typedef struct daemon_state {
 	hq_intake *intake;
-	hq_config *cfg;
+	hq_config *cfg;		  /* the running config */
+	hq_config **old;	  /* every earlier one (still pointed into) */
+	int nold;
 	hq_delivery_sys *delivery;
+	hq_admin *admin;
+	int verbose;
 	uint64_t status_at_ms;	  /* last status file */
 	uint64_t retention_at_ms; /* last retention pass began */
 	uint64_t resume_us;	  /* where the pass under way goes on */
 	int retention_running;
 	uint64_t purged;	  /* by the pass under way */
-} housekeeping;
+	uint64_t watchdog_us;	  /* WatchdogSec, 0: off */
+	uint64_t watchdog_at_ms;  /* last ping */
+} daemon_state;
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGHUP) {
+		g_reload = 1;
+		return;
+	}
+	if (g_server)
+		hq_server_stop(g_server);
+}
 
 static uint64_t
 wall_us(void)
@@ -60,9 +95,9 @@ wall_us(void)
 /* JOURNAL/hl7qd.status: "pid N", "updated_us N", "inflight TARGET N" lines,
  * replaced atomically. */
 static void
-write_status(housekeeping *h)
+write_status(daemon_state *h)
 {
-	char path[4200], tmp[4210];
+	char path[1100], tmp[1110];
 	snprintf(path, sizeof path, "%s/hl7qd.status", h->cfg->journal_path);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	FILE *fp = fopen(tmp, "w");
@@ -80,7 +115,7 @@ write_status(housekeeping *h)
 
 /* One slice of the retention pass (a short write transaction per turn). */
 static void
-retention_slice(housekeeping *h)
+retention_slice(daemon_state *h)
 {
 	uint64_t before = wall_us() - h->cfg->retention_ms * 1000;
 	long n = hq_journal_purge_before(h->intake->journal, before, &h->resume_us, 2000, 0);
@@ -100,12 +135,109 @@ retention_slice(housekeeping *h)
 }
 
 static void
+set_log_level(const hq_config *cfg, int verbose)
+{
+	hq_log_level = cfg->log_level + verbose;
+	if (hq_log_level > HQ_LOG_DEBUG)
+		hq_log_level = HQ_LOG_DEBUG;
+}
+
+/* Starts the admin endpoint of cfg (none when not configured). */
+static int
+admin_start(daemon_state *h, const hq_config *cfg, hq_admin **out, char *err, size_t errcap)
+{
+	*out = NULL;
+	if (cfg->admin_listen[0] == 0)
+		return 0;
+	int rc = hq_admin_start(&cfg->admin_addr, cfg->admin_addrlen, h->intake->journal, out, err,
+				errcap);
+	if (rc == 0)
+		hq_log(HQ_LOG_NOTICE, "admin: serving /healthz and /metrics on %s (port %d)",
+		       cfg->admin_listen, hq_admin_port(*out));
+	return rc;
+}
+
+/*
+ * SIGHUP: loads the config again and applies it, or refuses it whole.
+ * Order: everything that can fail first (load, journal path, listener
+ * binds, secrets), then the swaps.
+ */
+static void
+reload(daemon_state *h)
+{
+	char err[1300];
+	hq_config *ncfg = calloc(1, sizeof *ncfg);
+	hq_config **old = realloc(h->old, (size_t)(h->nold + 1) * sizeof *old);
+
+	sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
+	if (ncfg == NULL || old == NULL) {
+		hq_log(HQ_LOG_ERR, "reload refused: out of memory; the running config stays");
+		free(ncfg);
+		goto done;
+	}
+	h->old = old;
+	if (hq_config_load(h->cfg->file, ncfg) != 0) {
+		hq_log(HQ_LOG_ERR, "reload refused: %s; the running config stays", ncfg->err);
+		goto fail;
+	}
+	if (strcmp(ncfg->journal_path, h->cfg->journal_path) != 0) {
+		hq_log(HQ_LOG_ERR, "reload refused: %s: [journal] path changed (%s -> %s); that takes a restart; the running config stays",
+		       ncfg->file, h->cfg->journal_path, ncfg->journal_path);
+		goto fail;
+	}
+	/* The delivery workers read their secrets first: a missing file refuses the reload. */
+	if (hq_delivery_reload(h->delivery, ncfg, err, sizeof err) != 0) {
+		hq_log(HQ_LOG_ERR, "reload refused: %s; the running config stays", err);
+		goto fail;
+	}
+	if (hq_server_reload(g_server, ncfg, err, sizeof err) != 0) {
+		/* Delivery already runs on the new targets: put the old ones back. */
+		char err2[512];
+		hq_log(HQ_LOG_ERR, "reload refused: %s; the running config stays", err);
+		if (hq_delivery_reload(h->delivery, h->cfg, err2, sizeof err2) != 0)
+			hq_log(HQ_LOG_ERR, "delivery: cannot return to the running config: %s", err2);
+		h->old[h->nold++] = ncfg; /* workers may point into it */
+		goto done;
+	}
+	if (strcmp(ncfg->admin_listen, h->cfg->admin_listen) != 0) {
+		hq_admin *na = NULL;
+		hq_admin_stop(h->admin);
+		h->admin = NULL;
+		if (admin_start(h, ncfg, &na, err, sizeof err) != 0)
+			hq_log(HQ_LOG_ERR, "%s (the admin endpoint is off until the next reload)", err);
+		h->admin = na;
+	}
+	if (ncfg->max_size != h->cfg->max_size)
+		hq_log(HQ_LOG_WARNING, "reload: [journal] max_size changes at the next restart");
+	h->old[h->nold++] = h->cfg;
+	h->cfg = ncfg;
+	h->intake->cfg = ncfg;
+	set_log_level(ncfg, h->verbose);
+	hq_log(HQ_LOG_NOTICE, "reloaded %s: %d listener%s, %d target%s", ncfg->file, ncfg->nlisteners,
+	       ncfg->nlisteners == 1 ? "" : "s", ncfg->ntargets, ncfg->ntargets == 1 ? "" : "s");
+	goto done;
+fail:
+	hq_config_free(ncfg);
+	free(ncfg);
+done:
+	sd_notify(0, "READY=1\nSTATUS=running");
+}
+
+static void
 on_turn(void *arg, size_t frames)
 {
-	housekeeping *h = arg;
+	daemon_state *h = arg;
 	uint64_t now = hq_now_ms();
 
+	if (g_reload) {
+		g_reload = 0;
+		reload(h);
+	}
 	hq_intake_after_turn(h->intake, frames);
+	if (h->watchdog_us && (now - h->watchdog_at_ms) * 1000 >= h->watchdog_us / 2) {
+		h->watchdog_at_ms = now;
+		sd_notify(0, "WATCHDOG=1");
+	}
 	if (now - h->status_at_ms >= 1000) {
 		h->status_at_ms = now;
 		write_status(h);
@@ -123,14 +255,6 @@ on_turn(void *arg, size_t frames)
 }
 
 static void
-on_signal(int sig)
-{
-	(void)sig;
-	if (g_server)
-		hq_server_stop(g_server);
-}
-
-static void
 usage(FILE *fp)
 {
 	fprintf(fp,
@@ -139,7 +263,8 @@ usage(FILE *fp)
 		"      --check        validate the configuration and exit (0 ok, 1 error)\n"
 		"  -v, --verbose      log more (repeat for debug)\n"
 		"      --help         this text\n"
-		"      --version      print the version\n");
+		"      --version      print the version\n"
+		"signals: TERM/INT stop cleanly, HUP reloads the configuration\n");
 }
 
 int
@@ -155,11 +280,14 @@ main(int argc, char **argv)
 	};
 	const char *file = NULL;
 	int check = 0, verbose = 0, c, rc;
-	hq_config cfg;
+	hq_config *cfg = calloc(1, sizeof *cfg);
 	hq_journal *journal = NULL;
 	hq_intake intake;
-	char err[512];
+	daemon_state h;
+	char err[1300];
 
+	if (cfg == NULL)
+		return 1;
 	while ((c = getopt_long(argc, argv, "c:v", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': file = optarg; break;
@@ -175,26 +303,23 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	if (hq_config_load(file, &cfg) != 0) {
-		fprintf(stderr, "%s\n", cfg.err);
-		hq_config_free(&cfg);
+	if (hq_config_load(file, cfg) != 0) {
+		fprintf(stderr, "%s\n", cfg->err);
+		hq_config_free(cfg);
 		return 1;
 	}
 	if (check) {
-		printf("%s: ok (%d listener%s, %d target%s)\n", file, cfg.nlisteners,
-		       cfg.nlisteners == 1 ? "" : "s", cfg.ntargets, cfg.ntargets == 1 ? "" : "s");
-		hq_config_free(&cfg);
+		printf("%s: ok (%d listener%s, %d target%s)\n", file, cfg->nlisteners,
+		       cfg->nlisteners == 1 ? "" : "s", cfg->ntargets, cfg->ntargets == 1 ? "" : "s");
+		hq_config_free(cfg);
 		return 0;
 	}
-	hq_log_level = cfg.log_level + verbose;
-	if (hq_log_level > HQ_LOG_DEBUG)
-		hq_log_level = HQ_LOG_DEBUG;
+	set_log_level(cfg, verbose);
 
-	rc = hq_journal_open(cfg.journal_path, cfg.max_size, 0, &journal);
+	rc = hq_journal_open(cfg->journal_path, cfg->max_size, 0, &journal);
 	if (rc != 0) {
-		hq_log(HQ_LOG_ERR, "cannot open journal %s: %s", cfg.journal_path,
-		       hq_strerror(rc));
-		hq_config_free(&cfg);
+		hq_log(HQ_LOG_ERR, "cannot open journal %s: %s", cfg->journal_path, hq_strerror(rc));
+		hq_config_free(cfg);
 		return 2;
 	}
 	const char *seam = getenv("HL7Q_TEST_FAIL_COMMIT");
@@ -202,45 +327,57 @@ main(int argc, char **argv)
 		hq_journal_fail_commit(journal, strtoull(seam, NULL, 10));
 		hq_log(HQ_LOG_WARNING, "test seam: commit %s will fail", seam);
 	}
-	hq_intake_init(&intake, &cfg, journal);
-	hq_delivery_sys *delivery = NULL;
-	rc = hq_delivery_start(&cfg, journal, &delivery, err, sizeof err);
+	hq_intake_init(&intake, cfg, journal);
+	memset(&h, 0, sizeof h);
+	h.intake = &intake;
+	h.cfg = cfg;
+	h.verbose = verbose;
+	rc = hq_delivery_start(cfg, journal, &h.delivery, err, sizeof err);
 	if (rc != 0) {
 		hq_log(HQ_LOG_ERR, "%s", err);
 		hq_journal_close(journal);
-		hq_config_free(&cfg);
+		hq_config_free(cfg);
 		return 2;
 	}
-	intake.delivery = delivery;
-	rc = hq_server_new(&cfg, hq_intake_batch, &intake, &g_server, err, sizeof err);
+	intake.delivery = h.delivery;
+	rc = hq_server_new(cfg, hq_intake_batch, &intake, &g_server, err, sizeof err);
+	if (rc == 0 && (rc = admin_start(&h, cfg, &h.admin, err, sizeof err)) != 0)
+		hq_server_free(g_server);
 	if (rc != 0) {
 		hq_log(HQ_LOG_ERR, "%s", err);
-		hq_delivery_stop(delivery);
+		hq_delivery_stop(h.delivery);
 		hq_journal_close(journal);
-		hq_config_free(&cfg);
+		hq_config_free(cfg);
 		return 2;
 	}
 	intake.server = g_server;
-	housekeeping hk = {.intake = &intake, .cfg = &cfg, .delivery = delivery};
-	hk.retention_at_ms = hq_now_ms() - 55000; /* first pass 5 s after start */
-	hq_server_set_turn_fn(g_server, on_turn, &hk);
+	h.retention_at_ms = hq_now_ms() - 55000; /* first pass 5 s after start */
+	hq_server_set_turn_fn(g_server, on_turn, &h);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	hq_log(HQ_LOG_NOTICE, "hl7qd %s: journal %s (next id %llu)", HQ_VERSION,
-	       cfg.journal_path, (unsigned long long)hq_journal_next_id(journal));
-	for (int i = 0; i < cfg.nlisteners; i++)
+	       cfg->journal_path, (unsigned long long)hq_journal_next_id(journal));
+	for (int i = 0; i < cfg->nlisteners; i++)
 		hq_log(HQ_LOG_NOTICE, "listener %s: listening on %s (port %d)",
-		       cfg.listeners[i].name, cfg.listeners[i].listen,
+		       cfg->listeners[i].name, cfg->listeners[i].listen,
 		       hq_server_port(g_server, i));
+	if (sd_watchdog_enabled(0, &h.watchdog_us) <= 0)
+		h.watchdog_us = 0;
+	h.watchdog_at_ms = hq_now_ms();
+	sd_notifyf(0, "READY=1\nSTATUS=running: %d listener%s, %d target%s\nMAINPID=%ld",
+		   cfg->nlisteners, cfg->nlisteners == 1 ? "" : "s", cfg->ntargets,
+		   cfg->ntargets == 1 ? "" : "s", (long)getpid());
 	hq_log(HQ_LOG_NOTICE, "ready");
 
 	hq_server_run(g_server, 5000);
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 
 	hq_server_stats st;
 	hq_server_stats_get(g_server, &st);
@@ -261,15 +398,22 @@ main(int argc, char **argv)
 		       (unsigned long long)intake.stats.index_runs,
 		       intake.stats.index_runs ? intake.stats.index_us_total / 1000.0 / (double)intake.stats.index_runs : 0.0,
 		       intake.stats.index_us_max / 1000.0);
+	hq_admin_stop(h.admin);
 	hq_server_free(g_server);
 	g_server = NULL;
-	hq_delivery_stop(delivery);
+	hq_delivery_stop(h.delivery);
 	{
-		char path[4200];
-		snprintf(path, sizeof path, "%s/hl7qd.status", cfg.journal_path);
+		char path[1100];
+		snprintf(path, sizeof path, "%s/hl7qd.status", h.cfg->journal_path);
 		unlink(path);
 	}
 	hq_journal_close(journal);
-	hq_config_free(&cfg);
+	for (int i = 0; i < h.nold; i++) {
+		hq_config_free(h.old[i]);
+		free(h.old[i]);
+	}
+	free(h.old);
+	hq_config_free(h.cfg);
+	free(h.cfg);
 	return intake.fatal ? 3 : 0;
 }

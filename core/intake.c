@@ -20,6 +20,7 @@
 #include "hl7/msg.h"
 #include "intake.h"
 #include "log.h"
+#include "metrics.h"
 #include "net/delivery.h"
 
 #define ACK_CAP 2048
@@ -146,8 +147,12 @@ decide(plan *p, const hq_frame *f)
 	}
 }
 
+/* At most REFUSED_LOG_BURST refusal lines per REFUSED_LOG_MS. */
+#define REFUSED_LOG_BURST 50
+#define REFUSED_LOG_MS 10000
+
 static void
-log_frame(const hq_frame *f, const plan *p, const char *listener, const char *code)
+log_frame(hq_intake *in, const hq_frame *f, const plan *p, const char *listener, const char *code)
 {
 	const hq_msh *m = &p->msh;
 	int cn = m->have_delims ? (int)(m->control_id.n > 64 ? 64 : m->control_id.n) : 0;
@@ -157,7 +162,8 @@ log_frame(const hq_frame *f, const plan *p, const char *listener, const char *co
 		       listener, (unsigned long long)p->id, cn, m->control_id.p, tn,
 		       m->type_field.p, f->peer, code);
 	else
-		hq_log(HQ_LOG_NOTICE, "listener %s: refused id=%llu ctrl=%.*s type=%.*s peer=%s ack=%s: %d %s",
+		hq_log_limited(&in->rl_refused, REFUSED_LOG_BURST, REFUSED_LOG_MS, "refusals",
+			       HQ_LOG_NOTICE, "listener %s: refused id=%llu ctrl=%.*s type=%.*s peer=%s ack=%s: %d %s",
 		       listener, (unsigned long long)p->id, cn, m->control_id.p, tn,
 		       m->type_field.p, f->peer, code, p->err_code,
 		       p->err_text ? p->err_text : "");
@@ -191,7 +197,7 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		hq_frame *f = frames[i];
 		plan *p = &plans[i];
-		const hq_listener_conf *lc = &in->cfg->listeners[f->listener];
+		const hq_listener_conf *lc = f->lc;
 		char key[1024];
 		size_t klen = 0;
 		int nroutes = 0;
@@ -252,7 +258,10 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 			in->stats.commit_us_max = dt;
 		if (rc == 0)
 			hq_delivery_wake(in->delivery);
+		hq_hist_observe_items(&hq_m.commit_batch, n);
+		hq_hist_observe_us(&hq_m.commit_latency, dt);
 	}
+	__atomic_store_n(&hq_m.journal_writable, rc == 0, __ATOMIC_RELAXED);
 
 	in->stats.batches++;
 	in->stats.messages += n;
@@ -260,6 +269,7 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		in->stats.largest_batch = n;
 	if (rc != 0) {
 		in->stats.commit_failures++;
+		hq_count(&hq_m.commits_failed, 1);
 		hq_log(HQ_LOG_ERR, "journal commit of %zu frames failed: %s; answering all negatively",
 		       n, hq_strerror(rc));
 		if (rc == MDB_PANIC || rc == EIO) {
@@ -277,7 +287,7 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		hq_frame *f = frames[i];
 		plan *p = &plans[i];
-		const char *lname = in->cfg->listeners[f->listener].name;
+		const char *lname = f->lc->name;
 		if (rc != 0) {
 			refuse(p, HQ_ACK_REJECT, HQ_0357_INTERNAL,
 			       rc == HQ_EFULL ? "Journal full; message not stored"
@@ -289,8 +299,11 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 			in->stats.accepted++;
 		else
 			in->stats.refused++;
-		log_frame(f, p, lname, hq_ack_code(&p->msh, p->kind));
-		if (!hq_ack_wanted(&p->msh, p->kind))
+		log_frame(in, f, p, lname, hq_ack_code(&p->msh, p->kind));
+		int wanted = hq_ack_wanted(&p->msh, p->kind);
+		hq_count(&hq_metrics_listener(lname)->acked[wanted ? hq_metrics_ack_index(hq_ack_code(&p->msh, p->kind))
+								  : HQ_ACK_NONE], 1);
+		if (!wanted)
 			continue;
 		/* The echoed fields come from the frame, so this always fits. */
 		size_t cap = ACK_CAP + f->len;
@@ -313,6 +326,7 @@ hq_intake_after_turn(void *arg, size_t frames)
 	uint64_t backlog = hq_journal_unindexed(in->journal);
 	uint64_t now = hq_now_ms();
 
+	hq_log_flush(&in->rl_refused, REFUSED_LOG_MS, "refusals");
 	if (backlog == 0)
 		return;
 	/* Index on a quiet turn (no frames), else in one large transaction

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "log.h"
 #include "net/server.h"
 #include "queue/journal.h"
 
@@ -31,6 +32,7 @@ typedef struct hq_intake {
 	uint64_t indexed_at_ms; /* last deferred-index run */
 	char ack_prefix[16];
 	hq_intake_stats stats;
+	hq_ratelimit rl_refused; /* refusal lines */
 } hq_intake;
 
 /* Prepares in (no allocation); server may be set later, before the first batch. */

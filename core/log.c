@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -52,4 +53,45 @@ hq_log_parse_level(const char *name)
 		if (strcasecmp(name, levels[i].name) == 0)
 			return levels[i].prio;
 	return -1;
+}
+
+static unsigned long long
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+}
+
+void
+hq_log_flush(hq_ratelimit *rl, unsigned long long interval_ms, const char *what)
+{
+	unsigned long long now = mono_ms();
+	if (rl->suppressed && now - rl->window_ms >= interval_ms) {
+		hq_log_write(HQ_LOG_NOTICE, 0, "%llu %s not logged in the last %llu s (rate limit)",
+			     rl->suppressed, what, (now - rl->window_ms) / 1000);
+		rl->window_ms = now;
+		rl->n = 0;
+		rl->suppressed = 0;
+	}
+}
+
+int
+hq_log_allow(hq_ratelimit *rl, unsigned burst, unsigned long long interval_ms, const char *what)
+{
+	unsigned long long now = mono_ms();
+	if (rl->window_ms == 0 || now - rl->window_ms >= interval_ms) {
+		if (rl->suppressed)
+			hq_log_write(HQ_LOG_NOTICE, 0, "%llu %s not logged in the last %llu s (rate limit)",
+				     rl->suppressed, what, (now - rl->window_ms) / 1000);
+		rl->window_ms = now;
+		rl->n = 0;
+		rl->suppressed = 0;
+	}
+	if (rl->n < burst) {
+		rl->n++;
+		return 1;
+	}
+	rl->suppressed++;
+	return 0;
 }

@@ -61,13 +61,29 @@ typedef struct worker {
 	int down; /* last attempt failed: log only the transitions */
 	uint32_t shard, nshards; /* this worker's share of an unordered target */
 	int inflight;		 /* requests out, or done and not yet written (atomic) */
-	hq_target_stats stats;
+	hq_target_metrics *m;
+	hq_ratelimit rl_dead, rl_state; /* dead-letter lines; down/back lines */
+	/* reload: a worker that replaces others waits until they have exited */
+	struct worker *pred[2];
+	int npred;
+	int draining; /* (atomic) finish what is in flight, take nothing new, exit */
+	int exited;   /* (atomic) the thread is done */
+	int started;  /* a thread was created */
 } worker;
 
 struct hq_delivery_sys {
-	worker *workers;
+	worker **workers; /* the current ones */
 	int n;
+	worker **retired; /* replaced or removed by a reload: joined at stop */
+	int nretired;
+	hq_journal *j;
+	int held; /* HL7Q_TEST_HOLD_DELIVERY: no threads */
 };
+
+/* Dead-letter lines: at most 10 a minute per worker; down/back: 6 a minute. */
+#define DEAD_LOG_BURST 10
+#define STATE_LOG_BURST 6
+#define LOG_WINDOW_MS 60000
 
 static uint64_t
 wall_us(void)
@@ -403,22 +419,23 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 	o->id = s->due.id;
 	o->at_us = now;
 	o->latency_us = (uint32_t)(now - s->start_us);
+	hq_hist_observe_us(&w->m->latency, o->latency_us);
 	memcpy(o->body, s->body, s->body_len);
 	o->body_len = s->body_len;
-	w->stats.attempts++;
+	hq_count(&w->m->attempts, 1);
 	if (res == CURLE_OK) {
 		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
 		o->http_status = (int)status;
 		snprintf(o->error, sizeof o->error, "HTTP %ld", status);
 		if (status >= 200 && status < 300) {
 			o->state = HQ_DLV_DELIVERED;
-			w->stats.status_2xx++;
+			hq_count(&w->m->status_2xx, 1);
 		} else if (status == 408 || status == 425 || status == 429 || status >= 500) {
 			o->state = HQ_DLV_RETRY;
 			if (status >= 500)
-				w->stats.status_5xx++;
+				hq_count(&w->m->status_5xx, 1);
 			else
-				w->stats.status_4xx++;
+				hq_count(&w->m->status_4xx, 1);
 			curl_off_t ra = 0;
 			if (curl_easy_getinfo(s->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK)
 				retry_after = (long)ra;
@@ -427,17 +444,17 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 			o->state = HQ_DLV_RETRY;
 			w->token_expires_us = 0;
 			w->token_refreshed = 1;
-			w->stats.status_4xx++;
+			hq_count(&w->m->status_4xx, 1);
 			retry_after = -1; /* at once */
 		} else {
 			o->state = HQ_DLV_DEAD;
-			w->stats.status_4xx++;
+			hq_count(&w->m->status_4xx, 1);
 		}
 		if (status >= 200 && status < 300)
 			w->token_refreshed = 0;
 	} else {
 		o->state = HQ_DLV_RETRY;
-		w->stats.network_errors++;
+		hq_count(&w->m->network_errors, 1);
 		snprintf(o->error, sizeof o->error, "%s", curl_easy_strerror(res));
 	}
 	uint32_t attempts = s->due.attempts + 1;
@@ -449,23 +466,26 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 	}
 	int cn = (int)strnlen(s->due.control_id, 64);
 	if (o->state == HQ_DLV_DELIVERED) {
-		w->stats.delivered++;
+		hq_count(&w->m->delivered, 1);
 		if (w->down) {
-			hq_log(HQ_LOG_NOTICE, "target %s: back (HTTP %ld)", t->name, status);
+			hq_log_limited(&w->rl_state, STATE_LOG_BURST, LOG_WINDOW_MS, "target down/back lines",
+				       HQ_LOG_NOTICE, "target %s: back (HTTP %ld)", t->name, status);
 			w->down = 0;
 		}
 		hq_log(HQ_LOG_DEBUG, "target %s: id=%llu ctrl=%.*s type=%s delivered (HTTP %ld, %u us)",
 		       t->name, (unsigned long long)o->id, cn, s->due.control_id, s->due.type,
 		       status, o->latency_us);
 	} else if (o->state == HQ_DLV_RETRY) {
-		w->stats.retried++;
+		hq_count(&w->m->retried, 1);
 		if (!w->down) {
-			hq_log(HQ_LOG_WARNING, "target %s: down (%s); retrying", t->name, o->error);
+			hq_log_limited(&w->rl_state, STATE_LOG_BURST, LOG_WINDOW_MS, "target down/back lines",
+				       HQ_LOG_WARNING, "target %s: down (%s); retrying", t->name, o->error);
 			w->down = 1;
 		}
 	} else {
-		w->stats.dead++;
-		hq_log(HQ_LOG_WARNING, "target %s: id=%llu ctrl=%.*s type=%s dead-lettered after %u attempt%s (%s)",
+		hq_count(&w->m->dead, 1);
+		hq_log_limited(&w->rl_dead, DEAD_LOG_BURST, LOG_WINDOW_MS, "dead-letter lines", HQ_LOG_WARNING,
+			       "target %s: id=%llu ctrl=%.*s type=%s dead-lettered after %u attempt%s (%s)",
 		       t->name, (unsigned long long)o->id, cn, s->due.control_id, s->due.type,
 		       attempts, attempts == 1 ? "" : "s", o->error);
 	}
@@ -489,8 +509,18 @@ worker_main(void *arg)
 	uint64_t first_out_us = 0;
 	hq_outcome *outs = calloc(cap, sizeof *outs);
 	uint64_t *skip = calloc(cap + (size_t)w->nslots, sizeof *skip);
+	uint64_t drain_since = 0;
+
+	/* Replacing workers of a reload: they finish their requests first, so
+	 * that no message is in flight twice and FIFO order holds. */
+	for (int i = 0; i < w->npred; i++)
+		while (!__atomic_load_n(&w->pred[i]->exited, __ATOMIC_ACQUIRE) && !w->stop)
+			curl_multi_poll(w->multi, NULL, 0, 10, NULL);
 
 	while (!w->stop && outs && skip) {
+		int draining = __atomic_load_n(&w->draining, __ATOMIC_RELAXED);
+		if (draining && drain_since == 0)
+			drain_since = wall_us();
 		/* Fill the free slots with due deliveries. */
 		int free_slots = 0, nskip = 0;
 		for (int i = 0; i < w->nslots; i++) {
@@ -514,7 +544,7 @@ worker_main(void *arg)
 		}
 		/* Refill in bunches (a quarter of the slots, or all when idle):
 		 * each refill is a read transaction and a queue scan. */
-		int refill = free_slots > 0 &&
+		int refill = free_slots > 0 && !draining &&
 			     (free_slots >= (w->nslots + 3) / 4 || free_slots == w->nslots);
 		if (refill) {
 			size_t want = (size_t)free_slots < MAX_ROUND ? (size_t)free_slots : MAX_ROUND;
@@ -554,7 +584,11 @@ worker_main(void *arg)
 		int still = 0;
 		for (int i = 0; i < w->nslots; i++)
 			still += w->slots[i].busy;
-		__atomic_store_n(&w->inflight, still + (int)nout, __ATOMIC_RELAXED);
+		int was = __atomic_exchange_n(&w->inflight, still + (int)nout, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&w->m->inflight, still + (int)nout - was, __ATOMIC_RELAXED);
+		if (draining && ((still == 0 && nout == 0) || wall_us() - drain_since > 10000000))
+			break; /* done (or 10 s: what is left is pending again at the next start) */
+		hq_log_flush(&w->rl_dead, LOG_WINDOW_MS, "dead-letter lines");
 		if (nout > 0 && (nout >= 2 * (size_t)w->nslots || still == 0 ||
 				 wall_us() - first_out_us >= 20000)) {
 			int rc = hq_journal_record_outcomes(w->j, t->name, outs, nout);
@@ -584,7 +618,151 @@ worker_main(void *arg)
 			slot_release(w, &w->slots[i]);
 	free(outs);
 	free(skip);
+	__atomic_fetch_sub(&w->m->inflight, __atomic_exchange_n(&w->inflight, 0, __ATOMIC_RELAXED),
+			   __ATOMIC_RELAXED);
+	__atomic_store_n(&w->exited, 1, __ATOMIC_RELEASE);
 	return NULL;
+}
+
+/* Frees a worker whose thread has been joined (or never started). */
+static void
+worker_free(worker *w)
+{
+	if (w == NULL)
+		return;
+	for (int k = 0; k < w->nslots; k++)
+		if (w->slots[k].easy)
+			curl_easy_cleanup(w->slots[k].easy);
+	if (w->multi)
+		curl_multi_cleanup(w->multi);
+	free(w->slots);
+	free(w->password);
+	free(w->token);
+	free(w->client_secret);
+	free(w->aws_key);
+	free(w->aws_secret);
+	free(w->sigv4);
+	free(w);
+}
+
+/* How many workers share target t's queue. */
+static uint32_t
+shards_of(const hq_target_conf *t)
+{
+	/* An unordered target gets two workers, each with its share of the
+	 * queue (ids by parity): the work per request (TLS, HTTP/2, libcurl)
+	 * outweighs one core.  Ordered targets keep one. */
+	return t->ordering == HQ_ORDER_NONE && t->concurrency >= 4 ? 2 : 1;
+}
+
+/* A worker for shard `shard` of target t, its secrets read (not started). */
+static worker *
+worker_new(const hq_target_conf *t, hq_journal *j, uint32_t shard, char *err, size_t errcap)
+{
+	worker *w = calloc(1, sizeof *w);
+	if (w == NULL) {
+		snprintf(err, errcap, "target %s: out of memory", t->name);
+		return NULL;
+	}
+	w->t = t;
+	w->j = j;
+	w->nshards = shards_of(t);
+	w->shard = shard;
+	if (t->auth == HQ_AUTH_BASIC && t->password_file[0] &&
+	    (w->password = read_secret(t->password_file, err, errcap, t->name)) == NULL)
+		goto fail;
+	if (t->auth == HQ_AUTH_BASIC && !t->password_file[0])
+		w->password = strdup(t->password);
+	if (t->auth == HQ_AUTH_OAUTH2 &&
+	    (w->client_secret = read_secret(t->client_secret_file, err, errcap, t->name)) == NULL)
+		goto fail;
+	if (t->auth == HQ_AUTH_SIGV4) {
+		const char *ek = getenv("AWS_ACCESS_KEY_ID"), *es = getenv("AWS_SECRET_ACCESS_KEY");
+		w->aws_key = t->aws_key_id_file[0] ? read_secret(t->aws_key_id_file, err, errcap, t->name)
+						   : (ek && *ek ? strdup(ek) : NULL);
+		w->aws_secret = t->aws_secret_file[0]
+					? read_secret(t->aws_secret_file, err, errcap, t->name)
+					: (es && *es ? strdup(es) : NULL);
+		if (w->aws_key == NULL || w->aws_secret == NULL) {
+			if (!t->aws_key_id_file[0] || !t->aws_secret_file[0])
+				snprintf(err, errcap, "target %s: aws-sigv4 needs aws_key_id_file and aws_secret_file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
+					 t->name);
+			goto fail;
+		}
+		size_t n = strlen(t->aws_region) + strlen(t->aws_service) + 16;
+		if ((w->sigv4 = malloc(n)) == NULL)
+			goto fail;
+		snprintf(w->sigv4, n, "aws:amz:%s:%s", t->aws_region, t->aws_service);
+	}
+	if (t->auth == HQ_AUTH_BEARER &&
+	    (w->token = read_secret(t->token_file, err, errcap, t->name)) == NULL)
+		goto fail;
+	w->nslots = t->ordering == HQ_ORDER_FIFO ? 1 : t->concurrency;
+	if (w->nshards > 1)
+		w->nslots = (t->concurrency + 1) / 2;
+	w->slots = calloc((size_t)w->nslots, sizeof *w->slots);
+	w->multi = curl_multi_init();
+	if (w->slots == NULL || w->multi == NULL) {
+		snprintf(err, errcap, "target %s: out of memory", t->name);
+		goto fail;
+	}
+	curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)w->nslots);
+	curl_multi_setopt(w->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	w->m = hq_metrics_target(t->name);
+	return w;
+fail:
+	worker_free(w);
+	return NULL;
+}
+
+/* Starts w's thread, with the warnings and the line a target gets at start. */
+static int
+worker_start(worker *w, char *err, size_t errcap)
+{
+	const hq_target_conf *t = w->t;
+	if (w->shard == 0) {
+		if (t->auth == HQ_AUTH_BASIC && !t->password_file[0])
+			hq_log(HQ_LOG_WARNING, "target %s: password is written in the config; use password_file",
+			       t->name);
+		if (t->insecure)
+			hq_log(HQ_LOG_WARNING, "target %s: insecure = true: TLS certificates are NOT verified",
+			       t->name);
+	}
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+		snprintf(err, errcap, "target %s: cannot start its thread", t->name);
+		return -1;
+	}
+	w->started = 1;
+	if (w->shard == 0)
+		hq_log(HQ_LOG_NOTICE, "target %s: delivering to %s (%s, %s, %d in flight at most)",
+		       t->name, t->url, t->format == HQ_FMT_RAW ? "raw" : t->format == HQ_FMT_JSON ? "json" : "google-hl7v2",
+		       t->ordering == HQ_ORDER_FIFO ? "fifo" : t->ordering == HQ_ORDER_PATIENT ? "fifo per patient" : "unordered",
+		       t->concurrency > w->nslots && t->ordering != HQ_ORDER_FIFO ? t->concurrency : w->nslots);
+	return 0;
+}
+
+/* Builds the (unstarted) workers of cfg.  Returns their count, or -1 with err. */
+static int
+workers_new(const hq_config *cfg, hq_journal *j, worker ***out, char *err, size_t errcap)
+{
+	int n = 0;
+	for (int i = 0; i < cfg->ntargets; i++)
+		n += (int)shards_of(&cfg->targets[i]);
+	worker **v = calloc((size_t)(n ? n : 1), sizeof *v);
+	if (v == NULL) {
+		snprintf(err, errcap, "out of memory");
+		return -1;
+	}
+	for (int i = 0, k = 0; i < cfg->ntargets; i++)
+		for (uint32_t sh = 0; sh < shards_of(&cfg->targets[i]); sh++, k++)
+			if ((v[k] = worker_new(&cfg->targets[i], j, sh, err, errcap)) == NULL) {
+				while (k-- > 0)
+					worker_free(v[k]);
+				free(v);
+				return -1;
+			}
+	*out = v;
+	return n;
 }
 
 int
@@ -595,101 +773,115 @@ hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, ch
 	if (d == NULL)
 		return ENOMEM;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	/* An unordered target gets two workers, each with its share of the
-	 * queue (ids by parity): the work per request (TLS, HTTP/2, libcurl)
-	 * outweighs one core.  Ordered targets keep one. */
-	int nworkers = 0;
-	for (int i = 0; i < cfg->ntargets; i++)
-		nworkers += cfg->targets[i].ordering == HQ_ORDER_NONE && cfg->targets[i].concurrency >= 4 ? 2 : 1;
-	d->workers = calloc((size_t)(nworkers ? nworkers : 1), sizeof *d->workers);
-	if (d->workers == NULL) {
+	d->j = j;
+	if ((d->n = workers_new(cfg, j, &d->workers, err, errcap)) < 0) {
 		free(d);
-		return ENOMEM;
+		return HQ_ECONFIG;
 	}
 	/* Test seam for the benchmark: fill the queues without draining them. */
 	const char *hold = getenv("HL7Q_TEST_HOLD_DELIVERY");
 	if (hold && *hold) {
 		hq_log(HQ_LOG_WARNING, "test seam: delivery workers not started (HL7Q_TEST_HOLD_DELIVERY)");
+		d->held = 1;
 		*out = d;
 		return 0;
 	}
-	for (int i = 0, ti = 0, sh = 0; i < nworkers; i++) {
-		worker *w = &d->workers[i];
-		const hq_target_conf *t = &cfg->targets[ti];
-		w->nshards = t->ordering == HQ_ORDER_NONE && t->concurrency >= 4 ? 2 : 1;
-		w->shard = (uint32_t)sh;
-		if (++sh == (int)w->nshards) {
-			sh = 0;
-			ti++;
+	for (int i = 0; i < d->n; i++)
+		if (worker_start(d->workers[i], err, errcap) != 0) {
+			hq_delivery_stop(d);
+			return HQ_ECONFIG;
 		}
-		w->t = t;
-		w->j = j;
-		if (t->auth == HQ_AUTH_BASIC && t->password_file[0] &&
-		    (w->password = read_secret(t->password_file, err, errcap, t->name)) == NULL)
-			goto fail;
-		if (t->auth == HQ_AUTH_BASIC && !t->password_file[0]) {
-			if (w->shard == 0)
-				hq_log(HQ_LOG_WARNING, "target %s: password is written in the config; use password_file",
-				       t->name);
-			w->password = strdup(t->password);
-		}
-		if (t->auth == HQ_AUTH_OAUTH2 &&
-		    (w->client_secret = read_secret(t->client_secret_file, err, errcap, t->name)) == NULL)
-			goto fail;
-		if (t->auth == HQ_AUTH_SIGV4) {
-			const char *ek = getenv("AWS_ACCESS_KEY_ID"), *es = getenv("AWS_SECRET_ACCESS_KEY");
-			w->aws_key = t->aws_key_id_file[0]
-					     ? read_secret(t->aws_key_id_file, err, errcap, t->name)
-					     : (ek && *ek ? strdup(ek) : NULL);
-			w->aws_secret = t->aws_secret_file[0]
-						? read_secret(t->aws_secret_file, err, errcap, t->name)
-						: (es && *es ? strdup(es) : NULL);
-			if (w->aws_key == NULL || w->aws_secret == NULL) {
-				if (!t->aws_key_id_file[0] || !t->aws_secret_file[0])
-					snprintf(err, errcap, "target %s: aws-sigv4 needs aws_key_id_file and aws_secret_file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
-						 t->name);
-				goto fail;
-			}
-			size_t n = strlen(t->aws_region) + strlen(t->aws_service) + 16;
-			w->sigv4 = malloc(n);
-			if (w->sigv4 == NULL)
-				goto fail;
-			snprintf(w->sigv4, n, "aws:amz:%s:%s", t->aws_region, t->aws_service);
-		}
-		if (t->auth == HQ_AUTH_BEARER &&
-		    (w->token = read_secret(t->token_file, err, errcap, t->name)) == NULL)
-			goto fail;
-		if (t->insecure && w->shard == 0)
-			hq_log(HQ_LOG_WARNING, "target %s: insecure = true: TLS certificates are NOT verified",
-			       t->name);
-		w->nslots = t->ordering == HQ_ORDER_FIFO ? 1 : t->concurrency;
-		if (w->nshards > 1)
-			w->nslots = (t->concurrency + 1) / 2;
-		w->slots = calloc((size_t)w->nslots, sizeof *w->slots);
-		w->multi = curl_multi_init();
-		if (w->slots == NULL || w->multi == NULL) {
-			snprintf(err, errcap, "target %s: out of memory", t->name);
-			goto fail;
-		}
-		curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)w->nslots);
-		curl_multi_setopt(w->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-		d->n = i + 1;
-		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-			snprintf(err, errcap, "target %s: cannot start its thread", t->name);
-			d->n = i;
-			goto fail;
-		}
-		if (w->shard == 0)
-			hq_log(HQ_LOG_NOTICE, "target %s: delivering to %s (%s, %s, %d in flight at most)",
-		       t->name, t->url, t->format == HQ_FMT_RAW ? "raw" : t->format == HQ_FMT_JSON ? "json" : "google-hl7v2",
-		       t->ordering == HQ_ORDER_FIFO ? "fifo" : t->ordering == HQ_ORDER_PATIENT ? "fifo per patient" : "unordered",
-		       t->concurrency > w->nslots && t->ordering != HQ_ORDER_FIFO ? t->concurrency : w->nslots);
-	}
 	*out = d;
 	return 0;
-fail:
-	hq_delivery_stop(d);
-	return HQ_ECONFIG;
+}
+
+/* Whether w can go on as the worker of t: same settings, same secrets. */
+static int
+worker_unchanged(const worker *w, const worker *fresh)
+{
+	hq_target_conf a = *w->t, b = *fresh->t;
+	a.line = b.line = 0;
+#define SAME(f) ((w->f == NULL && fresh->f == NULL) || (w->f && fresh->f && strcmp(w->f, fresh->f) == 0))
+	return memcmp(&a, &b, sizeof a) == 0 && w->shard == fresh->shard &&
+	       w->nshards == fresh->nshards && SAME(password) && SAME(client_secret) &&
+	       SAME(aws_key) && SAME(aws_secret) && (w->t->auth == HQ_AUTH_OAUTH2 || SAME(token));
+#undef SAME
+}
+
+int
+hq_delivery_reload(hq_delivery_sys *d, const hq_config *cfg, char *err, size_t errcap)
+{
+	worker **fresh;
+	int n = workers_new(cfg, d->j, &fresh, err, errcap);
+	if (n < 0)
+		return HQ_ECONFIG; /* a secret cannot be read: nothing changes */
+	worker **retired = realloc(d->retired, (size_t)(d->nretired + d->n + 1) * sizeof *retired);
+	if (retired == NULL) {
+		for (int i = 0; i < n; i++)
+			worker_free(fresh[i]);
+		free(fresh);
+		snprintf(err, errcap, "out of memory");
+		return ENOMEM;
+	}
+	d->retired = retired;
+	int *kept = calloc((size_t)(d->n + 1), sizeof *kept);
+	if (kept == NULL) {
+		for (int i = 0; i < n; i++)
+			worker_free(fresh[i]);
+		free(fresh);
+		snprintf(err, errcap, "out of memory");
+		return ENOMEM;
+	}
+	/* Unchanged workers go on (their config stays alive: the daemon keeps
+	 * old configs); the others drain, and their successors wait for them. */
+	for (int i = 0; i < n; i++) {
+		worker *nw = fresh[i];
+		for (int k = 0; k < d->n; k++) {
+			worker *ow = d->workers[k];
+			if (kept[k] || strcmp(ow->t->name, nw->t->name) != 0)
+				continue;
+			if (worker_unchanged(ow, nw)) {
+				worker_free(nw);
+				fresh[i] = ow;
+				kept[k] = 1;
+				break;
+			}
+		}
+	}
+	for (int k = 0; k < d->n; k++) {
+		worker *ow = d->workers[k];
+		if (kept[k])
+			continue;
+		__atomic_store_n(&ow->draining, 1, __ATOMIC_RELAXED);
+		if (ow->multi && ow->started)
+			curl_multi_wakeup(ow->multi);
+		d->retired[d->nretired++] = ow;
+		int replaced = 0;
+		for (int i = 0; i < n; i++) {
+			worker *nw = fresh[i];
+			if (nw->started || strcmp(nw->t->name, ow->t->name) != 0 || nw->npred == 2)
+				continue;
+			nw->pred[nw->npred++] = ow;
+			replaced = 1;
+		}
+		if (ow->shard == 0)
+			hq_log(HQ_LOG_NOTICE, "target %s: %s; finishing its requests in flight", ow->t->name,
+			       replaced ? "settings changed" : "removed");
+	}
+	int changed = 0;
+	for (int i = 0; i < n; i++) {
+		if (fresh[i]->started || d->held)
+			continue;
+		changed = 1;
+		if (worker_start(fresh[i], err, errcap) != 0)
+			hq_log(HQ_LOG_ERR, "%s", err);
+	}
+	(void)changed;
+	free(kept);
+	free(d->workers);
+	d->workers = fresh;
+	d->n = n;
+	return 0;
 }
 
 int
@@ -697,8 +889,11 @@ hq_delivery_inflight(hq_delivery_sys *d, const char *target)
 {
 	int n = 0;
 	for (int i = 0; d && i < d->n; i++)
-		if (strcmp(d->workers[i].t->name, target) == 0)
-			n += __atomic_load_n(&d->workers[i].inflight, __ATOMIC_RELAXED);
+		if (strcmp(d->workers[i]->t->name, target) == 0)
+			n += __atomic_load_n(&d->workers[i]->inflight, __ATOMIC_RELAXED);
+	for (int i = 0; d && i < d->nretired; i++)
+		if (strcmp(d->retired[i]->t->name, target) == 0)
+			n += __atomic_load_n(&d->retired[i]->inflight, __ATOMIC_RELAXED);
 	return n;
 }
 
@@ -708,8 +903,8 @@ hq_delivery_wake(hq_delivery_sys *d)
 	if (d == NULL)
 		return;
 	for (int i = 0; i < d->n; i++)
-		if (d->workers[i].multi)
-			curl_multi_wakeup(d->workers[i].multi);
+		if (d->workers[i]->started)
+			curl_multi_wakeup(d->workers[i]->multi);
 }
 
 void
@@ -717,27 +912,24 @@ hq_delivery_stop(hq_delivery_sys *d)
 {
 	if (d == NULL)
 		return;
-	for (int i = 0; i < d->n; i++) {
-		d->workers[i].stop = 1;
-		curl_multi_wakeup(d->workers[i].multi);
+	for (int pass = 0; pass < 2; pass++) {
+		worker **v = pass ? d->retired : d->workers;
+		int n = pass ? d->nretired : d->n;
+		for (int i = 0; i < n; i++)
+			if (v[i]->started) {
+				v[i]->stop = 1;
+				curl_multi_wakeup(v[i]->multi);
+			}
 	}
-	for (int i = 0; i < d->n; i++)
-		pthread_join(d->workers[i].thread, NULL);
-	for (int i = 0; i < d->n; i++) {
-		worker *w = &d->workers[i];
-		for (int k = 0; k < w->nslots; k++)
-			if (w->slots[k].easy)
-				curl_easy_cleanup(w->slots[k].easy);
-		if (w->multi)
-			curl_multi_cleanup(w->multi);
-		free(w->slots);
-		free(w->password);
-		free(w->token);
-		free(w->client_secret);
-		free(w->aws_key);
-		free(w->aws_secret);
-		free(w->sigv4);
+	for (int pass = 0; pass < 2; pass++) {
+		worker **v = pass ? d->retired : d->workers;
+		int n = pass ? d->nretired : d->n;
+		for (int i = 0; i < n; i++) {
+			if (v[i]->started)
+				pthread_join(v[i]->thread, NULL);
+			worker_free(v[i]);
+		}
+		free(v);
 	}
-	free(d->workers);
 	free(d);
 }

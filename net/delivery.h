@@ -15,15 +15,10 @@
 #define HQ_DELIVERY_H
 
 #include "core/config.h"
+#include "core/metrics.h"
 #include "queue/journal.h"
 
 typedef struct hq_delivery_sys hq_delivery_sys;
-
-/* Counters of one target since start. */
-typedef struct hq_target_stats {
-	uint64_t attempts, delivered, retried, dead;
-	uint64_t status_2xx, status_4xx, status_5xx, network_errors;
-} hq_target_stats;
 
 /*
  * Starts one worker per target of cfg.  Secrets (password_file,
@@ -32,6 +27,18 @@ typedef struct hq_target_stats {
  */
 int hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out,
 		      char *err, size_t errcap);
+
+/*
+ * Applies a reloaded configuration: secrets are read first (a file that
+ * cannot be read refuses the reload, nothing changes); workers of
+ * unchanged targets (same settings, same secrets) go on untouched; those
+ * of changed or removed targets stop taking work and finish their
+ * requests in flight (10 s at most), and their successors start once they
+ * have, so no message is in flight twice and FIFO order holds.  Returns 0,
+ * or an error with err set.  cfg, and every config the system ran with,
+ * must outlive it.
+ */
+int hq_delivery_reload(hq_delivery_sys *d, const hq_config *cfg, char *err, size_t errcap);
 
 /* Requests of target in flight now (sent, or answered and not yet journaled). */
 int hq_delivery_inflight(hq_delivery_sys *d, const char *target);

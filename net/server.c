@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "mllp.h"
 #include "server.h"
 
@@ -41,7 +42,7 @@ typedef enum conn_state {
 typedef struct hq_conn {
 	int kind; /* KIND_CONN; first, shared with listener_t */
 	int fd;
-	int listener;
+	struct listener_t *l;
 	conn_state state;
 	char peer[64];
 	hq_mllp mllp;
@@ -57,18 +58,20 @@ typedef struct hq_conn {
 
 typedef struct listener_t {
 	int kind; /* KIND_LISTENER */
-	int fd;
-	int index;
+	int fd;	  /* -1 once closed (removed by a reload, or stopping) */
+	const hq_listener_conf *lc; /* the config it runs with (a reload swaps it) */
+	hq_listener_metrics *m;
 	int open; /* connections now */
 	int port;
+	int removed; /* gone from the config: freed when its last connection closes */
 } listener_t;
 
 struct hq_server {
 	const hq_config *cfg;
 	int epfd, wakefd;
 	int wake_kind; /* KIND_WAKE, epoll data points here */
-	listener_t *listeners;
-	int nlisteners;
+	listener_t **listeners; /* every listener with a socket or connections */
+	int nlisteners, cap_listeners;
 	hq_conn *conns; /* all open connections */
 	hq_batch_fn fn;
 	void *arg;
@@ -79,7 +82,14 @@ struct hq_server {
 	size_t npending, cap_pending;
 	volatile int stopping, aborting;
 	hq_server_stats stats;
+	hq_ratelimit rl_conn; /* connection events: a scan or a reconnect storm stays readable */
 };
+
+/* At most CONN_LOG_BURST connection-event lines per CONN_LOG_MS. */
+#define CONN_LOG_BURST 100
+#define CONN_LOG_MS 10000
+#define conn_log(s, prio, ...) \
+	hq_log_limited(&(s)->rl_conn, CONN_LOG_BURST, CONN_LOG_MS, "connection events", prio, __VA_ARGS__)
 
 uint64_t
 hq_now_ms(void)
@@ -124,6 +134,111 @@ watch(hq_server *s, int fd, void *ptr, uint32_t events, int op)
 	return epoll_ctl(s->epfd, op, fd, &ev);
 }
 
+/* Binds a listener for lc.  Returns it, or NULL with err set. */
+static listener_t *
+listener_bind(hq_server *s, const hq_listener_conf *lc, char *err, size_t errcap, int *rc)
+{
+	listener_t *l = calloc(1, sizeof *l);
+	int one = 1;
+	if (l == NULL) {
+		*rc = ENOMEM;
+		snprintf(err, errcap, "listener %s: out of memory", lc->name);
+		return NULL;
+	}
+	l->kind = KIND_LISTENER;
+	l->lc = lc;
+	l->fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (l->fd < 0) {
+		*rc = errno;
+		snprintf(err, errcap, "listener %s: socket: %s", lc->name, strerror(*rc));
+		free(l);
+		return NULL;
+	}
+	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (lc->addr.ss_family == AF_INET6)
+		setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(l->fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0 ||
+	    listen(l->fd, 1024) != 0) {
+		*rc = errno;
+		int port = ntohs(lc->addr.ss_family == AF_INET
+					 ? ((const struct sockaddr_in *)&lc->addr)->sin_port
+					 : ((const struct sockaddr_in6 *)&lc->addr)->sin6_port);
+		snprintf(err, errcap, "listener %s: cannot listen on %s: %s%s", lc->name, lc->listen,
+			 strerror(*rc),
+			 *rc == EACCES && port < 1024
+				 ? " (a port under 1024 needs CAP_NET_BIND_SERVICE: see deploy/systemd/lowport.conf)"
+				 : "");
+		close(l->fd);
+		free(l);
+		return NULL;
+	}
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof bound;
+	getsockname(l->fd, (struct sockaddr *)&bound, &blen);
+	l->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+						   : ((struct sockaddr_in6 *)&bound)->sin6_port);
+	l->m = hq_metrics_listener(lc->name);
+	return l;
+}
+
+/* Starts accepting on l and adds it to the server's list. */
+static int
+listener_add(hq_server *s, listener_t *l)
+{
+	if (s->nlisteners == s->cap_listeners) {
+		int cap = s->cap_listeners ? s->cap_listeners * 2 : 8;
+		listener_t **v = realloc(s->listeners, (size_t)cap * sizeof *v);
+		if (v == NULL)
+			return ENOMEM;
+		s->listeners = v;
+		s->cap_listeners = cap;
+	}
+	s->listeners[s->nlisteners++] = l;
+	watch(s, l->fd, l, EPOLLIN, EPOLL_CTL_ADD);
+	__atomic_store_n(&l->m->up, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&l->m->configured, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* Stops accepting on l (its connections go on). */
+static void
+listener_close(hq_server *s, listener_t *l)
+{
+	if (l->fd < 0)
+		return;
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+	close(l->fd);
+	l->fd = -1;
+	__atomic_store_n(&l->m->up, 0, __ATOMIC_RELAXED);
+}
+
+/* Frees removed listeners whose last connection has closed. */
+static void
+listeners_reap(hq_server *s)
+{
+	int k = 0;
+	for (int i = 0; i < s->nlisteners; i++) {
+		listener_t *l = s->listeners[i];
+		if (l->removed && l->open == 0) {
+			listener_close(s, l);
+			free(l);
+		} else {
+			s->listeners[k++] = l;
+		}
+	}
+	s->nlisteners = k;
+}
+
+/* The live listener named name, or NULL. */
+static listener_t *
+listener_find(const hq_server *s, const char *name)
+{
+	for (int i = 0; i < s->nlisteners; i++)
+		if (!s->listeners[i]->removed && strcmp(s->listeners[i]->lc->name, name) == 0)
+			return s->listeners[i];
+	return NULL;
+}
+
 int
 hq_server_new(const hq_config *cfg, hq_batch_fn fn, void *arg, hq_server **out,
 	      char *err, size_t errcap)
@@ -139,44 +254,22 @@ hq_server_new(const hq_config *cfg, hq_batch_fn fn, void *arg, hq_server **out,
 	s->wake_kind = KIND_WAKE;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	s->listeners = calloc((size_t)cfg->nlisteners, sizeof *s->listeners);
-	if (s->epfd < 0 || s->wakefd < 0 || s->listeners == NULL) {
+	if (s->epfd < 0 || s->wakefd < 0) {
 		rc = errno ? errno : ENOMEM;
 		snprintf(err, errcap, "cannot set up the event loop: %s", strerror(rc));
 		goto fail;
 	}
 	watch(s, s->wakefd, &s->wake_kind, EPOLLIN, EPOLL_CTL_ADD);
 	for (int i = 0; i < cfg->nlisteners; i++) {
-		const hq_listener_conf *lc = &cfg->listeners[i];
-		listener_t *l = &s->listeners[i];
-		int one = 1;
-		l->kind = KIND_LISTENER;
-		l->index = i;
-		l->fd = socket(lc->addr.ss_family,
-			       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		s->nlisteners = i + 1;
-		if (l->fd < 0) {
-			rc = errno;
-			snprintf(err, errcap, "listener %s: socket: %s", lc->name, strerror(rc));
+		listener_t *l = listener_bind(s, &cfg->listeners[i], err, errcap, &rc);
+		if (l == NULL)
+			goto fail;
+		if ((rc = listener_add(s, l)) != 0) {
+			close(l->fd);
+			free(l);
+			snprintf(err, errcap, "out of memory");
 			goto fail;
 		}
-		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-		if (lc->addr.ss_family == AF_INET6)
-			setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-		if (bind(l->fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0 ||
-		    listen(l->fd, 1024) != 0) {
-			rc = errno;
-			snprintf(err, errcap, "listener %s: cannot listen on %s: %s",
-				 lc->name, lc->listen, strerror(rc));
-			goto fail;
-		}
-		struct sockaddr_storage bound;
-		socklen_t blen = sizeof bound;
-		getsockname(l->fd, (struct sockaddr *)&bound, &blen);
-		l->port = ntohs(bound.ss_family == AF_INET
-					? ((struct sockaddr_in *)&bound)->sin_port
-					: ((struct sockaddr_in6 *)&bound)->sin6_port);
-		watch(s, l->fd, l, EPOLLIN, EPOLL_CTL_ADD);
 	}
 	*out = s;
 	return 0;
@@ -185,10 +278,82 @@ fail:
 	return rc ? rc : EINVAL;
 }
 
+/* Whether two listener configs bind the same address. */
+static int
+same_address(const hq_listener_conf *a, const hq_listener_conf *b)
+{
+	return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+int
+hq_server_reload(hq_server *s, const hq_config *cfg, char *err, size_t errcap)
+{
+	listener_t *fresh[HQ_MAX_LIST * 4];
+	int nfresh = 0, rc = 0;
+
+	if (cfg->nlisteners > (int)(sizeof fresh / sizeof fresh[0])) {
+		snprintf(err, errcap, "too many listeners");
+		return EINVAL;
+	}
+	/* First bind what is new (or moved), so that a failure changes nothing. */
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		const hq_listener_conf *lc = &cfg->listeners[i];
+		listener_t *old = listener_find(s, lc->name);
+		fresh[i] = NULL;
+		if (old && same_address(old->lc, lc) && old->fd >= 0)
+			continue;
+		if ((fresh[i] = listener_bind(s, lc, err, errcap, &rc)) == NULL) {
+			for (int k = 0; k < i; k++)
+				if (fresh[k]) {
+					close(fresh[k]->fd);
+					free(fresh[k]);
+				}
+			return rc;
+		}
+		nfresh++;
+	}
+	/* Then swap: kept listeners take their new config, removed ones stop
+	 * accepting (their connections go on), new ones start. */
+	for (int i = 0; i < s->nlisteners; i++) {
+		listener_t *l = s->listeners[i];
+		if (l->removed)
+			continue;
+		int keep = 0;
+		for (int k = 0; k < cfg->nlisteners && !keep; k++)
+			if (fresh[k] == NULL && strcmp(cfg->listeners[k].name, l->lc->name) == 0) {
+				l->lc = &cfg->listeners[k];
+				keep = 1;
+			}
+		if (!keep) {
+			hq_log(HQ_LOG_NOTICE, "listener %s: no longer listening on %s (%d connection%s stay open)",
+			       l->lc->name, l->lc->listen, l->open, l->open == 1 ? "" : "s");
+			listener_close(s, l);
+			l->removed = 1;
+			if (listener_find(s, l->lc->name) == NULL) /* not moved: gone */
+				__atomic_store_n(&l->m->configured, 0, __ATOMIC_RELAXED);
+		}
+	}
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		if (fresh[i] == NULL)
+			continue;
+		if (listener_add(s, fresh[i]) != 0) {
+			close(fresh[i]->fd);
+			free(fresh[i]);
+			continue;
+		}
+		hq_log(HQ_LOG_NOTICE, "listener %s: listening on %s (port %d)", fresh[i]->lc->name,
+		       fresh[i]->lc->listen, fresh[i]->port);
+	}
+	s->cfg = cfg;
+	listeners_reap(s);
+	return 0;
+}
+
 int
 hq_server_port(const hq_server *s, int i)
 {
-	return s->listeners[i].port;
+	const listener_t *l = listener_find(s, s->cfg->listeners[i].name);
+	return l ? l->port : 0;
 }
 
 void
@@ -226,7 +391,7 @@ conn_close(hq_conn *c, const char *reason)
 static void
 accept_all(hq_server *s, listener_t *l)
 {
-	const hq_listener_conf *lc = &s->cfg->listeners[l->index];
+	const hq_listener_conf *lc = l->lc;
 
 	for (int n = 0; n < 256; n++) {
 		struct sockaddr_storage ss;
@@ -242,7 +407,8 @@ accept_all(hq_server *s, listener_t *l)
 		peer_name(&ss, peer, sizeof peer);
 		if (l->open >= lc->max_connections || s->stopping) {
 			s->stats.refused_limit++;
-			hq_log(HQ_LOG_WARNING, "listener %s: refused %s: max_connections (%d) reached",
+			hq_count(&l->m->refused_connections, 1);
+			conn_log(s, HQ_LOG_WARNING, "listener %s: refused %s: max_connections (%d) reached",
 			       lc->name, peer, lc->max_connections);
 			close(fd);
 			continue;
@@ -257,7 +423,7 @@ accept_all(hq_server *s, listener_t *l)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		c->kind = KIND_CONN;
 		c->fd = fd;
-		c->listener = l->index;
+		c->l = l;
 		c->srv = s;
 		c->state = CONN_OPEN;
 		memcpy(c->peer, peer, sizeof c->peer);
@@ -269,10 +435,11 @@ accept_all(hq_server *s, listener_t *l)
 			s->conns->prev = c;
 		s->conns = c;
 		l->open++;
+		__atomic_fetch_add(&l->m->open, 1, __ATOMIC_RELAXED);
 		s->stats.accepted++;
 		s->stats.open++;
 		watch(s, fd, c, c->events, EPOLL_CTL_ADD);
-		hq_log(HQ_LOG_INFO, "listener %s: connection from %s", lc->name, peer);
+		conn_log(s, HQ_LOG_INFO, "listener %s: connection from %s", lc->name, peer);
 	}
 }
 
@@ -314,7 +481,7 @@ on_frame(void *arg, const char *payload, size_t len, size_t total, int oversize)
 		return 1;
 	}
 	memcpy(data, payload, len);
-	f->listener = c->listener;
+	f->lc = c->l->lc;
 	f->peer = c->peer;
 	f->data = data;
 	f->len = len;
@@ -322,6 +489,8 @@ on_frame(void *arg, const char *payload, size_t len, size_t total, int oversize)
 	f->oversize = oversize;
 	f->received_us = wall_us();
 	s->stats.frames++;
+	hq_count(&c->l->m->received, 1);
+	hq_count(&c->l->m->bytes, total);
 	c->frame_start_ms = 0;
 	return 0;
 }
@@ -464,11 +633,11 @@ conn_after_turn(hq_conn *c)
 static void
 conn_free(hq_server *s, hq_conn *c)
 {
-	const hq_listener_conf *lc = &s->cfg->listeners[c->listener];
+	const hq_listener_conf *lc = c->l->lc;
 	if (c->mllp.dropped)
-		hq_log(HQ_LOG_NOTICE, "listener %s: %s: %llu bytes outside MLLP frames dropped",
+		conn_log(s, HQ_LOG_NOTICE, "listener %s: %s: %llu bytes outside MLLP frames dropped",
 		       lc->name, c->peer, (unsigned long long)c->mllp.dropped);
-	hq_log(HQ_LOG_INFO, "listener %s: %s closed (%s)", lc->name, c->peer,
+	conn_log(s, HQ_LOG_INFO, "listener %s: %s closed (%s)", lc->name, c->peer,
 	       c->close_reason ? c->close_reason : "closed");
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
@@ -478,7 +647,8 @@ conn_free(hq_server *s, hq_conn *c)
 		s->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	s->listeners[c->listener].open--;
+	c->l->open--;
+	__atomic_fetch_sub(&c->l->m->open, 1, __ATOMIC_RELAXED);
 	s->stats.open--;
 	hq_mllp_free(&c->mllp);
 	free(c->out);
@@ -489,13 +659,14 @@ static void
 check_timeouts(hq_server *s)
 {
 	uint64_t now = hq_now_ms(); /* not the turn's start: accepts came later */
+	hq_log_flush(&s->rl_conn, CONN_LOG_MS, "connection events");
 	for (hq_conn *c = s->conns; c; c = c->next) {
-		const hq_listener_conf *lc = &s->cfg->listeners[c->listener];
+		const hq_listener_conf *lc = c->l->lc;
 		if (c->state == CONN_CLOSED)
 			continue;
 		if (c->frame_start_ms && now - c->frame_start_ms > lc->frame_timeout_ms) {
 			s->stats.closed_frame_timeout++;
-			hq_log(HQ_LOG_NOTICE, "listener %s: %s: frame not finished within %llu ms; closing",
+			conn_log(s, HQ_LOG_NOTICE, "listener %s: %s: frame not finished within %llu ms; closing",
 			       lc->name, c->peer, (unsigned long long)lc->frame_timeout_ms);
 			conn_close(c, "frame timeout");
 		} else if (lc->idle_timeout_ms && now - c->last_io_ms > lc->idle_timeout_ms) {
@@ -544,6 +715,7 @@ end_turn(hq_server *s)
 		if (c->state == CONN_CLOSED)
 			conn_free(s, c);
 	}
+	listeners_reap(s);
 	if (s->turn_fn)
 		s->turn_fn(s->turn_arg, frames);
 }
@@ -552,10 +724,8 @@ static void
 stop_accepting(hq_server *s)
 {
 	for (int i = 0; i < s->nlisteners; i++) {
-		if (s->listeners[i].fd >= 0) {
-			epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listeners[i].fd, NULL);
-			close(s->listeners[i].fd);
-			s->listeners[i].fd = -1;
+		if (s->listeners[i]->fd >= 0) {
+			listener_close(s, s->listeners[i]);
 		}
 	}
 	for (hq_conn *c = s->conns; c; c = c->next) {
@@ -618,9 +788,10 @@ hq_server_free(hq_server *s)
 		s->conns->close_reason = "shutdown";
 		conn_free(s, s->conns);
 	}
-	for (int i = 0; i < s->nlisteners; i++)
-		if (s->listeners[i].fd >= 0)
-			close(s->listeners[i].fd);
+	for (int i = 0; i < s->nlisteners; i++) {
+		listener_close(s, s->listeners[i]);
+		free(s->listeners[i]);
+	}
 	free(s->listeners);
 	if (s->epfd >= 0)
 		close(s->epfd);

@@ -21,7 +21,7 @@ typedef struct hq_server hq_server;
 
 /* A complete frame, waiting for the group commit. */
 typedef struct hq_frame {
-	int listener;	  /* index into the listener configs */
+	const hq_listener_conf *lc; /* the listener's config (valid during the callback) */
 	const char *peer; /* "address:port", valid during the callback */
 	char *data;	  /* payload (first max_message_size bytes), owned by the server */
 	size_t len;	  /* bytes in data */
@@ -62,8 +62,18 @@ typedef struct hq_server_stats {
 int hq_server_new(const hq_config *cfg, hq_batch_fn fn, void *arg,
 		  hq_server **out, char *err, size_t errcap);
 
-/* The port listener i is bound to (useful with port 0). */
+/* The port the listener of cfg->listeners[i] is bound to (useful with port 0). */
 int hq_server_port(const hq_server *s, int i);
+
+/*
+ * Applies a reloaded configuration: listeners that are new (or moved)
+ * are bound first -- if one fails nothing changes and an errno returns
+ * with err set; kept ones take their new settings; removed ones stop
+ * accepting while their open connections go on.  Call between turns (from
+ * the turn hook).  cfg must outlive the server, and so must the old one
+ * while connections opened under it remain (the daemon keeps them all).
+ */
+int hq_server_reload(hq_server *s, const hq_config *cfg, char *err, size_t errcap);
 
 /*
  * Runs the loop until hq_server_stop().  Then stops accepting, sends the
