@@ -13,7 +13,7 @@ SANITIZER ?=
 VERSION := 0.1.0
 
 CC ?= cc
-BUILD_PKGS := gcc make pkg-config liblmdb-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libsystemd-dev
+BUILD_PKGS := gcc make pkg-config liblmdb-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libsystemd-dev libmbedtls-dev
 TEST_PKGS := check python3 python3-hl7 python3-lmdb lmdb-utils nginx-light openssl prometheus python3-prometheus-client
 
 ifeq ($(SANITIZER),)
@@ -34,10 +34,10 @@ WARN := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter -Wno-missing-fiel
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -I. -D_GNU_SOURCE -DHQ_VERSION='"$(VERSION)"' -MMD -MP
 LDFLAGS += $(SANFLAGS)
-LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lpthread
+LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lmbedtls -lmbedx509 -lmbedcrypto -lpthread
 
 LIB_SRC := core/error.c core/log.c core/metrics.c core/config.c core/intake.c \
-	hl7/msg.c hl7/ack.c hl7/json.c net/mllp.c net/server.c net/delivery.c net/admin.c queue/journal.c
+	hl7/msg.c hl7/ack.c hl7/json.c net/mllp.c net/server.c net/delivery.c net/admin.c net/tls.c queue/journal.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 
 PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink

@@ -8,12 +8,15 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "error.h"
@@ -181,6 +184,74 @@ valid_name(const char *s)
 	return 1;
 }
 
+/* "10.0.1.0/24", "10.0.2.15" (/32), "2001:db8::/32", "::1". */
+static int
+parse_cidr(const char *s, hq_cidr *c)
+{
+	char host[96];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	if (n == 0 || n >= sizeof host)
+		return -1;
+	memcpy(host, s, n);
+	host[n] = 0;
+	memset(c, 0, sizeof *c);
+	if (inet_pton(AF_INET, host, c->addr) == 1) {
+		c->family = AF_INET;
+		c->prefix = 32;
+	} else if (inet_pton(AF_INET6, host, c->addr) == 1) {
+		c->family = AF_INET6;
+		c->prefix = 128;
+	} else {
+		return -1;
+	}
+	if (slash) {
+		char *end;
+		long v = strtol(slash + 1, &end, 10);
+		if (*end || end == slash + 1 || v < 0 || v > c->prefix)
+			return -1;
+		c->prefix = (int)v;
+	}
+	return 0;
+}
+
+int
+hq_listener_allows(const hq_listener_conf *l, const struct sockaddr_storage *ss)
+{
+	if (l->nallow == 0)
+		return 1;
+	unsigned char a[16];
+	int family = ss->ss_family;
+	if (family == AF_INET) {
+		memcpy(a, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	} else if (family == AF_INET6) {
+		memcpy(a, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+		/* ::ffff:10.0.0.1 is 10.0.0.1 */
+		static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		if (memcmp(a, mapped, 12) == 0) {
+			memmove(a, a + 12, 4);
+			family = AF_INET;
+		}
+	} else {
+		return 0;
+	}
+	for (int i = 0; i < l->nallow; i++) {
+		const hq_cidr *c = &l->allow[i];
+		if (c->family != family)
+			continue;
+		int bits = c->prefix, k = 0;
+		for (; bits >= 8; bits -= 8, k++)
+			if (a[k] != c->addr[k])
+				break;
+		if (bits >= 8)
+			continue;
+		unsigned char mask = (unsigned char)(0xff << (8 - bits));
+		if (bits == 0 || (a[k] & mask) == (c->addr[k] & mask))
+			return 1;
+	}
+	return 0;
+}
+
 static int
 listener_key(parse_state *st, hq_listener_conf *l, const char *key, const char *val)
 {
@@ -218,6 +289,51 @@ listener_key(parse_state *st, hq_listener_conf *l, const char *key, const char *
 	} else if (strcmp(key, "duplicate_window") == 0) {
 		if (hq_parse_duration(val, &l->duplicate_window_ms) != 0)
 			return fail(st, st->line, "duplicate_window: '%s' is not a duration", val);
+	} else if (strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0 ||
+		   strcmp(key, "tls_client_ca") == 0) {
+		char *dst = key[4] == 'c' && key[5] == 'e' ? l->tls_cert
+			  : key[4] == 'k'		   ? l->tls_key
+							   : l->tls_client_ca;
+		if (*val == 0 || strlen(val) >= sizeof l->tls_cert)
+			return fail(st, st->line, "%s: empty or too long", key);
+		snprintf(dst, sizeof l->tls_cert, "%s", val);
+	} else if (strcmp(key, "tls_allowed_subjects") == 0) {
+		/* DNs hold commas: entries are separated by ';' */
+		l->ntls_allowed = 0;
+		for (const char *p = val; *p;) {
+			while (*p == ' ' || *p == ';')
+				p++;
+			size_t n = strcspn(p, ";");
+			while (n > 0 && p[n - 1] == ' ')
+				n--;
+			if (n == 0)
+				break;
+			if (l->ntls_allowed == HQ_MAX_LIST || n >= sizeof l->tls_allowed[0])
+				return fail(st, st->line, "tls_allowed_subjects: too many or too long");
+			memcpy(l->tls_allowed[l->ntls_allowed], p, n);
+			l->tls_allowed[l->ntls_allowed++][n] = 0;
+			p += n;
+			while (*p && *p != ';')
+				p++;
+		}
+	} else if (strcmp(key, "allow") == 0) {
+		char item[128];
+		l->nallow = 0;
+		for (const char *p = val; *p;) {
+			while (*p == ' ' || *p == ',' || *p == '\t')
+				p++;
+			size_t n = strcspn(p, " ,\t");
+			if (n == 0)
+				break;
+			if (n >= sizeof item || l->nallow == HQ_MAX_LIST)
+				return fail(st, st->line, "allow: too many or too long entries");
+			memcpy(item, p, n);
+			item[n] = 0;
+			p += n;
+			if (parse_cidr(item, &l->allow[l->nallow]) != 0)
+				return fail(st, st->line, "allow: '%s' is not an address or CIDR (10.0.1.0/24, 2001:db8::/32)", item);
+			l->nallow++;
+		}
 	} else {
 		return fail(st, st->line, "unknown key '%s' in [listener %s]", key, l->name);
 	}
@@ -460,6 +576,11 @@ handler(void *user, const char *section, const char *key, const char *val)
 			if (hq_parse_size(val, &n) != 0 || n < (1u << 20))
 				return fail(st, st->line, "max_size: '%s' is not a size of at least 1M", val);
 			cfg->max_size = n;
+		} else if (strcmp(key, "encryption_key_file") == 0) {
+			if (*val == 0 || strlen(val) >= sizeof cfg->encryption_key_file)
+				return fail(st, st->line, "encryption_key_file: empty or too long");
+			snprintf(cfg->encryption_key_file, sizeof cfg->encryption_key_file, "%s", val);
+			cfg->encryption_line = st->line;
 		} else if (strcmp(key, "retention") == 0) {
 			if (hq_parse_duration(val, &cfg->retention_ms) != 0)
 				return fail(st, st->line, "retention: '%s' is not a duration (e.g. 30d, 0 keeps all)", val);
@@ -574,9 +695,18 @@ hq_config_load(const char *file, hq_config *cfg)
 	}
 	for (int i = 0; i < cfg->nlisteners; i++) {
 		hq_listener_conf *l = &cfg->listeners[i];
-		if (l->listen[0] == 0) {
-			snprintf(cfg->err, sizeof cfg->err, "%s:%d: [listener %s] needs listen = host:port",
-				 file, l->line, l->name);
+		const char *why = NULL;
+		if (l->listen[0] == 0)
+			why = "needs listen = host:port";
+		else if ((l->tls_cert[0] != 0) != (l->tls_key[0] != 0))
+			why = "tls_cert and tls_key go together";
+		else if (l->tls_client_ca[0] && !l->tls_cert[0])
+			why = "tls_client_ca needs tls_cert and tls_key";
+		else if (l->ntls_allowed && !l->tls_client_ca[0])
+			why = "tls_allowed_subjects needs tls_client_ca (client certificates)";
+		if (why) {
+			snprintf(cfg->err, sizeof cfg->err, "%s:%d: [listener %s] %s", file, l->line,
+				 l->name, why);
 			return HQ_ECONFIG;
 		}
 	}
@@ -611,6 +741,48 @@ hq_config_load(const char *file, hq_config *cfg)
 				 t->name, why);
 			return HQ_ECONFIG;
 		}
+	}
+	return 0;
+}
+
+/* One secret file's check; 0 or HQ_ECONFIG. */
+static int
+check_secret(const hq_config *cfg, int line, const char *section, const char *key, const char *path,
+	     char *err, size_t errcap)
+{
+	struct stat st;
+	if (path[0] == 0 || stat(path, &st) != 0)
+		return 0;
+	if ((st.st_mode & 0077) == 0)
+		return 0;
+	snprintf(err, errcap, "%s:%d: [%s] %s %s is readable by other users (mode %04o): chmod 600 %s",
+		 cfg->file, line, section, key, path, (unsigned)(st.st_mode & 07777), path);
+	return HQ_ECONFIG;
+}
+
+int
+hq_config_check_secrets(const hq_config *cfg, char *err, size_t errcap)
+{
+	char sec[80];
+	if (check_secret(cfg, cfg->encryption_line, "journal", "encryption_key_file",
+			 cfg->encryption_key_file, err, errcap))
+		return HQ_ECONFIG;
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		const hq_listener_conf *l = &cfg->listeners[i];
+		snprintf(sec, sizeof sec, "listener %s", l->name);
+		if (check_secret(cfg, l->line, sec, "tls_key", l->tls_key, err, errcap))
+			return HQ_ECONFIG;
+	}
+	for (int i = 0; i < cfg->ntargets; i++) {
+		const hq_target_conf *t = &cfg->targets[i];
+		const struct { const char *key, *path; } files[] = {
+			{"password_file", t->password_file}, {"token_file", t->token_file},
+			{"client_secret_file", t->client_secret_file}, {"aws_key_id_file", t->aws_key_id_file},
+			{"aws_secret_file", t->aws_secret_file}, {"client_key", t->client_key}};
+		snprintf(sec, sizeof sec, "target %s", t->name);
+		for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
+			if (check_secret(cfg, t->line, sec, files[k].key, files[k].path, err, errcap))
+				return HQ_ECONFIG;
 	}
 	return 0;
 }

@@ -17,6 +17,15 @@ typedef enum hq_dup_mode {
 	HQ_DUP_REJECT  /* answer AR/CR with 0357 code 205 */
 } hq_dup_mode;
 
+#define HQ_MAX_LIST 32
+
+/* An address range of an allow list: 10.0.1.0/24, 2001:db8::/32. */
+typedef struct hq_cidr {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int prefix; /* bits */
+} hq_cidr;
+
 typedef struct hq_listener_conf {
 	char name[64];
 	char listen[256];	    /* as written: host:port or [v6]:port */
@@ -28,14 +37,22 @@ typedef struct hq_listener_conf {
 	int max_connections;	    /* default 256 */
 	hq_dup_mode duplicates;	    /* default accept */
 	uint64_t duplicate_window_ms; /* default 24h */
+	char tls_cert[1024];	    /* with tls_key: MLLP inside TLS */
+	char tls_key[1024];
+	char tls_client_ca[1024];   /* require and verify client certificates */
+	char tls_allowed[HQ_MAX_LIST][256]; /* subjects (whole DN) or CNs allowed; none: any */
+	int ntls_allowed;
+	hq_cidr allow[HQ_MAX_LIST]; /* peers allowed; nallow 0: all */
+	int nallow;
 	int line;		    /* where the section starts */
 } hq_listener_conf;
+
+/* Whether peer address ss is in l's allow list (always, when there is none). */
+int hq_listener_allows(const hq_listener_conf *l, const struct sockaddr_storage *ss);
 
 typedef enum hq_format { HQ_FMT_RAW, HQ_FMT_JSON, HQ_FMT_GOOGLE } hq_format;
 typedef enum hq_auth { HQ_AUTH_NONE, HQ_AUTH_BASIC, HQ_AUTH_BEARER, HQ_AUTH_OAUTH2, HQ_AUTH_SIGV4 } hq_auth;
 typedef enum hq_ordering { HQ_ORDER_FIFO, HQ_ORDER_PATIENT, HQ_ORDER_NONE } hq_ordering;
-
-#define HQ_MAX_LIST 32
 
 /* One HTTPS destination ([target NAME]). */
 typedef struct hq_target_conf {
@@ -80,6 +97,8 @@ typedef struct hq_config {
 	char journal_path[1024];
 	uint64_t max_size;	/* LMDB map size, default 1G */
 	uint64_t retention_ms;	/* 0 keeps all */
+	char encryption_key_file[1024]; /* "" : the journal is not encrypted */
+	int encryption_line;
 	int log_level;		/* syslog priority, default info */
 	char admin_listen[256];	/* [admin] listen, as written; "" none */
 	struct sockaddr_storage admin_addr;
@@ -96,6 +115,14 @@ typedef struct hq_config {
  * cfg->err set to "FILE:LINE: reason".  Free with hq_config_free either way.
  */
 int hq_config_load(const char *file, hq_config *cfg);
+
+/*
+ * Secret files (keys, passwords, tokens, client secrets, private keys)
+ * must not be readable by other users: returns 0, or HQ_ECONFIG with err
+ * "FILE:LINE: [section] key PATH is readable by other users (mode 0644):
+ * chmod 600 PATH".  Files that do not exist are left to their readers.
+ */
+int hq_config_check_secrets(const hq_config *cfg, char *err, size_t errcap);
 
 /* Frees what hq_config_load allocated. */
 void hq_config_free(hq_config *cfg);

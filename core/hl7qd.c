@@ -46,6 +46,7 @@
 #include "net/admin.h"
 #include "net/delivery.h"
 #include "net/server.h"
+#include "net/tls.h"
 #include "queue/journal.h"
 
 #ifndef HQ_VERSION
@@ -180,6 +181,12 @@ reload(daemon_state *h)
 		hq_log(HQ_LOG_ERR, "reload refused: %s; the running config stays", ncfg->err);
 		goto fail;
 	}
+	if (hq_config_check_secrets(ncfg, err, sizeof err) != 0) {
+		hq_log(HQ_LOG_ERR, "reload refused: %s; the running config stays", err);
+		goto fail;
+	}
+	if (strcmp(ncfg->encryption_key_file, h->cfg->encryption_key_file) != 0)
+		hq_log(HQ_LOG_WARNING, "reload: [journal] encryption_key_file changes at the next restart");
 	if (strcmp(ncfg->journal_path, h->cfg->journal_path) != 0) {
 		hq_log(HQ_LOG_ERR, "reload refused: %s: [journal] path changed (%s -> %s); that takes a restart; the running config stays",
 		       ncfg->file, h->cfg->journal_path, ncfg->journal_path);
@@ -309,18 +316,52 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		/* TLS material must load too: a key that does not parse fails here, not at start. */
+		for (int i = 0; i < cfg->nlisteners; i++) {
+			hq_tls_server *t = NULL;
+			if (cfg->listeners[i].tls_cert[0] &&
+			    hq_tls_server_new(&cfg->listeners[i], &t, err, sizeof err) != 0) {
+				fprintf(stderr, "%s:%d: %s\n", file, cfg->listeners[i].line, err);
+				hq_config_free(cfg);
+				return 1;
+			}
+			hq_tls_server_free(t);
+		}
 		printf("%s: ok (%d listener%s, %d target%s)\n", file, cfg->nlisteners,
 		       cfg->nlisteners == 1 ? "" : "s", cfg->ntargets, cfg->ntargets == 1 ? "" : "s");
 		hq_config_free(cfg);
 		return 0;
 	}
 	set_log_level(cfg, verbose);
+	if (hq_config_check_secrets(cfg, err, sizeof err) != 0) {
+		hq_log(HQ_LOG_ERR, "%s", err);
+		hq_config_free(cfg);
+		return 1;
+	}
 
 	rc = hq_journal_open(cfg->journal_path, cfg->max_size, 0, &journal);
 	if (rc != 0) {
 		hq_log(HQ_LOG_ERR, "cannot open journal %s: %s", cfg->journal_path, hq_strerror(rc));
 		hq_config_free(cfg);
 		return 2;
+	}
+	/* Encryption at rest: the keys, or a refusal when the journal needs them. */
+	char ids[600];
+	if (cfg->encryption_key_file[0]) {
+		if ((rc = hq_journal_set_keys(journal, cfg->encryption_key_file, err, sizeof err)) != 0) {
+			hq_log(HQ_LOG_ERR, "%s:%d: %s; not starting", cfg->file, cfg->encryption_line, err);
+			hq_journal_close(journal);
+			hq_config_free(cfg);
+			return 1;
+		}
+		hq_journal_encrypted(journal, ids, sizeof ids);
+		hq_log(HQ_LOG_NOTICE, "journal encrypted at rest (AES-256-GCM; key ids in use: %s)", ids);
+	} else if (hq_journal_encrypted(journal, ids, sizeof ids)) {
+		hq_log(HQ_LOG_ERR, "journal %s is encrypted (key ids %s) but %s sets no [journal] encryption_key_file; not starting",
+		       cfg->journal_path, ids, cfg->file);
+		hq_journal_close(journal);
+		hq_config_free(cfg);
+		return 1;
 	}
 	const char *seam = getenv("HL7Q_TEST_FAIL_COMMIT");
 	if (seam && *seam) {

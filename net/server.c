@@ -26,6 +26,7 @@
 #include "core/metrics.h"
 #include "mllp.h"
 #include "server.h"
+#include "tls.h"
 
 #define READ_CHUNK 65536
 #define OUT_HIGH_WATER (1u << 20) /* stop reading from a peer that does not read its ACKs */
@@ -54,6 +55,9 @@ typedef struct hq_conn {
 	struct hq_conn *prev, *next;
 	struct hq_server *srv;
 	const char *close_reason;
+	hq_tls_conn *tls; /* NULL: plain TCP */
+	int handshaking;  /* TLS handshake not done yet */
+	char why[256];	  /* a TLS failure, for the close line */
 } hq_conn;
 
 typedef struct listener_t {
@@ -61,6 +65,7 @@ typedef struct listener_t {
 	int fd;	  /* -1 once closed (removed by a reload, or stopping) */
 	const hq_listener_conf *lc; /* the config it runs with (a reload swaps it) */
 	hq_listener_metrics *m;
+	hq_tls_server *tls; /* certificates and keys read at bind (and at each reload) */
 	int open; /* connections now */
 	int port;
 	int removed; /* gone from the config: freed when its last connection closes */
@@ -83,6 +88,8 @@ struct hq_server {
 	volatile int stopping, aborting;
 	hq_server_stats stats;
 	hq_ratelimit rl_conn; /* connection events: a scan or a reconnect storm stays readable */
+	hq_tls_server **old_tls; /* replaced by reloads; connections may still use them */
+	int nold_tls;
 };
 
 /* At most CONN_LOG_BURST connection-event lines per CONN_LOG_MS. */
@@ -177,8 +184,29 @@ listener_bind(hq_server *s, const hq_listener_conf *lc, char *err, size_t errcap
 	getsockname(l->fd, (struct sockaddr *)&bound, &blen);
 	l->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
 						   : ((struct sockaddr_in6 *)&bound)->sin6_port);
+	if (lc->tls_cert[0]) {
+		if (hq_tls_server_new(lc, &l->tls, err, errcap) != 0) {
+			*rc = EINVAL;
+			close(l->fd);
+			free(l);
+			return NULL;
+		}
+	}
 	l->m = hq_metrics_listener(lc->name);
 	return l;
+}
+
+/* Keeps a TLS config that open connections may still use, until the server is freed. */
+static void
+retire_tls(hq_server *s, hq_tls_server *t)
+{
+	if (t == NULL)
+		return;
+	hq_tls_server **v = realloc(s->old_tls, (size_t)(s->nold_tls + 1) * sizeof *v);
+	if (v == NULL)
+		return; /* leaks one config rather than freeing one in use */
+	s->old_tls = v;
+	s->old_tls[s->nold_tls++] = t;
 }
 
 /* Starts accepting on l and adds it to the server's list. */
@@ -221,6 +249,7 @@ listeners_reap(hq_server *s)
 		listener_t *l = s->listeners[i];
 		if (l->removed && l->open == 0) {
 			listener_close(s, l);
+			hq_tls_server_free(l->tls);
 			free(l);
 		} else {
 			s->listeners[k++] = l;
@@ -289,28 +318,36 @@ int
 hq_server_reload(hq_server *s, const hq_config *cfg, char *err, size_t errcap)
 {
 	listener_t *fresh[HQ_MAX_LIST * 4];
-	int nfresh = 0, rc = 0;
+	int rc = 0;
 
 	if (cfg->nlisteners > (int)(sizeof fresh / sizeof fresh[0])) {
 		snprintf(err, errcap, "too many listeners");
 		return EINVAL;
 	}
-	/* First bind what is new (or moved), so that a failure changes nothing. */
+	hq_tls_server *tls[HQ_MAX_LIST * 4] = {0};
+	/* First bind what is new (or moved), and read the TLS material of the
+	 * kept ones again, so that a failure changes nothing. */
 	for (int i = 0; i < cfg->nlisteners; i++) {
 		const hq_listener_conf *lc = &cfg->listeners[i];
 		listener_t *old = listener_find(s, lc->name);
 		fresh[i] = NULL;
-		if (old && same_address(old->lc, lc) && old->fd >= 0)
-			continue;
-		if ((fresh[i] = listener_bind(s, lc, err, errcap, &rc)) == NULL) {
-			for (int k = 0; k < i; k++)
-				if (fresh[k]) {
-					close(fresh[k]->fd);
-					free(fresh[k]);
-				}
-			return rc;
+		if (old && same_address(old->lc, lc) && old->fd >= 0) {
+			if (lc->tls_cert[0] && hq_tls_server_new(lc, &tls[i], err, errcap) != 0)
+				rc = EINVAL;
+		} else {
+			fresh[i] = listener_bind(s, lc, err, errcap, &rc);
 		}
-		nfresh++;
+		if (rc == 0)
+			continue;
+		for (int k = 0; k <= i; k++) {
+			hq_tls_server_free(tls[k]);
+			if (fresh[k]) {
+				hq_tls_server_free(fresh[k]->tls);
+				close(fresh[k]->fd);
+				free(fresh[k]);
+			}
+		}
+		return rc;
 	}
 	/* Then swap: kept listeners take their new config, removed ones stop
 	 * accepting (their connections go on), new ones start. */
@@ -322,6 +359,8 @@ hq_server_reload(hq_server *s, const hq_config *cfg, char *err, size_t errcap)
 		for (int k = 0; k < cfg->nlisteners && !keep; k++)
 			if (fresh[k] == NULL && strcmp(cfg->listeners[k].name, l->lc->name) == 0) {
 				l->lc = &cfg->listeners[k];
+				retire_tls(s, l->tls);
+				l->tls = tls[k];
 				keep = 1;
 			}
 		if (!keep) {
@@ -405,6 +444,12 @@ accept_all(hq_server *s, listener_t *l)
 		}
 		char peer[64];
 		peer_name(&ss, peer, sizeof peer);
+		if (!hq_listener_allows(lc, &ss)) {
+			hq_count(&l->m->refused_connections, 1);
+			conn_log(s, HQ_LOG_WARNING, "listener %s: refused %s: not in the allow list", lc->name, peer);
+			close(fd);
+			continue;
+		}
 		if (l->open >= lc->max_connections || s->stopping) {
 			s->stats.refused_limit++;
 			hq_count(&l->m->refused_connections, 1);
@@ -429,6 +474,16 @@ accept_all(hq_server *s, listener_t *l)
 		memcpy(c->peer, peer, sizeof c->peer);
 		hq_mllp_init(&c->mllp, lc->max_message_size);
 		c->last_io_ms = hq_now_ms();
+		if (l->tls) {
+			if ((c->tls = hq_tls_conn_new(l->tls, fd)) == NULL) {
+				hq_log(HQ_LOG_ERR, "listener %s: out of memory for %s", lc->name, peer);
+				close(fd);
+				free(c);
+				continue;
+			}
+			c->handshaking = 1;
+			c->frame_start_ms = c->last_io_ms; /* frame_timeout bounds the handshake too */
+		}
 		c->events = EPOLLIN | EPOLLRDHUP;
 		c->next = s->conns;
 		if (s->conns)
@@ -504,32 +559,59 @@ set_events(hq_conn *c, uint32_t events)
 	}
 }
 
+/* Hands n bytes the peer sent to the deframer. */
 static void
-conn_read(hq_conn *c, uint64_t now)
+conn_feed(hq_conn *c, const char *buf, size_t n, uint64_t now)
 {
 	hq_server *s = c->srv;
-	static char buf[READ_CHUNK];
-	ssize_t n = read(c->fd, buf, sizeof buf);
-
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			conn_close(c, strerror(errno));
-		return;
-	}
-	if (n == 0) {
-		c->state = CONN_DRAIN;
-		c->dirty = 1;
-		set_events(c, c->out_len > c->out_off ? EPOLLOUT : 0);
-		return;
-	}
 	c->last_io_ms = now;
 	s->stats.bytes_in += (uint64_t)n;
 	uint64_t dropped = c->mllp.dropped;
 	int was_in = hq_mllp_in_frame(&c->mllp);
-	hq_mllp_feed(&c->mllp, buf, (size_t)n, on_frame, c);
+	hq_mllp_feed(&c->mllp, buf, n, on_frame, c);
 	s->stats.out_of_frame += c->mllp.dropped - dropped;
 	if (hq_mllp_in_frame(&c->mllp) && (!was_in || c->frame_start_ms == 0))
 		c->frame_start_ms = now;
+}
+
+/* The peer sent EOF: write what is owed, then close. */
+static void
+conn_eof(hq_conn *c)
+{
+	c->state = CONN_DRAIN;
+	c->dirty = 1;
+	set_events(c, c->out_len > c->out_off ? EPOLLOUT : 0);
+}
+
+static void
+conn_read(hq_conn *c, uint64_t now)
+{
+	static char buf[READ_CHUNK];
+	ssize_t n;
+
+	if (c->tls == NULL) {
+		n = read(c->fd, buf, sizeof buf);
+		if (n > 0)
+			conn_feed(c, buf, (size_t)n, now);
+		else if (n == 0)
+			conn_eof(c);
+		else if (errno != EAGAIN && errno != EINTR)
+			conn_close(c, strerror(errno));
+		return;
+	}
+	/* mbedTLS hands out one record at a time and may hold more than the
+	 * socket shows: read until it wants the socket again. */
+	while (c->state == CONN_OPEN) {
+		n = hq_tls_read(c->tls, buf, sizeof buf);
+		if (n > 0)
+			conn_feed(c, buf, (size_t)n, now);
+		else if (n == HQ_TLS_EOF)
+			conn_eof(c);
+		else if (n == HQ_TLS_ERROR)
+			conn_close(c, "TLS error");
+		if (n <= 0)
+			return;
+	}
 }
 
 /* Writes what is owed; 0 when all is out, 1 when the socket is full, -1 on error. */
@@ -537,12 +619,20 @@ static int
 conn_flush(hq_conn *c)
 {
 	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off,
-				 c->out_len - c->out_off, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
+		ssize_t n;
+		if (c->tls) {
+			n = hq_tls_write(c->tls, c->out + c->out_off, c->out_len - c->out_off);
+			if (n == HQ_TLS_WANT_READ || n == HQ_TLS_WANT_WRITE)
 				return 1;
-			return -1;
+			if (n < 0)
+				return -1;
+		} else {
+			n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EINTR)
+					return 1;
+				return -1;
+			}
 		}
 		c->out_off += (size_t)n;
 	}
@@ -582,12 +672,42 @@ conn_queue_ack(hq_conn *c, const char *ack, size_t len)
 	c->dirty = 1;
 }
 
+/* Moves a TLS handshake on; when done, logs the protocol and the client. */
+static void
+conn_handshake(hq_conn *c, uint64_t now)
+{
+	int rc = hq_tls_handshake(c->tls, c->why, sizeof c->why);
+	c->last_io_ms = now;
+	if (rc == HQ_TLS_WANT_READ || rc == HQ_TLS_WANT_WRITE) {
+		set_events(c, rc == HQ_TLS_WANT_WRITE ? EPOLLOUT : EPOLLIN | EPOLLRDHUP);
+		return;
+	}
+	if (rc != HQ_TLS_OK) {
+		conn_log(c->srv, HQ_LOG_WARNING, "listener %s: %s: TLS handshake failed: %s", c->l->lc->name,
+			 c->peer, c->why);
+		conn_close(c, "TLS handshake failed");
+		return;
+	}
+	char info[700];
+	hq_tls_describe(c->tls, info, sizeof info);
+	conn_log(c->srv, HQ_LOG_INFO, "listener %s: %s: TLS %s", c->l->lc->name, c->peer, info);
+	c->handshaking = 0;
+	c->frame_start_ms = 0;
+	set_events(c, EPOLLIN | EPOLLRDHUP);
+}
+
 /* One I/O step for a connection, by state. */
 static void
 conn_io(hq_conn *c, uint32_t ev, uint64_t now)
 {
 	switch (c->state) {
 	case CONN_OPEN:
+		if (c->handshaking) {
+			conn_handshake(c, now);
+			if (c->handshaking || c->state != CONN_OPEN)
+				break;
+			ev |= EPOLLIN; /* the first frame may have come with the handshake */
+		}
 		if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 			conn_read(c, now);
 		if (c->state == CONN_OPEN && (ev & EPOLLOUT))
@@ -608,7 +728,7 @@ conn_io(hq_conn *c, uint32_t ev, uint64_t now)
 static void
 conn_after_turn(hq_conn *c)
 {
-	if (c->state == CONN_CLOSED || !c->dirty)
+	if (c->state == CONN_CLOSED || !c->dirty || c->handshaking)
 		return;
 	c->dirty = 0;
 	int r = conn_flush(c);
@@ -640,6 +760,7 @@ conn_free(hq_server *s, hq_conn *c)
 	conn_log(s, HQ_LOG_INFO, "listener %s: %s closed (%s)", lc->name, c->peer,
 	       c->close_reason ? c->close_reason : "closed");
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	hq_tls_conn_free(c->tls);
 	close(c->fd);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -790,9 +911,13 @@ hq_server_free(hq_server *s)
 	}
 	for (int i = 0; i < s->nlisteners; i++) {
 		listener_close(s, s->listeners[i]);
+		hq_tls_server_free(s->listeners[i]->tls);
 		free(s->listeners[i]);
 	}
 	free(s->listeners);
+	for (int i = 0; i < s->nold_tls; i++)
+		hq_tls_server_free(s->old_tls[i]);
+	free(s->old_tls);
 	if (s->epfd >= 0)
 		close(s->epfd);
 	if (s->wakefd >= 0)

@@ -44,6 +44,10 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <mbedtls/gcm.h>
+#include <mbedtls/hkdf.h>
+#include <mbedtls/md.h>
+
 #include "core/error.h"
 #include "journal.h"
 
@@ -51,7 +55,17 @@
 #define REC_HEADER 32
 #define MAX_KEY 480 /* LMDB's default limit is 511 */
 
+/* A key of an encrypted journal: its id, and the two keys derived from it. */
+#define MAX_KEYS 16
+typedef struct jkey {
+	unsigned char id[4];
+	unsigned char enc[32]; /* AES-256-GCM */
+	unsigned char mac[32]; /* HMAC-SHA-256 of patient ids for the index */
+} jkey;
+
 struct hq_journal {
+	jkey keys[MAX_KEYS]; /* keys[0] seals new records */
+	int nkeys;
 	MDB_env *env;
 	MDB_dbi meta, msgs, by_time, by_type, by_control, by_patient, dedup;
 	MDB_dbi deliveries, pending, attempts, dead, targets;
@@ -192,6 +206,135 @@ decode(const unsigned char *p, size_t n, hq_record *r)
 		off += len;
 	}
 	return 0;
+}
+
+/* --- encryption at rest ---------------------------------------------------
+ * A sealed value: [SEAL_FORMAT][key id 4][nonce 12][ciphertext][tag 16],
+ * AES-256-GCM, with associated data binding it to its place (the record
+ * id, or the attempt's key), so that a sealed value moved elsewhere does
+ * not open. */
+#define SEAL_FORMAT 1
+#define SEAL_OVERHEAD (1 + 4 + 12 + 16)
+#define ATTEMPT_SEALED 2 /* an attempt value whose answer excerpt is sealed */
+
+static const jkey *
+key_by_id(const hq_journal *j, const unsigned char *id)
+{
+	for (int i = 0; i < j->nkeys; i++)
+		if (memcmp(j->keys[i].id, id, 4) == 0)
+			return &j->keys[i];
+	return NULL;
+}
+
+/* Seals n bytes into out (n + SEAL_OVERHEAD bytes).  Returns 0 or an error. */
+static int
+seal(const hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n, unsigned char *out)
+{
+	const jkey *k = &j->keys[0];
+	mbedtls_gcm_context g;
+	out[0] = SEAL_FORMAT;
+	memcpy(out + 1, k->id, 4);
+	if (getrandom(out + 5, 12, 0) != 12)
+		return EIO;
+	mbedtls_gcm_init(&g);
+	int rc = mbedtls_gcm_setkey(&g, MBEDTLS_CIPHER_ID_AES, k->enc, 256);
+	if (rc == 0)
+		rc = mbedtls_gcm_crypt_and_tag(&g, MBEDTLS_GCM_ENCRYPT, n, out + 5, 12, aad, aadlen, in,
+					       out + 17, 16, out + 17 + n);
+	mbedtls_gcm_free(&g);
+	return rc ? HQ_ECORRUPT : 0;
+}
+
+/* Opens a sealed value into out (n - SEAL_OVERHEAD bytes).  Returns 0,
+ * HQ_ENOTFOUND (no such key here) or HQ_ECORRUPT (tampered or misplaced). */
+static int
+unseal(const hq_journal *j, const void *aad, size_t aadlen, const unsigned char *in, size_t n,
+       unsigned char *out)
+{
+	if (n < SEAL_OVERHEAD || in[0] != SEAL_FORMAT)
+		return HQ_ECORRUPT;
+	const jkey *k = key_by_id(j, in + 1);
+	if (k == NULL)
+		return HQ_ENOTFOUND;
+	size_t len = n - SEAL_OVERHEAD;
+	mbedtls_gcm_context g;
+	mbedtls_gcm_init(&g);
+	int rc = mbedtls_gcm_setkey(&g, MBEDTLS_CIPHER_ID_AES, k->enc, 256);
+	if (rc == 0)
+		rc = mbedtls_gcm_auth_decrypt(&g, len, in + 5, 12, aad, aadlen, in + 17 + len, 16, in + 17, out);
+	mbedtls_gcm_free(&g);
+	return rc ? HQ_ECORRUPT : 0;
+}
+
+/* The patient index key for pid under key k (16 bytes of HMAC-SHA-256). */
+static void
+patient_mac(const jkey *k, hq_str pid, unsigned char out[16])
+{
+	unsigned char full[32];
+	mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), k->mac, 32,
+			(const unsigned char *)pid.p, pid.n, full);
+	memcpy(out, full, 16);
+}
+
+/* The fields a sealed record hides. */
+static const int sealed_fields[] = {HQ_F_RAW, HQ_F_PATIENT_ID, HQ_F_PATIENT_AUTH};
+#define NSEALED 3
+
+/*
+ * Decodes a stored record of n bytes and, when it is sealed and a key is
+ * here, opens it into buf (which holds at least n bytes): RAW and
+ * PATIENT_* then point into buf.  Without the key, r->locked is set and
+ * those fields stay empty.  Returns 0 or HQ_ECORRUPT.
+ */
+static int
+open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r,
+		 unsigned char *buf)
+{
+	int rc = decode(p, n, r);
+	if (rc || r->f[HQ_F_SEALED].n == 0)
+		return rc;
+	hq_str sealed = r->f[HQ_F_SEALED];
+	if (sealed.n < SEAL_OVERHEAD || key_by_id(j, (const unsigned char *)sealed.p + 1) == NULL) {
+		r->locked = 1;
+		return 0;
+	}
+	size_t len = sealed.n - SEAL_OVERHEAD, off = 0;
+	unsigned char aad[8];
+	put_be64(aad, r->id);
+	if (unseal(j, aad, 8, (const unsigned char *)sealed.p, sealed.n, buf) != 0)
+		return HQ_ECORRUPT;
+	for (int i = 0; i < NSEALED; i++) {
+		if (off + 4 > len)
+			return HQ_ECORRUPT;
+		uint32_t fl = get_be32(buf + off);
+		off += 4;
+		if (fl > len - off)
+			return HQ_ECORRUPT;
+		r->f[sealed_fields[i]] = (hq_str){(const char *)buf + off, fl};
+		off += fl;
+	}
+	return 0;
+}
+
+/* open_record_into with a buffer of its own in *plain (the caller frees it; NULL: none needed). */
+static int
+open_record(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r, void **plain)
+{
+	*plain = NULL;
+	if (j->nkeys == 0) {
+		int rc = decode(p, n, r);
+		r->locked = rc == 0 && r->f[HQ_F_SEALED].n > 0; /* sealed, and no key here */
+		return rc;
+	}
+	unsigned char *buf = malloc(n ? n : 1);
+	if (buf == NULL)
+		return ENOMEM;
+	int rc = open_record_into(j, p, n, r, buf);
+	if (rc == 0 && r->f[HQ_F_SEALED].n && !r->locked)
+		*plain = buf;
+	else
+		free(buf);
+	return rc;
 }
 
 static int
@@ -498,10 +641,40 @@ hq_batch_add(hq_batch *b, hq_record *rec, hq_str dedup_key, uint64_t *id)
 	put_be64(idbe, rec->id);
 	put_val(idval, rec->id);
 	put_be64(tbe, rec->received_us);
-	v.mv_size = encoded_size(rec);
-	if ((rc = mdb_put(b->txn, j->msgs, &k, &v, MDB_RESERVE | MDB_APPEND)))
-		goto fail;
-	encode(rec, v.mv_data);
+	if (j->nkeys) {
+		/* Encrypted journal: the bytes and the patient id go sealed. */
+		hq_record sr = *rec;
+		size_t plen = 0;
+		for (int i = 0; i < NSEALED; i++)
+			plen += 4 + rec->f[sealed_fields[i]].n;
+		unsigned char *plain = malloc(plen), *blob = malloc(plen + SEAL_OVERHEAD);
+		rc = plain && blob ? 0 : ENOMEM;
+		if (rc == 0) {
+			size_t off = 0;
+			for (int i = 0; i < NSEALED; i++) {
+				hq_str f = rec->f[sealed_fields[i]];
+				put_be32(plain + off, (uint32_t)f.n);
+				if (f.n)
+					memcpy(plain + off + 4, f.p, f.n);
+				off += 4 + f.n;
+				sr.f[sealed_fields[i]] = (hq_str){NULL, 0};
+			}
+			rc = seal(j, idbe, 8, plain, plen, blob);
+		}
+		sr.f[HQ_F_SEALED] = (hq_str){(const char *)blob, plen + SEAL_OVERHEAD};
+		v.mv_size = encoded_size(&sr);
+		if (rc == 0 && (rc = mdb_put(b->txn, j->msgs, &k, &v, MDB_RESERVE | MDB_APPEND)) == 0)
+			encode(&sr, v.mv_data);
+		free(plain);
+		free(blob);
+		if (rc)
+			goto fail;
+	} else {
+		v.mv_size = encoded_size(rec);
+		if ((rc = mdb_put(b->txn, j->msgs, &k, &v, MDB_RESERVE | MDB_APPEND)))
+			goto fail;
+		encode(rec, v.mv_data);
+	}
 	MDB_val tk = {8, tbe}, tv = {9, idval};
 	if ((rc = mdb_put(b->txn, j->by_time, &tk, &tv, 0)))
 		goto fail;
@@ -606,12 +779,13 @@ hq_journal_get(hq_journal *j, uint64_t id, hq_record *rec, void **mem)
 	if (rc == MDB_NOTFOUND)
 		rc = HQ_ENOTFOUND;
 	if (rc == 0) {
-		void *copy = malloc(v.mv_size ? v.mv_size : 1);
+		/* one buffer: the stored value, then room to open it */
+		unsigned char *copy = malloc(v.mv_size ? 2 * v.mv_size : 1);
 		if (copy == NULL) {
 			rc = ENOMEM;
 		} else {
 			memcpy(copy, v.mv_data, v.mv_size);
-			rc = decode(copy, v.mv_size, rec);
+			rc = open_record_into(j, copy, v.mv_size, rec, copy + v.mv_size);
 			if (rc)
 				free(copy);
 			else
@@ -671,7 +845,8 @@ scan_tail(hq_journal *j, MDB_txn *txn, int field, const char *key, size_t klen,
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	while (rc == 0) {
 		hq_record r;
-		if (decode(v.mv_data, v.mv_size, &r) == 0) {
+		void *plain;
+		if (open_record(j, v.mv_data, v.mv_size, &r, &plain) == 0) {
 			hq_str f = r.f[field];
 			size_t n = f.n > MAX_KEY ? MAX_KEY : f.n;
 			if (n == klen && memcmp(f.p, key, klen) == 0) {
@@ -679,6 +854,7 @@ scan_tail(hq_journal *j, MDB_txn *txn, int field, const char *key, size_t klen,
 					ids[*found] = r.id;
 				(*found)++;
 			}
+			free(plain);
 		}
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
@@ -714,9 +890,15 @@ hq_journal_index(hq_journal *j, size_t max)
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && (size_t)done < max) {
 		hq_record r;
-		if (decode(v.mv_data, v.mv_size, &r) == 0) {
+		void *plain;
+		if (open_record(j, v.mv_data, v.mv_size, &r, &plain) == 0) {
+			unsigned char mac[16];
 			put_val(idval, r.id);
 			hq_str ctrl = r.f[HQ_F_CONTROL_ID], pid = r.f[HQ_F_PATIENT_ID];
+			if (j->nkeys && pid.n) { /* encrypted journal: an HMAC, not the id */
+				patient_mac(&j->keys[0], pid, mac);
+				pid = (hq_str){(const char *)mac, 16};
+			}
 			MDB_val ck = {ctrl.n > MAX_KEY ? MAX_KEY : ctrl.n, (void *)ctrl.p};
 			MDB_val pk = {pid.n > MAX_KEY ? MAX_KEY : pid.n, (void *)pid.p};
 			MDB_val iv = {9, idval};
@@ -728,6 +910,7 @@ hq_journal_index(hq_journal *j, size_t max)
 			ck.mv_data = kbuf;
 			pk.mv_data = kbuf + MAX_KEY;
 			upto = r.id;
+			free(plain);
 			if ((ck.mv_size && (rc = mdb_put(txn, j->by_control, &ck, &iv, 0))) ||
 			    (pk.mv_size && (rc = mdb_put(txn, j->by_patient, &pk, &iv, 0))))
 				break;
@@ -773,7 +956,16 @@ hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	rc = collect_ids(c, key.p, klen, 0, ids, max, &found);
+	if (idx == HQ_IDX_PATIENT && j->nkeys) {
+		/* encrypted journal: the index holds HMACs, under each key in turn */
+		for (int i = 0; i < j->nkeys && rc == 0; i++) {
+			unsigned char mac[16];
+			patient_mac(&j->keys[i], key, mac);
+			rc = collect_ids(c, (const char *)mac, 16, 0, ids, max, &found);
+		}
+	} else {
+		rc = collect_ids(c, key.p, klen, 0, ids, max, &found);
+	}
 	if (rc == 0 && idx != HQ_IDX_TYPE)
 		rc = scan_tail(j, txn, idx == HQ_IDX_CONTROL ? HQ_F_CONTROL_ID : HQ_F_PATIENT_ID,
 			       key.p, klen, ids, max, &found);
@@ -786,6 +978,8 @@ hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
 		size_t n = (size_t)found < max ? (size_t)found : max;
 		qsort(ids, n, sizeof *ids, cmp_u64);
 	}
+	if (rc == 0 && idx == HQ_IDX_PATIENT && j->nkeys > 1)
+		qsort(ids, (size_t)found < max ? (size_t)found : max, sizeof *ids, cmp_u64);
 	mdb_cursor_close(c);
 	mdb_txn_abort(txn);
 	return rc ? rc : found;
@@ -1014,6 +1208,20 @@ held_add(held *h, hq_str p)
 	h->ids[h->n++][p.n] = 0;
 }
 
+/* Makes *buf hold at least n bytes. */
+static int
+grow(unsigned char **buf, size_t *cap, size_t n)
+{
+	if (n <= *cap)
+		return 0;
+	unsigned char *p = realloc(*buf, n);
+	if (p == NULL)
+		return ENOMEM;
+	*buf = p;
+	*cap = n;
+	return 0;
+}
+
 long
 hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order order,
 	       uint32_t shard, uint32_t nshards, const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
@@ -1023,6 +1231,8 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 	size_t tlen = strlen(target);
 	int fifo = order == HQ_DUE_FIFO, bypatient = order == HQ_DUE_PATIENT;
 	held h = {0};
+	unsigned char *pbuf = NULL; /* an opened (decrypted) record */
+	size_t pcap = 0;
 	MDB_txn *txn;
 	MDB_cursor *c;
 	long n = 0;
@@ -1063,8 +1273,8 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 		hq_delivery d;
 		hq_record r;
 		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0 ||
-		    mdb_get(txn, j->msgs, &mk, &mval) != 0 ||
-		    decode(mval.mv_data, mval.mv_size, &r) != 0) {
+		    mdb_get(txn, j->msgs, &mk, &mval) != 0 || grow(&pbuf, &pcap, mval.mv_size) != 0 ||
+		    open_record_into(j, mval.mv_data, mval.mv_size, &r, pbuf) != 0 || r.locked) {
 			/* A pending entry without its records (purged): skip it. */
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 			continue;
@@ -1121,6 +1331,7 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 	mdb_cursor_close(c);
 	mdb_txn_abort(txn);
 	free(h.ids);
+	free(pbuf);
 	return n;
 }
 
@@ -1162,8 +1373,8 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 		put_be32(ak + 9 + tl, d.attempts);
 		size_t elen = strnlen(o[i].error, sizeof o[i].error);
 		size_t blen = o[i].body_len < sizeof o[i].body ? o[i].body_len : sizeof o[i].body;
-		unsigned char av[1 + 8 + 2 + 4 + 2 + sizeof o[i].error + sizeof o[i].body];
-		av[0] = VAL_FORMAT;
+		unsigned char av[1 + 8 + 2 + 4 + 2 + sizeof o[i].error + sizeof o[i].body + SEAL_OVERHEAD];
+		av[0] = j->nkeys && blen ? ATTEMPT_SEALED : VAL_FORMAT;
 		put_be64(av + 1, o[i].at_us);
 		av[9] = (unsigned char)(o[i].http_status >> 8);
 		av[10] = (unsigned char)o[i].http_status;
@@ -1171,7 +1382,13 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 		av[15] = (unsigned char)(elen >> 8);
 		av[16] = (unsigned char)elen;
 		memcpy(av + 17, o[i].error, elen);
-		memcpy(av + 17 + elen, o[i].body, blen);
+		if (av[0] == ATTEMPT_SEALED) { /* the answer may quote patient data */
+			if ((rc = seal(j, ak, 13 + tl, o[i].body, blen, av + 17 + elen)))
+				break;
+			blen += SEAL_OVERHEAD;
+		} else {
+			memcpy(av + 17 + elen, o[i].body, blen);
+		}
 		MDB_val akey = {13 + tl, ak}, aval = {17 + elen + blen, av};
 		if ((rc = mdb_put(txn, j->attempts, &akey, &aval, 0)))
 			break;
@@ -1333,7 +1550,8 @@ hq_journal_attempts(hq_journal *j, uint64_t id, hq_attempt_fn fn, void *arg)
 		size_t tl = k.mv_size - 13;
 		hq_attempt a;
 		memset(&a, 0, sizeof a);
-		if (tl < HQ_TARGET_MAX && v.mv_size >= 17 && p[0] == VAL_FORMAT) {
+		unsigned char body[600];
+		if (tl < HQ_TARGET_MAX && v.mv_size >= 17 && (p[0] == VAL_FORMAT || p[0] == ATTEMPT_SEALED)) {
 			memcpy(a.target, (char *)k.mv_data + 8, tl);
 			a.n = get_be32((unsigned char *)k.mv_data + 9 + tl);
 			a.at_us = get_be64(p + 1);
@@ -1346,6 +1564,17 @@ hq_journal_attempts(hq_journal *j, uint64_t id, hq_attempt_fn fn, void *arg)
 			memcpy(a.error, p + 17, ecopy);
 			a.body = (const char *)p + 17 + elen;
 			a.body_len = v.mv_size - 17 - elen;
+			if (p[0] == ATTEMPT_SEALED) {
+				size_t bl = a.body_len;
+				if (bl >= SEAL_OVERHEAD && bl - SEAL_OVERHEAD <= sizeof body &&
+				    unseal(j, k.mv_data, k.mv_size, (const unsigned char *)a.body, bl, body) == 0) {
+					a.body = (const char *)body;
+					a.body_len = bl - SEAL_OVERHEAD;
+				} else {
+					a.body = "";
+					a.body_len = 0; /* sealed, and no key here */
+				}
+			}
 			n++;
 			if (fn(arg, &a))
 				break;
@@ -1483,9 +1712,13 @@ tail_ids(hq_journal *j, MDB_txn *txn, int field, hq_str key, idvec *out)
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	while (rc == 0) {
 		hq_record r;
-		if (decode(v.mv_data, v.mv_size, &r) == 0 && str_eq(r.f[field], key) &&
-		    (rc = idvec_push(out, r.id)))
-			break;
+		void *plain;
+		if (open_record(j, v.mv_data, v.mv_size, &r, &plain) == 0) {
+			int match = str_eq(r.f[field], key);
+			free(plain);
+			if (match && (rc = idvec_push(out, r.id)))
+				break;
+		}
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
@@ -1501,23 +1734,26 @@ query_visit(hq_journal *j, MDB_txn *txn, const hq_query *q, uint64_t id, hq_quer
 	MDB_val k = {8, idbe}, v;
 	hq_msg_dlv d[HQ_TARGET_MAX];
 	hq_record r;
+	void *plain;
 
 	put_be64(idbe, id);
-	if (mdb_get(txn, j->msgs, &k, &v) != 0 || decode(v.mv_data, v.mv_size, &r) != 0)
+	if (mdb_get(txn, j->msgs, &k, &v) != 0 || open_record(j, v.mv_data, v.mv_size, &r, &plain) != 0)
 		return 0; /* purged meanwhile, or not this code's format */
 	long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
+	int stop = 0;
 	if (nd < 0) {
 		*rc = (int)nd;
-		return 1;
+		stop = 1;
+	} else {
+		if ((size_t)nd > HQ_TARGET_MAX)
+			nd = HQ_TARGET_MAX;
+		if (query_match(q, &r, d, (size_t)nd)) {
+			(*found)++;
+			stop = fn(arg, &r, d, (size_t)nd) || (q->limit && (uint64_t)*found >= q->limit);
+		}
 	}
-	if ((size_t)nd > HQ_TARGET_MAX)
-		nd = HQ_TARGET_MAX;
-	if (!query_match(q, &r, d, (size_t)nd))
-		return 0;
-	(*found)++;
-	if (fn(arg, &r, d, (size_t)nd))
-		return 1;
-	return q->limit && (uint64_t)*found >= q->limit;
+	free(plain);
+	return stop;
 }
 
 long
@@ -1534,7 +1770,16 @@ hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg)
 		if ((rc = index_ids(txn, j->by_control, q->control_id, 0, &ids)) == 0)
 			rc = tail_ids(j, txn, HQ_F_CONTROL_ID, q->control_id, &ids);
 	} else if (q->patient.n) {
-		if ((rc = index_ids(txn, j->by_patient, q->patient, 0, &ids)) == 0)
+		if (j->nkeys) {
+			for (int i = 0; i < j->nkeys && rc == 0; i++) {
+				unsigned char mac[16];
+				patient_mac(&j->keys[i], q->patient, mac);
+				rc = index_ids(txn, j->by_patient, (hq_str){(const char *)mac, 16}, 0, &ids);
+			}
+		} else {
+			rc = index_ids(txn, j->by_patient, q->patient, 0, &ids);
+		}
+		if (rc == 0)
 			rc = tail_ids(j, txn, HQ_F_PATIENT_ID, q->patient, &ids);
 	} else if (q->state == HQ_DLV_PENDING || q->state == HQ_DLV_RETRY) {
 		rc = queue_ids(txn, j->pending, q->target, &ids);
@@ -1843,11 +2088,11 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, long 
 		return 0;
 	if (rc)
 		return rc;
-	/* The record's strings point into the map: work on a copy. */
-	if ((copy = malloc(v.mv_size)) == NULL)
+	/* The record's strings point into the map: work on a copy (and room to open it). */
+	if ((copy = malloc(2 * v.mv_size)) == NULL)
 		return ENOMEM;
 	memcpy(copy, v.mv_data, v.mv_size);
-	if (decode(copy, v.mv_size, &r) != 0) {
+	if (open_record_into(j, copy, v.mv_size, &r, (unsigned char *)copy + v.mv_size) != 0) {
 		free(copy);
 		return HQ_ECORRUPT;
 	}
@@ -1871,8 +2116,16 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, long 
 		rc = del_index(txn, j->by_type, type_key(r.f[HQ_F_TYPE]), idval);
 	if (rc == 0 && id <= indexed_upto) {
 		rc = del_index(txn, j->by_control, r.f[HQ_F_CONTROL_ID], idval);
-		if (rc == 0)
-			rc = del_index(txn, j->by_patient, r.f[HQ_F_PATIENT_ID], idval);
+		hq_str pid = r.f[HQ_F_PATIENT_ID];
+		if (rc == 0 && j->nkeys) { /* indexed under one key's HMAC: try each */
+			for (int i = 0; i < j->nkeys && rc == 0 && pid.n; i++) {
+				unsigned char mac[16];
+				patient_mac(&j->keys[i], pid, mac);
+				rc = del_index(txn, j->by_patient, (hq_str){(const char *)mac, 16}, idval);
+			}
+		} else if (rc == 0) {
+			rc = del_index(txn, j->by_patient, pid, idval);
+		}
 	}
 	if (rc == 0) {
 		char key[MAX_KEY];
@@ -1964,4 +2217,168 @@ int
 hq_journal_copy(hq_journal *j, const char *dir)
 {
 	return mdb_env_copy2(j->env, dir, MDB_CP_COMPACT);
+}
+
+/* --- keys ------------------------------------------------------------------ */
+
+/* Parses one key line (64 hex digits) into 32 bytes.  0 or -1. */
+static int
+parse_key(const char *s, size_t n, unsigned char out[32])
+{
+	if (n != 64)
+		return -1;
+	for (int i = 0; i < 32; i++) {
+		unsigned v = 0;
+		for (int k = 0; k < 2; k++) {
+			char c = s[2 * i + k];
+			v <<= 4;
+			if (c >= '0' && c <= '9')
+				v |= (unsigned)(c - '0');
+			else if (c >= 'a' && c <= 'f')
+				v |= (unsigned)(c - 'a' + 10);
+			else if (c >= 'A' && c <= 'F')
+				v |= (unsigned)(c - 'A' + 10);
+			else
+				return -1;
+		}
+		out[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+/* Derives a key's id and its two working keys (HKDF-SHA-256). */
+static int
+derive(const unsigned char master[32], jkey *k)
+{
+	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+	unsigned char id[32];
+	if (mbedtls_hkdf(md, NULL, 0, master, 32, (const unsigned char *)"hl7q key id", 11, id, 32) ||
+	    mbedtls_hkdf(md, NULL, 0, master, 32, (const unsigned char *)"hl7q record seal v1", 19, k->enc, 32) ||
+	    mbedtls_hkdf(md, NULL, 0, master, 32, (const unsigned char *)"hl7q patient index v1", 21, k->mac, 32))
+		return -1;
+	memcpy(k->id, id, 4);
+	return 0;
+}
+
+static void
+id_hex(const unsigned char *id, char out[9])
+{
+	snprintf(out, 9, "%02x%02x%02x%02x", id[0], id[1], id[2], id[3]);
+}
+
+/* The key ids the journal has sealed with ([1][n][id 4 ...] in meta "key_ids"). */
+static int
+used_key_ids(hq_journal *j, MDB_txn *txn, unsigned char ids[][4], int max)
+{
+	MDB_val k = {7, "key_ids"}, v;
+	if (mdb_get(txn, j->meta, &k, &v) != 0 || v.mv_size < 2)
+		return 0;
+	const unsigned char *p = v.mv_data;
+	int n = p[1];
+	if (n > max || v.mv_size < 2 + 4 * (size_t)n)
+		return 0;
+	for (int i = 0; i < n; i++)
+		memcpy(ids[i], p + 2 + 4 * i, 4);
+	return n;
+}
+
+int
+hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errcap)
+{
+	FILE *fp = fopen(key_file, "r");
+	char line[256];
+	int lineno = 0;
+	unsigned char master[32];
+
+	if (fp == NULL) {
+		snprintf(err, errcap, "encryption_key_file %s: %s", key_file, strerror(errno));
+		return HQ_ECONFIG;
+	}
+	j->nkeys = 0;
+	while (fgets(line, sizeof line, fp)) {
+		lineno++;
+		size_t n = strcspn(line, "#\r\n");
+		while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+			n--;
+		char *p = line;
+		while (n > 0 && (*p == ' ' || *p == '\t'))
+			p++, n--;
+		if (n == 0)
+			continue;
+		if (parse_key(p, n, master) != 0 || j->nkeys == MAX_KEYS || derive(master, &j->keys[j->nkeys]) != 0) {
+			fclose(fp);
+			memset(master, 0, sizeof master);
+			j->nkeys = 0;
+			snprintf(err, errcap, "%s:%d: not a key: 64 hex digits expected (openssl rand -hex 32)",
+				 key_file, lineno);
+			return HQ_ECONFIG;
+		}
+		j->nkeys++;
+	}
+	fclose(fp);
+	memset(master, 0, sizeof master);
+	if (j->nkeys == 0) {
+		snprintf(err, errcap, "encryption_key_file %s holds no key (openssl rand -hex 32 > FILE)", key_file);
+		return HQ_ECONFIG;
+	}
+	/* Every key the journal has sealed with must be here. */
+	MDB_txn *txn;
+	unsigned char used[64][4];
+	int rc = mdb_txn_begin(j->env, NULL, j->readonly ? MDB_RDONLY : 0, &txn);
+	if (rc) {
+		j->nkeys = 0;
+		snprintf(err, errcap, "journal: %s", mdb_strerror(rc));
+		return rc;
+	}
+	int nused = used_key_ids(j, txn, used, 64);
+	for (int i = 0; i < nused; i++)
+		if (key_by_id(j, used[i]) == NULL) {
+			char hex[9];
+			id_hex(used[i], hex);
+			mdb_txn_abort(txn);
+			j->nkeys = 0;
+			snprintf(err, errcap, "the journal has records sealed with key id %s, which %s does not hold (keep old keys below the new one)",
+				 hex, key_file);
+			return HQ_ECONFIG;
+		}
+	int have = 0;
+	for (int i = 0; i < nused; i++)
+		have |= memcmp(used[i], j->keys[0].id, 4) == 0;
+	if (!have && !j->readonly && nused < 64) {
+		unsigned char v[2 + 4 * 64];
+		v[0] = VAL_FORMAT;
+		v[1] = (unsigned char)(nused + 1);
+		for (int i = 0; i < nused; i++)
+			memcpy(v + 2 + 4 * i, used[i], 4);
+		memcpy(v + 2 + 4 * nused, j->keys[0].id, 4);
+		MDB_val mk = {7, "key_ids"}, mv = {2 + 4 * (size_t)(nused + 1), v};
+		if ((rc = mdb_put(txn, j->meta, &mk, &mv, 0)) || (rc = mdb_txn_commit(txn))) {
+			j->nkeys = 0;
+			snprintf(err, errcap, "journal: %s", mdb_strerror(rc));
+			return rc;
+		}
+		return 0;
+	}
+	mdb_txn_abort(txn);
+	return 0;
+}
+
+int
+hq_journal_encrypted(hq_journal *j, char *ids, size_t cap)
+{
+	MDB_txn *txn;
+	unsigned char used[64][4];
+	if (cap)
+		ids[0] = 0;
+	if (mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn))
+		return 0;
+	int n = used_key_ids(j, txn, used, 64);
+	mdb_txn_abort(txn);
+	for (int i = 0; i < n && cap > 0; i++) {
+		char hex[9];
+		id_hex(used[i], hex);
+		size_t len = strlen(ids);
+		snprintf(ids + len, cap - len, "%s%s", i ? " " : "", hex);
+	}
+	return n > 0;
 }

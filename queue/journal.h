@@ -50,6 +50,7 @@ enum {
 	HQ_F_ACK_ID,	 /* MSH-10 of the ACK sent */
 	HQ_F_REASON,	 /* why it was refused */
 	HQ_F_RAW,	 /* the bytes exactly as received */
+	HQ_F_SEALED,	 /* encrypted journal: RAW, PATIENT_ID and PATIENT_AUTH, sealed */
 	HQ_F_COUNT
 };
 
@@ -61,6 +62,7 @@ typedef struct hq_record {
 	char ack[3];	      /* ACK code sent ("AA", "CR", "" for none) */
 	uint16_t err_code;    /* table 0357 code when refused */
 	uint64_t dup_of;      /* the original's id for a duplicate */
+	uint8_t locked;	      /* read back: sealed and no key to open it (RAW, PATIENT_* empty) */
 	hq_str f[HQ_F_COUNT];
 } hq_record;
 
@@ -80,6 +82,26 @@ typedef struct hq_journal_usage {
  */
 int hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 		    hq_journal **out);
+
+/*
+ * Encryption at rest: reads the key file (one key per line, 64 hex digits,
+ * `#` comments; the first line is the key new records are sealed with, the
+ * others still open older records).  From then on the message bytes, the
+ * patient id and the answer excerpts of attempts are sealed with AES-256-GCM
+ * (a fresh 96-bit nonce each, the record id as associated data, the key id
+ * stored in front), and the patient index holds HMAC-SHA-256 values, not
+ * ids.  On a journal opened for writing, the key ids are remembered: a
+ * later start must hold every key id the journal has used.  Returns 0, or
+ * HQ_ECONFIG with err saying why (never the key).
+ */
+int hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errcap);
+
+/*
+ * Journals with sealed records: 1 (and the key ids, as hex, in ids) when
+ * the journal has ever been written with a key.  For the daemon to refuse
+ * starting without one.
+ */
+int hq_journal_encrypted(hq_journal *j, char *ids, size_t cap);
 
 /* Closes j; no batch may be open. */
 void hq_journal_close(hq_journal *j);

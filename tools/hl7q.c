@@ -226,6 +226,13 @@ open_journal(ctx *c, int write)
 			hq_strerror(rc));
 		return 2;
 	}
+	/* An encrypted journal: the key opens message bytes and patient ids.
+	 * Without it (or with -j) the audit metadata still reads. */
+	if (c->have_cfg && c->cfg.encryption_key_file[0]) {
+		char err[1300];
+		if (hq_journal_set_keys(c->j, c->cfg.encryption_key_file, err, sizeof err) != 0)
+			fprintf(stderr, "hl7q %s: %s: message bytes and patient ids stay sealed\n", g_cmd, err);
+	}
 	return 0;
 }
 
@@ -433,7 +440,8 @@ record_json(const hq_record *r, const hq_msg_dlv *d, size_t nd)
 			      "received_at", fmt_time(r->received_us, t, sizeof t), "listener",
 			      jfield(r, HQ_F_LISTENER), "peer", jfield(r, HQ_F_PEER), "type",
 			      jfield(r, HQ_F_TYPE), "control_id", jfield(r, HQ_F_CONTROL_ID), "patient",
-			      jfield(r, HQ_F_PATIENT_ID), "ack", r->ack, "state", msg_state_name(r->state));
+			      r->locked ? json_null() : jfield(r, HQ_F_PATIENT_ID), "ack", r->ack, "state",
+			      msg_state_name(r->state));
 	json_object_set_new(o, "targets", targets_json(d, nd));
 	return o;
 }
@@ -464,7 +472,8 @@ ls_row(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 	printf("%-8llu %-24s %-10s %-21s %-16s %-22s %-14s %-3s %s\n", (unsigned long long)r->id,
 	       fmt_time(r->received_us, t, sizeof t), field(r, HQ_F_LISTENER, lis, sizeof lis),
 	       field(r, HQ_F_PEER, peer, sizeof peer), field(r, HQ_F_TYPE, type, sizeof type),
-	       field(r, HQ_F_CONTROL_ID, ctrl, sizeof ctrl), field(r, HQ_F_PATIENT_ID, pat, sizeof pat),
+	       field(r, HQ_F_CONTROL_ID, ctrl, sizeof ctrl),
+	       r->locked ? "(sealed)" : field(r, HQ_F_PATIENT_ID, pat, sizeof pat),
 	       r->ack[0] ? r->ack : "-", tg);
 	return ferror(stdout) != 0;
 }
@@ -609,6 +618,11 @@ cmd_show(ctx *c, int argc, char **argv)
 		return fail("no message %llu in the journal", (unsigned long long)id);
 	if (rc)
 		return fail("cannot read message %llu: %s", (unsigned long long)id, hq_strerror(rc));
+	if (raw && r.locked) {
+		free(mem);
+		return fail("message %llu is encrypted and no key here opens it (hl7q -c CONFIG with encryption_key_file)",
+			    (unsigned long long)id);
+	}
 	if (raw) {
 		fwrite(r.f[HQ_F_RAW].p, 1, r.f[HQ_F_RAW].n, stdout);
 		free(mem);
@@ -659,7 +673,7 @@ cmd_show(ctx *c, int argc, char **argv)
 	       field(&r, HQ_F_SENDING_FAC, b2, sizeof b2));
 	printf("receiver     %s / %s\n", field(&r, HQ_F_RECEIVING_APP, b1, sizeof b1),
 	       field(&r, HQ_F_RECEIVING_FAC, b2, sizeof b2));
-	printf("patient      %s\n", field(&r, HQ_F_PATIENT_ID, b1, sizeof b1));
+	printf("patient      %s\n", r.locked ? "(sealed: no key)" : field(&r, HQ_F_PATIENT_ID, b1, sizeof b1));
 	printf("size         %zu bytes%s\n", r.f[HQ_F_RAW].n, r.is_batch ? " (FHS/BHS batch)" : "");
 	printf("intake       %s", msg_state_name(r.state));
 	if (r.state == HQ_MSG_DUPLICATE)

@@ -20,7 +20,7 @@ SB, EB, CR = b"\x0b", b"\x1c", b"\x0d"
 FIELDS = ["listener", "peer", "sending_app", "sending_fac", "receiving_app",
           "receiving_fac", "datetime", "type", "control_id", "processing_id",
           "version", "accept_ack", "app_ack", "charset", "patient_id",
-          "patient_auth", "ack_id", "reason", "raw"]
+          "patient_auth", "ack_id", "reason", "raw", "sealed"]
 
 
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
@@ -322,6 +322,7 @@ def make_cert(dirpath, name, san):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", "/CN=hl7q-test", "-addext", "subjectAltName=" + san,
                     "-keyout", key, "-out", cert], check=True, capture_output=True)
+    os.chmod(key, 0o600)  # hl7qd refuses private keys readable by others
     return cert, key
 
 

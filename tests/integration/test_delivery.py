@@ -145,6 +145,8 @@ class Delivery(unittest.TestCase):
             f.write("s3cret pass\n")
         with open(tok, "w") as f:
             f.write("tok-123\n")
+        os.chmod(pw, 0o600)  # secrets readable by others are refused
+        os.chmod(tok, 0o600)
         with open(d.conf, "a") as f:
             f.write(target("a", a.url, "auth = basic\nusername = bridge\npassword_file = " + pw))
             f.write(target("b", b.url, "auth = bearer\ntoken_file = " + tok))
@@ -438,6 +440,7 @@ class DeliveryCloudAuth(unittest.TestCase):
             secret = os.path.join(d.dir, "secret")
             with open(secret, "w") as f:
                 f.write("sh-secret\n")
+            os.chmod(secret, 0o600)
             with open(d.conf, "a") as f:
                 f.write(target("az", s.url, "auth = oauth2\ntoken_url = http://127.0.0.1:%d/token\n"
                                "client_id = hl7q-app\nclient_secret_file = %s\n"
