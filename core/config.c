@@ -298,12 +298,12 @@ listener_key(parse_state *st, hq_listener_conf *l, const char *key, const char *
 			return fail(st, st->line, "%s: empty or too long", key);
 		snprintf(dst, sizeof l->tls_cert, "%s", val);
 	} else if (strcmp(key, "tls_allowed_subjects") == 0) {
-		/* DNs hold commas: entries are separated by ';' */
+		/* DNs hold commas, and ';' starts an INI comment: entries are separated by '|' */
 		l->ntls_allowed = 0;
 		for (const char *p = val; *p;) {
-			while (*p == ' ' || *p == ';')
+			while (*p == ' ' || *p == '|')
 				p++;
-			size_t n = strcspn(p, ";");
+			size_t n = strcspn(p, "|");
 			while (n > 0 && p[n - 1] == ' ')
 				n--;
 			if (n == 0)
@@ -313,7 +313,7 @@ listener_key(parse_state *st, hq_listener_conf *l, const char *key, const char *
 			memcpy(l->tls_allowed[l->ntls_allowed], p, n);
 			l->tls_allowed[l->ntls_allowed++][n] = 0;
 			p += n;
-			while (*p && *p != ';')
+			while (*p && *p != '|')
 				p++;
 		}
 	} else if (strcmp(key, "allow") == 0) {

@@ -2,7 +2,9 @@
  * check_config.c - unit tests for core/config.c: values, defaults, and
  * errors that name FILE:LINE and the key.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +155,100 @@ START_TEST(test_targets_and_routing)
 }
 END_TEST
 
+
+static struct sockaddr_storage
+addr(const char *ip)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof ss);
+	if (strchr(ip, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		a->sin6_family = AF_INET6;
+		inet_pton(AF_INET6, ip, &a->sin6_addr);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		a->sin_family = AF_INET;
+		inet_pton(AF_INET, ip, &a->sin_addr);
+	}
+	return ss;
+}
+
+START_TEST(test_security_keys)
+{
+	ck_assert_int_eq(load("[journal]\npath = /tmp/j\nencryption_key_file = /etc/hl7q/journal.key\n"
+			      "[listener s]\nlisten = 127.0.0.1:0\ntls_cert = /c.pem\ntls_key = /k.pem\n"
+			      "tls_client_ca = /ca.pem\ntls_allowed_subjects = O=Lab, CN=lis01 | lis02\n"
+			      "allow = 10.0.1.0/24, 10.0.2.15 2001:db8::/32\n"
+			      "[admin]\nlisten = 127.0.0.1:9575\n"),
+			 0);
+	ck_assert_str_eq(cfg.encryption_key_file, "/etc/hl7q/journal.key");
+	const hq_listener_conf *l = &cfg.listeners[0];
+	ck_assert_str_eq(l->tls_cert, "/c.pem");
+	ck_assert_str_eq(l->tls_key, "/k.pem");
+	ck_assert_str_eq(l->tls_client_ca, "/ca.pem");
+	ck_assert_int_eq(l->ntls_allowed, 2);
+	ck_assert_str_eq(l->tls_allowed[0], "O=Lab, CN=lis01");
+	ck_assert_str_eq(l->tls_allowed[1], "lis02");
+	ck_assert_int_eq(l->nallow, 3);
+	struct sockaddr_storage a;
+	a = addr("10.0.1.77");
+	ck_assert(hq_listener_allows(l, &a));
+	a = addr("10.0.2.15");
+	ck_assert(hq_listener_allows(l, &a));
+	a = addr("10.0.2.16");
+	ck_assert(!hq_listener_allows(l, &a));
+	a = addr("10.0.0.1");
+	ck_assert(!hq_listener_allows(l, &a));
+	a = addr("2001:db8:ffff::1");
+	ck_assert(hq_listener_allows(l, &a));
+	a = addr("2001:db9::1");
+	ck_assert(!hq_listener_allows(l, &a));
+	a = addr("::ffff:10.0.1.3"); /* an IPv4 peer on a dual-stack socket */
+	ck_assert(hq_listener_allows(l, &a));
+	ck_assert_str_eq(cfg.admin_listen, "127.0.0.1:9575");
+	/* no allow list: everyone */
+	ck_assert_int_eq(load("[journal]\npath = /tmp/j\n[listener s]\nlisten = 127.0.0.1:0\n"), 0);
+	a = addr("192.0.2.1");
+	ck_assert(hq_listener_allows(&cfg.listeners[0], &a));
+
+	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\nallow = 10.0.0.0/33\n", 5, "allow");
+	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\nallow = example.org\n", 5, "allow");
+	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\ntls_cert = /c.pem\n", 3,
+		   "tls_cert and tls_key go together");
+	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\ntls_client_ca = /ca.pem\n", 3,
+		   "tls_client_ca needs tls_cert");
+	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\ntls_cert = /c\ntls_key = /k\n"
+		   "tls_allowed_subjects = lis01\n", 3, "needs tls_client_ca");
+	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\n[admin]\nlisten = nowhere\n", 6,
+		   "listen");
+}
+END_TEST
+
+START_TEST(test_secret_file_modes)
+{
+	char secret[64] = "/tmp/hl7q-secret-XXXXXX";
+	int fd = mkstemp(secret);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	char text[512], err[1300];
+	snprintf(text, sizeof text,
+		 "[journal]\npath = /tmp/j\n[listener s]\nlisten = 127.0.0.1:0\n"
+		 "[target t]\nurl = https://x/\nauth = bearer\ntoken_file = %s\n", secret);
+	ck_assert_int_eq(chmod(secret, 0600), 0);
+	ck_assert_int_eq(load(text), 0);
+	ck_assert_int_eq(hq_config_check_secrets(&cfg, err, sizeof err), 0);
+	ck_assert_int_eq(chmod(secret, 0640), 0);
+	ck_assert_int_eq(hq_config_check_secrets(&cfg, err, sizeof err), HQ_ECONFIG);
+	ck_assert_msg(strstr(err, ":5: [target t] token_file") && strstr(err, "readable by other users (mode 0640)"),
+		      "%s", err);
+	ck_assert_int_eq(chmod(secret, 0604), 0);
+	ck_assert_int_eq(hq_config_check_secrets(&cfg, err, sizeof err), HQ_ECONFIG);
+	unlink(secret);
+	/* a file that is not there is left to its reader */
+	ck_assert_int_eq(hq_config_check_secrets(&cfg, err, sizeof err), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -163,6 +259,8 @@ main(void)
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_units);
 	tcase_add_test(tc, test_targets_and_routing);
+	tcase_add_test(tc, test_security_keys);
+	tcase_add_test(tc, test_secret_file_modes);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
 	hq_config_free(&cfg);

@@ -143,7 +143,7 @@ class Security(unittest.TestCase):
         tls_allowed_subjects narrows it; the others are refused while an
         accepted connection keeps flowing."""
         ca, (cert, key), lab, stranger, intruder = self.pki()
-        d = self.daemon({"tls": "tls_cert = %s\ntls_key = %s\ntls_client_ca = %s\ntls_allowed_subjects = lis01; CN=unused"
+        d = self.daemon({"tls": "tls_cert = %s\ntls_key = %s\ntls_client_ca = %s\ntls_allowed_subjects = lis01 | CN=unused"
                                 % (cert, key, ca.pem)}).start()
         good = TlsMllp(d.port, ca.pem, *lab)
         self.assertEqual(msa(good.request(message("M1")))[0], "AA")

@@ -482,6 +482,139 @@ START_TEST(test_targets_replay_purge)
 }
 END_TEST
 
+/* Writes a key file of the given keys (hex), mode 0600; returns its path. */
+static const char *
+key_file(const char *name, const char *k1, const char *k2)
+{
+	static char path[160];
+	snprintf(path, sizeof path, "/tmp/hl7q-key-%s-%d", name, (int)getpid());
+	FILE *fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fprintf(fp, "# test keys\n%s\n%s%s", k1, k2 ? k2 : "", k2 ? "\n" : "");
+	fclose(fp);
+	chmod(path, 0600);
+	return path;
+}
+
+#define KEY_A "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define KEY_B "f0e0d0c0b0a090807060504030201000ffeeddccbbaa99887766554433221100"
+
+START_TEST(test_encrypted)
+{
+	hq_journal *j;
+	hq_record r;
+	void *mem;
+	char err[1300], ids[200];
+	const char raw[] = "MSH|^~\\&|A|B|C|D|1||ADT^A01|E1|P|2.5\rPID|1||SECRETMRN42^^^H||SECRETNAME\r";
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_encrypted(j, ids, sizeof ids), 0);
+	ck_assert_int_eq(hq_journal_set_keys(j, key_file("a", KEY_A, NULL), err, sizeof err), 0);
+	ck_assert_int_eq(hq_journal_encrypted(j, ids, sizeof ids), 1);
+	uint64_t id1 = add_one(j, "E1", "ADT^A01", "SECRETMRN42", raw);
+	hq_journal_index(j, 100);
+	uint64_t id2 = add_one(j, "E2", "ADT^A01", "SECRETMRN42", raw); /* in the tail */
+	ck_assert_int_eq(hq_journal_get(j, id1, &r, &mem), 0);
+	ck_assert(!r.locked);
+	ck_assert_int_eq(r.f[HQ_F_RAW].n, strlen(raw));
+	ck_assert(memcmp(r.f[HQ_F_RAW].p, raw, strlen(raw)) == 0);
+	ck_assert(memcmp(r.f[HQ_F_PATIENT_ID].p, "SECRETMRN42", 11) == 0);
+	free(mem);
+	uint64_t got[4];
+	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_PATIENT, S("SECRETMRN42"), got, 4), 2);
+	hq_journal_close(j);
+
+	/* the file holds neither the bytes nor the patient id */
+	char path[128];
+	snprintf(path, sizeof path, "%s/data.mdb", dir);
+	FILE *fp = fopen(path, "rb");
+	ck_assert_ptr_nonnull(fp);
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof buf, fp);
+	fclose(fp);
+	ck_assert_ptr_null(memmem(buf, n, "SECRETMRN42", 11));
+	ck_assert_ptr_null(memmem(buf, n, "SECRETNAME", 10));
+	ck_assert_ptr_null(memmem(buf, n, "MSH|", 4));
+
+	/* without a key: metadata reads, the rest stays locked */
+	ck_assert_int_eq(hq_journal_open(dir, 0, 1, &j), 0);
+	ck_assert_int_eq(hq_journal_get(j, id1, &r, &mem), 0);
+	ck_assert(r.locked);
+	ck_assert_uint_eq(r.f[HQ_F_RAW].n, 0);
+	ck_assert(memcmp(r.f[HQ_F_CONTROL_ID].p, "E1", 2) == 0);
+	free(mem);
+	/* the wrong key only: refused, naming the key id it lacks */
+	ck_assert_int_eq(hq_journal_set_keys(j, key_file("b", KEY_B, NULL), err, sizeof err), HQ_ECONFIG);
+	ck_assert_msg(strstr(err, "sealed with key id") != NULL, "%s", err);
+	hq_journal_close(j);
+
+	/* rotation: B seals new records, A still opens the old ones */
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_keys(j, key_file("ba", KEY_B, KEY_A), err, sizeof err), 0);
+	uint64_t id3 = add_one(j, "E3", "ADT^A01", "SECRETMRN42", raw);
+	hq_journal_index(j, 100);
+	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_PATIENT, S("SECRETMRN42"), got, 4), 3);
+	ck_assert_uint_eq(got[0], id1);
+	ck_assert_uint_eq(got[2], id3);
+	for (uint64_t id = id1; id <= id3; id++) {
+		ck_assert_int_eq(hq_journal_get(j, id, &r, &mem), 0);
+		ck_assert(!r.locked);
+		ck_assert(memcmp(r.f[HQ_F_RAW].p, raw, strlen(raw)) == 0);
+		free(mem);
+	}
+	ck_assert_int_eq(hq_journal_encrypted(j, ids, sizeof ids), 1);
+	ck_assert_msg(strchr(ids, ' ') != NULL, "two key ids: %s", ids);
+	/* purge clears the HMAC index entries under either key */
+	ck_assert_int_eq(hq_journal_purge(j, &id1, 1), 1);
+	ck_assert_int_eq(hq_journal_purge(j, &id2, 1), 1);
+	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_PATIENT, S("SECRETMRN42"), got, 4), 1);
+	hq_journal_close(j);
+	/* a key file without a key, and a malformed one */
+	ck_assert_int_eq(hq_journal_open(dir, 0, 1, &j), 0);
+	ck_assert_int_eq(hq_journal_set_keys(j, key_file("bad", "abcd", NULL), err, sizeof err), HQ_ECONFIG);
+	ck_assert_msg(strstr(err, ":2: not a key") != NULL, "%s", err);
+	hq_journal_close(j);
+}
+END_TEST
+
+START_TEST(test_sealed_record_tamper)
+{
+	hq_journal *j;
+	hq_record r;
+	void *mem;
+	char err[1300];
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_keys(j, key_file("t", KEY_A, NULL), err, sizeof err), 0);
+	uint64_t id = add_one(j, "T1", "ADT^A01", "P1", "MSH|^~\\&|X\r");
+	hq_journal_close(j);
+	/* flip one byte of the ciphertext in the file: the record no longer opens */
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	unsigned char k[8];
+	for (int i = 0; i < 8; i++)
+		k[i] = (unsigned char)(id >> (56 - 8 * i));
+	MDB_val key = {8, k}, val;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "msgs", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_get(txn, dbi, &key, &val), 0);
+	unsigned char *copy = malloc(val.mv_size);
+	memcpy(copy, val.mv_data, val.mv_size);
+	copy[val.mv_size - 20] ^= 1; /* inside the sealed field, the last one */
+	MDB_val nv = {val.mv_size, copy};
+	ck_assert_int_eq(mdb_put(txn, dbi, &key, &nv, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	free(copy);
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_keys(j, key_file("t", KEY_A, NULL), err, sizeof err), 0);
+	ck_assert_int_eq(hq_journal_get(j, id, &r, &mem), HQ_ECORRUPT);
+	hq_journal_close(j);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -496,6 +629,8 @@ main(void)
 	tcase_add_test(tc, test_full_map);
 	tcase_add_test(tc, test_query_filters);
 	tcase_add_test(tc, test_targets_replay_purge);
+	tcase_add_test(tc, test_encrypted);
+	tcase_add_test(tc, test_sealed_record_tamper);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
 	return failed;
