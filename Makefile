@@ -44,7 +44,7 @@ PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
 UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps deps-test deps-node check unit integration demo bench install clean
+.PHONY: all deps deps-test deps-node check unit integration demo bench install clean fuzz fuzz-build
 
 all: deps $(PROGS)
 
@@ -146,6 +146,31 @@ install: all
 		systemd-sysusers $(PREFIX)/lib/sysusers.d/hl7q.conf && chgrp -R hl7q /etc/hl7q; \
 		command -v systemctl >/dev/null && systemctl daemon-reload 2>/dev/null || true; \
 	fi
+
+# libFuzzer targets (clang from Debian): the library rebuilt with
+# -fsanitize=fuzzer-no-link,address,undefined under build/fuzz/.
+#   make fuzz                 every target for FUZZ_SECONDS (default 60) each
+#   make fuzz FUZZ_SECONDS=600
+FUZZ_TARGETS := mllp msg ack json config
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJ := $(LIB_SRC:%.c=build/fuzz/%.o)
+FUZZ_BIN := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+.SECONDARY: $(FUZZ_OBJ)
+
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) -I. -D_GNU_SOURCE -DHQ_VERSION='"$(VERSION)"' -c $< -o $@
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -I. -D_GNU_SOURCE -o $@ $^ $(LIBS)
+
+fuzz-build: deps
+	@tools/deps.sh clang
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf build bin

@@ -74,6 +74,14 @@ typedef struct daemon_state {
 	uint64_t watchdog_at_ms;  /* last ping */
 } daemon_state;
 
+/* Frees a config hq_config_load filled, and the struct itself. */
+static void
+config_drop(hq_config *cfg)
+{
+	hq_config_free(cfg);
+	free(cfg);
+}
+
 static void
 on_signal(int sig)
 {
@@ -224,8 +232,7 @@ reload(daemon_state *h)
 	       ncfg->nlisteners == 1 ? "" : "s", ncfg->ntargets, ncfg->ntargets == 1 ? "" : "s");
 	goto done;
 fail:
-	hq_config_free(ncfg);
-	free(ncfg);
+	config_drop(ncfg);
 done:
 	sd_notify(0, "READY=1\nSTATUS=running");
 }
@@ -287,14 +294,12 @@ main(int argc, char **argv)
 	};
 	const char *file = NULL;
 	int check = 0, verbose = 0, c, rc;
-	hq_config *cfg = calloc(1, sizeof *cfg);
+	hq_config *cfg;
 	hq_journal *journal = NULL;
 	hq_intake intake;
 	daemon_state h;
 	char err[1300];
 
-	if (cfg == NULL)
-		return 1;
 	while ((c = getopt_long(argc, argv, "c:v", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': file = optarg; break;
@@ -310,9 +315,11 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	if ((cfg = calloc(1, sizeof *cfg)) == NULL)
+		return 1;
 	if (hq_config_load(file, cfg) != 0) {
 		fprintf(stderr, "%s\n", cfg->err);
-		hq_config_free(cfg);
+		config_drop(cfg);
 		return 1;
 	}
 	if (check) {
@@ -322,27 +329,27 @@ main(int argc, char **argv)
 			if (cfg->listeners[i].tls_cert[0] &&
 			    hq_tls_server_new(&cfg->listeners[i], &t, err, sizeof err) != 0) {
 				fprintf(stderr, "%s:%d: %s\n", file, cfg->listeners[i].line, err);
-				hq_config_free(cfg);
+				config_drop(cfg);
 				return 1;
 			}
 			hq_tls_server_free(t);
 		}
 		printf("%s: ok (%d listener%s, %d target%s)\n", file, cfg->nlisteners,
 		       cfg->nlisteners == 1 ? "" : "s", cfg->ntargets, cfg->ntargets == 1 ? "" : "s");
-		hq_config_free(cfg);
+		config_drop(cfg);
 		return 0;
 	}
 	set_log_level(cfg, verbose);
 	if (hq_config_check_secrets(cfg, err, sizeof err) != 0) {
 		hq_log(HQ_LOG_ERR, "%s", err);
-		hq_config_free(cfg);
+		config_drop(cfg);
 		return 1;
 	}
 
 	rc = hq_journal_open(cfg->journal_path, cfg->max_size, 0, &journal);
 	if (rc != 0) {
 		hq_log(HQ_LOG_ERR, "cannot open journal %s: %s", cfg->journal_path, hq_strerror(rc));
-		hq_config_free(cfg);
+		config_drop(cfg);
 		return 2;
 	}
 	/* Encryption at rest: the keys, or a refusal when the journal needs them. */
@@ -351,7 +358,7 @@ main(int argc, char **argv)
 		if ((rc = hq_journal_set_keys(journal, cfg->encryption_key_file, err, sizeof err)) != 0) {
 			hq_log(HQ_LOG_ERR, "%s:%d: %s; not starting", cfg->file, cfg->encryption_line, err);
 			hq_journal_close(journal);
-			hq_config_free(cfg);
+			config_drop(cfg);
 			return 1;
 		}
 		hq_journal_encrypted(journal, ids, sizeof ids);
@@ -360,7 +367,7 @@ main(int argc, char **argv)
 		hq_log(HQ_LOG_ERR, "journal %s is encrypted (key ids %s) but %s sets no [journal] encryption_key_file; not starting",
 		       cfg->journal_path, ids, cfg->file);
 		hq_journal_close(journal);
-		hq_config_free(cfg);
+		config_drop(cfg);
 		return 1;
 	}
 	const char *seam = getenv("HL7Q_TEST_FAIL_COMMIT");
@@ -377,7 +384,7 @@ main(int argc, char **argv)
 	if (rc != 0) {
 		hq_log(HQ_LOG_ERR, "%s", err);
 		hq_journal_close(journal);
-		hq_config_free(cfg);
+		config_drop(cfg);
 		return 2;
 	}
 	intake.delivery = h.delivery;
@@ -388,7 +395,7 @@ main(int argc, char **argv)
 		hq_log(HQ_LOG_ERR, "%s", err);
 		hq_delivery_stop(h.delivery);
 		hq_journal_close(journal);
-		hq_config_free(cfg);
+		config_drop(cfg);
 		return 2;
 	}
 	intake.server = g_server;
@@ -449,12 +456,9 @@ main(int argc, char **argv)
 		unlink(path);
 	}
 	hq_journal_close(journal);
-	for (int i = 0; i < h.nold; i++) {
-		hq_config_free(h.old[i]);
-		free(h.old[i]);
-	}
+	for (int i = 0; i < h.nold; i++)
+		config_drop(h.old[i]);
 	free(h.old);
-	hq_config_free(h.cfg);
-	free(h.cfg);
+	config_drop(h.cfg);
 	return intake.fatal ? 3 : 0;
 }

@@ -144,6 +144,10 @@ decide(plan *p, const hq_frame *f)
 					? HQ_ACK_REJECT
 					: HQ_ACK_ERROR;
 		refuse(p, k, c, p->msh.err_text, p->msh.err_loc);
+	} else if (hq_str_eq(p->msh.charset, "UNICODE UTF-8") && !hq_utf8_valid(f->data, f->len)) {
+		/* Stored as received, a target would get text it cannot decode. */
+		refuse(p, HQ_ACK_ERROR, HQ_0357_DATA_TYPE,
+		       "Invalid UTF-8 in a message whose MSH-18 is UNICODE UTF-8", "MSH^1^18");
 	}
 }
 
@@ -272,7 +276,11 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		hq_count(&hq_m.commits_failed, 1);
 		hq_log(HQ_LOG_ERR, "journal commit of %zu frames failed: %s; answering all negatively",
 		       n, hq_strerror(rc));
-		if (rc == MDB_PANIC || rc == EIO) {
+		if (rc == EIO && hq_journal_disk_full(in->journal)) {
+			/* LMDB reports a short write as EIO: here the disk is full,
+			 * nothing committed, and intake resumes once space is freed. */
+			hq_log(HQ_LOG_ERR, "the journal's filesystem is full: answering negatively until space is freed");
+		} else if (rc == MDB_PANIC || rc == EIO) {
 			hq_log(HQ_LOG_ERR, "storage can no longer be trusted (%s); stopping",
 			       hq_strerror(rc));
 			in->fatal = 1;

@@ -285,3 +285,38 @@ hq_msh_parse(const char *buf, size_t len, hq_msh *m)
 	take_msh_fields(m, first_msh);
 	return check_msh(m);
 }
+
+int
+hq_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	while (p < end) {
+		unsigned c = *p;
+		size_t len;
+		unsigned min;
+		if (c < 0x80) {
+			p++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			len = 2, min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3, min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4, min = 0x10000;
+		} else {
+			return 0;
+		}
+		if ((size_t)(end - p) < len)
+			return 0;
+		unsigned cp = c & (0x7f >> len);
+		for (size_t i = 1; i < len; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		p += len;
+	}
+	return 1;
+}

@@ -66,4 +66,11 @@ int hq_version_num(hq_str version_id);
 /* Non-zero when s equals the NUL-terminated lit. */
 int hq_str_eq(hq_str s, const char *lit);
 
+/*
+ * Whether p[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF).  Messages whose MSH-18 says
+ * "UNICODE UTF-8" must be.
+ */
+int hq_utf8_valid(const char *p, size_t n);
+
 #endif

@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include <mbedtls/gcm.h>
@@ -70,6 +71,7 @@ struct hq_journal {
 	MDB_dbi meta, msgs, by_time, by_type, by_control, by_patient, dedup;
 	MDB_dbi deliveries, pending, attempts, dead, targets;
 	char instance[33];
+	char dir[1024]; /* for statvfs */
 	uint64_t next_id;
 	uint64_t indexed_upto; /* by_control/by_patient hold every id <= this */
 	uint64_t commits;     /* commits attempted, for the test seam */
@@ -457,6 +459,7 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 	if (j == NULL)
 		return ENOMEM;
 	j->readonly = readonly;
+	snprintf(j->dir, sizeof j->dir, "%s", dir);
 	if (!readonly && mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		rc = errno;
 		goto fail;
@@ -546,6 +549,16 @@ hq_journal_fail_commit(hq_journal *j, uint64_t n)
 	j->fail_at = n ? j->commits + n : 0;
 }
 
+/* Free bytes on the filesystem of j's directory (UINT64_MAX when unknown). */
+static uint64_t
+fs_free(hq_journal *j)
+{
+	struct statvfs vfs;
+	if (j->dir[0] == 0 || statvfs(j->dir, &vfs) != 0)
+		return UINT64_MAX;
+	return (uint64_t)vfs.f_bavail * vfs.f_frsize;
+}
+
 int
 hq_journal_usage_get(hq_journal *j, hq_journal_usage *u)
 {
@@ -573,6 +586,7 @@ hq_journal_usage_get(hq_journal *j, hq_journal_usage *u)
 	u->file_size = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
 	u->used = u->file_size - freepages * st.ms_psize;
 	u->free = u->map_size > u->used ? u->map_size - u->used : 0;
+	u->fs_free = fs_free(j);
 	u->reserve = u->map_size / 16;
 	if (u->reserve < 256 * 1024)
 		u->reserve = 256 * 1024;
@@ -589,7 +603,13 @@ hq_journal_full(hq_journal *j, uint64_t now_ms, uint64_t refresh_ms)
 			return 0; /* let the commit tell */
 		j->usage_at_ms = now_ms ? now_ms : 1;
 	}
-	return j->usage.free < j->usage.reserve;
+	return j->usage.free < j->usage.reserve || j->usage.fs_free < HQ_FS_RESERVE;
+}
+
+int
+hq_journal_disk_full(hq_journal *j)
+{
+	return fs_free(j) < 2 * HQ_FS_RESERVE;
 }
 
 int

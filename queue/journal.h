@@ -73,7 +73,11 @@ typedef struct hq_journal_usage {
 	uint64_t used;	    /* pages holding data */
 	uint64_t free;	    /* map_size - used */
 	uint64_t reserve;   /* intake refuses below this much free space */
+	uint64_t fs_free;   /* free bytes on the journal's filesystem (for an unprivileged writer) */
 } hq_journal_usage;
+
+/* Intake also refuses when the filesystem has less than this free. */
+#define HQ_FS_RESERVE (4ull << 20)
 
 /*
  * Opens (creating, mode 0700/0600) the journal in directory dir with a map
@@ -119,7 +123,14 @@ uint64_t hq_journal_next_id(hq_journal *j);
 int hq_journal_usage_get(hq_journal *j, hq_journal_usage *u);
 
 /*
- * Non-zero when intake must refuse: free space is under the reserve.
+ * Non-zero when the journal's filesystem is (nearly) full now, by a fresh
+ * statvfs: a failed commit is then a full disk, not a failing one.
+ */
+int hq_journal_disk_full(hq_journal *j);
+
+/*
+ * Non-zero when intake must refuse: free space in the map is under the
+ * reserve, or the filesystem has less than HQ_FS_RESERVE free.
  * Refreshes the figures at most every refresh_ms milliseconds.
  */
 int hq_journal_full(hq_journal *j, uint64_t now_ms, uint64_t refresh_ms);
