@@ -44,7 +44,7 @@ PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
 UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps deps-test deps-node check unit integration demo bench install clean fuzz fuzz-build
+.PHONY: all deps deps-test deps-node check unit integration demo bench install clean fuzz fuzz-build crashtest
 
 all: deps $(PROGS)
 
@@ -94,6 +94,11 @@ integration: deps-test deps-node $(PROGS)
 	@HL7Q_BIN=$(abspath $(BIN)) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) /usr/bin/python3 tests/integration/run.py
 
 check: all unit integration
+
+# The crash loop: 50 SIGKILLs under load with a flapping target (a short one runs in `make check`).
+CRASH_KILLS ?= 50
+crashtest: all deps-test
+	@HL7Q_BIN=$(abspath $(BIN)) /usr/bin/python3 tests/crash/crashloop.py $(CRASH_KILLS)
 
 demo: all
 	@tools/deps.sh lmdb-utils openssl
