@@ -1,6 +1,8 @@
 # hl7q - durable HL7 v2 store-and-forward.
 #   make            build bin/hl7qd, bin/hl7q, bin/hl7send (installs missing Debian packages)
+#   make ci         what CI runs: check, check under ASan+UBSan, 30 s of each fuzzer
 #   make check      unit tests (Check) and integration tests against the real daemon
+#   make crashtest  50 SIGKILLs under load; make fuzz [FUZZ_SECONDS=600]
 #   make demo       run the daemon on deploy/demo.conf and send it the sample messages
 #   make bench      throughput / latency / memory benchmark (figures in README.md)
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -44,7 +46,7 @@ PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
 UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps deps-test deps-node check unit integration demo bench install clean fuzz fuzz-build crashtest
+.PHONY: all deps deps-test deps-node check unit integration demo bench install clean fuzz fuzz-build crashtest ci
 
 all: deps $(PROGS)
 
@@ -94,6 +96,13 @@ integration: deps-test deps-node $(PROGS)
 	@HL7Q_BIN=$(abspath $(BIN)) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) /usr/bin/python3 tests/integration/run.py
 
 check: all unit integration
+
+# What CI runs (.ci/run) and the README's test command: the suite plainly,
+# again under AddressSanitizer + UndefinedBehaviorSanitizer, and 30 s of each fuzzer.
+ci:
+	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory check SANITIZER=address
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
 
 # The crash loop: 50 SIGKILLs under load with a flapping target (a short one runs in `make check`).
 CRASH_KILLS ?= 50
