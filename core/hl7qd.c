@@ -38,6 +38,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "error.h"
 #include "intake.h"
@@ -93,13 +94,6 @@ on_signal(int sig)
 		hq_server_stop(g_server);
 }
 
-static uint64_t
-wall_us(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
-}
 
 /* JOURNAL/hl7qd.status: "pid N", "updated_us N", "inflight TARGET N" lines,
  * replaced atomically. */
@@ -112,7 +106,7 @@ write_status(daemon_state *h)
 	FILE *fp = fopen(tmp, "w");
 	if (fp == NULL)
 		return;
-	fprintf(fp, "pid %ld\nupdated_us %llu\n", (long)getpid(), (unsigned long long)wall_us());
+	fprintf(fp, "pid %ld\nupdated_us %llu\n", (long)getpid(), (unsigned long long)hq_wall_us());
 	for (int i = 0; i < h->cfg->ntargets; i++)
 		fprintf(fp, "inflight %s %d\n", h->cfg->targets[i].name,
 			hq_delivery_inflight(h->delivery, h->cfg->targets[i].name));
@@ -126,7 +120,7 @@ write_status(daemon_state *h)
 static void
 retention_slice(daemon_state *h)
 {
-	uint64_t before = wall_us() - h->cfg->retention_ms * 1000;
+	uint64_t before = hq_wall_us() - h->cfg->retention_ms * 1000;
 	long n = hq_journal_purge_before(h->intake->journal, before, &h->resume_us, 2000, 0);
 	if (n < 0) {
 		hq_log(HQ_LOG_WARNING, "retention: cannot purge: %s", hq_strerror((int)n));

@@ -15,6 +15,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "hl7/ack.h"
 #include "hl7/msg.h"
@@ -59,13 +60,6 @@ hq_intake_init(hq_intake *in, const hq_config *cfg, hq_journal *j)
 	in->ack_prefix[n] = 0;
 }
 
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static void
 format_now(char *buf, size_t cap)
@@ -254,9 +248,9 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 
 	}
 	if (b != NULL) {
-		uint64_t t0 = mono_us();
+		uint64_t t0 = hq_mono_us();
 		rc = hq_batch_commit(b);
-		uint64_t dt = mono_us() - t0;
+		uint64_t dt = hq_mono_us() - t0;
 		in->stats.commit_us_total += dt;
 		if (dt > in->stats.commit_us_max)
 			in->stats.commit_us_max = dt;
@@ -351,9 +345,9 @@ hq_intake_after_turn(void *arg, size_t frames)
 	else
 		return;
 	in->indexed_at_ms = now;
-	uint64_t t0 = mono_us();
+	uint64_t t0 = hq_mono_us();
 	long rc = hq_journal_index(in->journal, slice);
-	uint64_t dt = mono_us() - t0;
+	uint64_t dt = hq_mono_us() - t0;
 	in->stats.index_runs++;
 	in->stats.index_us_total += dt;
 	if (dt > in->stats.index_us_max)

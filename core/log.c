@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 int hq_log_level = HQ_LOG_INFO;
@@ -55,18 +56,11 @@ hq_log_parse_level(const char *name)
 	return -1;
 }
 
-static unsigned long long
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
-}
 
 void
 hq_log_flush(hq_ratelimit *rl, unsigned long long interval_ms, const char *what)
 {
-	unsigned long long now = mono_ms();
+	unsigned long long now = hq_now_ms();
 	if (rl->suppressed && now - rl->window_ms >= interval_ms) {
 		hq_log_write(HQ_LOG_NOTICE, 0, "%llu %s not logged in the last %llu s (rate limit)",
 			     rl->suppressed, what, (now - rl->window_ms) / 1000);
@@ -79,7 +73,7 @@ hq_log_flush(hq_ratelimit *rl, unsigned long long interval_ms, const char *what)
 int
 hq_log_allow(hq_ratelimit *rl, unsigned burst, unsigned long long interval_ms, const char *what)
 {
-	unsigned long long now = mono_ms();
+	unsigned long long now = hq_now_ms();
 	if (rl->window_ms == 0 || now - rl->window_ms >= interval_ms) {
 		if (rl->suppressed)
 			hq_log_write(HQ_LOG_NOTICE, 0, "%llu %s not logged in the last %llu s (rate limit)",

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "core/clock.h"
 #include "admin.h"
 #include "core/metrics.h"
 
@@ -24,13 +25,6 @@ struct hq_admin {
 
 #define MAX_TARGETS 128
 
-static uint64_t
-wall_us(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
-}
 
 int
 hq_admin_health(hq_journal *j, char *reasons, size_t cap)
@@ -82,7 +76,7 @@ journal_metrics(hq_journal *j, hq_buf *b)
 	long n = hq_journal_targets(j, t, MAX_TARGETS);
 	if (n > MAX_TARGETS)
 		n = MAX_TARGETS;
-	uint64_t now = wall_us();
+	uint64_t now = hq_wall_us();
 	/* in flight comes from the workers; pending excludes it (like hl7q status) */
 	int64_t inflight[MAX_TARGETS] = {0};
 	for (long i = 0; i < n; i++) {

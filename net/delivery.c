@@ -25,6 +25,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "delivery.h"
@@ -85,13 +86,6 @@ struct hq_delivery_sys {
 #define STATE_LOG_BURST 6
 #define LOG_WINDOW_MS 60000
 
-static uint64_t
-wall_us(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
-}
 
 void
 hq_idempotency_key(const char *target, uint64_t id, char *out, size_t cap)
@@ -236,7 +230,7 @@ static int
 oauth2_token(worker *w, char *why, size_t cap)
 {
 	const hq_target_conf *t = w->t;
-	if (w->token && wall_us() < w->token_expires_us)
+	if (w->token && hq_wall_us() < w->token_expires_us)
 		return 0;
 	CURL *e = curl_easy_init();
 	grow g = {0};
@@ -281,7 +275,7 @@ oauth2_token(worker *w, char *why, size_t cap)
 					expires = 300;
 				/* refetch a minute early (or at half-life for short tokens) */
 				json_int_t margin = expires > 120 ? 60 : expires / 2;
-				w->token_expires_us = wall_us() + (uint64_t)(expires - margin) * 1000000;
+				w->token_expires_us = hq_wall_us() + (uint64_t)(expires - margin) * 1000000;
 				rc = w->token ? 0 : -1;
 			}
 			json_decref(j);
@@ -374,7 +368,7 @@ slot_start(worker *w, slot *s)
 		curl_easy_setopt(e, CURLOPT_USERNAME, w->aws_key);
 		curl_easy_setopt(e, CURLOPT_PASSWORD, w->aws_secret);
 	}
-	s->start_us = wall_us();
+	s->start_us = hq_wall_us();
 	s->busy = 1;
 	return curl_multi_add_handle(w->multi, e) == CURLM_OK ? 0 : -1;
 }
@@ -412,7 +406,7 @@ static void
 classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 {
 	const hq_target_conf *t = w->t;
-	uint64_t now = wall_us();
+	uint64_t now = hq_wall_us();
 	long status = 0, retry_after = 0;
 
 	memset(o, 0, sizeof *o);
@@ -520,7 +514,7 @@ worker_main(void *arg)
 	while (!w->stop && outs && skip) {
 		int draining = __atomic_load_n(&w->draining, __ATOMIC_RELAXED);
 		if (draining && drain_since == 0)
-			drain_since = wall_us();
+			drain_since = hq_wall_us();
 		/* Fill the free slots with due deliveries. */
 		int free_slots = 0, nskip = 0;
 		for (int i = 0; i < w->nslots; i++) {
@@ -548,7 +542,7 @@ worker_main(void *arg)
 			     (free_slots >= (w->nslots + 3) / 4 || free_slots == w->nslots);
 		if (refill) {
 			size_t want = (size_t)free_slots < MAX_ROUND ? (size_t)free_slots : MAX_ROUND;
-			long n = hq_journal_due(w->j, t->name, wall_us(), order, w->shard, w->nshards,
+			long n = hq_journal_due(w->j, t->name, hq_wall_us(), order, w->shard, w->nshards,
 						skip, (size_t)nskip,
 						due, want, &next_us);
 			if (n < 0)
@@ -576,7 +570,7 @@ worker_main(void *arg)
 			slot *s;
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
 			if (nout == 0)
-				first_out_us = wall_us();
+				first_out_us = hq_wall_us();
 			classify(w, s, m->data.result, &outs[nout++]);
 			slot_release(w, s);
 			finished++;
@@ -586,11 +580,11 @@ worker_main(void *arg)
 			still += w->slots[i].busy;
 		int was = __atomic_exchange_n(&w->inflight, still + (int)nout, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&w->m->inflight, still + (int)nout - was, __ATOMIC_RELAXED);
-		if (draining && ((still == 0 && nout == 0) || wall_us() - drain_since > 10000000))
+		if (draining && ((still == 0 && nout == 0) || hq_wall_us() - drain_since > 10000000))
 			break; /* done (or 10 s: what is left is pending again at the next start) */
 		hq_log_flush(&w->rl_dead, LOG_WINDOW_MS, "dead-letter lines");
 		if (nout > 0 && (nout >= 2 * (size_t)w->nslots || still == 0 ||
-				 wall_us() - first_out_us >= 20000)) {
+				 hq_wall_us() - first_out_us >= 20000)) {
 			int rc = hq_journal_record_outcomes(w->j, t->name, outs, nout);
 			if (rc != 0)
 				hq_log(HQ_LOG_ERR, "target %s: cannot record %zu outcomes: %s (they will be retried)",
@@ -602,7 +596,7 @@ worker_main(void *arg)
 			continue; /* free slots: fill them */
 		long wait_ms = 1000; /* idle: intake's wake-up or the next second */
 		if (next_us) {
-			uint64_t now = wall_us();
+			uint64_t now = hq_wall_us();
 			long until = next_us > now ? (long)((next_us - now) / 1000) + 1 : 0;
 			if (until < wait_ms)
 				wait_ms = until;

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "mllp.h"
@@ -98,21 +99,7 @@ struct hq_server {
 #define conn_log(s, prio, ...) \
 	hq_log_limited(&(s)->rl_conn, CONN_LOG_BURST, CONN_LOG_MS, "connection events", prio, __VA_ARGS__)
 
-uint64_t
-hq_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
-static uint64_t
-wall_us(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
-}
 
 static void
 peer_name(const struct sockaddr_storage *ss, char *buf, size_t cap)
@@ -542,7 +529,7 @@ on_frame(void *arg, const char *payload, size_t len, size_t total, int oversize)
 	f->len = len;
 	f->total = total;
 	f->oversize = oversize;
-	f->received_us = wall_us();
+	f->received_us = hq_wall_us();
 	s->stats.frames++;
 	hq_count(&c->l->m->received, 1);
 	hq_count(&c->l->m->bytes, total);

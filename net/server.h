@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 
 typedef struct hq_server hq_server;
@@ -94,7 +95,5 @@ void hq_server_stats_get(const hq_server *s, hq_server_stats *st);
 /* Closes every socket and frees s. */
 void hq_server_free(hq_server *s);
 
-/* Milliseconds of CLOCK_MONOTONIC. */
-uint64_t hq_now_ms(void);
 
 #endif

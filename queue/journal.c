@@ -823,24 +823,6 @@ cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Appends the ids stored under exactly key (prefix 0) or under every key
- * starting with key (prefix 1). */
-static int
-collect_ids(MDB_cursor *c, const char *key, size_t klen, int prefix,
-	    uint64_t *ids, size_t max, long *found)
-{
-	MDB_val k = {klen, (void *)key}, v;
-	int rc = mdb_cursor_get(c, &k, &v, prefix ? MDB_SET_RANGE : MDB_SET_KEY);
-	while (rc == 0) {
-		if (prefix && (k.mv_size < klen || memcmp(k.mv_data, key, klen) != 0))
-			break;
-		if ((size_t)*found < max)
-			ids[*found] = get_val(&v);
-		(*found)++;
-		rc = mdb_cursor_get(c, &k, &v, prefix ? MDB_NEXT : MDB_NEXT_DUP);
-	}
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
 
 static uint64_t
 read_indexed_upto(hq_journal *j, MDB_txn *txn)
@@ -849,38 +831,6 @@ read_indexed_upto(hq_journal *j, MDB_txn *txn)
 	return meta_get_id(j, txn, "indexed_upto", &upto) == 0 ? upto : 0;
 }
 
-/* The records not yet in the deferred indexes, matched one by one. */
-static int
-scan_tail(hq_journal *j, MDB_txn *txn, int field, const char *key, size_t klen,
-	  uint64_t *ids, size_t max, long *found)
-{
-	unsigned char start[8];
-	MDB_cursor *c;
-	MDB_val k = {8, start}, v;
-	int rc;
-
-	put_be64(start, read_indexed_upto(j, txn) + 1);
-	if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
-		return rc;
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	while (rc == 0) {
-		hq_record r;
-		void *plain;
-		if (open_record(j, v.mv_data, v.mv_size, &r, &plain) == 0) {
-			hq_str f = r.f[field];
-			size_t n = f.n > MAX_KEY ? MAX_KEY : f.n;
-			if (n == klen && memcmp(f.p, key, klen) == 0) {
-				if ((size_t)*found < max)
-					ids[*found] = r.id;
-				(*found)++;
-			}
-			free(plain);
-		}
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-	}
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
 
 uint64_t
 hq_journal_unindexed(hq_journal *j)
@@ -955,55 +905,6 @@ hq_journal_index(hq_journal *j, size_t max)
 	return done;
 }
 
-long
-hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
-		  size_t max)
-{
-	MDB_dbi dbi = idx == HQ_IDX_CONTROL ? j->by_control
-		    : idx == HQ_IDX_PATIENT ? j->by_patient
-					    : j->by_type;
-	size_t klen = key.n > MAX_KEY ? MAX_KEY : key.n;
-	MDB_txn *txn;
-	MDB_cursor *c;
-	long found = 0;
-	int rc;
-
-	if (klen == 0)
-		return 0;
-	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
-		return rc;
-	if ((rc = mdb_cursor_open(txn, dbi, &c))) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	if (idx == HQ_IDX_PATIENT && j->nkeys) {
-		/* encrypted journal: the index holds HMACs, under each key in turn */
-		for (int i = 0; i < j->nkeys && rc == 0; i++) {
-			unsigned char mac[16];
-			patient_mac(&j->keys[i], key, mac);
-			rc = collect_ids(c, (const char *)mac, 16, 0, ids, max, &found);
-		}
-	} else {
-		rc = collect_ids(c, key.p, klen, 0, ids, max, &found);
-	}
-	if (rc == 0 && idx != HQ_IDX_TYPE)
-		rc = scan_tail(j, txn, idx == HQ_IDX_CONTROL ? HQ_F_CONTROL_ID : HQ_F_PATIENT_ID,
-			       key.p, klen, ids, max, &found);
-	if (rc == 0 && idx == HQ_IDX_TYPE && memchr(key.p, '^', klen) == NULL) {
-		/* "ADT" also matches every "ADT^..." key, not "ADTX". */
-		char prefix[MAX_KEY + 1];
-		memcpy(prefix, key.p, klen);
-		prefix[klen] = '^';
-		rc = collect_ids(c, prefix, klen + 1, 1, ids, max, &found);
-		size_t n = (size_t)found < max ? (size_t)found : max;
-		qsort(ids, n, sizeof *ids, cmp_u64);
-	}
-	if (rc == 0 && idx == HQ_IDX_PATIENT && j->nkeys > 1)
-		qsort(ids, (size_t)found < max ? (size_t)found : max, sizeof *ids, cmp_u64);
-	mdb_cursor_close(c);
-	mdb_txn_abort(txn);
-	return rc ? rc : found;
-}
 
 int
 hq_journal_count(hq_journal *j, uint64_t *count)
@@ -1745,6 +1646,69 @@ tail_ids(hq_journal *j, MDB_txn *txn, int field, hq_str key, idvec *out)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/*
+ * The ids whose control id, patient id or type (prefix "ADT" for every
+ * ADT^...) is key: from the index, plus -- for the deferred indexes --
+ * the records not indexed yet.  Unsorted.
+ */
+static int
+lookup_ids(hq_journal *j, MDB_txn *txn, hq_index idx, hq_str key, idvec *out)
+{
+	int rc = 0;
+	if (idx == HQ_IDX_CONTROL) {
+		if ((rc = index_ids(txn, j->by_control, key, 0, out)) == 0)
+			rc = tail_ids(j, txn, HQ_F_CONTROL_ID, key, out);
+	} else if (idx == HQ_IDX_PATIENT) {
+		if (j->nkeys) { /* encrypted journal: HMACs, under each key in turn */
+			for (int i = 0; i < j->nkeys && rc == 0; i++) {
+				unsigned char mac[16];
+				patient_mac(&j->keys[i], key, mac);
+				rc = index_ids(txn, j->by_patient, (hq_str){(const char *)mac, 16}, 0, out);
+			}
+		} else {
+			rc = index_ids(txn, j->by_patient, key, 0, out);
+		}
+		if (rc == 0)
+			rc = tail_ids(j, txn, HQ_F_PATIENT_ID, key, out);
+	} else {
+		rc = index_ids(txn, j->by_type, key, 0, out);
+		if (rc == 0 && memchr(key.p, '^', key.n) == NULL) {
+			char prefix[MAX_KEY + 1];
+			size_t n = key.n < MAX_KEY ? key.n : MAX_KEY;
+			memcpy(prefix, key.p, n);
+			prefix[n] = '^';
+			rc = index_ids(txn, j->by_type, (hq_str){prefix, n + 1}, 1, out);
+		}
+	}
+	return rc;
+}
+
+long
+hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
+		  size_t max)
+{
+	idvec v = {0};
+	MDB_txn *txn;
+	int rc;
+
+	if (key.n == 0)
+		return 0;
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return rc > 0 ? -rc : rc;
+	rc = lookup_ids(j, txn, idx, key, &v);
+	mdb_txn_abort(txn);
+	if (rc) {
+		free(v.v);
+		return rc > 0 ? -rc : rc;
+	}
+	idvec_sort(&v);
+	for (size_t i = 0; i < v.n && i < max; i++)
+		ids[i] = v.v[i];
+	long n = (long)v.n;
+	free(v.v);
+	return n;
+}
+
 /* Reads record id in txn and, if it matches, hands it to fn.  1: fn asked to stop. */
 static int
 query_visit(hq_journal *j, MDB_txn *txn, const hq_query *q, uint64_t id, hq_query_fn fn,
@@ -1787,33 +1751,15 @@ hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg)
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
 		return rc > 0 ? -rc : rc;
 	if (q->control_id.n) {
-		if ((rc = index_ids(txn, j->by_control, q->control_id, 0, &ids)) == 0)
-			rc = tail_ids(j, txn, HQ_F_CONTROL_ID, q->control_id, &ids);
+		rc = lookup_ids(j, txn, HQ_IDX_CONTROL, q->control_id, &ids);
 	} else if (q->patient.n) {
-		if (j->nkeys) {
-			for (int i = 0; i < j->nkeys && rc == 0; i++) {
-				unsigned char mac[16];
-				patient_mac(&j->keys[i], q->patient, mac);
-				rc = index_ids(txn, j->by_patient, (hq_str){(const char *)mac, 16}, 0, &ids);
-			}
-		} else {
-			rc = index_ids(txn, j->by_patient, q->patient, 0, &ids);
-		}
-		if (rc == 0)
-			rc = tail_ids(j, txn, HQ_F_PATIENT_ID, q->patient, &ids);
+		rc = lookup_ids(j, txn, HQ_IDX_PATIENT, q->patient, &ids);
 	} else if (q->state == HQ_DLV_PENDING || q->state == HQ_DLV_RETRY) {
 		rc = queue_ids(txn, j->pending, q->target, &ids);
 	} else if (q->state == HQ_DLV_DEAD) {
 		rc = queue_ids(txn, j->dead, q->target, &ids);
 	} else if (q->type.n && !q->since_us && !q->until_us) {
-		rc = index_ids(txn, j->by_type, q->type, 0, &ids);
-		if (rc == 0 && memchr(q->type.p, '^', q->type.n) == NULL) {
-			char prefix[MAX_KEY + 1];
-			size_t n = q->type.n < MAX_KEY ? q->type.n : MAX_KEY;
-			memcpy(prefix, q->type.p, n);
-			prefix[n] = '^';
-			rc = index_ids(txn, j->by_type, (hq_str){prefix, n + 1}, 1, &ids);
-		}
+		rc = lookup_ids(j, txn, HQ_IDX_TYPE, q->type, &ids);
 	} else {
 		by_ids = 0;
 	}

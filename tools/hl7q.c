@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "queue/journal.h"
@@ -59,13 +60,6 @@ bad_option(char **argv)
 	return fail("option '%s' is unknown or lacks its value (see hl7q --help)", argv[optind - 1]);
 }
 
-static uint64_t
-now_us(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
-}
 
 /*
  * TIME: RFC 3339 (2026-11-26T10:00:00Z, fraction and offset optional; a
@@ -77,7 +71,7 @@ parse_time(const char *s, uint64_t *us)
 {
 	uint64_t ms;
 	if (hq_parse_duration(s, &ms) == 0 && s[0] >= '0' && s[0] <= '9' && !strchr(s, '-')) {
-		uint64_t now = now_us();
+		uint64_t now = hq_wall_us();
 		*us = ms * 1000 < now ? now - ms * 1000 : 0;
 		return 0;
 	}
@@ -364,7 +358,7 @@ cmd_status(ctx *c, int argc, char **argv)
 	if (s == NULL)
 		return fail("out of memory");
 	int rc = load_status(c, s, only);
-	uint64_t now = now_us();
+	uint64_t now = hq_wall_us();
 	char t1[40], t2[40];
 	for (long i = 0; rc == 0 && i < s->n; i++) {
 		hq_target_summary *t = &s->t[i];
@@ -803,7 +797,7 @@ cmd_replay(ctx *c, int argc, char **argv)
 	long queued = 0;
 	for (size_t i = 0; !dry && i < ids.n; i += ID_CHUNK) {
 		size_t k = ids.n - i < ID_CHUNK ? ids.n - i : ID_CHUNK;
-		long n = hq_journal_replay(c->j, ids.v + i, k, target, dead, now_us());
+		long n = hq_journal_replay(c->j, ids.v + i, k, target, dead, hq_wall_us());
 		if (n < 0) {
 			free(ids.v);
 			return fail("cannot write the journal: %s (%ld deliveries queued before)",
@@ -1013,7 +1007,7 @@ cmd_check(ctx *c, int argc, char **argv)
 		free(s);
 		return 3;
 	}
-	uint64_t now = now_us(), npend = 0, ndead = 0, oldest = 0;
+	uint64_t now = hq_wall_us(), npend = 0, ndead = 0, oldest = 0;
 	const char *worst_age = NULL, *worst_dead = NULL;
 	uint64_t worst_dead_n = 0;
 	for (long i = 0; i < s->n; i++) {

@@ -28,19 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "net/mllp.h"
 
 static const char *host = "127.0.0.1";
 static const char *port = NULL;
 static int verbose = 0;
 
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static int
 connect_to(void)
@@ -334,7 +328,7 @@ static int
 on_gen_ack(void *arg, const char *p, size_t len, size_t total, int oversize)
 {
 	gen_conn *c = arg;
-	uint64_t d = now_us() - c->sent_at;
+	uint64_t d = hq_mono_us() - c->sent_at;
 	if (nlat == caplat) {
 		caplat = caplat ? caplat * 2 : 1 << 16;
 		lat = realloc(lat, caplat * sizeof *lat);
@@ -395,26 +389,26 @@ generate(int conns, uint64_t count, double seconds, size_t size)
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &cs[i]};
 		epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
 	}
-	t0 = now_us();
+	t0 = hq_mono_us();
 	if (seconds > 0)
 		deadline = t0 + (uint64_t)(seconds * 1e6);
 	int inflight = 0;
 	for (;;) {
-		int more = count ? sent < count : now_us() < deadline;
+		int more = count ? sent < count : hq_mono_us() < deadline;
 		for (int i = 0; i < conns && more; i++) {
 			gen_conn *c = &cs[i];
 			if (c->busy)
 				continue;
 			size_t len = make_message(msg, size + 512, size, i, ++c->seq);
 			c->busy = 1;
-			c->sent_at = now_us();
+			c->sent_at = hq_mono_us();
 			if (send_frame(c->fd, msg, len) != 0) {
 				fprintf(stderr, "hl7send: send: %s\n", strerror(errno));
 				return 2;
 			}
 			sent++;
 			inflight++;
-			more = count ? sent < count : now_us() < deadline;
+			more = count ? sent < count : hq_mono_us() < deadline;
 		}
 		if (inflight == 0 && !more)
 			break;
@@ -436,7 +430,7 @@ generate(int conns, uint64_t count, double seconds, size_t size)
 			inflight -= (int)(nlat - before);
 		}
 	}
-	double secs = (double)(now_us() - t0) / 1e6;
+	double secs = (double)(hq_mono_us() - t0) / 1e6;
 	qsort(lat, nlat, sizeof *lat, cmp_u32);
 	double p50 = nlat ? lat[nlat / 2] / 1000.0 : 0;
 	double p99 = nlat ? lat[(size_t)(nlat * 0.99)] / 1000.0 : 0;
@@ -477,8 +471,8 @@ hold_idle(int n, double seconds)
 	fflush(stdout);
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);
-	uint64_t end = now_us() + (uint64_t)(seconds * 1e6);
-	while (!g_stop && (seconds <= 0 || now_us() < end))
+	uint64_t end = hq_mono_us() + (uint64_t)(seconds * 1e6);
+	while (!g_stop && (seconds <= 0 || hq_mono_us() < end))
 		usleep(50000);
 	for (int i = 0; i < n; i++)
 		close(fds[i]);

@@ -12,18 +12,12 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "queue/journal.h"
 
 #define BATCH 1000
 
-static uint64_t
-wall_us(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
-}
 
 #define S(x) ((hq_str){(x), strlen(x)})
 
@@ -36,7 +30,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: fill DIR N\n");
 		return 2;
 	}
-	uint64_t n = strtoull(argv[2], NULL, 10), end = wall_us(), start = end - n * 864000;
+	uint64_t n = strtoull(argv[2], NULL, 10), end = hq_wall_us(), start = end - n * 864000;
 	hq_journal *j;
 	int rc = hq_journal_open(argv[1], (uint64_t)8 << 30, 0, &j);
 	if (rc) {

@@ -10,6 +10,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import unittest
 
 BIN = os.environ.get("HL7Q_BIN", os.path.join(os.path.dirname(__file__), "../../bin"))
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
@@ -388,3 +389,41 @@ http {{
             self.proc.terminate()
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def target(name, url, extra="", retry_max="300ms"):
+    """A [target NAME] section with quick retries, for tests."""
+    return "[target %s]\nurl = %s\nretry_initial = 100ms\nretry_max = %s\n%s\n" % (name, url, retry_max, extra)
+
+
+def wait_until(pred, timeout=20, step=0.05):
+    """pred()'s first true value within timeout seconds, else its last value."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+class DaemonTest(unittest.TestCase):
+    """A test case whose daemons and sinks are cleaned up after each test;
+    self.cleanups also takes plain callables."""
+
+    def setUp(self):
+        self.cleanups = []
+
+    def tearDown(self):
+        for c in reversed(self.cleanups):
+            c() if callable(c) else c.cleanup()
+
+    def sink(self, *args):
+        s = Sink(*args).start()
+        self.cleanups.append(s)
+        return s
+
+    def daemon(self, *args, **kw):
+        d = Daemon(*args, **kw)
+        self.cleanups.append(d)
+        return d

@@ -15,14 +15,10 @@ import time
 import unittest
 
 from test_intake import expected_positive
-from hl7qtest import (BIN, DLV_DEAD, DLV_DELIVERED, Daemon, Mllp, Sink, corpus_files, message,
-                      msa, read_deliveries)
+from hl7qtest import (DaemonTest, target, wait_until, BIN, Mllp, corpus_files, message, msa,
+                      read_deliveries)
 
 HL7Q = os.path.join(BIN, "hl7q")
-
-
-def target(name, url, extra=""):
-    return "[target %s]\nurl = %s\nretry_initial = 100ms\nretry_max = 300ms\n%s\n" % (name, url, extra)
 
 
 def run(*args, check=None):
@@ -38,34 +34,7 @@ def jlines(p):
     return [json.loads(l) for l in p.stdout.decode().splitlines() if l.strip()]
 
 
-def wait_until(pred, timeout=20, step=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
-
-
-class Cli(unittest.TestCase):
-    def setUp(self):
-        self.cleanups = []
-
-    def tearDown(self):
-        for c in reversed(self.cleanups):
-            c.cleanup()
-
-    def sink(self, *args):
-        s = Sink(*args).start()
-        self.cleanups.append(s)
-        return s
-
-    def daemon(self, *args, **kw):
-        d = Daemon(*args, **kw)
-        self.cleanups.append(d)
-        return d
-
+class Cli(DaemonTest):
     def q(self, d, *args, check=0):
         return run("-c", d.conf, *args, check=check)
 

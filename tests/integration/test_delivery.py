@@ -11,32 +11,16 @@ import time
 import unittest
 
 from test_intake import expected_positive
-from hl7qtest import (DLV_DEAD, DLV_DELIVERED, Daemon, Mllp, Sink, corpus_files, message,
-                      msa, read_deliveries)
+import hl7qtest
+from hl7qtest import (DaemonTest, DLV_DEAD, DLV_DELIVERED, Daemon, Mllp, Sink, corpus_files,
+                      message, msa, read_deliveries)
 
 
 def target(name, url, extra=""):
-    return "[target %s]\nurl = %s\nretry_initial = 100ms\nretry_max = 500ms\n%s\n" % (name, url, extra)
+    return hl7qtest.target(name, url, extra, retry_max="500ms")
 
 
-class Delivery(unittest.TestCase):
-    def setUp(self):
-        self.cleanups = []
-
-    def tearDown(self):
-        for c in reversed(self.cleanups):
-            c.cleanup()
-
-    def sink(self, *args):
-        s = Sink(*args).start()
-        self.cleanups.append(s)
-        return s
-
-    def daemon(self, *args, **kw):
-        d = Daemon(*args, **kw)
-        self.cleanups.append(d)
-        return d
-
+class Delivery(DaemonTest):
     def send(self, d, msgs, port=None):
         c = Mllp(port or d.port)
         for m in msgs:

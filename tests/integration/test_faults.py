@@ -13,18 +13,8 @@ import threading
 import time
 import unittest
 
-from hl7qtest import (BIN, DLV_DELIVERED, Daemon, Mllp, Sink, err_code, free_port, message, msa,
-                      read_deliveries, read_journal)
-
-
-def wait_until(pred, timeout=20, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
+from hl7qtest import (DaemonTest, wait_until, BIN, DLV_DELIVERED, Mllp, Sink, err_code, free_port,
+                      message, msa, read_deliveries, read_journal)
 
 
 class BadServer:
@@ -70,19 +60,7 @@ class BadServer:
         self.t.join(3)
 
 
-class Faults(unittest.TestCase):
-    def setUp(self):
-        self.cleanups = []
-
-    def tearDown(self):
-        for c in reversed(self.cleanups):
-            c()
-
-    def daemon(self, *args, **kw):
-        d = Daemon(*args, **kw)
-        self.cleanups.append(d.cleanup)
-        return d
-
+class Faults(DaemonTest):
     def test_commit_failures_at_chosen_points(self):
         """The N-th commit fails (for N = 1, 2, 5): that frame gets AR with ERR
         207 and is not stored; the ones around it are AA and stored."""

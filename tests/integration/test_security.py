@@ -9,7 +9,6 @@ missing key), file modes, and secret files readable by others refused."""
 
 import os
 import shutil
-import signal
 import socket
 import ssl
 import stat
@@ -21,22 +20,8 @@ import warnings
 
 from pki import CA
 from test_intake import expected_positive
-from hl7qtest import (BIN, DLV_DELIVERED, Daemon, Mllp, SB, EB, CR, Sink, corpus_files, free_port,
-                      message, msa, read_deliveries)
-
-
-def target(name, url, extra=""):
-    return "[target %s]\nurl = %s\nretry_initial = 100ms\nretry_max = 300ms\n%s\n" % (name, url, extra)
-
-
-def wait_until(pred, timeout=20, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
+from hl7qtest import (DaemonTest, target, wait_until, BIN, DLV_DELIVERED, Mllp, SB, EB, CR,
+                      corpus_files, message, msa, read_deliveries)
 
 
 class TlsMllp:
@@ -77,25 +62,11 @@ class TlsMllp:
         self.s.close()
 
 
-class Security(unittest.TestCase):
+class Security(DaemonTest):
     def setUp(self):
-        self.cleanups = []
+        super().setUp()
         self.tmp = tempfile.mkdtemp(prefix="hl7q-sec-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-
-    def tearDown(self):
-        for c in reversed(self.cleanups):
-            c.cleanup()
-
-    def daemon(self, *args, **kw):
-        d = Daemon(*args, **kw)
-        self.cleanups.append(d)
-        return d
-
-    def sink(self, *args):
-        s = Sink(*args).start()
-        self.cleanups.append(s)
-        return s
 
     def pki(self):
         ca, other = CA(self.tmp, "hospital"), CA(self.tmp, "other")

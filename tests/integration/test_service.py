@@ -19,25 +19,11 @@ import unittest
 import urllib.error
 import urllib.request
 
-import hl7
 from prometheus_client.parser import text_string_to_metric_families
 
 from test_intake import expected_positive
-from hl7qtest import (BIN, ROOT, Daemon, Mllp, Sink, corpus_files, free_port, message, msa)
-
-
-def target(name, url, extra=""):
-    return "[target %s]\nurl = %s\nretry_initial = 100ms\nretry_max = 300ms\n%s\n" % (name, url, extra)
-
-
-def wait_until(pred, timeout=20, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
+from hl7qtest import (DaemonTest, target, wait_until, BIN, ROOT, Mllp, corpus_files, free_port,
+                      message, msa)
 
 
 def http_get(port, path):
@@ -67,24 +53,7 @@ def value(m, name, **labels):
     return m.get((name, tuple(sorted(labels.items()))), 0)
 
 
-class Service(unittest.TestCase):
-    def setUp(self):
-        self.cleanups = []
-
-    def tearDown(self):
-        for c in reversed(self.cleanups):
-            c.cleanup()
-
-    def sink(self, *args):
-        s = Sink(*args).start()
-        self.cleanups.append(s)
-        return s
-
-    def daemon(self, *args, **kw):
-        d = Daemon(*args, **kw)
-        self.cleanups.append(d)
-        return d
-
+class Service(DaemonTest):
     def test_notify_ready_after_bind_and_watchdog(self):
         """READY=1 only once the listeners are bound (a connect at that moment
         succeeds, the log already says so); WATCHDOG=1 keeps arriving from the
