@@ -907,10 +907,17 @@ cmd_purge(ctx *c, int argc, char **argv)
 static int
 cmd_compact(ctx *c, int argc, char **argv)
 {
-	if (argc != 2 || argv[1][0] == '-')
-		return fail(argc < 2 ? "where to? (hl7q compact DIR: a new or empty directory)"
-				     : "usage: hl7q compact DIR");
-	const char *dir = argv[1];
+	const char *dir = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			g_json = 1;
+		else if (argv[i][0] == '-' || dir)
+			return fail("usage: hl7q compact DIR [--json]");
+		else
+			dir = argv[i];
+	}
+	if (dir == NULL)
+		return fail("where to? (hl7q compact DIR: a new or empty directory)");
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		return fail("cannot create %s: %s", dir, strerror(errno));
 	char path[4200];
@@ -925,6 +932,11 @@ cmd_compact(ctx *c, int argc, char **argv)
 	uint64_t was = hq_journal_usage_get(c->j, &u) == 0 ? u.file_size : 0;
 	if (stat(path, &st) != 0)
 		return fail("the copy is missing: %s", strerror(errno));
+	if (g_json) {
+		printf("{\"copy\":\"%s\",\"copy_bytes\":%lld,\"journal_bytes\":%llu}\n", path,
+		       (long long)st.st_size, (unsigned long long)was);
+		return 0;
+	}
 	printf("wrote %s: %.1f MB (the journal's file: %.1f MB).\n"
 	       "To use it: stop hl7qd, move %s/data.mdb over the journal's data.mdb, remove the journal's lock.mdb, start hl7qd.\n",
 	       path, st.st_size / 1e6, was / 1e6, dir);
@@ -966,7 +978,8 @@ cmd_check(ctx *c, int argc, char **argv)
 		{"max-age", required_argument, NULL, 'a'},	 {"max-dead", required_argument, NULL, 'd'},
 		{"max-pending", required_argument, NULL, 'p'}, {"warn-age", required_argument, NULL, 'A'},
 		{"warn-dead", required_argument, NULL, 'D'},	 {"warn-pending", required_argument, NULL, 'P'},
-		{"target", required_argument, NULL, 't'},	 {NULL, 0, NULL, 0}};
+		{"target", required_argument, NULL, 't'},	 {"json", no_argument, NULL, 'J'},
+		{NULL, 0, NULL, 0}};
 	limit age = {0}, dead = {0}, pending = {0};
 	const char *only = NULL;
 	int o;
@@ -990,6 +1003,7 @@ cmd_check(ctx *c, int argc, char **argv)
 		case 'p': pending.crit = v; pending.has_crit = 1; break;
 		case 'P': pending.warn = v; pending.has_warn = 1; break;
 		case 't': only = optarg; break;
+		case 'J': g_json = 1; break;
 		default:
 			printf("HL7Q UNKNOWN - bad usage\n");
 			bad_option(argv);
@@ -1028,6 +1042,13 @@ cmd_check(ctx *c, int argc, char **argv)
 	int worst = la > ld ? la : ld;
 	worst = worst > lp ? worst : lp;
 	static const char *names[] = {"OK", "WARNING", "CRITICAL"};
+	if (g_json) { /* the same verdict for scripts; the exit status is the plugin's */
+		printf("{\"status\":\"%s\",\"pending\":%llu,\"dead\":%llu,\"oldest_pending_age_s\":%llu,"
+		       "\"journal_free_bytes\":%llu}\n", names[worst], (unsigned long long)npend,
+		       (unsigned long long)ndead, (unsigned long long)oldest, (unsigned long long)s->u.free);
+		free(s);
+		return worst;
+	}
 	printf("HL7Q %s - %llu pending, %llu dead, oldest pending %llu s", names[worst],
 	       (unsigned long long)npend, (unsigned long long)ndead, (unsigned long long)oldest);
 	if (la && worst_age)

@@ -297,6 +297,8 @@ class Cli(DaemonTest):
         self.assertTrue(crit.startswith("HL7Q CRITICAL - 0 pending, 4 dead"), crit)
         self.assertIn("| pending=0;;;0; dead=4;;0;0;", crit)
         self.assertEqual(len(crit.splitlines()), 1)
+        j = jlines(self.q(d, "check", "--json", "--max-dead", "0", check=2))[0]
+        self.assertEqual((j["status"], j["dead"], j["pending"]), ("CRITICAL", 4, 0))
         warn = self.q(d, "check", "--warn-dead", "3", "--max-dead", "10", check=1).stdout.decode()
         self.assertTrue(warn.startswith("HL7Q WARNING"), warn)
         self.q(d, "check", "--max-dead", "4", "--max-age", "1h", "--max-pending", "0", check=0)
@@ -313,6 +315,8 @@ class Cli(DaemonTest):
                              os.path.getsize(os.path.join(d.journal, "data.mdb")))
         self.assertEqual(len(jlines(run("-j", copy, "ls", "--json", check=0))), 4)
         self.assertEqual(run("-c", d.conf, "compact", copy).returncode, 1)  # not over a journal
+        j = jlines(self.q(d, "compact", "--json", os.path.join(out, "copy2")))[0]
+        self.assertEqual(j["copy_bytes"], os.path.getsize(os.path.join(out, "copy2", "data.mdb")))
 
     def test_bad_input_one_line_and_exit_1(self):
         """Unknown command or option, a missing id, a malformed time,
