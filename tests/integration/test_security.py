@@ -9,6 +9,7 @@ missing key), file modes, and secret files readable by others refused."""
 
 import os
 import shutil
+import signal
 import socket
 import ssl
 import stat
@@ -108,6 +109,39 @@ class Security(DaemonTest):
         self.assertTrue(again.session_reused)
         again.close()
         good.close()
+
+    def test_reload_rereads_tls_material(self):
+        """SIGHUP reads the certificate again: new connections get the new
+        one, an open connection keeps working on the old session."""
+        ca = CA(self.tmp, "hospital")
+        cert_a, key_a = ca.issue("hl7q-old", server=True)
+        cert_b, key_b = ca.issue("hl7q-new", server=True)
+        live_cert, live_key = os.path.join(self.tmp, "live.pem"), os.path.join(self.tmp, "live.key")
+        shutil.copy(cert_a, live_cert)
+        shutil.copy(key_a, live_key)
+        os.chmod(live_key, 0o600)
+        d = self.daemon({"tls": "tls_cert = %s\ntls_key = %s" % (live_cert, live_key)}).start()
+        old = TlsMllp(d.port, ca.pem)
+        cn = lambda c: dict(x[0] for x in c.s.getpeercert()["subject"])["commonName"]
+        self.assertEqual(cn(old), "hl7q-old")
+        shutil.copy(cert_b, live_cert)
+        shutil.copy(key_b, live_key)
+        d.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: "reloaded" in d.read_log()))
+        new = TlsMllp(d.port, ca.pem)
+        self.assertEqual(cn(new), "hl7q-new")
+        self.assertEqual(msa(new.request(message("NEWCERT")))[0], "AA")
+        self.assertEqual(msa(old.request(message("OLDCERT")))[0], "AA")
+        # a certificate that does not load: the reload is refused, TLS goes on
+        with open(live_cert, "w") as f:
+            f.write("not a certificate\n")
+        d.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: "reload refused" in d.read_log()))
+        self.assertIn("tls_cert", d.read_log().split("reload refused")[1])
+        again = TlsMllp(d.port, ca.pem)
+        self.assertEqual(cn(again), "hl7q-new")
+        for c in (old, new, again):
+            c.close()
 
     def test_mutual_tls_and_allowed_subjects(self):
         """With tls_client_ca a client certificate is required and verified;
