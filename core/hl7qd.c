@@ -23,7 +23,8 @@
  * Between turns it also writes JOURNAL/hl7qd.status every second (its pid
  * and each target's requests in flight, which only the daemon knows; `hl7q
  * status` reads it) and applies `retention`: every minute, delivered
- * messages older than that are purged, a slice per turn.
+ * messages older than that are purged, a slice per turn (the first pass 5 s
+ * after start).
  *
  * Test seam: HL7Q_TEST_FAIL_COMMIT=N makes the N-th journal commit fail
  * (tests assert that no positive ACK goes out for that batch).
