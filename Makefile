@@ -110,7 +110,7 @@ crashtest: all deps-test
 	@HL7Q_BIN=$(abspath $(BIN)) /usr/bin/python3 tests/crash/crashloop.py $(CRASH_KILLS)
 
 demo: all
-	@tools/deps.sh lmdb-utils openssl
+	@tools/deps.sh lmdb-utils openssl curl
 	@tools/demo.sh $(abspath $(BIN))
 
 build/plain/tests/bench/syncrate: tests/bench/syncrate.c build/plain/libhl7q.a

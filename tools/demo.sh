@@ -58,6 +58,11 @@ for i in $(seq 100); do
 done
 echo "hl7sink stored $(ls demo-sink/*.head 2>/dev/null | wc -l) requests in $(pwd)/demo-sink; the first one:"
 sed 's/^/   /' "$(ls demo-sink/*.head | head -1)"
+echo "== health and metrics: curl http://127.0.0.1:2577/healthz and /metrics (a few of them)"
+curl -s http://127.0.0.1:2577/healthz | sed 's/^/   /'
+curl -s http://127.0.0.1:2577/metrics |
+	grep -E '^hl7q_(messages_acked_total|delivered_total|target_pending|target_oldest_pending_age_seconds|commit_batch_size_(sum|count))[ {]' |
+	grep -v 'code="\(AR\|CE\|CR\|none\)"' | sed 's/^/   /'
 echo "== the operator's view while hl7qd runs: bin/hl7q -c deploy/demo.conf status"
 "$bin/hl7q" -c deploy/demo.conf status | sed 's/^/   /'
 echo "== bin/hl7q -c deploy/demo.conf ls --since $start --limit 12   (the audit query; --json for JSON lines)"
