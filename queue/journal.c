@@ -179,6 +179,29 @@ encode(const hq_record *r, unsigned char *p)
 	}
 }
 
+/*
+ * Reads count [be32 length][bytes] items from p[0..n) into out[0..nout)
+ * (items past nout are skipped: a newer writer's fields).  Returns 0 or
+ * HQ_ECORRUPT when an item runs past the end.
+ */
+static int
+split_fields(const unsigned char *p, size_t n, unsigned count, hq_str *out, size_t nout)
+{
+	size_t off = 0;
+	for (unsigned i = 0; i < count; i++) {
+		if (off + 4 > n)
+			return HQ_ECORRUPT;
+		uint32_t len = get_be32(p + off);
+		off += 4;
+		if (len > n - off)
+			return HQ_ECORRUPT;
+		if (i < nout)
+			out[i] = (hq_str){(const char *)p + off, len};
+		off += len;
+	}
+	return 0;
+}
+
 static int
 decode(const unsigned char *p, size_t n, hq_record *r)
 {
@@ -194,20 +217,7 @@ decode(const unsigned char *p, size_t n, hq_record *r)
 	r->ack[2] = 0;
 	r->err_code = (uint16_t)(p[21] << 8 | p[22]);
 	r->dup_of = get_be64(p + 23);
-	unsigned nf = p[REC_HEADER - 1];
-	size_t off = REC_HEADER;
-	for (unsigned i = 0; i < nf; i++) {
-		if (off + 4 > n)
-			return HQ_ECORRUPT;
-		uint32_t len = get_be32(p + off);
-		off += 4;
-		if (len > n - off)
-			return HQ_ECORRUPT;
-		if (i < HQ_F_COUNT)
-			r->f[i] = (hq_str){(const char *)p + off, len};
-		off += len;
-	}
-	return 0;
+	return split_fields(p + REC_HEADER, n - REC_HEADER, p[REC_HEADER - 1], r->f, HQ_F_COUNT);
 }
 
 /* --- encryption at rest ---------------------------------------------------
@@ -300,21 +310,14 @@ open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_recor
 		r->locked = 1;
 		return 0;
 	}
-	size_t len = sealed.n - SEAL_OVERHEAD, off = 0;
 	unsigned char aad[8];
+	hq_str opened[NSEALED];
 	put_be64(aad, r->id);
-	if (unseal(j, aad, 8, (const unsigned char *)sealed.p, sealed.n, buf) != 0)
+	if (unseal(j, aad, 8, (const unsigned char *)sealed.p, sealed.n, buf) != 0 ||
+	    split_fields(buf, sealed.n - SEAL_OVERHEAD, NSEALED, opened, NSEALED) != 0)
 		return HQ_ECORRUPT;
-	for (int i = 0; i < NSEALED; i++) {
-		if (off + 4 > len)
-			return HQ_ECORRUPT;
-		uint32_t fl = get_be32(buf + off);
-		off += 4;
-		if (fl > len - off)
-			return HQ_ECORRUPT;
-		r->f[sealed_fields[i]] = (hq_str){(const char *)buf + off, fl};
-		off += fl;
-	}
+	for (int i = 0; i < NSEALED; i++)
+		r->f[sealed_fields[i]] = opened[i];
 	return 0;
 }
 
