@@ -862,15 +862,12 @@ hq_delivery_reload(hq_delivery_sys *d, const hq_config *cfg, char *err, size_t e
 			hq_log(HQ_LOG_NOTICE, "target %s: %s; finishing its requests in flight", ow->t->name,
 			       replaced ? "settings changed" : "removed");
 	}
-	int changed = 0;
 	for (int i = 0; i < n; i++) {
 		if (fresh[i]->started || d->held)
 			continue;
-		changed = 1;
 		if (worker_start(fresh[i], err, errcap) != 0)
 			hq_log(HQ_LOG_ERR, "%s", err);
 	}
-	(void)changed;
 	free(kept);
 	free(d->workers);
 	d->workers = fresh;
