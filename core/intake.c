@@ -303,8 +303,7 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 			in->stats.refused++;
 		log_frame(in, f, p, lname, hq_ack_code(&p->msh, p->kind));
 		int wanted = hq_ack_wanted(&p->msh, p->kind);
-		hq_count(&hq_metrics_listener(lname)->acked[wanted ? hq_metrics_ack_index(hq_ack_code(&p->msh, p->kind))
-								  : HQ_ACK_NONE], 1);
+		hq_count(&f->m->acked[wanted ? hq_metrics_ack_index(hq_ack_code(&p->msh, p->kind)) : HQ_ACK_NONE], 1);
 		if (!wanted)
 			continue;
 		/* The echoed fields come from the frame, so this always fits. */

@@ -524,6 +524,7 @@ on_frame(void *arg, const char *payload, size_t len, size_t total, int oversize)
 	}
 	memcpy(data, payload, len);
 	f->lc = c->l->lc;
+	f->m = c->l->m;
 	f->peer = c->peer;
 	f->data = data;
 	f->len = len;

@@ -17,12 +17,14 @@
 
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/metrics.h"
 
 typedef struct hq_server hq_server;
 
 /* A complete frame, waiting for the group commit. */
 typedef struct hq_frame {
 	const hq_listener_conf *lc; /* the listener's config (valid during the callback) */
+	hq_listener_metrics *m;	    /* the listener's counters */
 	const char *peer; /* "address:port", valid during the callback */
 	char *data;	  /* payload (first max_message_size bytes), owned by the server */
 	size_t len;	  /* bytes in data */
