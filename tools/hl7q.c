@@ -168,18 +168,7 @@ jfield(const hq_record *r, int f)
 	return json_stringn_nocheck(r->f[f].p ? r->f[f].p : "", r->f[f].n);
 }
 
-static int
-parse_id(const char *s, uint64_t *id)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || v == 0 || s[0] == '-')
-		return -1;
-	*id = v;
-	return 0;
-}
-
+/* A decimal count (0 allowed).  Returns 0 or -1. */
 static int
 parse_count(const char *s, uint64_t *n)
 {
@@ -190,6 +179,13 @@ parse_count(const char *s, uint64_t *n)
 		return -1;
 	*n = v;
 	return 0;
+}
+
+/* A message id: a count from 1. */
+static int
+parse_id(const char *s, uint64_t *id)
+{
+	return parse_count(s, id) == 0 && *id > 0 ? 0 : -1;
 }
 
 /* --- the journal ------------------------------------------------------- */
