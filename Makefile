@@ -38,7 +38,7 @@ ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -I. -D_GNU_SOURCE -DHQ_VE
 LDFLAGS += $(SANFLAGS)
 LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lmbedtls -lmbedx509 -lmbedcrypto -lpthread
 
-LIB_SRC := core/error.c core/clock.c core/log.c core/metrics.c core/config.c core/intake.c \
+LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/metrics.c core/config.c core/intake.c \
 	hl7/msg.c hl7/ack.c hl7/json.c net/mllp.c net/server.c net/delivery.c net/admin.c net/tls.c queue/journal.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 
@@ -81,7 +81,7 @@ $(BIN)/hl7send: $(OUT)/tools/hl7send.o $(OUT)/libhl7q.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BIN)/hl7sink: $(OUT)/tools/hl7sink.o
+$(BIN)/hl7sink: $(OUT)/tools/hl7sink.o $(OUT)/core/file.o
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ -lmicrohttpd -lpthread
 

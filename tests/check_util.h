@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/file.h"
+
 typedef struct corpus_file {
 	char path[1024];
 	char *data;
@@ -23,28 +25,6 @@ corpus_root(void)
 {
 	const char *r = getenv("HL7Q_CORPUS");
 	return r && *r ? r : "../shared/corpus";
-}
-
-static inline char *
-slurp(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	if (fp == NULL)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	long n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	char *buf = malloc((size_t)n + 1);
-	if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(fp);
-	if (buf) {
-		buf[n] = 0;
-		*len = (size_t)n;
-	}
-	return buf;
 }
 
 /* Appends every *.hl7 under dir (recursively; skipping "malformed" unless
@@ -74,7 +54,7 @@ corpus_walk(const char *dir, int want_malformed, int in_malformed,
 			*files = realloc(*files, sizeof **files * (*n + 1));
 			corpus_file *f = &(*files)[(*n)++];
 			snprintf(f->path, sizeof f->path, "%s", path);
-			f->data = slurp(path, &f->len);
+			f->data = hq_read_file(path, &f->len);
 		}
 	}
 	closedir(d);

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/file.h"
+
 typedef struct request {
 	char *body;
 	size_t len, cap;
@@ -150,26 +152,6 @@ done(void *cls, struct MHD_Connection *conn, void **state, enum MHD_RequestTermi
 	*state = NULL;
 }
 
-static char *
-slurp(const char *path)
-{
-	FILE *fp = fopen(path, "rb");
-	if (fp == NULL)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	long n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	char *b = malloc((size_t)n + 1);
-	if (b && fread(b, 1, (size_t)n, fp) != (size_t)n) {
-		free(b);
-		b = NULL;
-	}
-	if (b)
-		b[n] = 0;
-	fclose(fp);
-	return b;
-}
-
 static void
 on_signal(int sig)
 {
@@ -216,7 +198,7 @@ main(int argc, char **argv)
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	struct MHD_Daemon *d;
 	if (cert) {
-		char *cpem = slurp(cert), *kpem = slurp(key);
+		char *cpem = hq_read_file(cert, NULL), *kpem = hq_read_file(key, NULL);
 		if (cpem == NULL || kpem == NULL) {
 			fprintf(stderr, "hl7sink: cannot read %s or %s\n", cert, key);
 			return 2;
