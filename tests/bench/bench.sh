@@ -8,6 +8,7 @@
 set -e
 bin=$1
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 out=build/bench
 rm -rf $out && mkdir -p $out
 sync; sleep 2 # let the filesystem settle (discard of what was removed)
@@ -23,21 +24,12 @@ fsyncs=$(echo "$limits" | field fdatasync_per_s)
 commits=$(echo "$limits" | field commits_per_s)
 echo "fdatasync: $fsyncs/s; journal commits, one 1 KB message each: $commits/s"
 
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > $out/bench.conf <<CONF
-[daemon]
-log_level = notice
-[journal]
-path = $PWD/$out/journal
-max_size = 4G
-[listener bench]
-listen = 127.0.0.1:$port
-max_connections = 2000
-CONF
+port=$(free_port)
+bench_conf $out/bench.conf $PWD/$out/journal $port 2000
 $bin/hl7qd -c $out/bench.conf 2>$out/hl7qd.log &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-for i in $(seq 50); do grep -q ready $out/hl7qd.log && break; sleep 0.1; done
+wait_ready $out/hl7qd.log
 
 echo "== 1 connection, ${SECS1}s"
 $bin/hl7send -p $port -g -c 1 -d $SECS1 -s 1024 > $out/r1.txt
@@ -57,7 +49,7 @@ echo "== 1,000 idle connections (fresh daemon, fresh journal)"
 sed -i "s|^path = .*|path = $PWD/$out/journal-idle|" $out/bench.conf
 $bin/hl7qd -c $out/bench.conf 2>>$out/hl7qd.log &
 pid=$!
-for i in $(seq 50); do [ "$(grep -c ready $out/hl7qd.log)" -ge 2 ] && break; sleep 0.1; done
+wait_ready $out/hl7qd.log 2
 rss0_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 $bin/hl7send -p $port --idle 1000 -d 4 > $out/idle.txt &
 ipid=$!

@@ -6,11 +6,11 @@
 set -e
 bin=$1
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 out=build/bench-delivery
 rm -rf $out && mkdir -p $out/nginx
 N=${HL7Q_BENCH_DELIVERY_N:-100000}
 N2=${HL7Q_BENCH_E2E_N:-50000}
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pending() { mdb_stat -s pending "$1" 2>/dev/null | sed -n 's/^ *Entries: //p'; }
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
@@ -50,15 +50,8 @@ wrk_rate=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' $out/wrk.txt)
 echo "wrk: $wrk_rate requests/s"
 
 port=$(free_port)
-cat > $out/hl7q.conf <<CONF
-[daemon]
-log_level = notice
-[journal]
-path = $PWD/$out/journal
-max_size = 4G
-[listener bench]
-listen = 127.0.0.1:$port
-max_connections = 256
+bench_conf $out/hl7q.conf $PWD/$out/journal $port 256
+cat >> $out/hl7q.conf <<CONF
 [target nginx]
 url = https://127.0.0.1:$ngport/ok
 ca_file = $PWD/$out/cert.pem
@@ -69,7 +62,7 @@ CONF
 echo "== queue $N messages with delivery held"
 HL7Q_TEST_HOLD_DELIVERY=1 $bin/hl7qd -c $out/hl7q.conf 2>$out/hl7qd.log &
 pid=$!
-for i in $(seq 50); do grep -q ready $out/hl7qd.log && break; sleep 0.1; done
+wait_ready $out/hl7qd.log
 $bin/hl7send -p $port -g -c 64 -n $N -s 1024 | head -1
 kill -TERM $pid; wait $pid || true
 echo "pending: $(pending $out/journal)"
@@ -91,7 +84,7 @@ rm -rf $out/journal
 t0=$(date +%s.%N)
 $bin/hl7qd -c $out/hl7q.conf 2>>$out/hl7qd.log &
 pid=$!
-for i in $(seq 50); do [ "$(grep -c ready $out/hl7qd.log)" -ge 2 ] && break; sleep 0.1; done
+wait_ready $out/hl7qd.log 2
 t0=$(date +%s.%N)
 $bin/hl7send -p $port -g -c 64 -n $N2 -s 1024 | head -1
 while [ "$(pending $out/journal)" != "0" ]; do sleep 0.05; done
