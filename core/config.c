@@ -169,6 +169,7 @@ current_listener(parse_state *st, const char *name)
 	l->max_connections = 256;
 	l->duplicates = HQ_DUP_ACCEPT;
 	l->duplicate_window_ms = 86400000;
+	l->accept_ack = HQ_ACCEPT_ACK_ALWAYS;
 	l->line = st->section_line;
 	return l;
 }
@@ -286,6 +287,13 @@ listener_key(parse_state *st, hq_listener_conf *l, const char *key, const char *
 			l->duplicates = HQ_DUP_REJECT;
 		else
 			return fail(st, st->line, "duplicates: '%s' is not accept, ack or reject", val);
+	} else if (strcmp(key, "accept_ack") == 0) {
+		if (strcmp(val, "always") == 0)
+			l->accept_ack = HQ_ACCEPT_ACK_ALWAYS;
+		else if (strcmp(val, "msh15") == 0)
+			l->accept_ack = HQ_ACCEPT_ACK_MSH15;
+		else
+			return fail(st, st->line, "accept_ack: '%s' is not always or msh15", val);
 	} else if (strcmp(key, "duplicate_window") == 0) {
 		if (hq_parse_duration(val, &l->duplicate_window_ms) != 0)
 			return fail(st, st->line, "duplicate_window: '%s' is not a duration", val);

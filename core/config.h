@@ -17,6 +17,12 @@ typedef enum hq_dup_mode {
 	HQ_DUP_REJECT  /* answer AR/CR with 0357 code 205 */
 } hq_dup_mode;
 
+/* When the accept ACK goes out (listener key accept_ack). */
+typedef enum hq_accept_ack_mode {
+	HQ_ACCEPT_ACK_ALWAYS, /* every message is answered, whatever MSH-15 says (default) */
+	HQ_ACCEPT_ACK_MSH15   /* MSH-15 NE/ER honoured strictly: a positive ACK may not go out */
+} hq_accept_ack_mode;
+
 #define HQ_MAX_LIST 32
 
 /* An address range of an allow list: 10.0.1.0/24, 2001:db8::/32. */
@@ -37,6 +43,7 @@ typedef struct hq_listener_conf {
 	int max_connections;	    /* default 256 */
 	hq_dup_mode duplicates;	    /* default accept */
 	uint64_t duplicate_window_ms; /* default 24h */
+	hq_accept_ack_mode accept_ack; /* default always */
 	char tls_cert[1024];	    /* with tls_key: MLLP inside TLS */
 	char tls_key[1024];
 	char tls_client_ca[1024];   /* require and verify client certificates */

@@ -122,6 +122,16 @@ refuse(plan *p, hq_ack_kind kind, int code, const char *text, const char *loc)
 	p->err_loc = loc ? loc : "";
 }
 
+/*
+ * Whether the accept ACK for p goes out: always under accept_ack = always
+ * (what every real MLLP client waits for), else as MSH-15 says.
+ */
+static int
+ack_goes_out(const hq_listener_conf *lc, const plan *p)
+{
+	return lc->accept_ack == HQ_ACCEPT_ACK_ALWAYS || hq_ack_wanted(&p->msh, p->kind);
+}
+
 /* Parse and decide one frame; nothing is stored yet. */
 static void
 decide(plan *p, const hq_frame *f)
@@ -238,7 +248,10 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 			}
 		}
 	add:
-		memcpy(rec.ack, hq_ack_code(&p->msh, p->kind), 2);
+		/* The ACK actually sent: "" (none) when MSH-15 keeps it back.  A
+		 * failed commit changes the code, but then nothing is stored. */
+		if (ack_goes_out(lc, p))
+			memcpy(rec.ack, hq_ack_code(&p->msh, p->kind), 2);
 		if (hq_batch_add(b, &rec, (hq_str){key, klen}, &p->id) == 0)
 			p->stored = 1;
 		if (p->stored)
@@ -302,7 +315,7 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		else
 			in->stats.refused++;
 		log_frame(in, f, p, lname, hq_ack_code(&p->msh, p->kind));
-		int wanted = hq_ack_wanted(&p->msh, p->kind);
+		int wanted = ack_goes_out(f->lc, p);
 		hq_count(&f->m->acked[wanted ? hq_metrics_ack_index(hq_ack_code(&p->msh, p->kind)) : HQ_ACK_NONE], 1);
 		if (!wanted)
 			continue;

@@ -430,7 +430,7 @@ record_json(const hq_record *r, const hq_msg_dlv *d, size_t nd)
 			      "received_at", fmt_time(r->received_us, t, sizeof t), "listener",
 			      jfield(r, HQ_F_LISTENER), "peer", jfield(r, HQ_F_PEER), "type",
 			      jfield(r, HQ_F_TYPE), "control_id", jfield(r, HQ_F_CONTROL_ID), "patient",
-			      r->locked ? json_null() : jfield(r, HQ_F_PATIENT_ID), "ack", r->ack, "state",
+			      r->locked ? json_null() : jfield(r, HQ_F_PATIENT_ID), "ack", r->ack[0] ? r->ack : "none", "state",
 			      msg_state_name(r->state));
 	json_object_set_new(o, "targets", targets_json(d, nd));
 	return o;
@@ -464,7 +464,7 @@ ls_row(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 	       field(r, HQ_F_PEER, peer, sizeof peer), field(r, HQ_F_TYPE, type, sizeof type),
 	       field(r, HQ_F_CONTROL_ID, ctrl, sizeof ctrl),
 	       r->locked ? "(sealed)" : field(r, HQ_F_PATIENT_ID, pat, sizeof pat),
-	       r->ack[0] ? r->ack : "-", tg);
+	       r->ack[0] ? r->ack : "none", tg);
 	return ferror(stdout) != 0;
 }
 
@@ -668,7 +668,7 @@ cmd_show(ctx *c, int argc, char **argv)
 	printf("intake       %s", msg_state_name(r.state));
 	if (r.state == HQ_MSG_DUPLICATE)
 		printf(" of message %llu", (unsigned long long)r.dup_of);
-	printf("\nack sent     %s", r.ack[0] ? r.ack : "none (MSH-15)");
+	printf("\nack sent     %s", r.ack[0] ? r.ack : "none");
 	if (r.f[HQ_F_ACK_ID].n)
 		printf(" (ACK control id %s)", field(&r, HQ_F_ACK_ID, b1, sizeof b1));
 	if (r.err_code)

@@ -2,6 +2,7 @@
 loopback, real clients (Debian's mllp_send, node-hl7-client), SIGKILL."""
 
 import concurrent.futures
+import json
 import os
 import random
 import re
@@ -27,15 +28,16 @@ def accept_ack_field(data):
     return b"", b""
 
 
-def expected_positive(data):
+def expected_positive(data, accept_ack="always"):
     """What a sender must get back for an accepted message: AA in original
-    mode, CA in enhanced mode, nothing when MSH-15 is NE or ER."""
+    mode, CA in enhanced mode; under accept_ack = msh15, nothing when MSH-15
+    is NE or ER."""
     msh15, msh16 = accept_ack_field(data)
     if data.startswith(b"FHS") or data.startswith(b"BHS"):
         return "AA"
     if not msh15 and not msh16:
         return "AA"
-    if msh15 in (b"NE", b"ER"):
+    if msh15 in (b"NE", b"ER") and accept_ack == "msh15":
         return None
     return "CA"
 
@@ -209,7 +211,7 @@ class Intake(unittest.TestCase):
         self.assertEqual(msa(c.recv_frame()), ("AA", "Q2"))
 
     def test_enhanced_mode(self):
-        self.d = Daemon().start()
+        self.d = Daemon({"strict": "accept_ack = msh15"}).start()
         c = Mllp(self.d.port)
         ne = message("E1").replace(b"|P|2.5.1", b"|P|2.5.1|||NE|AL")
         al = message("E2").replace(b"|P|2.5.1", b"|P|2.5.1|||AL|NE")
@@ -220,6 +222,49 @@ class Intake(unittest.TestCase):
         self.assertEqual(msa(a)[0], "CE")  # a refusal is never silent
         self.assertEqual(err_code(a), 101)
         self.assertEqual(len(self.d.records()), 3)
+
+    def test_issue11_point1_every_message_answered(self):
+        """accept_ack = always (the default): a message whose MSH-15 is NE or ER
+        gets its CA from a real client (python-hl7's mllp_send); msh15 keeps the
+        strict behaviour. The journal, hl7q ls and show record the ACK sent:
+        none when nothing went out."""
+        self.d = Daemon({"always": "", "strict": "accept_ack = msh15"}).start()
+        sent = {}
+        for name in ("always", "strict"):
+            for mode in ("NE", "ER"):
+                ctrl = "%s-%s" % (name, mode)
+                m = message(ctrl).replace(b"|P|2.5.1", b"|P|2.5.1|||%s|AL" % mode.encode())
+                tmp = os.path.join(self.d.dir, ctrl + ".hl7")
+                with open(tmp, "wb") as f:
+                    f.write(m + b"\x1c")
+                try:
+                    out = subprocess.run([MLLP_SEND, "-p", str(self.d.ports[name]), "-f", tmp,
+                                          "127.0.0.1"], capture_output=True,
+                                         timeout=10 if name == "always" else 1.5).stdout
+                except subprocess.TimeoutExpired:
+                    out = None
+                sent[ctrl] = out
+        for mode in ("NE", "ER"):
+            out = sent["always-" + mode]
+            self.assertIsNotNone(out, "no answer for MSH-15 " + mode)
+            self.assertEqual(msa(out.strip(b"\n").strip(b"\x0b\x1c\r")), ("CA", "always-" + mode))
+            self.assertIsNone(sent["strict-" + mode], "msh15: an ACK came though MSH-15 says " + mode)
+        recs = {r["control_id"].decode(): r for r in self.d.records().values()}
+        self.assertEqual({k: r["ack"] for k, r in recs.items()},
+                         {"always-NE": "CA", "always-ER": "CA", "strict-NE": "", "strict-ER": ""})
+        q = [os.path.join(BIN, "hl7q"), "-c", self.d.conf]
+        rows = [json.loads(l) for l in subprocess.run(q + ["ls", "--json"], capture_output=True,
+                                                        check=True).stdout.splitlines()]
+        self.assertEqual({o["control_id"]: o["ack"] for o in rows},
+                         {"always-NE": "CA", "always-ER": "CA", "strict-NE": "none", "strict-ER": "none"})
+        plain = subprocess.run(q + ["ls"], capture_output=True, check=True, text=True).stdout
+        self.assertRegex(plain, r"strict-NE\s.*\snone\s")
+        sid = str(recs["strict-NE"]["id"])
+        show = subprocess.run(q + ["show", sid], capture_output=True, check=True, text=True).stdout
+        self.assertRegex(show, r"ack sent\s+none")
+        shown = json.loads(subprocess.run(q + ["show", "--json", sid], capture_output=True,
+                                          check=True).stdout.splitlines()[0])
+        self.assertEqual(shown["ack"], "none")
 
     def test_ack_fields(self):
         self.d = Daemon().start()
