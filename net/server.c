@@ -609,6 +609,8 @@ conn_flush(hq_conn *c)
 	while (c->out_off < c->out_len) {
 		ssize_t n;
 		if (c->tls) {
+			/* After a WANT code, ACKs queued since make this longer:
+			 * the TLS layer takes only the length it first tried. */
 			n = hq_tls_write(c->tls, c->out + c->out_off, c->out_len - c->out_off);
 			if (n == HQ_TLS_WANT_READ || n == HQ_TLS_WANT_WRITE)
 				return 1;

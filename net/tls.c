@@ -12,6 +12,7 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_cache.h>
+#include <mbedtls/ssl_internal.h> /* mbedtls_ssl_flush_output: a pending record goes out first */
 #include <mbedtls/x509_crt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,12 @@ struct hq_tls_conn {
 	hq_tls_server *srv;
 	mbedtls_ssl_context ssl;
 	mbedtls_net_context net;
+	/* The length of the write mbedTLS holds as an encrypted record after
+	 * WANT_WRITE (0: none).  mbedTLS 2.28 only flushes that record on the
+	 * retry and returns the length it is given: a longer retry (ACKs
+	 * appended meanwhile) would be counted as sent though only the first
+	 * record went out.  So the retry is made with this length. */
+	size_t pending;
 };
 
 /* Forward secrecy and AEAD only. */
@@ -177,7 +184,9 @@ code(int rc)
 		return HQ_TLS_WANT_READ;
 	if (rc == MBEDTLS_ERR_SSL_WANT_WRITE)
 		return HQ_TLS_WANT_WRITE;
-	if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == 0)
+	/* CONN_EOF: the peer closed without close_notify (Python's SSLSocket
+	 * does): a half-close, as with TCP -- what is owed is still written. */
+	if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == MBEDTLS_ERR_SSL_CONN_EOF || rc == 0)
 		return HQ_TLS_EOF;
 	return HQ_TLS_ERROR;
 }
@@ -246,7 +255,30 @@ hq_tls_read(hq_tls_conn *c, void *buf, size_t len)
 ssize_t
 hq_tls_write(hq_tls_conn *c, const void *buf, size_t len)
 {
-	int rc = mbedtls_ssl_write(&c->ssl, buf, len);
+	int rc;
+	if (c->pending) {
+		if (len < c->pending)
+			return HQ_TLS_ERROR; /* the caller dropped bytes mbedTLS holds */
+		len = c->pending;
+		if (c->ssl.out_left == 0) {
+			/* A read that had to send a record flushed ours on the way. */
+			c->pending = 0;
+			return (ssize_t)len;
+		}
+	} else if (c->ssl.out_left > 0) {
+		/* A record of mbedTLS's own (an alert a read queued) waits: flush it
+		 * first, else mbedtls_ssl_write would flush it and report our bytes
+		 * as written. */
+		rc = mbedtls_ssl_flush_output(&c->ssl);
+		if (rc != 0)
+			return code(rc);
+	}
+	rc = mbedtls_ssl_write(&c->ssl, buf, len);
+	if (rc == MBEDTLS_ERR_SSL_WANT_WRITE || rc == MBEDTLS_ERR_SSL_WANT_READ) {
+		c->pending = len;
+		return code(rc);
+	}
+	c->pending = 0;
 	return rc > 0 ? rc : rc == 0 ? HQ_TLS_ERROR : code(rc);
 }
 

@@ -48,7 +48,12 @@ int hq_tls_handshake(hq_tls_conn *c, char *why, size_t cap);
 /* Reads decrypted bytes: > 0, or a code (WANT_*, EOF, ERROR). */
 ssize_t hq_tls_read(hq_tls_conn *c, void *buf, size_t len);
 
-/* Writes: bytes taken (> 0), or a code.  After a WANT code call again with the same data. */
+/*
+ * Writes: bytes taken (> 0), or a code.  After a WANT code call again with
+ * the same data, at least as long as before (more may follow it: only the
+ * length first tried is taken, so bytes appended meanwhile wait for the
+ * next call); a shorter retry is HQ_TLS_ERROR.
+ */
 ssize_t hq_tls_write(hq_tls_conn *c, const void *buf, size_t len);
 
 /* "TLSv1.2 TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384", and the client's subject or "". */

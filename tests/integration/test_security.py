@@ -110,6 +110,86 @@ class Security(DaemonTest):
         again.close()
         good.close()
 
+    def test_issue11_point2_tls_never_drops_ack_bytes(self):
+        """MLLP over TLS, a client with a small receive buffer pipelines
+        40,000 messages, reads nothing for 2 s, then shuts its side without
+        close_notify and reads: every ACK arrives, whole and in order."""
+        import select
+        ca, (cert, key), *_ = self.pki()
+        d = self.daemon({"tls": "tls_cert = %s\ntls_key = %s" % (cert, key)}).start()
+        n = 40000
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(ca.pem)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.cleanups.append(raw.close)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        # A small MSS too: loopback's 64K one would give the server a socket
+        # buffer of megabytes, and its writes would never block.
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+        raw.settimeout(10)
+        raw.connect(("127.0.0.1", d.port))
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(inc, out, server_hostname="127.0.0.1")
+        while True:  # the handshake, blocking
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(out.read())
+                data = raw.recv(65536)
+                self.assertTrue(data, "closed during the handshake")
+                inc.write(data)
+        raw.sendall(out.read())
+        raw.setblocking(False)
+        # One thread: write all the time (ten messages at a time, so that the
+        # server's socket fills while little is owed and more ACKs are
+        # appended behind a blocked write), read only after 2 s.
+        tosend, plain, acks, shut, queued = bytearray(), bytearray(), [], False, 0
+        start = time.time()
+        while len(acks) < n and time.time() - start < 300:
+            reading = time.time() - start >= 2
+            if queued < n and len(tosend) < 65536:
+                if not reading:
+                    time.sleep(0.0005)  # small turns on the server while it cannot write
+                k = min(10, n - queued)
+                tls.write(b"".join(SB + message("P%d" % i) + EB + CR for i in range(queued, queued + k)))
+                queued += k
+                tosend += out.read()
+            r, w, _ = select.select([raw] if reading else [], [raw] if tosend else [], [],
+                                    0.001 if queued < n else 0.1)
+            if w:
+                try:
+                    k = raw.send(tosend[:262144])
+                    del tosend[:k]
+                except BlockingIOError:
+                    pass
+            if queued == n and not tosend and not shut:
+                raw.shutdown(socket.SHUT_WR)  # no close_notify: what Python's SSLSocket does
+                shut = True
+            if r:
+                data = raw.recv(65536)
+                if not data:
+                    break
+                inc.write(data)
+                while True:
+                    try:
+                        chunk = tls.read(65536)
+                    except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                        break
+                    if not chunk:
+                        break
+                    plain += chunk
+                while True:
+                    end = plain.find(EB + CR)
+                    if end < 0:
+                        break
+                    frame, plain = bytes(plain[:end]), plain[end + 2:]
+                    self.assertTrue(frame.startswith(SB), "ACK %d not whole: %r" % (len(acks), frame[:80]))
+                    acks.append(msa(frame[1:]))
+        self.assertEqual(len(acks), n, "ACKs received")
+        self.assertEqual(acks, [("AA", "P%d" % i) for i in range(n)])
+        self.assertEqual(bytes(plain), b"")
+
     def test_reload_rereads_tls_material(self):
         """SIGHUP reads the certificate again: new connections get the new
         one, an open connection keeps working on the old session."""
