@@ -167,6 +167,7 @@ current_listener(parse_state *st, const char *name)
 	l->idle_timeout_ms = 300000;
 	l->frame_timeout_ms = 60000;
 	l->max_connections = 256;
+	l->max_connections_per_peer = 32;
 	l->duplicates = HQ_DUP_ACCEPT;
 	l->duplicate_window_ms = 86400000;
 	l->accept_ack = HQ_ACCEPT_ACK_ALWAYS;
@@ -278,6 +279,12 @@ listener_key(parse_state *st, hq_listener_conf *l, const char *key, const char *
 		if (*end || v < 1 || v > 1000000)
 			return fail(st, st->line, "max_connections: '%s' is not a number from 1 to 1000000", val);
 		l->max_connections = (int)v;
+	} else if (strcmp(key, "max_connections_per_peer") == 0) {
+		char *end;
+		long v = strtol(val, &end, 10);
+		if (*end || v < 1 || v > 1000000)
+			return fail(st, st->line, "max_connections_per_peer: '%s' is not a number from 1 to 1000000", val);
+		l->max_connections_per_peer = (int)v;
 	} else if (strcmp(key, "duplicates") == 0) {
 		if (strcmp(val, "accept") == 0)
 			l->duplicates = HQ_DUP_ACCEPT;
@@ -592,6 +599,9 @@ handler(void *user, const char *section, const char *key, const char *val)
 		} else if (strcmp(key, "retention") == 0) {
 			if (hq_parse_duration(val, &cfg->retention_ms) != 0)
 				return fail(st, st->line, "retention: '%s' is not a duration (e.g. 30d, 0 keeps all)", val);
+		} else if (strcmp(key, "rejected_retention") == 0) {
+			if (hq_parse_duration(val, &cfg->rejected_retention_ms) != 0)
+				return fail(st, st->line, "rejected_retention: '%s' is not a duration (e.g. 7d, 0 keeps them)", val);
 		} else {
 			return fail(st, st->line, "unknown key '%s' in [journal]", key);
 		}
@@ -673,6 +683,7 @@ hq_config_load(const char *file, hq_config *cfg)
 	memset(cfg, 0, sizeof *cfg);
 	snprintf(cfg->file, sizeof cfg->file, "%s", file);
 	cfg->max_size = 1ull << 30;
+	cfg->rejected_retention_ms = 7ull * 86400000;
 	cfg->log_level = HQ_LOG_INFO;
 	memset(&st, 0, sizeof st);
 	st.cfg = cfg;

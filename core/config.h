@@ -41,6 +41,7 @@ typedef struct hq_listener_conf {
 	uint64_t idle_timeout_ms;   /* default 300s; 0 never */
 	uint64_t frame_timeout_ms;  /* a started frame must end within; default 60s */
 	int max_connections;	    /* default 256 */
+	int max_connections_per_peer; /* from one host; default 32 */
 	hq_dup_mode duplicates;	    /* default accept */
 	uint64_t duplicate_window_ms; /* default 24h */
 	hq_accept_ack_mode accept_ack; /* default always */
@@ -104,6 +105,7 @@ typedef struct hq_config {
 	char journal_path[1024];
 	uint64_t max_size;	/* LMDB map size, default 1G */
 	uint64_t retention_ms;	/* 0 keeps all */
+	uint64_t rejected_retention_ms; /* refused frames are purged after this; default 7d, 0 keeps them */
 	char encryption_key_file[1024]; /* "" : the journal is not encrypted */
 	int encryption_line;
 	int log_level;		/* syslog priority, default info */

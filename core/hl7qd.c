@@ -24,7 +24,8 @@
  * and each target's requests in flight, which only the daemon knows; `hl7q
  * status` reads it) and applies `retention`: every minute, delivered
  * messages older than that are purged, a slice per turn (the first pass 5 s
- * after start).
+ * after start); `rejected_retention` does the same for refused frames,
+ * each pass going on from where the last one ended.
  *
  * Test seam: HL7Q_TEST_FAIL_COMMIT=N makes the N-th journal commit fail
  * (tests assert that no positive ACK goes out for that batch).
@@ -72,6 +73,10 @@ typedef struct daemon_state {
 	uint64_t resume_us;	  /* where the pass under way goes on */
 	int retention_running;
 	uint64_t purged;	  /* by the pass under way */
+	uint64_t rejected_at_ms;  /* last rejected_retention pass began */
+	uint64_t rejected_resume_us; /* only moves forward: earlier refused frames are gone */
+	int rejected_running;
+	uint64_t rejected_purged; /* by the pass under way */
 	uint64_t watchdog_us;	  /* WatchdogSec, 0: off */
 	uint64_t watchdog_at_ms;  /* last ping */
 } daemon_state;
@@ -135,6 +140,29 @@ retention_slice(daemon_state *h)
 			       (unsigned long long)h->purged,
 			       (unsigned long long)(h->cfg->retention_ms / 1000));
 		h->retention_running = 0;
+	}
+}
+
+/* One slice of the rejected_retention pass. */
+static void
+rejected_slice(daemon_state *h)
+{
+	uint64_t before = hq_wall_us() - h->cfg->rejected_retention_ms * 1000;
+	if (h->rejected_resume_us > before) /* the clock stepped back */
+		h->rejected_resume_us = before;
+	long n = hq_journal_purge_rejected(h->intake->journal, before, &h->rejected_resume_us, 2000, 0);
+	if (n < 0) {
+		hq_log(HQ_LOG_WARNING, "rejected_retention: cannot purge: %s", hq_strerror((int)n));
+		h->rejected_running = 0;
+		return;
+	}
+	h->rejected_purged += (uint64_t)n;
+	if (h->rejected_resume_us >= before) {
+		if (h->rejected_purged)
+			hq_log(HQ_LOG_NOTICE, "rejected_retention: purged %llu refused frames older than %llu s",
+			       (unsigned long long)h->rejected_purged,
+			       (unsigned long long)(h->cfg->rejected_retention_ms / 1000));
+		h->rejected_running = 0;
 	}
 }
 
@@ -250,6 +278,15 @@ on_turn(void *arg, size_t frames)
 	if (now - h->status_at_ms >= 1000) {
 		h->status_at_ms = now;
 		write_status(h);
+	}
+	if (h->cfg->rejected_retention_ms) {
+		if (!h->rejected_running && now - h->rejected_at_ms >= 60000) {
+			h->rejected_at_ms = now;
+			h->rejected_running = 1;
+			h->rejected_purged = 0;
+		}
+		if (h->rejected_running)
+			rejected_slice(h);
 	}
 	if (h->cfg->retention_ms == 0)
 		return;
@@ -395,6 +432,7 @@ main(int argc, char **argv)
 	}
 	intake.server = g_server;
 	h.retention_at_ms = hq_now_ms() - 55000; /* first pass 5 s after start */
+	h.rejected_at_ms = h.retention_at_ms;
 	hq_server_set_turn_fn(g_server, on_turn, &h);
 
 	struct sigaction sa;

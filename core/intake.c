@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <lmdb.h>
+#include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,12 @@
 #include "net/delivery.h"
 
 #define ACK_CAP 2048
+
+/* A refused frame is journaled as its first REFUSED_KEEP bytes, its size
+ * and its SHA-256, its header fields cut to REFUSED_FIELD_MAX: junk from
+ * outside cannot fill the journal (a record fits in one LMDB page). */
+#define REFUSED_KEEP 2048
+#define REFUSED_FIELD_MAX 128
 
 /* What was decided for one frame before the commit. */
 typedef struct plan {
@@ -111,6 +118,27 @@ fill_record(hq_record *r, const hq_frame *f, const plan *p, const char *listener
 	if (p->err_text)
 		r->f[HQ_F_REASON] = (hq_str){p->err_text, strlen(p->err_text)};
 	r->f[HQ_F_RAW] = (hq_str){f->data, f->len};
+}
+
+/* Bounds a refused frame's record; size and hex (65 bytes) hold its new fields. */
+static void
+bound_refused(hq_record *r, const hq_frame *f, char *size, size_t sizecap, char *hex)
+{
+	unsigned char sha[32];
+	if (f->oversize)
+		memcpy(sha, f->sha256, sizeof sha); /* data holds only a prefix */
+	else
+		mbedtls_sha256_ret((const unsigned char *)f->data, f->len, sha, 0);
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+	int n = snprintf(size, sizecap, "%zu", f->total > f->len ? f->total : f->len);
+	r->f[HQ_F_RAW_SIZE] = (hq_str){size, (size_t)n};
+	r->f[HQ_F_RAW_SHA256] = (hq_str){hex, 64};
+	for (int i = 0; i < HQ_F_COUNT; i++) {
+		size_t cap = i == HQ_F_RAW ? REFUSED_KEEP : REFUSED_FIELD_MAX;
+		if (i != HQ_F_RAW_SHA256 && r->f[i].n > cap)
+			r->f[i].n = cap;
+	}
 }
 
 static void
@@ -207,6 +235,7 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		plan *p = &plans[i];
 		const hq_listener_conf *lc = f->lc;
 		char key[1024];
+		char rsize[24], rsha[65];
 		size_t klen = 0;
 		int nroutes = 0;
 		hq_record rec;
@@ -236,6 +265,8 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		}
 		fill_record(&rec, f, p, lc->name);
 		rec.state = p->kind == HQ_ACK_ACCEPT ? HQ_MSG_ACCEPTED : HQ_MSG_REJECTED;
+		if (rec.state == HQ_MSG_REJECTED)
+			bound_refused(&rec, f, rsize, sizeof rsize, rsha);
 		if (rec.state == HQ_MSG_ACCEPTED) {
 			/* Fan-out: the delivery records go in the same transaction. */
 			for (int t = 0; t < in->cfg->ntargets; t++)

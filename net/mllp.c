@@ -15,9 +15,12 @@ hq_mllp_init(hq_mllp *m, size_t max)
 	m->max = max;
 }
 
+static void stop_hashing(hq_mllp *m);
+
 void
 hq_mllp_free(hq_mllp *m)
 {
+	stop_hashing(m);
 	free(m->buf);
 	m->buf = NULL;
 	m->len = m->cap = 0;
@@ -29,40 +32,77 @@ hq_mllp_in_frame(const hq_mllp *m)
 	return m->state != HQ_MLLP_IDLE;
 }
 
-/* Keeps what fits of p[0..n) under max; grows the buffer geometrically. */
+/*
+ * Keeps what fits of p[0..n) under max; grows the buffer geometrically.
+ * Past max, the frame is hashed: what was kept first, then the rest.
+ */
 static void
 keep(hq_mllp *m, const char *p, size_t n)
 {
 	m->total += n;
-	if (n == 0 || m->len >= m->max)
+	if (n == 0)
 		return;
-	if (n > m->max - m->len)
-		n = m->max - m->len;
-	if (m->len + n > m->cap) {
+	size_t room = m->len < m->max ? m->max - m->len : 0;
+	size_t k = n < room ? n : room;
+	if (k && m->len + k > m->cap) {
 		size_t cap = m->cap ? m->cap : 4096;
-		while (cap < m->len + n)
+		while (cap < m->len + k)
 			cap *= 2;
 		if (cap > m->max)
 			cap = m->max;
 		char *b = realloc(m->buf, cap);
 		if (b == NULL) {
-			/* Treat as oversize: stop keeping, still count. */
+			/* Treat as oversize: stop keeping, still count (and hash). */
 			m->max = m->len;
-			return;
+			k = 0;
+		} else {
+			m->buf = b;
+			m->cap = cap;
 		}
-		m->buf = b;
-		m->cap = cap;
 	}
-	memcpy(m->buf + m->len, p, n);
-	m->len += n;
+	if (k) {
+		memcpy(m->buf + m->len, p, k);
+		m->len += k;
+	}
+	if (k < n) {
+		if (!m->hashing) {
+			mbedtls_sha256_init(&m->sha);
+			mbedtls_sha256_starts_ret(&m->sha, 0);
+			mbedtls_sha256_update_ret(&m->sha, (const unsigned char *)m->buf, m->len);
+			m->hashing = 1;
+		}
+		mbedtls_sha256_update_ret(&m->sha, (const unsigned char *)p + k, n - k);
+	}
+}
+
+static void
+stop_hashing(hq_mllp *m)
+{
+	if (m->hashing) {
+		mbedtls_sha256_free(&m->sha);
+		m->hashing = 0;
+	}
 }
 
 static void
 start_frame(hq_mllp *m)
 {
+	stop_hashing(m);
 	m->state = HQ_MLLP_IN_FRAME;
 	m->len = 0;
 	m->total = 0;
+}
+
+/* After a large frame, give its buffer back. */
+static void
+shrink(hq_mllp *m)
+{
+	if (m->cap > HQ_MLLP_KEEP_CAP) {
+		free(m->buf);
+		m->buf = NULL;
+		m->cap = 0;
+		m->len = 0;
+	}
 }
 
 long
@@ -110,8 +150,12 @@ hq_mllp_feed(hq_mllp *m, const char *p, size_t n, hq_mllp_frame_fn fn,
 				int stop;
 				m->state = HQ_MLLP_IDLE;
 				i++;
+				if (m->hashing)
+					mbedtls_sha256_finish_ret(&m->sha, m->sha256);
+				stop_hashing(m);
 				stop = fn(arg, m->buf ? m->buf : "", m->len,
 					  m->total, oversize);
+				shrink(m);
 				if (sb) /* sender left out the CR: next frame begins */
 					start_frame(m);
 				if (stop)

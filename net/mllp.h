@@ -9,16 +9,23 @@
  * usable.  A second start byte inside a frame restarts the frame (the
  * bytes before it are counted as dropped).  <0x1C> not followed by <0x0D>
  * is taken as data, except when a start byte follows it.
+ *
+ * An oversize frame is hashed whole (SHA-256) as it streams past, so the
+ * journal can name what it refused without keeping it.  After a frame
+ * larger than HQ_MLLP_KEEP_CAP the buffer is freed: one large frame does
+ * not pin megabytes for the rest of the connection.
  */
 #ifndef HQ_MLLP_H
 #define HQ_MLLP_H
 
+#include <mbedtls/sha256.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define HQ_MLLP_SB 0x0b
 #define HQ_MLLP_EB 0x1c
 #define HQ_MLLP_CR 0x0d
+#define HQ_MLLP_KEEP_CAP (64u << 10) /* a larger buffer is freed once its frame is done */
 
 typedef enum hq_mllp_state {
 	HQ_MLLP_IDLE,	  /* waiting for a start byte */
@@ -33,6 +40,9 @@ typedef struct hq_mllp {
 	size_t len, cap;  /* kept bytes, allocation */
 	size_t total;	  /* payload bytes seen, kept or not */
 	uint64_t dropped; /* bytes seen outside any frame */
+	int hashing;	  /* the frame outgrew max: sha hashes all of it */
+	mbedtls_sha256_context sha;
+	unsigned char sha256[32]; /* of the whole payload: valid in the callback when oversize */
 } hq_mllp;
 
 /*

@@ -31,6 +31,7 @@
 
 #define READ_CHUNK 65536
 #define OUT_HIGH_WATER (1u << 20) /* stop reading from a peer that does not read its ACKs */
+#define OUT_KEEP_CAP (64u << 10)  /* a larger ACK buffer is freed once it is written out */
 #define TICK_MS 500
 
 enum { KIND_LISTENER = 1, KIND_CONN, KIND_WAKE };
@@ -47,6 +48,7 @@ typedef struct hq_conn {
 	struct listener_t *l;
 	conn_state state;
 	char peer[64];
+	struct sockaddr_storage addr; /* the peer's, for max_connections_per_peer */
 	hq_mllp mllp;
 	char *out;
 	size_t out_len, out_off, out_cap;
@@ -414,6 +416,32 @@ conn_close(hq_conn *c, const char *reason)
 	c->close_reason = reason;
 }
 
+/* Whether two peer addresses are the same host (the port aside). */
+static int
+same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+	return 0;
+}
+
+/* Open connections of listener l from the host of ss. */
+static int
+peer_connections(const hq_server *s, const listener_t *l, const struct sockaddr_storage *ss)
+{
+	int n = 0;
+	for (const hq_conn *c = s->conns; c; c = c->next)
+		if (c->l == l && c->state != CONN_CLOSED && same_host(&c->addr, ss))
+			n++;
+	return n;
+}
+
 static void
 accept_all(hq_server *s, listener_t *l)
 {
@@ -445,6 +473,15 @@ accept_all(hq_server *s, listener_t *l)
 			close(fd);
 			continue;
 		}
+		if (peer_connections(s, l, &ss) >= lc->max_connections_per_peer) {
+			/* One host cannot take the whole listener from the others. */
+			s->stats.refused_limit++;
+			hq_count(&l->m->refused_connections, 1);
+			conn_log(s, HQ_LOG_WARNING, "listener %s: refused %s: max_connections_per_peer (%d) reached",
+				 lc->name, peer, lc->max_connections_per_peer);
+			close(fd);
+			continue;
+		}
 		hq_conn *c = calloc(1, sizeof *c);
 		if (c == NULL) {
 			hq_log(HQ_LOG_ERR, "listener %s: out of memory for %s", lc->name, peer);
@@ -459,6 +496,7 @@ accept_all(hq_server *s, listener_t *l)
 		c->srv = s;
 		c->state = CONN_OPEN;
 		memcpy(c->peer, peer, sizeof c->peer);
+		c->addr = ss;
 		hq_mllp_init(&c->mllp, lc->max_message_size);
 		c->last_io_ms = hq_now_ms();
 		if (l->tls) {
@@ -530,6 +568,8 @@ on_frame(void *arg, const char *payload, size_t len, size_t total, int oversize)
 	f->len = len;
 	f->total = total;
 	f->oversize = oversize;
+	if (oversize)
+		memcpy(f->sha256, c->mllp.sha256, sizeof f->sha256);
 	f->received_us = hq_wall_us();
 	s->stats.frames++;
 	hq_count(&c->l->m->received, 1);
@@ -627,6 +667,11 @@ conn_flush(hq_conn *c)
 		c->out_off += (size_t)n;
 	}
 	c->out_off = c->out_len = 0;
+	if (c->out_cap > OUT_KEEP_CAP) { /* a burst of ACKs is over: give the memory back */
+		free(c->out);
+		c->out = NULL;
+		c->out_cap = 0;
+	}
 	return 0;
 }
 

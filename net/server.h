@@ -30,6 +30,7 @@ typedef struct hq_frame {
 	size_t len;	  /* bytes in data */
 	size_t total;	  /* real payload size (> len when oversize) */
 	int oversize;
+	unsigned char sha256[32]; /* of the whole payload, when oversize (data holds a prefix) */
 	uint64_t received_us; /* when the frame's last byte was read */
 	char *ack;	  /* set by the callback: malloc'd ACK payload (no MLLP framing), or NULL */
 	size_t ack_len;

@@ -2182,6 +2182,61 @@ hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, 
 	return rc ? (rc > 0 ? -rc : rc) : n;
 }
 
+long
+hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max,
+			  int dry_run)
+{
+	unsigned char tbe[8];
+	idvec ids = {0};
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k = {8, tbe}, v;
+	size_t scanned = 0;
+	int rc;
+
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return rc > 0 ? -rc : rc;
+	put_be64(tbe, *resume_us);
+	if ((rc = mdb_cursor_open(txn, j->by_time, &c)) == 0) {
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		while (rc == 0) {
+			uint64_t t = get_be64(k.mv_data), id = get_val(&v);
+			if (t >= before_us) {
+				rc = MDB_NOTFOUND; /* done */
+				break;
+			}
+			if (ids.n == max || scanned++ >= 20 * max) {
+				*resume_us = t; /* a slice: the caller goes on from here */
+				break;
+			}
+			/* The state is in the record's header: no decoding. */
+			unsigned char idbe[8];
+			MDB_val mk = {8, idbe}, mv;
+			put_be64(idbe, id);
+			if (mdb_get(txn, j->msgs, &mk, &mv) == 0 && mv.mv_size >= REC_HEADER &&
+			    ((const unsigned char *)mv.mv_data)[0] == REC_FORMAT &&
+			    ((const unsigned char *)mv.mv_data)[17] == HQ_MSG_REJECTED &&
+			    (rc = idvec_push(&ids, id)))
+				break;
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			*resume_us = before_us;
+		}
+		mdb_cursor_close(c);
+	}
+	mdb_txn_abort(txn);
+	long n = (long)ids.n;
+	if (rc == 0 && !dry_run && ids.n) {
+		long p = hq_journal_purge(j, ids.v, ids.n);
+		if (p < 0)
+			rc = (int)-p;
+	}
+	free(ids.v);
+	return rc ? (rc > 0 ? -rc : rc) : n;
+}
+
 int
 hq_journal_copy(hq_journal *j, const char *dir)
 {

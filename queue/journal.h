@@ -24,7 +24,7 @@ typedef struct hq_batch hq_batch;
 /* What happened to a frame at intake (stored as one byte; never renumber). */
 typedef enum hq_msg_state {
 	HQ_MSG_ACCEPTED = 1, /* stored, positive ACK sent */
-	HQ_MSG_REJECTED = 2, /* refused: negative ACK sent; raw bytes bounded */
+	HQ_MSG_REJECTED = 2, /* refused: negative ACK sent; RAW a bounded prefix, with RAW_SIZE and RAW_SHA256 */
 	HQ_MSG_DUPLICATE = 3, /* a repeat acked or refused by duplicate policy */
 	HQ_MSG_UNROUTED = 4   /* accepted, but no target takes it */
 } hq_msg_state;
@@ -51,6 +51,8 @@ enum {
 	HQ_F_REASON,	 /* why it was refused */
 	HQ_F_RAW,	 /* the bytes exactly as received */
 	HQ_F_SEALED,	 /* encrypted journal: RAW, PATIENT_ID and PATIENT_AUTH, sealed */
+	HQ_F_RAW_SIZE,	 /* refused: the frame's real size in decimal (RAW holds a prefix) */
+	HQ_F_RAW_SHA256, /* refused: SHA-256 of the whole frame, 64 hex digits */
 	HQ_F_COUNT
 };
 
@@ -403,6 +405,16 @@ long hq_journal_purge(hq_journal *j, const uint64_t *ids, size_t n);
  */
 long hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us,
 			     size_t max, int dry_run);
+
+/*
+ * Refused frames: like hq_journal_purge_before, for the records refused
+ * at intake (state REJECTED) received before before_us, whatever else the
+ * journal holds.  *resume_us only moves forward, so the daemon's passes
+ * each scan just what arrived since the last (keep it between passes).
+ * Returns the number found, or a negative code.
+ */
+long hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us,
+			       size_t max, int dry_run);
 
 /*
  * Writes a compacted copy of the journal into directory dir (which must

@@ -664,7 +664,12 @@ cmd_show(ctx *c, int argc, char **argv)
 	printf("receiver     %s / %s\n", field(&r, HQ_F_RECEIVING_APP, b1, sizeof b1),
 	       field(&r, HQ_F_RECEIVING_FAC, b2, sizeof b2));
 	printf("patient      %s\n", r.locked ? "(sealed: no key)" : field(&r, HQ_F_PATIENT_ID, b1, sizeof b1));
-	printf("size         %zu bytes%s\n", r.f[HQ_F_RAW].n, r.is_batch ? " (FHS/BHS batch)" : "");
+	if (r.f[HQ_F_RAW_SIZE].n) /* refused: the journal keeps a prefix */
+		printf("size         %s bytes (first %zu kept), sha256 %s\n",
+		       field(&r, HQ_F_RAW_SIZE, b1, sizeof b1), r.f[HQ_F_RAW].n,
+		       field(&r, HQ_F_RAW_SHA256, b2, sizeof b2));
+	else
+		printf("size         %zu bytes%s\n", r.f[HQ_F_RAW].n, r.is_batch ? " (FHS/BHS batch)" : "");
 	printf("intake       %s", msg_state_name(r.state));
 	if (r.state == HQ_MSG_DUPLICATE)
 		printf(" of message %llu", (unsigned long long)r.dup_of);
@@ -818,13 +823,15 @@ cmd_purge(ctx *c, int argc, char **argv)
 	static const struct option opts[] = {
 		{"dead", no_argument, NULL, 'd'},	{"delivered-before", required_argument, NULL, 'b'},
 		{"target", required_argument, NULL, 't'}, {"dry-run", no_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'J'},	{NULL, 0, NULL, 0}};
-	int o, dead = 0, dry = 0, before_set = 0;
+		{"json", no_argument, NULL, 'J'},	{"rejected", no_argument, NULL, 'r'},
+		{NULL, 0, NULL, 0}};
+	int o, dead = 0, dry = 0, before_set = 0, rejected = 0;
 	uint64_t before = 0;
 	const char *target = NULL;
 	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (o) {
 		case 'd': dead = 1; break;
+		case 'r': rejected = 1; break;
 		case 'b':
 			if (parse_time(optarg, &before))
 				return fail("--delivered-before '%s' is not a time (RFC 3339, or a duration back like 30d)", optarg);
@@ -837,9 +844,10 @@ cmd_purge(ctx *c, int argc, char **argv)
 		}
 	}
 	int nids = argc - optind;
-	if ((nids > 0) + dead + before_set != 1)
-		return fail(nids + dead + before_set ? "give one of --dead, --delivered-before TIME or ids"
-						     : "what to purge? --dead, --delivered-before TIME, or ids");
+	if ((nids > 0) + dead + before_set + rejected != 1)
+		return fail(nids + dead + before_set + rejected
+				    ? "give one of --dead, --rejected, --delivered-before TIME or ids"
+				    : "what to purge? --dead, --rejected, --delivered-before TIME, or ids");
 	if (target && !dead)
 		return fail("--target goes with --dead only");
 	collect ids = {0};
@@ -848,11 +856,14 @@ cmd_purge(ctx *c, int argc, char **argv)
 	hq_journal_usage u;
 	if (hq_journal_usage_get(c->j, &u) == 0)
 		before_usage = u.free;
-	if (before_set) {
+	if (before_set || rejected) {
 		uint64_t resume = 0;
 		long n;
+		if (rejected)
+			before = UINT64_MAX; /* every refused frame */
 		do {
-			n = hq_journal_purge_before(c->j, before, &resume, ID_CHUNK, dry);
+			n = rejected ? hq_journal_purge_rejected(c->j, before, &resume, ID_CHUNK, dry)
+				     : hq_journal_purge_before(c->j, before, &resume, ID_CHUNK, dry);
 			if (n < 0)
 				return fail("cannot purge: %s (%ld purged before)", hq_strerror((int)n), purged);
 			purged += n;
@@ -1077,7 +1088,7 @@ usage(FILE *fp)
 		"     [--since TIME] [--until TIME] [--limit N]   audit query\n"
 		"  show ID [--raw]                           a message's story; --raw its bytes\n"
 		"  replay ID... | --dead [--target T] | --target T --since TIME [--until TIME]\n"
-		"  purge --dead [--target T] | --delivered-before TIME | ID...  [--dry-run]\n"
+		"  purge --dead [--target T] | --rejected | --delivered-before TIME | ID...  [--dry-run]\n"
 		"  compact DIR                               write a compacted copy of the journal\n"
 		"  check [--max-age DUR] [--max-dead N] [--max-pending N]\n"
 		"        [--warn-age DUR] [--warn-dead N] [--warn-pending N] [--target T]\n"

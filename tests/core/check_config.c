@@ -63,6 +63,27 @@ START_TEST(test_good)
 }
 END_TEST
 
+/* Issue 11, points 1 and 6: accept_ack, max_connections_per_peer, rejected_retention. */
+START_TEST(test_issue11_keys)
+{
+	ck_assert_int_eq(load("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:0\n"), 0);
+	ck_assert_int_eq(cfg.listeners[0].accept_ack, HQ_ACCEPT_ACK_ALWAYS);
+	ck_assert_int_eq(cfg.listeners[0].max_connections_per_peer, 32);
+	ck_assert_uint_eq(cfg.rejected_retention_ms, 7ull * 86400000);
+	ck_assert_int_eq(load("[journal]\npath = /tmp/j\nrejected_retention = 0\n[listener a]\n"
+			      "listen = 127.0.0.1:0\naccept_ack = msh15\nmax_connections_per_peer = 4\n"),
+			 0);
+	ck_assert_int_eq(cfg.listeners[0].accept_ack, HQ_ACCEPT_ACK_MSH15);
+	ck_assert_int_eq(cfg.listeners[0].max_connections_per_peer, 4);
+	ck_assert_uint_eq(cfg.rejected_retention_ms, 0);
+	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:0\naccept_ack = never\n", 5,
+		   "accept_ack");
+	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:0\nmax_connections_per_peer = 0\n",
+		   5, "max_connections_per_peer");
+	assert_err("[journal]\npath = /tmp/j\nrejected_retention = soon\n", 3, "rejected_retention");
+}
+END_TEST
+
 START_TEST(test_errors)
 {
 	assert_err("[journal]\npath = /tmp/j\nbogus = 1\n", 3, "unknown key 'bogus'");
@@ -256,6 +277,7 @@ main(void)
 	TCase *tc = tcase_create("load");
 	tcase_add_test(tc, test_good);
 	tcase_add_test(tc, test_errors);
+	tcase_add_test(tc, test_issue11_keys);
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_units);
 	tcase_add_test(tc, test_targets_and_routing);

@@ -14,7 +14,7 @@ import time
 import unittest
 
 from hl7qtest import (BIN, CORPUS, Daemon, Mllp, corpus_files, err_code, free_port,
-                      message, msa)
+                      message, msa, wait_until)
 
 MLLP_SEND = shutil.which("mllp_send") or "/usr/bin/mllp_send"
 
@@ -265,6 +265,134 @@ class Intake(unittest.TestCase):
         shown = json.loads(subprocess.run(q + ["show", "--json", sid], capture_output=True,
                                           check=True).stdout.splitlines()[0])
         self.assertEqual(shown["ack"], "none")
+
+    def journal_used(self):
+        q = [os.path.join(BIN, "hl7q"), "-c", self.d.conf, "status", "--json"]
+        rows = [json.loads(l) for l in subprocess.run(q, capture_output=True, check=True).stdout.splitlines()]
+        return [r for r in rows if "journal" in r][0]["journal"]["used_bytes"]
+
+    def test_issue11_point6_junk_cannot_fill_journal(self):
+        """200 one-megabyte junk frames add under 2 MB to the journal (each
+        refused frame keeps a bounded prefix, its size and SHA-256) while a
+        good sender on another connection keeps getting AA."""
+        import hashlib
+        self.d = Daemon().start()
+        good = Mllp(self.d.port)
+        self.assertEqual(msa(good.request(message("G-first")))[0], "AA")
+        data_mdb = os.path.join(self.d.journal, "data.mdb")
+        used0, file0 = self.journal_used(), os.path.getsize(data_mdb)
+        junk = os.urandom(1000000).replace(b"\x0b", b"J").replace(b"\x1c", b"K")
+        answers, digests = [], []
+
+        def flood():
+            c = Mllp(self.d.port, timeout=30)
+            for i in range(200):
+                frame = b"%06d" % i + junk[6:]
+                digests.append(hashlib.sha256(frame).hexdigest())
+                c.send(frame)
+                answers.append(msa(c.recv_frame(timeout=30) or b""))
+            c.close()
+
+        t = threading.Thread(target=flood)
+        t.start()
+        good_acks = []
+        while t.is_alive() or not good_acks:
+            good_acks.append(msa(good.request(message("G%d" % len(good_acks))))[0])
+            time.sleep(0.05)  # a steady feed, small next to the junk being measured
+        t.join()
+        self.assertEqual(answers, [("AR", "")] * 200)
+        self.assertEqual(set(good_acks), {"AA"})
+        used1, file1 = self.journal_used(), os.path.getsize(data_mdb)
+        print("\npoint 6: 200 x 1 MB junk frames, %d good messages meanwhile: journal used +%d bytes, "
+              "data.mdb +%d bytes" % (len(good_acks), used1 - used0, file1 - file0))
+        self.assertLess(used1 - used0, 2 << 20)
+        self.assertLess(file1 - file0, 2 << 20)
+        refused = sorted((r for r in self.d.records().values() if r["state"] == 2), key=lambda r: r["id"])
+        self.assertEqual(len(refused), 200)
+        for r, digest in zip(refused, digests):
+            self.assertLessEqual(len(r["raw"]), 4096)
+            self.assertEqual(r["raw_size"], b"1000000")
+            self.assertEqual(r["raw_sha256"].decode(), digest)
+        good.close()
+
+    def test_issue11_point6_oversize_frame_hashed_whole(self):
+        """A frame over max_message_size: the journal keeps a prefix, the real
+        size and the SHA-256 of all of it; hl7q show names them."""
+        import hashlib
+        self.d = Daemon({"small": "max_message_size = 64K"}).start()
+        c = Mllp(self.d.port)
+        big = message("BIG", size=300000)
+        self.assertEqual(msa(c.request(big)), ("AR", "BIG"))
+        self.assertEqual(msa(c.request(message("after")))[0], "AA")
+        r = [r for r in self.d.records().values() if r["state"] == 2][0]
+        self.assertEqual(r["raw"], big[:len(r["raw"])])
+        self.assertLessEqual(len(r["raw"]), 4096)
+        self.assertEqual(r["raw_size"], str(len(big)).encode())
+        self.assertEqual(r["raw_sha256"].decode(), hashlib.sha256(big).hexdigest())
+        show = subprocess.run([os.path.join(BIN, "hl7q"), "-c", self.d.conf, "show", str(r["id"])],
+                              capture_output=True, check=True, text=True).stdout
+        self.assertIn("sha256 " + hashlib.sha256(big).hexdigest(), show)
+
+    def test_issue11_point6_max_connections_per_peer(self):
+        """One host cannot take the whole listener: past max_connections_per_peer
+        its connections are closed, another host still gets in."""
+        self.d = Daemon({"m": "max_connections_per_peer = 2"}).start()
+        a, b = Mllp(self.d.port), Mllp(self.d.port)
+        self.assertEqual(msa(a.request(message("p1")))[0], "AA")
+        self.assertEqual(msa(b.request(message("p2")))[0], "AA")
+        self.assertTrue(Mllp(self.d.port).closed())
+        self.assertRegex(self.d.read_log(), r"max_connections_per_peer \(2\) reached")
+        other = socket.socket()
+        other.bind(("127.0.0.2", 0))  # another host on loopback
+        other.settimeout(10)
+        other.connect(("127.0.0.1", self.d.port))
+        other.sendall(b"\x0b" + message("p3") + b"\x1c\r")
+        self.assertIn(b"MSA|AA|p3", other.recv(65536))
+        other.close()
+        b.close()
+        # a freed slot can be taken again
+        c = wait_until(lambda: self._try_request(message("p4")))
+        self.assertEqual(c, "AA")
+
+    def _try_request(self, m):
+        c = Mllp(self.d.port)
+        try:
+            a = c.request(m, timeout=2)
+            return msa(a)[0] if a else None
+        finally:
+            c.close()
+
+    def test_issue11_point6_rejected_retention_and_purge(self):
+        """[journal] rejected_retention purges refused frames (in the retention
+        pass, the first 5 s after start); hl7q purge --rejected does it at once.
+        Accepted messages stay."""
+        self.d = Daemon(journal_extra="rejected_retention = 1s").start()
+        c = Mllp(self.d.port)
+        for i in range(3):
+            self.assertEqual(msa(c.request(b"junk %d" % i))[0], "AR")
+        self.assertEqual(msa(c.request(message("keep1")))[0], "AA")
+        states = lambda: sorted(r["state"] for r in self.d.records().values())
+        self.assertEqual(states(), [2, 2, 2, 4])
+        self.assertEqual(wait_until(lambda: states() == [4], timeout=30), True, states())
+        self.assertIn("rejected_retention: purged 3 refused frames", self.d.read_log())
+        self.d.stop()
+        # the CLI, on a journal whose daemon keeps refused frames
+        self.d = Daemon().start()
+        c = Mllp(self.d.port)
+        for i in range(2):
+            self.assertEqual(msa(c.request(b"junk %d" % i))[0], "AR")
+        self.assertEqual(msa(c.request(message("keep2")))[0], "AA")
+        q = [os.path.join(BIN, "hl7q"), "-c", self.d.conf, "purge"]
+        out = subprocess.run(q + ["--rejected", "--dry-run"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("would purge 2 messages", out.stdout)
+        self.assertEqual(len(self.d.records()), 3)
+        out = subprocess.run(q + ["--rejected"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("purged 2 messages", out.stdout)
+        self.assertEqual(states(), [4])
+        bad = subprocess.run(q + ["--rejected", "--dead"], capture_output=True, text=True)
+        self.assertEqual(bad.returncode, 1)
 
     def test_ack_fields(self):
         self.d = Daemon().start()

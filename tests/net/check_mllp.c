@@ -117,6 +117,50 @@ START_TEST(test_oversize_keeps_prefix_and_recovers)
 }
 END_TEST
 
+/* The digest the deframer reports for an oversize frame (in the callback). */
+static int
+grab_sha(void *arg, const char *p, size_t len, size_t total, int oversize)
+{
+	hq_mllp *m = ((void **)arg)[0];
+	unsigned char *out = ((void **)arg)[1];
+	ck_assert_int_eq(oversize, 1);
+	memcpy(out, m->sha256, 32);
+	return 0;
+}
+
+/* Issue 11, point 6: an oversize frame is hashed whole, whatever the
+ * feeds' boundaries; after a large frame the buffer is given back. */
+START_TEST(test_issue11_point6_oversize_hashed_and_buffer_shrinks)
+{
+	enum { BIG = 300000, MAX = 100000 };
+	char *big = malloc(BIG);
+	unsigned char want[32], got_sha[32];
+	for (size_t i = 0; i < BIG; i++)
+		big[i] = (char)('a' + i % 23);
+	mbedtls_sha256_ret((const unsigned char *)big, BIG, want, 0);
+	size_t steps[] = {1, 777, 65536, BIG};
+	for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
+		hq_mllp m;
+		void *arg[2] = {&m, got_sha};
+		memset(got_sha, 0, sizeof got_sha);
+		hq_mllp_init(&m, MAX);
+		hq_mllp_feed(&m, "\x0b", 1, grab_sha, arg);
+		for (size_t off = 0; off < BIG; off += steps[s])
+			hq_mllp_feed(&m, big + off, BIG - off < steps[s] ? BIG - off : steps[s], grab_sha, arg);
+		hq_mllp_feed(&m, "\x1c\r", 2, grab_sha, arg);
+		ck_assert_msg(memcmp(got_sha, want, 32) == 0, "step %zu: wrong SHA-256", steps[s]);
+		ck_assert_ptr_null(m.buf); /* 100 KB kept: freed after the frame */
+		ck_assert_uint_eq(m.cap, 0);
+		got g = {0};
+		hq_mllp_feed(&m, "\x0bOK\x1c\r", 5, collect, &g);
+		ck_assert_int_eq(g.n, 1);
+		ck_assert_uint_eq(g.lens[0], 2);
+		hq_mllp_free(&m);
+	}
+	free(big);
+}
+END_TEST
+
 START_TEST(test_second_start_byte_restarts)
 {
 	hq_mllp m;
@@ -216,6 +260,7 @@ main(void)
 	tcase_add_test(tc, test_byte_at_a_time);
 	tcase_add_test(tc, test_out_of_frame_counted);
 	tcase_add_test(tc, test_oversize_keeps_prefix_and_recovers);
+	tcase_add_test(tc, test_issue11_point6_oversize_hashed_and_buffer_shrinks);
 	tcase_add_test(tc, test_second_start_byte_restarts);
 	tcase_add_test(tc, test_eb_inside_payload_is_data);
 	tcase_add_test(tc, test_eb_then_sb_ends_frame);
