@@ -433,6 +433,11 @@ record_json(const hq_record *r, const hq_msg_dlv *d, size_t nd)
 			      r->locked ? json_null() : jfield(r, HQ_F_PATIENT_ID), "ack", r->ack[0] ? r->ack : "none", "state",
 			      msg_state_name(r->state));
 	json_object_set_new(o, "targets", targets_json(d, nd));
+	if (r->f[HQ_F_RAW_SIZE].n) { /* refused: the journal keeps a prefix */
+		char n[32];
+		json_object_set_new(o, "size", json_integer(strtoll(field(r, HQ_F_RAW_SIZE, n, sizeof n), NULL, 10)));
+		json_object_set_new(o, "sha256", jfield(r, HQ_F_RAW_SHA256));
+	}
 	return o;
 }
 

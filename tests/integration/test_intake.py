@@ -332,6 +332,9 @@ class Intake(unittest.TestCase):
         show = subprocess.run([os.path.join(BIN, "hl7q"), "-c", self.d.conf, "show", str(r["id"])],
                               capture_output=True, check=True, text=True).stdout
         self.assertIn("sha256 " + hashlib.sha256(big).hexdigest(), show)
+        shown = json.loads(subprocess.run([os.path.join(BIN, "hl7q"), "-c", self.d.conf, "show", "--json",
+                                           str(r["id"])], capture_output=True, check=True).stdout.splitlines()[0])
+        self.assertEqual((shown["size"], shown["sha256"]), (len(big), hashlib.sha256(big).hexdigest()))
 
     def test_issue11_point6_max_connections_per_peer(self):
         """One host cannot take the whole listener: past max_connections_per_peer
