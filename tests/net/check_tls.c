@@ -6,7 +6,9 @@
  * Issue 11, point 2: after WANT_WRITE mbedTLS must be called again with
  * the same length; the server appends ACKs meanwhile, and a longer retry
  * used to be reported as sent in full while only the first record went
- * out.  A peer that closes without close_notify is a half-close.
+ * out; a record of the server's that mbedTLS flushed during a read must
+ * not be sent again by the retry.  A peer that closes without close_notify
+ * is a half-close (this one already held on main: a regression guard).
  */
 #include <check.h>
 #include <errno.h>
@@ -67,7 +69,16 @@ typedef struct client {
 } client;
 
 static void
+client_init_opts(client *c, int fd, int renego);
+
+static void
 client_init(client *c, int fd)
+{
+	client_init_opts(c, fd, 0);
+}
+
+static void
+client_init_opts(client *c, int fd, int renego)
 {
 	mbedtls_ssl_config_init(&c->conf);
 	mbedtls_ssl_init(&c->ssl);
@@ -79,6 +90,10 @@ client_init(client *c, int fd)
 						     MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT), 0);
 	mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_NONE);
 	mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &c->drbg);
+	if (renego) {
+		mbedtls_ssl_conf_renegotiation(&c->conf, MBEDTLS_SSL_RENEGOTIATION_ENABLED);
+		mbedtls_ssl_conf_renegotiation_enforced(&c->conf, MBEDTLS_SSL_RENEGOTIATION_NOT_ENFORCED);
+	}
 	ck_assert_int_eq(mbedtls_ssl_setup(&c->ssl, &c->conf), 0);
 	c->net.fd = fd;
 	mbedtls_ssl_set_bio(&c->ssl, &c->net, mbedtls_net_send, mbedtls_net_recv, NULL);
@@ -204,6 +219,64 @@ START_TEST(test_issue11_point2_write_retry_keeps_length)
 END_TEST
 
 /*
+ * The server's blocked record goes out while mbedTLS answers something the
+ * client sent (here a renegotiation request, refused): the retry must not
+ * send the same bytes a second time, nor lose the ones appended since.
+ */
+START_TEST(test_issue11_point2_record_flushed_by_a_read_is_not_sent_twice)
+{
+	enum { TOTAL = 100000 };
+	int fds[2];
+	client c;
+	char sink[4096];
+	small_pair(fds);
+	hq_tls_conn *s = hq_tls_conn_new(g_srv, fds[0]);
+	ck_assert_ptr_nonnull(s);
+	client_init_opts(&c, fds[1], 1);
+	handshake(s, &c);
+
+	unsigned char *data = malloc(TOTAL), *got = malloc(TOTAL);
+	for (size_t i = 0; i < TOTAL; i++)
+		data[i] = pattern(i);
+	size_t off = 0, avail = 1000, have = 0;
+	ssize_t n;
+	/* Write until the socket is full: a record stays with mbedTLS. */
+	while ((n = hq_tls_write(s, data + off, avail - off)) > 0) {
+		off += (size_t)n;
+		avail += 1000;
+	}
+	ck_assert_int_eq(n, HQ_TLS_WANT_WRITE);
+	/* The client drains the socket and asks to renegotiate; the server's
+	 * read flushes the blocked record on its way to refusing. */
+	have += client_read(&c, got, have, TOTAL, TOTAL);
+	int rc = mbedtls_ssl_renegotiate(&c.ssl);
+	ck_assert(rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE);
+	for (int i = 0; i < 5; i++)
+		(void)hq_tls_read(s, sink, sizeof sink);
+	/* More ACKs came in meanwhile; the server goes on writing. */
+	for (int idle = 0; have < TOTAL && idle < 1000;) {
+		size_t before = have + off;
+		if (avail < TOTAL)
+			avail += TOTAL - avail < 1000 ? TOTAL - avail : 1000;
+		if (off < avail && (n = hq_tls_write(s, data + off, avail - off)) > 0)
+			off += (size_t)n;
+		have += client_read(&c, got, have, TOTAL, TOTAL);
+		idle = have + off == before ? idle + 1 : 0;
+	}
+	ck_assert_uint_eq(off, TOTAL);
+	ck_assert_msg(have == TOTAL, "the client got %zu of %d bytes", have, TOTAL);
+	for (size_t i = 0; i < TOTAL; i++)
+		ck_assert_msg(got[i] == data[i], "byte %zu differs", i);
+	free(data);
+	free(got);
+	hq_tls_conn_free(s);
+	client_free(&c);
+	close(fds[0]);
+	close(fds[1]);
+}
+END_TEST
+
+/*
  * A client that shuts its side without close_notify (what Python's
  * SSLSocket does): the server reads EOF, not an error, and what it still
  * writes arrives.
@@ -242,6 +315,7 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_server, teardown_server);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_issue11_point2_write_retry_keeps_length);
+	tcase_add_test(tc, test_issue11_point2_record_flushed_by_a_read_is_not_sent_twice);
 	tcase_add_test(tc, test_issue11_point2_eof_without_close_notify_is_half_close);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
