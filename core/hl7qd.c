@@ -121,7 +121,12 @@ write_status(daemon_state *h)
 static void
 retention_slice(daemon_state *h)
 {
-	uint64_t before = hq_wall_us() - h->cfg->retention_ms * 1000;
+	uint64_t now = hq_wall_us(), keep = h->cfg->retention_ms * 1000;
+	if (keep >= now) { /* the config bounds it; never wrap into a cut-off in the future */
+		h->retention_running = 0;
+		return;
+	}
+	uint64_t before = now - keep;
 	long n = hq_journal_purge_before(h->intake->journal, before, &h->resume_us, 2000, 0);
 	if (n < 0) {
 		hq_log(HQ_LOG_WARNING, "retention: cannot purge: %s", hq_strerror((int)n));
@@ -184,7 +189,8 @@ reload(daemon_state *h)
 		hq_log(HQ_LOG_ERR, "reload refused: %s; the running config stays", ncfg->err);
 		goto fail;
 	}
-	if (hq_config_check_secrets(ncfg, err, sizeof err) != 0) {
+	if (hq_config_check_secrets(ncfg, err, sizeof err) != 0 ||
+	    hq_config_check_files(ncfg, err, sizeof err) != 0) {
 		hq_log(HQ_LOG_ERR, "reload refused: %s; the running config stays", err);
 		goto fail;
 	}
@@ -318,6 +324,15 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		/* What start would refuse, refused here: the ExecStartPre/ExecReload gate runs as
+		 * the service user, so readability and the journal directory are checked for it. */
+		if (hq_config_check_secrets(cfg, err, sizeof err) != 0 ||
+		    hq_config_check_files(cfg, err, sizeof err) != 0 ||
+		    hq_config_check_journal_dir(cfg, err, sizeof err) != 0) {
+			fprintf(stderr, "%s\n", err);
+			config_drop(cfg);
+			return 1;
+		}
 		/* TLS material must load too: a key that does not parse fails here, not at start. */
 		for (int i = 0; i < cfg->nlisteners; i++) {
 			hq_tls_server *t = NULL;
@@ -335,7 +350,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 	set_log_level(cfg, verbose);
-	if (hq_config_check_secrets(cfg, err, sizeof err) != 0) {
+	if (hq_config_check_secrets(cfg, err, sizeof err) != 0 ||
+	    hq_config_check_files(cfg, err, sizeof err) != 0) {
 		hq_log(HQ_LOG_ERR, "%s", err);
 		config_drop(cfg);
 		return 1;
