@@ -142,6 +142,8 @@ install: all
 	install -m 0755 $(BIN)/hl7sink $(DESTDIR)$(PREFIX)/bin/hl7sink
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0644 deploy/man/hl7q.1 $(DESTDIR)$(PREFIX)/share/man/man1/hl7q.1
+	install -m 0644 deploy/man/hl7send.1 $(DESTDIR)$(PREFIX)/share/man/man1/hl7send.1
+	install -m 0644 deploy/man/hl7sink.1 $(DESTDIR)$(PREFIX)/share/man/man1/hl7sink.1
 	install -m 0644 deploy/man/hl7q.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/hl7q.conf.5
 	install -m 0644 deploy/man/hl7qd.8 $(DESTDIR)$(PREFIX)/share/man/man8/hl7qd.8
 	install -d $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples

@@ -30,11 +30,13 @@
  * (tests assert that no positive ACK goes out for that batch).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -104,9 +106,15 @@ write_status(daemon_state *h)
 	char path[1100], tmp[1110];
 	snprintf(path, sizeof path, "%s/hl7qd.status", h->cfg->journal_path);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *fp = fopen(tmp, "w");
-	if (fp == NULL)
+	/* 0600 like the journal's other files, whatever the umask */
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *fp = fd < 0 ? NULL : fdopen(fd, "w");
+	if (fp == NULL) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
+	fchmod(fd, 0600); /* a .tmp left by an older hl7qd kept its mode */
 	fprintf(fp, "pid %ld\nupdated_us %llu\n", (long)getpid(), (unsigned long long)hq_wall_us());
 	for (int i = 0; i < h->cfg->ntargets; i++)
 		fprintf(fp, "inflight %s %d\n", h->cfg->targets[i].name,

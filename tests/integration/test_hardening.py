@@ -104,5 +104,54 @@ class Issue14_6Check(DaemonTest):
         self.assertRegex(p.stderr, r":\d+: \[listener main\] is written twice \(first at line \d+\)")
 
 
+class Issue14_8Operators(DaemonTest):
+    """Foreground timestamps, the status file's mode, man pages for the tools."""
+
+    def test_issue14_8_foreground_logs_carry_timestamps(self):
+        env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+        d = self.daemon()
+        d.env = env
+        d.start()
+        lines = [l for l in d.read_log().splitlines() if l]
+        self.assertTrue(lines)
+        for l in lines:
+            self.assertRegex(l, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z <\d>")
+        d.stop()
+        # under journald (JOURNAL_STREAM set), journald stamps: "<N>text" as before
+        d2 = self.daemon()
+        d2.env = dict(env, JOURNAL_STREAM="8:12345")
+        d2.start()
+        for l in [l for l in d2.read_log().splitlines() if l]:
+            self.assertRegex(l, r"^<\d>\S")
+
+    def test_issue14_8_status_file_is_0600(self):
+        old = os.umask(0o022)
+        try:
+            d = self.daemon().start()
+        finally:
+            os.umask(old)
+        status = os.path.join(d.journal, "hl7qd.status")
+        self.assertTrue(wait_until(lambda: os.path.exists(status), 5))
+        self.assertEqual(oct(os.stat(status).st_mode & 0o777), "0o600")
+
+    def test_issue14_8_man_pages_for_hl7send_and_hl7sink(self):
+        dest = tempfile.mkdtemp(prefix="hl7q-install-")
+        self.cleanups.append(lambda: shutil.rmtree(dest, True))
+        p = subprocess.run(["make", "-s", "-C", ROOT, "install", "DESTDIR=" + dest, "PREFIX=/usr"],
+                           capture_output=True, text=True, timeout=600)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        for tool in ("hl7send", "hl7sink"):
+            page = os.path.join(dest, "usr/share/man/man1/%s.1" % tool)
+            self.assertTrue(os.path.exists(page), page)
+            text = open(page).read()
+            # every long option the tool's getopt table knows is documented
+            src = open(os.path.join(ROOT, "tools/%s.c" % tool)).read()
+            for opt in re.findall(r'\{"([a-z-]+)", (?:required|no)_argument', src):
+                self.assertIn("\\-\\-" + opt.replace("-", "\\-"), text, (tool, opt))
+            if shutil.which("groff"):
+                g = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", page], capture_output=True, text=True)
+                self.assertEqual(g.stderr, "", (tool, g.stderr))
+
+
 if __name__ == "__main__":
     unittest.main()
