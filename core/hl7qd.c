@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <systemd/sd-daemon.h>
@@ -309,6 +310,9 @@ main(int argc, char **argv)
 	daemon_state h;
 	char err[1300];
 
+	/* No core dump and no ptrace by other processes of the same user: the
+	 * memory holds keys, secrets and decrypted messages (the unit adds LimitCORE=0). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	while ((c = getopt_long(argc, argv, "c:v", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': file = optarg; break;

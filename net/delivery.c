@@ -28,6 +28,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/secret.h"
 #include "delivery.h"
 #include "hl7/json.h"
 
@@ -103,6 +104,7 @@ read_secret(const char *path, char *err, size_t errcap, const char *target)
 		snprintf(err, errcap, "target %s: cannot read %s: %s", target, path, strerror(errno));
 		return NULL;
 	}
+	setvbuf(fp, NULL, _IONBF, 0); /* no stdio buffer left holding a copy */
 	size_t n = fread(buf, 1, sizeof buf - 1, fp);
 	fclose(fp);
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
@@ -112,7 +114,9 @@ read_secret(const char *path, char *err, size_t errcap, const char *target)
 		snprintf(err, errcap, "target %s: %s is empty", target, path);
 		return NULL;
 	}
-	return strdup(buf);
+	char *out = strdup(buf);
+	hq_secret_wipe(buf, sizeof buf);
+	return out;
 }
 
 /* {"message": {"data": "<base64>"}}, as Cloud Healthcare's messages.ingest takes. */
@@ -269,7 +273,7 @@ oauth2_token(worker *w, char *why, size_t cap)
 			if (tok == NULL) {
 				snprintf(why, cap, "token endpoint: no access_token in the answer");
 			} else {
-				free(w->token);
+				hq_secret_free(w->token);
 				w->token = strdup(tok);
 				if (expires <= 0)
 					expires = 300;
@@ -283,8 +287,12 @@ oauth2_token(worker *w, char *why, size_t cap)
 	} else {
 		snprintf(why, cap, "out of memory");
 	}
+	if (form)
+		hq_secret_wipe(form, strlen(form));
 	free(form);
 	curl_free(id);
+	if (secret)
+		hq_secret_wipe(secret, strlen(secret));
 	curl_free(secret);
 	curl_free(scope);
 	free(g.p);
@@ -630,11 +638,11 @@ worker_free(worker *w)
 	if (w->multi)
 		curl_multi_cleanup(w->multi);
 	free(w->slots);
-	free(w->password);
-	free(w->token);
-	free(w->client_secret);
-	free(w->aws_key);
-	free(w->aws_secret);
+	hq_secret_free(w->password);
+	hq_secret_free(w->token);
+	hq_secret_free(w->client_secret);
+	hq_secret_free(w->aws_key);
+	hq_secret_free(w->aws_secret);
 	free(w->sigv4);
 	free(w);
 }

@@ -50,6 +50,7 @@
 #include <mbedtls/md.h>
 
 #include "core/error.h"
+#include "core/secret.h"
 #include "journal.h"
 
 #define REC_FORMAT 1
@@ -531,6 +532,7 @@ hq_journal_close(hq_journal *j)
 	if (j == NULL)
 		return;
 	mdb_env_close(j->env);
+	hq_secret_wipe(j->keys, sizeof j->keys);
 	free(j);
 }
 
@@ -2263,6 +2265,7 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 		snprintf(err, errcap, "encryption_key_file %s: %s", key_file, strerror(errno));
 		return HQ_ECONFIG;
 	}
+	setvbuf(fp, NULL, _IONBF, 0); /* no stdio buffer left holding the key text */
 	j->nkeys = 0;
 	while (fgets(line, sizeof line, fp)) {
 		lineno++;
@@ -2276,7 +2279,9 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 			continue;
 		if (parse_key(p, n, master) != 0 || j->nkeys == MAX_KEYS || derive(master, &j->keys[j->nkeys]) != 0) {
 			fclose(fp);
-			memset(master, 0, sizeof master);
+			hq_secret_wipe(master, sizeof master);
+			hq_secret_wipe(line, sizeof line);
+			hq_secret_wipe(j->keys, sizeof j->keys);
 			j->nkeys = 0;
 			snprintf(err, errcap, "%s:%d: not a key: 64 hex digits expected (openssl rand -hex 32)",
 				 key_file, lineno);
@@ -2285,7 +2290,8 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 		j->nkeys++;
 	}
 	fclose(fp);
-	memset(master, 0, sizeof master);
+	hq_secret_wipe(master, sizeof master);
+	hq_secret_wipe(line, sizeof line);
 	if (j->nkeys == 0) {
 		snprintf(err, errcap, "encryption_key_file %s holds no key (openssl rand -hex 32 > FILE)", key_file);
 		return HQ_ECONFIG;

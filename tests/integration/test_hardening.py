@@ -153,5 +153,30 @@ class Issue14_8Operators(DaemonTest):
                 self.assertEqual(g.stderr, "", (tool, g.stderr))
 
 
+class Issue15_5Secrets(DaemonTest):
+    """No core dumps of a process that holds keys and decrypted messages."""
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+    def test_issue15_5_hl7qd_is_not_dumpable_and_the_unit_sets_limitcore(self):
+        unit = open(os.path.join(ROOT, "deploy/systemd/hl7qd.service")).read()
+        self.assertRegex(unit, r"(?m)^LimitCORE=0$")
+        # As an unprivileged user, /proc/PID/status belongs to that user -- unless the
+        # process made itself non-dumpable, when the kernel hands it to root.
+        d = self.daemon()
+        os.chmod(d.dir, 0o755)
+        os.makedirs(d.journal, 0o700)
+        os.chown(d.journal, 65534, 65534)
+        os.chown(d.dir, 65534, 65534)
+        log = open(d.log, "ab")
+        self.cleanups.append(log.close)
+        proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                 os.path.join(BIN, "hl7qd"), "-c", d.conf], stdout=log, stderr=log)
+        self.cleanups.append(lambda: (proc.poll() is None and proc.kill(), proc.wait()))
+        self.assertTrue(wait_until(lambda: "ready" in d.read_log(), 10), d.read_log())
+        st = os.stat("/proc/%d/status" % proc.pid)
+        self.assertEqual(open("/proc/%d/status" % proc.pid).read().split("Uid:")[1].split()[0], "65534")
+        self.assertEqual(st.st_uid, 0, "hl7qd is dumpable: a crash would write its memory to a core file")
+
+
 if __name__ == "__main__":
     unittest.main()
