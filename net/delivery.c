@@ -89,6 +89,29 @@ struct hq_delivery_sys {
 
 
 void
+hq_header_value(const char *s, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+	if (cap == 0)
+		return;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		int plain = c > 0x20 && c < 0x7f && c != '%';
+		if (n + (plain ? 1 : 3) >= cap)
+			break;
+		if (plain) {
+			out[n++] = (char)c;
+		} else {
+			out[n++] = '%';
+			out[n++] = hex[c >> 4];
+			out[n++] = hex[c & 15];
+		}
+	}
+	out[n] = 0;
+}
+
+void
 hq_idempotency_key(const char *target, uint64_t id, char *out, size_t cap)
 {
 	snprintf(out, cap, "%s-%llu", target, (unsigned long long)id);
@@ -328,9 +351,12 @@ slot_start(worker *w, slot *s)
 	s->headers = curl_slist_append(s->headers, line);
 	snprintf(line, sizeof line, "X-HL7-Message-Id: %llu", (unsigned long long)s->due.id);
 	s->headers = curl_slist_append(s->headers, line);
-	snprintf(line, sizeof line, "X-HL7-Control-Id: %s", s->due.control_id);
+	char value[400];
+	hq_header_value(s->due.control_id, value, sizeof value);
+	snprintf(line, sizeof line, "X-HL7-Control-Id: %s", value);
 	s->headers = curl_slist_append(s->headers, line);
-	snprintf(line, sizeof line, "X-HL7-Message-Type: %s", s->due.type);
+	hq_header_value(s->due.type, value, sizeof value);
+	snprintf(line, sizeof line, "X-HL7-Message-Type: %s", value);
 	s->headers = curl_slist_append(s->headers, line);
 	/* No "Expect: 100-continue" wait -- except under SigV4, where libcurl
 	 * would sign the empty Expect: entry that is never sent. */

@@ -49,6 +49,15 @@ void hq_delivery_wake(hq_delivery_sys *d);
 /* Stops the workers (in-flight requests are abandoned: pending again) and frees d. */
 void hq_delivery_stop(hq_delivery_sys *d);
 
+/*
+ * An HTTP header value for s: bytes outside visible ASCII (0x21-0x7e), and
+ * '%' itself, percent-encoded ("A B" -> "A%20B"), so a control id or type
+ * from the sender can neither break the header nor smuggle another one.
+ * Writes at most cap bytes with the NUL; a value that does not fit is cut
+ * before an escape, never inside one.
+ */
+void hq_header_value(const char *s, char *out, size_t cap);
+
 /* The Idempotency-Key of message id for target: stable across retries and restarts. */
 void hq_idempotency_key(const char *target, uint64_t id, char *out, size_t cap);
 

@@ -178,5 +178,34 @@ class Issue15_5Secrets(DaemonTest):
         self.assertEqual(st.st_uid, 0, "hl7qd is dumpable: a crash would write its memory to a core file")
 
 
+class Issue15_6Delimiters(DaemonTest):
+    """ACKs and headers well-formed whatever the sender's delimiters."""
+
+    def test_issue15_6_ack_msh7_escaped_when_dot_is_a_delimiter(self):
+        d = self.daemon().start()
+        c = Mllp(d.port)
+        self.cleanups.append(c.close)
+        msg = (b"MSH|.~\\&|SA|SF|RA|RF|20261126120000||ADT.A01|DOT1|P|2.5.1\r"
+               b"PID|1||P1...MR||SYNTHETIC.PATIENT\r")
+        ack = c.request(msg)
+        self.assertIsNotNone(ack)
+        msh = ack.split(b"\r")[0].split(b"|")
+        # MSH-7 is one component: its '.' written as \S\
+        self.assertRegex(msh[6].decode(), r"^\d{14}\\S\\\d{3}[+-]\d{4}$")
+        self.assertEqual(len(msh[6].split(b".")), 1)
+
+    def test_issue15_6_x_hl7_headers_percent_encoded(self):
+        sink = self.sink()
+        d = self.daemon(extra=target("t", sink.url)).start()
+        c = Mllp(d.port)
+        self.cleanups.append(c.close)
+        m = message("X").replace(b"|X|P|", b"|A B\xc3\xa9|P|")
+        self.assertEqual(msa(c.request(m))[0], "AA")
+        reqs = sink.wait_for(1)
+        self.assertEqual(len(reqs), 1)
+        self.assertEqual(reqs[0][0]["x-hl7-control-id"], "A%20B%C3%A9")
+        self.assertEqual(reqs[0][0]["x-hl7-message-type"], "ADT^A01^ADT_A01")
+
+
 if __name__ == "__main__":
     unittest.main()
