@@ -44,6 +44,7 @@ typedef struct slot {
 	char body[512];
 	size_t body_len;
 	uint64_t start_us;
+	char errbuf[CURL_ERROR_SIZE]; /* libcurl's detail of a failed transfer */
 } slot;
 
 typedef struct worker {
@@ -402,6 +403,8 @@ slot_start(worker *w, slot *s)
 		curl_easy_setopt(e, CURLOPT_USERNAME, w->aws_key);
 		curl_easy_setopt(e, CURLOPT_PASSWORD, w->aws_secret);
 	}
+	s->errbuf[0] = 0;
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
 	s->start_us = hq_wall_us();
 	s->busy = 1;
 	return curl_multi_add_handle(w->multi, e) == CURLM_OK ? 0 : -1;
@@ -433,6 +436,42 @@ backoff_us(const hq_target_conf *t, uint32_t attempts, long retry_after_s)
 	if (retry_after_s > 0 && (uint64_t)retry_after_s * 1000 > d)
 		d = (uint64_t)retry_after_s * 1000;
 	return d * 1000;
+}
+
+/*
+ * A failed TLS handshake with a target, in an operator's words: the reason
+ * (OpenSSL's verify result, as libcurl's CURLINFO_SSL_VERIFYRESULT gives
+ * it, or libcurl's error buffer) and the fix.  Writes "TLS: reason: fix"
+ * into out and returns 1, or 0 when res is not a TLS failure.
+ */
+static int
+tls_failure_text(CURLcode res, long verify, const char *errbuf, char *out, size_t cap)
+{
+	/* X509_V_ERR_* (OpenSSL's x509_vfy.h): libcurl here is built on OpenSSL */
+	enum { ISSUER = 2, NOT_YET = 9, EXPIRED = 10, SELF_SIGNED = 18, SELF_IN_CHAIN = 19,
+	       ISSUER_LOCALLY = 20, LEAF = 21, HOSTNAME = 62 };
+	const char *why = NULL;
+	if (res != CURLE_PEER_FAILED_VERIFICATION && res != CURLE_SSL_CONNECT_ERROR &&
+	    res != CURLE_SSL_CACERT_BADFILE && res != CURLE_SSL_ISSUER_ERROR)
+		return 0;
+	if (res == CURLE_SSL_CACERT_BADFILE)
+		why = "ca_file cannot be read or holds no certificate: point ca_file at a PEM file";
+	else if (verify == SELF_SIGNED)
+		why = "self-signed certificate: set ca_file to that certificate (or the CA that signed it)";
+	else if (verify == SELF_IN_CHAIN || verify == ISSUER || verify == ISSUER_LOCALLY || verify == LEAF)
+		why = "unknown issuer: set ca_file to the CA that signed the target's certificate";
+	else if (verify == EXPIRED)
+		why = "certificate expired: renew it on the target (ca_file cannot help)";
+	else if (verify == NOT_YET)
+		why = "certificate not valid yet: check the clocks here and on the target";
+	else if (verify == HOSTNAME || (errbuf && (strstr(errbuf, "host name") || strstr(errbuf, "subject name"))))
+		why = "host name not in the certificate: use a name it lists in url";
+	if (why)
+		snprintf(out, cap, "TLS: %s", why);
+	else
+		snprintf(out, cap, "TLS: %s (verify %ld); if the CA is private, set ca_file",
+			 errbuf && *errbuf ? errbuf : curl_easy_strerror(res), verify);
+	return 1;
 }
 
 /* Decides the outcome of the transfer in s. */
@@ -483,7 +522,10 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 	} else {
 		o->state = HQ_DLV_RETRY;
 		hq_count(&w->m->network_errors, 1);
-		snprintf(o->error, sizeof o->error, "%s", curl_easy_strerror(res));
+		long verify = 0;
+		curl_easy_getinfo(s->easy, CURLINFO_SSL_VERIFYRESULT, &verify);
+		if (!tls_failure_text(res, verify, s->errbuf, o->error, sizeof o->error))
+			snprintf(o->error, sizeof o->error, "%s", curl_easy_strerror(res));
 	}
 	uint32_t attempts = s->due.attempts + 1;
 	if (o->state == HQ_DLV_RETRY) {

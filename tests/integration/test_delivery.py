@@ -236,8 +236,8 @@ class DeliveryNginx(unittest.TestCase):
                                 for (i, t), v in dl.items() if t == "nocert"))
             self.assertEqual(len(sink.requests()), 60)
             log = d.read_log()
-            self.assertRegex(log, r"target noca: down \(SSL peer certificate")
-            self.assertRegex(log, r"target wrongname: down \(SSL peer certificate")
+            self.assertRegex(log, r"target noca: down \(TLS: self-signed certificate: set ca_file")
+            self.assertRegex(log, r"target wrongname: down \(TLS: host name not in the certificate")
             d.cleanup()
         finally:
             ng.cleanup()

@@ -207,5 +207,54 @@ class Issue15_6Delimiters(DaemonTest):
         self.assertEqual(reqs[0][0]["x-hl7-message-type"], "ADT^A01^ADT_A01")
 
 
+class Issue14_7TlsReasons(DaemonTest):
+    """A TLS failure to a target names its reason and the fix."""
+
+    def test_issue14_7_tls_failure_names_reason_and_fix(self):
+        import json
+        from pki import CA
+        from hl7qtest import make_cert
+        tmp = tempfile.mkdtemp(prefix="hl7q-tls-")
+        self.cleanups.append(lambda: shutil.rmtree(tmp, True))
+        ca = CA(tmp, "web")
+        signed = ca.issue("signed", server=True)
+        expired = ca.issue("expired", server=True, expired=True)
+        wrong = ca.issue("elsewhere", server=True, ip="127.0.0.2", dns="elsewhere.example")
+        selfsigned = make_cert(tmp, "self", "IP:127.0.0.1")
+        cases = {  # target: (certificate, ca_file or "", words the reason must hold)
+            "unknownca": (signed, "", ["unknown issuer", "ca_file"]),
+            "selfsigned": (selfsigned, "", ["self-signed", "ca_file"]),
+            "expired": (expired, ca.pem, ["expired"]),
+            "wronghost": (wrong, ca.pem, ["host name"]),
+        }
+        extra = ""
+        for name, (cert, cafile, _) in cases.items():
+            s = self.sink("--cert", cert[0], "--key", cert[1])
+            extra += target(name, "https://127.0.0.1:%d/hl7" % s.port,
+                            "ca_file = %s" % cafile if cafile else "", retry_max="1s")
+        d = self.daemon(extra=extra).start()
+        c = Mllp(d.port)
+        self.cleanups.append(c.close)
+        self.assertEqual(msa(c.request(message("T1")))[0], "AA")
+
+        def attempts():
+            p = subprocess.run([os.path.join(BIN, "hl7q"), "-c", d.conf, "show", "--json", "1"],
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                return None
+            got = {}
+            for a in json.loads(p.stdout.splitlines()[0]).get("attempts", []):
+                got.setdefault(a.get("target"), a.get("error", ""))
+            return got if len(got) == len(cases) else None
+
+        got = wait_until(attempts, 20)
+        self.assertTrue(got, "no attempt per target")
+        log = d.read_log()
+        for name, (_, _, words) in cases.items():
+            for w in words:
+                self.assertIn(w, got[name].lower(), (name, got[name]))
+            self.assertRegex(log, r"target %s: down \(TLS: [^)]*%s" % (name, re.escape(words[0])))
+
+
 if __name__ == "__main__":
     unittest.main()
