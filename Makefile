@@ -122,6 +122,7 @@ build/plain/tests/bench/fill: tests/bench/fill.c build/plain/libhl7q.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< build/plain/libhl7q.a $(LIBS)
 
 HL7Q_BENCH_LOOKUP_N ?= 1000000
+HL7Q_BENCH_SCRAPE_N ?= 1000000
 
 bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill
 	@tools/deps.sh python3 nginx-light wrk openssl lmdb-utils
@@ -131,6 +132,10 @@ bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill
 	@echo "== audit queries on a journal of $(HL7Q_BENCH_LOOKUP_N) messages"
 	@/usr/bin/python3 tests/bench/lookup.py $(abspath $(BIN)) build/plain/tests/bench/fill \
 		build/bench-lookup/journal $(HL7Q_BENCH_LOOKUP_N)
+	@rm -rf build/bench-scrape && mkdir -p build/bench-scrape
+	@echo "== GET /metrics at $(HL7Q_BENCH_SCRAPE_N) pending"
+	@/usr/bin/python3 tests/bench/scrape.py $(abspath $(BIN)) build/plain/tests/bench/fill \
+		build/bench-scrape/journal $(HL7Q_BENCH_SCRAPE_N)
 
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 

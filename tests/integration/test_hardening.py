@@ -256,5 +256,87 @@ class Issue14_7TlsReasons(DaemonTest):
             self.assertRegex(log, r"target %s: down \(TLS: [^)]*%s" % (name, re.escape(words[0])))
 
 
+def stored_counts(journal):
+    """{target: (pending, retrying, dead, delivered)} as the journal keeps them
+    in its targets records (queue/journal.c tstat), or None where absent."""
+    import lmdb
+    import struct
+    env = lmdb.open(journal, readonly=True, lock=True, max_dbs=16, subdir=True)
+    out = {}
+    with env.begin() as txn:
+        db = env.open_db(b"targets", txn=txn, create=False)
+        for k, v in txn.cursor(db=db):
+            v = bytes(v)
+            n = v[25]
+            delivered = struct.unpack(">Q", v[1:9])[0]
+            if len(v) >= 26 + n + 24:
+                out[bytes(k).decode()] = struct.unpack(">QQQ", v[26 + n:26 + n + 24]) + (delivered,)
+            else:
+                out[bytes(k).decode()] = None
+    env.close()
+    return out
+
+
+def recount(journal):
+    """{target: (pending, retrying, dead, delivered)} counted from every delivery record."""
+    from hl7qtest import read_deliveries
+    out = {}
+    for (rid, t), (state, _, _) in read_deliveries(journal).items():
+        c = out.setdefault(t, [0, 0, 0, 0])
+        c[{1: 0, 2: 1, 4: 2, 3: 3}[state]] += 1
+    return {t: tuple(c) for t, c in out.items()}
+
+
+class Issue15_8Metrics(DaemonTest):
+    """/metrics reads counts kept as messages move, whatever the backlog."""
+
+    def test_issue15_8_counts_kept_as_messages_move(self):
+        from hl7qtest import free_port
+        ok, dead, down = self.sink(), self.sink("--status", "400"), self.sink("--status", "503")
+        aport = free_port()
+        extra = (target("ok", ok.url) + target("dead", dead.url) + target("down", down.url) +
+                 "[admin]\nlisten = 127.0.0.1:%d\n" % aport)
+        d = self.daemon(extra=extra).start()
+        c = Mllp(d.port)
+        self.cleanups.append(c.close)
+        for i in range(8):
+            self.assertEqual(msa(c.request(message("M%d" % i)))[0], "AA")
+        self.assertEqual(len(ok.wait_for(8)), 8)
+        self.assertTrue(wait_until(lambda: recount(d.journal).get("dead", (0, 0, 0))[2] == 8))
+        hl7q = lambda *a: subprocess.run([os.path.join(BIN, "hl7q"), "-c", d.conf] + list(a),
+                                         capture_output=True, text=True)
+        self.assertEqual(hl7q("replay", "--dead", "--target", "dead").returncode, 0)
+        self.assertEqual(hl7q("purge", "1", "2").returncode, 0)
+        self.assertTrue(wait_until(lambda: recount(d.journal).get("dead", (0, 0, 0))[2] == 6))
+        self.assertEqual(d.stop(), 0)
+        # every move (queued, retried, dead, delivered, replayed, purged) kept the counts
+        want = recount(d.journal)
+        self.assertEqual(want["ok"], (0, 0, 0, 6))
+        self.assertEqual(want["dead"][2], 6)
+        got = stored_counts(d.journal)
+        for t in ("ok", "dead", "down"):
+            self.assertEqual(got.get(t), want[t], t)
+        # and /metrics shows them (delivery held: nothing moves meanwhile)
+        d.env = dict(d.env, HL7Q_TEST_HOLD_DELIVERY="1")
+        d.start()
+        body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % aport, timeout=10).read().decode()
+        for t in ("ok", "dead", "down"):
+            for i, name in enumerate(("pending", "retrying", "dead", "delivered")):
+                self.assertIn('hl7q_target_%s{target="%s"} %d\n' % (name, t, want[t][i]), body)
+
+    def test_issue15_8_healthz_answers_while_a_scrape_is_open(self):
+        """A scrape whose client has not finished sending its request holds
+        one connection; /healthz on another still answers at once."""
+        from hl7qtest import free_port
+        aport = free_port()
+        d = self.daemon(extra="[admin]\nlisten = 127.0.0.1:%d\n" % aport).start()
+        slow = socket.create_connection(("127.0.0.1", aport), timeout=5)
+        self.cleanups.append(slow.close)
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # headers not finished
+        time.sleep(0.2)
+        r = urllib.request.urlopen("http://127.0.0.1:%d/healthz" % aport, timeout=5)
+        self.assertEqual(r.status, 200)
+
+
 if __name__ == "__main__":
     unittest.main()
