@@ -11,9 +11,10 @@
  * read, another journal), is refused with the reason logged and the
  * running one goes on; otherwise listeners and targets are added, changed
  * or removed without closing open MLLP connections, and what was queued
- * stays queued (it is in the journal).  Every config the daemon ran with
- * stays in memory until exit: connections and workers may still point
- * into an older one.
+ * stays queued (it is in the journal).  An older config stays in memory
+ * while a connection (of a removed listener) or a delivery worker still
+ * runs with it; release_old frees it, and reaps the retired workers, after
+ * each reload and once a second, so reloads leave no memory behind.
  *
  * systemd (Type=notify, via libsystemd's sd_notify): READY=1 once the
  * journal is open and every listener is bound, RELOADING=1 / READY=1
@@ -85,6 +86,25 @@ config_drop(hq_config *cfg)
 {
 	hq_config_free(cfg);
 	free(cfg);
+}
+
+/*
+ * Joins the delivery workers reloads retired that have exited, then frees
+ * every earlier config neither the server nor a worker runs with any more.
+ */
+static void
+release_old(daemon_state *h)
+{
+	hq_delivery_reap(h->delivery);
+	int k = 0;
+	for (int i = 0; i < h->nold; i++) {
+		hq_config *c = h->old[i];
+		if (c != h->cfg && !hq_server_uses(g_server, c) && !hq_delivery_uses(h->delivery, c))
+			config_drop(c);
+		else
+			h->old[k++] = c;
+	}
+	h->nold = k;
 }
 
 static void
@@ -244,6 +264,7 @@ reload(daemon_state *h)
 fail:
 	config_drop(ncfg);
 done:
+	release_old(h);
 	sd_notify(0, "READY=1\nSTATUS=running");
 }
 
@@ -265,6 +286,8 @@ on_turn(void *arg, size_t frames)
 	if (now - h->status_at_ms >= 1000) {
 		h->status_at_ms = now;
 		write_status(h);
+		if (h->nold)
+			release_old(h);
 	}
 	if (h->cfg->retention_ms == 0)
 		return;

@@ -71,6 +71,7 @@ typedef struct worker {
 	int npred;
 	int draining; /* (atomic) finish what is in flight, take nothing new, exit */
 	int exited;   /* (atomic) the thread is done */
+	int waited;   /* (atomic) past the wait for pred: pred no longer read */
 	int started;  /* a thread was created */
 } worker;
 
@@ -586,6 +587,7 @@ worker_main(void *arg)
 	for (int i = 0; i < w->npred; i++)
 		while (!__atomic_load_n(&w->pred[i]->exited, __ATOMIC_ACQUIRE) && !w->stop)
 			curl_multi_poll(w->multi, NULL, 0, 10, NULL);
+	__atomic_store_n(&w->waited, 1, __ATOMIC_RELEASE); /* the reaper may free pred now */
 
 	while (!w->stop && outs && skip) {
 		int draining = __atomic_load_n(&w->draining, __ATOMIC_RELAXED);
@@ -882,6 +884,7 @@ int
 hq_delivery_reload(hq_delivery_sys *d, const hq_config *cfg, char *err, size_t errcap)
 {
 	worker **fresh;
+	hq_delivery_reap(d);
 	int n = workers_new(cfg, d->j, &fresh, err, errcap);
 	if (n < 0)
 		return HQ_ECONFIG; /* a secret cannot be read: nothing changes */
@@ -902,8 +905,10 @@ hq_delivery_reload(hq_delivery_sys *d, const hq_config *cfg, char *err, size_t e
 		snprintf(err, errcap, "out of memory");
 		return ENOMEM;
 	}
-	/* Unchanged workers go on (their config stays alive: the daemon keeps
-	 * old configs); the others drain, and their successors wait for them. */
+	/* Unchanged workers go on (their config stays alive: the daemon frees a
+	 * config only once hq_delivery_uses says no worker runs with it); the
+	 * others drain, their successors wait for them, and hq_delivery_reap
+	 * joins and frees them once they have exited. */
 	for (int i = 0; i < n; i++) {
 		worker *nw = fresh[i];
 		for (int k = 0; k < d->n; k++) {
@@ -948,6 +953,66 @@ hq_delivery_reload(hq_delivery_sys *d, const hq_config *cfg, char *err, size_t e
 	free(d->workers);
 	d->workers = fresh;
 	d->n = n;
+	return 0;
+}
+
+/* Whether a worker of v[0..n) still reads ow as its predecessor. */
+static int
+pred_in_use(worker **v, int n, const worker *ow)
+{
+	for (int i = 0; i < n; i++) {
+		const worker *x = v[i];
+		if (!x->started || __atomic_load_n(&x->waited, __ATOMIC_ACQUIRE))
+			continue;
+		for (int k = 0; k < x->npred; k++)
+			if (x->pred[k] == ow)
+				return 1;
+	}
+	return 0;
+}
+
+void
+hq_delivery_reap(hq_delivery_sys *d)
+{
+	if (d == NULL || d->nretired == 0)
+		return;
+	/* decide with every worker still there, then free */
+	char *go = calloc((size_t)d->nretired, 1);
+	if (go == NULL)
+		return;
+	for (int i = 0; i < d->nretired; i++) {
+		worker *ow = d->retired[i];
+		go[i] = (!ow->started || __atomic_load_n(&ow->exited, __ATOMIC_ACQUIRE)) &&
+			!pred_in_use(d->workers, d->n, ow) && !pred_in_use(d->retired, d->nretired, ow);
+	}
+	int k = 0;
+	for (int i = 0; i < d->nretired; i++) {
+		worker *ow = d->retired[i];
+		if (!go[i]) {
+			d->retired[k++] = ow;
+			continue;
+		}
+		if (ow->started)
+			pthread_join(ow->thread, NULL);
+		worker_free(ow);
+	}
+	d->nretired = k;
+	free(go);
+}
+
+int
+hq_delivery_uses(const hq_delivery_sys *d, const hq_config *cfg)
+{
+	if (d == NULL || cfg->ntargets == 0)
+		return 0;
+	const hq_target_conf *lo = cfg->targets, *hi = cfg->targets + cfg->ntargets;
+	for (int pass = 0; pass < 2; pass++) {
+		worker **v = pass ? d->retired : d->workers;
+		int n = pass ? d->nretired : d->n;
+		for (int i = 0; i < n; i++)
+			if (v[i]->t >= lo && v[i]->t < hi)
+				return 1;
+	}
 	return 0;
 }
 

@@ -46,6 +46,20 @@ int hq_delivery_inflight(hq_delivery_sys *d, const char *target);
 /* Tells every worker new messages were committed (cheap; any thread). */
 void hq_delivery_wake(hq_delivery_sys *d);
 
+/*
+ * Joins and frees the workers a reload retired whose threads have exited
+ * (and that no successor still waits on).  Called from the daemon's loop
+ * (the thread that reloads), so retired workers do not pile up.
+ */
+void hq_delivery_reap(hq_delivery_sys *d);
+
+/*
+ * Non-zero while a worker, current or retired and not yet reaped, runs
+ * with a target of cfg: the daemon frees an old config only when neither
+ * this nor hq_server_uses holds.
+ */
+int hq_delivery_uses(const hq_delivery_sys *d, const hq_config *cfg);
+
 /* Stops the workers (in-flight requests are abandoned: pending again) and frees d. */
 void hq_delivery_stop(hq_delivery_sys *d);
 
