@@ -9,6 +9,7 @@ import os
 import threading
 import time
 import unittest
+import urllib.parse
 
 from test_intake import expected_positive
 import hl7qtest
@@ -314,7 +315,8 @@ class DeliveryJson(unittest.TestCase):
                 self.assertIsNotNone(j["message"])
                 raw = json_to_hl7(j["message"])
                 self.assertIn(raw, sent, "JSON does not give back a sent message")
-                self.assertEqual(j["control_id"], h["x-hl7-control-id"])
+                # the header percent-encodes bytes outside visible ASCII (issue 15.6)
+                self.assertEqual(j["control_id"], urllib.parse.unquote(h["x-hl7-control-id"]))
         finally:
             d.cleanup()
             s.cleanup()
