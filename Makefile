@@ -122,6 +122,7 @@ build/plain/tests/bench/fill: tests/bench/fill.c build/plain/libhl7q.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< build/plain/libhl7q.a $(LIBS)
 
 HL7Q_BENCH_LOOKUP_N ?= 1000000
+HL7Q_BENCH_SCRAPE_N ?= 1000000
 
 bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill
 	@tools/deps.sh python3 nginx-light wrk openssl lmdb-utils
@@ -131,6 +132,10 @@ bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill
 	@echo "== audit queries on a journal of $(HL7Q_BENCH_LOOKUP_N) messages"
 	@/usr/bin/python3 tests/bench/lookup.py $(abspath $(BIN)) build/plain/tests/bench/fill \
 		build/bench-lookup/journal $(HL7Q_BENCH_LOOKUP_N)
+	@rm -rf build/bench-scrape && mkdir -p build/bench-scrape
+	@echo "== GET /metrics at $(HL7Q_BENCH_SCRAPE_N) pending"
+	@/usr/bin/python3 tests/bench/scrape.py $(abspath $(BIN)) build/plain/tests/bench/fill \
+		build/bench-scrape/journal $(HL7Q_BENCH_SCRAPE_N)
 
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 
@@ -142,6 +147,8 @@ install: all
 	install -m 0755 $(BIN)/hl7sink $(DESTDIR)$(PREFIX)/bin/hl7sink
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0644 deploy/man/hl7q.1 $(DESTDIR)$(PREFIX)/share/man/man1/hl7q.1
+	install -m 0644 deploy/man/hl7send.1 $(DESTDIR)$(PREFIX)/share/man/man1/hl7send.1
+	install -m 0644 deploy/man/hl7sink.1 $(DESTDIR)$(PREFIX)/share/man/man1/hl7sink.1
 	install -m 0644 deploy/man/hl7q.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/hl7q.conf.5
 	install -m 0644 deploy/man/hl7qd.8 $(DESTDIR)$(PREFIX)/share/man/man8/hl7qd.8
 	install -d $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples

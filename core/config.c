@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "error.h"
@@ -29,7 +31,18 @@ typedef struct parse_state {
 	int section_line;   /* where the current section began */
 	char section[128];  /* current section, as inih reported it */
 	int failed;
+	char dir[1024];	    /* the config file's directory: relative paths start here */
+	struct seen { char name[128]; int line; } *seen; /* sections so far, to refuse repeats */
+	int nseen;
 } parse_state;
+
+/* What a bad duration's message lists (hq_parse_duration's units). */
+#define DUR_UNITS "a number and a unit: ms, s, min, m, h, d"
+
+/* Upper bounds: far past any real use, yet small enough that now minus the
+ * value never wraps (36500d of retention once did, and purged everything). */
+#define DAY_MS 86400000ull
+#define MAX_DURATION_MS (3650 * DAY_MS)
 
 static int
 fail(parse_state *st, int line, const char *fmt, ...)
@@ -47,6 +60,37 @@ fail(parse_state *st, int line, const char *fmt, ...)
 	return 0;
 }
 
+/*
+ * A duration key: parses val into *ms and checks lo <= *ms <= hi (0 is also
+ * accepted when zero_ok).  Returns 1, or 0 after fail() with the units or
+ * the range in the reason.
+ */
+static int
+duration_key(parse_state *st, const char *key, const char *val, uint64_t lo, uint64_t hi,
+	     int zero_ok, uint64_t *ms)
+{
+	uint64_t v;
+	if (hq_parse_duration(val, &v) != 0)
+		return fail(st, st->line, "%s: '%s' is not a duration (%s)", key, val, DUR_UNITS);
+	if ((v == 0 && !zero_ok) || (v != 0 && (v < lo || v > hi))) {
+		char los[32], his[32];
+		if (lo % 1000)
+			snprintf(los, sizeof los, "%llums", (unsigned long long)lo);
+		else
+			snprintf(los, sizeof los, "%llus", (unsigned long long)(lo / 1000));
+		if (hi % DAY_MS == 0)
+			snprintf(his, sizeof his, "%llud", (unsigned long long)(hi / DAY_MS));
+		else if (hi % 3600000 == 0)
+			snprintf(his, sizeof his, "%lluh", (unsigned long long)(hi / 3600000));
+		else
+			snprintf(his, sizeof his, "%llus", (unsigned long long)(hi / 1000));
+		return fail(st, st->line, "%s: '%s' is out of range (%s%s to %s)", key, val,
+			    zero_ok ? "0, or " : "", los, his);
+	}
+	*ms = v;
+	return 1;
+}
+
 int
 hq_parse_duration(const char *s, uint64_t *ms)
 {
@@ -62,7 +106,7 @@ hq_parse_duration(const char *s, uint64_t *ms)
 		mult = 1000;
 	else if (strcmp(end, "ms") == 0)
 		mult = 1;
-	else if (strcmp(end, "m") == 0)
+	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
 		mult = 60e3;
 	else if (strcmp(end, "h") == 0)
 		mult = 3600e3;
@@ -268,11 +312,9 @@ listener_key(parse_state *st, hq_listener_conf *l, const char *key, const char *
 			return fail(st, st->line, "max_message_size: '%s' is not a size between 64 and 1G", val);
 		l->max_message_size = (size_t)n;
 	} else if (strcmp(key, "idle_timeout") == 0) {
-		if (hq_parse_duration(val, &l->idle_timeout_ms) != 0)
-			return fail(st, st->line, "idle_timeout: '%s' is not a duration (e.g. 300s)", val);
+		return duration_key(st, key, val, 1, 30 * DAY_MS, 1, &l->idle_timeout_ms);
 	} else if (strcmp(key, "frame_timeout") == 0) {
-		if (hq_parse_duration(val, &l->frame_timeout_ms) != 0 || l->frame_timeout_ms == 0)
-			return fail(st, st->line, "frame_timeout: '%s' is not a positive duration", val);
+		return duration_key(st, key, val, 1, DAY_MS, 0, &l->frame_timeout_ms);
 	} else if (strcmp(key, "max_connections") == 0) {
 		char *end;
 		long v = strtol(val, &end, 10);
@@ -302,8 +344,7 @@ listener_key(parse_state *st, hq_listener_conf *l, const char *key, const char *
 		else
 			return fail(st, st->line, "accept_ack: '%s' is not always or msh15", val);
 	} else if (strcmp(key, "duplicate_window") == 0) {
-		if (hq_parse_duration(val, &l->duplicate_window_ms) != 0)
-			return fail(st, st->line, "duplicate_window: '%s' is not a duration", val);
+		return duration_key(st, key, val, 1, 365 * DAY_MS, 1, &l->duplicate_window_ms);
 	} else if (strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0 ||
 		   strcmp(key, "tls_client_ca") == 0) {
 		char *dst = key[4] == 'c' && key[5] == 'e' ? l->tls_cert
@@ -505,14 +546,11 @@ target_key(parse_state *st, hq_target_conf *t, const char *key, const char *val)
 			return fail(st, st->line, "concurrency: '%s' is not a number from 1 to 256", val);
 		t->concurrency = (int)v;
 	} else if (strcmp(key, "timeout") == 0) {
-		if (hq_parse_duration(val, &t->timeout_ms) != 0 || t->timeout_ms == 0)
-			return fail(st, st->line, "timeout: '%s' is not a positive duration", val);
+		return duration_key(st, key, val, 1, DAY_MS, 0, &t->timeout_ms);
 	} else if (strcmp(key, "retry_initial") == 0) {
-		if (hq_parse_duration(val, &t->retry_initial_ms) != 0 || t->retry_initial_ms == 0)
-			return fail(st, st->line, "retry_initial: '%s' is not a positive duration", val);
+		return duration_key(st, key, val, 1, 30 * DAY_MS, 0, &t->retry_initial_ms);
 	} else if (strcmp(key, "retry_max") == 0) {
-		if (hq_parse_duration(val, &t->retry_max_ms) != 0 || t->retry_max_ms == 0)
-			return fail(st, st->line, "retry_max: '%s' is not a positive duration", val);
+		return duration_key(st, key, val, 1, 30 * DAY_MS, 0, &t->retry_max_ms);
 	} else if (strcmp(key, "max_attempts") == 0) {
 		char *end;
 		long v = strtol(val, &end, 10);
@@ -520,8 +558,7 @@ target_key(parse_state *st, hq_target_conf *t, const char *key, const char *val)
 			return fail(st, st->line, "max_attempts: '%s' is not a number (0: no limit)", val);
 		t->max_attempts = (int)v;
 	} else if (strcmp(key, "max_age") == 0) {
-		if (hq_parse_duration(val, &t->max_age_ms) != 0)
-			return fail(st, st->line, "max_age: '%s' is not a duration", val);
+		return duration_key(st, key, val, 1, MAX_DURATION_MS, 1, &t->max_age_ms);
 	} else if (strcmp(key, "client_cert") == 0) {
 		return set_path(st, t->client_cert, sizeof t->client_cert, key, val);
 	} else if (strcmp(key, "client_key") == 0) {
@@ -587,9 +624,12 @@ handler(void *user, const char *section, const char *key, const char *val)
 			if (*val == 0 || strlen(val) >= sizeof cfg->journal_path)
 				return fail(st, st->line, "path: empty or too long");
 			snprintf(cfg->journal_path, sizeof cfg->journal_path, "%s", val);
+			cfg->journal_line = st->line;
 		} else if (strcmp(key, "max_size") == 0) {
-			if (hq_parse_size(val, &n) != 0 || n < (1u << 20))
-				return fail(st, st->line, "max_size: '%s' is not a size of at least 1M", val);
+			if (hq_parse_size(val, &n) != 0)
+				return fail(st, st->line, "max_size: '%s' is not a size (a number and K, M, G or T)", val);
+			if (n < (1u << 20) || n > (64ull << 40))
+				return fail(st, st->line, "max_size: '%s' is out of range (1M to 64T)", val);
 			cfg->max_size = n;
 		} else if (strcmp(key, "encryption_key_file") == 0) {
 			if (*val == 0 || strlen(val) >= sizeof cfg->encryption_key_file)
@@ -597,11 +637,9 @@ handler(void *user, const char *section, const char *key, const char *val)
 			snprintf(cfg->encryption_key_file, sizeof cfg->encryption_key_file, "%s", val);
 			cfg->encryption_line = st->line;
 		} else if (strcmp(key, "retention") == 0) {
-			if (hq_parse_duration(val, &cfg->retention_ms) != 0)
-				return fail(st, st->line, "retention: '%s' is not a duration (e.g. 30d, 0 keeps all)", val);
+			return duration_key(st, key, val, 1000, MAX_DURATION_MS, 1, &cfg->retention_ms);
 		} else if (strcmp(key, "rejected_retention") == 0) {
-			if (hq_parse_duration(val, &cfg->rejected_retention_ms) != 0)
-				return fail(st, st->line, "rejected_retention: '%s' is not a duration (e.g. 7d, 0 keeps them)", val);
+			return duration_key(st, key, val, 1000, MAX_DURATION_MS, 1, &cfg->rejected_retention_ms);
 		} else {
 			return fail(st, st->line, "unknown key '%s' in [journal]", key);
 		}
@@ -658,6 +696,89 @@ handler(void *user, const char *section, const char *key, const char *val)
 	return fail(st, st->section_line, "unknown section [%s]", section);
 }
 
+/*
+ * Notes the section whose header starts at text (past its '['), and fails
+ * when it was written before: a second [target x] would otherwise merge
+ * into the first one and its keys silently override.
+ */
+static void
+note_section(parse_state *st, const char *text)
+{
+	char name[128];
+	size_t n = 0;
+	int space = 0;
+	for (const char *p = text; *p && *p != ']' && n < sizeof name - 1; p++) {
+		if (*p == ' ' || *p == '\t') {
+			space = n > 0;
+			continue;
+		}
+		if (space)
+			name[n++] = ' ';
+		space = 0;
+		if (n < sizeof name - 1)
+			name[n++] = *p;
+	}
+	name[n] = 0;
+	for (int i = 0; i < st->nseen; i++)
+		if (strcmp(st->seen[i].name, name) == 0) {
+			fail(st, st->line, "[%s] is written twice (first at line %d): merge the two", name,
+			     st->seen[i].line);
+			return;
+		}
+	struct seen *ns = realloc(st->seen, sizeof *ns * (size_t)(st->nseen + 1));
+	if (ns == NULL) {
+		fail(st, st->line, "out of memory");
+		return;
+	}
+	st->seen = ns;
+	snprintf(ns[st->nseen].name, sizeof ns[0].name, "%s", name);
+	ns[st->nseen++].line = st->line;
+}
+
+/* dst (a path key of cap bytes), when relative, made relative to dir. 0 or -1 (too long). */
+static int
+resolve_path(const char *dir, char *dst, size_t cap)
+{
+	char buf[2100];
+	if (dst[0] == 0 || dst[0] == '/' || dir[0] == 0)
+		return 0;
+	int n = snprintf(buf, sizeof buf, "%s/%s", dir, dst);
+	if (n < 0 || (size_t)n >= cap)
+		return -1;
+	memcpy(dst, buf, (size_t)n + 1);
+	return 0;
+}
+
+/* Every path key of cfg resolved against dir; 0, or HQ_ECONFIG with cfg->err. */
+static int
+resolve_paths(hq_config *cfg, const char *dir)
+{
+	int bad = 0, line = 0;
+	bad |= resolve_path(dir, cfg->journal_path, sizeof cfg->journal_path);
+	bad |= resolve_path(dir, cfg->encryption_key_file, sizeof cfg->encryption_key_file);
+	for (int i = 0; i < cfg->nlisteners && !bad; i++) {
+		hq_listener_conf *l = &cfg->listeners[i];
+		bad |= resolve_path(dir, l->tls_cert, sizeof l->tls_cert);
+		bad |= resolve_path(dir, l->tls_key, sizeof l->tls_key);
+		bad |= resolve_path(dir, l->tls_client_ca, sizeof l->tls_client_ca);
+		line = l->line;
+	}
+	for (int i = 0; i < cfg->ntargets && !bad; i++) {
+		hq_target_conf *t = &cfg->targets[i];
+		char *paths[] = {t->password_file, t->token_file, t->client_secret_file, t->aws_key_id_file,
+				 t->aws_secret_file, t->client_cert, t->client_key, t->ca_file};
+		for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++)
+			bad |= resolve_path(dir, paths[k], sizeof t->ca_file);
+		line = t->line;
+	}
+	if (bad) {
+		snprintf(cfg->err, sizeof cfg->err, "%s:%d: a relative path is too long once joined to %s",
+			 cfg->file, line, dir);
+		return HQ_ECONFIG;
+	}
+	return 0;
+}
+
 /* fgets with line counting and section tracking, for ini_parse_stream. */
 static char *
 reader(char *str, int num, void *stream)
@@ -670,8 +791,10 @@ reader(char *str, int num, void *stream)
 	const char *p = str;
 	while (*p == ' ' || *p == '\t')
 		p++;
-	if (*p == '[')
+	if (*p == '[') {
 		st->section_line = st->line;
+		note_section(st, p + 1);
+	}
 	return r;
 }
 
@@ -693,9 +816,26 @@ hq_config_load(const char *file, hq_config *cfg)
 			 strerror(errno));
 		return HQ_ECONFIG;
 	}
+	{
+		/* relative paths start at the config's directory, whatever the working directory */
+		char tmp[1024], *slash;
+		snprintf(tmp, sizeof tmp, "%s", file);
+		slash = strrchr(tmp, '/');
+		if (slash == tmp)
+			tmp[1] = 0;
+		else if (slash)
+			*slash = 0;
+		else
+			snprintf(tmp, sizeof tmp, ".");
+		if (realpath(tmp, st.dir) == NULL)
+			snprintf(st.dir, sizeof st.dir, "%s", tmp);
+	}
 	int rc = ini_parse_stream(reader, &st, handler, &st);
 	fclose(st.fp);
+	free(st.seen);
 	if (st.failed)
+		return HQ_ECONFIG;
+	if (resolve_paths(cfg, st.dir) != 0)
 		return HQ_ECONFIG;
 	if (rc != 0) {
 		snprintf(cfg->err, sizeof cfg->err, "%s:%d: syntax error (expected [section] or key = value)",
@@ -802,6 +942,84 @@ hq_config_check_secrets(const hq_config *cfg, char *err, size_t errcap)
 		for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
 			if (check_secret(cfg, t->line, sec, files[k].key, files[k].path, err, errcap))
 				return HQ_ECONFIG;
+	}
+	return 0;
+}
+
+/* One file's check: it exists and this process can read it.  0 or HQ_ECONFIG. */
+static int
+check_readable(const hq_config *cfg, int line, const char *section, const char *key, const char *path,
+	       char *err, size_t errcap)
+{
+	char c;
+	if (path[0] == 0)
+		return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, &c, 1) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		snprintf(err, errcap, "%s:%d: [%s] %s %s cannot be read (uid %ld): %s", cfg->file, line,
+			 section, key, path, (long)geteuid(), strerror(e));
+		return HQ_ECONFIG;
+	}
+	close(fd);
+	return 0;
+}
+
+int
+hq_config_check_files(const hq_config *cfg, char *err, size_t errcap)
+{
+	char sec[80];
+	if (check_readable(cfg, cfg->encryption_line, "journal", "encryption_key_file",
+			   cfg->encryption_key_file, err, errcap))
+		return HQ_ECONFIG;
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		const hq_listener_conf *l = &cfg->listeners[i];
+		const struct { const char *key, *path; } files[] = {
+			{"tls_cert", l->tls_cert}, {"tls_key", l->tls_key}, {"tls_client_ca", l->tls_client_ca}};
+		snprintf(sec, sizeof sec, "listener %s", l->name);
+		for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
+			if (check_readable(cfg, l->line, sec, files[k].key, files[k].path, err, errcap))
+				return HQ_ECONFIG;
+	}
+	for (int i = 0; i < cfg->ntargets; i++) {
+		const hq_target_conf *t = &cfg->targets[i];
+		const struct { const char *key, *path; } files[] = {
+			{"password_file", t->password_file}, {"token_file", t->token_file},
+			{"client_secret_file", t->client_secret_file}, {"aws_key_id_file", t->aws_key_id_file},
+			{"aws_secret_file", t->aws_secret_file}, {"client_cert", t->client_cert},
+			{"client_key", t->client_key}, {"ca_file", t->ca_file}};
+		snprintf(sec, sizeof sec, "target %s", t->name);
+		for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
+			if (check_readable(cfg, t->line, sec, files[k].key, files[k].path, err, errcap))
+				return HQ_ECONFIG;
+	}
+	return 0;
+}
+
+int
+hq_config_check_journal_dir(const hq_config *cfg, char *err, size_t errcap)
+{
+	char dir[1024];
+	struct stat st;
+	snprintf(dir, sizeof dir, "%s", cfg->journal_path);
+	if (stat(dir, &st) != 0) {
+		/* not there yet: hl7qd creates it, so its parent must take it */
+		char *slash = strrchr(dir, '/');
+		if (slash == dir)
+			dir[1] = 0;
+		else if (slash)
+			*slash = 0;
+		else
+			snprintf(dir, sizeof dir, ".");
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
+		int e = errno;
+		snprintf(err, errcap, "%s:%d: [journal] path %s: uid %ld cannot write %s: %s", cfg->file,
+			 cfg->journal_line, cfg->journal_path, (long)geteuid(), dir,
+			 stat(dir, &st) == 0 && !S_ISDIR(st.st_mode) ? strerror(ENOTDIR) : strerror(e));
+		return HQ_ECONFIG;
 	}
 	return 0;
 }

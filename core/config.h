@@ -102,7 +102,8 @@ typedef struct hq_target_conf {
 
 typedef struct hq_config {
 	char file[1024];
-	char journal_path[1024];
+	char journal_path[1024];	/* relative paths in the file are made absolute (its directory) */
+	int journal_line;
 	uint64_t max_size;	/* LMDB map size, default 1G */
 	uint64_t retention_ms;	/* 0 keeps all */
 	uint64_t rejected_retention_ms; /* refused frames are purged after this; default 7d, 0 keeps them */
@@ -132,6 +133,20 @@ int hq_config_load(const char *file, hq_config *cfg);
  * chmod 600 PATH".  Files that do not exist are left to their readers.
  */
 int hq_config_check_secrets(const hq_config *cfg, char *err, size_t errcap);
+
+/*
+ * Every file the config names (keys, certificates, CAs, secrets) exists
+ * and can be read by this process: returns 0, or HQ_ECONFIG with err
+ * "FILE:LINE: [section] key PATH cannot be read (uid N): reason".
+ */
+int hq_config_check_files(const hq_config *cfg, char *err, size_t errcap);
+
+/*
+ * The journal directory (or, before it exists, its parent) is a directory
+ * this process can write: 0, or HQ_ECONFIG with err "FILE:LINE: ...".
+ * Run by --check as the service user, so it answers for hl7qd.
+ */
+int hq_config_check_journal_dir(const hq_config *cfg, char *err, size_t errcap);
 
 /* Frees what hq_config_load allocated. */
 void hq_config_free(hq_config *cfg);

@@ -11,9 +11,10 @@
  * read, another journal), is refused with the reason logged and the
  * running one goes on; otherwise listeners and targets are added, changed
  * or removed without closing open MLLP connections, and what was queued
- * stays queued (it is in the journal).  Every config the daemon ran with
- * stays in memory until exit: connections and workers may still point
- * into an older one.
+ * stays queued (it is in the journal).  An older config stays in memory
+ * while a connection (of a removed listener) or a delivery worker still
+ * runs with it; release_old frees it, and reaps the retired workers, after
+ * each reload and once a second, so reloads leave no memory behind.
  *
  * systemd (Type=notify, via libsystemd's sd_notify): READY=1 once the
  * journal is open and every listener is bound, RELOADING=1 / READY=1
@@ -31,11 +32,14 @@
  * (tests assert that no positive ACK goes out for that batch).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -89,6 +93,25 @@ config_drop(hq_config *cfg)
 	free(cfg);
 }
 
+/*
+ * Joins the delivery workers reloads retired that have exited, then frees
+ * every earlier config neither the server nor a worker runs with any more.
+ */
+static void
+release_old(daemon_state *h)
+{
+	hq_delivery_reap(h->delivery);
+	int k = 0;
+	for (int i = 0; i < h->nold; i++) {
+		hq_config *c = h->old[i];
+		if (c != h->cfg && !hq_server_uses(g_server, c) && !hq_delivery_uses(h->delivery, c))
+			config_drop(c);
+		else
+			h->old[k++] = c;
+	}
+	h->nold = k;
+}
+
 static void
 on_signal(int sig)
 {
@@ -109,9 +132,15 @@ write_status(daemon_state *h)
 	char path[1100], tmp[1110];
 	snprintf(path, sizeof path, "%s/hl7qd.status", h->cfg->journal_path);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *fp = fopen(tmp, "w");
-	if (fp == NULL)
+	/* 0600 like the journal's other files, whatever the umask */
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *fp = fd < 0 ? NULL : fdopen(fd, "w");
+	if (fp == NULL) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
+	fchmod(fd, 0600); /* a .tmp left by an older hl7qd kept its mode */
 	fprintf(fp, "pid %ld\nupdated_us %llu\n", (long)getpid(), (unsigned long long)hq_wall_us());
 	for (int i = 0; i < h->cfg->ntargets; i++)
 		fprintf(fp, "inflight %s %d\n", h->cfg->targets[i].name,
@@ -126,7 +155,12 @@ write_status(daemon_state *h)
 static void
 retention_slice(daemon_state *h)
 {
-	uint64_t before = hq_wall_us() - h->cfg->retention_ms * 1000;
+	uint64_t now = hq_wall_us(), keep = h->cfg->retention_ms * 1000;
+	if (keep >= now) { /* the config bounds it; never wrap into a cut-off in the future */
+		h->retention_running = 0;
+		return;
+	}
+	uint64_t before = now - keep;
 	long n = hq_journal_purge_before(h->intake->journal, before, &h->resume_us, 2000, 0);
 	if (n < 0) {
 		hq_log(HQ_LOG_WARNING, "retention: cannot purge: %s", hq_strerror((int)n));
@@ -212,7 +246,8 @@ reload(daemon_state *h)
 		hq_log(HQ_LOG_ERR, "reload refused: %s; the running config stays", ncfg->err);
 		goto fail;
 	}
-	if (hq_config_check_secrets(ncfg, err, sizeof err) != 0) {
+	if (hq_config_check_secrets(ncfg, err, sizeof err) != 0 ||
+	    hq_config_check_files(ncfg, err, sizeof err) != 0) {
 		hq_log(HQ_LOG_ERR, "reload refused: %s; the running config stays", err);
 		goto fail;
 	}
@@ -257,6 +292,7 @@ reload(daemon_state *h)
 fail:
 	config_drop(ncfg);
 done:
+	release_old(h);
 	sd_notify(0, "READY=1\nSTATUS=running");
 }
 
@@ -278,6 +314,8 @@ on_turn(void *arg, size_t frames)
 	if (now - h->status_at_ms >= 1000) {
 		h->status_at_ms = now;
 		write_status(h);
+		if (h->nold)
+			release_old(h);
 	}
 	if (h->cfg->rejected_retention_ms) {
 		if (!h->rejected_running && now - h->rejected_at_ms >= 60000) {
@@ -332,6 +370,9 @@ main(int argc, char **argv)
 	daemon_state h;
 	char err[1300];
 
+	/* No core dump and no ptrace by other processes of the same user: the
+	 * memory holds keys, secrets and decrypted messages (the unit adds LimitCORE=0). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	while ((c = getopt_long(argc, argv, "c:v", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': file = optarg; break;
@@ -355,6 +396,15 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		/* What start would refuse, refused here: the ExecStartPre/ExecReload gate runs as
+		 * the service user, so readability and the journal directory are checked for it. */
+		if (hq_config_check_secrets(cfg, err, sizeof err) != 0 ||
+		    hq_config_check_files(cfg, err, sizeof err) != 0 ||
+		    hq_config_check_journal_dir(cfg, err, sizeof err) != 0) {
+			fprintf(stderr, "%s\n", err);
+			config_drop(cfg);
+			return 1;
+		}
 		/* TLS material must load too: a key that does not parse fails here, not at start. */
 		for (int i = 0; i < cfg->nlisteners; i++) {
 			hq_tls_server *t = NULL;
@@ -372,7 +422,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 	set_log_level(cfg, verbose);
-	if (hq_config_check_secrets(cfg, err, sizeof err) != 0) {
+	if (hq_config_check_secrets(cfg, err, sizeof err) != 0 ||
+	    hq_config_check_files(cfg, err, sizeof err) != 0) {
 		hq_log(HQ_LOG_ERR, "%s", err);
 		config_drop(cfg);
 		return 1;

@@ -2,10 +2,16 @@
  * log.c - stderr log writer with syslog priority prefixes (see log.h).
  * Each line is built in one buffer and written with one write(2), so lines
  * from different threads never interleave.
+ *
+ * Under journald (systemd sets JOURNAL_STREAM on the stderr it connects)
+ * a line is "<prio>text": journald stamps it.  Anywhere else -- a terminal,
+ * a file, a container log -- nothing would, so a line starts with its UTC
+ * time: "2026-12-01T05:02:06.123Z <prio>text".
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -16,12 +22,33 @@
 
 int hq_log_level = HQ_LOG_INFO;
 
+/* 1: stamp lines; 0: journald does; -1: not decided yet (racy first calls agree). */
+static int stamp = -1;
+
+/* Writes "YYYY-MM-DDTHH:MM:SS.mmmZ " into p (cap >= 32); returns its length. */
+static int
+timestamp(char *p, size_t cap)
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(p, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	return (int)n + snprintf(p + n, cap - n, ".%03ldZ ", ts.tv_nsec / 1000000);
+}
+
 void
 hq_log_write(int prio, int with_errno, const char *fmt, ...)
 {
 	char line[1024];
-	int saved = errno;
-	int n = snprintf(line, sizeof line, "<%d>", prio);
+	int saved = errno, n = 0;
+	if (stamp < 0) {
+		const char *js = getenv("JOURNAL_STREAM");
+		stamp = js == NULL || *js == 0;
+	}
+	if (stamp)
+		n = timestamp(line, 64);
+	n += snprintf(line + n, sizeof line - (size_t)n, "<%d>", prio);
 	va_list ap;
 
 	va_start(ap, fmt);

@@ -1,6 +1,11 @@
 /*
  * ack.c - HL7 ACK builder (see ack.h).  Follows what HAPI's
  * Message.generateACK() and python-hl7's create_ack() produce.
+ *
+ * The ACK is written in the sender's delimiters, so text of ours inside it
+ * (ERR texts, MSH-7's "20260101120000.000+0000") is escaped with the
+ * sender's escape character wherever it holds one of them: a sender whose
+ * component separator is '.' must not read MSH-7 as two components.
  */
 #include <stdio.h>
 #include <string.h>
@@ -71,6 +76,45 @@ putstr(out_buf *o, hq_str s)
 	put(o, s.p, s.n);
 }
 
+/* The delimiters an ACK is written in (the sender's, else the defaults). */
+typedef struct delims {
+	char fs, cs, rs, es, ss, ts;
+} delims;
+
+/*
+ * Appends s escaped for d: each delimiter as ESC F/S/R/E/T/P ESC (the
+ * truncation character is \P\ since v2.7), control bytes as ESC Xhh ESC.
+ */
+static void
+puts_escaped(out_buf *o, const delims *d, const char *s)
+{
+	for (; s && *s; s++) {
+		char c = *s, code = 0;
+		if (c == d->fs)
+			code = 'F';
+		else if (c == d->cs)
+			code = 'S';
+		else if (c == d->rs)
+			code = 'R';
+		else if (c == d->es)
+			code = 'E';
+		else if (d->ss && c == d->ss)
+			code = 'T';
+		else if (d->ts && c == d->ts)
+			code = 'P';
+		if (code) {
+			char e[3] = {d->es, code, d->es};
+			put(o, e, 3);
+		} else if ((unsigned char)c < 0x20 || c == 0x7f) {
+			char e[6];
+			snprintf(e, sizeof e, "%cX%02X%c", d->es, (unsigned)(unsigned char)c, d->es);
+			put(o, e, 5);
+		} else {
+			putc_(o, c);
+		}
+	}
+}
+
 int
 hq_ack_build(const hq_msh *m, hq_ack_kind kind, int err_code,
 	     const char *err_text, const char *err_loc, const char *now,
@@ -84,6 +128,7 @@ hq_ack_build(const hq_msh *m, hq_ack_kind kind, int err_code,
 	int v = have ? hq_version_num(m->version_id) : -1;
 	int modern = v < 0 || v >= 205;
 	hq_str none = {"", 0};
+	const delims d = {fs, cs, rs, es, ss, ts};
 
 	/* MSH-1, MSH-2 */
 	puts_(&o, "MSH");
@@ -106,7 +151,7 @@ hq_ack_build(const hq_msh *m, hq_ack_kind kind, int err_code,
 	putstr(&o, have ? m->sending_fac : none);
 	/* MSH-7, MSH-8 */
 	putc_(&o, fs);
-	puts_(&o, now);
+	puts_escaped(&o, &d, now);
 	putc_(&o, fs);
 	/* MSH-9 */
 	putc_(&o, fs);
@@ -142,7 +187,7 @@ hq_ack_build(const hq_msh *m, hq_ack_kind kind, int err_code,
 	putstr(&o, have ? m->control_id : none);
 	if (kind != HQ_ACK_ACCEPT && !modern && err_text) {
 		putc_(&o, fs);
-		puts_(&o, err_text);
+		puts_escaped(&o, &d, err_text);
 	}
 	putc_(&o, '\r');
 
@@ -161,7 +206,7 @@ hq_ack_build(const hq_msh *m, hq_ack_kind kind, int err_code,
 			putc_(&o, fs);
 			puts_(&o, code);
 			putc_(&o, cs);
-			puts_(&o, err_text ? err_text : "");
+			puts_escaped(&o, &d, err_text);
 			putc_(&o, cs);
 			puts_(&o, "HL70357");
 			putc_(&o, fs);
@@ -175,7 +220,7 @@ hq_ack_build(const hq_msh *m, hq_ack_kind kind, int err_code,
 			puts_(&o, code);
 			if (ss) {
 				putc_(&o, ss);
-				puts_(&o, err_text ? err_text : "");
+				puts_escaped(&o, &d, err_text);
 				putc_(&o, ss);
 				puts_(&o, "HL70357");
 			}

@@ -4,7 +4,9 @@
  * libmicrohttpd (Debian's libmicrohttpd12) parses HTTP for us, as it does
  * for hl7sink; this file only builds the two answers.  Everything it reads
  * is either an atomic in core/metrics.h or a read transaction of its own
- * on the journal, so the intake loop is never locked.
+ * on the journal, so the intake loop is never locked.  The journal's
+ * per-target figures are counts it keeps as deliveries move: a scrape
+ * reads O(targets) records, not the queues.
  */
 #include <errno.h>
 #include <microhttpd.h>
@@ -66,13 +68,17 @@ hq_admin_health(hq_journal *j, char *reasons, size_t cap)
 static void
 journal_metrics(hq_journal *j, hq_buf *b)
 {
-	static hq_target_summary t[MAX_TARGETS];
+	hq_target_summary *t = calloc(MAX_TARGETS, sizeof *t); /* scrapes may overlap */
 	static const struct { const char *name, *help; size_t off; } g[] = {
 		{"hl7q_target_pending", "Deliveries waiting (not in flight), by target.", offsetof(hq_target_summary, pending)},
 		{"hl7q_target_retrying", "Deliveries waiting for a retry, by target.", offsetof(hq_target_summary, retrying)},
 		{"hl7q_target_dead", "Dead-lettered deliveries in the journal, by target.", offsetof(hq_target_summary, dead)},
 		{"hl7q_target_delivered", "Delivered deliveries in the journal, by target.", offsetof(hq_target_summary, delivered)},
 	};
+	if (t == NULL) {
+		b->failed = 1;
+		return;
+	}
 	long n = hq_journal_targets(j, t, MAX_TARGETS);
 	if (n > MAX_TARGETS)
 		n = MAX_TARGETS;
@@ -120,6 +126,7 @@ journal_metrics(hq_journal *j, hq_buf *b)
 	hq_buf_printf(b, "# HELP hl7q_journal_writable 1 when the last journal commit succeeded.\n"
 			 "# TYPE hl7q_journal_writable gauge\nhl7q_journal_writable %d\n",
 		      __atomic_load_n(&hq_m.journal_writable, __ATOMIC_RELAXED));
+	free(t);
 }
 
 static enum MHD_Result
@@ -188,8 +195,10 @@ hq_admin_start(const struct sockaddr_storage *addr, socklen_t len, hq_journal *j
 	if (a == NULL)
 		return ENOMEM;
 	a->j = j;
-	/* One thread: scrapes are rare, and journal_metrics keeps its buffer static. */
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* A thread per connection: /healthz answers while a scrape runs.  The
+	 * per-target counts are kept in the journal (no queue is recounted), so
+	 * a scrape costs the same at any backlog; the connection limit bounds the threads. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 	if (addr->ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	a->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, addr,

@@ -28,6 +28,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/secret.h"
 #include "delivery.h"
 #include "hl7/json.h"
 
@@ -43,6 +44,7 @@ typedef struct slot {
 	char body[512];
 	size_t body_len;
 	uint64_t start_us;
+	char errbuf[CURL_ERROR_SIZE]; /* libcurl's detail of a failed transfer */
 } slot;
 
 typedef struct worker {
@@ -69,6 +71,7 @@ typedef struct worker {
 	int npred;
 	int draining; /* (atomic) finish what is in flight, take nothing new, exit */
 	int exited;   /* (atomic) the thread is done */
+	int waited;   /* (atomic) past the wait for pred: pred no longer read */
 	int started;  /* a thread was created */
 } worker;
 
@@ -88,6 +91,29 @@ struct hq_delivery_sys {
 
 
 void
+hq_header_value(const char *s, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+	if (cap == 0)
+		return;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		int plain = c > 0x20 && c < 0x7f && c != '%';
+		if (n + (plain ? 1 : 3) >= cap)
+			break;
+		if (plain) {
+			out[n++] = (char)c;
+		} else {
+			out[n++] = '%';
+			out[n++] = hex[c >> 4];
+			out[n++] = hex[c & 15];
+		}
+	}
+	out[n] = 0;
+}
+
+void
 hq_idempotency_key(const char *target, uint64_t id, char *out, size_t cap)
 {
 	snprintf(out, cap, "%s-%llu", target, (unsigned long long)id);
@@ -103,6 +129,7 @@ read_secret(const char *path, char *err, size_t errcap, const char *target)
 		snprintf(err, errcap, "target %s: cannot read %s: %s", target, path, strerror(errno));
 		return NULL;
 	}
+	setvbuf(fp, NULL, _IONBF, 0); /* no stdio buffer left holding a copy */
 	size_t n = fread(buf, 1, sizeof buf - 1, fp);
 	fclose(fp);
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
@@ -112,7 +139,9 @@ read_secret(const char *path, char *err, size_t errcap, const char *target)
 		snprintf(err, errcap, "target %s: %s is empty", target, path);
 		return NULL;
 	}
-	return strdup(buf);
+	char *out = strdup(buf);
+	hq_secret_wipe(buf, sizeof buf);
+	return out;
 }
 
 /* {"message": {"data": "<base64>"}}, as Cloud Healthcare's messages.ingest takes. */
@@ -269,7 +298,7 @@ oauth2_token(worker *w, char *why, size_t cap)
 			if (tok == NULL) {
 				snprintf(why, cap, "token endpoint: no access_token in the answer");
 			} else {
-				free(w->token);
+				hq_secret_free(w->token);
 				w->token = strdup(tok);
 				if (expires <= 0)
 					expires = 300;
@@ -283,8 +312,12 @@ oauth2_token(worker *w, char *why, size_t cap)
 	} else {
 		snprintf(why, cap, "out of memory");
 	}
+	if (form)
+		hq_secret_wipe(form, strlen(form));
 	free(form);
 	curl_free(id);
+	if (secret)
+		hq_secret_wipe(secret, strlen(secret));
 	curl_free(secret);
 	curl_free(scope);
 	free(g.p);
@@ -320,9 +353,12 @@ slot_start(worker *w, slot *s)
 	s->headers = curl_slist_append(s->headers, line);
 	snprintf(line, sizeof line, "X-HL7-Message-Id: %llu", (unsigned long long)s->due.id);
 	s->headers = curl_slist_append(s->headers, line);
-	snprintf(line, sizeof line, "X-HL7-Control-Id: %s", s->due.control_id);
+	char value[400];
+	hq_header_value(s->due.control_id, value, sizeof value);
+	snprintf(line, sizeof line, "X-HL7-Control-Id: %s", value);
 	s->headers = curl_slist_append(s->headers, line);
-	snprintf(line, sizeof line, "X-HL7-Message-Type: %s", s->due.type);
+	hq_header_value(s->due.type, value, sizeof value);
+	snprintf(line, sizeof line, "X-HL7-Message-Type: %s", value);
 	s->headers = curl_slist_append(s->headers, line);
 	/* No "Expect: 100-continue" wait -- except under SigV4, where libcurl
 	 * would sign the empty Expect: entry that is never sent. */
@@ -368,6 +404,8 @@ slot_start(worker *w, slot *s)
 		curl_easy_setopt(e, CURLOPT_USERNAME, w->aws_key);
 		curl_easy_setopt(e, CURLOPT_PASSWORD, w->aws_secret);
 	}
+	s->errbuf[0] = 0;
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
 	s->start_us = hq_wall_us();
 	s->busy = 1;
 	return curl_multi_add_handle(w->multi, e) == CURLM_OK ? 0 : -1;
@@ -399,6 +437,42 @@ backoff_us(const hq_target_conf *t, uint32_t attempts, long retry_after_s)
 	if (retry_after_s > 0 && (uint64_t)retry_after_s * 1000 > d)
 		d = (uint64_t)retry_after_s * 1000;
 	return d * 1000;
+}
+
+/*
+ * A failed TLS handshake with a target, in an operator's words: the reason
+ * (OpenSSL's verify result, as libcurl's CURLINFO_SSL_VERIFYRESULT gives
+ * it, or libcurl's error buffer) and the fix.  Writes "TLS: reason: fix"
+ * into out and returns 1, or 0 when res is not a TLS failure.
+ */
+static int
+tls_failure_text(CURLcode res, long verify, const char *errbuf, char *out, size_t cap)
+{
+	/* X509_V_ERR_* (OpenSSL's x509_vfy.h): libcurl here is built on OpenSSL */
+	enum { ISSUER = 2, NOT_YET = 9, EXPIRED = 10, SELF_SIGNED = 18, SELF_IN_CHAIN = 19,
+	       ISSUER_LOCALLY = 20, LEAF = 21, HOSTNAME = 62 };
+	const char *why = NULL;
+	if (res != CURLE_PEER_FAILED_VERIFICATION && res != CURLE_SSL_CONNECT_ERROR &&
+	    res != CURLE_SSL_CACERT_BADFILE && res != CURLE_SSL_ISSUER_ERROR)
+		return 0;
+	if (res == CURLE_SSL_CACERT_BADFILE)
+		why = "ca_file cannot be read or holds no certificate: point ca_file at a PEM file";
+	else if (verify == SELF_SIGNED)
+		why = "self-signed certificate: set ca_file to that certificate (or the CA that signed it)";
+	else if (verify == SELF_IN_CHAIN || verify == ISSUER || verify == ISSUER_LOCALLY || verify == LEAF)
+		why = "unknown issuer: set ca_file to the CA that signed the target's certificate";
+	else if (verify == EXPIRED)
+		why = "certificate expired: renew it on the target (ca_file cannot help)";
+	else if (verify == NOT_YET)
+		why = "certificate not valid yet: check the clocks here and on the target";
+	else if (verify == HOSTNAME || (errbuf && (strstr(errbuf, "host name") || strstr(errbuf, "subject name"))))
+		why = "host name not in the certificate: use a name it lists in url";
+	if (why)
+		snprintf(out, cap, "TLS: %s", why);
+	else
+		snprintf(out, cap, "TLS: %s (verify %ld); if the CA is private, set ca_file",
+			 errbuf && *errbuf ? errbuf : curl_easy_strerror(res), verify);
+	return 1;
 }
 
 /* Decides the outcome of the transfer in s. */
@@ -449,7 +523,10 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 	} else {
 		o->state = HQ_DLV_RETRY;
 		hq_count(&w->m->network_errors, 1);
-		snprintf(o->error, sizeof o->error, "%s", curl_easy_strerror(res));
+		long verify = 0;
+		curl_easy_getinfo(s->easy, CURLINFO_SSL_VERIFYRESULT, &verify);
+		if (!tls_failure_text(res, verify, s->errbuf, o->error, sizeof o->error))
+			snprintf(o->error, sizeof o->error, "%s", curl_easy_strerror(res));
 	}
 	uint32_t attempts = s->due.attempts + 1;
 	if (o->state == HQ_DLV_RETRY) {
@@ -510,6 +587,7 @@ worker_main(void *arg)
 	for (int i = 0; i < w->npred; i++)
 		while (!__atomic_load_n(&w->pred[i]->exited, __ATOMIC_ACQUIRE) && !w->stop)
 			curl_multi_poll(w->multi, NULL, 0, 10, NULL);
+	__atomic_store_n(&w->waited, 1, __ATOMIC_RELEASE); /* the reaper may free pred now */
 
 	while (!w->stop && outs && skip) {
 		int draining = __atomic_load_n(&w->draining, __ATOMIC_RELAXED);
@@ -630,11 +708,11 @@ worker_free(worker *w)
 	if (w->multi)
 		curl_multi_cleanup(w->multi);
 	free(w->slots);
-	free(w->password);
-	free(w->token);
-	free(w->client_secret);
-	free(w->aws_key);
-	free(w->aws_secret);
+	hq_secret_free(w->password);
+	hq_secret_free(w->token);
+	hq_secret_free(w->client_secret);
+	hq_secret_free(w->aws_key);
+	hq_secret_free(w->aws_secret);
 	free(w->sigv4);
 	free(w);
 }
@@ -806,6 +884,7 @@ int
 hq_delivery_reload(hq_delivery_sys *d, const hq_config *cfg, char *err, size_t errcap)
 {
 	worker **fresh;
+	hq_delivery_reap(d);
 	int n = workers_new(cfg, d->j, &fresh, err, errcap);
 	if (n < 0)
 		return HQ_ECONFIG; /* a secret cannot be read: nothing changes */
@@ -826,8 +905,10 @@ hq_delivery_reload(hq_delivery_sys *d, const hq_config *cfg, char *err, size_t e
 		snprintf(err, errcap, "out of memory");
 		return ENOMEM;
 	}
-	/* Unchanged workers go on (their config stays alive: the daemon keeps
-	 * old configs); the others drain, and their successors wait for them. */
+	/* Unchanged workers go on (their config stays alive: the daemon frees a
+	 * config only once hq_delivery_uses says no worker runs with it); the
+	 * others drain, their successors wait for them, and hq_delivery_reap
+	 * joins and frees them once they have exited. */
 	for (int i = 0; i < n; i++) {
 		worker *nw = fresh[i];
 		for (int k = 0; k < d->n; k++) {
@@ -872,6 +953,66 @@ hq_delivery_reload(hq_delivery_sys *d, const hq_config *cfg, char *err, size_t e
 	free(d->workers);
 	d->workers = fresh;
 	d->n = n;
+	return 0;
+}
+
+/* Whether a worker of v[0..n) still reads ow as its predecessor. */
+static int
+pred_in_use(worker **v, int n, const worker *ow)
+{
+	for (int i = 0; i < n; i++) {
+		const worker *x = v[i];
+		if (!x->started || __atomic_load_n(&x->waited, __ATOMIC_ACQUIRE))
+			continue;
+		for (int k = 0; k < x->npred; k++)
+			if (x->pred[k] == ow)
+				return 1;
+	}
+	return 0;
+}
+
+void
+hq_delivery_reap(hq_delivery_sys *d)
+{
+	if (d == NULL || d->nretired == 0)
+		return;
+	/* decide with every worker still there, then free */
+	char *go = calloc((size_t)d->nretired, 1);
+	if (go == NULL)
+		return;
+	for (int i = 0; i < d->nretired; i++) {
+		worker *ow = d->retired[i];
+		go[i] = (!ow->started || __atomic_load_n(&ow->exited, __ATOMIC_ACQUIRE)) &&
+			!pred_in_use(d->workers, d->n, ow) && !pred_in_use(d->retired, d->nretired, ow);
+	}
+	int k = 0;
+	for (int i = 0; i < d->nretired; i++) {
+		worker *ow = d->retired[i];
+		if (!go[i]) {
+			d->retired[k++] = ow;
+			continue;
+		}
+		if (ow->started)
+			pthread_join(ow->thread, NULL);
+		worker_free(ow);
+	}
+	d->nretired = k;
+	free(go);
+}
+
+int
+hq_delivery_uses(const hq_delivery_sys *d, const hq_config *cfg)
+{
+	if (d == NULL || cfg->ntargets == 0)
+		return 0;
+	const hq_target_conf *lo = cfg->targets, *hi = cfg->targets + cfg->ntargets;
+	for (int pass = 0; pass < 2; pass++) {
+		worker **v = pass ? d->retired : d->workers;
+		int n = pass ? d->nretired : d->n;
+		for (int i = 0; i < n; i++)
+			if (v[i]->t >= lo && v[i]->t < hi)
+				return 1;
+	}
 	return 0;
 }
 

@@ -46,8 +46,31 @@ int hq_delivery_inflight(hq_delivery_sys *d, const char *target);
 /* Tells every worker new messages were committed (cheap; any thread). */
 void hq_delivery_wake(hq_delivery_sys *d);
 
+/*
+ * Joins and frees the workers a reload retired whose threads have exited
+ * (and that no successor still waits on).  Called from the daemon's loop
+ * (the thread that reloads), so retired workers do not pile up.
+ */
+void hq_delivery_reap(hq_delivery_sys *d);
+
+/*
+ * Non-zero while a worker, current or retired and not yet reaped, runs
+ * with a target of cfg: the daemon frees an old config only when neither
+ * this nor hq_server_uses holds.
+ */
+int hq_delivery_uses(const hq_delivery_sys *d, const hq_config *cfg);
+
 /* Stops the workers (in-flight requests are abandoned: pending again) and frees d. */
 void hq_delivery_stop(hq_delivery_sys *d);
+
+/*
+ * An HTTP header value for s: bytes outside visible ASCII (0x21-0x7e), and
+ * '%' itself, percent-encoded ("A B" -> "A%20B"), so a control id or type
+ * from the sender can neither break the header nor smuggle another one.
+ * Writes at most cap bytes with the NUL; a value that does not fit is cut
+ * before an escape, never inside one.
+ */
+void hq_header_value(const char *s, char *out, size_t cap);
 
 /* The Idempotency-Key of message id for target: stable across retries and restarts. */
 void hq_idempotency_key(const char *target, uint64_t id, char *out, size_t cap);

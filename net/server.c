@@ -185,17 +185,13 @@ listener_bind(hq_server *s, const hq_listener_conf *lc, char *err, size_t errcap
 	return l;
 }
 
-/* Keeps a TLS config that open connections may still use, until the server is freed. */
+/* Drops the listener's reference to a TLS config a reload replaced: open
+ * connections hold theirs, and the last to close frees it. */
 static void
 retire_tls(hq_server *s, hq_tls_server *t)
 {
-	if (t == NULL)
-		return;
-	hq_tls_server **v = realloc(s->old_tls, (size_t)(s->nold_tls + 1) * sizeof *v);
-	if (v == NULL)
-		return; /* leaks one config rather than freeing one in use */
-	s->old_tls = v;
-	s->old_tls[s->nold_tls++] = t;
+	(void)s;
+	hq_tls_server_free(t);
 }
 
 /* Starts accepting on l and adds it to the server's list. */
@@ -374,6 +370,20 @@ hq_server_reload(hq_server *s, const hq_config *cfg, char *err, size_t errcap)
 	}
 	s->cfg = cfg;
 	listeners_reap(s);
+	return 0;
+}
+
+int
+hq_server_uses(const hq_server *s, const hq_config *cfg)
+{
+	if (s == NULL)
+		return 0;
+	if (s->cfg == cfg)
+		return 1;
+	const hq_listener_conf *lo = cfg->listeners, *hi = cfg->listeners + cfg->nlisteners;
+	for (int i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i]->lc >= lo && s->listeners[i]->lc < hi)
+			return 1;
 	return 0;
 }
 

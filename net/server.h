@@ -80,6 +80,13 @@ int hq_server_port(const hq_server *s, int i);
 int hq_server_reload(hq_server *s, const hq_config *cfg, char *err, size_t errcap);
 
 /*
+ * Non-zero while s runs with cfg or a listener of it (a removed listener
+ * keeps its config until its last connection closes): the daemon frees an
+ * old config only when neither this nor hq_delivery_uses holds.
+ */
+int hq_server_uses(const hq_server *s, const hq_config *cfg);
+
+/*
  * Runs the loop until hq_server_stop().  Then stops accepting, sends the
  * ACKs of every committed frame (waiting at most drain_ms for slow
  * readers) and returns 0.

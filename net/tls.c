@@ -30,6 +30,7 @@ struct hq_tls_server {
 	int verify_client;
 	char allowed[HQ_MAX_LIST][256]; /* subjects (whole DN) or CNs; none: any verified client */
 	int nallowed;
+	int refs; /* its listener's, plus one per connection (the server loop's thread only) */
 };
 
 struct hq_tls_conn {
@@ -74,6 +75,7 @@ hq_tls_server_new(const hq_listener_conf *lc, hq_tls_server **out, char *err, si
 		snprintf(err, errcap, "listener %s: out of memory", lc->name);
 		return -1;
 	}
+	s->refs = 1;
 	mbedtls_ssl_config_init(&s->conf);
 	mbedtls_x509_crt_init(&s->cert);
 	mbedtls_x509_crt_init(&s->ca);
@@ -137,7 +139,7 @@ fail:
 void
 hq_tls_server_free(hq_tls_server *s)
 {
-	if (s == NULL)
+	if (s == NULL || --s->refs > 0)
 		return;
 	mbedtls_ssl_cache_free(&s->cache);
 	mbedtls_ssl_config_free(&s->conf);
@@ -162,6 +164,7 @@ hq_tls_conn_new(hq_tls_server *s, int fd)
 		free(c);
 		return NULL;
 	}
+	s->refs++; /* the connection holds its config until it closes, across reloads */
 	c->net.fd = fd; /* non-blocking already: mbedtls_net_* answer WANT_READ/WRITE */
 	mbedtls_ssl_set_bio(&c->ssl, &c->net, mbedtls_net_send, mbedtls_net_recv, NULL);
 	return c;
@@ -174,6 +177,7 @@ hq_tls_conn_free(hq_tls_conn *c)
 		return;
 	mbedtls_ssl_close_notify(&c->ssl);
 	mbedtls_ssl_free(&c->ssl);
+	hq_tls_server_free(c->srv); /* its reference: the last one frees a retired config */
 	free(c);
 }
 

@@ -26,7 +26,12 @@ typedef struct hq_tls_conn hq_tls_conn;
  */
 int hq_tls_server_new(const hq_listener_conf *lc, hq_tls_server **out, char *err, size_t errcap);
 
-/* Frees s; no connection may use it any more. */
+/*
+ * Releases the caller's reference to s (hq_tls_server_new gives one; each
+ * connection made from it holds one until hq_tls_conn_free): the last one
+ * frees it, so a reload's retired config lives exactly as long as the
+ * connections that use it.  Single-threaded (the server loop's thread).
+ */
 void hq_tls_server_free(hq_tls_server *s);
 
 /* A TLS session on fd (accepted, non-blocking); NULL when out of memory. */

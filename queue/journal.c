@@ -23,7 +23,14 @@
  *   pending     target \0 be64 id    -> (pending or retrying: the queue)
  *   dead        target \0 be64 id    -> (dead-lettered)
  *   attempts    be64 id, target \0 be32 n -> time, status, latency, error, body excerpt
- *   targets     target               -> delivered count, last success, last error
+ *   targets     target               -> delivered count, last success, last error,
+ *                                          then pending, retrying and dead counts
+ *
+ * The per-target counts move in the transaction that moves a delivery
+ * (dlv_move, hq_batch_add_delivery), so /metrics and `hl7q status` read
+ * them in O(targets) whatever the backlog, never recounting the queues.
+ * A journal written before them gets them once at open (fill_counts);
+ * meta "counts_v1" says they are kept.
  *
  * Record format version 1: [1][id be64][received_us be64][state][is_batch]
  * [ack 2][err_code be16][dup_of be64][nfields][nfields x (be32 len, bytes)].
@@ -50,6 +57,7 @@
 #include <mbedtls/md.h>
 
 #include "core/error.h"
+#include "core/secret.h"
 #include "journal.h"
 
 #define REC_FORMAT 1
@@ -77,6 +85,7 @@ struct hq_journal {
 	uint64_t commits;     /* commits attempted, for the test seam */
 	uint64_t fail_at;     /* commit number that fails; 0 none */
 	uint64_t usage_at_ms; /* when usage was last refreshed */
+	int counts_kept;      /* meta "counts_v1": targets records carry the queue counts */
 	hq_journal_usage usage;
 	int readonly;
 };
@@ -451,6 +460,8 @@ fill_target_stats(hq_journal *j, MDB_txn *txn)
 	return mdb_put(txn, j->meta, &mk, &mv, 0);
 }
 
+static int fill_counts(hq_journal *j, MDB_txn *txn);
+
 int
 hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 		hq_journal **out)
@@ -508,6 +519,12 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 	}
 	if (!readonly && (rc = fill_target_stats(j, txn)))
 		goto fail;
+	if (!readonly && (rc = fill_counts(j, txn)))
+		goto fail;
+	{
+		MDB_val ck = {9, "counts_v1"}, cv;
+		j->counts_kept = mdb_get(txn, j->meta, &ck, &cv) == 0;
+	}
 	if ((rc = load_next_id(j, txn)))
 		goto fail;
 	if ((rc = mdb_txn_commit(txn))) {
@@ -531,6 +548,7 @@ hq_journal_close(hq_journal *j)
 	if (j == NULL)
 		return;
 	mdb_env_close(j->env);
+	hq_secret_wipe(j->keys, sizeof j->keys);
 	free(j);
 }
 
@@ -980,9 +998,14 @@ dlv_decode(const MDB_val *val, hq_delivery *d)
 }
 
 /* A target's running figures (the "targets" database). */
+/* Record: [1][delivered be64][last_ok_us be64][last_err_us be64][n][error n]
+ * then, once counts are kept, [pending be64][retrying be64][dead be64]
+ * (readers that predate them stop after the error). */
 typedef struct tstat {
 	uint64_t delivered, last_ok_us, last_err_us;
 	char last_error[128];
+	uint64_t pending, retrying, dead; /* valid when have_counts */
+	int have_counts;
 } tstat;
 
 static void
@@ -991,25 +1014,33 @@ tstat_get(hq_journal *j, MDB_txn *txn, const char *target, tstat *t)
 	MDB_val k = {strlen(target), (void *)target}, v;
 	memset(t, 0, sizeof *t);
 	if (mdb_get(txn, j->targets, &k, &v) != 0 || v.mv_size < 26 ||
-	    ((unsigned char *)v.mv_data)[0] != VAL_FORMAT)
+	    ((unsigned char *)v.mv_data)[0] != VAL_FORMAT) {
+		t->have_counts = j->counts_kept; /* a target not seen yet: all zero */
 		return;
+	}
 	const unsigned char *p = v.mv_data;
 	t->delivered = get_be64(p + 1);
 	t->last_ok_us = get_be64(p + 9);
 	t->last_err_us = get_be64(p + 17);
-	size_t n = p[25];
+	size_t raw = p[25], n = raw;
 	if (n > v.mv_size - 26)
 		n = v.mv_size - 26;
 	if (n >= sizeof t->last_error)
 		n = sizeof t->last_error - 1;
 	memcpy(t->last_error, p + 26, n);
 	t->last_error[n] = 0;
+	if (v.mv_size >= 26 + raw + 24) {
+		t->pending = get_be64(p + 26 + raw);
+		t->retrying = get_be64(p + 34 + raw);
+		t->dead = get_be64(p + 42 + raw);
+		t->have_counts = 1;
+	}
 }
 
 static int
 tstat_put(hq_journal *j, MDB_txn *txn, const char *target, const tstat *t)
 {
-	unsigned char p[26 + sizeof t->last_error];
+	unsigned char p[26 + sizeof t->last_error + 24];
 	size_t n = strnlen(t->last_error, sizeof t->last_error - 1);
 	p[0] = VAL_FORMAT;
 	put_be64(p + 1, t->delivered);
@@ -1017,8 +1048,117 @@ tstat_put(hq_journal *j, MDB_txn *txn, const char *target, const tstat *t)
 	put_be64(p + 17, t->last_err_us);
 	p[25] = (unsigned char)n;
 	memcpy(p + 26, t->last_error, n);
-	MDB_val k = {strlen(target), (void *)target}, v = {26 + n, p};
+	size_t len = 26 + n;
+	if (t->have_counts) {
+		put_be64(p + len, t->pending);
+		put_be64(p + len + 8, t->retrying);
+		put_be64(p + len + 16, t->dead);
+		len += 24;
+	}
+	MDB_val k = {strlen(target), (void *)target}, v = {len, p};
 	return mdb_put(txn, j->targets, &k, &v, 0);
+}
+
+/* The count of state s in t (NULL for states without one). */
+static uint64_t *
+tstat_count(tstat *t, hq_dlv_state s)
+{
+	switch (s) {
+	case HQ_DLV_PENDING: return &t->pending;
+	case HQ_DLV_RETRY: return &t->retrying;
+	case HQ_DLV_DEAD: return &t->dead;
+	case HQ_DLV_DELIVERED: return &t->delivered;
+	default: return NULL;
+	}
+}
+
+/* A target's counts while fill_counts runs. */
+typedef struct tcount {
+	char name[HQ_TARGET_MAX];
+	uint64_t n[5]; /* by hq_dlv_state */
+} tcount;
+
+static tcount *
+tcount_of(tcount **v, size_t *n, const char *name, size_t len)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (strlen((*v)[i].name) == len && memcmp((*v)[i].name, name, len) == 0)
+			return &(*v)[i];
+	tcount *nv = realloc(*v, (*n + 1) * sizeof *nv);
+	if (nv == NULL)
+		return NULL;
+	*v = nv;
+	memset(&nv[*n], 0, sizeof nv[0]);
+	memcpy(nv[*n].name, name, len);
+	return &nv[(*n)++];
+}
+
+/*
+ * Gives every target record its queue counts, counted once from the
+ * delivery records, when the journal does not keep them yet (written
+ * before them, or a record rewritten by an older hl7q without them).
+ */
+static int
+fill_counts(hq_journal *j, MDB_txn *txn)
+{
+	MDB_val mk = {9, "counts_v1"}, mv, k, v;
+	MDB_cursor *c;
+	tcount *tc = NULL;
+	size_t ntc = 0;
+	int rc, missing = mdb_get(txn, j->meta, &mk, &mv) != 0;
+
+	if ((rc = mdb_cursor_open(txn, j->targets, &c)))
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !missing;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		const unsigned char *p = v.mv_data;
+		missing = v.mv_size < 26 || v.mv_size < 26 + (size_t)p[25] + 24;
+	}
+	mdb_cursor_close(c);
+	if (!missing)
+		return 0;
+	if ((rc = mdb_cursor_open(txn, j->deliveries, &c)))
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		hq_delivery d;
+		size_t tl = k.mv_size - 8;
+		if (k.mv_size <= 8 || tl >= HQ_TARGET_MAX || dlv_decode(&v, &d) != 0 || d.state > 4)
+			continue;
+		tcount *t = tcount_of(&tc, &ntc, (char *)k.mv_data + 8, tl);
+		if (t == NULL) {
+			rc = ENOMEM;
+			break;
+		}
+		t->n[d.state]++;
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	/* targets with a record and no deliveries left count zero */
+	if (rc == 0 && (rc = mdb_cursor_open(txn, j->targets, &c)) == 0) {
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+			if (k.mv_size < HQ_TARGET_MAX && tcount_of(&tc, &ntc, k.mv_data, k.mv_size) == NULL) {
+				rc = ENOMEM;
+				break;
+			}
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	for (size_t i = 0; rc == 0 && i < ntc; i++) {
+		tstat ts;
+		tstat_get(j, txn, tc[i].name, &ts);
+		ts.pending = tc[i].n[HQ_DLV_PENDING];
+		ts.retrying = tc[i].n[HQ_DLV_RETRY];
+		ts.dead = tc[i].n[HQ_DLV_DEAD];
+		ts.have_counts = 1;
+		rc = tstat_put(j, txn, tc[i].name, &ts);
+	}
+	free(tc);
+	mv = (MDB_val){1, "\x01"};
+	if (rc == 0)
+		rc = mdb_put(txn, j->meta, &mk, &mv, 0);
+	return rc;
 }
 
 /* Moves delivery (id, target) out of its old state's bookkeeping
@@ -1045,10 +1185,14 @@ dlv_move(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, hq_dlv_st
 		rc = mdb_put(txn, j->dead, &qk, &qv, 0);
 	if (rc == MDB_NOTFOUND)
 		rc = 0;
-	if (from == HQ_DLV_DELIVERED && to != HQ_DLV_DELIVERED && ts->delivered > 0)
-		ts->delivered--;
-	else if (to == HQ_DLV_DELIVERED && from != HQ_DLV_DELIVERED)
-		ts->delivered++;
+	if (from != to) {
+		/* delivered is always counted; the queue counts once they are kept */
+		uint64_t *a = tstat_count(ts, from), *b = tstat_count(ts, to);
+		if (a && *a > 0 && (ts->have_counts || from == HQ_DLV_DELIVERED))
+			(*a)--;
+		if (b && (ts->have_counts || to == HQ_DLV_DELIVERED))
+			(*b)++;
+	}
 	return rc;
 }
 
@@ -1083,8 +1227,13 @@ hq_batch_add_delivery(hq_batch *b, uint64_t id, const char *target, uint64_t now
 	dlv_encode(v, &d);
 	MDB_val dk = {dlv_key(k, id, target), k}, dv = {DLV_SIZE, v};
 	MDB_val qk = {pending_key(pk, target, id), pk}, qv = {1, &one};
+	tstat ts;
+	tstat_get(b->j, b->txn, target, &ts);
+	if (ts.have_counts)
+		ts.pending++;
 	if ((rc = mdb_put(b->txn, b->j->deliveries, &dk, &dv, 0)) ||
-	    (rc = mdb_put(b->txn, b->j->pending, &qk, &qv, 0))) {
+	    (rc = mdb_put(b->txn, b->j->pending, &qk, &qv, 0)) ||
+	    (ts.have_counts && (rc = tstat_put(b->j, b->txn, target, &ts)))) {
 		batch_fail(b, rc);
 		return rc;
 	}
@@ -1808,6 +1957,33 @@ summarise(hq_journal *j, MDB_txn *txn, hq_target_summary *s)
 	MDB_val k = {pending_key(pk, s->name, 0), pk}, v;
 	int rc;
 
+	tstat ts;
+	tstat_get(j, txn, s->name, &ts);
+	if (ts.have_counts) {
+		/* the counts kept as deliveries move; the oldest is the queue's first id */
+		s->pending = ts.pending;
+		s->retrying = ts.retrying;
+		s->dead = ts.dead;
+		s->delivered = ts.delivered;
+		s->last_ok_us = ts.last_ok_us;
+		s->last_err_us = ts.last_err_us;
+		memcpy(s->last_error, ts.last_error, sizeof s->last_error);
+		if ((rc = mdb_cursor_open(txn, j->pending, &c)))
+			return rc;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && k.mv_size == tl + 9 && memcmp(k.mv_data, s->name, tl) == 0 &&
+		    ((unsigned char *)k.mv_data)[tl] == 0) {
+			unsigned char mk8[8];
+			memcpy(mk8, (unsigned char *)k.mv_data + tl + 1, 8);
+			MDB_val mk = {8, mk8}, mval;
+			if (mdb_get(txn, j->msgs, &mk, &mval) == 0 && mval.mv_size >= REC_HEADER)
+				s->oldest_pending_us = get_be64((unsigned char *)mval.mv_data + 9);
+		}
+		mdb_cursor_close(c);
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	}
+	/* a journal whose counts are not kept (opened read-only before an hl7qd
+	 * that keeps them): count the queues */
 	if ((rc = mdb_cursor_open(txn, j->pending, &c)))
 		return rc;
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -1835,8 +2011,6 @@ summarise(hq_journal *j, MDB_txn *txn, hq_target_summary *s)
 	rc = queue_ids(txn, j->dead, s->name, &dead);
 	s->dead = dead.n;
 	free(dead.v);
-	tstat ts;
-	tstat_get(j, txn, s->name, &ts);
 	s->delivered = ts.delivered;
 	s->last_ok_us = ts.last_ok_us;
 	s->last_err_us = ts.last_err_us;
@@ -2071,7 +2245,7 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, long 
 		tstat ts;
 		tstat_get(j, txn, d[i].target, &ts);
 		if ((rc = dlv_move(j, txn, d[i].target, id, d[i].d.state, 0, &ts)) == 0 &&
-		    d[i].d.state == HQ_DLV_DELIVERED)
+		    (d[i].d.state == HQ_DLV_DELIVERED || ts.have_counts))
 			rc = tstat_put(j, txn, d[i].target, &ts);
 	}
 	if (rc == 0)
@@ -2318,6 +2492,7 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 		snprintf(err, errcap, "encryption_key_file %s: %s", key_file, strerror(errno));
 		return HQ_ECONFIG;
 	}
+	setvbuf(fp, NULL, _IONBF, 0); /* no stdio buffer left holding the key text */
 	j->nkeys = 0;
 	while (fgets(line, sizeof line, fp)) {
 		lineno++;
@@ -2331,7 +2506,9 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 			continue;
 		if (parse_key(p, n, master) != 0 || j->nkeys == MAX_KEYS || derive(master, &j->keys[j->nkeys]) != 0) {
 			fclose(fp);
-			memset(master, 0, sizeof master);
+			hq_secret_wipe(master, sizeof master);
+			hq_secret_wipe(line, sizeof line);
+			hq_secret_wipe(j->keys, sizeof j->keys);
 			j->nkeys = 0;
 			snprintf(err, errcap, "%s:%d: not a key: 64 hex digits expected (openssl rand -hex 32)",
 				 key_file, lineno);
@@ -2340,7 +2517,8 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 		j->nkeys++;
 	}
 	fclose(fp);
-	memset(master, 0, sizeof master);
+	hq_secret_wipe(master, sizeof master);
+	hq_secret_wipe(line, sizeof line);
 	if (j->nkeys == 0) {
 		snprintf(err, errcap, "encryption_key_file %s holds no key (openssl rand -hex 32 > FILE)", key_file);
 		return HQ_ECONFIG;

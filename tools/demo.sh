@@ -11,8 +11,6 @@ corpus=${HL7Q_CORPUS:-../shared/corpus}/hl7v2
 log=$(mktemp /tmp/hl7qd-demo.XXXXXX)
 port=$(sed -n 's/^listen *= *127.0.0.1:\([0-9]*\).*/\1/p' $conf | head -1)
 
-"$bin/hl7qd" -c $conf --check
-
 # The HTTPS receiver: hl7sink with a self-signed certificate for 127.0.0.1.
 mkdir -p demo-tls demo-sink
 if [ ! -f demo-tls/cert.pem ]; then
@@ -20,6 +18,8 @@ if [ ! -f demo-tls/cert.pem ]; then
 		-addext "subjectAltName=IP:127.0.0.1" -keyout demo-tls/key.pem \
 		-out demo-tls/cert.pem 2>/dev/null
 fi
+# --check reads every file the config names: the certificate exists by now.
+"$bin/hl7qd" -c $conf --check
 rm -f demo-sink/*
 "$bin/hl7sink" -p 2576 -d demo-sink --cert demo-tls/cert.pem --key demo-tls/key.pem > "$log.sink" &
 spid=$!

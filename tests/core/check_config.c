@@ -270,6 +270,81 @@ START_TEST(test_secret_file_modes)
 }
 END_TEST
 
+/* issue 15.1: every duration and size is range-checked at load (36500d wrapped the retention cut-off). */
+START_TEST(test_issue15_1_durations_in_range)
+{
+	const char *head = "[journal]\npath = /tmp/j\n";
+	char text[512];
+	static const struct { const char *section, *kv; } bad[] = {
+		{"journal", "retention = 36500d"},
+		{"journal", "max_size = 100T"},
+		{"listener", "idle_timeout = 100000d"},
+		{"listener", "frame_timeout = 400d"},
+		{"listener", "duplicate_window = 36500d"},
+		{"target", "timeout = 30d"},
+		{"target", "retry_initial = 400d"},
+		{"target", "retry_max = 400d"},
+		{"target", "max_age = 36500d"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (strcmp(bad[i].section, "journal") == 0)
+			snprintf(text, sizeof text, "[journal]\npath = /tmp/j\n%s\n[listener a]\nlisten = 127.0.0.1:1\n",
+				 bad[i].kv);
+		else if (strcmp(bad[i].section, "listener") == 0)
+			snprintf(text, sizeof text, "%s[listener a]\nlisten = 127.0.0.1:1\n%s\n", head, bad[i].kv);
+		else
+			snprintf(text, sizeof text, "%s[listener a]\nlisten = 127.0.0.1:1\n[target t]\nurl = http://x/\n%s\n",
+				 head, bad[i].kv);
+		int line = strcmp(bad[i].section, "journal") == 0 ? 3 : strcmp(bad[i].section, "listener") == 0 ? 5 : 7;
+		assert_err(text, line, "range");
+	}
+	/* the longest allowed retention still leaves a cut-off in the past */
+	ck_assert_int_eq(load("[journal]\npath = /tmp/j\nretention = 3650d\n[listener a]\nlisten = 127.0.0.1:1\n"), 0);
+	ck_assert_uint_eq(cfg.retention_ms, 3650ull * 86400000);
+	ck_assert_int_eq(load("[journal]\npath = /tmp/j\nretention = 0\n[listener a]\nlisten = 127.0.0.1:1\n"), 0);
+	ck_assert_uint_eq(cfg.retention_ms, 0);
+}
+END_TEST
+
+/* issue 14.6: a bad duration lists the units, and "min" is one of them. */
+START_TEST(test_issue14_6_duration_units)
+{
+	uint64_t v;
+	ck_assert_int_eq(hq_parse_duration("5min", &v), 0);
+	ck_assert_uint_eq(v, 300000);
+	ck_assert_int_eq(hq_parse_duration("15 min", &v), 0);
+	ck_assert_uint_eq(v, 900000);
+	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\nidle_timeout = 5 mins\n", 5,
+		   "ms, s, min, m, h, d");
+	assert_err("[journal]\npath = /tmp/j\nretention = soon\n[listener a]\nlisten = 127.0.0.1:1\n", 3,
+		   "ms, s, min, m, h, d");
+}
+END_TEST
+
+/* issue 14.6: a section written twice is an error naming both lines. */
+START_TEST(test_issue14_6_section_twice)
+{
+	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n"
+		   "[target t]\nurl = http://x/\n[listener a]\nmax_connections = 5\n", 7,
+		   "[listener a] is written twice (first at line 3)");
+	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n"
+		   "[target t]\nurl = http://x/\n[target t]\ntimeout = 5s\n", 7, "[target t] is written twice");
+	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n[journal]\nmax_size = 1G\n", 5,
+		   "[journal] is written twice");
+}
+END_TEST
+
+/* issue 14.6: relative paths resolve against the config file's directory. */
+START_TEST(test_issue14_6_relative_paths)
+{
+	ck_assert_int_eq(load("[journal]\npath = journal\n[listener a]\nlisten = 127.0.0.1:1\n"
+			      "[target t]\nurl = https://x/\nca_file = tls/ca.pem\nauth = bearer\ntoken_file = ./tok\n"), 0);
+	ck_assert_str_eq(cfg.journal_path, "/tmp/journal");
+	ck_assert_str_eq(cfg.targets[0].ca_file, "/tmp/tls/ca.pem");
+	ck_assert_str_eq(cfg.targets[0].token_file, "/tmp/./tok");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -283,6 +358,10 @@ main(void)
 	tcase_add_test(tc, test_targets_and_routing);
 	tcase_add_test(tc, test_security_keys);
 	tcase_add_test(tc, test_secret_file_modes);
+	tcase_add_test(tc, test_issue15_1_durations_in_range);
+	tcase_add_test(tc, test_issue14_6_duration_units);
+	tcase_add_test(tc, test_issue14_6_section_twice);
+	tcase_add_test(tc, test_issue14_6_relative_paths);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
 	hq_config_free(&cfg);

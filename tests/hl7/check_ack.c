@@ -135,6 +135,31 @@ START_TEST(test_corpus_acks)
 }
 END_TEST
 
+/* issue 15.6: ERR texts and MSH-7 escaped with the sender's escape character,
+ * whatever its delimiters ('.' or '+' among them: both are in every MSH-7). */
+START_TEST(test_issue15_6_escaped_with_senders_delimiters)
+{
+	/* component separator '.': MSH-7's fraction would split it */
+	build("MSH|.~\\&|SA|SF|RA|RF|20260101||ADT.A01|C1|P|2.5.1\r", HQ_ACK_REJECT, 207,
+	      "commit failed. retry", NULL);
+	ck_assert_msg(strstr(out, "|20260101120000\\S\\000+0000||") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "ERR|||207.commit failed\\S\\ retry.HL70357|E\r") != NULL, "%s", out);
+	/* field separator '+' */
+	build("MSH+^~\\&+SA+SF+RA+RF+20260101++ADT^A01+C2+P+2.5.1\r", HQ_ACK_REJECT, 207, "a+b", NULL);
+	ck_assert_msg(strstr(out, "+20260101120000.000\\F\\0000++") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "ERR+++207^a\\F\\b^HL70357+E\r") != NULL, "%s", out);
+	/* escape '!' and subcomponent '+': every delimiter in a text, a CR too */
+	build("MSH|^~!+|SA|SF|RA|RF|20260101||ADT^A01|C3|P|2.5.1\r", HQ_ACK_ERROR, 101,
+	      "x|y^z~w!v+u\rt", NULL);
+	ck_assert_msg(strstr(out, "|20260101120000.000!T!0000||") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "^x!F!y!S!z!R!w!E!v!T!u!X0D!t^HL70357") != NULL, "%s", out);
+	/* before 2.5 the text is in MSA-3 and ERR-1.4.2: escaped there as well */
+	build("MSH|^~\\&|SA|SF|RA|RF|20260101||ORU^R01|C4|P|2.3\r", HQ_ACK_REJECT, 207, "a&b|c", NULL);
+	ck_assert_msg(strstr(out, "MSA|AR|C4|a\\T\\b\\F\\c\r") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "&a\\T\\b\\F\\c&HL70357") != NULL, "%s", out);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -149,6 +174,7 @@ main(void)
 	tcase_add_test(tc, test_no_delimiters);
 	tcase_add_test(tc, test_too_small);
 	tcase_add_test(tc, test_corpus_acks);
+	tcase_add_test(tc, test_issue15_6_escaped_with_senders_delimiters);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
 	return failed;

@@ -114,7 +114,27 @@ class Service(DaemonTest):
         ports = {"epic-adt-portal.conf": "6661", "epic-clinical-warehouse.conf": "6662",
                  "cerner-lab-fanout.conf": "6663"}
         for conf in confs:
-            p = subprocess.run([os.path.join(BIN, "hl7qd"), "-c", conf, "--check"],
+            # --check reads every file a config names: give each example its
+            # files (mode 0600) under a scratch root, with /etc/hl7q and
+            # /var/lib/hl7q moved there and relative paths kept relative.
+            root = os.path.join(tmp, os.path.basename(conf))
+            os.makedirs(os.path.join(root, "deploy"))
+            with open(conf) as f:
+                text = f.read().replace("/etc/hl7q/", root + "/etc/").replace("/var/lib/hl7q", root + "/var/hl7q")
+            copy = os.path.join(root, "deploy", os.path.basename(conf))
+            with open(copy, "w") as f:
+                f.write(text)
+            for line in text.splitlines():
+                m = re.match(r"\s*(path|\w+_file|tls_cert|tls_key|tls_client_ca|client_cert|client_key)\s*=\s*([^;\s]+)", line)
+                if not m:
+                    continue
+                path = os.path.normpath(os.path.join(root, "deploy", m.group(2)))
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                if m.group(1) != "path":
+                    with open(path, "w") as f:
+                        f.write("x\n")
+                    os.chmod(path, 0o600)
+            p = subprocess.run([os.path.join(BIN, "hl7qd"), "-c", copy, "--check"],
                                capture_output=True, text=True)
             self.assertEqual(p.returncode, 0, (conf, p.stdout, p.stderr))
             port = ports.get(os.path.basename(conf))
