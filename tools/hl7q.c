@@ -1269,12 +1269,14 @@ perf(const char *name, uint64_t v, const char *unit, const limit *l)
 static int
 unknown(const char *fmt, ...)
 {
+	char why[sizeof g_err];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(g_err, sizeof g_err, fmt, ap);
+	vsnprintf(why, sizeof why, fmt, ap); /* g_err may be an argument */
 	va_end(ap);
-	printf("HL7Q UNKNOWN - %s\n", g_err);
-	fprintf(stderr, "hl7q check: %s\n", g_err);
+	snprintf(g_err, sizeof g_err, "%s", why);
+	printf("HL7Q UNKNOWN - %s\n", why);
+	fprintf(stderr, "hl7q check: %s\n", why);
 	return 3;
 }
 
