@@ -77,8 +77,8 @@ hq_audit_open(hq_journal *j, hq_audit **out)
 		a->missing = 1;
 		rc = 0;
 	}
-	if (rc == 0)
-		rc = ro ? (mdb_txn_abort(txn), 0) : mdb_txn_commit(txn);
+	if (rc == 0 && !a->missing)
+		rc = mdb_txn_commit(txn); /* also read-only: an aborted txn would close the handle */
 	else
 		mdb_txn_abort(txn);
 	if (rc) {

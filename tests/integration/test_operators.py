@@ -214,6 +214,13 @@ class Operators(DaemonTest):
         self.assertIn("patient=yes", ls)
         for m in msgs:
             self.assertNotIn("SECRET-PID-77", m)
+        # a key that is not host:port: FILE:LINE from --check
+        bad = os.path.join(d.dir, "bad.conf")
+        with open(bad, "w") as f:
+            f.write(open(d.conf).read().replace("127.0.0.1:%d" % col.port, "siem.example.org"))
+        p = subprocess.run([os.path.join(BIN, "hl7qd"), "-c", bad, "--check"], capture_output=True)
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stderr.decode(), r"bad.conf:\d+: syslog_rfc5424: 'siem.example.org' is not host:port")
         # a collector that is down: a warning, the command still runs (its event is in the journal)
         col.cleanup()
         p = self.q(d, "show", "1")
