@@ -650,6 +650,9 @@ typedef struct collect {
 	const char *type_pat;		 /* a `types` pattern: ADT, ADT^*, ADT^A01, * */
 	const char *listener, *sender;	 /* exact listener name, MSH-3 */
 	uint64_t limit;			 /* 0 all */
+	size_t keep;			 /* ls: keep only the first this many ids (0: all) ... */
+	uint64_t total, max_id;		 /* ... but count every match, and the highest id */
+	int *rows;			 /* ls's second pass: rows printed */
 } collect;
 
 #define NEVER_LIST 1000
@@ -676,10 +679,10 @@ routed(const collect *c, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 				strlen(type));
 }
 
+/* Whether r passes the filters the journal's query does not know. */
 static int
-collect_id(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
+collect_match(const collect *c, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 {
-	collect *c = arg;
 	for (size_t i = 0; c->need_settled && i < nd; i++)
 		if (d[i].d.state == HQ_DLV_PENDING || d[i].d.state == HQ_DLV_RETRY)
 			return 0;
@@ -694,6 +697,19 @@ collect_id(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 	if (c->type_pat && !hq_type_pattern_match(c->type_pat, r->f[HQ_F_TYPE].p ? r->f[HQ_F_TYPE].p : "",
 						   r->f[HQ_F_TYPE].n))
 		return 0;
+	return 1;
+}
+
+static int
+collect_id(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
+{
+	collect *c = arg;
+	if (!collect_match(c, r, d, nd))
+		return 0;
+	c->total++;
+	c->max_id = r->id > c->max_id ? r->id : c->max_id;
+	if (c->keep && c->n >= c->keep)
+		return c->limit && c->total >= c->limit;
 	if (c->route_to) {
 		int had = 0;
 		for (size_t i = 0; i < nd && !had; i++)
@@ -717,7 +733,20 @@ collect_id(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 		c->cap = cap;
 	}
 	c->v[c->n++] = r->id;
-	return c->limit && c->n >= c->limit;
+	return c->limit && c->total >= c->limit;
+}
+
+/* ls's second pass: prints what the first pass counted (and the audit
+ * event recorded), not what arrived since. */
+static int
+print_match(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
+{
+	collect *c = arg;
+	if (r->id > c->max_id || !collect_match(c, r, d, nd))
+		return 0;
+	if (ls_row(c->rows, r, d, nd))
+		return 1;
+	return ++c->total >= c->limit;
 }
 
 static const struct option ls_opts[] = {
@@ -774,27 +803,31 @@ cmd_ls(ctx *c, int argc, char **argv)
 		if (strcmp(code, "*") != 0)
 			q.type = (hq_str){code, n};
 	}
-	/* Collect first, record the access, then print what was collected. */
+	/* Count the matches (keeping the first ids), record the access, then
+	 * stream the same query again up to that count: a whole journal's ls
+	 * holds one record at a time, as before. */
+	ids.keep = HQ_AUDIT_MAX_IDS;
 	long n = hq_journal_query(c->j, &q, collect_id, &ids);
 	if (n < 0) {
 		free(ids.v);
 		return fail("cannot read the journal: %s", hq_strerror((int)n));
 	}
-	int rc = audit_now(c, ids.v, ids.n, ids.n);
-	for (size_t i = 0; rc == 0 && i < ids.n; i++) {
-		hq_record r;
-		void *mem;
-		hq_msg_dlv d[HQ_TARGET_MAX];
-		if (hq_journal_get(c->j, ids.v[i], &r, &mem) != 0)
-			continue; /* purged meanwhile */
-		long nd = hq_journal_deliveries(c->j, ids.v[i], d, HQ_TARGET_MAX);
-		if (nd >= 0 && ls_row(&rows, &r, d, nd > HQ_TARGET_MAX ? HQ_TARGET_MAX : (size_t)nd))
-			rc = fail("cannot write: %s", strerror(errno));
-		free(mem);
-	}
-	if (rc == 0 && !g_json && ids.n == 0)
-		fprintf(stderr, "no messages match\n");
+	int rc = audit_now(c, ids.v, ids.n, ids.total);
+	uint64_t found = ids.total;
 	free(ids.v);
+	ids.v = NULL;
+	if (rc == 0 && found) {
+		ids.limit = ids.total;
+		ids.total = 0;
+		ids.rows = &rows;
+		n = hq_journal_query(c->j, &q, print_match, &ids);
+		if (n < 0)
+			rc = fail("cannot read the journal: %s", hq_strerror((int)n));
+		else if (ferror(stdout))
+			rc = fail("cannot write: %s", strerror(errno));
+	}
+	if (rc == 0 && !g_json && found == 0)
+		fprintf(stderr, "no messages match\n");
 	return rc;
 }
 
