@@ -1970,14 +1970,12 @@ main(int argc, char **argv)
 	int sub_argc = 0;
 	if (gather(cmd, argc - optind, argv + optind, &c, &help, &sub_argv, &sub_argc) != 0)
 		return is_check ? (printf("HL7Q UNKNOWN - %s\n", g_err), 3) : 1;
-	if (help) {
-		cmd_help(cmd);
-		return 0;
-	}
 	int rc = 0;
-	if (c.config_file && c.journal_dir)
+	if (help)
+		cmd_help(cmd);
+	if (!help && c.config_file && c.journal_dir)
 		rc = fail("-c and -j conflict: give one");
-	if (rc == 0 && c.config_file) {
+	if (!help && rc == 0 && c.config_file) {
 		if (hq_config_load(c.config_file, &c.cfg) != 0) {
 			snprintf(g_err, sizeof g_err, "%s", c.cfg.err);
 			fprintf(stderr, "%s\n", c.cfg.err);
@@ -1987,10 +1985,10 @@ main(int argc, char **argv)
 			c.have_cfg = 1;
 			c.journal_dir = c.cfg.journal_path;
 		}
-	} else if (rc == 0 && c.journal_dir == NULL && cmd->journal != J_LAZY) {
+	} else if (!help && rc == 0 && c.journal_dir == NULL && cmd->journal != J_LAZY) {
 		rc = fail("no journal: give -c FILE (hl7qd's config) or -j DIR");
 	}
-	if (rc == 0 && cmd->journal != J_LAZY) {
+	if (!help && rc == 0 && cmd->journal != J_LAZY) {
 		rc = open_journal(&c, cmd->journal == J_WRITE);
 		if (rc == 0 && cmd->journal == J_WRITE) {
 			int arc = hq_audit_open(c.j, &c.audit);
@@ -2003,11 +2001,11 @@ main(int argc, char **argv)
 		printf("HL7Q UNKNOWN - %s\n", g_err);
 		rc = 3;
 	}
-	if (rc == 0) {
+	if (!help && rc == 0) {
 		optind = 0; /* getopt again, on the command's options then "--" and its operands */
 		rc = cmd->fn(&c, sub_argc, sub_argv);
 	}
-	if (cmd->journal == J_WRITE && rc == 0 && !c.audited)
+	if (!help && cmd->journal == J_WRITE && rc == 0 && !c.audited)
 		rc = fail("internal error: no access audit event was recorded");
 	hq_audit_close(c.audit);
 	if (c.j)
