@@ -250,6 +250,19 @@ class Operators(DaemonTest):
         raw = open(os.path.join(d.journal, "data.mdb"), "rb").read()
         self.assertNotIn(b"SEALED-PID-5", raw)
         self.assertIn(b"--patient=(patient)", raw)
+        # a start without the key fails, and says so in the trail
+        conf = open(d.conf).read()
+        with open(d.conf, "w") as f:
+            f.write(conf.replace("encryption_key_file = %s" % key, ""))
+        d.start(wait=False)
+        self.assertEqual(d.proc.wait(10), 1)
+        d.logf.close()
+        with open(d.conf, "w") as f:
+            f.write(conf)
+        d.start()
+        daemon = [(e["command"], e["detail"]) for e in self.events(d) if e["program"] == "hl7qd"]
+        self.assertEqual([c for c, _ in daemon], ["key-rotation", "start", "stop", "open-failed", "start"])
+        self.assertIn("no encryption_key_file", daemon[3][1])
 
     def test_refuses_when_the_event_cannot_be_written(self):
         """A user who can read but not write the journal gets exit 2 and a
