@@ -589,6 +589,15 @@ hq_target_routes(const hq_target_conf *t, const char *listener, const char *type
 		return 0;
 	if (t->ntypes == 0)
 		return 1;
+	for (int i = 0; i < t->ntypes; i++)
+		if (hq_type_pattern_match(t->types[i], type, type_len))
+			return 1;
+	return 0;
+}
+
+int
+hq_type_pattern_match(const char *pat, const char *type, size_t type_len)
+{
 	/* code^trigger of the message */
 	size_t code = 0;
 	while (code < type_len && type[code] != '^')
@@ -596,18 +605,15 @@ hq_target_routes(const hq_target_conf *t, const char *listener, const char *type
 	size_t trig = code < type_len ? code + 1 : code;
 	while (trig < type_len && type[trig] != '^')
 		trig++;
-	for (int i = 0; i < t->ntypes; i++) {
-		const char *pat = t->types[i];
-		const char *caret = strchr(pat, '^');
-		size_t plen = caret ? (size_t)(caret - pat) : strlen(pat);
-		if (plen != code || memcmp(pat, type, code) != 0)
-			continue;
-		if (caret == NULL || strcmp(caret + 1, "*") == 0)
-			return 1;
-		if (strlen(caret) == trig - code && memcmp(caret, type + code, trig - code) == 0)
-			return 1;
-	}
-	return 0;
+	if (strcmp(pat, "*") == 0)
+		return 1;
+	const char *caret = strchr(pat, '^');
+	size_t plen = caret ? (size_t)(caret - pat) : strlen(pat);
+	if (plen != code || memcmp(pat, type, code) != 0)
+		return 0;
+	if (caret == NULL || strcmp(caret + 1, "*") == 0)
+		return 1;
+	return strlen(caret) == trig - code && memcmp(caret, type + code, trig - code) == 0;
 }
 
 static int
@@ -677,6 +683,19 @@ handler(void *user, const char *section, const char *key, const char *val)
 			snprintf(cfg->admin_listen, sizeof cfg->admin_listen, "%s", val);
 		} else {
 			return fail(st, st->line, "unknown key '%s' in [admin]", key);
+		}
+		return 1;
+	}
+	if (strcmp(section, "audit") == 0) {
+		if (strcmp(key, "syslog_rfc5424") == 0) {
+			const char *colon = strrchr(val, ':');
+			if (strlen(val) >= sizeof cfg->audit_rfc5424 || colon == NULL || colon == val ||
+			    colon[1] == 0 || strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+			    atol(colon + 1) < 1 || atol(colon + 1) > 65535)
+				return fail(st, st->line, "syslog_rfc5424: '%s' is not host:port", val);
+			snprintf(cfg->audit_rfc5424, sizeof cfg->audit_rfc5424, "%s", val);
+		} else {
+			return fail(st, st->line, "unknown key '%s' in [audit]", key);
 		}
 		return 1;
 	}

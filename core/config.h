@@ -113,6 +113,7 @@ typedef struct hq_config {
 	char admin_listen[256];	/* [admin] listen, as written; "" none */
 	struct sockaddr_storage admin_addr;
 	socklen_t admin_addrlen;
+	char audit_rfc5424[256]; /* [audit] syslog_rfc5424 host:port; "" none */
 	hq_listener_conf *listeners;
 	int nlisteners;
 	hq_target_conf *targets;
@@ -157,6 +158,13 @@ void hq_config_free(hq_config *cfg);
  */
 int hq_target_routes(const hq_target_conf *t, const char *listener, const char *type,
 		     size_t type_len);
+
+/*
+ * Non-zero when a message type (MSH-9 as stored) matches a `types`
+ * pattern: "ADT" or "ADT^*" (every ADT), "ADT^A01" (just those), "*" (all).
+ * The router's matcher; `hl7q ls --type` takes the same patterns.
+ */
+int hq_type_pattern_match(const char *pat, const char *type, size_t type_len);
 
 /* Parses "250ms", "30s", "5m", "2h", "7d" (bare number: seconds). Returns 0 or -1. */
 int hq_parse_duration(const char *s, uint64_t *ms);

@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,16 +45,21 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <mbedtls/md.h>
+
 #include "clock.h"
 #include "config.h"
 #include "error.h"
 #include "intake.h"
 #include "log.h"
 #include "metrics.h"
+#include "file.h"
 #include "net/admin.h"
+#include "net/auditlog.h"
 #include "net/delivery.h"
 #include "net/server.h"
 #include "net/tls.h"
+#include "queue/audit.h"
 #include "queue/journal.h"
 
 #ifndef HQ_VERSION
@@ -83,7 +89,49 @@ typedef struct daemon_state {
 	uint64_t rejected_purged; /* by the pass under way */
 	uint64_t watchdog_us;	  /* WatchdogSec, 0: off */
 	uint64_t watchdog_at_ms;  /* last ping */
+	hq_audit *audit;	  /* the access audit trail: start, stop, reload, keys */
 } daemon_state;
+
+/* The SHA-256 of a config file as hex, for the audit trail ("unreadable" when it is). */
+static void
+config_sha256(const char *file, char out[65])
+{
+	size_t n;
+	char *buf = hq_read_file(file, &n);
+	unsigned char h[32];
+	if (buf == NULL || mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (unsigned char *)buf, n, h) != 0) {
+		snprintf(out, 65, "unreadable");
+	} else {
+		for (int i = 0; i < 32; i++)
+			snprintf(out + 2 * i, 3, "%02x", h[i]);
+	}
+	free(buf);
+}
+
+/*
+ * Records a daemon event in the audit trail (a when the journal is open)
+ * and echoes it to journald / the RFC 5424 collector.  A failure to record
+ * is logged; the daemon goes on (its intake must not stop for the trail).
+ */
+static void
+daemon_audit(hq_audit *a, const hq_config *cfg, const char *command, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void
+daemon_audit(hq_audit *a, const hq_config *cfg, const char *command, const char *fmt, ...)
+{
+	hq_audit_event ev;
+	char err[600];
+	va_list ap;
+	hq_audit_event_init(&ev, "hl7qd", command);
+	va_start(ap, fmt);
+	vsnprintf(ev.detail, sizeof ev.detail, fmt, ap);
+	va_end(ap);
+	int rc = a ? hq_audit_append(a, &ev) : 0;
+	if (rc)
+		hq_log(HQ_LOG_WARNING, "audit: cannot record the %s event in the journal: %s", command, hq_strerror(rc));
+	if (hq_auditlog_send(&ev, cfg ? cfg->audit_rfc5424 : "", err, sizeof err) != 0)
+		hq_log(HQ_LOG_WARNING, "audit: %s", err);
+}
 
 /* Frees a config hq_config_load filled, and the struct itself. */
 static void
@@ -234,6 +282,8 @@ reload(daemon_state *h)
 	char err[1300];
 	hq_config *ncfg = calloc(1, sizeof *ncfg);
 	hq_config **old = realloc(h->old, (size_t)(h->nold + 1) * sizeof *old);
+	char sha[65];
+	config_sha256(h->cfg->file, sha);
 
 	sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
 	if (ncfg == NULL || old == NULL) {
@@ -270,6 +320,7 @@ reload(daemon_state *h)
 		if (hq_delivery_reload(h->delivery, h->cfg, err2, sizeof err2) != 0)
 			hq_log(HQ_LOG_ERR, "delivery: cannot return to the running config: %s", err2);
 		h->old[h->nold++] = ncfg; /* workers may point into it */
+		daemon_audit(h->audit, h->cfg, "reload", "refused: config %s sha256=%s", h->cfg->file, sha);
 		goto done;
 	}
 	if (strcmp(ncfg->admin_listen, h->cfg->admin_listen) != 0) {
@@ -288,8 +339,10 @@ reload(daemon_state *h)
 	set_log_level(ncfg, h->verbose);
 	hq_log(HQ_LOG_NOTICE, "reloaded %s: %d listener%s, %d target%s", ncfg->file, ncfg->nlisteners,
 	       ncfg->nlisteners == 1 ? "" : "s", ncfg->ntargets, ncfg->ntargets == 1 ? "" : "s");
+	daemon_audit(h->audit, ncfg, "reload", "applied: config %s sha256=%s", ncfg->file, sha);
 	goto done;
 fail:
+	daemon_audit(h->audit, h->cfg, "reload", "refused: config %s sha256=%s", h->cfg->file, sha);
 	config_drop(ncfg);
 done:
 	release_old(h);
@@ -432,23 +485,40 @@ main(int argc, char **argv)
 	rc = hq_journal_open(cfg->journal_path, cfg->max_size, 0, &journal);
 	if (rc != 0) {
 		hq_log(HQ_LOG_ERR, "cannot open journal %s: %s", cfg->journal_path, hq_strerror(rc));
+		daemon_audit(NULL, cfg, "open-failed", "journal %s: %s", cfg->journal_path, hq_strerror(rc));
+		config_drop(cfg);
+		return 2;
+	}
+	hq_audit *audit = NULL;
+	if ((rc = hq_audit_open(journal, &audit)) != 0) {
+		hq_log(HQ_LOG_ERR, "cannot open the audit store in journal %s: %s", cfg->journal_path, hq_strerror(rc));
+		daemon_audit(NULL, cfg, "open-failed", "audit store of journal %s: %s", cfg->journal_path, hq_strerror(rc));
+		hq_journal_close(journal);
 		config_drop(cfg);
 		return 2;
 	}
 	/* Encryption at rest: the keys, or a refusal when the journal needs them. */
-	char ids[600];
+	char ids[600], ids_before[600];
+	int was_encrypted = hq_journal_encrypted(journal, ids_before, sizeof ids_before);
 	if (cfg->encryption_key_file[0]) {
 		if ((rc = hq_journal_set_keys(journal, cfg->encryption_key_file, err, sizeof err)) != 0) {
 			hq_log(HQ_LOG_ERR, "%s:%d: %s; not starting", cfg->file, cfg->encryption_line, err);
+			daemon_audit(audit, cfg, "open-failed", "encryption keys: %s", err);
+			hq_audit_close(audit);
 			hq_journal_close(journal);
 			config_drop(cfg);
 			return 1;
 		}
 		hq_journal_encrypted(journal, ids, sizeof ids);
 		hq_log(HQ_LOG_NOTICE, "journal encrypted at rest (AES-256-GCM; key ids in use: %s)", ids);
-	} else if (hq_journal_encrypted(journal, ids, sizeof ids)) {
+		if (strcmp(ids, ids_before) != 0) /* a new key seals from now on */
+			daemon_audit(audit, cfg, "key-rotation", "%s key ids in use: %s (before: %s)",
+				     was_encrypted ? "new key;" : "first key;", ids, was_encrypted ? ids_before : "none");
+	} else if (was_encrypted) {
 		hq_log(HQ_LOG_ERR, "journal %s is encrypted (key ids %s) but %s sets no [journal] encryption_key_file; not starting",
-		       cfg->journal_path, ids, cfg->file);
+		       cfg->journal_path, ids_before, cfg->file);
+		daemon_audit(audit, cfg, "open-failed", "journal encrypted (key ids %s) and no encryption_key_file", ids_before);
+		hq_audit_close(audit);
 		hq_journal_close(journal);
 		config_drop(cfg);
 		return 1;
@@ -463,9 +533,12 @@ main(int argc, char **argv)
 	h.intake = &intake;
 	h.cfg = cfg;
 	h.verbose = verbose;
+	h.audit = audit;
 	rc = hq_delivery_start(cfg, journal, &h.delivery, err, sizeof err);
 	if (rc != 0) {
 		hq_log(HQ_LOG_ERR, "%s", err);
+		daemon_audit(audit, cfg, "start-failed", "%s", err);
+		hq_audit_close(audit);
 		hq_journal_close(journal);
 		config_drop(cfg);
 		return 2;
@@ -477,6 +550,8 @@ main(int argc, char **argv)
 	if (rc != 0) {
 		hq_log(HQ_LOG_ERR, "%s", err);
 		hq_delivery_stop(h.delivery);
+		daemon_audit(audit, cfg, "start-failed", "%s", err);
+		hq_audit_close(audit);
 		hq_journal_close(journal);
 		config_drop(cfg);
 		return 2;
@@ -506,6 +581,14 @@ main(int argc, char **argv)
 	sd_notifyf(0, "READY=1\nSTATUS=running: %d listener%s, %d target%s\nMAINPID=%ld",
 		   cfg->nlisteners, cfg->nlisteners == 1 ? "" : "s", cfg->ntargets,
 		   cfg->ntargets == 1 ? "" : "s", (long)getpid());
+	{
+		char sha[65];
+		config_sha256(cfg->file, sha);
+		daemon_audit(audit, cfg, "start", "version %s, pid %ld, config %s sha256=%s", HQ_VERSION,
+			     (long)getpid(), cfg->file, sha);
+	}
+	write_status(&h); /* hl7q status / check see it running from now */
+	h.status_at_ms = hq_now_ms();
 	hq_log(HQ_LOG_NOTICE, "ready");
 
 	hq_server_run(g_server, 5000);
@@ -534,6 +617,8 @@ main(int argc, char **argv)
 	hq_server_free(g_server);
 	g_server = NULL;
 	hq_delivery_stop(h.delivery);
+	daemon_audit(audit, h.cfg, "stop", "%s", intake.fatal ? "journal failure" : "signal");
+	hq_audit_close(audit);
 	{
 		char path[1100];
 		snprintf(path, sizeof path, "%s/hl7qd.status", h.cfg->journal_path);

@@ -1710,7 +1710,9 @@ query_match(const hq_query *q, const hq_record *r, const hq_msg_dlv *d, size_t n
 		return 1;
 	for (size_t i = 0; i < nd; i++)
 		if ((q->target == NULL || strcmp(q->target, d[i].target) == 0) &&
-		    (q->state == 0 || (int)d[i].d.state == q->state))
+		    (q->state == 0 || (int)d[i].d.state == q->state ||
+		     (q->state == HQ_STATE_QUEUED &&
+		      (d[i].d.state == HQ_DLV_PENDING || d[i].d.state == HQ_DLV_RETRY))))
 			return 1;
 	return 0;
 }
@@ -1906,7 +1908,7 @@ hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg)
 		rc = lookup_ids(j, txn, HQ_IDX_CONTROL, q->control_id, &ids);
 	} else if (q->patient.n) {
 		rc = lookup_ids(j, txn, HQ_IDX_PATIENT, q->patient, &ids);
-	} else if (q->state == HQ_DLV_PENDING || q->state == HQ_DLV_RETRY) {
+	} else if (q->state == HQ_DLV_PENDING || q->state == HQ_DLV_RETRY || q->state == HQ_STATE_QUEUED) {
 		rc = queue_ids(txn, j->pending, q->target, &ids);
 	} else if (q->state == HQ_DLV_DEAD) {
 		rc = queue_ids(txn, j->dead, q->target, &ids);
@@ -2583,4 +2585,42 @@ hq_journal_encrypted(hq_journal *j, char *ids, size_t cap)
 		snprintf(ids + len, cap - len, "%s%s", i ? " " : "", hex);
 	}
 	return n > 0;
+}
+
+/* --- for the stores beside the journal (queue/audit.c) ------------------ */
+
+struct MDB_env *
+hq_journal_env(hq_journal *j)
+{
+	return j->env;
+}
+
+int
+hq_journal_is_readonly(const hq_journal *j)
+{
+	return j->readonly;
+}
+
+int
+hq_journal_seal_value(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n,
+		      void *out, size_t cap, size_t *outlen)
+{
+	if (j->nkeys == 0)
+		return HQ_ENOTFOUND;
+	if (cap < n + SEAL_OVERHEAD)
+		return HQ_ETOOBIG;
+	*outlen = n + SEAL_OVERHEAD;
+	return seal(j, aad, aadlen, in, n, out);
+}
+
+int
+hq_journal_open_value(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n,
+		      void *out, size_t cap, size_t *outlen)
+{
+	if (n < SEAL_OVERHEAD)
+		return HQ_ECORRUPT;
+	if (cap < n - SEAL_OVERHEAD)
+		return HQ_ETOOBIG;
+	*outlen = n - SEAL_OVERHEAD;
+	return unseal(j, aad, aadlen, in, n, out);
 }

@@ -338,6 +338,9 @@ long hq_journal_attempts(hq_journal *j, uint64_t id, hq_attempt_fn fn, void *arg
 
 /* hq_query.state: refused at intake (no delivery records). */
 #define HQ_STATE_REJECTED 100
+/* hq_query.state: not yet delivered nor dead (pending or retrying), as
+ * `hl7q status` and `check` count pending. */
+#define HQ_STATE_QUEUED 101
 
 /* An audit query: every set field must match. */
 typedef struct hq_query {
@@ -421,5 +424,30 @@ long hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resu
  * exist and be empty): LMDB's copy with compaction.  Returns 0 or an error.
  */
 int hq_journal_copy(hq_journal *j, const char *dir);
+
+/* --- for the stores beside the journal in its environment (queue/audit.c) --- */
+
+struct MDB_env;
+
+/* The LMDB environment (valid until hq_journal_close). */
+struct MDB_env *hq_journal_env(hq_journal *j);
+
+/* Non-zero when j was opened for queries only. */
+int hq_journal_is_readonly(const hq_journal *j);
+
+/*
+ * Seals n bytes with the journal's current key (AES-256-GCM, bound to
+ * aad) into out (n + 33 bytes needed).  Returns 0, HQ_ENOTFOUND (no key:
+ * the journal is not encrypted here), HQ_ETOOBIG or HQ_ECORRUPT.
+ */
+int hq_journal_seal_value(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n,
+			  void *out, size_t cap, size_t *outlen);
+
+/*
+ * Opens what hq_journal_seal_value sealed.  Returns 0, HQ_ENOTFOUND (no
+ * key here opens it), HQ_ETOOBIG or HQ_ECORRUPT.
+ */
+int hq_journal_open_value(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n,
+			  void *out, size_t cap, size_t *outlen);
 
 #endif
