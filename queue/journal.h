@@ -96,11 +96,54 @@ int hq_journal_open(const char *dir, uint64_t map_size, int readonly,
  * patient id and the answer excerpts of attempts are sealed with AES-256-GCM
  * (a fresh 96-bit nonce each, the record id as associated data, the key id
  * stored in front), and the patient index holds HMAC-SHA-256 values, not
- * ids.  On a journal opened for writing, the key ids are remembered: a
- * later start must hold every key id the journal has used.  Returns 0, or
- * HQ_ECONFIG with err saying why (never the key).
+ * ids.  The associated data binds a record's sealed bytes to the journal
+ * instance, its id and every plaintext field stored beside them (records
+ * sealed before that, format 1, bound to the id alone, still open).  On a
+ * journal opened for writing, the key ids are remembered (any number):
+ * a later start must hold every key that a record or attempt is still
+ * sealed with (a scan when one is missing; ids no longer used are
+ * forgotten).  Returns 0, or HQ_ECONFIG with err saying why (never the
+ * key): a missing key still in use, or a first key at HQ_SEAL_LIMIT.
  */
 int hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errcap);
+
+/*
+ * Key wear: AES-GCM with random 96-bit nonces is safe for fewer than 2^32
+ * seals under one key.  The journal counts seals per key id (in the
+ * journal, so restarts add up); past HQ_SEAL_WARN the daemon warns, at
+ * HQ_SEAL_LIMIT sealing fails with HQ_EKEYSPENT and hq_journal_set_keys
+ * refuses a writable journal that key as the first: rotate.
+ */
+#ifndef HQ_SEAL_WARN
+#define HQ_SEAL_WARN (1ull << 31)
+#endif
+#ifndef HQ_SEAL_LIMIT
+#define HQ_SEAL_LIMIT ((1ull << 32) - (1ull << 24))
+#endif
+
+/* Test seam: other thresholds than HQ_SEAL_WARN/HQ_SEAL_LIMIT (call before hq_journal_set_keys). */
+void hq_journal_set_seal_limits(hq_journal *j, uint64_t warn, uint64_t limit);
+
+/*
+ * The wear of the key new values are sealed with: *seals gets its seal
+ * count.  Returns 0 (fine, or no key), 1 (past the warning threshold:
+ * rotate soon) or 2 (at the limit: sealing is refused).
+ */
+int hq_journal_key_wear(hq_journal *j, uint64_t *seals);
+
+/*
+ * Seals again, under the first key, what is not sealed under it yet:
+ * records stored in plaintext (encryption turned on), sealed under an
+ * older key or in the older format, and the answer excerpts of attempts.
+ * Examines up to max records or attempts in one write transaction, with
+ * the progress saved in the same transaction, so that a later call (or
+ * another process after a crash) goes on from there.  *finished is set
+ * once the whole journal is done (the progress is then dropped: a next
+ * call starts over, and finds nothing to do).  Once done, older keys are
+ * no longer used and can leave the key file.  Needs keys and a writable
+ * journal.  Returns the number sealed again or a negative code.
+ */
+long hq_journal_reseal(hq_journal *j, size_t max, int *finished);
 
 /*
  * Journals with sealed records: 1 (and the key ids, as hex, in ids) when

@@ -955,6 +955,51 @@ cmd_compact(ctx *c, int argc, char **argv)
 	return 0;
 }
 
+/* --- reseal ---------------------------------------------------------------- */
+
+#define RESEAL_SLICE 1000 /* records or attempts per write transaction */
+
+/* Seals everything under the first key of the key file, a slice per
+ * transaction; the journal keeps the progress, so an interrupted run goes
+ * on where it stopped when started again. */
+static int
+cmd_reseal(ctx *c, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			g_json = 1;
+		else
+			return fail("usage: hl7q -c FILE reseal [--json]");
+	}
+	if (!c->have_cfg || !c->cfg.encryption_key_file[0])
+		return fail("reseal needs -c FILE whose [journal] encryption_key_file names the keys");
+	uint64_t seals;
+	long total = 0;
+	int done = 0;
+	while (!done) {
+		long n = hq_journal_reseal(c->j, RESEAL_SLICE, &done);
+		if (n == -EINVAL)
+			return fail("the keys did not load (see above): nothing sealed");
+		if (n < 0)
+			return fail("cannot reseal: %s (%ld sealed before; run it again to go on)",
+				    hq_strerror((int)n), total);
+		total += n;
+	}
+	int wear = hq_journal_key_wear(c->j, &seals);
+	if (g_json) {
+		printf("{\"resealed\":%ld,\"done\":true,\"key_seals\":%llu}\n", total,
+		       (unsigned long long)seals);
+		return 0;
+	}
+	printf("resealed %ld records and answer excerpts: everything is sealed under the first key of %s.\n"
+	       "Keys below it that no record uses any more can now leave the file.\n",
+	       total, c->cfg.encryption_key_file);
+	if (wear)
+		fprintf(stderr, "hl7q reseal: the first key has sealed %llu values: rotate it soon\n",
+			(unsigned long long)seals);
+	return 0;
+}
+
 /* A monitoring threshold: warn and crit, each optional. */
 typedef struct limit {
 	uint64_t warn, crit;
@@ -1095,6 +1140,7 @@ usage(FILE *fp)
 		"  replay ID... | --dead [--target T] | --target T --since TIME [--until TIME]\n"
 		"  purge --dead [--target T] | --rejected | --delivered-before TIME | ID...  [--dry-run]\n"
 		"  compact DIR                               write a compacted copy of the journal\n"
+		"  reseal                                    seal every record under the first key (-c)\n"
 		"  check [--max-age DUR] [--max-dead N] [--max-pending N]\n"
 		"        [--warn-age DUR] [--warn-dead N] [--warn-pending N] [--target T]\n"
 		"TIME: RFC 3339 (2026-11-26T10:00:00Z) or a duration back from now (15m, 2d).\n"
@@ -1114,7 +1160,7 @@ main(int argc, char **argv)
 		int write;
 	} cmds[] = {{"status", cmd_status, 0}, {"ls", cmd_ls, 0},	    {"show", cmd_show, 0},
 		    {"replay", cmd_replay, 1}, {"purge", cmd_purge, 1},   {"compact", cmd_compact, 0},
-		    {"check", cmd_check, 0}};
+		    {"check", cmd_check, 0},   {"reseal", cmd_reseal, 1}};
 	ctx c;
 	int o;
 	memset(&c, 0, sizeof c);
@@ -1133,14 +1179,14 @@ main(int argc, char **argv)
 		}
 	}
 	if (optind == argc) {
-		fprintf(stderr, "hl7q: which command? (status, ls, show, replay, purge, compact, check)\n");
+		fprintf(stderr, "hl7q: which command? (status, ls, show, replay, purge, compact, check, reseal)\n");
 		return 1;
 	}
 	size_t k = 0;
 	while (k < sizeof cmds / sizeof cmds[0] && strcmp(cmds[k].name, argv[optind]) != 0)
 		k++;
 	if (k == sizeof cmds / sizeof cmds[0]) {
-		fprintf(stderr, "hl7q: unknown command '%s' (status, ls, show, replay, purge, compact, check)\n",
+		fprintf(stderr, "hl7q: unknown command '%s' (status, ls, show, replay, purge, compact, check, reseal)\n",
 			argv[optind]);
 		return 1;
 	}
