@@ -79,6 +79,7 @@ typedef struct daemon_state {
 	uint64_t rejected_purged; /* by the pass under way */
 	uint64_t watchdog_us;	  /* WatchdogSec, 0: off */
 	uint64_t watchdog_at_ms;  /* last ping */
+	uint64_t house_at_ms;	  /* last housekeeping (stale readers, key wear) */
 } daemon_state;
 
 /* Frees a config hq_config_load filled, and the struct itself. */
@@ -120,6 +121,36 @@ write_status(daemon_state *h)
 		rename(tmp, path);
 	else
 		unlink(tmp);
+}
+
+/* Logs the encryption key's wear once it nears the limit of one key. */
+static void
+key_wear_log(hq_journal *j)
+{
+	uint64_t seals;
+	int wear = hq_journal_key_wear(j, &seals);
+	if (wear)
+		hq_log(wear == 2 ? HQ_LOG_ERR : HQ_LOG_WARNING,
+		       "journal: the encryption key has sealed %llu values%s: put a new key on the first line of encryption_key_file (keep the old one below), reload, and run hl7q reseal",
+		       (unsigned long long)seals, wear == 2 ? ", the most one key may: intake is refused" : "");
+}
+
+/*
+ * Every minute: clear the reader slots of processes that died in a read
+ * transaction (a killed hl7q), which would keep freed pages from reuse
+ * and grow the file; and warn of the key's wear.
+ */
+static void
+housekeeping(daemon_state *h)
+{
+	int dead = 0;
+	int rc = hq_journal_reader_check(h->intake->journal, &dead);
+	if (rc != 0)
+		hq_log(HQ_LOG_WARNING, "journal: cannot check readers: %s", hq_strerror(rc));
+	else if (dead > 0)
+		hq_log(HQ_LOG_NOTICE, "journal: cleared %d reader slot%s of exited processes", dead,
+		       dead == 1 ? "" : "s");
+	key_wear_log(h->intake->journal);
 }
 
 /* One slice of the retention pass (a short write transaction per turn). */
@@ -279,6 +310,10 @@ on_turn(void *arg, size_t frames)
 		h->status_at_ms = now;
 		write_status(h);
 	}
+	if (now - h->house_at_ms >= 60000) {
+		h->house_at_ms = now;
+		housekeeping(h);
+	}
 	if (h->cfg->rejected_retention_ms) {
 		if (!h->rejected_running && now - h->rejected_at_ms >= 60000) {
 			h->rejected_at_ms = now;
@@ -395,6 +430,7 @@ main(int argc, char **argv)
 		}
 		hq_journal_encrypted(journal, ids, sizeof ids);
 		hq_log(HQ_LOG_NOTICE, "journal encrypted at rest (AES-256-GCM; key ids in use: %s)", ids);
+		key_wear_log(journal);
 	} else if (hq_journal_encrypted(journal, ids, sizeof ids)) {
 		hq_log(HQ_LOG_ERR, "journal %s is encrypted (key ids %s) but %s sets no [journal] encryption_key_file; not starting",
 		       cfg->journal_path, ids, cfg->file);

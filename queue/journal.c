@@ -45,6 +45,7 @@
 #include <sys/statvfs.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mbedtls/gcm.h>
 #include <mbedtls/hkdf.h>
@@ -570,6 +571,35 @@ fill_target_stats(hq_journal *j, MDB_txn *txn)
 	return mdb_put(txn, j->meta, &mk, &mv, 0);
 }
 
+/*
+ * The journal's files belong to the owner of its directory.  hl7q run as
+ * root (an operator with sudo) would otherwise leave a root-owned
+ * lock.mdb (or data.mdb) that hl7qd, running as its own user, cannot
+ * open: as root, a file of dir/name owned by root while dir is not is
+ * given to dir's owner.  (MDB_NOLOCK for readers would avoid lock.mdb but
+ * is not safe beside a writing daemon.)  Best effort: nothing is logged.
+ */
+static void
+own_like_dir(const char *dir, const char *name)
+{
+	struct stat ds, fs;
+	char path[1100];
+	if (geteuid() != 0 || stat(dir, &ds) != 0 || ds.st_uid == 0)
+		return;
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	if (lstat(path, &fs) == 0 && S_ISREG(fs.st_mode) && fs.st_uid == 0 &&
+	    chown(path, ds.st_uid, ds.st_gid) != 0) {
+		/* left as it is: the daemon's start names the file it cannot open */
+	}
+}
+
+int
+hq_journal_reader_check(hq_journal *j, int *dead)
+{
+	*dead = 0;
+	return mdb_reader_check(j->env, dead);
+}
+
 int
 hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 		hq_journal **out)
@@ -596,6 +626,8 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 			       0600)))
 		goto fail;
 	mdb_reader_check(j->env, &dead);
+	own_like_dir(dir, "data.mdb");
+	own_like_dir(dir, "lock.mdb");
 	if ((rc = mdb_txn_begin(j->env, NULL, readonly ? MDB_RDONLY : 0, &txn)))
 		goto fail;
 	if ((rc = open_dbs(j, txn, readonly ? 0 : MDB_CREATE)))
@@ -2468,7 +2500,15 @@ hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us
 int
 hq_journal_copy(hq_journal *j, const char *dir)
 {
-	return mdb_env_copy2(j->env, dir, MDB_CP_COMPACT);
+	int rc = mdb_env_copy2(j->env, dir, MDB_CP_COMPACT);
+	if (rc == 0 && geteuid() == 0) { /* the copy replaces data.mdb: the daemon's user must own it */
+		struct stat js;
+		char path[1100];
+		snprintf(path, sizeof path, "%s/data.mdb", dir);
+		if (stat(j->dir, &js) == 0 && js.st_uid != 0 && chown(path, js.st_uid, js.st_gid) != 0)
+			rc = errno;
+	}
+	return rc;
 }
 
 /* --- keys ------------------------------------------------------------------ */

@@ -84,7 +84,9 @@ typedef struct hq_journal_usage {
 /*
  * Opens (creating, mode 0700/0600) the journal in directory dir with a map
  * of map_size bytes (0: keep the existing size).  readonly opens for
- * queries only.  Returns 0, an errno or an MDB_* code.
+ * queries only.  Run as root, the files it creates in dir (lock.mdb,
+ * data.mdb) are given to dir's owner, so that the daemon's user can open
+ * them.  Returns 0, an errno or an MDB_* code.
  */
 int hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 		    hq_journal **out);
@@ -151,6 +153,14 @@ long hq_journal_reseal(hq_journal *j, size_t max, int *finished);
  * starting without one.
  */
 int hq_journal_encrypted(hq_journal *j, char *ids, size_t cap);
+
+/*
+ * Clears the reader slots of processes that died holding a read
+ * transaction (hl7q killed mid-query), so they no longer keep freed pages
+ * from reuse.  The daemon calls it now and then.  *dead gets how many.
+ * Returns 0 or an MDB_* code.
+ */
+int hq_journal_reader_check(hq_journal *j, int *dead);
 
 /* Closes j; no batch may be open. */
 void hq_journal_close(hq_journal *j);
@@ -398,11 +408,14 @@ typedef struct hq_query {
 typedef int (*hq_query_fn)(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd);
 
 /*
- * Runs q in one read transaction (intake is never blocked).  The most
+ * Runs q in bounded read transactions (intake is never blocked): the
+ * matches of a slice (64 records, or 50 ms) are copied out and fn is
+ * called for them after the transaction is reset, so a caller blocked in
+ * fn (hl7q ls | less) does not keep freed pages from reuse.  The most
  * selective index drives it: control id, then patient, then the pending or
  * dead queue, then the type; otherwise the time index streams the range,
- * holding one record at a time.  Returns the number of matches or a
- * negative code.
+ * each slice going on after the last key read.  Returns the number of
+ * matches or a negative code.
  */
 long hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg);
 
