@@ -123,6 +123,20 @@ write_status(daemon_state *h)
 		unlink(tmp);
 }
 
+/* Keeps the longest duplicate_window in the journal: every purge (the
+ * retention pass, hl7q purge) keeps that much duplicate history. */
+static void
+dup_window_store(hq_journal *j, const hq_config *cfg)
+{
+	uint64_t ms = 0;
+	for (int i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].duplicate_window_ms > ms)
+			ms = cfg->listeners[i].duplicate_window_ms;
+	int rc = hq_journal_set_duplicate_window(j, ms * 1000);
+	if (rc != 0)
+		hq_log(HQ_LOG_WARNING, "journal: cannot store the duplicate window: %s", hq_strerror(rc));
+}
+
 /* Logs the encryption key's wear once it nears the limit of one key. */
 static void
 key_wear_log(hq_journal *j)
@@ -281,6 +295,7 @@ reload(daemon_state *h)
 	h->old[h->nold++] = h->cfg;
 	h->cfg = ncfg;
 	h->intake->cfg = ncfg;
+	dup_window_store(h->intake->journal, ncfg);
 	set_log_level(ncfg, h->verbose);
 	hq_log(HQ_LOG_NOTICE, "reloaded %s: %d listener%s, %d target%s", ncfg->file, ncfg->nlisteners,
 	       ncfg->nlisteners == 1 ? "" : "s", ncfg->ntargets, ncfg->ntargets == 1 ? "" : "s");
@@ -438,6 +453,7 @@ main(int argc, char **argv)
 		config_drop(cfg);
 		return 1;
 	}
+	dup_window_store(journal, cfg);
 	const char *seam = getenv("HL7Q_TEST_FAIL_COMMIT");
 	if (seam && *seam) {
 		hq_journal_fail_commit(journal, strtoull(seam, NULL, 10));

@@ -89,6 +89,8 @@ struct hq_journal {
 	 * yet stored; atomics: intake and the workers both seal). */
 	uint64_t seals, unsaved_seals;
 	uint64_t seal_warn, seal_limit;
+	void (*purge_scan_fn)(void *); /* test seam */
+	void *purge_scan_arg;
 };
 
 struct hq_batch {
@@ -1115,6 +1117,11 @@ dlv_decode(const MDB_val *val, hq_delivery *d)
 }
 
 /* A target's running figures (the "targets" database). */
+/* A delivery's replay epoch: its last replay time (replays keep it
+ * increasing), 1 before any; an outcome carries the one its attempt
+ * began from (hq_due.epoch). */
+#define DLV_EPOCH(d) ((d)->replayed_us ? (d)->replayed_us : 1)
+
 typedef struct tstat {
 	uint64_t delivered, last_ok_us, last_err_us;
 	char last_error[128];
@@ -1365,6 +1372,7 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 		o->attempts = d.attempts - d.attempt_base;
 		o->received_us = r.received_us;
 		o->age_from_us = d.replayed_us > r.received_us ? d.replayed_us : r.received_us;
+		o->epoch = DLV_EPOCH(&d);
 		copy_field(o->control_id, sizeof o->control_id, r.f[HQ_F_CONTROL_ID]);
 		copy_field(o->type, sizeof o->type, r.f[HQ_F_TYPE]);
 		copy_field(o->charset, sizeof o->charset, r.f[HQ_F_CHARSET]);
@@ -1413,6 +1421,8 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 		hq_delivery d;
 		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0)
 			continue; /* purged meanwhile */
+		if (o[i].epoch && o[i].epoch != DLV_EPOCH(&d))
+			continue; /* replayed since the attempt began: the replay stands */
 		hq_dlv_state from = d.state;
 		d.state = o[i].state;
 		d.attempts++;
@@ -2217,7 +2227,7 @@ replay_one(hq_journal *j, MDB_txn *txn, uint64_t id, const char *target, int onl
 	d.next_us = now_us;
 	d.updated_us = now_us;
 	d.attempt_base = d.attempts;
-	d.replayed_us = now_us;
+	d.replayed_us = now_us > d.replayed_us ? now_us : d.replayed_us + 1; /* the epoch moves on */
 	dlv_encode(v, &d);
 	MDB_val nv = {DLV_SIZE, v};
 	if ((rc = mdb_put(txn, j->deliveries, &dkey, &nv, 0)) ||
@@ -2301,8 +2311,14 @@ del_index(MDB_txn *txn, MDB_dbi dbi, hq_str key, const unsigned char *idval)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/*
+ * Deletes message id (when it meets cond, read in this transaction) with
+ * its indexes, deliveries and attempts.  Its duplicate key stays when it
+ * was received at or after keep_dup_us (inside the duplicate window).
+ */
 static int
-purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, long *purged)
+purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, hq_purge_if cond,
+	  uint64_t keep_dup_us, long *purged)
 {
 	unsigned char idbe[8], idval[9], tbe[8];
 	MDB_val k = {8, idbe}, v;
@@ -2326,7 +2342,15 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, long 
 		return HQ_ECORRUPT;
 	}
 	long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
-	rc = nd < 0 ? (int)-nd : 0;
+	rc = nd < 0 ? CODE_OF(nd) : 0;
+	for (long i = 0; rc == 0 && cond != HQ_PURGE_ANY && i < nd; i++) {
+		hq_dlv_state st = i < HQ_TARGET_MAX ? d[i].d.state : 0;
+		if ((cond == HQ_PURGE_DELIVERED && st != HQ_DLV_DELIVERED) ||
+		    (cond == HQ_PURGE_SETTLED && st != HQ_DLV_DELIVERED && st != HQ_DLV_DEAD)) {
+			free(copy); /* replayed (or queued) since the ids were collected: kept */
+			return 0;
+		}
+	}
 	for (long i = 0; rc == 0 && i < nd && i < HQ_TARGET_MAX; i++) {
 		tstat ts;
 		tstat_get(j, txn, d[i].target, &ts);
@@ -2361,7 +2385,8 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, long 
 		size_t kn = hq_dedup_key(r.f[HQ_F_SENDING_APP], r.f[HQ_F_SENDING_FAC],
 					 r.f[HQ_F_CONTROL_ID], key, sizeof key);
 		MDB_val dk = {kn, key}, dv;
-		if (kn && mdb_get(txn, j->dedup, &dk, &dv) == 0 && get_val(&dv) == id)
+		if (kn && r.received_us < keep_dup_us && mdb_get(txn, j->dedup, &dk, &dv) == 0 &&
+		    get_val(&dv) == id)
 			rc = mdb_del(txn, j->dedup, &dk, NULL);
 	}
 	free(copy);
@@ -2370,8 +2395,53 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, long 
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+void
+hq_journal_on_purge_scan(hq_journal *j, void (*fn)(void *arg), void *arg)
+{
+	j->purge_scan_fn = fn;
+	j->purge_scan_arg = arg;
+}
+
+#define DUP_WINDOW_DEFAULT_US (24ull * 3600 * 1000000)
+
+static uint64_t
+wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+int
+hq_journal_set_duplicate_window(hq_journal *j, uint64_t window_us)
+{
+	MDB_txn *txn;
+	unsigned char val[9];
+	MDB_val k = {13, "dup_window_us"}, v;
+	int rc;
+	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
+		return rc;
+	if (mdb_get(txn, j->meta, &k, &v) == 0 && get_val(&v) == window_us) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	put_val(val, window_us);
+	v = (MDB_val){9, val};
+	if ((rc = mdb_put(txn, j->meta, &k, &v, 0))) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
 long
 hq_journal_purge(hq_journal *j, const uint64_t *ids, size_t n)
+{
+	return hq_journal_purge_if(j, ids, n, HQ_PURGE_ANY);
+}
+
+long
+hq_journal_purge_if(hq_journal *j, const uint64_t *ids, size_t n, hq_purge_if cond)
 {
 	MDB_txn *txn;
 	long purged = 0;
@@ -2379,9 +2449,13 @@ hq_journal_purge(hq_journal *j, const uint64_t *ids, size_t n)
 
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
 		return rc > 0 ? -rc : rc;
-	uint64_t upto = read_indexed_upto(j, txn);
+	uint64_t upto = read_indexed_upto(j, txn), window = DUP_WINDOW_DEFAULT_US, now = wall_us();
+	MDB_val wk = {13, "dup_window_us"}, wv;
+	if (mdb_get(txn, j->meta, &wk, &wv) == 0 && wv.mv_size == 9)
+		window = get_val(&wv);
+	uint64_t keep_dup_us = now > window ? now - window : 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = purge_one(j, txn, ids[i], upto, &purged);
+		rc = purge_one(j, txn, ids[i], upto, cond, keep_dup_us, &purged);
 	if (rc == 0)
 		rc = mdb_txn_commit(txn);
 	else
@@ -2433,8 +2507,10 @@ hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, 
 	}
 	mdb_txn_abort(txn);
 	long n = (long)ids.n;
+	if (rc == 0 && !dry_run && ids.n && j->purge_scan_fn)
+		j->purge_scan_fn(j->purge_scan_arg);
 	if (rc == 0 && !dry_run && ids.n) {
-		long p = hq_journal_purge(j, ids.v, ids.n);
+		long p = hq_journal_purge_if(j, ids.v, ids.n, HQ_PURGE_DELIVERED);
 		if (p < 0)
 			rc = (int)-p;
 	}
@@ -2488,8 +2564,10 @@ hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us
 	}
 	mdb_txn_abort(txn);
 	long n = (long)ids.n;
+	if (rc == 0 && !dry_run && ids.n && j->purge_scan_fn)
+		j->purge_scan_fn(j->purge_scan_arg);
 	if (rc == 0 && !dry_run && ids.n) {
-		long p = hq_journal_purge(j, ids.v, ids.n);
+		long p = hq_journal_purge_if(j, ids.v, ids.n, HQ_PURGE_ANY); /* refused frames stay refused */
 		if (p < 0)
 			rc = (int)-p;
 	}

@@ -283,6 +283,7 @@ typedef struct hq_due {
 	char listener[64], peer[64], version[32];
 	char sending_app[128], sending_fac[128], receiving_app[128], receiving_fac[128];
 	uint64_t age_from_us; /* max_age counts from here: received, or the last replay */
+	uint64_t epoch;	      /* the delivery's replay epoch: give it back in hq_outcome.epoch */
 	char *raw;	      /* malloc'd message bytes; the caller frees */
 	size_t raw_len;
 } hq_due;
@@ -320,12 +321,15 @@ typedef struct hq_outcome {
 	char error[128];      /* short, no patient data (curl's text or "HTTP 503") */
 	char body[512];	      /* excerpt of the answer: journal only, never logs */
 	size_t body_len;
+	uint64_t epoch;	      /* hq_due.epoch of the attempt; 0: not checked */
 } hq_outcome;
 
 /*
  * Writes outcomes of target in one write transaction: the delivery record,
  * an attempt record each, and the pending entry dropped once delivered or
- * dead.  Returns 0 or an error.
+ * dead.  An outcome whose epoch is not the delivery's any more (replayed
+ * since the attempt began) is dropped: the replay stands.  Returns 0 or an
+ * error.
  */
 int hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *o,
 			       size_t n);
@@ -447,9 +451,37 @@ long hq_journal_replay(hq_journal *j, const uint64_t *ids, size_t n, const char 
 /*
  * Deletes messages with their indexes, deliveries and attempts, in one
  * write transaction; their pages become free for reuse.  Ids not in the
- * journal are skipped.  Returns the number deleted or a negative code.
+ * journal are skipped.  The duplicate history is kept: the duplicate key
+ * of a message received within the duplicate window stays (pointing at
+ * the purged id) until the window has passed it.  Returns the number
+ * deleted or a negative code.
  */
 long hq_journal_purge(hq_journal *j, const uint64_t *ids, size_t n);
+
+/* What a purge requires of each message, checked again in its write transaction. */
+typedef enum hq_purge_if {
+	HQ_PURGE_ANY,	    /* nothing: hq_journal_purge */
+	HQ_PURGE_DELIVERED, /* every delivery delivered (retention) */
+	HQ_PURGE_SETTLED    /* no delivery pending or retrying (purge --dead) */
+} hq_purge_if;
+
+/*
+ * hq_journal_purge of the ids that still meet cond inside the write
+ * transaction: a message replayed since the ids were collected is kept.
+ * Returns the number deleted or a negative code.
+ */
+long hq_journal_purge_if(hq_journal *j, const uint64_t *ids, size_t n, hq_purge_if cond);
+
+/*
+ * The longest duplicate_window of the listeners, in microseconds, kept in
+ * the journal so that every purger (the daemon, hl7q) keeps that much
+ * duplicate history.  Until set, 24 hours.  Returns 0 or an MDB_* code.
+ */
+int hq_journal_set_duplicate_window(hq_journal *j, uint64_t window_us);
+
+/* Test seam: fn runs after the retention scans collect their ids and
+ * before they purge them (in the gap another writer may use). */
+void hq_journal_on_purge_scan(hq_journal *j, void (*fn)(void *arg), void *arg);
 
 /*
  * Retention: collects up to max ids of messages received before

@@ -891,7 +891,10 @@ cmd_purge(ctx *c, int argc, char **argv)
 		}
 		for (size_t i = 0; i < ids.n; i += ID_CHUNK) {
 			size_t k = ids.n - i < ID_CHUNK ? ids.n - i : ID_CHUNK;
-			long n = dry ? (long)k : hq_journal_purge(c->j, ids.v + i, k);
+			/* --dead: checked again as it purges, so a replay made meanwhile stays */
+			long n = dry ? (long)k
+				     : hq_journal_purge_if(c->j, ids.v + i, k,
+							   nids ? HQ_PURGE_ANY : HQ_PURGE_SETTLED);
 			if (n < 0) {
 				free(ids.v);
 				return fail("cannot purge: %s (%ld purged before)", hq_strerror((int)n), purged);
