@@ -90,6 +90,7 @@ typedef struct daemon_state {
 	uint64_t watchdog_us;	  /* WatchdogSec, 0: off */
 	uint64_t watchdog_at_ms;  /* last ping */
 	hq_audit *audit;	  /* the access audit trail: start, stop, reload, keys */
+	uint64_t house_at_ms;	  /* last housekeeping (stale readers, key wear) */
 } daemon_state;
 
 /* The SHA-256 of a config file as hex, for the audit trail ("unreadable" when it is). */
@@ -197,6 +198,50 @@ write_status(daemon_state *h)
 		rename(tmp, path);
 	else
 		unlink(tmp);
+}
+
+/* Keeps the longest duplicate_window in the journal: every purge (the
+ * retention pass, hl7q purge) keeps that much duplicate history. */
+static void
+dup_window_store(hq_journal *j, const hq_config *cfg)
+{
+	uint64_t ms = 0;
+	for (int i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].duplicate_window_ms > ms)
+			ms = cfg->listeners[i].duplicate_window_ms;
+	int rc = hq_journal_set_duplicate_window(j, ms * 1000);
+	if (rc != 0)
+		hq_log(HQ_LOG_WARNING, "journal: cannot store the duplicate window: %s", hq_strerror(rc));
+}
+
+/* Logs the encryption key's wear once it nears the limit of one key. */
+static void
+key_wear_log(hq_journal *j)
+{
+	uint64_t seals;
+	int wear = hq_journal_key_wear(j, &seals);
+	if (wear)
+		hq_log(wear == 2 ? HQ_LOG_ERR : HQ_LOG_WARNING,
+		       "journal: the encryption key has sealed %llu values%s: put a new key on the first line of encryption_key_file (keep the old one below), reload, and run hl7q reseal",
+		       (unsigned long long)seals, wear == 2 ? ", the most one key may: intake is refused" : "");
+}
+
+/*
+ * Every minute: clear the reader slots of processes that died in a read
+ * transaction (a killed hl7q), which would keep freed pages from reuse
+ * and grow the file; and warn of the key's wear.
+ */
+static void
+housekeeping(daemon_state *h)
+{
+	int dead = 0;
+	int rc = hq_journal_reader_check(h->intake->journal, &dead);
+	if (rc != 0)
+		hq_log(HQ_LOG_WARNING, "journal: cannot check readers: %s", hq_strerror(rc));
+	else if (dead > 0)
+		hq_log(HQ_LOG_NOTICE, "journal: cleared %d reader slot%s of exited processes", dead,
+		       dead == 1 ? "" : "s");
+	key_wear_log(h->intake->journal);
 }
 
 /* One slice of the retention pass (a short write transaction per turn). */
@@ -336,6 +381,7 @@ reload(daemon_state *h)
 	h->old[h->nold++] = h->cfg;
 	h->cfg = ncfg;
 	h->intake->cfg = ncfg;
+	dup_window_store(h->intake->journal, ncfg);
 	set_log_level(ncfg, h->verbose);
 	hq_log(HQ_LOG_NOTICE, "reloaded %s: %d listener%s, %d target%s", ncfg->file, ncfg->nlisteners,
 	       ncfg->nlisteners == 1 ? "" : "s", ncfg->ntargets, ncfg->ntargets == 1 ? "" : "s");
@@ -369,6 +415,10 @@ on_turn(void *arg, size_t frames)
 		write_status(h);
 		if (h->nold)
 			release_old(h);
+	}
+	if (now - h->house_at_ms >= 60000) {
+		h->house_at_ms = now;
+		housekeeping(h);
 	}
 	if (h->cfg->rejected_retention_ms) {
 		if (!h->rejected_running && now - h->rejected_at_ms >= 60000) {
@@ -514,6 +564,7 @@ main(int argc, char **argv)
 		if (strcmp(ids, ids_before) != 0) /* a new key seals from now on */
 			daemon_audit(audit, cfg, "key-rotation", "%s key ids in use: %s (before: %s)",
 				     was_encrypted ? "new key;" : "first key;", ids, was_encrypted ? ids_before : "none");
+		key_wear_log(journal);
 	} else if (was_encrypted) {
 		hq_log(HQ_LOG_ERR, "journal %s is encrypted (key ids %s) but %s sets no [journal] encryption_key_file; not starting",
 		       cfg->journal_path, ids_before, cfg->file);
@@ -523,6 +574,7 @@ main(int argc, char **argv)
 		config_drop(cfg);
 		return 1;
 	}
+	dup_window_store(journal, cfg);
 	const char *seam = getenv("HL7Q_TEST_FAIL_COMMIT");
 	if (seam && *seam) {
 		hq_journal_fail_commit(journal, strtoull(seam, NULL, 10));

@@ -485,6 +485,7 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 
 	memset(o, 0, sizeof *o);
 	o->id = s->due.id;
+	o->epoch = s->due.epoch; /* a replay meanwhile makes this outcome stale */
 	o->at_us = now;
 	o->latency_us = (uint32_t)(now - s->start_us);
 	hq_hist_observe_us(&w->m->latency, o->latency_us);

@@ -51,6 +51,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <mbedtls/gcm.h>
 #include <mbedtls/hkdf.h>
@@ -64,8 +66,11 @@
 #define REC_HEADER 32
 #define MAX_KEY 480 /* LMDB's default limit is 511 */
 
+/* The code behind a negative count: -errno back to errno, MDB_* as is. */
+#define CODE_OF(n) ((int)((n) < 0 && (n) > -30000 ? -(n) : (n)))
+
 /* A key of an encrypted journal: its id, and the two keys derived from it. */
-#define MAX_KEYS 16
+#define MAX_KEYS 256 /* in the key file; the journal remembers any number of key ids */
 typedef struct jkey {
 	unsigned char id[4];
 	unsigned char enc[32]; /* AES-256-GCM */
@@ -88,6 +93,13 @@ struct hq_journal {
 	int counts_kept;      /* meta "counts_v1": targets records carry the queue counts */
 	hq_journal_usage usage;
 	int readonly;
+	/* keys[0]'s wear (AES-GCM with random 96-bit nonces stays safe below
+	 * 2^32 seals per key): seals as stored in meta, and made since (not
+	 * yet stored; atomics: intake and the workers both seal). */
+	uint64_t seals, unsaved_seals;
+	uint64_t seal_warn, seal_limit;
+	void (*purge_scan_fn)(void *); /* test seam */
+	void *purge_scan_arg;
 };
 
 struct hq_batch {
@@ -234,7 +246,8 @@ decode(const unsigned char *p, size_t n, hq_record *r)
  * AES-256-GCM, with associated data binding it to its place (the record
  * id, or the attempt's key), so that a sealed value moved elsewhere does
  * not open. */
-#define SEAL_FORMAT 1
+#define SEAL_FORMAT_V1 1 /* associated data: the record id, or the attempt's key */
+#define SEAL_FORMAT 2	  /* also the journal instance and the plaintext beside it (seal_aad_*) */
 #define SEAL_OVERHEAD (1 + 4 + 12 + 16)
 #define ATTEMPT_SEALED 2 /* an attempt value whose answer excerpt is sealed */
 
@@ -247,12 +260,19 @@ key_by_id(const hq_journal *j, const unsigned char *id)
 	return NULL;
 }
 
-/* Seals n bytes into out (n + SEAL_OVERHEAD bytes).  Returns 0 or an error. */
+/* Seals n bytes into out (n + SEAL_OVERHEAD bytes) under keys[0], in
+ * SEAL_FORMAT.  Returns 0, HQ_EKEYSPENT (the key has sealed seal_limit
+ * values: rotate) or an error. */
 static int
-seal(const hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n, unsigned char *out)
+seal(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n, unsigned char *out)
 {
 	const jkey *k = &j->keys[0];
 	mbedtls_gcm_context g;
+	if (__atomic_load_n(&j->seals, __ATOMIC_RELAXED) +
+		    __atomic_add_fetch(&j->unsaved_seals, 1, __ATOMIC_RELAXED) > j->seal_limit) {
+		__atomic_sub_fetch(&j->unsaved_seals, 1, __ATOMIC_RELAXED);
+		return HQ_EKEYSPENT;
+	}
 	out[0] = SEAL_FORMAT;
 	memcpy(out + 1, k->id, 4);
 	if (getrandom(out + 5, 12, 0) != 12)
@@ -267,12 +287,13 @@ seal(const hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t
 }
 
 /* Opens a sealed value into out (n - SEAL_OVERHEAD bytes).  Returns 0,
- * HQ_ENOTFOUND (no such key here) or HQ_ECORRUPT (tampered or misplaced). */
+ * HQ_ENOTFOUND (no such key here) or HQ_ECORRUPT (tampered or misplaced).
+ * Both formats open: the caller gives the associated data in[0] asks for. */
 static int
 unseal(const hq_journal *j, const void *aad, size_t aadlen, const unsigned char *in, size_t n,
        unsigned char *out)
 {
-	if (n < SEAL_OVERHEAD || in[0] != SEAL_FORMAT)
+	if (n < SEAL_OVERHEAD || (in[0] != SEAL_FORMAT_V1 && in[0] != SEAL_FORMAT))
 		return HQ_ECORRUPT;
 	const jkey *k = key_by_id(j, in + 1);
 	if (k == NULL)
@@ -285,6 +306,50 @@ unseal(const hq_journal *j, const void *aad, size_t aadlen, const unsigned char 
 		rc = mbedtls_gcm_auth_decrypt(&g, len, in + 5, 12, aad, aadlen, in + 17 + len, 16, in + 17, out);
 	mbedtls_gcm_free(&g);
 	return rc ? HQ_ECORRUPT : 0;
+}
+
+/*
+ * The associated data of a record sealed in SEAL_FORMAT: the journal
+ * instance, then the record as stored with its SEALED field empty -- the
+ * record id and every plaintext field beside the sealed bytes -- so that a
+ * sealed value moved to another record or journal, or its metadata
+ * changed, does not open.  p[0..n) is the stored record and sealed its
+ * SEALED field (a slice of p; empty while sealing).  Returns a malloc'd
+ * buffer (*len bytes) or NULL.
+ */
+static unsigned char *
+record_aad(const hq_journal *j, const unsigned char *p, size_t n, hq_str sealed, size_t *len)
+{
+	size_t off = sealed.n ? (size_t)((const unsigned char *)sealed.p - p) : 0;
+	unsigned char *a = malloc(32 + n - sealed.n);
+	if (a == NULL)
+		return NULL;
+	memcpy(a, j->instance, 32);
+	if (sealed.n && off >= REC_HEADER + 4 && off + sealed.n <= n) {
+		memcpy(a + 32, p, off);
+		memset(a + 32 + off - 4, 0, 4); /* its length, as when it was sealed */
+		memcpy(a + 32 + off, p + off + sealed.n, n - off - sealed.n);
+	} else {
+		memcpy(a + 32, p, n);
+	}
+	*len = 32 + n - sealed.n;
+	return a;
+}
+
+/* The associated data of an attempt's sealed answer excerpt: the journal
+ * instance, the attempt's key and the plaintext before the excerpt (time,
+ * status, latency, error).  Returns its length in out (cap bytes), 0 when
+ * it does not fit. */
+static size_t
+attempt_aad(const hq_journal *j, const void *key, size_t klen, const unsigned char *pre, size_t plen,
+	    unsigned char *out, size_t cap)
+{
+	if (32 + klen + plen > cap)
+		return 0;
+	memcpy(out, j->instance, 32);
+	memcpy(out + 32, key, klen);
+	memcpy(out + 32 + klen, pre, plen);
+	return 32 + klen + plen;
 }
 
 /* The patient index key for pid under key k (16 bytes of HMAC-SHA-256). */
@@ -300,6 +365,57 @@ patient_mac(const jkey *k, hq_str pid, unsigned char out[16])
 /* The fields a sealed record hides. */
 static const int sealed_fields[] = {HQ_F_RAW, HQ_F_PATIENT_ID, HQ_F_PATIENT_AUTH};
 #define NSEALED 3
+
+/*
+ * The stored form of rec (rec->id set) in an encrypted journal: RAW and
+ * PATIENT_* sealed under keys[0] into SEALED, bound to the rest by
+ * record_aad().  On 0, *out is malloc'd (*outlen bytes; the caller frees).
+ * Returns 0, HQ_EKEYSPENT, ENOMEM or HQ_ECORRUPT.
+ */
+static int
+seal_record(hq_journal *j, const hq_record *rec, unsigned char **out, size_t *outlen)
+{
+	hq_record sr = *rec;
+	size_t plen = 0;
+	for (int i = 0; i < NSEALED; i++)
+		plen += 4 + rec->f[sealed_fields[i]].n;
+	sr.f[HQ_F_SEALED] = (hq_str){NULL, 0};
+	for (int i = 0; i < NSEALED; i++)
+		sr.f[sealed_fields[i]] = (hq_str){NULL, 0};
+	size_t bare = encoded_size(&sr), aadlen = 0;
+	unsigned char *plain = malloc(plen), *blob = malloc(plen + SEAL_OVERHEAD);
+	unsigned char *enc = malloc(bare + plen + SEAL_OVERHEAD), *aad = NULL;
+	int rc = plain && blob && enc ? 0 : ENOMEM;
+	if (rc == 0) {
+		size_t off = 0;
+		for (int i = 0; i < NSEALED; i++) {
+			hq_str f = rec->f[sealed_fields[i]];
+			put_be32(plain + off, (uint32_t)f.n);
+			if (f.n)
+				memcpy(plain + off + 4, f.p, f.n);
+			off += 4 + f.n;
+		}
+		encode(&sr, enc);
+		if ((aad = record_aad(j, enc, bare, (hq_str){NULL, 0}, &aadlen)) == NULL)
+			rc = ENOMEM;
+	}
+	if (rc == 0)
+		rc = seal(j, aad, aadlen, plain, plen, blob);
+	if (rc == 0) {
+		sr.f[HQ_F_SEALED] = (hq_str){(const char *)blob, plen + SEAL_OVERHEAD};
+		encode(&sr, enc);
+		*out = enc;
+		*outlen = bare + plen + SEAL_OVERHEAD;
+		enc = NULL;
+	}
+	if (plain)
+		memset(plain, 0, plen);
+	free(plain);
+	free(blob);
+	free(aad);
+	free(enc);
+	return rc;
+}
 
 /*
  * Decodes a stored record of n bytes and, when it is sealed and a key is
@@ -319,11 +435,16 @@ open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_recor
 		r->locked = 1;
 		return 0;
 	}
-	unsigned char aad[8];
+	unsigned char idaad[8], *aad = idaad;
+	size_t aadlen = 8;
 	hq_str opened[NSEALED];
-	put_be64(aad, r->id);
-	if (unseal(j, aad, 8, (const unsigned char *)sealed.p, sealed.n, buf) != 0 ||
-	    split_fields(buf, sealed.n - SEAL_OVERHEAD, NSEALED, opened, NSEALED) != 0)
+	put_be64(idaad, r->id);
+	if (sealed.p[0] != SEAL_FORMAT_V1 && (aad = record_aad(j, p, n, sealed, &aadlen)) == NULL)
+		return ENOMEM;
+	rc = unseal(j, aad, aadlen, (const unsigned char *)sealed.p, sealed.n, buf);
+	if (aad != idaad)
+		free(aad);
+	if (rc != 0 || split_fields(buf, sealed.n - SEAL_OVERHEAD, NSEALED, opened, NSEALED) != 0)
 		return HQ_ECORRUPT;
 	for (int i = 0; i < NSEALED; i++)
 		r->f[sealed_fields[i]] = opened[i];
@@ -414,6 +535,7 @@ load_next_id(hq_journal *j, MDB_txn *txn)
 }
 
 static int tstat_count_delivered(hq_journal *j, MDB_txn *txn, const char *target);
+static int commit_sealing(hq_journal *j, MDB_txn *txn);
 static int dead_mark(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id);
 
 /* Journals written before the dead list and the per-target figures
@@ -461,6 +583,34 @@ fill_target_stats(hq_journal *j, MDB_txn *txn)
 }
 
 static int fill_counts(hq_journal *j, MDB_txn *txn);
+/*
+ * The journal's files belong to the owner of its directory.  hl7q run as
+ * root (an operator with sudo) would otherwise leave a root-owned
+ * lock.mdb (or data.mdb) that hl7qd, running as its own user, cannot
+ * open: as root, a file of dir/name owned by root while dir is not is
+ * given to dir's owner.  (MDB_NOLOCK for readers would avoid lock.mdb but
+ * is not safe beside a writing daemon.)  Best effort: nothing is logged.
+ */
+static void
+own_like_dir(const char *dir, const char *name)
+{
+	struct stat ds, fs;
+	char path[1100];
+	if (geteuid() != 0 || stat(dir, &ds) != 0 || ds.st_uid == 0)
+		return;
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	if (lstat(path, &fs) == 0 && S_ISREG(fs.st_mode) && fs.st_uid == 0 &&
+	    chown(path, ds.st_uid, ds.st_gid) != 0) {
+		/* left as it is: the daemon's start names the file it cannot open */
+	}
+}
+
+int
+hq_journal_reader_check(hq_journal *j, int *dead)
+{
+	*dead = 0;
+	return mdb_reader_check(j->env, dead);
+}
 
 int
 hq_journal_open(const char *dir, uint64_t map_size, int readonly,
@@ -488,6 +638,8 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 			       0600)))
 		goto fail;
 	mdb_reader_check(j->env, &dead);
+	own_like_dir(dir, "data.mdb");
+	own_like_dir(dir, "lock.mdb");
 	if ((rc = mdb_txn_begin(j->env, NULL, readonly ? MDB_RDONLY : 0, &txn)))
 		goto fail;
 	if ((rc = open_dbs(j, txn, readonly ? 0 : MDB_CREATE)))
@@ -684,30 +836,14 @@ hq_batch_add(hq_batch *b, hq_record *rec, hq_str dedup_key, uint64_t *id)
 	put_be64(tbe, rec->received_us);
 	if (j->nkeys) {
 		/* Encrypted journal: the bytes and the patient id go sealed. */
-		hq_record sr = *rec;
-		size_t plen = 0;
-		for (int i = 0; i < NSEALED; i++)
-			plen += 4 + rec->f[sealed_fields[i]].n;
-		unsigned char *plain = malloc(plen), *blob = malloc(plen + SEAL_OVERHEAD);
-		rc = plain && blob ? 0 : ENOMEM;
-		if (rc == 0) {
-			size_t off = 0;
-			for (int i = 0; i < NSEALED; i++) {
-				hq_str f = rec->f[sealed_fields[i]];
-				put_be32(plain + off, (uint32_t)f.n);
-				if (f.n)
-					memcpy(plain + off + 4, f.p, f.n);
-				off += 4 + f.n;
-				sr.f[sealed_fields[i]] = (hq_str){NULL, 0};
-			}
-			rc = seal(j, idbe, 8, plain, plen, blob);
-		}
-		sr.f[HQ_F_SEALED] = (hq_str){(const char *)blob, plen + SEAL_OVERHEAD};
-		v.mv_size = encoded_size(&sr);
-		if (rc == 0 && (rc = mdb_put(b->txn, j->msgs, &k, &v, MDB_RESERVE | MDB_APPEND)) == 0)
-			encode(&sr, v.mv_data);
-		free(plain);
-		free(blob);
+		unsigned char *enc;
+		size_t elen;
+		if ((rc = seal_record(j, rec, &enc, &elen)))
+			goto fail;
+		v.mv_size = elen;
+		if ((rc = mdb_put(b->txn, j->msgs, &k, &v, MDB_RESERVE | MDB_APPEND)) == 0)
+			memcpy(v.mv_data, enc, elen);
+		free(enc);
 		if (rc)
 			goto fail;
 	} else {
@@ -785,7 +921,7 @@ hq_batch_commit(hq_batch *b)
 		rc = mdb_put(b->txn, j->meta, &k, &v, 0);
 	}
 	if (rc == 0) {
-		rc = mdb_txn_commit(b->txn);
+		rc = commit_sealing(j, b->txn);
 	} else {
 		mdb_txn_abort(b->txn);
 	}
@@ -1001,6 +1137,11 @@ dlv_decode(const MDB_val *val, hq_delivery *d)
 /* Record: [1][delivered be64][last_ok_us be64][last_err_us be64][n][error n]
  * then, once counts are kept, [pending be64][retrying be64][dead be64]
  * (readers that predate them stop after the error). */
+/* A delivery's replay epoch: its last replay time (replays keep it
+ * increasing), 1 before any; an outcome carries the one its attempt
+ * began from (hq_due.epoch). */
+#define DLV_EPOCH(d) ((d)->replayed_us ? (d)->replayed_us : 1)
+
 typedef struct tstat {
 	uint64_t delivered, last_ok_us, last_err_us;
 	char last_error[128];
@@ -1379,6 +1520,7 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 		o->attempts = d.attempts - d.attempt_base;
 		o->received_us = r.received_us;
 		o->age_from_us = d.replayed_us > r.received_us ? d.replayed_us : r.received_us;
+		o->epoch = DLV_EPOCH(&d);
 		copy_field(o->control_id, sizeof o->control_id, r.f[HQ_F_CONTROL_ID]);
 		copy_field(o->type, sizeof o->type, r.f[HQ_F_TYPE]);
 		copy_field(o->charset, sizeof o->charset, r.f[HQ_F_CHARSET]);
@@ -1427,6 +1569,8 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 		hq_delivery d;
 		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0)
 			continue; /* purged meanwhile */
+		if (o[i].epoch && o[i].epoch != DLV_EPOCH(&d))
+			continue; /* replayed since the attempt began: the replay stands */
 		hq_dlv_state from = d.state;
 		d.state = o[i].state;
 		d.attempts++;
@@ -1456,7 +1600,9 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 		av[16] = (unsigned char)elen;
 		memcpy(av + 17, o[i].error, elen);
 		if (av[0] == ATTEMPT_SEALED) { /* the answer may quote patient data */
-			if ((rc = seal(j, ak, 13 + tl, o[i].body, blen, av + 17 + elen)))
+			unsigned char aad[512];
+			size_t alen = attempt_aad(j, ak, 13 + tl, av, 17 + elen, aad, sizeof aad);
+			if ((rc = seal(j, aad, alen, o[i].body, blen, av + 17 + elen)))
 				break;
 			blen += SEAL_OVERHEAD;
 		} else {
@@ -1480,7 +1626,7 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	return mdb_txn_commit(txn);
+	return commit_sealing(j, txn);
 }
 
 int
@@ -1639,8 +1785,15 @@ hq_journal_attempts(hq_journal *j, uint64_t id, hq_attempt_fn fn, void *arg)
 			a.body_len = v.mv_size - 17 - elen;
 			if (p[0] == ATTEMPT_SEALED) {
 				size_t bl = a.body_len;
-				if (bl >= SEAL_OVERHEAD && bl - SEAL_OVERHEAD <= sizeof body &&
-				    unseal(j, k.mv_data, k.mv_size, (const unsigned char *)a.body, bl, body) == 0) {
+				unsigned char aad[512];
+				size_t alen = k.mv_size;
+				const void *ad = k.mv_data; /* SEAL_FORMAT_V1: the key alone */
+				if (bl >= 1 && ((const unsigned char *)a.body)[0] != SEAL_FORMAT_V1) {
+					alen = attempt_aad(j, k.mv_data, k.mv_size, p, 17 + elen, aad, sizeof aad);
+					ad = aad;
+				}
+				if (bl >= SEAL_OVERHEAD && bl - SEAL_OVERHEAD <= sizeof body && alen &&
+				    unseal(j, ad, alen, (const unsigned char *)a.body, bl, body) == 0) {
 					a.body = (const char *)body;
 					a.body_len = bl - SEAL_OVERHEAD;
 				} else {
@@ -1864,33 +2017,112 @@ hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
 }
 
 /* Reads record id in txn and, if it matches, hands it to fn.  1: fn asked to stop. */
+/*
+ * A query reads in bounded transactions and calls back outside them: the
+ * matches of up to QUERY_SLICE examined records (or QUERY_SLICE_MS
+ * milliseconds) are copied out, the read transaction is reset, the
+ * callbacks run, and a renewed transaction goes on after the last key
+ * read.  A reader blocked in its callback (hl7q ls | less) thus never
+ * holds a snapshot: writers reuse freed pages instead of growing the file.
+ */
+#define QUERY_SLICE 64
+#define QUERY_SLICE_MS 50
+
+typedef struct qhit {
+	hq_record r;
+	void *mem; /* r's strings point into it */
+	hq_msg_dlv *d;
+	size_t nd;
+} qhit;
+
+typedef struct qslice {
+	qhit hits[QUERY_SLICE];
+	size_t n, examined;
+	struct timespec began;
+} qslice;
+
+/* Copies record id out when it matches q.  Returns 1 when the limit is reached. */
 static int
-query_visit(hq_journal *j, MDB_txn *txn, const hq_query *q, uint64_t id, hq_query_fn fn,
-	    void *arg, long *found, int *rc)
+query_visit(hq_journal *j, MDB_txn *txn, const hq_query *q, uint64_t id, qslice *qs,
+	    long *found, int *rc)
 {
 	unsigned char idbe[8];
 	MDB_val k = {8, idbe}, v;
 	hq_msg_dlv d[HQ_TARGET_MAX];
 	hq_record r;
-	void *plain;
 
+	qs->examined++;
 	put_be64(idbe, id);
-	if (mdb_get(txn, j->msgs, &k, &v) != 0 || open_record(j, v.mv_data, v.mv_size, &r, &plain) != 0)
-		return 0; /* purged meanwhile, or not this code's format */
-	long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
-	int stop = 0;
-	if (nd < 0) {
-		*rc = (int)nd;
-		stop = 1;
-	} else {
-		if ((size_t)nd > HQ_TARGET_MAX)
-			nd = HQ_TARGET_MAX;
-		if (query_match(q, &r, d, (size_t)nd)) {
-			(*found)++;
-			stop = fn(arg, &r, d, (size_t)nd) || (q->limit && (uint64_t)*found >= q->limit);
-		}
+	if (mdb_get(txn, j->msgs, &k, &v) != 0)
+		return 0; /* purged meanwhile */
+	unsigned char *copy = malloc(2 * v.mv_size + 1);
+	if (copy == NULL) {
+		*rc = ENOMEM;
+		return 1;
 	}
-	free(plain);
+	memcpy(copy, v.mv_data, v.mv_size);
+	if (open_record_into(j, copy, v.mv_size, &r, copy + v.mv_size) != 0) {
+		free(copy);
+		return 0; /* not this code's format */
+	}
+	long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
+	if (nd < 0) {
+		free(copy);
+		*rc = (int)nd;
+		return 1;
+	}
+	if ((size_t)nd > HQ_TARGET_MAX)
+		nd = HQ_TARGET_MAX;
+	if (!query_match(q, &r, d, (size_t)nd)) {
+		free(copy);
+		return 0;
+	}
+	qhit *h = &qs->hits[qs->n];
+	h->d = nd ? malloc((size_t)nd * sizeof *d) : NULL;
+	if (nd && h->d == NULL) {
+		free(copy);
+		*rc = ENOMEM;
+		return 1;
+	}
+	if (nd)
+		memcpy(h->d, d, (size_t)nd * sizeof *d);
+	h->r = r;
+	h->mem = copy;
+	h->nd = (size_t)nd;
+	qs->n++;
+	(*found)++;
+	return q->limit && (uint64_t)*found >= q->limit;
+}
+
+static int
+qslice_full(qslice *qs)
+{
+	if (qs->n == QUERY_SLICE || qs->examined >= 16 * QUERY_SLICE)
+		return 1;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - qs->began.tv_sec) * 1000 + (now.tv_nsec - qs->began.tv_nsec) / 1000000 >=
+	       QUERY_SLICE_MS;
+}
+
+/* Ends the slice: resets txn, calls fn on the copies, renews txn (unless
+ * stopping).  Returns 1 when fn asked to stop or on error (*rc). */
+static int
+qslice_flush(MDB_txn *txn, qslice *qs, hq_query_fn fn, void *arg, int stopping, int *rc)
+{
+	int stop = 0;
+	mdb_txn_reset(txn);
+	for (size_t i = 0; i < qs->n; i++) {
+		if (!stop)
+			stop = fn(arg, &qs->hits[i].r, qs->hits[i].d, qs->hits[i].nd) != 0;
+		free(qs->hits[i].mem);
+		free(qs->hits[i].d);
+	}
+	qs->n = 0;
+	qs->examined = 0;
+	clock_gettime(CLOCK_MONOTONIC, &qs->began);
+	if (!stop && !stopping && (*rc = mdb_txn_renew(txn)) != 0)
+		stop = 1;
 	return stop;
 }
 
@@ -1900,10 +2132,16 @@ hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg)
 	idvec ids = {0};
 	MDB_txn *txn;
 	long found = 0;
-	int rc, by_ids = 1;
+	int rc, by_ids = 1, stop = 0;
+	qslice *qs = calloc(1, sizeof *qs);
 
-	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+	if (qs == NULL)
+		return -ENOMEM;
+	clock_gettime(CLOCK_MONOTONIC, &qs->began);
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn))) {
+		free(qs);
 		return rc > 0 ? -rc : rc;
+	}
 	if (q->control_id.n) {
 		rc = lookup_ids(j, txn, HQ_IDX_CONTROL, q->control_id, &ids);
 	} else if (q->patient.n) {
@@ -1919,30 +2157,61 @@ hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg)
 	}
 	if (rc == 0 && by_ids) {
 		idvec_sort(&ids);
-		for (size_t i = 0; i < ids.n; i++)
-			if (query_visit(j, txn, q, ids.v[i], fn, arg, &found, &rc))
-				break;
+		for (size_t i = 0; i < ids.n && !stop; i++) {
+			stop = query_visit(j, txn, q, ids.v[i], qs, &found, &rc);
+			if (!stop && qslice_full(qs))
+				stop = qslice_flush(txn, qs, fn, arg, 0, &rc);
+		}
 	} else if (rc == 0) {
-		/* Stream the time range: one record at a time. */
-		unsigned char tbe[8];
+		/* Stream the time range, a slice at a time. */
+		unsigned char tbe[8], idval[9];
 		MDB_cursor *c;
 		MDB_val k = {8, tbe}, v;
 		put_be64(tbe, q->since_us);
 		if ((rc = mdb_cursor_open(txn, j->by_time, &c)) == 0) {
 			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-			while (rc == 0) {
+			while (rc == 0 && !stop) {
 				if (q->until_us && get_be64(k.mv_data) >= q->until_us)
 					break;
-				if (query_visit(j, txn, q, get_val(&v), fn, arg, &found, &rc))
+				uint64_t t = get_be64(k.mv_data);
+				memcpy(idval, v.mv_data, v.mv_size < 9 ? v.mv_size : 9);
+				if ((stop = query_visit(j, txn, q, get_val(&v), qs, &found, &rc)))
 					break;
-				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+				if (!qslice_full(qs)) {
+					rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+					continue;
+				}
+				/* a new transaction, after (t, id) */
+				mdb_cursor_close(c);
+				if ((stop = qslice_flush(txn, qs, fn, arg, 0, &rc)) ||
+				    (rc = mdb_cursor_open(txn, j->by_time, &c))) {
+					c = NULL;
+					break;
+				}
+				put_be64(tbe, t);
+				k = (MDB_val){8, tbe};
+				v = (MDB_val){9, idval};
+				rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
+				if (rc == 0 && v.mv_size == 9 && memcmp(v.mv_data, idval, 9) == 0)
+					rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+				else if (rc == MDB_NOTFOUND) {
+					put_be64(tbe, t + 1);
+					k = (MDB_val){8, tbe};
+					rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+				}
 			}
 			if (rc == MDB_NOTFOUND)
 				rc = 0;
-			mdb_cursor_close(c);
+			if (c)
+				mdb_cursor_close(c);
 		}
 	}
+	{
+		int frc = 0;
+		qslice_flush(txn, qs, fn, arg, 1, rc ? &frc : &rc);
+	}
 	free(ids.v);
+	free(qs);
 	mdb_txn_abort(txn);
 	if (rc)
 		return rc > 0 ? -rc : rc;
@@ -2133,7 +2402,7 @@ replay_one(hq_journal *j, MDB_txn *txn, uint64_t id, const char *target, int onl
 	d.next_us = now_us;
 	d.updated_us = now_us;
 	d.attempt_base = d.attempts;
-	d.replayed_us = now_us;
+	d.replayed_us = now_us > d.replayed_us ? now_us : d.replayed_us + 1; /* the epoch moves on */
 	dlv_encode(v, &d);
 	MDB_val nv = {DLV_SIZE, v};
 	if ((rc = mdb_put(txn, j->deliveries, &dkey, &nv, 0)) ||
@@ -2217,8 +2486,14 @@ del_index(MDB_txn *txn, MDB_dbi dbi, hq_str key, const unsigned char *idval)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/*
+ * Deletes message id (when it meets cond, read in this transaction) with
+ * its indexes, deliveries and attempts.  Its duplicate key stays when it
+ * was received at or after keep_dup_us (inside the duplicate window).
+ */
 static int
-purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, long *purged)
+purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, hq_purge_if cond,
+	  uint64_t keep_dup_us, long *purged)
 {
 	unsigned char idbe[8], idval[9], tbe[8];
 	MDB_val k = {8, idbe}, v;
@@ -2242,7 +2517,15 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, long 
 		return HQ_ECORRUPT;
 	}
 	long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
-	rc = nd < 0 ? (int)-nd : 0;
+	rc = nd < 0 ? CODE_OF(nd) : 0;
+	for (long i = 0; rc == 0 && cond != HQ_PURGE_ANY && i < nd; i++) {
+		hq_dlv_state st = i < HQ_TARGET_MAX ? d[i].d.state : 0;
+		if ((cond == HQ_PURGE_DELIVERED && st != HQ_DLV_DELIVERED) ||
+		    (cond == HQ_PURGE_SETTLED && st != HQ_DLV_DELIVERED && st != HQ_DLV_DEAD)) {
+			free(copy); /* replayed (or queued) since the ids were collected: kept */
+			return 0;
+		}
+	}
 	for (long i = 0; rc == 0 && i < nd && i < HQ_TARGET_MAX; i++) {
 		tstat ts;
 		tstat_get(j, txn, d[i].target, &ts);
@@ -2277,7 +2560,8 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, long 
 		size_t kn = hq_dedup_key(r.f[HQ_F_SENDING_APP], r.f[HQ_F_SENDING_FAC],
 					 r.f[HQ_F_CONTROL_ID], key, sizeof key);
 		MDB_val dk = {kn, key}, dv;
-		if (kn && mdb_get(txn, j->dedup, &dk, &dv) == 0 && get_val(&dv) == id)
+		if (kn && r.received_us < keep_dup_us && mdb_get(txn, j->dedup, &dk, &dv) == 0 &&
+		    get_val(&dv) == id)
 			rc = mdb_del(txn, j->dedup, &dk, NULL);
 	}
 	free(copy);
@@ -2286,8 +2570,53 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, long 
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+void
+hq_journal_on_purge_scan(hq_journal *j, void (*fn)(void *arg), void *arg)
+{
+	j->purge_scan_fn = fn;
+	j->purge_scan_arg = arg;
+}
+
+#define DUP_WINDOW_DEFAULT_US (24ull * 3600 * 1000000)
+
+static uint64_t
+wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+int
+hq_journal_set_duplicate_window(hq_journal *j, uint64_t window_us)
+{
+	MDB_txn *txn;
+	unsigned char val[9];
+	MDB_val k = {13, "dup_window_us"}, v;
+	int rc;
+	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
+		return rc;
+	if (mdb_get(txn, j->meta, &k, &v) == 0 && get_val(&v) == window_us) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	put_val(val, window_us);
+	v = (MDB_val){9, val};
+	if ((rc = mdb_put(txn, j->meta, &k, &v, 0))) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
 long
 hq_journal_purge(hq_journal *j, const uint64_t *ids, size_t n)
+{
+	return hq_journal_purge_if(j, ids, n, HQ_PURGE_ANY);
+}
+
+long
+hq_journal_purge_if(hq_journal *j, const uint64_t *ids, size_t n, hq_purge_if cond)
 {
 	MDB_txn *txn;
 	long purged = 0;
@@ -2295,9 +2624,13 @@ hq_journal_purge(hq_journal *j, const uint64_t *ids, size_t n)
 
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
 		return rc > 0 ? -rc : rc;
-	uint64_t upto = read_indexed_upto(j, txn);
+	uint64_t upto = read_indexed_upto(j, txn), window = DUP_WINDOW_DEFAULT_US, now = wall_us();
+	MDB_val wk = {13, "dup_window_us"}, wv;
+	if (mdb_get(txn, j->meta, &wk, &wv) == 0 && wv.mv_size == 9)
+		window = get_val(&wv);
+	uint64_t keep_dup_us = now > window ? now - window : 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = purge_one(j, txn, ids[i], upto, &purged);
+		rc = purge_one(j, txn, ids[i], upto, cond, keep_dup_us, &purged);
 	if (rc == 0)
 		rc = mdb_txn_commit(txn);
 	else
@@ -2349,8 +2682,10 @@ hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, 
 	}
 	mdb_txn_abort(txn);
 	long n = (long)ids.n;
+	if (rc == 0 && !dry_run && ids.n && j->purge_scan_fn)
+		j->purge_scan_fn(j->purge_scan_arg);
 	if (rc == 0 && !dry_run && ids.n) {
-		long p = hq_journal_purge(j, ids.v, ids.n);
+		long p = hq_journal_purge_if(j, ids.v, ids.n, HQ_PURGE_DELIVERED);
 		if (p < 0)
 			rc = (int)-p;
 	}
@@ -2404,8 +2739,10 @@ hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us
 	}
 	mdb_txn_abort(txn);
 	long n = (long)ids.n;
+	if (rc == 0 && !dry_run && ids.n && j->purge_scan_fn)
+		j->purge_scan_fn(j->purge_scan_arg);
 	if (rc == 0 && !dry_run && ids.n) {
-		long p = hq_journal_purge(j, ids.v, ids.n);
+		long p = hq_journal_purge_if(j, ids.v, ids.n, HQ_PURGE_ANY); /* refused frames stay refused */
 		if (p < 0)
 			rc = (int)-p;
 	}
@@ -2416,7 +2753,15 @@ hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us
 int
 hq_journal_copy(hq_journal *j, const char *dir)
 {
-	return mdb_env_copy2(j->env, dir, MDB_CP_COMPACT);
+	int rc = mdb_env_copy2(j->env, dir, MDB_CP_COMPACT);
+	if (rc == 0 && geteuid() == 0) { /* the copy replaces data.mdb: the daemon's user must own it */
+		struct stat js;
+		char path[1100];
+		snprintf(path, sizeof path, "%s/data.mdb", dir);
+		if (stat(j->dir, &js) == 0 && js.st_uid != 0 && chown(path, js.st_uid, js.st_gid) != 0)
+			rc = errno;
+	}
+	return rc;
 }
 
 /* --- keys ------------------------------------------------------------------ */
@@ -2466,20 +2811,231 @@ id_hex(const unsigned char *id, char out[9])
 	snprintf(out, 9, "%02x%02x%02x%02x", id[0], id[1], id[2], id[3]);
 }
 
-/* The key ids the journal has sealed with ([1][n][id 4 ...] in meta "key_ids"). */
-static int
-used_key_ids(hq_journal *j, MDB_txn *txn, unsigned char ids[][4], int max)
+/*
+ * The key ids the journal knows: one meta entry per key, "key:" + the 4
+ * id bytes -> [VAL_FORMAT][seals be64] (values sealed under it, its
+ * wear), so any number of them can be kept.  Journals written before list
+ * up to 64 ids in meta "key_ids" ([1][n][id 4 ...]); a writable open moves
+ * them into entries (keys_migrate).
+ */
+#define KEY_META_LEN 8
+static void
+key_meta(unsigned char k[KEY_META_LEN], const unsigned char *id)
 {
-	MDB_val k = {7, "key_ids"}, v;
-	if (mdb_get(txn, j->meta, &k, &v) != 0 || v.mv_size < 2)
-		return 0;
-	const unsigned char *p = v.mv_data;
-	int n = p[1];
-	if (n > max || v.mv_size < 2 + 4 * (size_t)n)
-		return 0;
-	for (int i = 0; i < n; i++)
-		memcpy(ids[i], p + 2 + 4 * i, 4);
+	memcpy(k, "key:", 4);
+	memcpy(k + 4, id, 4);
+}
+
+/* Every key id known, in *out (malloc'd, the caller frees; NULL when none).
+ * Returns how many, or a negative code. */
+static long
+key_ids_list(hq_journal *j, MDB_txn *txn, unsigned char (**out)[4])
+{
+	unsigned char (*ids)[4] = NULL;
+	long n = 0, cap = 0;
+	MDB_cursor *c;
+	MDB_val k = {4, "key:"}, v;
+	int rc;
+
+	*out = NULL;
+	if ((rc = mdb_cursor_open(txn, j->meta, &c)))
+		return rc > 0 ? -rc : rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	for (;;) {
+		const unsigned char *from = NULL;
+		size_t cnt = 0;
+		if (rc == 0 && k.mv_size == KEY_META_LEN && memcmp(k.mv_data, "key:", 4) == 0) {
+			from = (const unsigned char *)k.mv_data + 4;
+			cnt = 1;
+		} else if (rc == 0 || rc == MDB_NOTFOUND) {
+			/* the entries are done: then the old list, if any */
+			MDB_val ok = {7, "key_ids"}, ov;
+			if (mdb_get(txn, j->meta, &ok, &ov) == 0 && ov.mv_size >= 2 &&
+			    ov.mv_size >= 2 + 4 * (size_t)((unsigned char *)ov.mv_data)[1]) {
+				from = (const unsigned char *)ov.mv_data + 2;
+				cnt = ((unsigned char *)ov.mv_data)[1];
+			}
+			rc = MDB_NOTFOUND;
+		}
+		for (size_t i = 0; i < cnt; i++) {
+			int dup = 0;
+			for (long m = 0; m < n && !dup; m++)
+				dup = memcmp(ids[m], from + 4 * i, 4) == 0;
+			if (dup)
+				continue;
+			if (n == cap) {
+				void *nv = realloc(ids, (size_t)(cap = cap ? 2 * cap : 16) * 4);
+				if (nv == NULL) {
+					free(ids);
+					mdb_cursor_close(c);
+					return -ENOMEM;
+				}
+				ids = nv;
+			}
+			memcpy(ids[n++], from + 4 * i, 4);
+		}
+		if (rc != 0)
+			break;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	*out = ids;
 	return n;
+}
+
+/* Stored seals of key id (0 when it has no entry). */
+static uint64_t
+key_seals(hq_journal *j, MDB_txn *txn, const unsigned char *id)
+{
+	unsigned char km[KEY_META_LEN];
+	key_meta(km, id);
+	MDB_val k = {KEY_META_LEN, km}, v;
+	if (mdb_get(txn, j->meta, &k, &v) != 0 || v.mv_size < 9)
+		return 0;
+	return get_be64((unsigned char *)v.mv_data + 1);
+}
+
+static int
+key_put(hq_journal *j, MDB_txn *txn, const unsigned char *id, uint64_t seals)
+{
+	unsigned char km[KEY_META_LEN], val[9];
+	key_meta(km, id);
+	val[0] = VAL_FORMAT;
+	put_be64(val + 1, seals);
+	MDB_val k = {KEY_META_LEN, km}, v = {9, val};
+	return mdb_put(txn, j->meta, &k, &v, 0);
+}
+
+/* Moves the old "key_ids" list into entries. */
+static int
+keys_migrate(hq_journal *j, MDB_txn *txn)
+{
+	MDB_val ok = {7, "key_ids"}, ov;
+	if (mdb_get(txn, j->meta, &ok, &ov) != 0)
+		return 0;
+	const unsigned char *p = ov.mv_data;
+	unsigned char copy[2 + 4 * 255];
+	size_t n = ov.mv_size >= 2 ? p[1] : 0;
+	if (ov.mv_size < 2 + 4 * n)
+		n = 0;
+	memcpy(copy, p, 2 + 4 * n);
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		unsigned char km[KEY_META_LEN];
+		key_meta(km, copy + 2 + 4 * i);
+		MDB_val k = {KEY_META_LEN, km}, v;
+		if (mdb_get(txn, j->meta, &k, &v) == MDB_NOTFOUND)
+			rc = key_put(j, txn, copy + 2 + 4 * i, 0);
+	}
+	return rc ? rc : mdb_del(txn, j->meta, &ok, NULL);
+}
+
+/* The key id a sealed blob was made with, or NULL. */
+static const unsigned char *
+blob_key(const unsigned char *b, size_t n)
+{
+	return n >= SEAL_OVERHEAD ? b + 1 : NULL;
+}
+
+/* The sealed answer excerpt of an attempt value, or NULL. */
+static const unsigned char *
+attempt_blob(const MDB_val *v, size_t *n)
+{
+	const unsigned char *p = v->mv_data;
+	if (v->mv_size < 17 || p[0] != ATTEMPT_SEALED)
+		return NULL;
+	size_t elen = (size_t)(p[15] << 8 | p[16]);
+	if (elen > v->mv_size - 17)
+		return NULL;
+	*n = v->mv_size - 17 - elen;
+	return p + 17 + elen;
+}
+
+/* 1 when a record or an attempt is still sealed under key id, 0 when none
+ * is (a scan of the journal), or a negative code. */
+static int
+key_in_use(hq_journal *j, MDB_txn *txn, const unsigned char *id)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, used = 0;
+	if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
+		return rc > 0 ? -rc : rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !used;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		hq_record r;
+		const unsigned char *kid;
+		if (decode(v.mv_data, v.mv_size, &r) == 0 &&
+		    (kid = blob_key((const unsigned char *)r.f[HQ_F_SEALED].p, r.f[HQ_F_SEALED].n)) &&
+		    memcmp(kid, id, 4) == 0)
+			used = 1;
+	}
+	mdb_cursor_close(c);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc > 0 ? -rc : rc;
+	if (used)
+		return 1;
+	if ((rc = mdb_cursor_open(txn, j->attempts, &c)))
+		return rc > 0 ? -rc : rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !used;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		size_t bn;
+		const unsigned char *b = attempt_blob(&v, &bn), *kid;
+		if (b && (kid = blob_key(b, bn)) && memcmp(kid, id, 4) == 0)
+			used = 1;
+	}
+	mdb_cursor_close(c);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc > 0 ? -rc : rc;
+	return used;
+}
+
+/* Adds the seals made since the last flush to keys[0]'s entry, in txn,
+ * just before it commits (commit_sealing).  *n gets how many, *total the
+ * new count. */
+static int
+seals_flush(hq_journal *j, MDB_txn *txn, uint64_t *n, uint64_t *total)
+{
+	*n = __atomic_exchange_n(&j->unsaved_seals, 0, __ATOMIC_RELAXED);
+	if (*n == 0)
+		return 0;
+	*total = key_seals(j, txn, j->keys[0].id) + *n;
+	return key_put(j, txn, j->keys[0].id, *total);
+}
+
+static int
+commit_sealing(hq_journal *j, MDB_txn *txn)
+{
+	uint64_t n = 0, total = 0;
+	int rc = j->nkeys ? seals_flush(j, txn, &n, &total) : 0;
+	if (rc == 0) {
+		rc = mdb_txn_commit(txn);
+	} else {
+		mdb_txn_abort(txn);
+	}
+	if (rc != 0 && n) /* nonces were drawn all the same: count them */
+		__atomic_add_fetch(&j->unsaved_seals, n, __ATOMIC_RELAXED);
+	else if (rc == 0 && n)
+		__atomic_store_n(&j->seals, total, __ATOMIC_RELAXED);
+	return rc;
+}
+
+void
+hq_journal_set_seal_limits(hq_journal *j, uint64_t warn, uint64_t limit)
+{
+	j->seal_warn = warn;
+	j->seal_limit = limit;
+}
+
+int
+hq_journal_key_wear(hq_journal *j, uint64_t *seals)
+{
+	uint64_t n = __atomic_load_n(&j->seals, __ATOMIC_RELAXED) +
+		     __atomic_load_n(&j->unsaved_seals, __ATOMIC_RELAXED);
+	*seals = n;
+	if (j->nkeys == 0)
+		return 0;
+	return n >= j->seal_limit ? 2 : n >= j->seal_warn ? 1 : 0;
 }
 
 int
@@ -2495,6 +3051,8 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 		return HQ_ECONFIG;
 	}
 	setvbuf(fp, NULL, _IONBF, 0); /* no stdio buffer left holding the key text */
+	if (j->seal_limit == 0)
+		hq_journal_set_seal_limits(j, HQ_SEAL_WARN, HQ_SEAL_LIMIT);
 	j->nkeys = 0;
 	while (fgets(line, sizeof line, fp)) {
 		lineno++;
@@ -2510,10 +3068,11 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 			fclose(fp);
 			hq_secret_wipe(master, sizeof master);
 			hq_secret_wipe(line, sizeof line);
+			snprintf(err, errcap, j->nkeys == MAX_KEYS ? "%s:%d: more than 256 keys"
+				 : "%s:%d: not a key: 64 hex digits expected (openssl rand -hex 32)",
+				 key_file, lineno);
 			hq_secret_wipe(j->keys, sizeof j->keys);
 			j->nkeys = 0;
-			snprintf(err, errcap, "%s:%d: not a key: 64 hex digits expected (openssl rand -hex 32)",
-				 key_file, lineno);
 			return HQ_ECONFIG;
 		}
 		j->nkeys++;
@@ -2525,65 +3084,98 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 		snprintf(err, errcap, "encryption_key_file %s holds no key (openssl rand -hex 32 > FILE)", key_file);
 		return HQ_ECONFIG;
 	}
-	/* Every key the journal has sealed with must be here. */
+	/* Every key a record is still sealed with must be here; the ids of
+	 * keys no record uses any more are forgotten. */
 	MDB_txn *txn;
-	unsigned char used[64][4];
+	unsigned char (*used)[4] = NULL;
+	char hex[9];
+	long nused;
 	int rc = mdb_txn_begin(j->env, NULL, j->readonly ? MDB_RDONLY : 0, &txn);
 	if (rc) {
 		j->nkeys = 0;
 		snprintf(err, errcap, "journal: %s", mdb_strerror(rc));
 		return rc;
 	}
-	int nused = used_key_ids(j, txn, used, 64);
-	for (int i = 0; i < nused; i++)
-		if (key_by_id(j, used[i]) == NULL) {
-			char hex[9];
+	if (!j->readonly && (rc = keys_migrate(j, txn)))
+		goto fail;
+	if ((nused = key_ids_list(j, txn, &used)) < 0) {
+		rc = CODE_OF(nused);
+		goto fail;
+	}
+	for (long i = 0; i < nused; i++) {
+		if (key_by_id(j, used[i]) != NULL)
+			continue;
+		int inuse = key_in_use(j, txn, used[i]);
+		if (inuse < 0) {
+			rc = CODE_OF(inuse);
+			goto fail;
+		}
+		if (inuse) {
 			id_hex(used[i], hex);
 			mdb_txn_abort(txn);
+			free(used);
 			j->nkeys = 0;
-			snprintf(err, errcap, "the journal has records sealed with key id %s, which %s does not hold (keep old keys below the new one)",
+			snprintf(err, errcap, "the journal has records sealed with key id %s, which %s does not hold (keep old keys below the new one, or run hl7q reseal before removing it)",
 				 hex, key_file);
 			return HQ_ECONFIG;
 		}
-	int have = 0;
-	for (int i = 0; i < nused; i++)
-		have |= memcmp(used[i], j->keys[0].id, 4) == 0;
-	if (!have && !j->readonly && nused < 64) {
-		unsigned char v[2 + 4 * 64];
-		v[0] = VAL_FORMAT;
-		v[1] = (unsigned char)(nused + 1);
-		for (int i = 0; i < nused; i++)
-			memcpy(v + 2 + 4 * i, used[i], 4);
-		memcpy(v + 2 + 4 * nused, j->keys[0].id, 4);
-		MDB_val mk = {7, "key_ids"}, mv = {2 + 4 * (size_t)(nused + 1), v};
-		if ((rc = mdb_put(txn, j->meta, &mk, &mv, 0)) || (rc = mdb_txn_commit(txn))) {
+		if (!j->readonly) { /* no record uses it: forget it */
+			unsigned char km[KEY_META_LEN];
+			key_meta(km, used[i]);
+			MDB_val k = {KEY_META_LEN, km};
+			if ((rc = mdb_del(txn, j->meta, &k, NULL)) && rc != MDB_NOTFOUND)
+				goto fail;
+			rc = 0;
+		}
+	}
+	free(used);
+	used = NULL;
+	j->seals = key_seals(j, txn, j->keys[0].id);
+	j->unsaved_seals = 0;
+	if (!j->readonly) {
+		id_hex(j->keys[0].id, hex);
+		if (j->seals >= j->seal_limit) {
+			mdb_txn_abort(txn);
 			j->nkeys = 0;
-			snprintf(err, errcap, "journal: %s", mdb_strerror(rc));
-			return rc;
+			snprintf(err, errcap, "key id %s has sealed %llu values, the most one key may (random 96-bit nonces): put a new key on the first line of %s, keep this one below it, and run hl7q reseal",
+				 hex, (unsigned long long)j->seals, key_file);
+			return HQ_ECONFIG;
+		}
+		if ((rc = key_put(j, txn, j->keys[0].id, j->seals)) || (rc = mdb_txn_commit(txn))) {
+			txn = NULL;
+			goto fail;
 		}
 		return 0;
 	}
 	mdb_txn_abort(txn);
 	return 0;
+fail:
+	if (txn)
+		mdb_txn_abort(txn);
+	free(used);
+	j->nkeys = 0;
+	snprintf(err, errcap, "journal: %s", hq_strerror(rc));
+	return rc;
 }
 
 int
 hq_journal_encrypted(hq_journal *j, char *ids, size_t cap)
 {
 	MDB_txn *txn;
-	unsigned char used[64][4];
+	unsigned char (*used)[4];
 	if (cap)
 		ids[0] = 0;
 	if (mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn))
 		return 0;
-	int n = used_key_ids(j, txn, used, 64);
+	long n = key_ids_list(j, txn, &used);
 	mdb_txn_abort(txn);
-	for (int i = 0; i < n && cap > 0; i++) {
+	for (long i = 0; i < n && cap > 0; i++) {
 		char hex[9];
 		id_hex(used[i], hex);
 		size_t len = strlen(ids);
 		snprintf(ids + len, cap - len, "%s%s", i ? " " : "", hex);
 	}
+	free(used);
 	return n > 0;
 }
 
@@ -2623,4 +3215,227 @@ hq_journal_open_value(hq_journal *j, const void *aad, size_t aadlen, const void 
 		return HQ_ETOOBIG;
 	*outlen = n - SEAL_OVERHEAD;
 	return unseal(j, aad, aadlen, in, n, out);
+}
+
+/* --- reseal ----------------------------------------------------------------
+ * Progress in meta "reseal": [VAL_FORMAT][key id 4][phase][n][position n]:
+ * phase 0 walks msgs (position: the next id, be64), phase 1 attempts
+ * (position: the last key done).  Saved in each slice's transaction, so a
+ * restart goes on where the last commit left; dropped when done. */
+#define RESEAL_POS_MAX (8 + HQ_TARGET_MAX + 5)
+
+typedef struct reseal_pos {
+	unsigned char key_id[4];
+	int phase;
+	size_t n;
+	unsigned char pos[RESEAL_POS_MAX];
+} reseal_pos;
+
+/* Whether a sealed blob needs sealing again (old format or old key). */
+static int
+blob_stale(const hq_journal *j, const unsigned char *b, size_t n)
+{
+	return n < SEAL_OVERHEAD || b[0] != SEAL_FORMAT || memcmp(b + 1, j->keys[0].id, 4) != 0;
+}
+
+/* Seals record id (at *p, n bytes, a copy) again under keys[0]; fixes its patient index entry. */
+static int
+reseal_record(hq_journal *j, MDB_txn *txn, const unsigned char *p, size_t n, uint64_t upto,
+	      long *done)
+{
+	hq_record r;
+	unsigned char *buf = malloc(n ? n : 1), *enc = NULL, idval[9], oldmac[16], newmac[16];
+	size_t elen;
+	int rc = buf ? open_record_into(j, p, n, &r, buf) : ENOMEM;
+	if (rc == 0 && r.locked)
+		rc = HQ_ENOTFOUND; /* set_keys made sure every key in use is here */
+	if (rc != 0 || (rc = seal_record(j, &r, &enc, &elen)) != 0)
+		goto out;
+	hq_str sealed = r.f[HQ_F_SEALED], pid = r.f[HQ_F_PATIENT_ID], oldkey = pid;
+	const jkey *was = sealed.n ? key_by_id(j, (const unsigned char *)sealed.p + 1) : NULL;
+	if (r.id <= upto && pid.n && was != &j->keys[0]) {
+		if (was) {
+			patient_mac(was, pid, oldmac);
+			oldkey = (hq_str){(const char *)oldmac, 16};
+		}
+		patient_mac(&j->keys[0], pid, newmac);
+		put_val(idval, r.id);
+		MDB_val pk = {16, newmac}, iv = {9, idval};
+		if ((rc = del_index(txn, j->by_patient, oldkey, idval)) ||
+		    (rc = mdb_put(txn, j->by_patient, &pk, &iv, 0)))
+			goto out;
+	}
+	unsigned char idbe[8];
+	put_be64(idbe, r.id);
+	MDB_val k = {8, idbe}, v = {elen, enc};
+	if ((rc = mdb_put(txn, j->msgs, &k, &v, 0)) == 0)
+		(*done)++;
+out:
+	if (buf)
+		memset(buf, 0, n);
+	free(buf);
+	free(enc);
+	return rc;
+}
+
+/* Seals an attempt's answer excerpt again (or for the first time) under keys[0]. */
+static int
+reseal_attempt(hq_journal *j, MDB_txn *txn, const MDB_val *key, const MDB_val *val, long *done)
+{
+	const unsigned char *p = val->mv_data;
+	if (val->mv_size < 17 || (p[0] != VAL_FORMAT && p[0] != ATTEMPT_SEALED))
+		return 0;
+	size_t elen = (size_t)(p[15] << 8 | p[16]);
+	if (elen > val->mv_size - 17 || elen > 255)
+		return 0;
+	const unsigned char *body = p + 17 + elen;
+	size_t blen = val->mv_size - 17 - elen;
+	if (blen == 0 || (p[0] == ATTEMPT_SEALED && !blob_stale(j, body, blen)))
+		return 0;
+	unsigned char plain[1024], out[17 + 255 + 1024 + SEAL_OVERHEAD], aad[512], kcopy[RESEAL_POS_MAX];
+	size_t plen = blen, alen;
+	if (key->mv_size > sizeof kcopy || blen > sizeof plain)
+		return 0;
+	memcpy(kcopy, key->mv_data, key->mv_size);
+	if (p[0] == ATTEMPT_SEALED) {
+		const void *ad = kcopy;
+		alen = key->mv_size;
+		if (body[0] != SEAL_FORMAT_V1) {
+			alen = attempt_aad(j, kcopy, key->mv_size, p, 17 + elen, aad, sizeof aad);
+			ad = aad;
+		}
+		if (blen < SEAL_OVERHEAD || alen == 0 || unseal(j, ad, alen, body, blen, plain) != 0)
+			return HQ_ECORRUPT;
+		plen = blen - SEAL_OVERHEAD;
+	} else {
+		memcpy(plain, body, blen);
+	}
+	memcpy(out, p, 17 + elen);
+	out[0] = ATTEMPT_SEALED;
+	alen = attempt_aad(j, kcopy, key->mv_size, out, 17 + elen, aad, sizeof aad);
+	int rc = alen ? seal(j, aad, alen, plain, plen, out + 17 + elen) : HQ_ECORRUPT;
+	memset(plain, 0, sizeof plain);
+	if (rc)
+		return rc;
+	MDB_val k = {key->mv_size, kcopy}, v = {17 + elen + plen + SEAL_OVERHEAD, out};
+	if ((rc = mdb_put(txn, j->attempts, &k, &v, 0)) == 0)
+		(*done)++;
+	return rc;
+}
+
+long
+hq_journal_reseal(hq_journal *j, size_t max, int *finished)
+{
+	MDB_txn *txn;
+	MDB_cursor *c = NULL;
+	reseal_pos pos;
+	MDB_val mk = {6, "reseal"}, mv, k, v;
+	long done = 0;
+	size_t seen = 0;
+	int rc;
+
+	*finished = 0;
+	if (j->nkeys == 0 || j->readonly)
+		return -EINVAL;
+	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
+		return rc > 0 ? -rc : rc;
+	memset(&pos, 0, sizeof pos);
+	if (mdb_get(txn, j->meta, &mk, &mv) == 0 && mv.mv_size >= 7 &&
+	    ((unsigned char *)mv.mv_data)[0] == VAL_FORMAT &&
+	    memcmp((unsigned char *)mv.mv_data + 1, j->keys[0].id, 4) == 0) {
+		const unsigned char *p = mv.mv_data;
+		pos.phase = p[5];
+		pos.n = p[6] <= RESEAL_POS_MAX && mv.mv_size >= 7u + p[6] ? p[6] : 0;
+		memcpy(pos.pos, p + 7, pos.n);
+	} /* else: a fresh start (none saved, or saved for another key) */
+	memcpy(pos.key_id, j->keys[0].id, 4);
+	uint64_t upto = read_indexed_upto(j, txn);
+	if (pos.phase == 0) {
+		uint64_t next = pos.n == 8 ? get_be64(pos.pos) : 0;
+		while (rc == 0 && seen < max) {
+			unsigned char idbe[8];
+			put_be64(idbe, next);
+			k = (MDB_val){8, idbe};
+			if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
+				break;
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+			mdb_cursor_close(c);
+			if (rc == MDB_NOTFOUND) { /* the records are done: the attempts */
+				rc = 0;
+				pos.phase = 1;
+				pos.n = 0;
+				break;
+			}
+			if (rc || k.mv_size != 8)
+				break;
+			next = get_be64(k.mv_data) + 1;
+			seen++;
+			hq_record r;
+			if (decode(v.mv_data, v.mv_size, &r) != 0)
+				continue; /* not ours to judge: left as it is */
+			hq_str sealed = r.f[HQ_F_SEALED];
+			if (sealed.n && !blob_stale(j, (const unsigned char *)sealed.p, sealed.n))
+				continue;
+			unsigned char *copy = malloc(v.mv_size);
+			if (copy == NULL) {
+				rc = ENOMEM;
+				break;
+			}
+			memcpy(copy, v.mv_data, v.mv_size); /* the puts may move its page */
+			rc = reseal_record(j, txn, copy, v.mv_size, upto, &done);
+			free(copy);
+		}
+		if (pos.phase == 0) {
+			put_be64(pos.pos, next);
+			pos.n = 8;
+		}
+	}
+	while (rc == 0 && pos.phase == 1 && seen < max) {
+		unsigned char at[RESEAL_POS_MAX];
+		memcpy(at, pos.pos, pos.n);
+		k = (MDB_val){pos.n, at};
+		if ((rc = mdb_cursor_open(txn, j->attempts, &c)))
+			break;
+		rc = pos.n ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		if (rc == 0 && pos.n && k.mv_size == pos.n && memcmp(k.mv_data, pos.pos, pos.n) == 0)
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* that one is done */
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			pos.phase = 2;
+			break;
+		}
+		if (rc || k.mv_size > RESEAL_POS_MAX)
+			break;
+		memcpy(pos.pos, k.mv_data, k.mv_size);
+		pos.n = k.mv_size;
+		seen++;
+		MDB_val kk = {pos.n, pos.pos};
+		rc = reseal_attempt(j, txn, &kk, &v, &done);
+	}
+	if (rc == 0) {
+		if (pos.phase == 2) {
+			rc = mdb_del(txn, j->meta, &mk, NULL);
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
+		} else {
+			unsigned char val[7 + RESEAL_POS_MAX];
+			val[0] = VAL_FORMAT;
+			memcpy(val + 1, pos.key_id, 4);
+			val[5] = (unsigned char)pos.phase;
+			val[6] = (unsigned char)pos.n;
+			memcpy(val + 7, pos.pos, pos.n);
+			mv = (MDB_val){7 + pos.n, val};
+			rc = mdb_put(txn, j->meta, &mk, &mv, 0);
+		}
+	}
+	if (rc == 0)
+		rc = commit_sealing(j, txn); /* ends txn whatever happens */
+	else
+		mdb_txn_abort(txn);
+	if (rc == 0) {
+		*finished = pos.phase == 2;
+		return done;
+	}
+	return rc > 0 ? -rc : rc;
 }

@@ -84,7 +84,9 @@ typedef struct hq_journal_usage {
 /*
  * Opens (creating, mode 0700/0600) the journal in directory dir with a map
  * of map_size bytes (0: keep the existing size).  readonly opens for
- * queries only.  Returns 0, an errno or an MDB_* code.
+ * queries only.  Run as root, the files it creates in dir (lock.mdb,
+ * data.mdb) are given to dir's owner, so that the daemon's user can open
+ * them.  Returns 0, an errno or an MDB_* code.
  */
 int hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 		    hq_journal **out);
@@ -96,11 +98,54 @@ int hq_journal_open(const char *dir, uint64_t map_size, int readonly,
  * patient id and the answer excerpts of attempts are sealed with AES-256-GCM
  * (a fresh 96-bit nonce each, the record id as associated data, the key id
  * stored in front), and the patient index holds HMAC-SHA-256 values, not
- * ids.  On a journal opened for writing, the key ids are remembered: a
- * later start must hold every key id the journal has used.  Returns 0, or
- * HQ_ECONFIG with err saying why (never the key).
+ * ids.  The associated data binds a record's sealed bytes to the journal
+ * instance, its id and every plaintext field stored beside them (records
+ * sealed before that, format 1, bound to the id alone, still open).  On a
+ * journal opened for writing, the key ids are remembered (any number):
+ * a later start must hold every key that a record or attempt is still
+ * sealed with (a scan when one is missing; ids no longer used are
+ * forgotten).  Returns 0, or HQ_ECONFIG with err saying why (never the
+ * key): a missing key still in use, or a first key at HQ_SEAL_LIMIT.
  */
 int hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errcap);
+
+/*
+ * Key wear: AES-GCM with random 96-bit nonces is safe for fewer than 2^32
+ * seals under one key.  The journal counts seals per key id (in the
+ * journal, so restarts add up); past HQ_SEAL_WARN the daemon warns, at
+ * HQ_SEAL_LIMIT sealing fails with HQ_EKEYSPENT and hq_journal_set_keys
+ * refuses a writable journal that key as the first: rotate.
+ */
+#ifndef HQ_SEAL_WARN
+#define HQ_SEAL_WARN (1ull << 31)
+#endif
+#ifndef HQ_SEAL_LIMIT
+#define HQ_SEAL_LIMIT ((1ull << 32) - (1ull << 24))
+#endif
+
+/* Test seam: other thresholds than HQ_SEAL_WARN/HQ_SEAL_LIMIT (call before hq_journal_set_keys). */
+void hq_journal_set_seal_limits(hq_journal *j, uint64_t warn, uint64_t limit);
+
+/*
+ * The wear of the key new values are sealed with: *seals gets its seal
+ * count.  Returns 0 (fine, or no key), 1 (past the warning threshold:
+ * rotate soon) or 2 (at the limit: sealing is refused).
+ */
+int hq_journal_key_wear(hq_journal *j, uint64_t *seals);
+
+/*
+ * Seals again, under the first key, what is not sealed under it yet:
+ * records stored in plaintext (encryption turned on), sealed under an
+ * older key or in the older format, and the answer excerpts of attempts.
+ * Examines up to max records or attempts in one write transaction, with
+ * the progress saved in the same transaction, so that a later call (or
+ * another process after a crash) goes on from there.  *finished is set
+ * once the whole journal is done (the progress is then dropped: a next
+ * call starts over, and finds nothing to do).  Once done, older keys are
+ * no longer used and can leave the key file.  Needs keys and a writable
+ * journal.  Returns the number sealed again or a negative code.
+ */
+long hq_journal_reseal(hq_journal *j, size_t max, int *finished);
 
 /*
  * Journals with sealed records: 1 (and the key ids, as hex, in ids) when
@@ -108,6 +153,14 @@ int hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t e
  * starting without one.
  */
 int hq_journal_encrypted(hq_journal *j, char *ids, size_t cap);
+
+/*
+ * Clears the reader slots of processes that died holding a read
+ * transaction (hl7q killed mid-query), so they no longer keep freed pages
+ * from reuse.  The daemon calls it now and then.  *dead gets how many.
+ * Returns 0 or an MDB_* code.
+ */
+int hq_journal_reader_check(hq_journal *j, int *dead);
 
 /* Closes j; no batch may be open. */
 void hq_journal_close(hq_journal *j);
@@ -230,6 +283,7 @@ typedef struct hq_due {
 	char listener[64], peer[64], version[32];
 	char sending_app[128], sending_fac[128], receiving_app[128], receiving_fac[128];
 	uint64_t age_from_us; /* max_age counts from here: received, or the last replay */
+	uint64_t epoch;	      /* the delivery's replay epoch: give it back in hq_outcome.epoch */
 	char *raw;	      /* malloc'd message bytes; the caller frees */
 	size_t raw_len;
 } hq_due;
@@ -267,12 +321,15 @@ typedef struct hq_outcome {
 	char error[128];      /* short, no patient data (curl's text or "HTTP 503") */
 	char body[512];	      /* excerpt of the answer: journal only, never logs */
 	size_t body_len;
+	uint64_t epoch;	      /* hq_due.epoch of the attempt; 0: not checked */
 } hq_outcome;
 
 /*
  * Writes outcomes of target in one write transaction: the delivery record,
  * an attempt record each, and the pending entry dropped once delivered or
- * dead.  Returns 0 or an error.
+ * dead.  An outcome whose epoch is not the delivery's any more (replayed
+ * since the attempt began) is dropped: the replay stands.  Returns 0 or an
+ * error.
  */
 int hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *o,
 			       size_t n);
@@ -358,11 +415,14 @@ typedef struct hq_query {
 typedef int (*hq_query_fn)(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd);
 
 /*
- * Runs q in one read transaction (intake is never blocked).  The most
+ * Runs q in bounded read transactions (intake is never blocked): the
+ * matches of a slice (64 records, or 50 ms) are copied out and fn is
+ * called for them after the transaction is reset, so a caller blocked in
+ * fn (hl7q ls | less) does not keep freed pages from reuse.  The most
  * selective index drives it: control id, then patient, then the pending or
  * dead queue, then the type; otherwise the time index streams the range,
- * holding one record at a time.  Returns the number of matches or a
- * negative code.
+ * each slice going on after the last key read.  Returns the number of
+ * matches or a negative code.
  */
 long hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg);
 
@@ -394,9 +454,37 @@ long hq_journal_replay(hq_journal *j, const uint64_t *ids, size_t n, const char 
 /*
  * Deletes messages with their indexes, deliveries and attempts, in one
  * write transaction; their pages become free for reuse.  Ids not in the
- * journal are skipped.  Returns the number deleted or a negative code.
+ * journal are skipped.  The duplicate history is kept: the duplicate key
+ * of a message received within the duplicate window stays (pointing at
+ * the purged id) until the window has passed it.  Returns the number
+ * deleted or a negative code.
  */
 long hq_journal_purge(hq_journal *j, const uint64_t *ids, size_t n);
+
+/* What a purge requires of each message, checked again in its write transaction. */
+typedef enum hq_purge_if {
+	HQ_PURGE_ANY,	    /* nothing: hq_journal_purge */
+	HQ_PURGE_DELIVERED, /* every delivery delivered (retention) */
+	HQ_PURGE_SETTLED    /* no delivery pending or retrying (purge --dead) */
+} hq_purge_if;
+
+/*
+ * hq_journal_purge of the ids that still meet cond inside the write
+ * transaction: a message replayed since the ids were collected is kept.
+ * Returns the number deleted or a negative code.
+ */
+long hq_journal_purge_if(hq_journal *j, const uint64_t *ids, size_t n, hq_purge_if cond);
+
+/*
+ * The longest duplicate_window of the listeners, in microseconds, kept in
+ * the journal so that every purger (the daemon, hl7q) keeps that much
+ * duplicate history.  Until set, 24 hours.  Returns 0 or an MDB_* code.
+ */
+int hq_journal_set_duplicate_window(hq_journal *j, uint64_t window_us);
+
+/* Test seam: fn runs after the retention scans collect their ids and
+ * before they purge them (in the gap another writer may use). */
+void hq_journal_on_purge_scan(hq_journal *j, void (*fn)(void *arg), void *arg);
 
 /*
  * Retention: collects up to max ids of messages received before

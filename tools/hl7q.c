@@ -1207,7 +1207,10 @@ cmd_purge(ctx *c, int argc, char **argv)
 		}
 		for (size_t i = 0; i < ids.n; i += ID_CHUNK) {
 			size_t k = ids.n - i < ID_CHUNK ? ids.n - i : ID_CHUNK;
-			long n = dry ? (long)k : hq_journal_purge(c->j, ids.v + i, k);
+			/* --dead: checked again as it purges, so a replay made meanwhile stays */
+			long n = dry ? (long)k
+				     : hq_journal_purge_if(c->j, ids.v + i, k,
+							   nids ? HQ_PURGE_ANY : HQ_PURGE_SETTLED);
 			if (n < 0) {
 				free(ids.v);
 				return fail("cannot purge: %s (%ld purged before)", hq_strerror((int)n), purged);
@@ -1277,6 +1280,59 @@ cmd_compact(ctx *c, int argc, char **argv)
 	printf("wrote %s: %.1f MB (the journal's file: %.1f MB).\n"
 	       "To use it: stop hl7qd, move %s/data.mdb over the journal's data.mdb, remove the journal's lock.mdb, start hl7qd.\n",
 	       path, st.st_size / 1e6, was / 1e6, dir);
+	return 0;
+}
+
+/* --- reseal ---------------------------------------------------------------- */
+
+#define RESEAL_SLICE 1000 /* records or attempts per write transaction */
+
+/* Seals everything under the first key of the key file, a slice per
+ * transaction; the journal keeps the progress, so an interrupted run goes
+ * on where it stopped when started again. */
+static const struct option reseal_opts[] = {{"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
+
+static int
+cmd_reseal(ctx *c, int argc, char **argv)
+{
+	int o;
+	while ((o = getopt_long(argc, argv, "+", reseal_opts, NULL)) != -1) {
+		if (o == 'J')
+			g_json = 1;
+		else
+			return bad_option(argv);
+	}
+	if (optind != argc)
+		return fail("usage: hl7q -c FILE reseal [--json]");
+	if (!c->have_cfg || !c->cfg.encryption_key_file[0])
+		return fail("reseal needs -c FILE whose [journal] encryption_key_file names the keys");
+	int rc = audit_now(c, NULL, 0, 0);
+	if (rc)
+		return rc;
+	uint64_t seals;
+	long total = 0;
+	int done = 0;
+	while (!done) {
+		long n = hq_journal_reseal(c->j, RESEAL_SLICE, &done);
+		if (n == -EINVAL)
+			return fail("the keys did not load (see above): nothing sealed");
+		if (n < 0)
+			return fail("cannot reseal: %s (%ld sealed before; run it again to go on)",
+				    hq_strerror((int)n), total);
+		total += n;
+	}
+	int wear = hq_journal_key_wear(c->j, &seals);
+	if (g_json) {
+		printf("{\"resealed\":%ld,\"done\":true,\"key_seals\":%llu}\n", total,
+		       (unsigned long long)seals);
+		return 0;
+	}
+	printf("resealed %ld records and answer excerpts: everything is sealed under the first key of %s.\n"
+	       "Keys below it that no record uses any more can now leave the file.\n",
+	       total, c->cfg.encryption_key_file);
+	if (wear)
+		fprintf(stderr, "hl7q reseal: the first key has sealed %llu values: rotate it soon\n",
+			(unsigned long long)seals);
 	return 0;
 }
 
@@ -1847,6 +1903,10 @@ static const cmd_def CMDS[] = {
 	{"compact", cmd_compact, compact_opts, "", J_WRITE, "compact DIR",
 	 "Writes a compacted copy of the journal into DIR, a new or empty directory\n"
 	 "(audited)."},
+	{"reseal", cmd_reseal, reseal_opts, "", J_WRITE, "reseal",
+	 "Seals every record and answer excerpt not yet sealed under the first key of\n"
+	 "encryption_key_file (needs -c), a slice per write transaction, beside a\n"
+	 "running hl7qd; interrupted, run it again and it goes on (audited)."},
 	{"audit", cmd_audit, audit_opts, "", J_WRITE,
 	 "audit [--since TIME] [--until TIME] [--user U] [--id ID] | audit purge --before TIME",
 	 "The access audit trail: who (uid, name, sudo user, host) ran which command\n"
@@ -2028,7 +2088,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (optind == argc) {
-		fprintf(stderr, "hl7q: which command? (status, ls, show, replay, purge, compact, audit, check; hl7q --help)\n");
+		fprintf(stderr, "hl7q: which command? (status, ls, show, replay, purge, compact, reseal, audit, check; hl7q --help)\n");
 		return 1;
 	}
 	if (strcmp(argv[optind], "help") == 0) {
@@ -2038,7 +2098,7 @@ main(int argc, char **argv)
 		}
 		const cmd_def *cmd = find_cmd(argv[optind + 1]);
 		if (cmd == NULL) {
-			fprintf(stderr, "hl7q help: no command '%s' (status, ls, show, replay, purge, compact, audit, check)\n",
+			fprintf(stderr, "hl7q help: no command '%s' (status, ls, show, replay, purge, compact, reseal, audit, check)\n",
 				argv[optind + 1]);
 			return 1;
 		}
@@ -2047,7 +2107,7 @@ main(int argc, char **argv)
 	}
 	const cmd_def *cmd = find_cmd(argv[optind]);
 	if (cmd == NULL) {
-		fprintf(stderr, "hl7q: unknown command '%s' (status, ls, show, replay, purge, compact, audit, check)\n",
+		fprintf(stderr, "hl7q: unknown command '%s' (status, ls, show, replay, purge, compact, reseal, audit, check)\n",
 			argv[optind]);
 		return 1;
 	}

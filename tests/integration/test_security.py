@@ -405,6 +405,61 @@ class Security(DaemonTest):
         self.assertEqual(p.returncode, 1)
         self.assertIn("no-such-key", p.stderr)
 
+    def test_issue15_point4_reseal_turns_encryption_on_and_retires_a_key(self):
+        """Encryption turned on for a journal with plaintext records: hl7q
+        reseal seals them (a compacted copy holds no patient id); after a
+        rotation and a reseal, the old key leaves the key file and hl7qd
+        starts (today it refuses for ever); the records still open."""
+        k1, k2 = os.urandom(32).hex(), os.urandom(32).hex()
+        sink = self.sink()
+        d = self.daemon(extra=target("t", sink.url)).start()
+        c = Mllp(d.port)
+        sent = [message("PLAIN-%d" % i) for i in range(5)]
+        for m in sent:
+            self.assertEqual(msa(c.request(m))[0], "AA")
+        sink.wait_for(5)
+        self.assertEqual(d.stop(), 0)
+        hl7q = lambda *a: subprocess.run([os.path.join(BIN, "hl7q"), "-c", d.conf] + list(a),
+                                         capture_output=True, timeout=60)
+        # encryption on: new records sealed, the old ones by hl7q reseal
+        key1 = self.keyfile("k1", k1)
+        with open(d.conf) as f:
+            plain_conf = f.read()
+        conf1 = plain_conf.replace("[journal]\n", "[journal]\nencryption_key_file = %s\n" % key1)
+        with open(d.conf, "w") as f:
+            f.write(conf1)
+        d.start()
+        r = hl7q("reseal")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, rb"^resealed (\d\d+) ")  # 5 records and their answer excerpts
+        copy = os.path.join(self.tmp, "copy")
+        self.assertEqual(hl7q("compact", copy).returncode, 0)
+        raw = open(os.path.join(copy, "data.mdb"), "rb").read()
+        for i in range(5):
+            self.assertNotIn(b"T-PLAIN-%d" % i, raw)
+        self.assertNotIn(b"MSH|^~\\&", raw)
+        # rotate: k2 first, k1 below; reseal moves everything to k2
+        key2 = self.keyfile("k2", k2, k1)
+        with open(d.conf, "w") as f:
+            f.write(conf1.replace(key1, key2))
+        self.assertEqual(d.stop(), 0)
+        d.start()
+        self.assertEqual(msa(Mllp(d.port).request(message("AFTER")))[0], "AA")
+        r = hl7q("--json", "reseal")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b'"done":true', r.stdout)
+        self.assertEqual(d.stop(), 0)
+        # k1 no longer used: the key file without it is accepted
+        key3 = self.keyfile("k3", k2)
+        with open(d.conf, "w") as f:
+            f.write(conf1.replace(key1, key3))
+        d.start()
+        first = min(d.records())
+        self.assertEqual(hl7q("show", "--raw", str(first)).stdout, sent[0])
+        out = hl7q("--json", "ls", "--patient", "T-PLAIN-3").stdout
+        self.assertIn(b'"control_id":"PLAIN-3"', out)
+        self.assertEqual(d.stop(), 0)
+
     def test_secret_files_readable_by_others_are_refused(self):
         """A key or secret file readable by other users: the daemon does not
         start and names the file; a literal password works but warns."""
