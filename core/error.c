@@ -19,6 +19,7 @@ hq_strerror(int err)
 	case HQ_ENOTFOUND: return "not found";
 	case HQ_ECORRUPT: return "stored record has an unknown format";
 	case HQ_EPOISONED: return "batch already failed";
+	case HQ_ELOCKED: return "the journal is locked by another process";
 	}
 	if (err > 0)
 		return strerror(err);

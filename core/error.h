@@ -21,7 +21,8 @@ enum {
 	HQ_ENOTFOUND,		  /* no such record */
 	HQ_ECORRUPT,		  /* stored value has an unknown format */
 	HQ_EPOISONED,		  /* batch already failed; see its first error */
-	HQ_ERR_LAST = HQ_EPOISONED
+	HQ_ELOCKED,		  /* another process holds the journal's lock */
+	HQ_ERR_LAST = HQ_ELOCKED
 };
 
 /* Returns a static, human-readable text for any code of the space above. */

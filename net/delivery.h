@@ -49,7 +49,4 @@ void hq_delivery_wake(hq_delivery_sys *d);
 /* Stops the workers (in-flight requests are abandoned: pending again) and frees d. */
 void hq_delivery_stop(hq_delivery_sys *d);
 
-/* The Idempotency-Key of message id for target: stable across retries and restarts. */
-void hq_idempotency_key(const char *target, uint64_t id, char *out, size_t cap);
-
 #endif
