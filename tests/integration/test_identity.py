@@ -91,6 +91,26 @@ class Point3Duplicates(DaemonTest):
             self.assertNotIn(phi, log)
         self.assertEqual(len({h["idempotency-key"] for h, b in reqs}), 2)
 
+    def test_point3_tls_client_subject_is_part_of_the_key(self):
+        """Two TLS clients (two certificates) of one listener sending the same
+        control id are two senders; one client sending it again is a repeat."""
+        from pki import CA
+        from test_security import TlsMllp
+        tmp = tempfile.mkdtemp(prefix="hl7q-id-tls-")
+        self.cleanups.append(lambda: shutil.rmtree(tmp, True))
+        ca = CA(tmp, "hospital")
+        cert, key = ca.issue("hl7q.example.org", server=True)
+        d = self.daemon({"tls": "tls_cert = %s\ntls_key = %s\ntls_client_ca = %s\nduplicates = reject"
+                                % (cert, key, ca.pem)}).start()
+        lis01 = TlsMllp(d.port, ca.pem, *ca.issue("lis01"))
+        lis02 = TlsMllp(d.port, ca.pem, *ca.issue("lis02"))
+        self.assertEqual(msa(lis01.request(message("TLS1")))[0], "AA")
+        self.assertEqual(msa(lis02.request(message("TLS1")))[0], "AA")
+        a = lis01.request(message("TLS1"))
+        self.assertEqual((msa(a)[0], err_code(a)), ("AR", 205))
+        lis01.close()
+        lis02.close()
+
     def test_point3_existing_journal_opens(self):
         """A journal whose duplicate index is of format 1 (keys cut at 480
         bytes, 17-byte values) still opens; its old entries are dropped once,
