@@ -223,7 +223,7 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 				if (same) {
 					if (lc->duplicates == HQ_DUP_REJECT)
 						refuse(p, HQ_ACK_REJECT, HQ_0357_DUPLICATE_KEY,
-						       "Duplicate message (same sender and control id)",
+						       "Duplicate message (same sender, control id and content)",
 						       "MSH^1^10");
 					fill_record(&rec, f, p, lc->name);
 					rec.state = HQ_MSG_DUPLICATE;
