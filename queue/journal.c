@@ -18,7 +18,8 @@
  * crash never leaves them half done.  Lookups read the index and then
  * scan the short tail of records past indexed_upto: answers are complete
  * at every moment.
- *   dedup       SHA-256(listener, MSH-3, MSH-4, MSH-10, TLS subject)
+ *   dedup       sender hash 8, MSH-10 (64 at most), SHA-256(listener, MSH-3,
+ *               MSH-4, MSH-10, TLS subject)  (see hq_dedup in journal.h)
  *                -> [2][be64 id][be64 received_us][SHA-256 of the bytes without MSH-7]
  *               (format 1, keys cut at 480 bytes and global across listeners,
  *               is dropped once when a journal is opened for writing: meta
@@ -713,7 +714,8 @@ hq_batch_add(hq_batch *b, hq_record *in, const hq_dedup *dedup, uint64_t *id)
 	if ((rc = msg_key(j, mkey)))
 		goto fail;
 	rec->f[HQ_F_MSG_KEY] = (hq_str){(const char *)mkey, 16};
-	rec->f[HQ_F_DEDUP_KEY] = dedup ? (hq_str){(const char *)dedup->key, 32} : (hq_str){NULL, 0};
+	rec->f[HQ_F_DEDUP_KEY] = dedup ? (hq_str){(const char *)dedup->key, dedup->key_len}
+				       : (hq_str){NULL, 0};
 	in->id = j->next_id;
 	rec->id = j->next_id;
 	put_be64(idbe, rec->id);
@@ -773,7 +775,7 @@ hq_batch_add(hq_batch *b, hq_record *in, const hq_dedup *dedup, uint64_t *id)
 		put_be64(dv + 1, rec->id);
 		put_be64(dv + 9, rec->received_us);
 		memcpy(dv + 17, dedup->content, 32);
-		MDB_val dk = {32, (void *)dedup->key}, dval = {DEDUP_SIZE, dv};
+		MDB_val dk = {dedup->key_len, (void *)dedup->key}, dval = {DEDUP_SIZE, dv};
 		if ((rc = mdb_put(b->txn, j->dedup, &dk, &dval, 0)))
 			goto fail;
 	}
@@ -789,7 +791,7 @@ int
 hq_batch_find_dup(hq_batch *b, const hq_dedup *dedup, uint64_t since_us, uint64_t *id,
 		  int *same)
 {
-	MDB_val k = {32, (void *)dedup->key}, v;
+	MDB_val k = {dedup->key_len, (void *)dedup->key}, v;
 	int rc;
 
 	if (b->err)
@@ -1444,20 +1446,35 @@ void
 hq_dedup_fill(hq_dedup *d, hq_str listener, hq_str app, hq_str fac, hq_str control,
 	      hq_str tls_subject, hq_str raw, hq_str skip)
 {
-	hq_str parts[5] = {listener, app, fac, control, tls_subject};
-	mbedtls_sha256_context h;
+	hq_str parts[5] = {listener, app, fac, tls_subject, control};
+	unsigned char sender[32];
+	mbedtls_sha256_context h, whole;
 
-	/* each part length-prefixed: no two different lists hash the same bytes */
+	/* each part length-prefixed: no two different lists hash the same
+	 * bytes; the sender's hash is the state before MSH-10 goes in */
 	mbedtls_sha256_init(&h);
+	mbedtls_sha256_init(&whole);
 	mbedtls_sha256_starts_ret(&h, 0);
 	for (int i = 0; i < 5; i++) {
 		unsigned char len[4];
+		if (i == 4) {
+			mbedtls_sha256_clone(&whole, &h);
+			mbedtls_sha256_finish_ret(&h, sender);
+			mbedtls_sha256_starts_ret(&h, 0); /* h is free again for the content */
+		}
 		put_be32(len, (uint32_t)parts[i].n);
-		mbedtls_sha256_update_ret(&h, len, 4);
+		mbedtls_sha256_update_ret(i == 4 ? &whole : &h, len, 4);
 		if (parts[i].n)
-			mbedtls_sha256_update_ret(&h, (const unsigned char *)parts[i].p, parts[i].n);
+			mbedtls_sha256_update_ret(i == 4 ? &whole : &h, (const unsigned char *)parts[i].p,
+						  parts[i].n);
 	}
-	mbedtls_sha256_finish_ret(&h, d->key);
+	size_t cn = control.n < HQ_DEDUP_CTRL ? control.n : HQ_DEDUP_CTRL;
+	memcpy(d->key, sender, 8);
+	if (cn)
+		memcpy(d->key + 8, control.p, cn);
+	mbedtls_sha256_finish_ret(&whole, d->key + 8 + cn);
+	d->key_len = 8 + cn + 32;
+	mbedtls_sha256_free(&whole);
 
 	size_t head = raw.n, tail = raw.n;
 	if (skip.n && skip.p >= raw.p && skip.p + skip.n <= raw.p + raw.n) {
@@ -2195,10 +2212,10 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, long 
 			rc = del_index(txn, j->by_patient, pid, idval);
 		}
 	}
-	if (rc == 0 && r.f[HQ_F_DEDUP_KEY].n == 32) {
-		unsigned char key[32];
-		memcpy(key, r.f[HQ_F_DEDUP_KEY].p, 32);
-		MDB_val dk = {32, key}, dv;
+	if (rc == 0 && r.f[HQ_F_DEDUP_KEY].n > 0 && r.f[HQ_F_DEDUP_KEY].n <= HQ_DEDUP_KEY_MAX) {
+		unsigned char key[HQ_DEDUP_KEY_MAX];
+		memcpy(key, r.f[HQ_F_DEDUP_KEY].p, r.f[HQ_F_DEDUP_KEY].n);
+		MDB_val dk = {r.f[HQ_F_DEDUP_KEY].n, key}, dv;
 		if (mdb_get(txn, j->dedup, &dk, &dv) == 0 && dv.mv_size >= DEDUP_SIZE &&
 		    get_be64((unsigned char *)dv.mv_data + 1) == id)
 			rc = mdb_del(txn, j->dedup, &dk, NULL);

@@ -51,7 +51,7 @@ enum {
 	HQ_F_REASON,	 /* why it was refused */
 	HQ_F_RAW,	 /* the bytes exactly as received */
 	HQ_F_SEALED,	 /* encrypted journal: RAW, PATIENT_ID and PATIENT_AUTH, sealed */
-	HQ_F_DEDUP_KEY,	 /* the 32-byte duplicate key it is indexed under (empty: none) */
+	HQ_F_DEDUP_KEY,	 /* the duplicate key it is indexed under (hq_dedup; empty: none) */
 	HQ_F_MSG_KEY,	 /* 16 random bytes given at intake: its Idempotency-Key, for ever */
 	HQ_F_COUNT
 };
@@ -147,13 +147,20 @@ void hq_journal_fail_commit(hq_journal *j, uint64_t n);
 int hq_batch_begin(hq_journal *j, hq_batch **out);
 
 /*
- * A message's identity for duplicate detection: key is SHA-256 over the
- * whole listener, MSH-3, MSH-4, MSH-10 and the TLS client subject (each
- * length-prefixed, never cut); content is SHA-256 of the message bytes
+ * A message's identity for duplicate detection.  key ends with SHA-256 over
+ * the whole listener, MSH-3, MSH-4, MSH-10 and the TLS client subject (each
+ * length-prefixed, never cut), which alone tells messages apart; in front
+ * of it, for locality only, 8 bytes of a hash of the sender and the first
+ * HQ_DEDUP_CTRL bytes of MSH-10, so that one sender's consecutive control
+ * ids land on the same B-tree pages (random keys would dirty a page per
+ * message in the intake commit).  content is SHA-256 of the message bytes
  * without MSH-7, so that a resend stamped anew still matches.
  */
+#define HQ_DEDUP_CTRL 64
+#define HQ_DEDUP_KEY_MAX (8 + HQ_DEDUP_CTRL + 32)
 typedef struct hq_dedup {
-	unsigned char key[32];
+	unsigned char key[HQ_DEDUP_KEY_MAX];
+	size_t key_len;
 	unsigned char content[32];
 } hq_dedup;
 

@@ -185,6 +185,12 @@ START_TEST(test_abort_and_seam)
 }
 END_TEST
 
+static int
+same_key(const hq_dedup *a, const hq_dedup *b)
+{
+	return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
+}
+
 /* The duplicate key of a message in listener l with MSH-3 app and MSH-10 c. */
 static hq_dedup
 dkey(const char *l, hq_str app, const char *c, const char *subject, const char *raw)
@@ -236,17 +242,25 @@ START_TEST(test_point3_dedup_key_whole_and_per_listener)
 	const char *m1other = "MSH|^~\\&|APP|FAC|||20261126120000||ADT^A01|C1|P|2.5\rPID|1||Y\r";
 	hq_str longapp = S(app);
 	hq_dedup a = dkey("adt", longapp, "C1", "", m1), b = dkey("adt", longapp, "C2", "", m1);
-	ck_assert(memcmp(a.key, b.key, 32) != 0); /* MSH-10 counts after 2,000 bytes of MSH-3 */
+	ck_assert(!same_key(&a, &b)); /* MSH-10 counts after 2,000 bytes of MSH-3 */
 	b = dkey("lab", longapp, "C1", "", m1);
-	ck_assert(memcmp(a.key, b.key, 32) != 0); /* per listener */
+	ck_assert(!same_key(&a, &b)); /* per listener */
 	b = dkey("adt", longapp, "C1", "CN=lis01", m1);
-	ck_assert(memcmp(a.key, b.key, 32) != 0); /* per TLS client */
+	ck_assert(!same_key(&a, &b)); /* per TLS client */
+	static char c1[100], c2[100];
+	memset(c1, 'X', 80);
+	memcpy(c2, c1, 80);
+	c1[80] = '1';
+	c2[80] = '2'; /* control ids alike in their first 64 bytes */
+	a = dkey("adt", S("APP"), c1, "", m1);
+	b = dkey("adt", S("APP"), c2, "", m1);
+	ck_assert(!same_key(&a, &b));
 	b = dkey("ad", S("tAAA"), "C1", "", m1); /* no ambiguity where the parts join */
 	hq_dedup c = dkey("adt", S("AAA"), "C1", "", m1);
-	ck_assert(memcmp(b.key, c.key, 32) != 0);
+	ck_assert(!same_key(&b, &c));
 	a = dkey("adt", S("APP"), "C1", "", m1);
 	b = dkey("adt", S("APP"), "C1", "", m1later);
-	ck_assert(memcmp(a.key, b.key, 32) == 0);
+	ck_assert(same_key(&a, &b));
 	ck_assert(memcmp(a.content, b.content, 32) == 0); /* a resend stamped anew */
 	b = dkey("adt", S("APP"), "C1", "", m1other);
 	ck_assert(memcmp(a.content, b.content, 32) != 0); /* other content */
