@@ -20,6 +20,7 @@ hq_strerror(int err)
 	case HQ_ECORRUPT: return "stored record has an unknown format";
 	case HQ_EPOISONED: return "batch already failed";
 	case HQ_EKEYSPENT: return "encryption key used up: put a new key first and run hl7q reseal";
+	case HQ_ELOCKED: return "the journal is locked by another process";
 	}
 	if (err > 0)
 		return strerror(err);

@@ -22,7 +22,8 @@ enum {
 	HQ_ECORRUPT,		  /* stored value has an unknown format */
 	HQ_EPOISONED,		  /* batch already failed; see its first error */
 	HQ_EKEYSPENT,		  /* the encryption key has sealed all it may: rotate */
-	HQ_ERR_LAST = HQ_EKEYSPENT
+	HQ_ELOCKED,		  /* another process holds the journal's lock */
+	HQ_ERR_LAST = HQ_ELOCKED
 };
 
 /* Returns a static, human-readable text for any code of the space above. */

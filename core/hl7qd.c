@@ -28,6 +28,10 @@
  * after start); `rejected_retention` does the same for refused frames,
  * each pass going on from where the last one ended.
  *
+ * One journal, one daemon: it holds an exclusive flock on JOURNAL/hl7qd.lock
+ * (which names its pid) from before the journal opens until it exits; a
+ * second hl7qd, or `hl7q compact`, is refused while it does.
+ *
  * Test seam: HL7Q_TEST_FAIL_COMMIT=N makes the N-th journal commit fail
  * (tests assert that no positive ACK goes out for that batch).
  */
@@ -532,6 +536,23 @@ main(int argc, char **argv)
 		return 1;
 	}
 
+	/* One journal, one daemon: a second one would answer its senders from
+	 * the same ids and deliver every queued message again.  The lock is
+	 * held until exit (the fd is never closed); hl7q's readers never take it. */
+	int lockfd;
+	long holder;
+	rc = hq_journal_lock(cfg->journal_path, &lockfd, &holder);
+	if (rc == HQ_ELOCKED) {
+		hq_log(HQ_LOG_ERR, "journal %s is in use by another hl7qd (or hl7q compact), pid %ld: not starting",
+		       cfg->journal_path, holder);
+		config_drop(cfg);
+		return 2;
+	}
+	if (rc != 0) {
+		hq_log(HQ_LOG_ERR, "cannot lock journal %s: %s", cfg->journal_path, hq_strerror(rc));
+		config_drop(cfg);
+		return 2;
+	}
 	rc = hq_journal_open(cfg->journal_path, cfg->max_size, 0, &journal);
 	if (rc != 0) {
 		hq_log(HQ_LOG_ERR, "cannot open journal %s: %s", cfg->journal_path, hq_strerror(rc));

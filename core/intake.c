@@ -42,6 +42,7 @@ typedef struct plan {
 	const char *err_loc;
 	char ack_id[24];
 	uint64_t id;
+	uint64_t reused_of; /* MSH-10 reused with other content: the earlier message */
 	int stored;
 } plan;
 
@@ -234,9 +235,8 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		hq_frame *f = frames[i];
 		plan *p = &plans[i];
 		const hq_listener_conf *lc = f->lc;
-		char key[1024];
 		char rsize[24], rsha[65];
-		size_t klen = 0;
+		hq_dedup dedup, *dk = NULL;
 		int nroutes = 0;
 		hq_record rec;
 
@@ -249,18 +249,30 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 			uint64_t window_us = lc->duplicate_window_ms * 1000;
 			uint64_t since = f->received_us > window_us ? f->received_us - window_us : 0;
 			uint64_t orig;
-			klen = hq_dedup_key(p->msh.sending_app, p->msh.sending_fac, p->msh.control_id,
-					    key, sizeof key);
-			if (hq_batch_find_dup(b, (hq_str){key, klen}, since, &orig) == 0) {
-				if (lc->duplicates == HQ_DUP_REJECT)
-					refuse(p, HQ_ACK_REJECT, HQ_0357_DUPLICATE_KEY,
-					       "Duplicate message (same sender and control id)",
-					       "MSH^1^10");
-				fill_record(&rec, f, p, lc->name);
-				rec.state = HQ_MSG_DUPLICATE;
-				rec.dup_of = orig;
-				klen = 0;
-				goto add;
+			int same;
+			const char *subj = f->tls_subject ? f->tls_subject : "";
+			/* the whole listener + MSH-3 + MSH-4 + MSH-10 (+ TLS client),
+			 * hashed; the content without MSH-7 tells a resend from a
+			 * control id reused for another message */
+			hq_dedup_fill(&dedup, (hq_str){lc->name, strlen(lc->name)}, p->msh.sending_app,
+				      p->msh.sending_fac, p->msh.control_id, (hq_str){subj, strlen(subj)},
+				      (hq_str){f->data, f->len}, p->msh.datetime);
+			dk = &dedup;
+			if (hq_batch_find_dup(b, dk, since, &orig, &same) == 0) {
+				if (same) {
+					if (lc->duplicates == HQ_DUP_REJECT)
+						refuse(p, HQ_ACK_REJECT, HQ_0357_DUPLICATE_KEY,
+						       "Duplicate message (same sender, control id and content)",
+						       "MSH^1^10");
+					fill_record(&rec, f, p, lc->name);
+					rec.state = HQ_MSG_DUPLICATE;
+					rec.dup_of = orig;
+					dk = NULL;
+					goto add;
+				}
+				/* Stored and delivered as the new message it is; the
+				 * index then points at it. */
+				p->reused_of = orig;
 			}
 		}
 		fill_record(&rec, f, p, lc->name);
@@ -283,7 +295,7 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		 * failed commit changes the code, but then nothing is stored. */
 		if (ack_goes_out(lc, p))
 			memcpy(rec.ack, hq_ack_code(&p->msh, p->kind), 2);
-		if (hq_batch_add(b, &rec, (hq_str){key, klen}, &p->id) == 0)
+		if (hq_batch_add(b, &rec, dk, &p->id) == 0)
 			p->stored = 1;
 		if (p->stored)
 			for (int r = 0; r < nroutes; r++)
@@ -346,6 +358,17 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		else
 			in->stats.refused++;
 		log_frame(in, f, p, lname, hq_ack_code(&p->msh, p->kind));
+		if (rc == 0 && p->reused_of) {
+			const hq_msh *m = &p->msh;
+			hq_count(&f->m->control_id_reused, 1);
+			hq_log_limited(&in->rl_reused, REFUSED_LOG_BURST, REFUSED_LOG_MS, "reused control id lines",
+				       HQ_LOG_NOTICE,
+				       "listener %s: control id reused with other content: id=%llu ctrl=%.*s type=%.*s peer=%s (earlier id=%llu); stored as a new message",
+				       lname, (unsigned long long)p->id,
+				       (int)(m->control_id.n > 64 ? 64 : m->control_id.n), m->control_id.p,
+				       (int)(m->type_field.n > 40 ? 40 : m->type_field.n), m->type_field.p,
+				       f->peer, (unsigned long long)p->reused_of);
+		}
 		int wanted = ack_goes_out(f->lc, p);
 		hq_count(&f->m->acked[wanted ? hq_metrics_ack_index(hq_ack_code(&p->msh, p->kind)) : HQ_ACK_NONE], 1);
 		if (!wanted)
@@ -372,6 +395,7 @@ hq_intake_after_turn(void *arg, size_t frames)
 	uint64_t now = hq_now_ms();
 
 	hq_log_flush(&in->rl_refused, REFUSED_LOG_MS, "refusals");
+	hq_log_flush(&in->rl_reused, REFUSED_LOG_MS, "reused control id lines");
 	if (backlog == 0)
 		return;
 	/* Index on a quiet turn (no frames), else in one large transaction

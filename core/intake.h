@@ -33,6 +33,7 @@ typedef struct hq_intake {
 	char ack_prefix[16];
 	hq_intake_stats stats;
 	hq_ratelimit rl_refused; /* refusal lines */
+	hq_ratelimit rl_reused;	 /* control id reused lines */
 } hq_intake;
 
 /* Prepares in (no allocation); server may be set later, before the first batch. */

@@ -193,6 +193,10 @@ hq_metrics_write(hq_buf *b)
 	}
 	listener_counter(b, "hl7q_received_bytes_total", "Payload bytes of the frames received, by listener.",
 			 offsetof(hq_listener_metrics, bytes));
+	listener_counter(b, "hl7q_control_id_reused_total",
+			 "Messages whose MSH-10 (same listener and sender) came again within duplicate_window "
+			 "with other content: stored and delivered as new, by listener.",
+			 offsetof(hq_listener_metrics, control_id_reused));
 	listener_counter(b, "hl7q_connections_refused_total",
 			 "Connections closed at once (over max_connections), by listener.",
 			 offsetof(hq_listener_metrics, refused_connections));

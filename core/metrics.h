@@ -30,6 +30,7 @@ enum { HQ_ACK_AA, HQ_ACK_AE, HQ_ACK_AR, HQ_ACK_CA, HQ_ACK_CE, HQ_ACK_CR, HQ_ACK_
 typedef struct hq_listener_metrics {
 	char name[64];
 	uint64_t received, bytes, refused_connections;
+	uint64_t control_id_reused; /* MSH-10 seen again with other content: stored as new */
 	uint64_t acked[HQ_ACK_CODES]; /* by the code answered (NONE: MSH-15 asked for none) */
 	int64_t open;		      /* connections now */
 	int up;			      /* bound and accepting */

@@ -113,12 +113,6 @@ hq_header_value(const char *s, char *out, size_t cap)
 	out[n] = 0;
 }
 
-void
-hq_idempotency_key(const char *target, uint64_t id, char *out, size_t cap)
-{
-	snprintf(out, cap, "%s-%llu", target, (unsigned long long)id);
-}
-
 /* Reads a secret file, without its trailing newline. */
 static char *
 read_secret(const char *path, char *err, size_t errcap, const char *target)
@@ -329,7 +323,7 @@ static int
 slot_start(worker *w, slot *s)
 {
 	const hq_target_conf *t = w->t;
-	char line[1024], key[128];
+	char line[1024];
 
 	if (s->easy == NULL && (s->easy = curl_easy_init()) == NULL)
 		return -1;
@@ -348,8 +342,7 @@ slot_start(worker *w, slot *s)
 			 cs ? "; charset=" : "", cs ? cs : "");
 		s->headers = curl_slist_append(NULL, line);
 	}
-	hq_idempotency_key(t->name, s->due.id, key, sizeof key);
-	snprintf(line, sizeof line, "Idempotency-Key: %s-%s", hq_journal_instance(w->j), key);
+	snprintf(line, sizeof line, "Idempotency-Key: %s", s->due.idem_key); /* see hq_journal_due */
 	s->headers = curl_slist_append(s->headers, line);
 	snprintf(line, sizeof line, "X-HL7-Message-Id: %llu", (unsigned long long)s->due.id);
 	s->headers = curl_slist_append(s->headers, line);

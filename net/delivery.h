@@ -72,7 +72,4 @@ void hq_delivery_stop(hq_delivery_sys *d);
  */
 void hq_header_value(const char *s, char *out, size_t cap);
 
-/* The Idempotency-Key of message id for target: stable across retries and restarts. */
-void hq_idempotency_key(const char *target, uint64_t id, char *out, size_t cap);
-
 #endif

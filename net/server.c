@@ -61,6 +61,7 @@ typedef struct hq_conn {
 	hq_tls_conn *tls; /* NULL: plain TCP */
 	int handshaking;  /* TLS handshake not done yet */
 	char why[256];	  /* a TLS failure, for the close line */
+	char *subject;	  /* the TLS client's certificate subject (duplicate keys), or NULL */
 } hq_conn;
 
 typedef struct listener_t {
@@ -574,6 +575,7 @@ on_frame(void *arg, const char *payload, size_t len, size_t total, int oversize)
 	f->lc = c->l->lc;
 	f->m = c->l->m;
 	f->peer = c->peer;
+	f->tls_subject = c->subject;
 	f->data = data;
 	f->len = len;
 	f->total = total;
@@ -736,6 +738,10 @@ conn_handshake(hq_conn *c, uint64_t now)
 	char info[700];
 	hq_tls_describe(c->tls, info, sizeof info);
 	conn_log(c->srv, HQ_LOG_INFO, "listener %s: %s: TLS %s", c->l->lc->name, c->peer, info);
+	char subject[512];
+	hq_tls_subject(c->tls, subject, sizeof subject);
+	if (subject[0])
+		c->subject = strdup(subject); /* NULL on no memory: keyed as without a client certificate */
 	c->handshaking = 0;
 	c->frame_start_ms = 0;
 	set_events(c, EPOLLIN | EPOLLRDHUP);
@@ -818,6 +824,7 @@ conn_free(hq_server *s, hq_conn *c)
 	s->stats.open--;
 	hq_mllp_free(&c->mllp);
 	free(c->out);
+	free(c->subject);
 	free(c);
 }
 

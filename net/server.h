@@ -26,6 +26,7 @@ typedef struct hq_frame {
 	const hq_listener_conf *lc; /* the listener's config (valid during the callback) */
 	hq_listener_metrics *m;	    /* the listener's counters */
 	const char *peer; /* "address:port", valid during the callback */
+	const char *tls_subject; /* the TLS client's certificate subject, or NULL */
 	char *data;	  /* payload (first max_message_size bytes), owned by the server */
 	size_t len;	  /* bytes in data */
 	size_t total;	  /* real payload size (> len when oversize) */

@@ -297,3 +297,12 @@ hq_tls_describe(hq_tls_conn *c, char *buf, size_t cap)
 		 mbedtls_ssl_get_ciphersuite(&c->ssl), dn[0] ? ", client \"" : "", dn,
 		 dn[0] ? "\"" : "");
 }
+
+void
+hq_tls_subject(hq_tls_conn *c, char *buf, size_t cap)
+{
+	const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&c->ssl);
+	buf[0] = 0;
+	if (peer && mbedtls_x509_dn_gets(buf, cap, &peer->subject) < 0)
+		buf[0] = 0;
+}

@@ -64,4 +64,7 @@ ssize_t hq_tls_write(hq_tls_conn *c, const void *buf, size_t len);
 /* "TLSv1.2 TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384", and the client's subject or "". */
 void hq_tls_describe(hq_tls_conn *c, char *buf, size_t cap);
 
+/* The client's certificate subject as mbedTLS prints it, or "" without one. */
+void hq_tls_subject(hq_tls_conn *c, char *buf, size_t cap);
+
 #endif

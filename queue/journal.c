@@ -18,7 +18,12 @@
  * crash never leaves them half done.  Lookups read the index and then
  * scan the short tail of records past indexed_upto: answers are complete
  * at every moment.
- *   dedup       sender+control   -> be64 id, be64 received_us
+ *   dedup       sender hash 8, MSH-10 (64 at most), SHA-256(listener, MSH-3,
+ *               MSH-4, MSH-10, TLS subject)  (see hq_dedup in journal.h)
+ *                -> [2][be64 id][be64 received_us][SHA-256 of the bytes without MSH-7]
+ *               (format 1, keys cut at 480 bytes and global across listeners,
+ *               is dropped once when a journal is opened for writing: meta
+ *               "dedup_v2"; a message key is in every record, HQ_F_MSG_KEY)
  *   deliveries  be64 id, target      -> delivery record (dlv_encode)
  *   pending     target \0 be64 id    -> (pending or retrying: the queue)
  *   dead        target \0 be64 id    -> (dead-lettered)
@@ -47,6 +52,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -57,6 +64,7 @@
 #include <mbedtls/gcm.h>
 #include <mbedtls/hkdf.h>
 #include <mbedtls/md.h>
+#include <mbedtls/sha256.h>
 
 #include "core/error.h"
 #include "core/secret.h"
@@ -100,6 +108,8 @@ struct hq_journal {
 	uint64_t seal_warn, seal_limit;
 	void (*purge_scan_fn)(void *); /* test seam */
 	void *purge_scan_arg;
+	unsigned char rnd[1024]; /* random bytes for message keys, used from the end */
+	size_t rnd_n;
 };
 
 struct hq_batch {
@@ -127,6 +137,10 @@ get_be64(const unsigned char *p)
 
 /* Small values (ids, counters) are [VAL_FORMAT][be64 ...]. */
 #define VAL_FORMAT 1
+
+/* A duplicate index value: [DEDUP_FORMAT][id be64][received_us be64][content 32]. */
+#define DEDUP_FORMAT 2
+#define DEDUP_SIZE 49
 
 /* Delivery record: [1][state][attempts be32][next_us be64][updated_us be64]
  * [last_status be16] (24 bytes, the first layout) then [attempt_base be32]
@@ -612,6 +626,24 @@ hq_journal_reader_check(hq_journal *j, int *dead)
 	return mdb_reader_check(j->env, dead);
 }
 
+/* The duplicate index of format 1 (keys cut at 480 bytes, global across
+ * listeners, no content hash) cannot be converted: its keys lack the
+ * listener and the TLS subject.  It is dropped once; duplicates of
+ * messages received before the upgrade are then stored as new messages. */
+static int
+dedup_upgrade(hq_journal *j, MDB_txn *txn)
+{
+	MDB_val mk = {8, "dedup_v2"}, mv;
+	int rc;
+
+	if (mdb_get(txn, j->meta, &mk, &mv) == 0)
+		return 0;
+	if ((rc = mdb_drop(txn, j->dedup, 0)))
+		return rc;
+	mv = (MDB_val){1, "\x01"};
+	return mdb_put(txn, j->meta, &mk, &mv, 0);
+}
+
 int
 hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 		hq_journal **out)
@@ -677,6 +709,8 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 		MDB_val ck = {9, "counts_v1"}, cv;
 		j->counts_kept = mdb_get(txn, j->meta, &ck, &cv) == 0;
 	}
+	if (!readonly && (rc = dedup_upgrade(j, txn)))
+		goto fail;
 	if ((rc = load_next_id(j, txn)))
 		goto fail;
 	if ((rc = mdb_txn_commit(txn))) {
@@ -820,16 +854,38 @@ put_index(hq_batch *b, MDB_dbi dbi, hq_str key, const unsigned char *idval)
 	return mdb_put(b->txn, dbi, &k, &v, 0);
 }
 
+/* 16 fresh random bytes (a message key); never handed out twice.  Returns 0 or EIO. */
+static int
+msg_key(hq_journal *j, unsigned char out[16])
+{
+	if (j->rnd_n < 16) {
+		if (getrandom(j->rnd, sizeof j->rnd, 0) != (ssize_t)sizeof j->rnd)
+			return EIO;
+		j->rnd_n = sizeof j->rnd;
+	}
+	j->rnd_n -= 16;
+	memcpy(out, j->rnd + j->rnd_n, 16);
+	memset(j->rnd + j->rnd_n, 0, 16);
+	return 0;
+}
+
 int
-hq_batch_add(hq_batch *b, hq_record *rec, hq_str dedup_key, uint64_t *id)
+hq_batch_add(hq_batch *b, hq_record *in, const hq_dedup *dedup, uint64_t *id)
 {
 	hq_journal *j = b->j;
-	unsigned char idbe[8], idval[9], tbe[8];
+	unsigned char idbe[8], idval[9], tbe[8], mkey[16];
 	MDB_val k = {8, idbe}, v;
+	hq_record copy = *in, *rec = &copy;
 	int rc;
 
 	if (b->err)
 		return b->err;
+	if ((rc = msg_key(j, mkey)))
+		goto fail;
+	rec->f[HQ_F_MSG_KEY] = (hq_str){(const char *)mkey, 16};
+	rec->f[HQ_F_DEDUP_KEY] = dedup ? (hq_str){(const char *)dedup->key, dedup->key_len}
+				       : (hq_str){NULL, 0};
+	in->id = j->next_id;
 	rec->id = j->next_id;
 	put_be64(idbe, rec->id);
 	put_val(idval, rec->id);
@@ -866,13 +922,13 @@ hq_batch_add(hq_batch *b, hq_record *rec, hq_str dedup_key, uint64_t *id)
 	}
 	if ((rc = put_index(b, j->by_type, type, idval)))
 		goto fail; /* by_control, by_patient: hq_journal_index() */
-	if (dedup_key.n > 0) {
-		unsigned char dv[17];
-		put_val(dv, rec->id);
+	if (dedup) {
+		unsigned char dv[DEDUP_SIZE];
+		dv[0] = DEDUP_FORMAT;
+		put_be64(dv + 1, rec->id);
 		put_be64(dv + 9, rec->received_us);
-		MDB_val dk = {dedup_key.n > MAX_KEY ? MAX_KEY : dedup_key.n,
-			      (void *)dedup_key.p};
-		MDB_val dval = {17, dv};
+		memcpy(dv + 17, dedup->content, 32);
+		MDB_val dk = {dedup->key_len, (void *)dedup->key}, dval = {DEDUP_SIZE, dv};
 		if ((rc = mdb_put(b->txn, j->dedup, &dk, &dval, 0)))
 			goto fail;
 	}
@@ -885,23 +941,24 @@ fail:
 }
 
 int
-hq_batch_find_dup(hq_batch *b, hq_str key, uint64_t since_us, uint64_t *id)
+hq_batch_find_dup(hq_batch *b, const hq_dedup *dedup, uint64_t since_us, uint64_t *id,
+		  int *same)
 {
-	MDB_val k = {key.n > MAX_KEY ? MAX_KEY : key.n, (void *)key.p}, v;
+	MDB_val k = {dedup->key_len, (void *)dedup->key}, v;
 	int rc;
 
 	if (b->err)
 		return b->err;
-	if (key.n == 0)
-		return HQ_ENOTFOUND;
 	rc = mdb_get(b->txn, b->j->dedup, &k, &v);
-	if (rc == MDB_NOTFOUND || (rc == 0 && (v.mv_size != 17 || get_val(&v) == 0)))
+	if (rc == MDB_NOTFOUND)
 		return HQ_ENOTFOUND;
 	if (rc)
 		return rc;
-	if (get_be64((unsigned char *)v.mv_data + 9) < since_us)
+	const unsigned char *p = v.mv_data;
+	if (v.mv_size < DEDUP_SIZE || p[0] != DEDUP_FORMAT || get_be64(p + 9) < since_us)
 		return HQ_ENOTFOUND;
-	*id = get_val(&v);
+	*id = get_be64(p + 1);
+	*same = memcmp(p + 17, dedup->content, 32) == 0;
 	return 0;
 }
 
@@ -1436,6 +1493,31 @@ grow(unsigned char **buf, size_t *cap, size_t n)
 	return 0;
 }
 
+/*
+ * The Idempotency-Key of r's delivery d to target: the message's random
+ * key, the target, and once replayed the time of the last replay.  Unique
+ * for ever per message and deliberate replay -- a copy or a restore of the
+ * journal hands out ids again, but never message keys -- and stable across
+ * retries and restarts.  Records written before message keys existed keep
+ * the key they were sent with then: the journal instance, target and id.
+ */
+static void
+idem_key(const hq_journal *j, const hq_record *r, const char *target, const hq_delivery *d,
+	 char *out, size_t cap)
+{
+	char hex[33];
+	int n;
+	if (r->f[HQ_F_MSG_KEY].n == 16) {
+		for (int i = 0; i < 16; i++)
+			snprintf(hex + 2 * i, 3, "%02x", (unsigned char)r->f[HQ_F_MSG_KEY].p[i]);
+		n = snprintf(out, cap, "%s-%s", hex, target);
+	} else {
+		n = snprintf(out, cap, "%s-%s-%llu", j->instance, target, (unsigned long long)r->id);
+	}
+	if (d->replayed_us && n > 0 && (size_t)n < cap)
+		snprintf(out + n, cap - (size_t)n, "-r%llu", (unsigned long long)d->replayed_us);
+}
+
 long
 hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order order,
 	       uint32_t shard, uint32_t nshards, const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
@@ -1521,6 +1603,7 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 		o->received_us = r.received_us;
 		o->age_from_us = d.replayed_us > r.received_us ? d.replayed_us : r.received_us;
 		o->epoch = DLV_EPOCH(&d);
+		idem_key(j, &r, target, &d, o->idem_key, sizeof o->idem_key);
 		copy_field(o->control_id, sizeof o->control_id, r.f[HQ_F_CONTROL_ID]);
 		copy_field(o->type, sizeof o->type, r.f[HQ_F_TYPE]);
 		copy_field(o->charset, sizeof o->charset, r.f[HQ_F_CHARSET]);
@@ -1653,20 +1736,52 @@ hq_journal_delivery(hq_journal *j, uint64_t id, const char *target, hq_delivery 
 
 /* --- audit and operation ----------------------------------------------- */
 
-size_t
-hq_dedup_key(hq_str app, hq_str fac, hq_str control, char *buf, size_t cap)
+void
+hq_dedup_fill(hq_dedup *d, hq_str listener, hq_str app, hq_str fac, hq_str control,
+	      hq_str tls_subject, hq_str raw, hq_str skip)
 {
-	hq_str parts[3] = {app, fac, control};
-	size_t n = 0;
-	for (int i = 0; i < 3; i++) {
-		if (i && n < cap)
-			buf[n++] = 0x1f;
-		size_t k = parts[i].n < cap - n ? parts[i].n : cap - n;
-		if (k)
-			memcpy(buf + n, parts[i].p, k);
-		n += k;
+	hq_str parts[5] = {listener, app, fac, tls_subject, control};
+	unsigned char sender[32];
+	mbedtls_sha256_context h, whole;
+
+	/* each part length-prefixed: no two different lists hash the same
+	 * bytes; the sender's hash is the state before MSH-10 goes in */
+	mbedtls_sha256_init(&h);
+	mbedtls_sha256_init(&whole);
+	mbedtls_sha256_starts_ret(&h, 0);
+	for (int i = 0; i < 5; i++) {
+		unsigned char len[4];
+		if (i == 4) {
+			mbedtls_sha256_clone(&whole, &h);
+			mbedtls_sha256_finish_ret(&h, sender);
+			mbedtls_sha256_starts_ret(&h, 0); /* h is free again for the content */
+		}
+		put_be32(len, (uint32_t)parts[i].n);
+		mbedtls_sha256_update_ret(i == 4 ? &whole : &h, len, 4);
+		if (parts[i].n)
+			mbedtls_sha256_update_ret(i == 4 ? &whole : &h, (const unsigned char *)parts[i].p,
+						  parts[i].n);
 	}
-	return n;
+	size_t cn = control.n < HQ_DEDUP_CTRL ? control.n : HQ_DEDUP_CTRL;
+	memcpy(d->key, sender, 8);
+	if (cn)
+		memcpy(d->key + 8, control.p, cn);
+	mbedtls_sha256_finish_ret(&whole, d->key + 8 + cn);
+	d->key_len = 8 + cn + 32;
+	mbedtls_sha256_free(&whole);
+
+	size_t head = raw.n, tail = raw.n;
+	if (skip.n && skip.p >= raw.p && skip.p + skip.n <= raw.p + raw.n) {
+		head = (size_t)(skip.p - raw.p);
+		tail = head + skip.n;
+	}
+	mbedtls_sha256_starts_ret(&h, 0);
+	if (head)
+		mbedtls_sha256_update_ret(&h, (const unsigned char *)raw.p, head);
+	if (raw.n > tail)
+		mbedtls_sha256_update_ret(&h, (const unsigned char *)raw.p + tail, raw.n - tail);
+	mbedtls_sha256_finish_ret(&h, d->content);
+	mbedtls_sha256_free(&h);
 }
 
 /* A growable list of ids. */
@@ -2555,13 +2670,12 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, hq_pu
 			rc = del_index(txn, j->by_patient, pid, idval);
 		}
 	}
-	if (rc == 0) {
-		char key[MAX_KEY];
-		size_t kn = hq_dedup_key(r.f[HQ_F_SENDING_APP], r.f[HQ_F_SENDING_FAC],
-					 r.f[HQ_F_CONTROL_ID], key, sizeof key);
-		MDB_val dk = {kn, key}, dv;
-		if (kn && r.received_us < keep_dup_us && mdb_get(txn, j->dedup, &dk, &dv) == 0 &&
-		    get_val(&dv) == id)
+	if (rc == 0 && r.f[HQ_F_DEDUP_KEY].n > 0 && r.f[HQ_F_DEDUP_KEY].n <= HQ_DEDUP_KEY_MAX) {
+		unsigned char key[HQ_DEDUP_KEY_MAX];
+		memcpy(key, r.f[HQ_F_DEDUP_KEY].p, r.f[HQ_F_DEDUP_KEY].n);
+		MDB_val dk = {r.f[HQ_F_DEDUP_KEY].n, key}, dv;
+		if (r.received_us < keep_dup_us && mdb_get(txn, j->dedup, &dk, &dv) == 0 && dv.mv_size >= DEDUP_SIZE &&
+		    get_be64((unsigned char *)dv.mv_data + 1) == id)
 			rc = mdb_del(txn, j->dedup, &dk, NULL);
 	}
 	free(copy);
@@ -2753,15 +2867,62 @@ hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us
 int
 hq_journal_copy(hq_journal *j, const char *dir)
 {
-	int rc = mdb_env_copy2(j->env, dir, MDB_CP_COMPACT);
+	char path[4200];
+	int rc = 0;
+
+	snprintf(path, sizeof path, "%s/data.mdb", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno;
+	/* the umask may only have taken bits away; 0600 whatever it was */
+	if (fchmod(fd, 0600) != 0)
+		rc = errno;
+	if (rc == 0)
+		rc = mdb_env_copyfd2(j->env, fd, MDB_CP_COMPACT);
 	if (rc == 0 && geteuid() == 0) { /* the copy replaces data.mdb: the daemon's user must own it */
 		struct stat js;
-		char path[1100];
-		snprintf(path, sizeof path, "%s/data.mdb", dir);
-		if (stat(j->dir, &js) == 0 && js.st_uid != 0 && chown(path, js.st_uid, js.st_gid) != 0)
+		if (stat(j->dir, &js) == 0 && js.st_uid != 0 && fchown(fd, js.st_uid, js.st_gid) != 0)
 			rc = errno;
 	}
+	if (rc == 0 && fsync(fd) != 0)
+		rc = errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = errno;
+	if (rc != 0)
+		unlink(path);
 	return rc;
+}
+
+int
+hq_journal_lock(const char *dir, int *fd, long *holder)
+{
+	char path[4200], buf[32];
+	*holder = 0;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return errno;
+	snprintf(path, sizeof path, "%s/hl7qd.lock", dir);
+	int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (f < 0)
+		return errno;
+	own_like_dir(dir, "hl7qd.lock"); /* hl7q compact as root must not lock hl7qd out */
+	if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+		int rc = errno == EWOULDBLOCK ? HQ_ELOCKED : errno;
+		ssize_t n = pread(f, buf, sizeof buf - 1, 0);
+		if (n > 0) {
+			buf[n] = 0;
+			*holder = strtol(buf, NULL, 10);
+		}
+		close(f);
+		return rc;
+	}
+	int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+	if (ftruncate(f, 0) != 0 || pwrite(f, buf, (size_t)n, 0) != n) {
+		int rc = errno ? errno : EIO;
+		close(f);
+		return rc;
+	}
+	*fd = f;
+	return 0;
 }
 
 /* --- keys ------------------------------------------------------------------ */

@@ -53,6 +53,8 @@ enum {
 	HQ_F_SEALED,	 /* encrypted journal: RAW, PATIENT_ID and PATIENT_AUTH, sealed */
 	HQ_F_RAW_SIZE,	 /* refused: the frame's real size in decimal (RAW holds a prefix) */
 	HQ_F_RAW_SHA256, /* refused: SHA-256 of the whole frame, 64 hex digits */
+	HQ_F_DEDUP_KEY,	 /* the duplicate key it is indexed under (hq_dedup; empty: none) */
+	HQ_F_MSG_KEY,	 /* 16 random bytes given at intake: its Idempotency-Key, for ever */
 	HQ_F_COUNT
 };
 
@@ -200,18 +202,46 @@ void hq_journal_fail_commit(hq_journal *j, uint64_t n);
 int hq_batch_begin(hq_journal *j, hq_batch **out);
 
 /*
- * Adds rec (copying its bytes) with its indexes; sets *id.  When
- * dedup_key is non-empty the record is also remembered under it.  Returns
- * 0 or the batch's first error.
+ * A message's identity for duplicate detection.  key ends with SHA-256 over
+ * the whole listener, MSH-3, MSH-4, MSH-10 and the TLS client subject (each
+ * length-prefixed, never cut), which alone tells messages apart; in front
+ * of it, for locality only, 8 bytes of a hash of the sender and the first
+ * HQ_DEDUP_CTRL bytes of MSH-10, so that one sender's consecutive control
+ * ids land on the same B-tree pages (random keys would dirty a page per
+ * message in the intake commit).  content is SHA-256 of the message bytes
+ * without MSH-7, so that a resend stamped anew still matches.
  */
-int hq_batch_add(hq_batch *b, hq_record *rec, hq_str dedup_key, uint64_t *id);
+#define HQ_DEDUP_CTRL 64
+#define HQ_DEDUP_KEY_MAX (8 + HQ_DEDUP_CTRL + 32)
+typedef struct hq_dedup {
+	unsigned char key[HQ_DEDUP_KEY_MAX];
+	size_t key_len;
+	unsigned char content[32];
+} hq_dedup;
 
 /*
- * Looks for dedup_key stored at or after since_us (this batch included).
- * Returns 0 with *id set, HQ_ENOTFOUND, or an error.
+ * Fills d.  skip is the part of raw left out of the content hash (MSH-7:
+ * it must point into raw, or be empty).
  */
-int hq_batch_find_dup(hq_batch *b, hq_str dedup_key, uint64_t since_us,
-		      uint64_t *id);
+void hq_dedup_fill(hq_dedup *d, hq_str listener, hq_str app, hq_str fac, hq_str control,
+		   hq_str tls_subject, hq_str raw, hq_str skip);
+
+/*
+ * Adds rec (copying its bytes) with its indexes; sets *id.  The journal
+ * gives it a random message key (HQ_F_MSG_KEY).  With dedup (NULL: none)
+ * the record is also remembered under dedup->key, with its content hash,
+ * replacing an earlier entry.  Returns 0 or the batch's first error.
+ */
+int hq_batch_add(hq_batch *b, hq_record *rec, const hq_dedup *dedup, uint64_t *id);
+
+/*
+ * Looks for dedup->key stored at or after since_us (this batch included).
+ * Returns 0 with *id set and *same 1 when the stored content hash equals
+ * dedup->content (a duplicate), 0 when it differs (the control id was
+ * reused for another message); HQ_ENOTFOUND, or an error.
+ */
+int hq_batch_find_dup(hq_batch *b, const hq_dedup *dedup, uint64_t since_us,
+		      uint64_t *id, int *same);
 
 /*
  * Commits: one fsync makes every add durable.  Frees b whatever happens.
@@ -284,6 +314,7 @@ typedef struct hq_due {
 	char sending_app[128], sending_fac[128], receiving_app[128], receiving_fac[128];
 	uint64_t age_from_us; /* max_age counts from here: received, or the last replay */
 	uint64_t epoch;	      /* the delivery's replay epoch: give it back in hq_outcome.epoch */
+	char idem_key[160];   /* the Idempotency-Key: message key, target, replay (see hq_journal_due) */
 	char *raw;	      /* malloc'd message bytes; the caller frees */
 	size_t raw_len;
 } hq_due;
@@ -350,11 +381,6 @@ int hq_journal_delivery(hq_journal *j, uint64_t id, const char *target, hq_deliv
 /* Number of message records.  Returns 0 or an MDB_* code. */
 int hq_journal_count(hq_journal *j, uint64_t *count);
 
-/*
- * The duplicate key of a message: sender, facility and control id joined
- * by 0x1f, cut at cap.  Returns its length.
- */
-size_t hq_dedup_key(hq_str app, hq_str fac, hq_str control, char *buf, size_t cap);
 
 /* --- audit and operation (hl7q) ---------------------------------------- */
 
@@ -509,7 +535,9 @@ long hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resu
 
 /*
  * Writes a compacted copy of the journal into directory dir (which must
- * exist and be empty): LMDB's copy with compaction.  Returns 0 or an error.
+ * exist and hold no data.mdb): LMDB's copy with compaction, into a file
+ * created mode 0600 whatever the umask, fsynced.  Returns 0 or an error
+ * (EEXIST when dir already holds a journal).
  */
 int hq_journal_copy(hq_journal *j, const char *dir);
 
@@ -537,5 +565,16 @@ int hq_journal_seal_value(hq_journal *j, const void *aad, size_t aadlen, const v
  */
 int hq_journal_open_value(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n,
 			  void *out, size_t cap, size_t *outlen);
+
+/*
+ * One journal, one writer process: takes an exclusive lock (flock) on
+ * DIR/hl7qd.lock (creating DIR 0700 and the file 0600) and writes the
+ * caller's pid into it.  Readers never take it, so queries, replay and
+ * purge go on while the daemon runs.  The lock lasts until *fd is closed
+ * (or the process ends).  Returns 0 with *fd set; HQ_ELOCKED when another
+ * process holds it, with *holder its pid (0 when it cannot be read); or an
+ * errno.
+ */
+int hq_journal_lock(const char *dir, int *fd, long *holder);
 
 #endif

@@ -1122,13 +1122,34 @@ static const struct option purge_opts[] = {
 	{"dead", no_argument, NULL, 'd'},	{"delivered-before", required_argument, NULL, 'b'},
 	{"target", required_argument, NULL, 't'}, {"dry-run", no_argument, NULL, 'n'},
 	{"json", no_argument, NULL, 'J'},	{"rejected", no_argument, NULL, 'r'},
-	{NULL, 0, NULL, 0}};
+	{"force", no_argument, NULL, 'f'},	{NULL, 0, NULL, 0}};
+
+/* Whether a message of ids[0..n) is still owed to a target (pending,
+ * retrying or dead): then it says which, and purging it needs --force. */
+static int
+undelivered(ctx *c, const uint64_t *ids, size_t n)
+{
+	static const char *names[] = {"?", "pending", "retrying", "delivered", "dead"};
+	for (size_t i = 0; i < n; i++) {
+		hq_msg_dlv d[HQ_TARGET_MAX];
+		long nd = hq_journal_deliveries(c->j, ids[i], d, HQ_TARGET_MAX);
+		if (nd < 0)
+			return fail("cannot read the journal: %s", hq_strerror((int)nd)) != 0;
+		for (long t = 0; t < nd && t < HQ_TARGET_MAX; t++)
+			if (d[t].d.state != HQ_DLV_DELIVERED)
+				return fail("message %llu has not been delivered to target %s (%s): "
+					    "add --force to purge it anyway",
+					    (unsigned long long)ids[i], d[t].target,
+					    d[t].d.state <= HQ_DLV_DEAD ? names[d[t].d.state] : "?") != 0;
+	}
+	return 0;
+}
 
 static int
 cmd_purge(ctx *c, int argc, char **argv)
 {
 	const struct option *opts = purge_opts;
-	int o, dead = 0, dry = 0, before_set = 0, rejected = 0;
+	int o, dead = 0, dry = 0, before_set = 0, rejected = 0, force = 0;
 	uint64_t before = 0;
 	const char *target = NULL;
 	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
@@ -1143,10 +1164,13 @@ cmd_purge(ctx *c, int argc, char **argv)
 		case 't': target = optarg; break;
 		case 'n': dry = 1; break;
 		case 'J': g_json = 1; break;
+		case 'f': force = 1; break;
 		default: return bad_option(argv);
 		}
 	}
 	int nids = argc - optind;
+	if (force && !nids)
+		return fail("--force goes with message ids only");
 	if ((nids > 0) + dead + before_set + rejected != 1)
 		return fail(nids + dead + before_set + rejected
 				    ? "give one of --dead, --rejected, --delivered-before TIME or ids"
@@ -1188,6 +1212,10 @@ cmd_purge(ctx *c, int argc, char **argv)
 		if (nids) {
 			if (ids_from_args(c, nids, argv + optind, &ids.v, &ids.n))
 				return 1;
+			if (!force && undelivered(c, ids.v, ids.n)) {
+				free(ids.v);
+				return 1;
+			}
 		} else {
 			hq_query q;
 			memset(&q, 0, sizeof q);
@@ -1260,9 +1288,20 @@ cmd_compact(ctx *c, int argc, char **argv)
 	snprintf(path, sizeof path, "%s/data.mdb", dir);
 	if (stat(path, &st) == 0)
 		return fail("%s already holds a journal: give a new or empty directory", dir);
+	/* A copy taken while hl7qd runs misses what it ACKs afterwards: swapped
+	 * in, those messages would be lost.  Hold the daemon's lock meanwhile,
+	 * so that none starts either (released at exit). */
+	int lockfd;
+	long holder;
+	int rc = hq_journal_lock(c->journal_dir, &lockfd, &holder);
+	if (rc == HQ_ELOCKED)
+		return fail("hl7qd (pid %ld) holds the journal %s: stop it first, then compact, "
+			    "swap the copy in, and start it (see hl7q(1))", holder, c->journal_dir);
+	if (rc != 0)
+		return fail("cannot lock the journal %s: %s", c->journal_dir, hq_strerror(rc));
 	uint64_t nmsg = 0;
 	hq_journal_count(c->j, &nmsg);
-	int rc = audit_now(c, NULL, 0, nmsg);
+	rc = audit_now(c, NULL, 0, nmsg);
 	if (rc)
 		return rc;
 	rc = hq_journal_copy(c->j, dir);
@@ -1278,7 +1317,7 @@ cmd_compact(ctx *c, int argc, char **argv)
 		return 0;
 	}
 	printf("wrote %s: %.1f MB (the journal's file: %.1f MB).\n"
-	       "To use it: stop hl7qd, move %s/data.mdb over the journal's data.mdb, remove the journal's lock.mdb, start hl7qd.\n",
+	       "To use it, before hl7qd starts again: move %s/data.mdb over the journal's data.mdb, remove the journal's lock.mdb, start hl7qd.\n",
 	       path, st.st_size / 1e6, was / 1e6, dir);
 	return 0;
 }
@@ -1898,11 +1937,13 @@ static const cmd_def CMDS[] = {
 	 "Queues messages for delivery again (audited).  A range replay for a target\n"
 	 "says which of its messages the target never had; --missing sends only those."},
 	{"purge", cmd_purge, purge_opts, "", J_WRITE,
-	 "purge --dead [--target T] | --rejected | --delivered-before TIME | ID...  [--dry-run]",
-	 "Deletes messages from the journal (audited); never audit events."},
+	 "purge --dead [--target T] | --rejected | --delivered-before TIME | ID... [--force]  [--dry-run]",
+	 "Deletes messages from the journal (audited); never audit events.  An id that\n"
+	 "some target has not had (pending, retrying or dead) needs --force."},
 	{"compact", cmd_compact, compact_opts, "", J_WRITE, "compact DIR",
 	 "Writes a compacted copy of the journal into DIR, a new or empty directory\n"
-	 "(audited)."},
+	 "(audited, mode 0600).  Refused while hl7qd runs: stop it, compact, swap the\n"
+	 "copy in, start it (hl7q(1))."},
 	{"reseal", cmd_reseal, reseal_opts, "", J_WRITE, "reseal",
 	 "Seals every record and answer excerpt not yet sealed under the first key of\n"
 	 "encryption_key_file (needs -c), a slice per write transaction, beside a\n"

@@ -80,7 +80,7 @@ main(int argc, char **argv)
 			r.f[HQ_F_PATIENT_ID] = S(pat);
 			r.f[HQ_F_ACK_ID] = S("ACK1");
 			r.f[HQ_F_RAW] = (hq_str){raw, (size_t)len};
-			if ((rc = hq_batch_add(b, &r, (hq_str){NULL, 0}, &id)) ||
+			if ((rc = hq_batch_add(b, &r, NULL, &id)) ||
 			    (rc = hq_batch_add_delivery(b, id, "warehouse", r.received_us)))
 				break;
 			memset(&outs[k], 0, sizeof outs[k]);

@@ -75,7 +75,7 @@ main(int argc, char **argv)
 		r.f[HQ_F_CONTROL_ID] = (hq_str){ctrl, strlen(ctrl)};
 		r.f[HQ_F_PATIENT_ID] = (hq_str){ctrl, strlen(ctrl)};
 		r.f[HQ_F_RAW] = (hq_str){msg, sizeof msg};
-		if (hq_batch_begin(j, &b) || hq_batch_add(b, &r, (hq_str){"", 0}, &id) ||
+		if (hq_batch_begin(j, &b) || hq_batch_add(b, &r, NULL, &id) ||
 		    hq_batch_commit(b)) {
 			fprintf(stderr, "commit failed\n");
 			return 1;

@@ -21,7 +21,8 @@ SB, EB, CR = b"\x0b", b"\x1c", b"\x0d"
 FIELDS = ["listener", "peer", "sending_app", "sending_fac", "receiving_app",
           "receiving_fac", "datetime", "type", "control_id", "processing_id",
           "version", "accept_ack", "app_ack", "charset", "patient_id",
-          "patient_auth", "ack_id", "reason", "raw", "sealed", "raw_size", "raw_sha256"]
+          "patient_auth", "ack_id", "reason", "raw", "sealed", "raw_size", "raw_sha256",
+          "dedup_key", "msg_key"]
 
 
 def free_port(family=socket.AF_INET, host="127.0.0.1"):

@@ -66,7 +66,7 @@ add_one(hq_journal *j, const char *ctrl, const char *type, const char *pid, cons
 	uint64_t id;
 	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
 	make_rec(&r, ctrl, type, pid, raw);
-	ck_assert_int_eq(hq_batch_add(b, &r, (hq_str){"", 0}, &id), 0);
+	ck_assert_int_eq(hq_batch_add(b, &r, NULL, &id), 0);
 	ck_assert_int_eq(hq_batch_commit(b), 0);
 	return id;
 }
@@ -84,7 +84,7 @@ START_TEST(test_roundtrip)
 	make_rec(&in, "C1", "ADT^A01^ADT_A01", "MRN1", "x");
 	in.f[HQ_F_RAW] = (hq_str){raw, sizeof raw};
 	uint64_t id;
-	ck_assert_int_eq(hq_batch_add(b, &in, (hq_str){"", 0}, &id), 0);
+	ck_assert_int_eq(hq_batch_add(b, &in, NULL, &id), 0);
 	ck_assert_int_eq(hq_batch_commit(b), 0);
 	ck_assert_uint_eq(id, 1);
 	ck_assert_int_eq(hq_journal_get(j, id, &r, &mem), 0);
@@ -166,7 +166,7 @@ START_TEST(test_abort_and_seam)
 	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
 	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
 	make_rec(&r, "X", "ADT^A01", "", "x");
-	ck_assert_int_eq(hq_batch_add(b, &r, (hq_str){"", 0}, &id), 0);
+	ck_assert_int_eq(hq_batch_add(b, &r, NULL, &id), 0);
 	hq_batch_abort(b);
 	ck_assert_uint_eq(hq_journal_next_id(j), 1);
 
@@ -174,7 +174,7 @@ START_TEST(test_abort_and_seam)
 	add_one(j, "ok1", "ADT^A01", "", "a");
 	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
 	make_rec(&r, "bad", "ADT^A01", "", "b");
-	ck_assert_int_eq(hq_batch_add(b, &r, (hq_str){"", 0}, &id), 0);
+	ck_assert_int_eq(hq_batch_add(b, &r, NULL, &id), 0);
 	ck_assert_int_eq(hq_batch_commit(b), HQ_EINJECTED);
 	ck_assert_int_eq(hq_journal_get(j, id, &r, &mem), HQ_ENOTFOUND);
 	uint64_t next = add_one(j, "ok2", "ADT^A01", "", "c");
@@ -185,28 +185,169 @@ START_TEST(test_abort_and_seam)
 }
 END_TEST
 
+static int
+same_key(const hq_dedup *a, const hq_dedup *b)
+{
+	return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
+}
+
+/* The duplicate key of a message in listener l with MSH-3 app and MSH-10 c. */
+static hq_dedup
+dkey(const char *l, hq_str app, const char *c, const char *subject, const char *raw)
+{
+	hq_dedup d;
+	hq_str r = S(raw);
+	const char *t = strstr(raw, "|2026"); /* MSH-7 */
+	hq_dedup_fill(&d, S(l), app, S("FAC"), S(c), S(subject), r,
+		      t ? (hq_str){t + 1, 14} : (hq_str){NULL, 0});
+	return d;
+}
+
 START_TEST(test_dedup)
 {
 	hq_journal *j;
 	hq_batch *b;
 	hq_record r;
 	uint64_t id, orig;
-	hq_str key = S("APP\x1f" "FAC\x1f" "C9");
+	int same;
+	const char *m1 = "MSH|^~\\&|APP|FAC|||20261126120000||ADT^A01|C9|P|2.5\rPID|1||X\r";
+	hq_dedup key = dkey("adt", S("APP"), "C9", "", m1);
 	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
 	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
-	ck_assert_int_eq(hq_batch_find_dup(b, key, 0, &orig), HQ_ENOTFOUND);
+	ck_assert_int_eq(hq_batch_find_dup(b, &key, 0, &orig, &same), HQ_ENOTFOUND);
 	make_rec(&r, "C9", "ADT^A01", "", "x");
-	ck_assert_int_eq(hq_batch_add(b, &r, key, &id), 0);
+	ck_assert_int_eq(hq_batch_add(b, &r, &key, &id), 0);
 	/* seen within the same batch */
-	ck_assert_int_eq(hq_batch_find_dup(b, key, 0, &orig), 0);
+	ck_assert_int_eq(hq_batch_find_dup(b, &key, 0, &orig, &same), 0);
 	ck_assert_uint_eq(orig, id);
+	ck_assert_int_eq(same, 1);
 	ck_assert_int_eq(hq_batch_commit(b), 0);
 	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
-	ck_assert_int_eq(hq_batch_find_dup(b, key, r.received_us, &orig), 0);
+	ck_assert_int_eq(hq_batch_find_dup(b, &key, r.received_us, &orig, &same), 0);
 	/* outside the window */
-	ck_assert_int_eq(hq_batch_find_dup(b, key, r.received_us + 1, &orig), HQ_ENOTFOUND);
+	ck_assert_int_eq(hq_batch_find_dup(b, &key, r.received_us + 1, &orig, &same), HQ_ENOTFOUND);
 	hq_batch_abort(b);
 	hq_journal_close(j);
+}
+END_TEST
+
+/* Issue 11 point 3: the key is the whole listener + MSH-3 + MSH-4 + MSH-10
+ * (+ TLS subject), never cut; the content hash leaves out MSH-7 only. */
+START_TEST(test_point3_dedup_key_whole_and_per_listener)
+{
+	static char app[2000];
+	memset(app, 'A', sizeof app - 1);
+	const char *m1 = "MSH|^~\\&|APP|FAC|||20261126120000||ADT^A01|C1|P|2.5\rPID|1||X\r";
+	const char *m1later = "MSH|^~\\&|APP|FAC|||20261127093000||ADT^A01|C1|P|2.5\rPID|1||X\r";
+	const char *m1other = "MSH|^~\\&|APP|FAC|||20261126120000||ADT^A01|C1|P|2.5\rPID|1||Y\r";
+	hq_str longapp = S(app);
+	hq_dedup a = dkey("adt", longapp, "C1", "", m1), b = dkey("adt", longapp, "C2", "", m1);
+	ck_assert(!same_key(&a, &b)); /* MSH-10 counts after 2,000 bytes of MSH-3 */
+	b = dkey("lab", longapp, "C1", "", m1);
+	ck_assert(!same_key(&a, &b)); /* per listener */
+	b = dkey("adt", longapp, "C1", "CN=lis01", m1);
+	ck_assert(!same_key(&a, &b)); /* per TLS client */
+	static char c1[100], c2[100];
+	memset(c1, 'X', 80);
+	memcpy(c2, c1, 80);
+	c1[80] = '1';
+	c2[80] = '2'; /* control ids alike in their first 64 bytes */
+	a = dkey("adt", S("APP"), c1, "", m1);
+	b = dkey("adt", S("APP"), c2, "", m1);
+	ck_assert(!same_key(&a, &b));
+	b = dkey("ad", S("tAAA"), "C1", "", m1); /* no ambiguity where the parts join */
+	hq_dedup c = dkey("adt", S("AAA"), "C1", "", m1);
+	ck_assert(!same_key(&b, &c));
+	a = dkey("adt", S("APP"), "C1", "", m1);
+	b = dkey("adt", S("APP"), "C1", "", m1later);
+	ck_assert(same_key(&a, &b));
+	ck_assert(memcmp(a.content, b.content, 32) == 0); /* a resend stamped anew */
+	b = dkey("adt", S("APP"), "C1", "", m1other);
+	ck_assert(memcmp(a.content, b.content, 32) != 0); /* other content */
+
+	/* the index answers "same" or "reused", and points at the newest */
+	hq_journal *j;
+	hq_batch *bt;
+	hq_record r;
+	uint64_t id1, id2, orig;
+	int same;
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_batch_begin(j, &bt), 0);
+	make_rec(&r, "C1", "ADT^A01", "", m1);
+	ck_assert_int_eq(hq_batch_add(bt, &r, &a, &id1), 0);
+	ck_assert_int_eq(hq_batch_find_dup(bt, &b, 0, &orig, &same), 0);
+	ck_assert_uint_eq(orig, id1);
+	ck_assert_int_eq(same, 0);
+	ck_assert_int_eq(hq_batch_add(bt, &r, &b, &id2), 0);
+	ck_assert_int_eq(hq_batch_find_dup(bt, &b, 0, &orig, &same), 0);
+	ck_assert_uint_eq(orig, id2);
+	ck_assert_int_eq(same, 1);
+	ck_assert_int_eq(hq_batch_commit(bt), 0);
+	/* purging the newest drops its entry */
+	ck_assert_int_eq(hq_journal_purge(j, &id2, 1), 1);
+	ck_assert_int_eq(hq_batch_begin(j, &bt), 0);
+	ck_assert_int_eq(hq_batch_find_dup(bt, &b, 0, &orig, &same), HQ_ENOTFOUND);
+	hq_batch_abort(bt);
+	hq_journal_close(j);
+}
+END_TEST
+
+/* Issue 11 point 4: every message gets its own random key; a copy never
+ * hands one out again, though it hands out the same ids. */
+START_TEST(test_point4_message_keys_unique_across_copies)
+{
+	hq_journal *j;
+	hq_batch *b;
+	hq_record r, got;
+	uint64_t id1, id2;
+	void *mem;
+	char copy[96], k1[16], k2[16];
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	snprintf(copy, sizeof copy, "%s/copy", dir);
+	ck_assert_int_eq(mkdir(copy, 0700), 0);
+	mode_t old = umask(0);
+	ck_assert_int_eq(hq_journal_copy(j, copy), 0);
+	umask(old);
+	char path[128];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/data.mdb", copy);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_int_eq(hq_journal_copy(j, copy), EEXIST);
+	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
+	make_rec(&r, "C1", "ADT^A01", "", "x");
+	ck_assert_int_eq(hq_batch_add(b, &r, NULL, &id1), 0);
+	ck_assert_int_eq(hq_batch_commit(b), 0);
+	ck_assert_int_eq(hq_journal_get(j, id1, &got, &mem), 0);
+	ck_assert_uint_eq(got.f[HQ_F_MSG_KEY].n, 16);
+	memcpy(k1, got.f[HQ_F_MSG_KEY].p, 16);
+	free(mem);
+	hq_journal_close(j);
+	ck_assert_int_eq(hq_journal_open(copy, 16 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
+	ck_assert_int_eq(hq_batch_add(b, &r, NULL, &id2), 0);
+	ck_assert_int_eq(hq_batch_commit(b), 0);
+	ck_assert_uint_eq(id2, id1); /* the copy hands the id out again ... */
+	ck_assert_int_eq(hq_journal_get(j, id2, &got, &mem), 0);
+	memcpy(k2, got.f[HQ_F_MSG_KEY].p, 16);
+	ck_assert(memcmp(k1, k2, 16) != 0); /* ... but never the key */
+	free(mem);
+	hq_journal_close(j);
+}
+END_TEST
+
+/* Issue 11 point 4: one journal, one daemon. */
+START_TEST(test_point4_journal_lock)
+{
+	int fd, fd2 = -1;
+	long holder;
+	ck_assert_int_eq(hq_journal_lock(dir, &fd, &holder), 0);
+	/* flock is per open file: a second open in this process is refused too */
+	ck_assert_int_eq(hq_journal_lock(dir, &fd2, &holder), HQ_ELOCKED);
+	ck_assert_int_eq(holder, (long)getpid());
+	close(fd);
+	ck_assert_int_eq(hq_journal_lock(dir, &fd2, &holder), 0);
+	close(fd2);
 }
 END_TEST
 
@@ -227,11 +368,11 @@ START_TEST(test_full_map)
 		snprintf(ctrl, sizeof ctrl, "B%d", i);
 		ck_assert_int_eq(hq_batch_begin(j, &b), 0);
 		make_rec(&r, ctrl, "ADT^A01", "", big);
-		int rc = hq_batch_add(b, &r, (hq_str){"", 0}, &id);
+		int rc = hq_batch_add(b, &r, NULL, &id);
 		if (rc != 0) {
 			ck_assert_int_eq(rc, MDB_MAP_FULL);
 			/* poisoned: a later add returns the first error */
-			ck_assert_int_eq(hq_batch_add(b, &r, (hq_str){"", 0}, &id), MDB_MAP_FULL);
+			ck_assert_int_eq(hq_batch_add(b, &r, NULL, &id), MDB_MAP_FULL);
 			ck_assert_int_eq(hq_batch_commit(b), MDB_MAP_FULL);
 			failed = 1;
 		} else {
@@ -270,7 +411,9 @@ add_many(hq_journal *j, int n, uint64_t *ids)
 		r.f[HQ_F_CONTROL_ID] = (hq_str){strdup(ctrl), strlen(ctrl)};
 		r.f[HQ_F_PATIENT_ID] = (hq_str){strdup(pid), strlen(pid)};
 		r.received_us += (uint64_t)i * 1000000;
-		ck_assert_int_eq(hq_batch_add(b, &r, S(ctrl), &ids[i]), 0);
+		hq_dedup dd;
+		hq_dedup_fill(&dd, S("l"), S("A"), S("B"), S(ctrl), S(""), S(ctrl), S(""));
+		ck_assert_int_eq(hq_batch_add(b, &r, &dd, &ids[i]), 0);
 		ck_assert_int_eq(hq_batch_add_delivery(b, ids[i], "t", r.received_us), 0);
 		free((void *)r.f[HQ_F_CONTROL_ID].p);
 		free((void *)r.f[HQ_F_PATIENT_ID].p);
@@ -626,6 +769,9 @@ main(void)
 	tcase_add_test(tc, test_ids_survive_reopen);
 	tcase_add_test(tc, test_abort_and_seam);
 	tcase_add_test(tc, test_dedup);
+	tcase_add_test(tc, test_point3_dedup_key_whole_and_per_listener);
+	tcase_add_test(tc, test_point4_message_keys_unique_across_copies);
+	tcase_add_test(tc, test_point4_journal_lock);
 	tcase_add_test(tc, test_full_map);
 	tcase_add_test(tc, test_query_filters);
 	tcase_add_test(tc, test_targets_replay_purge);

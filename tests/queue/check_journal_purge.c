@@ -40,15 +40,25 @@ teardown(void)
 
 #define T0 1700000000000000ull
 
-/* A message with a delivery to "t", received at t_us, duplicate key "APP\x1fFAC\x1f" ctrl. */
+/* The duplicate key of ctrl from APP/FAC on listener "adt". */
+static void
+dedup_of(hq_dedup *d, const char *ctrl)
+{
+	static const char raw[] = "MSH|^~\\&|APP|FAC\r";
+	hq_dedup_fill(d, (hq_str){"adt", 3}, (hq_str){"APP", 3}, (hq_str){"FAC", 3},
+		      (hq_str){ctrl, strlen(ctrl)}, (hq_str){"", 0}, (hq_str){raw, sizeof raw - 1},
+		      (hq_str){"", 0});
+}
+
+/* A message with a delivery to "t", received at t_us, with the duplicate key of ctrl. */
 static uint64_t
 add_msg(hq_journal *j, const char *ctrl, uint64_t t_us)
 {
 	hq_batch *b;
 	hq_record r;
 	uint64_t id;
-	char key[64];
-	int kn = snprintf(key, sizeof key, "APP\x1f" "FAC\x1f%s", ctrl);
+	hq_dedup dd;
+	dedup_of(&dd, ctrl);
 	memset(&r, 0, sizeof r);
 	r.received_us = t_us;
 	r.state = HQ_MSG_ACCEPTED;
@@ -58,7 +68,7 @@ add_msg(hq_journal *j, const char *ctrl, uint64_t t_us)
 	r.f[HQ_F_TYPE] = (hq_str){"ADT^A01", 7};
 	r.f[HQ_F_RAW] = (hq_str){"MSH|^~\\&|APP|FAC\r", 17};
 	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
-	ck_assert_int_eq(hq_batch_add(b, &r, (hq_str){key, (size_t)kn}, &id), 0);
+	ck_assert_int_eq(hq_batch_add(b, &r, &dd, &id), 0);
 	ck_assert_int_eq(hq_batch_add_delivery(b, id, "t", t_us), 0);
 	ck_assert_int_eq(hq_batch_commit(b), 0);
 	return id;
@@ -166,10 +176,11 @@ static int
 is_dup(hq_journal *j, const char *ctrl, uint64_t since_us, uint64_t *orig)
 {
 	hq_batch *b;
-	char key[64];
-	int kn = snprintf(key, sizeof key, "APP\x1f" "FAC\x1f%s", ctrl);
+	hq_dedup dd;
+	int same;
+	dedup_of(&dd, ctrl);
 	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
-	int rc = hq_batch_find_dup(b, (hq_str){key, (size_t)kn}, since_us, orig);
+	int rc = hq_batch_find_dup(b, &dd, since_us, orig, &same);
 	hq_batch_abort(b);
 	return rc == 0;
 }

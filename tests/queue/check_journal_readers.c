@@ -62,7 +62,10 @@ fill(hq_journal *j, uint64_t *ids)
 		r.f[HQ_F_CONTROL_ID] = (hq_str){ctrl, strlen(ctrl)};
 		r.f[HQ_F_TYPE] = (hq_str){"ADT^A01", 7};
 		r.f[HQ_F_RAW] = (hq_str){raw, sizeof raw - 1};
-		ck_assert_int_eq(hq_batch_add(b, &r, (hq_str){ctrl, strlen(ctrl)}, &ids[i]), 0);
+		hq_dedup dd;
+		hq_dedup_fill(&dd, (hq_str){"adt", 3}, (hq_str){"", 0}, (hq_str){"", 0}, (hq_str){ctrl, strlen(ctrl)},
+			      (hq_str){"", 0}, (hq_str){raw, sizeof raw - 1}, (hq_str){"", 0});
+		ck_assert_int_eq(hq_batch_add(b, &r, &dd, &ids[i]), 0);
 		ck_assert_int_eq(hq_batch_add_delivery(b, ids[i], "t", r.received_us), 0);
 	}
 	ck_assert_int_eq(hq_batch_commit(b), 0);
