@@ -38,7 +38,8 @@ ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -I. -D_GNU_SOURCE -DHQ_VE
 LDFLAGS += $(SANFLAGS)
 LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lmbedtls -lmbedx509 -lmbedcrypto -lpthread
 
-LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/metrics.c core/config.c core/intake.c \
+LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/silence.c core/metrics.c core/config.c \
+	core/intake.c core/feeds.c \
 	hl7/msg.c hl7/ack.c hl7/json.c net/mllp.c net/server.c net/delivery.c net/admin.c net/tls.c queue/journal.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 

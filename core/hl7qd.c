@@ -24,7 +24,8 @@
  * and each target's requests in flight, which only the daemon knows; `hl7q
  * status` reads it) and applies `retention`: every minute, delivered
  * messages older than that are purged, a slice per turn (the first pass 5 s
- * after start).
+ * after start).  It also logs when a feed goes silent or recovers
+ * (core/feeds.c).
  *
  * Test seam: HL7Q_TEST_FAIL_COMMIT=N makes the N-th journal commit fail
  * (tests assert that no positive ACK goes out for that batch).
@@ -42,6 +43,7 @@
 #include "clock.h"
 #include "config.h"
 #include "error.h"
+#include "feeds.h"
 #include "intake.h"
 #include "log.h"
 #include "metrics.h"
@@ -111,6 +113,7 @@ write_status(daemon_state *h)
 	for (int i = 0; i < h->cfg->ntargets; i++)
 		fprintf(fp, "inflight %s %d\n", h->cfg->targets[i].name,
 			hq_delivery_inflight(h->delivery, h->cfg->targets[i].name));
+	hq_feeds_write_status(fp, h->cfg);
 	if (fclose(fp) == 0)
 		rename(tmp, path);
 	else
@@ -222,6 +225,7 @@ reload(daemon_state *h)
 	h->old[h->nold++] = h->cfg;
 	h->cfg = ncfg;
 	h->intake->cfg = ncfg;
+	hq_feeds_configure(ncfg, h->intake->journal, hq_wall_us());
 	set_log_level(ncfg, h->verbose);
 	hq_log(HQ_LOG_NOTICE, "reloaded %s: %d listener%s, %d target%s", ncfg->file, ncfg->nlisteners,
 	       ncfg->nlisteners == 1 ? "" : "s", ncfg->ntargets, ncfg->ntargets == 1 ? "" : "s");
@@ -243,6 +247,7 @@ on_turn(void *arg, size_t frames)
 		reload(h);
 	}
 	hq_intake_after_turn(h->intake, frames);
+	hq_feeds_watch(h->cfg, hq_wall_us());
 	if (h->watchdog_us && (now - h->watchdog_at_ms) * 1000 >= h->watchdog_us / 2) {
 		h->watchdog_at_ms = now;
 		sd_notify(0, "WATCHDOG=1");
@@ -395,6 +400,7 @@ main(int argc, char **argv)
 	}
 	intake.server = g_server;
 	h.retention_at_ms = hq_now_ms() - 55000; /* first pass 5 s after start */
+	hq_feeds_configure(cfg, journal, hq_wall_us()); /* last messages, read back */
 	hq_server_set_turn_fn(g_server, on_turn, &h);
 
 	struct sigaction sa;

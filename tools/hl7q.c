@@ -28,6 +28,8 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/feeds.h"
+#include "core/silence.h"
 #include "queue/journal.h"
 
 #ifndef HQ_VERSION
@@ -967,6 +969,92 @@ perf(const char *name, uint64_t v, const char *unit, const limit *l)
 	printf(";0;");
 }
 
+/*
+ * check --silent: the listeners with expect_within that are silent now,
+ * named in text (" silent: adt 912 s") and as JSON strings in json.  The
+ * last messages are read back from the journal as the daemon does at
+ * start, or the running daemon's (its status file) when later.  Returns 0 OK,
+ * 2 CRITICAL (one is silent) or 3 UNKNOWN (no config, journal unreadable).
+ */
+static int
+check_silent(ctx *c, char *text, size_t cap, char *json, size_t jcap, int *nsilent)
+{
+	int n = c->have_cfg ? c->cfg.nlisteners : 0, daemon = 0;
+	*nsilent = 0;
+	snprintf(json, jcap, "[");
+	if (!c->have_cfg) {
+		snprintf(text, cap, ", --silent needs -c FILE (expect_within is in the config)");
+		return 3;
+	}
+	const char **names = calloc((size_t)n, sizeof *names);
+	uint64_t *last = calloc((size_t)n, sizeof *last), *seen = calloc((size_t)n, sizeof *seen), oldest = 0;
+	if (names == NULL || last == NULL || seen == NULL) {
+		free(names);
+		free(last);
+		free(seen);
+		snprintf(text, cap, ", out of memory");
+		return 3;
+	}
+	for (int i = 0; i < n; i++)
+		names[i] = c->cfg.listeners[i].name;
+	int rc = hq_feeds_last_seen(c->j, names, n, HQ_FEEDS_SCAN, last, &oldest);
+	if (rc != 0) {
+		snprintf(text, cap, ", cannot read the journal: %s", hq_strerror(rc));
+		free(names);
+		free(last);
+		free(seen);
+		return 3;
+	}
+	/* the running daemon's own figure (its status file, a second old at
+	 * most) covers listeners the journal has no message of */
+	char path[1100], line[256], name[80];
+	long pid = 0;
+	unsigned long long us;
+	snprintf(path, sizeof path, "%s/hl7qd.status", c->journal_dir);
+	FILE *fp = fopen(path, "r");
+	while (fp && fgets(line, sizeof line, fp)) {
+		sscanf(line, "pid %ld", &pid);
+		for (int i = 0; i < n; i++)
+			if (sscanf(line, "last_message %79s %llu", name, &us) == 2 && strcmp(name, names[i]) == 0)
+				seen[i] = us;
+	}
+	if (fp)
+		fclose(fp);
+	if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+		daemon = 1; /* else a stale file of a daemon that is gone */
+	for (int i = 0; i < n; i++) {
+		if (daemon && seen[i] > last[i])
+			last[i] = seen[i];
+		if (last[i] == 0)
+			last[i] = oldest; /* silent since at least then; 0: never, in the whole journal */
+	}
+	free(seen);
+	uint64_t now = hq_wall_us(), quiet;
+	size_t off = 0;
+	text[0] = 0;
+	for (int i = 0; i < n; i++) {
+		const hq_listener_conf *l = &c->cfg.listeners[i];
+		if (!hq_silence_eval(last[i], now, l->expect_within_ms, l->expect_from_min,
+				     l->expect_to_min, &quiet))
+			continue;
+		if (last[i])
+			off += (size_t)snprintf(text + off, off < cap ? cap - off : 0, "%s%s %llu s",
+						*nsilent ? ", " : ", silent: ", l->name,
+						(unsigned long long)(quiet / 1000000));
+		else
+			off += (size_t)snprintf(text + off, off < cap ? cap - off : 0, "%s%s never heard",
+						*nsilent ? ", " : ", silent: ", l->name);
+		size_t jn = strlen(json);
+		snprintf(json + jn, jcap - jn, "%s\"%s\"", *nsilent ? "," : "", l->name);
+		(*nsilent)++;
+	}
+	size_t jn = strlen(json);
+	snprintf(json + jn, jcap - jn, "]");
+	free(names);
+	free(last);
+	return *nsilent ? 2 : 0;
+}
+
 static int
 cmd_check(ctx *c, int argc, char **argv)
 {
@@ -975,7 +1063,8 @@ cmd_check(ctx *c, int argc, char **argv)
 		{"max-pending", required_argument, NULL, 'p'}, {"warn-age", required_argument, NULL, 'A'},
 		{"warn-dead", required_argument, NULL, 'D'},	 {"warn-pending", required_argument, NULL, 'P'},
 		{"target", required_argument, NULL, 't'},	 {"json", no_argument, NULL, 'J'},
-		{NULL, 0, NULL, 0}};
+		{"silent", no_argument, NULL, 's'},		 {NULL, 0, NULL, 0}};
+	int silent = 0;
 	limit age = {0}, dead = {0}, pending = {0};
 	const char *only = NULL;
 	int o;
@@ -1000,6 +1089,7 @@ cmd_check(ctx *c, int argc, char **argv)
 		case 'P': pending.warn = v; pending.has_warn = 1; break;
 		case 't': only = optarg; break;
 		case 'J': g_json = 1; break;
+		case 's': silent = 1; break;
 		default:
 			printf("HL7Q UNKNOWN - bad usage\n");
 			bad_option(argv);
@@ -1037,11 +1127,17 @@ cmd_check(ctx *c, int argc, char **argv)
 	int la = level(&age, oldest), ld = level(&dead, ndead), lp = level(&pending, npend);
 	int worst = la > ld ? la : ld;
 	worst = worst > lp ? worst : lp;
-	static const char *names[] = {"OK", "WARNING", "CRITICAL"};
+	/* --silent: feeds with expect_within that went quiet (CRITICAL) */
+	char stext[1024] = "", sjson[1024] = "", sj[1100] = "";
+	int nsilent = 0, lsil = silent ? check_silent(c, stext, sizeof stext, sjson, sizeof sjson, &nsilent) : 0;
+	worst = worst > lsil ? worst : lsil;
+	if (silent)
+		snprintf(sj, sizeof sj, ",\"silent\":%s", sjson);
+	static const char *names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
 	if (g_json) { /* the same verdict for scripts; the exit status is the plugin's */
 		printf("{\"status\":\"%s\",\"pending\":%llu,\"dead\":%llu,\"oldest_pending_age_s\":%llu,"
-		       "\"journal_free_bytes\":%llu}\n", names[worst], (unsigned long long)npend,
-		       (unsigned long long)ndead, (unsigned long long)oldest, (unsigned long long)s->u.free);
+		       "\"journal_free_bytes\":%llu%s}\n", names[worst], (unsigned long long)npend,
+		       (unsigned long long)ndead, (unsigned long long)oldest, (unsigned long long)s->u.free, sj);
 		free(s);
 		return worst;
 	}
@@ -1051,12 +1147,15 @@ cmd_check(ctx *c, int argc, char **argv)
 		printf(" (target %s)", worst_age);
 	if (ld && worst_dead)
 		printf(" (most dead: %s)", worst_dead);
-	printf(" |");
+	printf("%s |", stext);
 	perf("pending", npend, "", &pending);
 	perf("dead", ndead, "", &dead);
 	perf("oldest_pending_age", oldest, "s", &age);
-	printf(" journal_free=%lluB;;;0;%llu\n", (unsigned long long)s->u.free,
+	printf(" journal_free=%lluB;;;0;%llu", (unsigned long long)s->u.free,
 	       (unsigned long long)s->u.map_size);
+	if (silent)
+		printf(" silent=%d;;1;0;", nsilent);
+	printf("\n");
 	free(s);
 	return worst;
 }
@@ -1080,7 +1179,7 @@ usage(FILE *fp)
 		"  purge --dead [--target T] | --delivered-before TIME | ID...  [--dry-run]\n"
 		"  compact DIR                               write a compacted copy of the journal\n"
 		"  check [--max-age DUR] [--max-dead N] [--max-pending N]\n"
-		"        [--warn-age DUR] [--warn-dead N] [--warn-pending N] [--target T]\n"
+		"        [--warn-age DUR] [--warn-dead N] [--warn-pending N] [--target T] [--silent]\n"
 		"TIME: RFC 3339 (2026-11-26T10:00:00Z) or a duration back from now (15m, 2d).\n"
 		"See hl7q(1).\n");
 }
