@@ -46,7 +46,7 @@ hq_feeds_last_seen(hq_journal *j, const char *const *names, int n, uint64_t max,
 }
 
 void
-hq_feeds_configure(const hq_config *cfg, hq_journal *j, uint64_t now_us)
+hq_feeds_configure(const hq_config *cfg, hq_journal *j, uint64_t now_us, int at_start)
 {
 	int nm = __atomic_load_n(&hq_m.nlisteners, __ATOMIC_ACQUIRE);
 	for (int i = 0; i < nm; i++) /* removed by a reload: no alarm */
@@ -64,13 +64,15 @@ hq_feeds_configure(const hq_config *cfg, hq_journal *j, uint64_t now_us)
 		if (names && __atomic_load_n(&m->last_message_us, __ATOMIC_RELAXED) == 0)
 			names[n++] = lc->name;
 	}
+	if (!at_start) /* a listener a reload added is a new feed: it counts from now */
+		j = NULL;
 	if (n == 0 || names == NULL || last == NULL) {
 		free(names);
 		free(last);
 		return;
 	}
 	uint64_t oldest = 0;
-	int rc = hq_feeds_last_seen(j, names, n, HQ_FEEDS_SCAN, last, &oldest);
+	int rc = j ? hq_feeds_last_seen(j, names, n, HQ_FEEDS_SCAN, last, &oldest) : 0;
 	if (rc != 0)
 		hq_log(HQ_LOG_WARNING, "cannot read the last messages back from the journal: %s; "
 				       "silent-feed alarms count from now", hq_strerror(rc));

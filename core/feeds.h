@@ -7,9 +7,9 @@
  * is read back from the journal (the newest accepted record of each
  * listener among the newest HQ_FEEDS_SCAN records).  A listener with none
  * there is taken as silent since the oldest record looked at when the
- * journal holds more, or as starting now (daemon start, or the reload that
- * added it) when the whole journal was looked at: a new feed gets
- * expect_within to send its first message.
+ * journal holds more, or as starting now (daemon start) when the whole
+ * journal was looked at: a new feed gets expect_within to send its first
+ * message.  A listener a reload adds counts from the reload.
  */
 #ifndef HQ_FEEDS_H
 #define HQ_FEEDS_H
@@ -37,10 +37,10 @@ int hq_feeds_last_seen(hq_journal *j, const char *const *names, int n, uint64_t 
 /*
  * Applies cfg's expect_within / expect_hours to the listeners' metrics
  * (listeners no longer configured get none) and gives listeners without a
- * last-message time one, as the file comment says.  Main thread; at start
- * and after each reload.
+ * last-message time one: at start (at_start 1) read back from j as the
+ * file comment says; after a reload, now.  Main thread.
  */
-void hq_feeds_configure(const hq_config *cfg, hq_journal *j, uint64_t now_us);
+void hq_feeds_configure(const hq_config *cfg, hq_journal *j, uint64_t now_us, int at_start);
 
 /*
  * Logs once when a listener goes silent and once when it hears again

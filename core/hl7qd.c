@@ -225,7 +225,7 @@ reload(daemon_state *h)
 	h->old[h->nold++] = h->cfg;
 	h->cfg = ncfg;
 	h->intake->cfg = ncfg;
-	hq_feeds_configure(ncfg, h->intake->journal, hq_wall_us());
+	hq_feeds_configure(ncfg, h->intake->journal, hq_wall_us(), 0);
 	set_log_level(ncfg, h->verbose);
 	hq_log(HQ_LOG_NOTICE, "reloaded %s: %d listener%s, %d target%s", ncfg->file, ncfg->nlisteners,
 	       ncfg->nlisteners == 1 ? "" : "s", ncfg->ntargets, ncfg->ntargets == 1 ? "" : "s");
@@ -400,7 +400,7 @@ main(int argc, char **argv)
 	}
 	intake.server = g_server;
 	h.retention_at_ms = hq_now_ms() - 55000; /* first pass 5 s after start */
-	hq_feeds_configure(cfg, journal, hq_wall_us()); /* last messages, read back */
+	hq_feeds_configure(cfg, journal, hq_wall_us(), 1); /* last messages, read back */
 	hq_server_set_turn_fn(g_server, on_turn, &h);
 
 	struct sigaction sa;

@@ -7,6 +7,7 @@ last-message time read back from the journal after a restart."""
 
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -106,6 +107,32 @@ class SilentFeed(DaemonTest):
         rc, out = check_silent(d)
         self.assertEqual(rc, 2, out)
         self.assertIn("silent: adt", out)
+
+    def test_reload_adds_and_removes_expect_within(self):
+        """SIGHUP: a listener given expect_within by a reload counts from the
+        reload (not silent at once, silent expect_within later); taking the
+        key away clears it."""
+        d = self.start("")
+        c = Mllp(d.ports["adt"])
+        self.assertEqual(msa(c.request(message("H1")))[0], "AA")
+        c.close()
+        text = open(d.conf).read()
+        with open(d.conf, "w") as f:
+            f.write(text.replace("[listener lab]\n", "[listener lab]\nexpect_within = 2s\n"))
+        d.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: "reloaded" in d.read_log(), timeout=10))
+        _, m = metrics(self.aport)
+        self.assertEqual(value(m, "hl7q_listener_expect_within_seconds", listener="lab"), 2)
+        self.assertEqual(value(m, "hl7q_listener_silent", listener="lab"), 0)
+        self.assertTrue(wait_until(lambda: self.silent("lab") == 1, timeout=10))
+        self.assertEqual(self.silent("adt"), 0)  # no expect_within: never
+        with open(d.conf, "w") as f:
+            f.write(text)
+        d.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: d.read_log().count("reloaded") == 2, timeout=10))
+        self.assertEqual(self.silent("lab"), 0)
+        self.assertTrue(wait_until(lambda: "listener lab: no longer silent" in d.read_log(), timeout=5))
+        self.assertEqual(d.stop(), 0)
 
     def test_outside_expect_hours_never_silent(self):
         """Outside the daily window a quiet feed is not silent (the window is
