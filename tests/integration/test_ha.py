@@ -100,7 +100,7 @@ class Failover(DaemonTest):
 
 
     def test_sigkill_active_node_behind_haproxy(self):
-        sink = self.sink("--delay", "25")  # slower than intake: each node keeps a backlog
+        sink = self.sink("--delay", "50")  # slower than intake: each node keeps a backlog
         nodes = []
         for name in ("a", "b"):
             aport = free_port()

@@ -36,14 +36,14 @@ class SilentFeed(DaemonTest):
     def test_silent_then_recovers(self):
         """A feed quiet for expect_within is named everywhere once; a message
         clears it; a listener without expect_within is never silent."""
-        d = self.start("expect_within = 2s")
+        d = self.start("expect_within = 3s")
         c = Mllp(d.ports["adt"])
         t0 = time.time()
         self.assertEqual(msa(c.request(message("S1")))[0], "AA")
         _, m = metrics(self.aport)
         last = value(m, "hl7q_listener_last_message_timestamp_seconds", listener="adt")
         self.assertLessEqual(abs(last - t0), 2)
-        self.assertEqual(value(m, "hl7q_listener_expect_within_seconds", listener="adt"), 2)
+        self.assertEqual(value(m, "hl7q_listener_expect_within_seconds", listener="adt"), 3)
         self.assertEqual(value(m, "hl7q_listener_silent", listener="adt"), 0)
         self.assertEqual(http_get(self.aport, "/healthz"), (200, '{"status":"ok"}\n'))
         self.assertEqual(check_silent(d)[0], 0)
@@ -65,7 +65,7 @@ class SilentFeed(DaemonTest):
         # the quiet listener without expect_within never is
         self.assertEqual(self.silent("lab"), 0)
         self.assertTrue(wait_until(lambda: "listener adt: silent" in d.read_log(), timeout=5))
-        time.sleep(2.5)  # still silent: no second line
+        time.sleep(3.5)  # still silent: no second line
         self.assertEqual(d.read_log().count("listener adt: silent"), 1)
 
         self.assertEqual(msa(c.request(message("S2")))[0], "AA")
@@ -109,29 +109,35 @@ class SilentFeed(DaemonTest):
         self.assertIn("silent: adt", out)
 
     def test_reload_adds_and_removes_expect_within(self):
-        """SIGHUP: a listener given expect_within by a reload counts from the
-        reload (not silent at once, silent expect_within later); taking the
-        key away clears it."""
+        """SIGHUP: a listener that gets expect_within keeps its last-message
+        time (silent at once when that is old enough); a listener the reload
+        adds counts from the reload; taking the key away clears the alarm."""
         d = self.start("")
         c = Mllp(d.ports["adt"])
         self.assertEqual(msa(c.request(message("H1")))[0], "AA")
         c.close()
+        t_msg = time.time()
+        time.sleep(2.5)
         text = open(d.conf).read()
         with open(d.conf, "w") as f:
-            f.write(text.replace("[listener lab]\n", "[listener lab]\nexpect_within = 2s\n"))
+            f.write(text.replace("[listener adt]\n", "[listener adt]\nexpect_within = 2s\n") +
+                    "[listener new]\nlisten = 127.0.0.1:%d\nexpect_within = 2s\n" % free_port())
+        t_hup = time.time()
         d.proc.send_signal(signal.SIGHUP)
-        self.assertTrue(wait_until(lambda: "reloaded" in d.read_log(), timeout=10))
+        self.assertTrue(wait_until(lambda: "reloaded" in d.read_log(), timeout=10), d.read_log())
         _, m = metrics(self.aport)
-        self.assertEqual(value(m, "hl7q_listener_expect_within_seconds", listener="lab"), 2)
-        self.assertEqual(value(m, "hl7q_listener_silent", listener="lab"), 0)
-        self.assertTrue(wait_until(lambda: self.silent("lab") == 1, timeout=10))
-        self.assertEqual(self.silent("adt"), 0)  # no expect_within: never
+        self.assertEqual(value(m, "hl7q_listener_expect_within_seconds", listener="adt"), 2)
+        self.assertLess(value(m, "hl7q_listener_last_message_timestamp_seconds", listener="adt"), t_msg + 0.01)
+        self.assertEqual(value(m, "hl7q_listener_silent", listener="adt"), 1)
+        self.assertGreaterEqual(value(m, "hl7q_listener_last_message_timestamp_seconds", listener="new"), t_hup - 0.002)
+        self.assertTrue(wait_until(lambda: self.silent("new") == 1, timeout=10))
+        self.assertEqual(self.silent("lab"), 0)  # no expect_within: never
         with open(d.conf, "w") as f:
             f.write(text)
         d.proc.send_signal(signal.SIGHUP)
         self.assertTrue(wait_until(lambda: d.read_log().count("reloaded") == 2, timeout=10))
-        self.assertEqual(self.silent("lab"), 0)
-        self.assertTrue(wait_until(lambda: "listener lab: no longer silent" in d.read_log(), timeout=5))
+        self.assertEqual(self.silent("adt"), 0)
+        self.assertTrue(wait_until(lambda: "listener adt: no longer silent" in d.read_log(), timeout=5))
         self.assertEqual(d.stop(), 0)
 
     def test_outside_expect_hours_never_silent(self):
