@@ -16,7 +16,8 @@ VERSION := 0.1.0
 
 CC ?= cc
 BUILD_PKGS := gcc make pkg-config liblmdb-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libsystemd-dev libmbedtls-dev
-TEST_PKGS := check python3 python3-hl7 python3-lmdb lmdb-utils nginx-light openssl prometheus python3-prometheus-client
+TEST_PKGS := check python3 python3-hl7 python3-lmdb lmdb-utils nginx-light openssl prometheus python3-prometheus-client \
+	haproxy keepalived gnuplot-nox
 
 ifeq ($(SANITIZER),)
 OUT := build/plain
@@ -38,15 +39,18 @@ ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -I. -D_GNU_SOURCE -DHQ_VE
 LDFLAGS += $(SANFLAGS)
 LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lmbedtls -lmbedx509 -lmbedcrypto -lpthread
 
-LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/metrics.c core/config.c core/intake.c \
-	hl7/msg.c hl7/ack.c hl7/json.c net/mllp.c net/server.c net/delivery.c net/admin.c net/tls.c net/auditlog.c queue/journal.c queue/audit.c
+LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/silence.c core/metrics.c core/config.c \
+	core/intake.c core/feeds.c \
+	hl7/msg.c hl7/ack.c hl7/json.c net/mllp.c net/server.c net/delivery.c net/admin.c net/tls.c net/auditlog.c \
+	queue/journal.c queue/audit.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 
 PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
 UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps deps-test deps-node check unit integration demo bench install clean fuzz fuzz-build crashtest ci
+.PHONY: all deps deps-test deps-node check unit integration demo bench install clean fuzz fuzz-build crashtest ci \
+	dashboard-picture
 
 all: deps $(PROGS)
 
@@ -96,6 +100,13 @@ integration: deps-test deps-node $(PROGS)
 	@HL7Q_BIN=$(abspath $(BIN)) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) /usr/bin/python3 tests/integration/run.py
 
 check: all unit integration
+
+# Refreshes deploy/grafana/hl7q-dashboard.png: the dashboard's queries, run
+# against Prometheus scraping hl7qd under 90 s of load, drawn by gnuplot.
+dashboard-picture: deps-test $(PROGS)
+	@HL7Q_BIN=$(abspath $(BIN)) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) HL7Q_IT_PATTERN=test_monitoring.py \
+		HL7Q_DASHBOARD_SECONDS=90 HL7Q_DASHBOARD_PNG=$(abspath deploy/grafana/hl7q-dashboard.png) \
+		/usr/bin/python3 tests/integration/run.py
 
 # What CI runs (.ci/run) and the README's test command: the suite plainly,
 # again under AddressSanitizer + UndefinedBehaviorSanitizer, and 30 s of each fuzzer.

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "error.h"
 #include "log.h"
+#include "silence.h"
 
 typedef struct parse_state {
 	hq_config *cfg;
@@ -215,6 +216,7 @@ current_listener(parse_state *st, const char *name)
 	l->duplicates = HQ_DUP_ACCEPT;
 	l->duplicate_window_ms = 86400000;
 	l->accept_ack = HQ_ACCEPT_ACK_ALWAYS;
+	l->expect_from_min = l->expect_to_min = -1;
 	l->line = st->section_line;
 	return l;
 }
@@ -390,6 +392,12 @@ listener_key(parse_state *st, hq_listener_conf *l, const char *key, const char *
 				return fail(st, st->line, "allow: '%s' is not an address or CIDR (10.0.1.0/24, 2001:db8::/32)", item);
 			l->nallow++;
 		}
+	} else if (strcmp(key, "expect_within") == 0) {
+		if (hq_parse_duration(val, &l->expect_within_ms) != 0 || l->expect_within_ms < 1000)
+			return fail(st, st->line, "expect_within: '%s' is not a duration of at least 1s (e.g. 15m)", val);
+	} else if (strcmp(key, "expect_hours") == 0) {
+		if (hq_parse_hours(val, &l->expect_from_min, &l->expect_to_min) != 0)
+			return fail(st, st->line, "expect_hours: '%s' is not a daily window HH:MM-HH:MM (e.g. 06:00-22:00)", val);
 	} else {
 		return fail(st, st->line, "unknown key '%s' in [listener %s]", key, l->name);
 	}
@@ -882,6 +890,8 @@ hq_config_load(const char *file, hq_config *cfg)
 			why = "tls_client_ca needs tls_cert and tls_key";
 		else if (l->ntls_allowed && !l->tls_client_ca[0])
 			why = "tls_allowed_subjects needs tls_client_ca (client certificates)";
+		else if (l->expect_from_min >= 0 && l->expect_within_ms == 0)
+			why = "expect_hours needs expect_within (how long a silence is too long)";
 		if (why) {
 			snprintf(cfg->err, sizeof cfg->err, "%s:%d: [listener %s] %s", file, l->line,
 				 l->name, why);

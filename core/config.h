@@ -52,6 +52,8 @@ typedef struct hq_listener_conf {
 	int ntls_allowed;
 	hq_cidr allow[HQ_MAX_LIST]; /* peers allowed; nallow 0: all */
 	int nallow;
+	uint64_t expect_within_ms;  /* silent-feed alarm after this long without a message; 0 off */
+	int expect_from_min, expect_to_min; /* expect_hours, minutes of the day; -1: all day */
 	int line;		    /* where the section starts */
 } hq_listener_conf;
 

@@ -32,6 +32,8 @@
  * (which names its pid) from before the journal opens until it exits; a
  * second hl7qd, or `hl7q compact`, is refused while it does.
  *
+ * It also logs when a feed goes silent or recovers (core/feeds.c).
+ *
  * Test seam: HL7Q_TEST_FAIL_COMMIT=N makes the N-th journal commit fail
  * (tests assert that no positive ACK goes out for that batch).
  */
@@ -54,6 +56,7 @@
 #include "clock.h"
 #include "config.h"
 #include "error.h"
+#include "feeds.h"
 #include "intake.h"
 #include "log.h"
 #include "metrics.h"
@@ -198,6 +201,7 @@ write_status(daemon_state *h)
 	for (int i = 0; i < h->cfg->ntargets; i++)
 		fprintf(fp, "inflight %s %d\n", h->cfg->targets[i].name,
 			hq_delivery_inflight(h->delivery, h->cfg->targets[i].name));
+	hq_feeds_write_status(fp, h->cfg);
 	if (fclose(fp) == 0)
 		rename(tmp, path);
 	else
@@ -386,6 +390,7 @@ reload(daemon_state *h)
 	h->cfg = ncfg;
 	h->intake->cfg = ncfg;
 	dup_window_store(h->intake->journal, ncfg);
+	hq_feeds_configure(ncfg, h->intake->journal, hq_wall_us(), 0);
 	set_log_level(ncfg, h->verbose);
 	hq_log(HQ_LOG_NOTICE, "reloaded %s: %d listener%s, %d target%s", ncfg->file, ncfg->nlisteners,
 	       ncfg->nlisteners == 1 ? "" : "s", ncfg->ntargets, ncfg->ntargets == 1 ? "" : "s");
@@ -410,6 +415,7 @@ on_turn(void *arg, size_t frames)
 		reload(h);
 	}
 	hq_intake_after_turn(h->intake, frames);
+	hq_feeds_watch(h->cfg, hq_wall_us());
 	if (h->watchdog_us && (now - h->watchdog_at_ms) * 1000 >= h->watchdog_us / 2) {
 		h->watchdog_at_ms = now;
 		sd_notify(0, "WATCHDOG=1");
@@ -632,6 +638,7 @@ main(int argc, char **argv)
 	intake.server = g_server;
 	h.retention_at_ms = hq_now_ms() - 55000; /* first pass 5 s after start */
 	h.rejected_at_ms = h.retention_at_ms;
+	hq_feeds_configure(cfg, journal, hq_wall_us(), 1); /* last messages, read back */
 	hq_server_set_turn_fn(g_server, on_turn, &h);
 
 	struct sigaction sa;

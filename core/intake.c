@@ -371,6 +371,7 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 		}
 		int wanted = ack_goes_out(f->lc, p);
 		hq_count(&f->m->acked[wanted ? hq_metrics_ack_index(hq_ack_code(&p->msh, p->kind)) : HQ_ACK_NONE], 1);
+		hq_metrics_answered(f->m, f->received_us, p->kind == HQ_ACK_ACCEPT); /* ACK latency, last message */
 		if (!wanted)
 			continue;
 		/* The echoed fields come from the frame, so this always fits. */

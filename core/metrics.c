@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "metrics.h"
+#include "silence.h"
 
 hq_metrics hq_m = {.journal_writable = 1};
 
@@ -37,6 +39,30 @@ void
 hq_hist_observe_items(hq_hist *h, uint64_t n)
 {
 	observe(h, item_bounds, n);
+}
+
+void
+hq_metrics_answered(hq_listener_metrics *m, uint64_t received_us, int accepted)
+{
+	uint64_t now = hq_wall_us();
+	hq_hist_observe_us(&m->ack_latency, now > received_us ? now - received_us : 0);
+	if (!accepted)
+		return;
+	/* keep the latest: two threads never race here today, but a max is cheap */
+	uint64_t was = __atomic_load_n(&m->last_message_us, __ATOMIC_RELAXED);
+	while (was < received_us &&
+	       !__atomic_compare_exchange_n(&m->last_message_us, &was, received_us, 1,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+int
+hq_metrics_listener_silent(const hq_listener_metrics *l, uint64_t now_us, uint64_t *quiet_us)
+{
+	return hq_silence_eval(__atomic_load_n(&l->last_message_us, __ATOMIC_RELAXED), now_us,
+			       __atomic_load_n(&l->expect_within_ms, __ATOMIC_RELAXED),
+			       __atomic_load_n(&l->expect_from_min, __ATOMIC_RELAXED),
+			       __atomic_load_n(&l->expect_to_min, __ATOMIC_RELAXED), quiet_us);
 }
 
 hq_listener_metrics *
@@ -210,6 +236,33 @@ hq_metrics_write(hq_buf *b)
 	for (int i = 0; i < nl; i++)
 		hq_buf_printf(b, "hl7q_listener_up{listener=\"%s\"} %d\n", hq_m.listeners[i].name,
 			      __atomic_load_n(&hq_m.listeners[i].up, __ATOMIC_RELAXED));
+
+	for (int i = 0; i < nl; i++) {
+		char labels[96];
+		snprintf(labels, sizeof labels, "listener=\"%s\"", hq_m.listeners[i].name);
+		hq_metrics_write_hist(b, "hl7q_ack_duration_seconds",
+				      i == 0 ? "Time from a frame's last byte to its ACK ready to send "
+					       "(the commit included), by listener." : NULL,
+				      labels, &hq_m.listeners[i].ack_latency, 1);
+	}
+	uint64_t now = hq_wall_us();
+	hq_buf_printf(b, "# HELP hl7q_listener_last_message_timestamp_seconds When the listener last accepted "
+			 "a message (Unix time; at start read from the journal, see hl7q.conf(5) expect_within).\n"
+			 "# TYPE hl7q_listener_last_message_timestamp_seconds gauge\n");
+	for (int i = 0; i < nl; i++)
+		hq_buf_printf(b, "hl7q_listener_last_message_timestamp_seconds{listener=\"%s\"} %.3f\n",
+			      hq_m.listeners[i].name,
+			      ld(&hq_m.listeners[i].last_message_us) / 1e6);
+	hq_buf_printf(b, "# HELP hl7q_listener_expect_within_seconds The listener's expect_within (0: no silent-feed alarm).\n"
+			 "# TYPE hl7q_listener_expect_within_seconds gauge\n");
+	for (int i = 0; i < nl; i++)
+		hq_buf_printf(b, "hl7q_listener_expect_within_seconds{listener=\"%s\"} %llu\n", hq_m.listeners[i].name,
+			      (unsigned long long)ld(&hq_m.listeners[i].expect_within_ms) / 1000);
+	hq_buf_printf(b, "# HELP hl7q_listener_silent 1 when no message arrived for expect_within (inside expect_hours).\n"
+			 "# TYPE hl7q_listener_silent gauge\n");
+	for (int i = 0; i < nl; i++)
+		hq_buf_printf(b, "hl7q_listener_silent{listener=\"%s\"} %d\n", hq_m.listeners[i].name,
+			      hq_metrics_listener_silent(&hq_m.listeners[i], now, NULL));
 
 	hq_metrics_write_hist(b, "hl7q_commit_batch_size", "Frames per journal commit (group commit).", "",
 			      &hq_m.commit_batch, 0);

@@ -35,6 +35,10 @@ typedef struct hq_listener_metrics {
 	int64_t open;		      /* connections now */
 	int up;			      /* bound and accepting */
 	int configured;		      /* in the running config (health wants it up) */
+	hq_hist ack_latency;	      /* frame received to its ACK ready (commit included), microseconds */
+	uint64_t last_message_us;     /* the last accepted frame (wall clock); seeded at start, core/feeds.c */
+	uint64_t expect_within_ms;    /* silent-feed settings of the running config (0: none) */
+	int expect_from_min, expect_to_min; /* expect_hours in minutes of the day; -1: all day */
 } hq_listener_metrics;
 
 typedef struct hq_target_metrics {
@@ -73,6 +77,19 @@ hq_count(uint64_t *c, uint64_t v)
 {
 	__atomic_fetch_add(c, v, __ATOMIC_RELAXED);
 }
+
+/*
+ * Intake's note that a frame of listener m was answered: its ACK latency
+ * (from received_us to now), and when accepted (a positive ACK, or none
+ * asked for) the listener's last-message time.  Any thread.
+ */
+void hq_metrics_answered(hq_listener_metrics *m, uint64_t received_us, int accepted);
+
+/*
+ * Whether listener l is silent at now_us by its expect_within /
+ * expect_hours (core/silence.h); *quiet_us (may be NULL) gets how long.
+ */
+int hq_metrics_listener_silent(const hq_listener_metrics *l, uint64_t now_us, uint64_t *quiet_us);
 
 /* Records one observation of a microsecond or item histogram. */
 void hq_hist_observe_us(hq_hist *h, uint64_t us);

@@ -64,6 +64,39 @@ hq_admin_health(hq_journal *j, char *reasons, size_t cap)
 	return ok;
 }
 
+/*
+ * Silent feeds (expect_within) named in /healthz as warnings: the verdict
+ * stays 200.  A silent sender is not this node's fault, and a load
+ * balancer that took it out would move the feeds away from a healthy node
+ * -- or, with both nodes of a pair quiet, take the service down.
+ * Appends `,"silent":[...],"warnings":[...]` when there is one.
+ */
+static void
+silent_listeners(hq_buf *b)
+{
+	uint64_t now = hq_wall_us(), quiet;
+	int n = __atomic_load_n(&hq_m.nlisteners, __ATOMIC_ACQUIRE), k = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		k = 0;
+		for (int i = 0; i < n; i++) {
+			const hq_listener_metrics *l = &hq_m.listeners[i];
+			if (!__atomic_load_n(&l->configured, __ATOMIC_RELAXED) ||
+			    !hq_metrics_listener_silent(l, now, &quiet))
+				continue;
+			if (pass == 0)
+				hq_buf_printf(b, "%s\"%s\"", k ? "," : ",\"silent\":[", l->name);
+			else
+				hq_buf_printf(b, "%s\"listener %s: silent: no message for %llu s (expect_within %llu s)\"",
+					      k ? "," : ",\"warnings\":[", l->name,
+					      (unsigned long long)(quiet / 1000000),
+					      (unsigned long long)(__atomic_load_n(&l->expect_within_ms, __ATOMIC_RELAXED) / 1000));
+			k++;
+		}
+		if (k)
+			hq_buf_printf(b, "]");
+	}
+}
+
 /* The journal's per-target gauges and space, appended to b. */
 static void
 journal_metrics(hq_journal *j, hq_buf *b)
@@ -120,9 +153,14 @@ journal_metrics(hq_journal *j, hq_buf *b)
 				 "# HELP hl7q_journal_free_bytes Journal bytes free (map size minus used).\n"
 				 "# TYPE hl7q_journal_free_bytes gauge\nhl7q_journal_free_bytes %llu\n"
 				 "# HELP hl7q_journal_max_bytes The journal's map size (max_size).\n"
-				 "# TYPE hl7q_journal_max_bytes gauge\nhl7q_journal_max_bytes %llu\n",
+				 "# TYPE hl7q_journal_max_bytes gauge\nhl7q_journal_max_bytes %llu\n"
+				 "# HELP hl7q_journal_reserve_bytes Intake refuses when free journal space is under this.\n"
+				 "# TYPE hl7q_journal_reserve_bytes gauge\nhl7q_journal_reserve_bytes %llu\n"
+				 "# HELP hl7q_journal_filesystem_free_bytes Free bytes on the journal's filesystem.\n"
+				 "# TYPE hl7q_journal_filesystem_free_bytes gauge\nhl7q_journal_filesystem_free_bytes %llu\n",
 			      (unsigned long long)u.file_size, (unsigned long long)u.used,
-			      (unsigned long long)u.free, (unsigned long long)u.map_size);
+			      (unsigned long long)u.free, (unsigned long long)u.map_size,
+			      (unsigned long long)u.reserve, (unsigned long long)u.fs_free);
 	hq_buf_printf(b, "# HELP hl7q_journal_writable 1 when the last journal commit succeeded.\n"
 			 "# TYPE hl7q_journal_writable gauge\nhl7q_journal_writable %d\n",
 		      __atomic_load_n(&hq_m.journal_writable, __ATOMIC_RELAXED));
@@ -165,8 +203,10 @@ handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 		char reasons[2048];
 		int ok = hq_admin_health(a->j, reasons, sizeof reasons);
 		hq_buf b = {0};
-		hq_buf_printf(&b, ok ? "{\"status\":\"ok\"}\n" : "{\"status\":\"unhealthy\",\"reasons\":%s}\n",
+		hq_buf_printf(&b, ok ? "{\"status\":\"ok\"" : "{\"status\":\"unhealthy\",\"reasons\":%s",
 			      reasons);
+		silent_listeners(&b);
+		hq_buf_printf(&b, "}\n");
 		if (b.failed) {
 			free(b.p);
 			return MHD_NO;

@@ -45,6 +45,8 @@
 #include "core/error.h"
 #include "net/auditlog.h"
 #include "queue/audit.h"
+#include "core/feeds.h"
+#include "core/silence.h"
 #include "queue/journal.h"
 
 #ifndef HQ_VERSION
@@ -1688,12 +1690,107 @@ figures_from_admin(const char *addr, const char *only, figures *f)
 	return rc;
 }
 
+/*
+ * check --silent: the listeners with expect_within that are silent now,
+ * named in text (" silent: adt 912 s") and as JSON strings in json.  The
+ * last messages are read back from the journal as the daemon does at
+ * start, or the running daemon's (its status file) when later.  Returns 0 OK,
+ * 2 CRITICAL (one is silent) or 3 UNKNOWN (no config, journal unreadable).
+ */
+static int
+check_silent(ctx *c, char *text, size_t cap, char *json, size_t jcap, int *nsilent)
+{
+	int n = c->have_cfg ? c->cfg.nlisteners : 0, daemon = 0;
+	*nsilent = 0;
+	snprintf(json, jcap, "[");
+	if (!c->have_cfg) {
+		snprintf(text, cap, ", --silent needs -c FILE (expect_within is in the config)");
+		return 3;
+	}
+	const char **names = calloc((size_t)n, sizeof *names);
+	uint64_t *last = calloc((size_t)n, sizeof *last), *seen = calloc((size_t)n, sizeof *seen), oldest = 0;
+	if (names == NULL || last == NULL || seen == NULL) {
+		free(names);
+		free(last);
+		free(seen);
+		snprintf(text, cap, ", out of memory");
+		return 3;
+	}
+	for (int i = 0; i < n; i++)
+		names[i] = c->cfg.listeners[i].name;
+	int rc = c->j ? 0 : open_journal(c, 0) != 0 ? HQ_ENOTFOUND : 0;
+	if (rc != 0) {
+		snprintf(text, cap, ", cannot open the journal: %s", g_err);
+		free(names);
+		free(last);
+		free(seen);
+		return 3;
+	}
+	rc = hq_feeds_last_seen(c->j, names, n, HQ_FEEDS_SCAN, last, &oldest);
+	if (rc != 0) {
+		snprintf(text, cap, ", cannot read the journal: %s", hq_strerror(rc));
+		free(names);
+		free(last);
+		free(seen);
+		return 3;
+	}
+	/* the running daemon's own figure (its status file, a second old at
+	 * most) covers listeners the journal has no message of */
+	char path[1100], line[256], name[80];
+	long pid = 0;
+	unsigned long long us;
+	snprintf(path, sizeof path, "%s/hl7qd.status", c->journal_dir);
+	FILE *fp = fopen(path, "r");
+	while (fp && fgets(line, sizeof line, fp)) {
+		sscanf(line, "pid %ld", &pid);
+		for (int i = 0; i < n; i++)
+			if (sscanf(line, "last_message %79s %llu", name, &us) == 2 && strcmp(name, names[i]) == 0)
+				seen[i] = us;
+	}
+	if (fp)
+		fclose(fp);
+	if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+		daemon = 1; /* else a stale file of a daemon that is gone */
+	for (int i = 0; i < n; i++) {
+		if (daemon && seen[i] > last[i])
+			last[i] = seen[i];
+		if (last[i] == 0)
+			last[i] = oldest; /* silent since at least then; 0: never, in the whole journal */
+	}
+	free(seen);
+	uint64_t now = hq_wall_us(), quiet;
+	size_t off = 0;
+	text[0] = 0;
+	for (int i = 0; i < n; i++) {
+		const hq_listener_conf *l = &c->cfg.listeners[i];
+		if (!hq_silence_eval(last[i], now, l->expect_within_ms, l->expect_from_min,
+				     l->expect_to_min, &quiet))
+			continue;
+		if (last[i])
+			off += (size_t)snprintf(text + off, off < cap ? cap - off : 0, "%s%s %llu s",
+						*nsilent ? ", " : ", silent: ", l->name,
+						(unsigned long long)(quiet / 1000000));
+		else
+			off += (size_t)snprintf(text + off, off < cap ? cap - off : 0, "%s%s never heard",
+						*nsilent ? ", " : ", silent: ", l->name);
+		size_t jn = strlen(json);
+		snprintf(json + jn, jcap - jn, "%s\"%s\"", *nsilent ? "," : "", l->name);
+		(*nsilent)++;
+	}
+	size_t jn = strlen(json);
+	snprintf(json + jn, jcap - jn, "]");
+	free(names);
+	free(last);
+	return *nsilent ? 2 : 0;
+}
+
 static const struct option check_opts[] = {
 	{"max-age", required_argument, NULL, 'a'},     {"max-dead", required_argument, NULL, 'd'},
 	{"max-pending", required_argument, NULL, 'p'}, {"warn-age", required_argument, NULL, 'A'},
 	{"warn-dead", required_argument, NULL, 'D'},   {"warn-pending", required_argument, NULL, 'P'},
 	{"target", required_argument, NULL, 't'},      {"admin", required_argument, NULL, 'H'},
-	{"json", no_argument, NULL, 'J'},	       {NULL, 0, NULL, 0}};
+	{"json", no_argument, NULL, 'J'},	       {"silent", no_argument, NULL, 's'},
+	{NULL, 0, NULL, 0}};
 
 static int
 cmd_check(ctx *c, int argc, char **argv)
@@ -1701,7 +1798,7 @@ cmd_check(ctx *c, int argc, char **argv)
 	const struct option *opts = check_opts;
 	limit age = {0}, dead = {0}, pending = {0};
 	const char *only = NULL, *admin = NULL;
-	int o;
+	int o, silent = 0;
 	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		uint64_t v = 0, ms;
 		int bad = 0;
@@ -1720,6 +1817,7 @@ cmd_check(ctx *c, int argc, char **argv)
 		case 'P': pending.warn = v; pending.has_warn = 1; break;
 		case 't': only = optarg; break;
 		case 'H': admin = optarg; break;
+		case 's': silent = 1; break;
 		case 'J': g_json = 1; break;
 		default:
 			return unknown("option '%s' is unknown or lacks its value (see hl7q help check)", argv[optind - 1]);
@@ -1750,12 +1848,18 @@ cmd_check(ctx *c, int argc, char **argv)
 	worst = worst > lf ? worst : lf;
 	if (f.down[0])
 		worst = 2;
-	static const char *names[] = {"OK", "WARNING", "CRITICAL"};
+	/* --silent: feeds with expect_within that went quiet (CRITICAL) */
+	char stext[1024] = "", sjson[1024] = "";
+	int nsilent = 0, lsil = silent ? check_silent(c, stext, sizeof stext, sjson, sizeof sjson, &nsilent) : 0;
+	worst = worst > lsil ? worst : lsil;
+	static const char *names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
 	if (g_json) { /* the same verdict for scripts; the exit status is the plugin's */
 		printf("{\"status\":\"%s\",\"pending\":%llu,\"dead\":%llu,\"oldest_pending_age_s\":%llu,"
 		       "\"journal_free_bytes\":%llu,\"hl7qd_running\":%s", names[worst], (unsigned long long)f.pending,
 		       (unsigned long long)f.dead, (unsigned long long)f.oldest, (unsigned long long)f.free,
 		       f.down[0] ? "false" : "true");
+		if (silent)
+			printf(",\"silent\":%s", sjson);
 		if (f.down[0]) {
 			json_t *d = json_string(f.down);
 			char *ds = json_dumps(d, JSON_ENCODE_ANY);
@@ -1777,11 +1881,14 @@ cmd_check(ctx *c, int argc, char **argv)
 		printf(" (most dead: %s)", f.worst_dead);
 	if (lf)
 		printf(", journal %.0f%% free", f.max ? 100.0 * (double)f.free / (double)f.max : 0.0);
-	printf(" |");
+	printf("%s |", stext);
 	perf("pending", f.pending, "", &pending);
 	perf("dead", f.dead, "", &dead);
 	perf("oldest_pending_age", f.oldest, "s", &age);
-	printf(" journal_free=%lluB;;;0;%llu\n", (unsigned long long)f.free, (unsigned long long)f.max);
+	printf(" journal_free=%lluB;;;0;%llu", (unsigned long long)f.free, (unsigned long long)f.max);
+	if (silent)
+		printf(" silent=%d;;1;0;", nsilent);
+	printf("\n");
 	return worst;
 }
 
@@ -1957,13 +2064,14 @@ static const cmd_def CMDS[] = {
 	 "and leaves an event of its own."},
 	{"check", cmd_check, check_opts, "", J_LAZY,
 	 "check [--max-age DUR] [--max-dead N] [--max-pending N] [--warn-age DUR]\n"
-	 "      [--warn-dead N] [--warn-pending N] [--target T] [--admin HOST:PORT]",
+	 "      [--warn-dead N] [--warn-pending N] [--target T] [--admin HOST:PORT] [--silent]",
 	 "Monitoring plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; one line on\n"
 	 "stdout with perfdata.  CRITICAL when hl7qd is not running.  A metric given no\n"
 	 "threshold uses the defaults: oldest pending age WARNING > 10m, CRITICAL > 1h;\n"
 	 "dead WARNING > 0; pending WARNING > 10000, CRITICAL > 100000; journal free\n"
 	 "space WARNING < 20%, CRITICAL < 10%.  --admin reads hl7qd's /healthz and\n"
-	 "/metrics instead of the journal (no journal access needed)."},
+	 "/metrics instead of the journal (no journal access needed).  --silent (needs\n"
+	 "-c) adds the listeners' expect_within: CRITICAL when a feed is silent."},
 };
 #define NCMDS (sizeof CMDS / sizeof CMDS[0])
 
