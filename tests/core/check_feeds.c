@@ -51,7 +51,7 @@ add(const char *listener, uint64_t t, int state, const char *ack)
 	r.f[HQ_F_CONTROL_ID] = (hq_str){"C1", 2};
 	r.f[HQ_F_RAW] = (hq_str){"MSH|^~\\&|", 9};
 	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
-	ck_assert_int_eq(hq_batch_add(b, &r, (hq_str){"", 0}, &id), 0);
+	ck_assert_int_eq(hq_batch_add(b, &r, NULL, &id), 0);
 	ck_assert_int_eq(hq_batch_commit(b), 0);
 }
 
