@@ -380,7 +380,7 @@ convert(fx *x, const char *raw, size_t len, char *why, size_t whycap)
 {
 	int rc = hq_v2_open(&x->m, raw, len);
 	if (rc != 0) {
-		snprintf(why, whycap, "MSH: %s", rc == HQ_EPARSE ? "no MSH segment with readable delimiters" : "out of memory");
+		snprintf(why, whycap, "MSH-1: %s", rc == HQ_EPARSE ? "no MSH segment with readable delimiters" : "out of memory");
 		return rc;
 	}
 	x->msh = x->m.seg[0];

@@ -526,16 +526,15 @@ fx_appointment(fx *x, int sch, const int *ais, int nais, const int *aip, int nai
 		if (start == NULL)
 			start = time_of(x, ais[k], 4, C(F(ais[k], 4), 1), 'i');
 	}
-	if (start && strcmp(st, "cancelled") && strcmp(st, "entered-in-error")) {
+	json_t *dur = fx_text(x, F(sch, 9));
+	int min = dur ? atoi(json_string_value(dur)) : 0;
+	json_decref(dur);
+	if (min > 0)
+		json_object_set_new(a, "minutesDuration", json_integer(min));
+	/* app-2: start and end together, or neither */
+	if (start && end && strcmp(st, "cancelled") && strcmp(st, "entered-in-error")) {
 		json_object_set_new(a, "start", start);
-		fx_set(a, "end", end);
-		if (end == NULL) {
-			json_t *dur = fx_text(x, F(sch, 9));
-			int min = dur ? atoi(json_string_value(dur)) : 0;
-			if (min > 0)
-				json_object_set_new(a, "minutesDuration", json_integer(min));
-			json_decref(dur);
-		}
+		json_object_set_new(a, "end", end);
 	} else {
 		json_decref(start);
 		json_decref(end);

@@ -152,7 +152,11 @@ patient_contact(fx *x, json_t *p, int nk1)
 		fx_push(c, "telecom", fx_xtn(x, R(F(nk1, 5), r), "home"));
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(nk1, 6)); r++)
 		fx_push(c, "telecom", fx_xtn(x, R(F(nk1, 6), r), "work"));
-	fx_push(p, "contact", c);
+	/* pat-1: a contact holds a name, telecom or address */
+	if (json_object_get(c, "name") || json_object_get(c, "telecom") || json_object_get(c, "address"))
+		fx_push(p, "contact", c);
+	else
+		json_decref(c);
 }
 
 static void

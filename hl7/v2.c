@@ -247,6 +247,25 @@ hq_v2_decode(const hq_v2 *m, hq_str raw, char *buf, size_t cap)
 			break;
 		e = k;
 	}
+	/* Unicode spaces (U+00A0, U+2000..U+200A, U+2028/9, U+3000) become plain
+	 * ones: FHIR strings allow no other whitespace than space, tab and newline */
+	for (size_t k = s; k + 1 < e; k++) {
+		unsigned char *u = (unsigned char *)o.p + k;
+		if (u[0] == 0xc2 && u[1] == 0xa0) {
+			u[0] = ' ';
+			memmove(u + 1, u + 2, e - k - 2);
+			e--;
+		} else if (k + 2 < e && ((u[0] == 0xe2 && u[1] == 0x80 && (u[2] <= 0x8a || u[2] == 0xa8 || u[2] == 0xa9)) ||
+					 (u[0] == 0xe3 && u[1] == 0x80 && u[2] == 0x80))) {
+			u[0] = ' ';
+			memmove(u + 1, u + 3, e - k - 3);
+			e -= 2;
+		}
+	}
+	while (e > s && (o.p[e - 1] == ' '))
+		e--;
+	while (s < e && o.p[s] == ' ')
+		s++;
 	memmove(buf, buf + s, e - s);
 	buf[e - s] = 0;
 	return e - s;
