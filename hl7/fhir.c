@@ -509,3 +509,24 @@ hq_fhir_read_key(const char *path, unsigned char key[32], char *err, size_t errc
 	snprintf(err, errcap, "fhir_id_key_file %s holds no key (openssl rand -hex 32 > FILE)", path);
 	return HQ_ECONFIG;
 }
+
+int
+hq_fhir_opts_init(hq_fhir_opts *o, const char *key_file, const char *zone, hq_tz **tz,
+		  char *err, size_t errcap)
+{
+	memset(o, 0, sizeof *o);
+	*tz = NULL;
+	int rc = hq_fhir_read_key(key_file, o->key, err, errcap);
+	if (rc != 0)
+		return rc;
+	if (zone && *zone) {
+		char why[300];
+		if ((rc = hq_tz_load(zone, NULL, tz, why, sizeof why)) != 0) {
+			snprintf(err, errcap, "fhir_timezone: %s", why);
+			memset(o->key, 0, sizeof o->key);
+			return rc;
+		}
+		o->tz = *tz;
+	}
+	return 0;
+}

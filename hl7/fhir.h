@@ -75,4 +75,13 @@ int hq_fhir_render(const char *raw, size_t len, const hq_fhir_opts *o, char **bo
  * wins) from path into key.  Returns 0, or HQ_ECONFIG / errno with err set. */
 int hq_fhir_read_key(const char *path, unsigned char key[32], char *err, size_t errcap);
 
+/*
+ * Fills o for a target: the id key read from key_file (hq_fhir_read_key),
+ * the zone (NULL or "": UTC) loaded into *tz (the caller frees it with
+ * hq_tz_free after the last conversion).  Other fields are zeroed.
+ * Returns 0, or HQ_ECONFIG / errno with err set.
+ */
+int hq_fhir_opts_init(hq_fhir_opts *o, const char *key_file, const char *zone, hq_tz **tz,
+		      char *err, size_t errcap);
+
 #endif

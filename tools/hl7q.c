@@ -28,6 +28,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "hl7/fhir.h"
 #include "queue/journal.h"
 
 #ifndef HQ_VERSION
@@ -580,15 +581,58 @@ show_attempt(void *arg, const hq_attempt *a)
 	return 0;
 }
 
+/* show --fhir: the Bundle the format = fhir target (named, or the only one) gets for r. */
+static int
+show_fhir(ctx *c, const hq_record *r, const char *target)
+{
+	const hq_target_conf *t = NULL;
+	int n = 0;
+	for (int i = 0; c->have_cfg && i < c->cfg.ntargets; i++)
+		if (c->cfg.targets[i].format == HQ_FMT_FHIR &&
+		    (target == NULL || strcmp(c->cfg.targets[i].name, target) == 0))
+			t = &c->cfg.targets[i], n++;
+	if (t == NULL)
+		return fail(target ? "no format = fhir target '%s' in the config" :
+				     "--fhir needs a config (-c FILE) with a format = fhir target", target);
+	if (n > 1)
+		return fail("several format = fhir targets: name one with --target");
+	if (r->locked)
+		return fail("message %llu is encrypted and no key here opens it", (unsigned long long)r->id);
+	hq_fhir_opts o;
+	hq_tz *tz;
+	char err[600], *body;
+	size_t len;
+	if (hq_fhir_opts_init(&o, t->fhir_id_key_file, t->fhir_timezone, &tz, err, sizeof err) != 0)
+		return fail("target %s: %s", t->name, err);
+	o.batch = t->fhir_batch;
+	o.max_entries = t->fhir_max_entries;
+	o.patient_match = t->fhir_patient_match;
+	int rc = hq_fhir_render(r->f[HQ_F_RAW].p, r->f[HQ_F_RAW].n, &o, &body, &len, NULL, err, sizeof err);
+	hq_tz_free(tz);
+	memset(&o, 0, sizeof o);
+	if (rc != 0)
+		return fail("message %llu: %s (target %s: %s)", (unsigned long long)r->id, hq_strerror(rc), t->name, err);
+	fwrite(body, 1, len, stdout);
+	putchar('\n');
+	free(body);
+	return ferror(stdout) ? fail("cannot write: %s", strerror(errno)) : 0;
+}
+
 static int
 cmd_show(ctx *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"raw", no_argument, NULL, 'r'}, {"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
-	int o, raw = 0;
+		{"raw", no_argument, NULL, 'r'}, {"json", no_argument, NULL, 'J'},
+		{"fhir", no_argument, NULL, 'F'}, {"target", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
+	int o, raw = 0, fhir = 0;
+	const char *fhir_target = NULL;
 	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		if (o == 'r')
 			raw = 1;
+		else if (o == 'F')
+			fhir = 1;
+		else if (o == 'T')
+			fhir_target = optarg;
 		else if (o == 'J')
 			g_json = 1;
 		else
@@ -598,6 +642,8 @@ cmd_show(ctx *c, int argc, char **argv)
 		return fail(optind == argc ? "which message? (hl7q show ID)" : "one id at a time");
 	if (raw && g_json)
 		return fail("--raw and --json conflict");
+	if (fhir && (raw || g_json))
+		return fail("--fhir prints the Bundle: no --raw or --json with it");
 	uint64_t id;
 	if (parse_id(argv[optind], &id))
 		return fail("'%s' is not a message id (a positive number)", argv[optind]);
@@ -612,6 +658,11 @@ cmd_show(ctx *c, int argc, char **argv)
 		free(mem);
 		return fail("message %llu is encrypted and no key here opens it (hl7q -c CONFIG with encryption_key_file)",
 			    (unsigned long long)id);
+	}
+	if (fhir) {
+		rc = show_fhir(c, &r, fhir_target);
+		free(mem);
+		return rc;
 	}
 	if (raw) {
 		fwrite(r.f[HQ_F_RAW].p, 1, r.f[HQ_F_RAW].n, stdout);
@@ -1075,7 +1126,7 @@ usage(FILE *fp)
 		"  status [--target T]                       queues per target, journal space\n"
 		"  ls [--state S] [--target T] [--type TYPE] [--control-id X] [--patient ID]\n"
 		"     [--since TIME] [--until TIME] [--limit N]   audit query\n"
-		"  show ID [--raw]                           a message's story; --raw its bytes\n"
+		"  show ID [--raw | --fhir [--target T]]     a message's story; --raw its bytes; --fhir the Bundle a format = fhir target gets\n"
 		"  replay ID... | --dead [--target T] | --target T --since TIME [--until TIME]\n"
 		"  purge --dead [--target T] | --delivered-before TIME | ID...  [--dry-run]\n"
 		"  compact DIR                               write a compacted copy of the journal\n"
