@@ -46,7 +46,7 @@ PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
 UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps deps-test deps-node check unit integration demo bench install clean fuzz fuzz-build crashtest ci
+.PHONY: all deps deps-test deps-node deps-fhir fhir-conformance check unit integration demo bench install clean fuzz fuzz-build crashtest ci
 
 all: deps $(PROGS)
 
@@ -92,10 +92,10 @@ $(OUT)/tests/%: tests/%.c $(OUT)/libhl7q.a
 unit: deps-test $(UNIT_BIN)
 	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/run-units.sh $(UNIT_BIN)
 
-integration: deps-test deps-node $(PROGS)
+integration: deps-test deps-node deps-fhir $(PROGS)
 	@HL7Q_BIN=$(abspath $(BIN)) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) /usr/bin/python3 tests/integration/run.py
 
-check: all unit integration
+check: all unit fhir-conformance integration
 
 # What CI runs (.ci/run) and the README's test command: the suite plainly,
 # again under AddressSanitizer + UndefinedBehaviorSanitizer, and 30 s of each fuzzer.

@@ -55,13 +55,16 @@ codekey(fx *x, hq_str cwe, char *out, size_t cap)
 	snprintf(out, cap, "%s^%s", c, s);
 }
 
-/* "value|authority" of a CX (authority: CX-4 as written); "" when no value. */
+/* "value|authority" of a CX (authority: CX-4's universal id, else its
+ * namespace id); "" when no value. */
 static void
 cxkey(fx *x, hq_str cx, char *out, size_t cap)
 {
 	char v[120], a[120];
 	keypart(x, C(cx, 1), v, sizeof v);
-	keypart(x, C(cx, 4), a, sizeof a);
+	keypart(x, S(C(cx, 4), 2), a, sizeof a);
+	if (!a[0])
+		keypart(x, S(C(cx, 4), 1), a, sizeof a);
 	if (v[0])
 		snprintf(out, cap, "%s|%s", v, a);
 	else
