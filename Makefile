@@ -123,10 +123,11 @@ build/plain/tests/bench/fill: tests/bench/fill.c build/plain/libhl7q.a
 
 HL7Q_BENCH_LOOKUP_N ?= 1000000
 
-bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill
+bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill build/plain/tests/fhir/convert
 	@tools/deps.sh python3 nginx-light wrk openssl lmdb-utils
 	@tests/bench/bench.sh $(abspath $(BIN))
 	@tests/bench/delivery.sh $(abspath $(BIN))
+	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/bench/fhir.sh $(abspath $(BIN)) $(abspath build/plain/tests/fhir/convert)
 	@rm -rf build/bench-lookup && mkdir -p build/bench-lookup
 	@echo "== audit queries on a journal of $(HL7Q_BENCH_LOOKUP_N) messages"
 	@/usr/bin/python3 tests/bench/lookup.py $(abspath $(BIN)) build/plain/tests/bench/fill \
