@@ -68,16 +68,20 @@ static void
 uuid_of(fx *x, const char *type, const char *key, char out[37])
 {
 	unsigned char mac[32];
-	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
-	mbedtls_md_context_t c;
-	mbedtls_md_init(&c);
-	mbedtls_md_setup(&c, md, 1);
-	mbedtls_md_hmac_starts(&c, x->o->key, sizeof x->o->key);
-	mbedtls_md_hmac_update(&c, (const unsigned char *)type, strlen(type));
-	mbedtls_md_hmac_update(&c, (const unsigned char *)"|", 1);
-	mbedtls_md_hmac_update(&c, (const unsigned char *)key, strlen(key));
-	mbedtls_md_hmac_finish(&c, mac);
-	mbedtls_md_free(&c);
+	mbedtls_md_context_t *c = &x->hmac;
+	if (!x->hmac_ready) { /* once per conversion: the keyed state, then a reset per id */
+		mbedtls_md_init(c);
+		if (mbedtls_md_setup(c, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1) != 0)
+			abort(); /* out of memory for a small fixed size */
+		mbedtls_md_hmac_starts(c, x->o->key, sizeof x->o->key);
+		x->hmac_ready = 1;
+	} else {
+		mbedtls_md_hmac_reset(c);
+	}
+	mbedtls_md_hmac_update(c, (const unsigned char *)type, strlen(type));
+	mbedtls_md_hmac_update(c, (const unsigned char *)"|", 1);
+	mbedtls_md_hmac_update(c, (const unsigned char *)key, strlen(key));
+	mbedtls_md_hmac_finish(c, mac);
 	mac[6] = (unsigned char)((mac[6] & 0x0f) | 0x80); /* version 8 */
 	mac[8] = (unsigned char)((mac[8] & 0x3f) | 0x80); /* variant 10 */
 	static const char hex[] = "0123456789abcdef";
@@ -372,6 +376,8 @@ fx_free(fx *x)
 	free(x->ids);
 	free(x->res);
 	free(x->tmp);
+	if (x->hmac_ready)
+		mbedtls_md_free(&x->hmac);
 	hq_v2_close(&x->m);
 }
 
@@ -453,18 +459,19 @@ hq_fhir_render(const char *raw, size_t len, const hq_fhir_opts *o, char **body, 
 		return ENOMEM;
 	/* verbatim numbers: "\u0001N:7.50" -> 7.50 (text never holds \u0001: it is dropped) */
 	static const char mark[] = "\"\\u0001N:";
-	char *w = s, *r = s;
-	while (*r) {
-		if (strncmp(r, mark, sizeof mark - 1) == 0) {
-			r += sizeof mark - 1;
-			while (*r && *r != '"')
-				*w++ = *r++;
-			if (*r)
-				r++;
-		} else {
+	char *w = s, *r = s, *m;
+	while ((m = strstr(r, mark)) != NULL) {
+		memmove(w, r, (size_t)(m - r));
+		w += m - r;
+		r = m + sizeof mark - 1;
+		while (*r && *r != '"')
 			*w++ = *r++;
-		}
+		if (*r)
+			r++;
 	}
+	size_t rest = strlen(r);
+	memmove(w, r, rest);
+	w += rest;
 	*w = 0;
 	*body = s;
 	*n = (size_t)(w - s);

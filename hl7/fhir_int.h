@@ -11,6 +11,7 @@
 #define HQ_FHIR_INT_H
 
 #include <jansson.h>
+#include <mbedtls/md.h>
 
 #include "fhir.h"
 #include "v2.h"
@@ -34,6 +35,8 @@ typedef struct fx {
 	char why[200];	   /* the reason, when conversion fails */
 	int failed;
 	int badtime;	   /* fx_time met a value that is no time */
+	mbedtls_md_context_t hmac; /* keyed once per conversion (fhir.c) */
+	int hmac_ready;
 	char *tmp;	   /* scratch for decoded text */
 	size_t tmpcap;
 } fx;

@@ -224,6 +224,7 @@ fx_patient(fx *x, int pid, int pd1, const int *nk1, int nnk1, int mrg)
 	json_t *res = fx_add(x, "Patient", key, pid, p, x->patient_ref);
 	if (res == NULL)
 		return -1;
+	x->encounter_ref[0] = x->encounter_key[0] = 0; /* a new patient's visit comes with its own PV1 */
 	snprintf(x->patient_key, sizeof x->patient_key, "%s", key[0] ? key : x->patient_ref);
 	if (mrg < 0)
 		return 0;
