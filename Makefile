@@ -166,7 +166,7 @@ install: all
 # -fsanitize=fuzzer-no-link,address,undefined under build/fuzz/.
 #   make fuzz                 every target for FUZZ_SECONDS (default 60) each
 #   make fuzz FUZZ_SECONDS=600
-FUZZ_TARGETS := mllp msg ack json config
+FUZZ_TARGETS := mllp msg ack json config fhir
 FUZZ_SECONDS ?= 60
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_OBJ := $(LIB_SRC:%.c=build/fuzz/%.o)

@@ -38,7 +38,7 @@ fx_segpos(fx *x, int segidx)
 {
 	int n = 0;
 	for (int i = 0; i <= segidx && i < x->m.nseg; i++)
-		n += memcmp(x->m.seg[i].p, x->m.seg[segidx].p, 3) == 0;
+		n += x->m.seg[i].n >= 3 && memcmp(x->m.seg[i].p, x->m.seg[segidx].p, 3) == 0;
 	return n;
 }
 
@@ -50,7 +50,7 @@ fx_fail(fx *x, hq_str seg, int field, const char *what)
 	x->failed = 1;
 	int pos = 0;
 	for (int i = 0; i < x->m.nseg; i++) {
-		if (memcmp(x->m.seg[i].p, seg.p, 3) == 0)
+		if (x->m.seg[i].n >= 3 && memcmp(x->m.seg[i].p, seg.p, 3) == 0)
 			pos++;
 		if (x->m.seg[i].p == seg.p)
 			break;
@@ -381,6 +381,18 @@ fx_free(fx *x)
 	hq_v2_close(&x->m);
 }
 
+/* 1 to 3 capitals or digits: safe to quote in a reason. */
+static int
+plain_id(hq_str s)
+{
+	if (s.n < 1 || s.n > 3)
+		return 0;
+	for (size_t i = 0; i < s.n; i++)
+		if (!((s.p[i] >= 'A' && s.p[i] <= 'Z') || (s.p[i] >= '0' && s.p[i] <= '9')))
+			return 0;
+	return 1;
+}
+
 static int
 convert(fx *x, const char *raw, size_t len, char *why, size_t whycap)
 {
@@ -393,8 +405,13 @@ convert(fx *x, const char *raw, size_t len, char *why, size_t whycap)
 	hq_str t9 = hq_v2_field(&x->m, x->msh, 9);
 	hq_str code = hq_v2_comp(&x->m, t9, 1), trig = hq_v2_comp(&x->m, t9, 2);
 	if (!hq_fhir_supported(code.p, code.n, trig.p, trig.n)) {
-		snprintf(why, whycap, "MSH-9: no FHIR mapping for message type %.3s^%.3s",
-			 code.n <= 3 ? code.p : "?", trig.n <= 3 ? trig.p : "?");
+		/* the type as sent, when it looks like one (never more than 3+3 safe characters) */
+		char c[4] = "?", t[4] = "?";
+		if (plain_id(code))
+			snprintf(c, sizeof c, "%.*s", (int)code.n, code.p);
+		if (plain_id(trig))
+			snprintf(t, sizeof t, "%.*s", (int)trig.n, trig.p);
+		snprintf(why, whycap, "MSH-9: no FHIR mapping for message type %s^%s", c, t);
 		return HQ_EUNSUPPORTED;
 	}
 	char type[8];
