@@ -607,7 +607,8 @@ show_fhir(ctx *c, const hq_record *r, const char *target)
 	o.batch = t->fhir_batch;
 	o.max_entries = t->fhir_max_entries;
 	o.patient_match = t->fhir_patient_match;
-	int rc = hq_fhir_render(r->f[HQ_F_RAW].p, r->f[HQ_F_RAW].n, &o, &body, &len, NULL, err, sizeof err);
+	hq_fhir_stats st;
+	int rc = hq_fhir_render(r->f[HQ_F_RAW].p, r->f[HQ_F_RAW].n, &o, &body, &len, &st, err, sizeof err);
 	hq_tz_free(tz);
 	memset(&o, 0, sizeof o);
 	if (rc != 0)
@@ -615,6 +616,9 @@ show_fhir(ctx *c, const hq_record *r, const char *target)
 	fwrite(body, 1, len, stdout);
 	putchar('\n');
 	free(body);
+	if (st.zsegments || st.skipped) /* what the Bundle leaves out, on stderr: stdout is the Bundle alone */
+		fprintf(stderr, "hl7q show: %d entries; %d Z-segment%s ignored, %d segment%s without a mapping\n",
+			st.entries, st.zsegments, st.zsegments == 1 ? "" : "s", st.skipped, st.skipped == 1 ? "" : "s");
 	return ferror(stdout) ? fail("cannot write: %s", strerror(errno)) : 0;
 }
 
