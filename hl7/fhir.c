@@ -462,6 +462,112 @@ hq_fhir_convert(const char *raw, size_t len, const hq_fhir_opts *o, json_t **out
 	return rc;
 }
 
+/* A growing output buffer for the serializer. */
+typedef struct obuf {
+	char *p;
+	size_t n, cap;
+	int oom;
+} obuf;
+
+static void
+out(obuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->n + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (p == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+}
+
+/* A JSON string; text holds no control characters but tab and newline (v2.c drops the others). */
+static void
+out_string(obuf *b, const char *s, size_t n)
+{
+	out(b, "\"", 1);
+	size_t run = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\t' ? "\\t"
+				: c == '\r' ? "\\r" : NULL;
+		if (esc == NULL && c < 0x20) {
+			char u[8];
+			snprintf(u, sizeof u, "\\u%04x", c);
+			out(b, s + run, i - run);
+			out(b, u, 6);
+			run = i + 1;
+		} else if (esc) {
+			out(b, s + run, i - run);
+			out(b, esc, 2);
+			run = i + 1;
+		}
+	}
+	out(b, s + run, n - run);
+	out(b, "\"", 1);
+}
+
+/*
+ * Compact JSON of j, keys in insertion order.  A string "\001N:<digits>"
+ * (fx_number) is written as the bare number, so a value keeps the digits
+ * the sender wrote (7.50 stays 7.50; a double would not).
+ */
+static void
+serialize(obuf *b, const json_t *j)
+{
+	if (json_is_object(j)) {
+		const char *k;
+		json_t *v;
+		int first = 1;
+		out(b, "{", 1);
+		json_object_foreach((json_t *)j, k, v) {
+			if (!first)
+				out(b, ",", 1);
+			first = 0;
+			out_string(b, k, strlen(k));
+			out(b, ":", 1);
+			serialize(b, v);
+		}
+		out(b, "}", 1);
+	} else if (json_is_array(j)) {
+		size_t i;
+		json_t *v;
+		out(b, "[", 1);
+		json_array_foreach(j, i, v) {
+			if (i)
+				out(b, ",", 1);
+			serialize(b, v);
+		}
+		out(b, "]", 1);
+	} else if (json_is_string(j)) {
+		const char *s = json_string_value(j);
+		size_t n = json_string_length(j);
+		if (n > 3 && memcmp(s, "\001N:", 3) == 0)
+			out(b, s + 3, n - 3);
+		else
+			out_string(b, s, n);
+	} else if (json_is_integer(j)) {
+		char num[32];
+		int n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+		out(b, num, (size_t)n);
+	} else if (json_is_true(j)) {
+		out(b, "true", 4);
+	} else if (json_is_false(j)) {
+		out(b, "false", 5);
+	} else {
+		out(b, "null", 4);
+	}
+}
+
 int
 hq_fhir_render(const char *raw, size_t len, const hq_fhir_opts *o, char **body, size_t *n,
 	       hq_fhir_stats *stats, char *why, size_t whycap)
@@ -470,28 +576,16 @@ hq_fhir_render(const char *raw, size_t len, const hq_fhir_opts *o, char **body, 
 	int rc = hq_fhir_convert(raw, len, o, &b, stats, why, whycap);
 	if (rc != 0)
 		return rc;
-	char *s = json_dumps(b, JSON_COMPACT);
+	obuf ob = {0};
+	serialize(&ob, b);
 	json_decref(b);
-	if (s == NULL)
+	if (ob.oom || ob.p == NULL) {
+		free(ob.p);
 		return ENOMEM;
-	/* verbatim numbers: "\u0001N:7.50" -> 7.50 (text never holds \u0001: it is dropped) */
-	static const char mark[] = "\"\\u0001N:";
-	char *w = s, *r = s, *m;
-	while ((m = strstr(r, mark)) != NULL) {
-		memmove(w, r, (size_t)(m - r));
-		w += m - r;
-		r = m + sizeof mark - 1;
-		while (*r && *r != '"')
-			*w++ = *r++;
-		if (*r)
-			r++;
 	}
-	size_t rest = strlen(r);
-	memmove(w, r, rest);
-	w += rest;
-	*w = 0;
-	*body = s;
-	*n = (size_t)(w - s);
+	ob.p[ob.n] = 0;
+	*body = ob.p;
+	*n = ob.n;
 	return 0;
 }
 

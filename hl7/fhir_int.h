@@ -80,7 +80,7 @@ int fx_set_decimal(fx *x, json_t *obj, const char *key, hq_str raw);
  */
 json_t *fx_time(fx *x, hq_str ts, char kind);
 
-/* The JSON placeholder for a verbatim number (see fhir.c's render). */
+/* The JSON placeholder for a verbatim number (fhir.c's serializer writes it bare). */
 json_t *fx_number(const char *digits);
 
 /* --- fhir.c: ids and entries -------------------------------------------- */
