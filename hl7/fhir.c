@@ -596,8 +596,9 @@ hq_fhir_read_key(const char *path, unsigned char key[32], char *err, size_t errc
 	char line[256];
 	int lineno = 0;
 	if (fp == NULL) {
-		snprintf(err, errcap, "fhir_id_key_file %s: %s", path, strerror(errno));
-		return errno ? errno : HQ_ECONFIG;
+		int e = errno;
+		snprintf(err, errcap, "fhir_id_key_file %s: %s", path, strerror(e));
+		return e ? e : HQ_ECONFIG;
 	}
 	while (fgets(line, sizeof line, fp)) {
 		lineno++;

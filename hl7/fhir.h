@@ -15,6 +15,7 @@
  *
  * Business keys (what makes a resource the same one across messages):
  *   Patient            PID-3 first identifier: value | assigning authority
+ *                      (its universal id, else namespace); else PID-2, PID-4
  *   Encounter          PV1-19 visit number (+ authority)
  *   DiagnosticReport   OBR-3 filler order number, else OBR-2 + OBR-4 + patient
  *   Observation        its report + OBX-3 + OBX-4 (+ n-th repeat in the message);

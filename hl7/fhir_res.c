@@ -209,6 +209,10 @@ fx_patient(fx *x, int pid, int pd1, const int *nk1, int nnk1, int mrg)
 	json_t *p = json_object();
 	char key[300];
 	cxkey(x, R(F(pid, 3), 1), key, sizeof key);
+	if (!key[0]) /* v2.3 senders put the MRN in PID-2 or PID-4 as often as in PID-3 */
+		cxkey(x, R(F(pid, 2), 1), key, sizeof key);
+	if (!key[0])
+		cxkey(x, R(F(pid, 4), 1), key, sizeof key);
 	patient_demographics(x, p, pid);
 	if (pd1 >= 0) {
 		for (int r = 1; r <= hq_v2_nreps(&x->m, F(pd1, 4)); r++)

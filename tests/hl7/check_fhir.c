@@ -118,6 +118,12 @@ START_TEST(test_patient_business_key)
 	json_decref(a);
 	json_decref(b);
 	json_decref(c);
+	/* PID-3 empty: PID-2 is the key, across messages */
+	a = conv("MSH|^~\\&|X|Y|||20260102||ADT^A08|M1|P|2.3\rPID|1|EXT5^^^H||Doe\r");
+	b = conv("MSH|^~\\&|X|Y|||20260102||ADT^A08|M2|P|2.3\rPID|1|EXT5^^^H||Doe\r");
+	ck_assert_str_eq(str(res(a, "Patient", 0), "id"), str(res(b, "Patient", 0), "id"));
+	json_decref(a);
+	json_decref(b);
 }
 END_TEST
 
