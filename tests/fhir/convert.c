@@ -17,7 +17,6 @@
 
 #include "core/error.h"
 #include "hl7/fhir.h"
-#include "hl7/msg.h"
 
 typedef struct msgbuf {
 	char *p;
@@ -45,10 +44,22 @@ add_msg(const char *file, int index, const char *p, size_t n)
 	m->n = n;
 	m->file = file;
 	m->index = index;
-	hq_msh h;
-	hq_msh_parse(p, n, &h);
-	snprintf(m->type, sizeof m->type, "%.3s^%.3s", h.type_code.n == 3 ? h.type_code.p : "???",
-		 h.trigger.n == 3 ? h.trigger.p : "???");
+	/* MSH-9.1^MSH-9.2 read here: hq_msh_parse refuses some frames the converter takes */
+	snprintf(m->type, sizeof m->type, "???^???");
+	if (n > 8 && memcmp(p, "MSH", 3) == 0) {
+		char fs = p[3], cs = p[4];
+		size_t i = 3;
+		for (int f = 1; f < 9 && i < n; i++)
+			f += p[i] == fs;
+		size_t c = i;
+		while (c < n && p[c] != cs && p[c] != fs && p[c] != '\r')
+			c++;
+		size_t t = c + 1;
+		while (t < n && p[t] != cs && p[t] != fs && p[t] != '\r')
+			t++;
+		if (c - i == 3 && t - c - 1 == 3)
+			snprintf(m->type, sizeof m->type, "%.3s^%.3s", p + i, p + c + 1);
+	}
 }
 
 static void
