@@ -402,6 +402,10 @@ convert(fx *x, const char *raw, size_t len, char *why, size_t whycap)
 		return rc;
 	}
 	x->msh = x->m.seg[0];
+	/* MSH-18 8859/1: the bytes are ISO 8859-1 even where they would pass for UTF-8 */
+	hq_str cs = hq_v2_rep(&x->m, hq_v2_field(&x->m, x->msh, 18), 1);
+	if (cs.n == 6 && memcmp(cs.p, "8859/1", 6) == 0)
+		x->m.latin1 = 1;
 	hq_str t9 = hq_v2_field(&x->m, x->msh, 9);
 	hq_str code = hq_v2_comp(&x->m, t9, 1), trig = hq_v2_comp(&x->m, t9, 2);
 	if (!hq_fhir_supported(code.p, code.n, trig.p, trig.n)) {

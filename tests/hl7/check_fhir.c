@@ -226,6 +226,13 @@ START_TEST(test_escapes_and_repetitions)
 	ck_assert_str_eq(str(res(b, "Observation", 0), "valueString"), "one\ntwo ^ ~ \\ AB bold");
 	ck_assert_str_eq(str(res(b, "Observation", 1), "valueString"), "line1\nline2");
 	json_decref(b);
+	/* ISO 8859-1: by MSH-18, or because the bytes are not UTF-8 */
+	b = conv("MSH|^~\\&|A|F|||20260101||ADT^A01|C|P|2.5||||||8859/1\rPID|1||M1||M\xc3\xbcller\r");
+	ck_assert_str_eq(str(res(b, "Patient", 0), "name.0.family"), "M\xc3\x83\xc2\xbcller");
+	json_decref(b);
+	b = conv("MSH|^~\\&|A|F|||20260101||ADT^A01|C|P|2.5\rPID|1||M1||M\xfcller\r");
+	ck_assert_str_eq(str(res(b, "Patient", 0), "name.0.family"), "M\xc3\xbcller");
+	json_decref(b);
 }
 END_TEST
 
