@@ -396,6 +396,14 @@ plain_id(hq_str s)
 static int
 convert(fx *x, const char *raw, size_t len, char *why, size_t whycap)
 {
+	size_t at = 0;
+	while (at < len && (raw[at] == '\r' || raw[at] == '\n'))
+		at++;
+	if (len - at >= 3 && (memcmp(raw + at, "FHS", 3) == 0 || memcmp(raw + at, "BHS", 3) == 0)) {
+		snprintf(why, whycap, "%.3s-1: an FHS/BHS batch is not converted (one Bundle per message: send them one by one)",
+			 raw + at);
+		return HQ_EUNSUPPORTED;
+	}
 	int rc = hq_v2_open(&x->m, raw, len);
 	if (rc != 0) {
 		snprintf(why, whycap, "MSH-1: %s", rc == HQ_EPARSE ? "no MSH segment with readable delimiters" : "out of memory");

@@ -363,6 +363,8 @@ START_TEST(test_refusals_name_segment_and_field)
 		 "RXA[1]-3: empty: Immunization.occurrence is required"},
 		{MSH("ADT^A40", "20260101") PID "MRG|\r", HQ_ECONVERT, "MRG[1]-1: empty: the merged patient's identifier is required"},
 		{"PID|1\r", HQ_EPARSE, "MSH-1: no MSH segment with readable delimiters"},
+		{"BHS|^~\\&|A\r" MSH("ADT^A01", "20260101") PID "BTS|1\r", HQ_EUNSUPPORTED,
+		 "BHS-1: an FHS/BHS batch is not converted (one Bundle per message: send them one by one)"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		json_t *b = NULL;
