@@ -9,7 +9,7 @@
  * without it, nobody can test an id against a guessed MRN.
  */
 #include <errno.h>
-#include <mbedtls/md.h>
+#include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,24 +64,43 @@ fx_ref(const char *ref)
 	return json_pack("{s:s}", "reference", ref);
 }
 
+/* HMAC-SHA-256 (RFC 2104) with the key's inner and outer block states kept:
+ * two SHA-256 blocks fewer per id than starting over. */
+static void
+hmac_keyed(fx *x)
+{
+	unsigned char pad[64];
+	memset(pad, 0x36, sizeof pad);
+	for (size_t i = 0; i < sizeof x->o->key; i++)
+		pad[i] ^= x->o->key[i];
+	mbedtls_sha256_init(&x->ipad);
+	mbedtls_sha256_starts_ret(&x->ipad, 0);
+	mbedtls_sha256_update_ret(&x->ipad, pad, sizeof pad);
+	for (size_t i = 0; i < sizeof pad; i++)
+		pad[i] ^= 0x36 ^ 0x5c;
+	mbedtls_sha256_init(&x->opad);
+	mbedtls_sha256_starts_ret(&x->opad, 0);
+	mbedtls_sha256_update_ret(&x->opad, pad, sizeof pad);
+	memset(pad, 0, sizeof pad);
+	x->hmac_ready = 1;
+}
+
 static void
 uuid_of(fx *x, const char *type, const char *key, char out[37])
 {
 	unsigned char mac[32];
-	mbedtls_md_context_t *c = &x->hmac;
-	if (!x->hmac_ready) { /* once per conversion: the keyed state, then a reset per id */
-		mbedtls_md_init(c);
-		if (mbedtls_md_setup(c, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1) != 0)
-			abort(); /* out of memory for a small fixed size */
-		mbedtls_md_hmac_starts(c, x->o->key, sizeof x->o->key);
-		x->hmac_ready = 1;
-	} else {
-		mbedtls_md_hmac_reset(c);
-	}
-	mbedtls_md_hmac_update(c, (const unsigned char *)type, strlen(type));
-	mbedtls_md_hmac_update(c, (const unsigned char *)"|", 1);
-	mbedtls_md_hmac_update(c, (const unsigned char *)key, strlen(key));
-	mbedtls_md_hmac_finish(c, mac);
+	mbedtls_sha256_context c;
+	if (!x->hmac_ready)
+		hmac_keyed(x);
+	mbedtls_sha256_clone(&c, &x->ipad);
+	mbedtls_sha256_update_ret(&c, (const unsigned char *)type, strlen(type));
+	mbedtls_sha256_update_ret(&c, (const unsigned char *)"|", 1);
+	mbedtls_sha256_update_ret(&c, (const unsigned char *)key, strlen(key));
+	mbedtls_sha256_finish_ret(&c, mac);
+	mbedtls_sha256_clone(&c, &x->opad);
+	mbedtls_sha256_update_ret(&c, mac, sizeof mac);
+	mbedtls_sha256_finish_ret(&c, mac);
+	mbedtls_sha256_free(&c);
 	mac[6] = (unsigned char)((mac[6] & 0x0f) | 0x80); /* version 8 */
 	mac[8] = (unsigned char)((mac[8] & 0x3f) | 0x80); /* variant 10 */
 	static const char hex[] = "0123456789abcdef";
@@ -174,7 +193,8 @@ fx_add(fx *x, const char *type, const char *key, int segidx, json_t *r, char ref
 		}
 		x->capids = cap;
 	}
-	json_t *res = json_pack("{s:s}", "resourceType", type);
+	json_t *res = r; /* resourceType and id are written first by the serializer */
+	json_object_set_new(res, "resourceType", json_string(type));
 	json_t *entry = json_object();
 	char url[600];
 	if (strcmp(type, "Patient") == 0 && x->o->patient_match && conditional_url(r, url, sizeof url) == 0) {
@@ -185,8 +205,6 @@ fx_add(fx *x, const char *type, const char *key, int segidx, json_t *r, char ref
 		snprintf(url, sizeof url, "%s", tid);
 		snprintf(ref, 64, "%s", tid);
 	}
-	json_object_update(res, r);
-	json_decref(r);
 	json_object_set_new(entry, "resource", res);
 	json_object_set_new(entry, "request", json_pack("{s:s,s:s}", "method", "PUT", "url", url));
 	json_array_append_new(x->entries, entry);
@@ -376,8 +394,10 @@ fx_free(fx *x)
 	free(x->ids);
 	free(x->res);
 	free(x->tmp);
-	if (x->hmac_ready)
-		mbedtls_md_free(&x->hmac);
+	if (x->hmac_ready) {
+		mbedtls_sha256_free(&x->ipad);
+		mbedtls_sha256_free(&x->opad);
+	}
 	hq_v2_close(&x->m);
 }
 
@@ -510,6 +530,8 @@ out_string(obuf *b, const char *s, size_t n)
 	size_t run = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue; /* the usual case: copied with the run */
 		const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\t' ? "\\t"
 				: c == '\r' ? "\\r" : NULL;
 		if (esc == NULL && c < 0x20) {
@@ -541,7 +563,20 @@ serialize(obuf *b, const json_t *j)
 		json_t *v;
 		int first = 1;
 		out(b, "{", 1);
+		/* a resource: resourceType and id lead, as FHIR's JSON examples have them */
+		json_t *rt = json_object_get(j, "resourceType"), *id = json_object_get(j, "id");
+		if (rt) {
+			out(b, "\"resourceType\":", 15);
+			serialize(b, rt);
+			if (id) {
+				out(b, ",\"id\":", 6);
+				serialize(b, id);
+			}
+			first = 0;
+		}
 		json_object_foreach((json_t *)j, k, v) {
+			if (rt && (v == rt || v == id))
+				continue;
 			if (!first)
 				out(b, ",", 1);
 			first = 0;

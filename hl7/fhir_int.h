@@ -11,7 +11,7 @@
 #define HQ_FHIR_INT_H
 
 #include <jansson.h>
-#include <mbedtls/md.h>
+#include <mbedtls/sha256.h>
 
 #include "fhir.h"
 #include "v2.h"
@@ -35,7 +35,7 @@ typedef struct fx {
 	char why[200];	   /* the reason, when conversion fails */
 	int failed;
 	int badtime;	   /* fx_time met a value that is no time */
-	mbedtls_md_context_t hmac; /* keyed once per conversion (fhir.c) */
+	mbedtls_sha256_context ipad, opad; /* HMAC's keyed inner and outer states, made once per conversion */
 	int hmac_ready;
 	char *tmp;	   /* scratch for decoded text */
 	size_t tmpcap;

@@ -88,6 +88,8 @@ START_TEST(test_ids_deterministic_and_phi_free)
 	ck_assert_int_eq(regexec(&re, id, 0, NULL, 0), 0);
 	regfree(&re);
 	ck_assert_ptr_null(strstr(id, "77"));
+	/* HMAC-SHA-256(key, "Patient|MRN77|1.2.3.4") as Python's hmac module computes it */
+	ck_assert_str_eq(id, "42302b8c-add7-870e-b554-e93c963d597e");
 	/* another site key: other ids */
 	opts.key[0] ^= 1;
 	json_t *c = conv(m);
