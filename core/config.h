@@ -60,7 +60,7 @@ typedef struct hq_listener_conf {
 /* Whether peer address ss is in l's allow list (always, when there is none). */
 int hq_listener_allows(const hq_listener_conf *l, const struct sockaddr_storage *ss);
 
-typedef enum hq_format { HQ_FMT_RAW, HQ_FMT_JSON, HQ_FMT_GOOGLE } hq_format;
+typedef enum hq_format { HQ_FMT_RAW, HQ_FMT_JSON, HQ_FMT_GOOGLE, HQ_FMT_FHIR } hq_format;
 typedef enum hq_auth { HQ_AUTH_NONE, HQ_AUTH_BASIC, HQ_AUTH_BEARER, HQ_AUTH_OAUTH2, HQ_AUTH_SIGV4 } hq_auth;
 typedef enum hq_ordering { HQ_ORDER_FIFO, HQ_ORDER_PATIENT, HQ_ORDER_NONE } hq_ordering;
 
@@ -99,6 +99,13 @@ typedef struct hq_target_conf {
 	char client_cert[1024]; /* mutual TLS to the target: PEM certificate ... */
 	char client_key[1024];	/* ... and its key (a file, never inline) */
 	int insecure;
+	/* format = fhir (issue 13) */
+	int fhir_batch;		  /* fhir_bundle = batch (default transaction) */
+	int fhir_max_entries;	  /* larger Bundles are dead-lettered; 0: no limit */
+	char fhir_timezone[64];	  /* IANA zone for times without an offset; "": UTC */
+	char fhir_id_key_file[1024]; /* HMAC key of the resource ids (required) */
+	int fhir_skip_unsupported; /* fhir_unsupported = skip (default dead) */
+	int fhir_patient_match;	  /* fhir_patient_match = identifier */
 	int line;
 } hq_target_conf;
 

@@ -21,6 +21,8 @@ hq_strerror(int err)
 	case HQ_EPOISONED: return "batch already failed";
 	case HQ_EKEYSPENT: return "encryption key used up: put a new key first and run hl7q reseal";
 	case HQ_ELOCKED: return "the journal is locked by another process";
+	case HQ_EUNSUPPORTED: return "no mapping for this message type";
+	case HQ_ECONVERT: return "message cannot be converted";
 	}
 	if (err > 0)
 		return strerror(err);

@@ -23,7 +23,9 @@ enum {
 	HQ_EPOISONED,		  /* batch already failed; see its first error */
 	HQ_EKEYSPENT,		  /* the encryption key has sealed all it may: rotate */
 	HQ_ELOCKED,		  /* another process holds the journal's lock */
-	HQ_ERR_LAST = HQ_ELOCKED
+	HQ_EUNSUPPORTED,	  /* no mapping for this message type (format fhir) */
+	HQ_ECONVERT,		  /* message cannot be converted (reason elsewhere) */
+	HQ_ERR_LAST = HQ_ECONVERT
 };
 
 /* Returns a static, human-readable text for any code of the space above. */

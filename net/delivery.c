@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "core/secret.h"
 #include "delivery.h"
+#include "hl7/fhir.h"
 #include "hl7/json.h"
 
 #define MAX_ROUND 256
@@ -45,6 +46,7 @@ typedef struct slot {
 	size_t body_len;
 	uint64_t start_us;
 	char errbuf[CURL_ERROR_SIZE]; /* libcurl's detail of a failed transfer */
+	hq_outcome settled; /* format fhir: the outcome of a message that needs no request */
 } slot;
 
 typedef struct worker {
@@ -59,6 +61,8 @@ typedef struct worker {
 	char *client_secret;		/* oauth2 */
 	char *aws_key, *aws_secret;	/* aws-sigv4 */
 	char *sigv4;			/* "aws:amz:REGION:SERVICE" */
+	hq_fhir_opts fhir;		/* format fhir: id key, zone, Bundle options */
+	hq_tz *fhir_tz;
 	slot *slots;
 	int nslots;
 	int down; /* last attempt failed: log only the transitions */
@@ -319,6 +323,40 @@ oauth2_token(worker *w, char *why, size_t cap)
 	return rc;
 }
 
+/*
+ * format = fhir: the Bundle of s's message into s->payload (0), or, when
+ * there is none to send, s->settled filled and 1: a type without a mapping
+ * is dead or skipped (fhir_unsupported), a Bundle over fhir_max_entries or
+ * a message that cannot be converted is dead, with the reason (segment and
+ * field, never patient data) in the attempt.
+ */
+static int
+fhir_payload(worker *w, slot *s)
+{
+	char why[256];
+	hq_fhir_stats st;
+	int rc = hq_fhir_render(s->due.raw, s->due.raw_len, &w->fhir, &s->payload, &s->payload_len, &st,
+				why, sizeof why);
+	if (rc == 0)
+		return 0;
+	if (rc == ENOMEM)
+		return -1;
+	hq_outcome *o = &s->settled;
+	memset(o, 0, sizeof *o);
+	o->id = s->due.id;
+	o->at_us = hq_wall_us();
+	int skip = rc == HQ_EUNSUPPORTED && w->t->fhir_skip_unsupported;
+	o->state = skip ? HQ_DLV_DELIVERED : HQ_DLV_DEAD;
+	snprintf(o->error, sizeof o->error, "fhir: %s%s", skip ? "skipped: " : "", why);
+	hq_count(&w->m->attempts, 1);
+	hq_count(skip ? &w->m->delivered : &w->m->dead, 1);
+	hq_log_limited(&w->rl_dead, DEAD_LOG_BURST, LOG_WINDOW_MS, "dead-letter lines",
+		       skip ? HQ_LOG_INFO : HQ_LOG_WARNING, "target %s: id=%llu ctrl=%.*s type=%s %s (%s)",
+		       w->t->name, (unsigned long long)o->id, (int)strnlen(s->due.control_id, 64),
+		       s->due.control_id, s->due.type, skip ? "skipped" : "dead-lettered", o->error);
+	return 1;
+}
+
 static int
 slot_start(worker *w, slot *s)
 {
@@ -336,6 +374,12 @@ slot_start(worker *w, slot *s)
 		if (s->payload == NULL)
 			return -1;
 		s->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	} else if (t->format == HQ_FMT_FHIR) {
+		int rc = fhir_payload(w, s);
+		if (rc != 0)
+			return rc;
+		s->headers = curl_slist_append(NULL, "Content-Type: application/fhir+json");
+		s->headers = curl_slist_append(s->headers, "Accept: application/fhir+json");
 	} else {
 		const char *cs = iana_charset(s->due.charset);
 		snprintf(line, sizeof line, "Content-Type: x-application/hl7-v2+er7%s%s",
@@ -624,7 +668,15 @@ worker_main(void *arg)
 				while (w->slots[i].busy)
 					i++;
 				w->slots[i].due = due[k];
-				if (slot_start(w, &w->slots[i]) != 0) {
+				int rc = slot_start(w, &w->slots[i]);
+				if (rc == 1 && nout < cap) { /* settled without a request (format fhir) */
+					if (nout == 0)
+						first_out_us = hq_wall_us();
+					outs[nout++] = w->slots[i].settled;
+					slot_release(w, &w->slots[i]);
+				} else if (rc == 1) {
+					slot_release(w, &w->slots[i]); /* no room to record it: pending, next round */
+				} else if (rc != 0) {
 					hq_log(HQ_LOG_ERR, "target %s: cannot start a request", t->name);
 					slot_release(w, &w->slots[i]);
 				}
@@ -708,6 +760,8 @@ worker_free(worker *w)
 	hq_secret_free(w->aws_key);
 	hq_secret_free(w->aws_secret);
 	free(w->sigv4);
+	hq_tz_free(w->fhir_tz);
+	memset(&w->fhir, 0, sizeof w->fhir);
 	free(w);
 }
 
@@ -763,6 +817,17 @@ worker_new(const hq_target_conf *t, hq_journal *j, uint32_t shard, char *err, si
 	if (t->auth == HQ_AUTH_BEARER &&
 	    (w->token = read_secret(t->token_file, err, errcap, t->name)) == NULL)
 		goto fail;
+	if (t->format == HQ_FMT_FHIR) {
+		char why[512];
+		if (hq_fhir_opts_init(&w->fhir, t->fhir_id_key_file, t->fhir_timezone, &w->fhir_tz, why,
+				      sizeof why) != 0) {
+			snprintf(err, errcap, "target %s: %s", t->name, why);
+			goto fail;
+		}
+		w->fhir.batch = t->fhir_batch;
+		w->fhir.max_entries = t->fhir_max_entries;
+		w->fhir.patient_match = t->fhir_patient_match;
+	}
 	w->nslots = t->ordering == HQ_ORDER_FIFO ? 1 : t->concurrency;
 	if (w->nshards > 1)
 		w->nslots = (t->concurrency + 1) / 2;
@@ -801,7 +866,7 @@ worker_start(worker *w, char *err, size_t errcap)
 	w->started = 1;
 	if (w->shard == 0)
 		hq_log(HQ_LOG_NOTICE, "target %s: delivering to %s (%s, %s, %d in flight at most)",
-		       t->name, t->url, t->format == HQ_FMT_RAW ? "raw" : t->format == HQ_FMT_JSON ? "json" : "google-hl7v2",
+		       t->name, t->url, t->format == HQ_FMT_RAW ? "raw" : t->format == HQ_FMT_JSON ? "json" : t->format == HQ_FMT_FHIR ? "fhir" : "google-hl7v2",
 		       t->ordering == HQ_ORDER_FIFO ? "fifo" : t->ordering == HQ_ORDER_PATIENT ? "fifo per patient" : "unordered",
 		       t->concurrency > w->nslots && t->ordering != HQ_ORDER_FIFO ? t->concurrency : w->nslots);
 	return 0;

@@ -47,6 +47,7 @@
 #include "queue/audit.h"
 #include "core/feeds.h"
 #include "core/silence.h"
+#include "hl7/fhir.h"
 #include "queue/journal.h"
 
 #ifndef HQ_VERSION
@@ -893,16 +894,63 @@ show_attempt(void *arg, const hq_attempt *a)
 }
 
 static const struct option show_opts[] = {
-	{"raw", no_argument, NULL, 'r'}, {"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
+	{"raw", no_argument, NULL, 'r'}, {"json", no_argument, NULL, 'J'},
+	{"fhir", no_argument, NULL, 'F'}, {"target", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
+
+/* show --fhir: the Bundle the format = fhir target (named, or the only one) gets for r. */
+static int
+show_fhir(ctx *c, const hq_record *r, const char *target)
+{
+	const hq_target_conf *t = NULL;
+	int n = 0;
+	for (int i = 0; c->have_cfg && i < c->cfg.ntargets; i++)
+		if (c->cfg.targets[i].format == HQ_FMT_FHIR &&
+		    (target == NULL || strcmp(c->cfg.targets[i].name, target) == 0))
+			t = &c->cfg.targets[i], n++;
+	if (t == NULL)
+		return fail(target ? "no format = fhir target '%s' in the config" :
+				     "--fhir needs a config (-c FILE) with a format = fhir target", target);
+	if (n > 1)
+		return fail("several format = fhir targets: name one with --target");
+	if (r->locked)
+		return fail("message %llu is encrypted and no key here opens it", (unsigned long long)r->id);
+	hq_fhir_opts o;
+	hq_tz *tz;
+	char err[600], *body;
+	size_t len;
+	if (hq_fhir_opts_init(&o, t->fhir_id_key_file, t->fhir_timezone, &tz, err, sizeof err) != 0)
+		return fail("target %s: %s", t->name, err);
+	o.batch = t->fhir_batch;
+	o.max_entries = t->fhir_max_entries;
+	o.patient_match = t->fhir_patient_match;
+	hq_fhir_stats st;
+	int rc = hq_fhir_render(r->f[HQ_F_RAW].p, r->f[HQ_F_RAW].n, &o, &body, &len, &st, err, sizeof err);
+	hq_tz_free(tz);
+	memset(&o, 0, sizeof o);
+	if (rc != 0)
+		return fail("message %llu: %s (target %s: %s)", (unsigned long long)r->id, hq_strerror(rc), t->name, err);
+	fwrite(body, 1, len, stdout);
+	putchar('\n');
+	free(body);
+	if (st.zsegments || st.skipped) /* what the Bundle leaves out, on stderr: stdout is the Bundle alone */
+		fprintf(stderr, "hl7q show: %d entries; %d Z-segment%s ignored, %d segment%s without a mapping\n",
+			st.entries, st.zsegments, st.zsegments == 1 ? "" : "s", st.skipped, st.skipped == 1 ? "" : "s");
+	return ferror(stdout) ? fail("cannot write: %s", strerror(errno)) : 0;
+}
 
 static int
 cmd_show(ctx *c, int argc, char **argv)
 {
 	const struct option *opts = show_opts;
-	int o, raw = 0;
+	int o, raw = 0, fhir = 0;
+	const char *fhir_target = NULL;
 	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		if (o == 'r')
 			raw = 1;
+		else if (o == 'F')
+			fhir = 1;
+		else if (o == 'T')
+			fhir_target = optarg;
 		else if (o == 'J')
 			g_json = 1;
 		else
@@ -912,6 +960,8 @@ cmd_show(ctx *c, int argc, char **argv)
 		return fail(optind == argc ? "which message? (hl7q show ID)" : "one id at a time");
 	if (raw && g_json)
 		return fail("--raw and --json conflict");
+	if (fhir && (raw || g_json))
+		return fail("--fhir prints the Bundle: no --raw or --json with it");
 	uint64_t id;
 	if (parse_id(argv[optind], &id))
 		return fail("'%s' is not a message id (a positive number)", argv[optind]);
@@ -928,6 +978,11 @@ cmd_show(ctx *c, int argc, char **argv)
 			    (unsigned long long)id);
 	}
 	if ((rc = audit_now(c, &id, 1, 1)) != 0) {
+		free(mem);
+		return rc;
+	}
+	if (fhir) {
+		rc = show_fhir(c, &r, fhir_target);
 		free(mem);
 		return rc;
 	}
@@ -2035,9 +2090,10 @@ static const cmd_def CMDS[] = {
 	 "as status and check count it), retry, dead, delivered, rejected, duplicate,\n"
 	 "unrouted.  --type takes the config's patterns: ADT, ADT^*, ADT^A01, *.\n"
 	 "--sender is MSH-3.  A target or listener that does not exist is an error."},
-	{"show", cmd_show, show_opts, "", J_WRITE, "show ID [--raw | --json]",
+	{"show", cmd_show, show_opts, "", J_WRITE, "show ID [--raw | --json | --fhir [--target T]]",
 	 "A message's story: metadata, the ACK sent, every delivery and attempt\n"
-	 "(audited).  --raw prints the bytes exactly as received."},
+	 "(audited).  --raw prints the bytes exactly as received; --fhir the FHIR\n"
+	 "Bundle a format = fhir target (named with --target when several) gets."},
 	{"replay", cmd_replay, replay_opts, "", J_WRITE,
 	 "replay ID... | --dead [--target T] | --target T --since TIME [--until TIME] [--missing]\n"
 	 "       [--dry-run]",

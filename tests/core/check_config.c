@@ -345,6 +345,49 @@ START_TEST(test_issue14_6_relative_paths)
 }
 END_TEST
 
+START_TEST(test_fhir_keys)
+{
+	const char *head = "[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:0\n[target f]\nurl = https://f/r4/\n";
+	char text[1024];
+	snprintf(text, sizeof text, "%sformat = fhir\nfhir_id_key_file = /k\nfhir_bundle = batch\nfhir_max_entries = 160\n"
+		 "fhir_timezone = America/Chicago\nfhir_unsupported = skip\n", head);
+	ck_assert_int_eq(load(text), 0);
+	const hq_target_conf *t = &cfg.targets[0];
+	ck_assert_int_eq(t->format, HQ_FMT_FHIR);
+	ck_assert_int_eq(t->fhir_batch, 1);
+	ck_assert_int_eq(t->fhir_max_entries, 160);
+	ck_assert_str_eq(t->fhir_timezone, "America/Chicago");
+	ck_assert_str_eq(t->fhir_id_key_file, "/k");
+	ck_assert_int_eq(t->fhir_skip_unsupported, 1);
+	ck_assert_int_eq(t->fhir_patient_match, 0);
+	/* defaults: transaction, no limit, UTC, dead */
+	snprintf(text, sizeof text, "%sformat = fhir\nfhir_id_key_file = /k\nfhir_patient_match = identifier\n", head);
+	ck_assert_int_eq(load(text), 0);
+	ck_assert_int_eq(cfg.targets[0].fhir_batch, 0);
+	ck_assert_int_eq(cfg.targets[0].fhir_max_entries, 0);
+	ck_assert_str_eq(cfg.targets[0].fhir_timezone, "");
+	ck_assert_int_eq(cfg.targets[0].fhir_skip_unsupported, 0);
+	ck_assert_int_eq(cfg.targets[0].fhir_patient_match, 1);
+	static const struct { const char *extra; int line; const char *why; } bad[] = {
+		{"format = fhirr\n", 7, "format: 'fhirr' is not raw, json, google-hl7v2 or fhir"},
+		{"fhir_bundle = all\n", 7, "fhir_bundle: 'all'"},
+		{"fhir_max_entries = 1e3\n", 7, "fhir_max_entries: '1e3'"},
+		{"fhir_timezone = America/Nowhere\n", 7, "fhir_timezone: 'America/Nowhere'"},
+		{"fhir_timezone = ../../etc/passwd\n", 7, "fhir_timezone"},
+		{"fhir_unsupported = maybe\n", 7, "fhir_unsupported: 'maybe'"},
+		{"fhir_patient_match = name\n", 7, "fhir_patient_match: 'name'"},
+		{"fhir_colour = red\n", 7, "unknown key 'fhir_colour'"},
+		{"format = fhir\n", 5, "format = fhir needs fhir_id_key_file"},
+		{"format = fhir\nfhir_id_key_file = /k\nfhir_bundle = batch\nfhir_patient_match = identifier\n", 5,
+		 "needs fhir_bundle = transaction"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(text, sizeof text, "%s%s", head, bad[i].extra);
+		assert_err(text, bad[i].line, bad[i].why);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -362,6 +405,7 @@ main(void)
 	tcase_add_test(tc, test_issue14_6_duration_units);
 	tcase_add_test(tc, test_issue14_6_section_twice);
 	tcase_add_test(tc, test_issue14_6_relative_paths);
+	tcase_add_test(tc, test_fhir_keys);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
 	hq_config_free(&cfg);

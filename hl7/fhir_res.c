@@ -1,0 +1,455 @@
+/*
+ * fhir_res.c - HL7 v2 segments -> FHIR R4 resources, after the V2-to-FHIR
+ * guide's segment maps (PID, PD1, NK1, MRG, PV1, PV2, AL1, DG1, IN1, ORC,
+ * OBR, OBX, NTE, SPM, RXA, RXR, SCH, AIS, AIP, TXA).
+ *
+ * Each builder makes one resource, hands it to fx_add under its business
+ * key (fhir.h lists them), and fails through fx_fail, naming segment and
+ * field, when an element FHIR requires has no source.  Practitioners,
+ * Organizations and Locations stay logical references (identifier and
+ * display): a thin XCN here never overwrites a rich record made elsewhere.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "fhir_int.h"
+#include "json.h"
+
+#define SEG(i) (x->m.seg[i])
+#define F(i, n) hq_v2_field(&x->m, SEG(i), (n))
+#define R(f, r) hq_v2_rep(&x->m, (f), (r))
+#define C(v, n) hq_v2_comp(&x->m, (v), (n))
+#define S(v, n) hq_v2_sub(&x->m, (v), (n))
+
+/* A time of field n of segment i; fails naming it when it is no time. */
+static json_t *
+time_of(fx *x, int i, int n, hq_str raw, char kind)
+{
+	x->badtime = 0;
+	json_t *t = fx_time(x, raw, kind);
+	if (x->badtime)
+		fx_fail(x, SEG(i), n, "not a date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])");
+	return t;
+}
+
+/* A short key part: the decoded text of raw (may be ""). */
+static void
+keypart(fx *x, hq_str raw, char *out, size_t cap)
+{
+	json_t *t = fx_text(x, raw);
+	snprintf(out, cap, "%s", t ? json_string_value(t) : "");
+	json_decref(t);
+}
+
+/* Code and its system as one key part: "code^system" of a CWE. */
+static void
+codekey(fx *x, hq_str cwe, char *out, size_t cap)
+{
+	char c[120], s[60];
+	keypart(x, C(cwe, 1), c, sizeof c);
+	keypart(x, C(cwe, 3), s, sizeof s);
+	if (!c[0])
+		keypart(x, C(cwe, 2), c, sizeof c);
+	snprintf(out, cap, "%s^%s", c, s);
+}
+
+/* "value|authority" of a CX (authority: CX-4's universal id, else its
+ * namespace id); "" when no value. */
+static void
+cxkey(fx *x, hq_str cx, char *out, size_t cap)
+{
+	char v[120], a[120];
+	keypart(x, C(cx, 1), v, sizeof v);
+	keypart(x, S(C(cx, 4), 2), a, sizeof a);
+	if (!a[0])
+		keypart(x, S(C(cx, 4), 1), a, sizeof a);
+	if (v[0])
+		snprintf(out, cap, "%s|%s", v, a);
+	else
+		out[0] = 0;
+}
+
+/* A CWE whose coding has no system gets table's (HL7 table nnnn). */
+static json_t *
+cwe_table(fx *x, hq_str cwe, const char *uri)
+{
+	json_t *cc = fx_cwe(x, cwe);
+	json_t *k = json_array_get(json_object_get(cc, "coding"), 0);
+	if (k && json_object_get(k, "system") == NULL && !hq_v2_valued(C(cwe, 3)))
+		json_object_set_new(k, "system", json_string(uri));
+	return cc;
+}
+
+static json_t *
+coding(const char *system, const char *code)
+{
+	return json_pack("{s:s,s:s}", "system", system, "code", code);
+}
+
+/* Decoded repetitions of a field joined with newlines. */
+static json_t *
+reps_text(fx *x, hq_str f)
+{
+	int n = hq_v2_nreps(&x->m, f);
+	char *buf = NULL;
+	size_t len = 0;
+	for (int r = 1; r <= n; r++) {
+		json_t *t = fx_text(x, R(f, r));
+		if (t == NULL)
+			continue;
+		size_t tl = json_string_length(t);
+		char *nb = realloc(buf, len + tl + 2);
+		if (nb) {
+			buf = nb;
+			if (len)
+				buf[len++] = '\n';
+			memcpy(buf + len, json_string_value(t), tl);
+			len += tl;
+		}
+		json_decref(t);
+	}
+	json_t *j = len ? json_stringn(buf, len) : NULL;
+	free(buf);
+	return j;
+}
+
+static void
+set_subject(fx *x, json_t *r, const char *key)
+{
+	if (x->patient_ref[0])
+		json_object_set_new(r, key, fx_ref(x->patient_ref));
+}
+
+static void
+set_encounter(fx *x, json_t *r, const char *key)
+{
+	if (x->encounter_ref[0])
+		json_object_set_new(r, key, fx_ref(x->encounter_ref));
+}
+
+static const char *
+lookup(const char *const (*map)[2], size_t n, json_t *code, const char *dflt)
+{
+	const char *c = code ? json_string_value(code) : NULL;
+	for (size_t i = 0; c && i < n; i++)
+		if (strcmp(map[i][0], c) == 0)
+			dflt = map[i][1];
+	json_decref(code);
+	return dflt;
+}
+#define LOOKUP(map, code, dflt) lookup(map, sizeof map / sizeof map[0], code, dflt)
+
+/* --- Patient ---------------------------------------------------------------- */
+
+static void
+patient_contact(fx *x, json_t *p, int nk1)
+{
+	json_t *c = json_object();
+	fx_set(c, "name", fx_xpn(x, R(F(nk1, 2), 1)));
+	json_t *rel = cwe_table(x, R(F(nk1, 3), 1), "http://terminology.hl7.org/CodeSystem/v2-0063");
+	fx_push(c, "relationship", rel);
+	fx_set(c, "address", fx_xad(x, R(F(nk1, 4), 1)));
+	for (int r = 1; r <= hq_v2_nreps(&x->m, F(nk1, 5)); r++)
+		fx_push(c, "telecom", fx_xtn(x, R(F(nk1, 5), r), "home"));
+	for (int r = 1; r <= hq_v2_nreps(&x->m, F(nk1, 6)); r++)
+		fx_push(c, "telecom", fx_xtn(x, R(F(nk1, 6), r), "work"));
+	/* pat-1: a contact holds a name, telecom or address */
+	if (json_object_get(c, "name") || json_object_get(c, "telecom") || json_object_get(c, "address"))
+		fx_push(p, "contact", c);
+	else
+		json_decref(c);
+}
+
+static void
+patient_demographics(fx *x, json_t *p, int pid)
+{
+	static const char *const gender[][2] = {{"M", "male"}, {"F", "female"}, {"O", "other"},
+						{"A", "other"}, {"N", "other"}, {"U", "unknown"}};
+	for (int f = 2; f <= 4; f += 1)
+		for (int r = 1; r <= hq_v2_nreps(&x->m, F(pid, f)); r++)
+			fx_push(p, "identifier", fx_cx(x, R(F(pid, f), r)));
+	for (int r = 1; r <= hq_v2_nreps(&x->m, F(pid, 5)); r++)
+		fx_push(p, "name", fx_xpn(x, R(F(pid, 5), r)));
+	fx_set(p, "birthDate", time_of(x, pid, 7, C(F(pid, 7), 1), 'd'));
+	json_t *g = fx_text(x, C(F(pid, 8), 1));
+	if (g)
+		json_object_set_new(p, "gender", json_string(LOOKUP(gender, g, "unknown")));
+	for (int r = 1; r <= hq_v2_nreps(&x->m, F(pid, 11)); r++)
+		fx_push(p, "address", fx_xad(x, R(F(pid, 11), r)));
+	for (int r = 1; r <= hq_v2_nreps(&x->m, F(pid, 13)); r++)
+		fx_push(p, "telecom", fx_xtn(x, R(F(pid, 13), r), "home"));
+	for (int r = 1; r <= hq_v2_nreps(&x->m, F(pid, 14)); r++)
+		fx_push(p, "telecom", fx_xtn(x, R(F(pid, 14), r), "work"));
+	json_t *lang = fx_cwe(x, R(F(pid, 15), 1));
+	if (lang)
+		fx_push(p, "communication", json_pack("{s:o}", "language", lang));
+	fx_set(p, "maritalStatus", cwe_table(x, R(F(pid, 16), 1), "http://terminology.hl7.org/CodeSystem/v2-0002"));
+	json_t *died = time_of(x, pid, 29, C(F(pid, 29), 1), 't');
+	json_t *dead = fx_text(x, F(pid, 30));
+	if (died)
+		json_object_set_new(p, "deceasedDateTime", died);
+	else if (dead && (strcmp(json_string_value(dead), "Y") == 0 || strcmp(json_string_value(dead), "N") == 0))
+		json_object_set_new(p, "deceasedBoolean", json_boolean(json_string_value(dead)[0] == 'Y'));
+	json_decref(dead);
+	json_t *order = fx_text(x, F(pid, 25)), *multi = fx_text(x, F(pid, 24));
+	int ord = order ? atoi(json_string_value(order)) : 0;
+	if (ord > 0)
+		json_object_set_new(p, "multipleBirthInteger", json_integer(ord));
+	else if (multi && (strcmp(json_string_value(multi), "Y") == 0 || strcmp(json_string_value(multi), "N") == 0))
+		json_object_set_new(p, "multipleBirthBoolean", json_boolean(json_string_value(multi)[0] == 'Y'));
+	json_decref(order);
+	json_decref(multi);
+}
+
+int
+fx_patient(fx *x, int pid, int pd1, const int *nk1, int nnk1, int mrg)
+{
+	json_t *p = json_object();
+	char key[300];
+	cxkey(x, R(F(pid, 3), 1), key, sizeof key);
+	if (!key[0]) /* v2.3 senders put the MRN in PID-2 or PID-4 as often as in PID-3 */
+		cxkey(x, R(F(pid, 2), 1), key, sizeof key);
+	if (!key[0])
+		cxkey(x, R(F(pid, 4), 1), key, sizeof key);
+	patient_demographics(x, p, pid);
+	if (pd1 >= 0) {
+		for (int r = 1; r <= hq_v2_nreps(&x->m, F(pd1, 4)); r++)
+			fx_push(p, "generalPractitioner", fx_xcn_ref(x, R(F(pd1, 4), r)));
+		fx_push(p, "generalPractitioner", fx_org_ref(x, R(F(pd1, 3), 1)));
+	}
+	for (int k = 0; k < nnk1; k++)
+		patient_contact(x, p, nk1[k]);
+	if (x->failed) {
+		json_decref(p);
+		return -1;
+	}
+	json_t *res = fx_add(x, "Patient", key, pid, p, x->patient_ref);
+	if (res == NULL)
+		return -1;
+	x->encounter_ref[0] = x->encounter_key[0] = 0; /* a new patient's visit comes with its own PV1 */
+	snprintf(x->patient_key, sizeof x->patient_key, "%s", key[0] ? key : x->patient_ref);
+	if (mrg < 0)
+		return 0;
+	/* A40: the old record is kept, inactive, and points at the survivor */
+	char okey[300], oref[64];
+	cxkey(x, R(F(mrg, 1), 1), okey, sizeof okey);
+	if (!okey[0]) {
+		fx_fail(x, SEG(mrg), 1, "empty: the merged patient's identifier is required");
+		return -1;
+	}
+	json_t *old = json_object();
+	for (int r = 1; r <= hq_v2_nreps(&x->m, F(mrg, 1)); r++)
+		fx_push(old, "identifier", fx_cx(x, R(F(mrg, 1), r)));
+	json_object_set_new(old, "active", json_false());
+	json_object_set_new(old, "link", json_pack("[{s:o,s:s}]", "other", fx_ref(x->patient_ref), "type", "replaced-by"));
+	if (fx_add(x, "Patient", okey, mrg, old, oref) == NULL)
+		return -1;
+	fx_push(res, "link", json_pack("{s:o,s:s}", "other", fx_ref(oref), "type", "replaces"));
+	return 0;
+}
+
+/* --- Encounter -------------------------------------------------------------- */
+
+static void
+encounter_participants(fx *x, json_t *e, int pv1)
+{
+	static const struct { int field; const char *code; } who[] = {
+		{7, "ATND"}, {8, "REF"}, {9, "CON"}, {17, "ADM"}};
+	for (size_t k = 0; k < sizeof who / sizeof who[0]; k++)
+		for (int r = 1; r <= hq_v2_nreps(&x->m, F(pv1, who[k].field)); r++) {
+			json_t *ref = fx_xcn_ref(x, R(F(pv1, who[k].field), r));
+			if (ref == NULL)
+				continue;
+			json_t *type = json_pack("[{s:[o]}]", "coding",
+						 coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", who[k].code));
+			fx_push(e, "participant", json_pack("{s:o,s:o}", "type", type, "individual", ref));
+		}
+}
+
+int
+fx_encounter(fx *x, int pv1, int pv2, const char *trigger)
+{
+	static const char *const cls[][2] = {{"E", "EMER"}, {"I", "IMP"}, {"O", "AMB"}, {"P", "PRENC"}};
+	json_t *c = fx_text(x, C(F(pv1, 2), 1));
+	int valued = hq_v2_valued(F(pv1, 19)) || hq_v2_valued(F(pv1, 44)) || (c && strcmp(json_string_value(c), "N") != 0);
+	if (!valued) {
+		json_decref(c);
+		return 0;
+	}
+	json_t *e = json_object();
+	const char *status = "unknown";
+	if (!strcmp(trigger, "A01") || !strcmp(trigger, "A02") || !strcmp(trigger, "A04"))
+		status = "in-progress";
+	else if (!strcmp(trigger, "A03"))
+		status = "finished";
+	else if (!strcmp(trigger, "A11"))
+		status = "cancelled";
+	else if (hq_v2_valued(F(pv1, 45)))
+		status = "finished";
+	else if (hq_v2_valued(F(pv1, 44)))
+		status = "in-progress";
+	json_object_set_new(e, "status", json_string(status));
+	if (c) {
+		const char *act = LOOKUP(cls, json_incref(c), NULL);
+		json_object_set_new(e, "class", act ? coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", act)
+						    : coding("http://terminology.hl7.org/CodeSystem/v2-0004", json_string_value(c)));
+		json_decref(c);
+	} else {
+		json_object_set_new(e, "class", coding("http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "UNK"));
+	}
+	fx_push(e, "identifier", fx_cx(x, R(F(pv1, 19), 1)));
+	set_subject(x, e, "subject");
+	encounter_participants(x, e, pv1);
+	json_t *period = json_object();
+	fx_set(period, "start", time_of(x, pv1, 44, C(R(F(pv1, 44), 1), 1), 't'));
+	fx_set(period, "end", time_of(x, pv1, 45, C(R(F(pv1, 45), 1), 1), 't'));
+	fx_set(e, "period", period);
+	json_t *loc = fx_pl_ref(x, F(pv1, 3));
+	if (loc)
+		fx_push(e, "location", json_pack("{s:o}", "location", loc));
+	fx_set(e, "serviceType", cwe_table(x, F(pv1, 10), "http://terminology.hl7.org/CodeSystem/v2-0069"));
+	json_t *h = json_object();
+	fx_set(h, "admitSource", cwe_table(x, F(pv1, 14), "http://terminology.hl7.org/CodeSystem/v2-0023"));
+	fx_set(h, "dischargeDisposition", cwe_table(x, F(pv1, 36), "http://terminology.hl7.org/CodeSystem/v2-0112"));
+	fx_set(e, "hospitalization", h);
+	if (pv2 >= 0)
+		fx_push(e, "reasonCode", fx_cwe(x, F(pv2, 3)));
+	if (x->failed) {
+		json_decref(e);
+		return -1;
+	}
+	char key[300];
+	cxkey(x, R(F(pv1, 19), 1), key, sizeof key);
+	if (fx_add(x, "Encounter", key, pv1, e, x->encounter_ref) == NULL)
+		return -1;
+	snprintf(x->encounter_key, sizeof x->encounter_key, "%s", key[0] ? key : x->encounter_ref);
+	return 0;
+}
+
+/* --- AllergyIntolerance, Condition, Coverage -------------------------------- */
+
+static int
+need_patient(fx *x, int i, const char *what)
+{
+	if (x->patient_ref[0])
+		return 0;
+	fx_fail(x, SEG(i), 0, what);
+	return -1;
+}
+
+int
+fx_allergy(fx *x, int al1)
+{
+	static const char *const cat[][2] = {{"DA", "medication"}, {"MA", "medication"}, {"FA", "food"},
+					     {"EA", "environment"}, {"AA", "environment"}, {"PA", "environment"}};
+	static const char *const crit[][2] = {{"SV", "high"}, {"MO", "low"}, {"MI", "low"}};
+	if (need_patient(x, al1, "no PID before it: AllergyIntolerance.patient is required"))
+		return -1;
+	json_t *a = json_object();
+	json_object_set_new(a, "clinicalStatus", json_pack("{s:[o]}", "coding",
+		coding("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "active")));
+	const char *c = LOOKUP(cat, fx_text(x, C(F(al1, 2), 1)), NULL);
+	if (c)
+		json_object_set_new(a, "category", json_pack("[s]", c));
+	const char *k = LOOKUP(crit, fx_text(x, C(F(al1, 4), 1)), NULL);
+	if (k)
+		json_object_set_new(a, "criticality", json_string(k));
+	fx_set(a, "code", fx_cwe(x, F(al1, 3)));
+	set_subject(x, a, "patient");
+	for (int r = 1; r <= hq_v2_nreps(&x->m, F(al1, 5)); r++) {
+		json_t *t = fx_text(x, C(R(F(al1, 5), r), 2));
+		if (t == NULL)
+			t = fx_text(x, C(R(F(al1, 5), r), 1));
+		if (t)
+			fx_push(a, "reaction", json_pack("{s:[{s:o}]}", "manifestation", "text", t));
+	}
+	fx_set(a, "onsetDateTime", time_of(x, al1, 6, F(al1, 6), 't'));
+	char key[600], code[200];
+	codekey(x, F(al1, 3), code, sizeof code);
+	snprintf(key, sizeof key, "pt|%s|%s", x->patient_key, code);
+	char ref[64];
+	if (x->failed) {
+		json_decref(a);
+		return -1;
+	}
+	return fx_add(x, "AllergyIntolerance", strcmp(code, "^") ? key : NULL, al1, a, ref) ? 0 : -1;
+}
+
+int
+fx_condition(fx *x, int dg1)
+{
+	if (need_patient(x, dg1, "no PID before it: Condition.subject is required"))
+		return -1;
+	json_t *c = json_object();
+	json_object_set_new(c, "category", json_pack("[{s:[o]}]", "coding",
+		coding("http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis")));
+	json_t *code = fx_cwe(x, F(dg1, 3)), *desc = code ? NULL : fx_text(x, F(dg1, 4));
+	fx_set(c, "code", code ? code : desc ? json_pack("{s:o}", "text", desc) : NULL);
+	set_subject(x, c, "subject");
+	set_encounter(x, c, "encounter");
+	fx_set(c, "onsetDateTime", time_of(x, dg1, 5, C(F(dg1, 5), 1), 't'));
+	char key[700], ck[200];
+	codekey(x, F(dg1, 3), ck, sizeof ck);
+	snprintf(key, sizeof key, "pt|%s|%s|%s", x->patient_key, x->encounter_key, ck);
+	char ref[64];
+	if (x->failed) {
+		json_decref(c);
+		return -1;
+	}
+	return fx_add(x, "Condition", strcmp(ck, "^") ? key : NULL, dg1, c, ref) ? 0 : -1;
+}
+
+int
+fx_coverage(fx *x, int in1)
+{
+	if (need_patient(x, in1, "no PID before it: Coverage.beneficiary is required"))
+		return -1;
+	json_t *payor = fx_org_ref(x, R(F(in1, 4), 1));
+	json_t *pid = fx_cx(x, R(F(in1, 3), 1));
+	if (payor == NULL && pid == NULL) {
+		x->nskip++; /* no payor to name: Coverage.payor is required */
+		return 0;
+	}
+	if (payor == NULL)
+		payor = json_pack("{s:s}", "type", "Organization");
+	if (pid && json_object_get(payor, "identifier") == NULL)
+		json_object_set_new(payor, "identifier", pid);
+	else
+		json_decref(pid);
+	json_t *c = json_object();
+	json_object_set_new(c, "status", json_string("active"));
+	json_object_set_new(c, "payor", json_pack("[o]", payor));
+	set_subject(x, c, "beneficiary");
+	json_t *policy = fx_text(x, F(in1, 36));
+	if (policy)
+		fx_push(c, "identifier", json_pack("{s:o}", "value", policy));
+	json_t *group = fx_text(x, F(in1, 8));
+	if (group)
+		fx_push(c, "class", json_pack("{s:{s:[o]},s:o}", "type", "coding",
+			coding("http://terminology.hl7.org/CodeSystem/coverage-class", "group"), "value", group));
+	json_t *period = json_object();
+	fx_set(period, "start", time_of(x, in1, 12, F(in1, 12), 't'));
+	fx_set(period, "end", time_of(x, in1, 13, F(in1, 13), 't'));
+	fx_set(c, "period", period);
+	char key[700], co[200], pol[120], plan[120];
+	cxkey(x, R(F(in1, 3), 1), co, sizeof co);
+	keypart(x, F(in1, 36), pol, sizeof pol);
+	keypart(x, C(F(in1, 2), 1), plan, sizeof plan);
+	snprintf(key, sizeof key, "pt|%s|%s|%s|%s", x->patient_key, co, pol, plan);
+	char ref[64];
+	if (x->failed) {
+		json_decref(c);
+		return -1;
+	}
+	return fx_add(x, "Coverage", key, in1, c, ref) ? 0 : -1;
+}
+
+void
+fx_note(fx *x, int nte, json_t *r, const char *key)
+{
+	json_t *t = reps_text(x, F(nte, 3));
+	if (t)
+		fx_push(r, key, json_pack("{s:o}", "text", t));
+}

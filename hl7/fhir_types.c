@@ -1,0 +1,670 @@
+/*
+ * fhir_types.c - HL7 v2 datatypes -> FHIR R4 datatypes, after the V2-to-FHIR
+ * guide's datatype maps (CX, EI, XPN, XAD, XTN, CWE/CE/CNE, TS/DTM, XCN, XON,
+ * PL, HD).  Each returns NULL when nothing in the source is valued, so no
+ * empty object reaches a resource.
+ *
+ * Coding systems: the names of HL7 table 0396 that senders use map to their
+ * FHIR URIs, HL7nnnn to terminology.hl7.org's v2 tables, OIDs to urn:oid:,
+ * URIs stay; any other name is left out of Coding.system (the code and its
+ * display stay), never replaced by a made-up URI.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fhir_int.h"
+
+#define C(v, n) hq_v2_comp(&x->m, (v), (n))
+
+json_t *
+fx_text(fx *x, hq_str raw)
+{
+	if (!hq_v2_valued(raw))
+		return NULL;
+	size_t need = 2 * raw.n + 1;
+	if (need > x->tmpcap) {
+		char *p = realloc(x->tmp, need);
+		if (p == NULL)
+			return NULL;
+		x->tmp = p;
+		x->tmpcap = need;
+	}
+	size_t n = hq_v2_decode(&x->m, raw, x->tmp, x->tmpcap);
+	return n ? json_stringn(x->tmp, n) : NULL;
+}
+
+void
+fx_set(json_t *obj, const char *key, json_t *v)
+{
+	if (v == NULL)
+		return;
+	if ((json_is_object(v) && json_object_size(v) == 0) ||
+	    (json_is_array(v) && json_array_size(v) == 0)) {
+		json_decref(v);
+		return;
+	}
+	json_object_set_new(obj, key, v);
+}
+
+void
+fx_push(json_t *obj, const char *key, json_t *v)
+{
+	if (v == NULL)
+		return;
+	if ((json_is_object(v) && json_object_size(v) == 0) ||
+	    (json_is_array(v) && json_array_size(v) == 0)) {
+		json_decref(v);
+		return;
+	}
+	json_t *a = json_object_get(obj, key);
+	if (a == NULL) {
+		a = json_array();
+		json_object_set_new(obj, key, a);
+	}
+	json_array_append_new(a, v);
+}
+
+void
+fx_set_text(fx *x, json_t *obj, const char *key, hq_str raw)
+{
+	fx_set(obj, key, fx_text(x, raw));
+}
+
+void
+fx_set_code(fx *x, json_t *obj, const char *key, hq_str raw)
+{
+	json_t *t = fx_text(x, raw);
+	if (t == NULL)
+		return;
+	/* FHIR code: no leading/trailing blanks, single spaces inside */
+	const char *s = json_string_value(t);
+	size_t n = json_string_length(t), o = 0;
+	char *c = malloc(n + 1);
+	if (c == NULL) {
+		json_decref(t);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i] == '\t' || s[i] == '\n' ? ' ' : s[i];
+		if (ch == ' ' && (o == 0 || c[o - 1] == ' '))
+			continue;
+		c[o++] = ch;
+	}
+	while (o > 0 && c[o - 1] == ' ')
+		o--;
+	if (o)
+		json_object_set_new(obj, key, json_stringn(c, o));
+	free(c);
+	json_decref(t);
+}
+
+static const struct {
+	const char *name, *uri;
+} systems[] = {
+	{"LN", "http://loinc.org"},
+	{"LOINC", "http://loinc.org"},
+	{"SCT", "http://snomed.info/sct"},
+	{"SNM", "http://snomed.info/sct"},
+	{"SNOMED", "http://snomed.info/sct"},
+	{"SNOMED-CT", "http://snomed.info/sct"},
+	{"SNOMEDCT", "http://snomed.info/sct"},
+	{"I9", "http://hl7.org/fhir/sid/icd-9-cm"},
+	{"I9C", "http://hl7.org/fhir/sid/icd-9-cm"},
+	{"I9CM", "http://hl7.org/fhir/sid/icd-9-cm"},
+	{"I10", "http://hl7.org/fhir/sid/icd-10"},
+	{"I10C", "http://hl7.org/fhir/sid/icd-10-cm"},
+	{"ICD10CM", "http://hl7.org/fhir/sid/icd-10-cm"},
+	{"I10P", "http://www.cms.gov/Medicare/Coding/ICD10"},
+	{"CVX", "http://hl7.org/fhir/sid/cvx"},
+	{"MVX", "http://terminology.hl7.org/CodeSystem/MVX"},
+	{"NDC", "http://hl7.org/fhir/sid/ndc"},
+	{"RXNORM", "http://www.nlm.nih.gov/research/umls/rxnorm"},
+	{"RXN", "http://www.nlm.nih.gov/research/umls/rxnorm"},
+	{"UCUM", "http://unitsofmeasure.org"},
+	{"C4", "http://www.ama-assn.org/go/cpt"},
+	{"CPT", "http://www.ama-assn.org/go/cpt"},
+	{"CPT4", "http://www.ama-assn.org/go/cpt"},
+	{"HCPCS", "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"},
+	{"HCPT", "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"},
+	{"NPI", "http://hl7.org/fhir/sid/us-npi"},
+	{"CDCREC", "urn:oid:2.16.840.1.113883.6.238"},
+	{"NUCC", "http://nucc.org/provider-taxonomy"},
+	{"ISO3166", "urn:iso:std:iso:3166"},
+	{"ISO+", "urn:iso:std:iso:11073:10101"},
+	{"NCIT", "http://ncimeta.nci.nih.gov"},
+};
+
+static int
+is_oid(const char *s)
+{
+	if (!(s[0] >= '0' && s[0] <= '2') || s[1] != '.')
+		return 0;
+	for (const char *p = s + 1; *p; p++) {
+		if (*p == '.') {
+			if (p[1] < '0' || p[1] > '9' || (p[1] == '0' && p[2] >= '0' && p[2] <= '9'))
+				return 0;
+		} else if (*p < '0' || *p > '9') {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+const char *
+fx_system_uri(const char *name, char *buf, size_t cap)
+{
+	if (name == NULL || *name == 0)
+		return NULL;
+	for (size_t i = 0; i < sizeof systems / sizeof systems[0]; i++)
+		if (strcasecmp(name, systems[i].name) == 0)
+			return systems[i].uri;
+	if (strncasecmp(name, "HL7", 3) == 0 && strlen(name) == 7 &&
+	    strspn(name + 3, "0123456789") == 4) {
+		snprintf(buf, cap, "http://terminology.hl7.org/CodeSystem/v2-%s", name + 3);
+		return buf;
+	}
+	if (is_oid(name)) {
+		snprintf(buf, cap, "urn:oid:%s", name);
+		return buf;
+	}
+	if (strncmp(name, "http://", 7) == 0 || strncmp(name, "https://", 8) == 0 ||
+	    strncmp(name, "urn:", 4) == 0) {
+		if (strchr(name, ' '))
+			return NULL;
+		snprintf(buf, cap, "%s", name);
+		return buf;
+	}
+	return NULL;
+}
+
+/* Coding of the triplet starting at component c of cwe. */
+static json_t *
+coding_at(fx *x, hq_str cwe, int c)
+{
+	json_t *k = json_object();
+	char buf[256];
+	fx_set_code(x, k, "code", C(cwe, c));
+	if (json_object_get(k, "code") == NULL) {
+		json_decref(k);
+		return NULL;
+	}
+	json_t *sys = fx_text(x, C(cwe, c + 2));
+	const char *uri = sys ? fx_system_uri(json_string_value(sys), buf, sizeof buf) : NULL;
+	if (uri)
+		json_object_set_new(k, "system", json_string(uri));
+	json_decref(sys);
+	fx_set_text(x, k, "display", C(cwe, c + 1));
+	return k;
+}
+
+json_t *
+fx_coding(fx *x, hq_str cwe)
+{
+	return coding_at(x, cwe, 1);
+}
+
+json_t *
+fx_cwe(fx *x, hq_str cwe)
+{
+	if (!hq_v2_valued(cwe))
+		return NULL;
+	json_t *cc = json_object();
+	fx_push(cc, "coding", coding_at(x, cwe, 1));
+	fx_push(cc, "coding", coding_at(x, cwe, 4));
+	fx_push(cc, "coding", coding_at(x, cwe, 10));
+	fx_set_text(x, cc, "text", C(cwe, 9));
+	if (json_object_get(cc, "text") == NULL && json_object_get(cc, "coding") == NULL)
+		fx_set_text(x, cc, "text", C(cwe, 2));
+	if (json_object_size(cc) == 0) {
+		json_decref(cc);
+		return NULL;
+	}
+	return cc;
+}
+
+/* HD -> a system URI: its universal id (HD-2) as its type (HD-3) says, or an HD-1 that is one. */
+json_t *
+fx_hd_system(fx *x, hq_str hd)
+{
+	char buf[512], type[16] = "";
+	json_t *uid = fx_text(x, hq_v2_sub(&x->m, hd, 2));
+	json_t *t = fx_text(x, hq_v2_sub(&x->m, hd, 3));
+	if (t)
+		snprintf(type, sizeof type, "%s", json_string_value(t));
+	json_decref(t);
+	const char *uri = NULL;
+	if (uid) {
+		const char *u = json_string_value(uid);
+		if (strcasecmp(type, "UUID") == 0 && strlen(u) == 36) {
+			snprintf(buf, sizeof buf, "urn:uuid:%s", u);
+			uri = buf;
+		} else {
+			uri = fx_system_uri(u, buf, sizeof buf);
+		}
+		json_decref(uid);
+	}
+	if (uri == NULL) {
+		json_t *ns = fx_text(x, hq_v2_sub(&x->m, hd, 1));
+		if (ns) {
+			const char *s = json_string_value(ns);
+			if (is_oid(s) || strncmp(s, "urn:", 4) == 0 || strncmp(s, "http", 4) == 0)
+				uri = fx_system_uri(s, buf, sizeof buf);
+			json_decref(ns);
+		}
+	}
+	return uri ? json_string(uri) : NULL;
+}
+
+/* An identifier: value, system from the HD, else the HD's namespace as the assigner. */
+static json_t *
+identifier(fx *x, hq_str value, hq_str hd_as_comp)
+{
+	json_t *id = json_object();
+	fx_set_text(x, id, "value", value);
+	if (json_object_get(id, "value") == NULL) {
+		json_decref(id);
+		return NULL;
+	}
+	/* the HD is a component here: its parts are subcomponents */
+	json_t *sys = fx_hd_system(x, hd_as_comp);
+	if (sys) {
+		json_object_set_new(id, "system", sys);
+	} else {
+		json_t *ns = fx_text(x, hq_v2_sub(&x->m, hd_as_comp, 1));
+		if (ns)
+			json_object_set_new(id, "assigner", json_pack("{s:o}", "display", ns));
+	}
+	return id;
+}
+
+json_t *
+fx_cx(fx *x, hq_str cx)
+{
+	json_t *id = identifier(x, C(cx, 1), C(cx, 4));
+	if (id == NULL)
+		return NULL;
+	hq_str type = C(cx, 5);
+	if (hq_v2_valued(type)) {
+		json_t *k = json_object();
+		json_object_set_new(k, "system", json_string("http://terminology.hl7.org/CodeSystem/v2-0203"));
+		fx_set_code(x, k, "code", type);
+		json_object_set_new(id, "type", json_pack("{s:[o]}", "coding", k));
+	}
+	return id;
+}
+
+json_t *
+fx_ei(fx *x, hq_str ei)
+{
+	/* EI-2..4 are the HD of the assigning authority, as components */
+	json_t *id = json_object();
+	fx_set_text(x, id, "value", C(ei, 1));
+	if (json_object_get(id, "value") == NULL) {
+		json_decref(id);
+		return NULL;
+	}
+	char buf[512], type[16] = "";
+	json_t *t = fx_text(x, C(ei, 4)), *uid = fx_text(x, C(ei, 3)), *ns = fx_text(x, C(ei, 2));
+	if (t)
+		snprintf(type, sizeof type, "%s", json_string_value(t));
+	const char *uri = NULL;
+	if (uid && strcasecmp(type, "UUID") == 0) {
+		snprintf(buf, sizeof buf, "urn:uuid:%s", json_string_value(uid));
+		uri = buf;
+	} else if (uid) {
+		uri = fx_system_uri(json_string_value(uid), buf, sizeof buf);
+	}
+	if (uri == NULL && ns && (is_oid(json_string_value(ns)) ||
+				  strncmp(json_string_value(ns), "urn:", 4) == 0))
+		uri = fx_system_uri(json_string_value(ns), buf, sizeof buf);
+	if (uri)
+		json_object_set_new(id, "system", json_string(uri));
+	else if (ns)
+		json_object_set_new(id, "assigner", json_pack("{s:O}", "display", ns));
+	json_decref(t);
+	json_decref(uid);
+	json_decref(ns);
+	return id;
+}
+
+static const char *
+name_use(const char *c)
+{
+	static const char *map[][2] = {{"L", "official"}, {"D", "usual"}, {"A", "usual"},
+				       {"M", "maiden"}, {"N", "nickname"}, {"S", "anonymous"},
+				       {"B", "official"}, {"C", "official"}, {"T", "temp"},
+				       {"U", "temp"}, {"I", "usual"}, {"P", "usual"}, {"R", "official"}};
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (strcmp(c, map[i][0]) == 0)
+			return map[i][1];
+	return NULL;
+}
+
+json_t *
+fx_xpn(fx *x, hq_str xpn)
+{
+	json_t *n = json_object();
+	fx_set_text(x, n, "family", hq_v2_sub(&x->m, C(xpn, 1), 1));
+	fx_push(n, "given", fx_text(x, C(xpn, 2)));
+	fx_push(n, "given", fx_text(x, C(xpn, 3)));
+	fx_push(n, "prefix", fx_text(x, C(xpn, 5)));
+	fx_push(n, "suffix", fx_text(x, C(xpn, 4)));
+	fx_push(n, "suffix", fx_text(x, C(xpn, 6)));
+	if (json_object_size(n) == 0) {
+		json_decref(n);
+		return NULL;
+	}
+	json_t *u = fx_text(x, C(xpn, 7));
+	const char *use = u ? name_use(json_string_value(u)) : NULL;
+	if (use)
+		json_object_set_new(n, "use", json_string(use));
+	json_decref(u);
+	return n;
+}
+
+json_t *
+fx_xad(fx *x, hq_str xad)
+{
+	json_t *a = json_object();
+	fx_push(a, "line", fx_text(x, hq_v2_sub(&x->m, C(xad, 1), 1)));
+	fx_push(a, "line", fx_text(x, C(xad, 2)));
+	fx_set_text(x, a, "city", C(xad, 3));
+	fx_set_text(x, a, "district", C(xad, 9));
+	fx_set_text(x, a, "state", C(xad, 4));
+	fx_set_text(x, a, "postalCode", C(xad, 5));
+	fx_set_text(x, a, "country", C(xad, 6));
+	if (json_object_size(a) == 0) {
+		json_decref(a);
+		return NULL;
+	}
+	json_t *t = fx_text(x, C(xad, 7));
+	if (t) {
+		const char *c = json_string_value(t);
+		if (strcmp(c, "H") == 0 || strcmp(c, "P") == 0)
+			json_object_set_new(a, "use", json_string("home"));
+		else if (strcmp(c, "B") == 0 || strcmp(c, "O") == 0)
+			json_object_set_new(a, "use", json_string("work"));
+		else if (strcmp(c, "C") == 0)
+			json_object_set_new(a, "use", json_string("temp"));
+		else if (strcmp(c, "BA") == 0)
+			json_object_set_new(a, "use", json_string("old"));
+		else if (strcmp(c, "M") == 0)
+			json_object_set_new(a, "type", json_string("postal"));
+		json_decref(t);
+	}
+	return a;
+}
+
+json_t *
+fx_xtn(fx *x, hq_str xtn, const char *use)
+{
+	json_t *cp = json_object();
+	char uc[16] = "", eq[16] = "";
+	json_t *u = fx_text(x, C(xtn, 2)), *e = fx_text(x, C(xtn, 3));
+	if (u)
+		snprintf(uc, sizeof uc, "%s", json_string_value(u));
+	if (e)
+		snprintf(eq, sizeof eq, "%s", json_string_value(e));
+	json_decref(u);
+	json_decref(e);
+	const char *system = "phone";
+	json_t *email = fx_text(x, C(xtn, 4));
+	if (email || strcmp(uc, "NET") == 0 || strcasecmp(eq, "Internet") == 0 || strcmp(eq, "X.400") == 0) {
+		system = "email";
+		if (email)
+			json_object_set_new(cp, "value", email);
+	} else if (strcmp(eq, "FX") == 0) {
+		system = "fax";
+	} else if (strcmp(eq, "BP") == 0 || strcmp(uc, "BPN") == 0) {
+		system = "pager";
+	}
+	if (json_object_get(cp, "value") == NULL) {
+		json_t *area = fx_text(x, C(xtn, 6)), *local = fx_text(x, C(xtn, 7));
+		if (local) {
+			char v[256];
+			json_t *cc = fx_text(x, C(xtn, 5)), *ext = fx_text(x, C(xtn, 8));
+			snprintf(v, sizeof v, "%s%s%s%s%s%s%s%s", cc ? "+" : "", cc ? json_string_value(cc) : "",
+				 cc ? " " : "", area ? json_string_value(area) : "", area ? " " : "",
+				 json_string_value(local), ext ? " x" : "", ext ? json_string_value(ext) : "");
+			json_object_set_new(cp, "value", json_string(v));
+			json_decref(cc);
+			json_decref(ext);
+		} else {
+			fx_set_text(x, cp, "value", C(xtn, 1));
+		}
+		json_decref(area);
+		json_decref(local);
+	}
+	if (json_object_get(cp, "value") == NULL) {
+		json_decref(cp);
+		return NULL;
+	}
+	json_object_set_new(cp, "system", json_string(system));
+	if (strcmp(eq, "CP") == 0)
+		use = "mobile";
+	else if (strcmp(uc, "PRN") == 0 || strcmp(uc, "VHN") == 0)
+		use = "home";
+	else if (strcmp(uc, "WPN") == 0)
+		use = "work";
+	if (use)
+		json_object_set_new(cp, "use", json_string(use));
+	return cp;
+}
+
+/* Joins the decoded texts of the valued comps with single spaces. */
+static json_t *
+joined(fx *x, hq_str *parts, int n)
+{
+	char out[512];
+	size_t o = 0;
+	out[0] = 0;
+	for (int i = 0; i < n; i++) {
+		json_t *t = fx_text(x, parts[i]);
+		if (t == NULL)
+			continue;
+		o += (size_t)snprintf(out + o, sizeof out - o, "%s%s", o ? " " : "", json_string_value(t));
+		if (o >= sizeof out)
+			o = sizeof out - 1;
+		json_decref(t);
+	}
+	return o ? json_string(out) : NULL;
+}
+
+json_t *
+fx_xcn_ref(fx *x, hq_str xcn)
+{
+	json_t *r = json_object();
+	json_t *id = identifier(x, C(xcn, 1), C(xcn, 9));
+	if (id)
+		json_object_set_new(r, "identifier", id);
+	hq_str parts[] = {C(xcn, 6), C(xcn, 3), C(xcn, 4), hq_v2_sub(&x->m, C(xcn, 2), 1), C(xcn, 5)};
+	fx_set(r, "display", joined(x, parts, 5));
+	if (json_object_size(r) == 0) {
+		json_decref(r);
+		return NULL;
+	}
+	json_object_set_new(r, "type", json_string("Practitioner"));
+	return r;
+}
+
+json_t *
+fx_org_ref(fx *x, hq_str xon)
+{
+	json_t *r = json_object();
+	json_t *id = identifier(x, hq_v2_valued(C(xon, 10)) ? C(xon, 10) : C(xon, 3), C(xon, 6));
+	if (id)
+		json_object_set_new(r, "identifier", id);
+	fx_set_text(x, r, "display", C(xon, 1));
+	if (json_object_size(r) == 0) {
+		json_decref(r);
+		return NULL;
+	}
+	json_object_set_new(r, "type", json_string("Organization"));
+	return r;
+}
+
+json_t *
+fx_pl_ref(fx *x, hq_str pl)
+{
+	hq_str parts[] = {hq_v2_sub(&x->m, C(pl, 4), 1), C(pl, 1), C(pl, 2), C(pl, 3)};
+	json_t *d = joined(x, parts, 4);
+	if (d == NULL)
+		return NULL;
+	return json_pack("{s:o,s:s}", "display", d, "type", "Location");
+}
+
+/* Normalizes an HL7 NM into a FHIR decimal ("+007.50" -> "7.50"); 0 when it is one. */
+static int
+decimal(const char *s, size_t n, char *out, size_t cap)
+{
+	size_t i = 0, o = 0;
+	while (i < n && s[i] == ' ')
+		i++;
+	while (n > i && s[n - 1] == ' ')
+		n--;
+	if (i < n && (s[i] == '+' || s[i] == '-')) {
+		if (s[i] == '-')
+			out[o++] = '-';
+		i++;
+	}
+	size_t int_start = i;
+	while (i < n && s[i] >= '0' && s[i] <= '9')
+		i++;
+	size_t int_end = i, frac = 0;
+	if (i < n && s[i] == '.') {
+		i++;
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++, frac++;
+	}
+	if (i != n || (int_end == int_start && frac == 0) || n - int_start + 3 > cap)
+		return -1;
+	while (int_start + 1 < int_end && s[int_start] == '0')
+		int_start++;
+	if (int_end == int_start)
+		out[o++] = '0';
+	memcpy(out + o, s + int_start, int_end - int_start);
+	o += int_end - int_start;
+	if (frac) {
+		out[o++] = '.';
+		memcpy(out + o, s + int_end + 1, frac);
+		o += frac;
+	}
+	out[o] = 0;
+	if (strcmp(out, "-0") == 0)
+		strcpy(out, "0");
+	return 0;
+}
+
+int
+fx_set_decimal(fx *x, json_t *obj, const char *key, hq_str raw)
+{
+	char d[64];
+	json_t *t = fx_text(x, raw);
+	if (t == NULL)
+		return -1;
+	int rc = decimal(json_string_value(t), json_string_length(t), d, sizeof d);
+	json_decref(t);
+	if (rc != 0)
+		return -1;
+	json_object_set_new(obj, key, fx_number(d));
+	return 0;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
+static int64_t
+fx_days(int y, int m, int d)
+{
+	y -= m <= 2;
+	int era = (y >= 0 ? y : y - 399) / 400;
+	int yoe = y - era * 400;
+	int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return (int64_t)era * 146097 + doe - 719468;
+}
+
+/* n digits at s into *v; 0 when they are digits. */
+static int
+digits(const char *s, int n, int *v)
+{
+	*v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		*v = *v * 10 + (s[i] - '0');
+	}
+	return 0;
+}
+
+json_t *
+fx_time(fx *x, hq_str raw, char kind)
+{
+	char s[64];
+	json_t *t = fx_text(x, raw);
+	if (t == NULL)
+		return NULL;
+	snprintf(s, sizeof s, "%s", json_string_value(t));
+	json_decref(t);
+	/* the sender's offset, when it gave one */
+	char off[8] = "";
+	size_t n = strcspn(s, "+-");
+	if (s[n]) {
+		int oh, om;
+		if (strlen(s + n) != 5 || digits(s + n + 1, 2, &oh) || digits(s + n + 3, 2, &om) ||
+		    oh > 14 || om > 59)
+			goto bad;
+		snprintf(off, sizeof off, "%c%.2s:%.2s", s[n], s + n + 1, s + n + 3);
+		s[n] = 0;
+	}
+	size_t len = strlen(s);
+	char *frac = strchr(s, '.');
+	size_t main_len = frac ? (size_t)(frac - s) : len;
+	int y, mo = 1, d = 1, h = 0, mi = 0, se = 0;
+	if (main_len < 4 || main_len > 14 || main_len % 2 || digits(s, 4, &y) ||
+	    (main_len >= 6 && (digits(s + 4, 2, &mo) || mo < 1 || mo > 12)) ||
+	    (main_len >= 8 && (digits(s + 6, 2, &d) || d < 1 || d > 31)) ||
+	    (main_len >= 10 && (digits(s + 8, 2, &h) || h > 23)) ||
+	    (main_len >= 12 && (digits(s + 10, 2, &mi) || mi > 59)) ||
+	    (main_len >= 14 && (digits(s + 12, 2, &se) || se > 60)) || y < 1)
+		goto bad;
+	if (frac && (main_len != 14 || strlen(frac) < 2 || strlen(frac) > 10 ||
+		     strspn(frac + 1, "0123456789") != strlen(frac + 1)))
+		goto bad;
+	char out[64];
+	if (main_len <= 8 || kind == 'd') {
+		if (kind == 'i')
+			return NULL;
+		if (main_len == 4)
+			snprintf(out, sizeof out, "%04d", y);
+		else if (main_len == 6)
+			snprintf(out, sizeof out, "%04d-%02d", y, mo);
+		else
+			snprintf(out, sizeof out, "%04d-%02d-%02d", y, mo, d);
+		return json_string(out);
+	}
+	if (kind == 'i' && main_len < 12)
+		return NULL; /* an instant needs a time; seconds are padded */
+	if (!off[0] && x->msh_off[0])
+		snprintf(off, sizeof off, "%s", x->msh_off);
+	if (!off[0]) {
+		int o = 0; /* no zone configured: UTC */
+		if (x->o->tz)
+			o = hq_tz_offset_local(x->o->tz, fx_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + se);
+		snprintf(off, sizeof off, "%c%02d:%02d", o < 0 ? '-' : '+', abs(o) / 3600, abs(o) / 60 % 60);
+	}
+	snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d%s%s", y, mo, d, h, mi, se,
+		 frac ? frac : "", off);
+	return json_string(out);
+bad:
+	x->badtime = 1;
+	return NULL;
+}
+
+json_t *
+fx_number(const char *digits_)
+{
+	char b[80];
+	snprintf(b, sizeof b, "\001N:%s", digits_);
+	return json_string(b);
+}

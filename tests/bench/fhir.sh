@@ -1,0 +1,95 @@
+#!/bin/bash
+# fhir.sh BINDIR CONVERT - the FHIR part of `make bench` (issue 13, point 5):
+# conversions per second on one core (tests/fhir/convert -b, single-threaded)
+# over the corpus's and the fixtures' ADT and ORU messages, then the drain
+# rate of N queued ADT^A01 messages to a local nginx HTTPS location with
+# format = raw and with format = fhir, one after the other in this run.
+# A report, not a test.
+set -e
+bin=$1
+convert=$2
+cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
+out=build/bench-fhir
+rm -rf $out && mkdir -p $out/nginx
+N=${HL7Q_BENCH_FHIR_N:-50000}
+corpus=${HL7Q_CORPUS:-../shared/corpus}/hl7v2
+pending() { mdb_stat -s pending "$1" 2>/dev/null | sed -n 's/^ *Entries: //p'; }
+files=$(find tests/data/fhir $corpus -name '*.hl7' -not -path '*/malformed/*' 2>/dev/null | sort)
+
+echo "== FHIR conversions per second, one core"
+adt=$($convert -b 3 -t ADT $files)
+oru=$($convert -b 3 -t ORU $files)
+all=$($convert -b 3 $files)
+echo "$adt"; echo "$oru"; echo "$all"
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+	-addext "subjectAltName=IP:127.0.0.1" -keyout $out/key.pem -out $out/cert.pem 2>/dev/null
+openssl rand -hex 32 > $out/fhir.key && chmod 600 $out/fhir.key
+ngport=$(free_port)
+cat > $out/nginx/nginx.conf <<CONF
+worker_processes 1;
+pid $PWD/$out/nginx/nginx.pid;
+error_log $PWD/$out/nginx/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $PWD/$out/nginx/body; proxy_temp_path $PWD/$out/nginx/proxy;
+    fastcgi_temp_path $PWD/$out/nginx/f; uwsgi_temp_path $PWD/$out/nginx/u; scgi_temp_path $PWD/$out/nginx/s;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$ngport ssl http2;
+        ssl_certificate $PWD/$out/cert.pem; ssl_certificate_key $PWD/$out/key.pem;
+        client_body_buffer_size 64k;
+        location /ok { return 200 "ok"; }
+    }
+}
+CONF
+nginx -p $PWD/$out/nginx -c $PWD/$out/nginx/nginx.conf -g 'daemon off;' &
+ngpid=$!
+trap 'kill $ngpid 2>/dev/null || true; kill $pid 2>/dev/null || true' EXIT
+sleep 0.5
+
+# drain FORMAT EXTRA: queue N messages held, then time the drain; prints deliveries/s
+drain() {
+	rm -rf $out/journal
+	port=$(free_port)
+	bench_conf $out/hl7q.conf $PWD/$out/journal $port 256
+	printf '[target nginx]\nurl = https://127.0.0.1:%s/ok\nca_file = %s\nordering = none\nconcurrency = 64\nformat = %s\n%s\n' \
+		$ngport $PWD/$out/cert.pem $1 "$2" >> $out/hl7q.conf
+	HL7Q_TEST_HOLD_DELIVERY=1 $bin/hl7qd -c $out/hl7q.conf 2>$out/hl7qd.log &
+	pid=$!
+	wait_ready $out/hl7qd.log
+	$bin/hl7send -p $port -g -c 64 -n $N -s 1024 > /dev/null
+	kill -TERM $pid; wait $pid || true
+	t0=$(date +%s.%N)
+	$bin/hl7qd -c $out/hl7q.conf 2>>$out/hl7qd.log &
+	pid=$!
+	while [ "$(pending $out/journal)" != "0" ]; do sleep 0.05; done
+	t1=$(date +%s.%N)
+	kill -TERM $pid; wait $pid || true
+	/usr/bin/python3 -c "print('%.0f' % ($N / ($t1 - $t0)))"
+}
+echo "== drain of $N queued 1 KB ADT^A01 messages, raw then fhir"
+raw=$(drain raw "")
+echo "raw: $raw deliveries/s"
+fhir=$(drain fhir "fhir_id_key_file = $PWD/$out/fhir.key
+fhir_timezone = America/Chicago")
+echo "fhir: $fhir deliveries/s"
+trap - EXIT
+kill $ngpid 2>/dev/null || true
+
+echo
+echo "== FHIR summary"
+/usr/bin/python3 - "$adt" "$oru" "$raw" "$fhir" <<'PY'
+import re, sys
+rate = lambda s: float(re.search(r"([0-9.]+) messages/s", s).group(1))
+adt, oru, raw, fhir = rate(sys.argv[1]), rate(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+rows = [("ADT conversions/s (one core)", "%.0f" % adt, ">= 20000", adt >= 20000),
+        ("ORU conversions/s (one core)", "%.0f" % oru, ">= 20000", oru >= 20000),
+        ("drain raw deliveries/s", "%.0f" % raw, "", True),
+        ("drain fhir deliveries/s", "%.0f" % fhir, "", True),
+        ("fhir / raw", "%.2f" % (fhir / raw), ">= 0.80", fhir / raw >= 0.8)]
+for name, val, target, ok in rows:
+    print("%-44s %-12s %-10s %s" % (name, val, target, ("ok" if ok else "MISSED") if target else ""))
+PY
