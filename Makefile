@@ -9,6 +9,8 @@
 #   make SANITIZER=address|undefined check   instrumented build and tests
 
 PREFIX ?= /usr/local
+# The project's own test messages are tests/data; an outside corpus, when
+# this directory exists, is an extra run of the same tests (absent: skipped).
 HL7Q_CORPUS ?= ../shared/corpus
 DESTDIR ?=
 SANITIZER ?=
@@ -90,7 +92,7 @@ $(OUT)/tests/%: tests/%.c $(OUT)/libhl7q.a
 	$(CC) $(ALL_CFLAGS) $$(pkg-config --cflags check) $(LDFLAGS) -o $@ $< $(OUT)/libhl7q.a $(LIBS) $$(pkg-config --libs check)
 
 unit: deps-test $(UNIT_BIN)
-	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/run-units.sh $(UNIT_BIN)
+	@HL7Q_DATA=$(abspath tests/data) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/run-units.sh $(UNIT_BIN)
 
 integration: deps-test deps-node $(PROGS)
 	@HL7Q_BIN=$(abspath $(BIN)) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) /usr/bin/python3 tests/integration/run.py
