@@ -13,7 +13,7 @@ import time
 import unittest
 
 from hl7qtest import (BIN, DATA, Daemon, Mllp, corpus_files, err_code, free_port,
-                      message, msa)
+                      message, msa, wait_until)
 
 MLLP_SEND = shutil.which("mllp_send") or "/usr/bin/mllp_send"
 
@@ -62,12 +62,21 @@ class Intake(unittest.TestCase):
             tmp = os.path.join(self.d.dir, "send-%d.hl7" % threading.get_ident())
             with open(tmp, "wb") as f:
                 f.write(data + b"\x1c")
-            try:
-                out = subprocess.run([MLLP_SEND, "-p", str(self.d.port), "-f", tmp, "127.0.0.1"],
-                                     capture_output=True, timeout=10 if want else 1.5)
-                return path, data, want, out.stdout
-            except subprocess.TimeoutExpired:
-                return path, data, want, None
+            cmd = [MLLP_SEND, "-p", str(self.d.port), "-f", tmp, "127.0.0.1"]
+            if want:
+                return path, data, want, subprocess.run(cmd, capture_output=True, timeout=10).stdout
+            # No ACK to wait for, and mllp_send waits for one forever: stop it
+            # once hl7qd has journaled the message (not after a fixed time: a
+            # loaded machine can take longer than that to start it), and a
+            # moment more for an ACK that must not come.
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            raw = data.strip(b"\x0b\r")
+            wait_until(lambda: any(r["raw"] == raw for r in self.d.records().values()),
+                       timeout=30, step=0.2)
+            time.sleep(0.5)
+            p.kill()
+            out = p.communicate()[0]
+            return path, data, want, out or None
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             results = list(pool.map(send, files))
