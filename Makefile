@@ -9,6 +9,8 @@
 #   make SANITIZER=address|undefined check   instrumented build and tests
 
 PREFIX ?= /usr/local
+# The project's own test messages are tests/data; an outside corpus, when
+# this directory exists, is an extra run of the same tests (absent: skipped).
 HL7Q_CORPUS ?= ../shared/corpus
 DESTDIR ?=
 SANITIZER ?=
@@ -62,12 +64,16 @@ deps-test: deps
 	@tools/deps.sh $(TEST_PKGS)
 
 # npm's node-hl7-client, a second real MLLP client for the tests (version pinned in package.json).
-deps-node:
+# After deps-test: two apt-get at once would fight over dpkg's lock.
+deps-node: deps-test
 	@command -v node >/dev/null && command -v npm >/dev/null || tools/deps.sh nodejs npm
 	@[ -d tests/node/node_modules/node-hl7-client ] || \
 		(cd tests/node && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
 
-$(OUT)/%.o: %.c
+# Objects and test programs wait for the packages that bring their headers
+# (order-only: `make -j` must not compile before deps has installed them,
+# and running deps never makes an object out of date).
+$(OUT)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -90,12 +96,12 @@ $(BIN)/hl7sink: $(OUT)/tools/hl7sink.o $(OUT)/core/file.o
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ -lmicrohttpd -lpthread
 
-$(OUT)/tests/%: tests/%.c $(OUT)/libhl7q.a
+$(OUT)/tests/%: tests/%.c $(OUT)/libhl7q.a | deps-test
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $$(pkg-config --cflags check) $(LDFLAGS) -o $@ $< $(OUT)/libhl7q.a $(LIBS) $$(pkg-config --libs check)
 
 unit: deps-test $(UNIT_BIN)
-	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/run-units.sh $(UNIT_BIN)
+	@HL7Q_DATA=$(abspath tests/data) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/run-units.sh $(UNIT_BIN)
 
 integration: deps-test deps-node deps-fhir $(PROGS)
 	@HL7Q_BIN=$(abspath $(BIN)) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) /usr/bin/python3 tests/integration/run.py
@@ -192,7 +198,7 @@ FUZZ_OBJ := $(LIB_SRC:%.c=build/fuzz/%.o)
 FUZZ_BIN := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 .SECONDARY: $(FUZZ_OBJ)
 
-build/fuzz/%.o: %.c
+build/fuzz/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) -I. -D_GNU_SOURCE -DHQ_VERSION='"$(VERSION)"' -c $< -o $@
 

@@ -1,6 +1,10 @@
 /*
- * check_util.h - helpers shared by the Check unit tests: the sample corpus
- * (../shared/corpus, or $HL7Q_CORPUS) and whole-file reads.
+ * check_util.h - helpers shared by the Check unit tests: the test messages
+ * and whole-file reads.  The messages are the project's own
+ * (tests/data/hl7v2, or $HL7Q_DATA/hl7v2), always; plus, as an extra run,
+ * an outside corpus when $HL7Q_CORPUS names a directory that exists (the
+ * Makefile passes ../shared/corpus).  A clone without that corpus runs
+ * the same tests over the project's messages alone.
  */
 #ifndef HQ_CHECK_UTIL_H
 #define HQ_CHECK_UTIL_H
@@ -20,11 +24,24 @@ typedef struct corpus_file {
 	size_t len;
 } corpus_file;
 
+/* Where the project's own messages are (relative to the repository root,
+ * where the unit tests run). */
+static inline const char *
+data_root(void)
+{
+	const char *r = getenv("HL7Q_DATA");
+	return r && *r ? r : "tests/data";
+}
+
+/* The extra corpus, or NULL when $HL7Q_CORPUS is unset or names no directory. */
 static inline const char *
 corpus_root(void)
 {
 	const char *r = getenv("HL7Q_CORPUS");
-	return r && *r ? r : "../shared/corpus";
+	struct stat st;
+	if (r == NULL || *r == '\0' || stat(r, &st) != 0 || !S_ISDIR(st.st_mode))
+		return NULL;
+	return r;
 }
 
 /* Appends every *.hl7 under dir (recursively; skipping "malformed" unless
@@ -60,15 +77,24 @@ corpus_walk(const char *dir, int want_malformed, int in_malformed,
 	closedir(d);
 }
 
-/* The corpus messages (want_malformed 0) or the malformed inputs (1). */
+/* The test messages (want_malformed 0) or the malformed inputs (1): the
+ * project's, then the extra corpus's when there is one.  Fails the calling
+ * test when a source that is there holds none, so a missing or emptied
+ * directory is an error and never a test that quietly checks nothing. */
 static inline corpus_file *
 corpus_load(int want_malformed, size_t *n)
 {
-	char dir[1024];
+	const char *roots[2] = {data_root(), corpus_root()};
 	corpus_file *files = NULL;
 	*n = 0;
-	snprintf(dir, sizeof dir, "%s/hl7v2", corpus_root());
-	corpus_walk(dir, want_malformed, 0, &files, n);
+	for (int i = 0; i < 2 && roots[i] != NULL; i++) {
+		char dir[1024];
+		size_t before = *n;
+		snprintf(dir, sizeof dir, "%s/hl7v2", roots[i]);
+		corpus_walk(dir, want_malformed, 0, &files, n);
+		ck_assert_msg(*n > before, "no %s messages under %s",
+			      want_malformed ? "malformed" : "test", dir);
+	}
 	return files;
 }
 

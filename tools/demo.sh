@@ -1,13 +1,14 @@
 #!/bin/sh
 # demo.sh BINDIR - `make demo`: starts hl7qd on deploy/demo.conf (journal in
-# ./demo-journal, a listener on 127.0.0.1), sends the sample messages with
-# hl7send, prints each ACK, waits for their delivery over HTTPS to a local
-# hl7sink, shows where the journal is, then stops both.
+# ./demo-journal, a listener on 127.0.0.1), sends sample messages of the
+# project's own tests/data/hl7v2 with hl7send, prints each ACK, waits for
+# their delivery over HTTPS to a local hl7sink, shows where the journal is,
+# then stops both.
 set -e
 bin=$1
 cd "$(dirname "$0")/.."
 conf=deploy/demo.conf
-corpus=${HL7Q_CORPUS:-../shared/corpus}/hl7v2
+samples=tests/data/hl7v2
 log=$(mktemp /tmp/hl7qd-demo.XXXXXX)
 port=$(sed -n 's/^listen *= *127.0.0.1:\([0-9]*\).*/\1/p' $conf | head -1)
 
@@ -32,16 +33,12 @@ echo "== hl7qd is up (pid $pid), listening on 127.0.0.1:$port"
 
 start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 echo "== sending sample messages with hl7send, one ACK each:"
-set -- "$corpus/hitgeek-simple-hl7/adt.hl7" "$corpus/hitgeek-simple-hl7/orm.hl7" \
-	"$corpus/hitgeek-simple-hl7/oru.hl7" "$corpus/Efferent-Health-HL7-V2/"*.hl7
-if [ -f "$1" ]; then
-	"$bin/hl7send" -p "$port" -v "$@" || true
-else
-	echo "(corpus not found at $corpus; sending a built-in message)"
-	printf 'MSH|^~\\&|DEMO|HOSP|HL7Q|LOCAL|20261126120000||ADT^A01^ADT_A01|DEMO1|P|2.5.1\rPID|1||12345^^^HOSP^MR||DEMO^PATIENT\r' > "$log.msg"
-	"$bin/hl7send" -p "$port" -v "$log.msg" || true
-	rm -f "$log.msg"
-fi
+set -- "$samples/adt-a01-admit-v251.hl7" "$samples/adt-a08-update-v26.hl7" \
+	"$samples/orm-o01-order-v23.hl7" "$samples/oml-o21-lab-order-v251.hl7" \
+	"$samples/oru-r01-nm-panel-v251.hl7" "$samples/oru-r01-text-types-v251.hl7" \
+	"$samples/vxu-v04-immunisation-v251-original.hl7" "$samples/siu-s12-new-appointment-v24.hl7" \
+	"$samples/mdm-t02-document-v25.hl7" "$samples/batch-fhs-bhs-two-oru-v251.hl7"
+"$bin/hl7send" -p "$port" -v "$@" || true
 
 echo "== a refused message (no MSH-10) gets a negative ACK with an ERR segment:"
 printf 'MSH|^~\\&|DEMO|HOSP|HL7Q|LOCAL|20261126120000||ADT^A01|||2.5\rPID|1\r' > "$log.bad"

@@ -444,12 +444,15 @@ load_status(ctx *c, status *s, const char *only)
 		s->t[k] = s->t[i];
 		int inf = daemon_inflight(c, s->t[k].name);
 		uint64_t queued = s->t[k].pending;
-		/* The daemon's figure is up to a second old: more in flight than
-		 * the journal still holds pending is deliveries done since. */
-		if (inf < 0 || (uint64_t)inf > queued)
+		/* The requests in flight are among the journal's pending
+		 * deliveries; the daemon's count is up to a second older than
+		 * the journal, so it can be larger: never more than those. */
+		if (inf < 0)
+			inf = 0;
+		if ((uint64_t)inf > queued)
 			inf = (int)queued;
 		s->inflight[k] = inf;
-		s->t[k].pending = (uint64_t)inf < queued ? queued - (uint64_t)inf : 0;
+		s->t[k].pending = queued - (uint64_t)inf;
 		k++;
 	}
 	s->n = k;

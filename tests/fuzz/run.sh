@@ -2,14 +2,17 @@
 # run.sh SECONDS TARGET... - runs each libFuzzer target (build/fuzz/fuzz_T)
 # for SECONDS: first over its regression inputs (tests/fuzz/regress/T/,
 # every crash ever found, kept), then fuzzing from a corpus seeded with
-# ../shared/corpus (HL7 messages, framed for mllp) or deploy/*.conf
+# the project's test messages (tests/data/hl7v2, framed for mllp) plus
+# those of $HL7Q_CORPUS when that directory exists, or deploy/*.conf
 # (config).  Prints one line per target with runs and executions per
 # second; exits non-zero on a finding (the input is in build/fuzz/artifacts/).
 set -e
 secs=$1
 shift
 cd "$(dirname "$0")/../.."
+seeds=tests/data/hl7v2
 corpus=${HL7Q_CORPUS:-../shared/corpus}
+[ -d "$corpus/hl7v2" ] && seeds="$seeds $corpus/hl7v2"
 fail=0
 for t in "$@"; do
 	bin=build/fuzz/fuzz_$t
@@ -19,9 +22,9 @@ for t in "$@"; do
 	if [ -z "$(ls -A "$work")" ]; then
 		case $t in
 		config) cp deploy/*.conf "$work"/ ;;
-		mllp) for f in $(find "$corpus/hl7v2" -name '*.hl7' | head -200); do
-			printf '\013%s\034\r' "$(cat "$f")" > "$work/$(basename "$f").mllp"; done ;;
-		*) find "$corpus/hl7v2" -name '*.hl7' -exec cp {} "$work"/ \; ;;
+		mllp) for f in $(find $seeds -name '*.hl7' | head -300); do
+			{ printf '\013'; cat "$f"; printf '\034\r'; } > "$work/$(basename "$f").mllp"; done ;;
+		*) find $seeds -name '*.hl7' -exec cp {} "$work"/ \; ;;
 		esac
 	fi
 	# regressions: each kept input once

@@ -14,7 +14,12 @@ import unittest
 
 BIN = os.environ.get("HL7Q_BIN", os.path.join(os.path.dirname(__file__), "../../bin"))
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+# The project's own test messages, always; an outside corpus (the Makefile
+# passes ../shared/corpus) is an extra run when that directory exists.
+DATA = os.environ.get("HL7Q_DATA") or os.path.join(ROOT, "tests/data")
 CORPUS = os.environ.get("HL7Q_CORPUS", os.path.join(ROOT, "../shared/corpus"))
+if not os.path.isdir(CORPUS):
+    CORPUS = None
 SB, EB, CR = b"\x0b", b"\x1c", b"\x0d"
 
 # Field order of a journal record (queue/journal.h, HQ_F_*).
@@ -34,16 +39,23 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
 
 
 def corpus_files(malformed=False):
+    """The test messages (or the malformed inputs): the project's, then the
+    extra corpus's when there is one, each sorted by path.  Fails when a
+    source that is there holds none, so a test never checks nothing."""
     out = []
-    top = os.path.join(CORPUS, "hl7v2")
-    for dirpath, dirnames, filenames in os.walk(top):
-        is_mal = "/malformed" in dirpath[len(top):] or dirpath.endswith("malformed")
-        if is_mal != malformed:
+    for root in (DATA, CORPUS):
+        if root is None:
             continue
-        for f in sorted(filenames):
-            if f.endswith(".hl7"):
-                out.append(os.path.join(dirpath, f))
-    return sorted(out)
+        top = os.path.join(root, "hl7v2")
+        found = []
+        for dirpath, dirnames, filenames in os.walk(top):
+            is_mal = "/malformed" in dirpath[len(top):] or dirpath.endswith("malformed")
+            if is_mal != malformed:
+                continue
+            found += [os.path.join(dirpath, f) for f in filenames if f.endswith(".hl7")]
+        assert found, "no %s messages under %s" % ("malformed" if malformed else "test", top)
+        out += sorted(found)
+    return out
 
 
 def decode_record(v):

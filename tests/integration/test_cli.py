@@ -157,6 +157,27 @@ class Cli(DaemonTest):
         for rid, r in list(recs.items())[:20]:
             self.assertEqual(self.q(d, "show", "--raw", str(rid)).stdout, r["raw"])
 
+    def test_status_counts_add_up_with_a_stale_inflight_count(self):
+        """hl7qd writes its in-flight counts to hl7qd.status once a second, so
+        status can read one older than the journal: the requests in flight are
+        among the journal's pending deliveries, never more, and a target's
+        counts add up to its messages."""
+        sink = self.sink()
+        d = self.daemon(extra=target("t", sink.url, "ordering = none")).start()
+        c = Mllp(d.port)
+        for i in range(5):
+            self.assertEqual(msa(c.request(message("S%d" % i)))[0], "AA")
+        c.close()
+        self.assertTrue(wait_until(lambda: self.status(d)[0]["t"]["delivered"] == 5))
+        d.stop()
+        # what the daemon wrote just before its last deliveries were recorded
+        # (the pid of a live process: this one)
+        with open(os.path.join(d.journal, "hl7qd.status"), "w") as f:
+            f.write("pid %d\nupdated_us 0\ninflight t 3\n" % os.getpid())
+        t = self.status(d)[0]["t"]
+        self.assertEqual(t["pending"] + t["retrying"] + t["inflight"] + t["dead"] + t["delivered"], 5, t)
+        self.assertEqual(t["inflight"], 0, t)
+
     def test_replay_dead_after_recovery_and_purge_frees_space(self):
         """A target answers 400 (dead at once) and then recovers: `replay --dead`
         delivers every one, history kept; purging dead messages frees journal
