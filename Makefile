@@ -39,7 +39,7 @@ LDFLAGS += $(SANFLAGS)
 LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lmbedtls -lmbedx509 -lmbedcrypto -lpthread
 
 LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/metrics.c core/config.c core/intake.c \
-	hl7/msg.c hl7/ack.c hl7/json.c net/mllp.c net/server.c net/delivery.c net/admin.c net/tls.c queue/journal.c
+	hl7/msg.c hl7/ack.c hl7/json.c net/mllp.c net/server.c net/delivery.c net/retry.c net/admin.c net/tls.c queue/journal.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 
 PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
