@@ -127,6 +127,7 @@ bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill
 	@tools/deps.sh python3 nginx-light wrk openssl lmdb-utils
 	@tests/bench/bench.sh $(abspath $(BIN))
 	@tests/bench/delivery.sh $(abspath $(BIN))
+	@tests/bench/backlog.sh $(abspath $(BIN))
 	@rm -rf build/bench-lookup && mkdir -p build/bench-lookup
 	@echo "== audit queries on a journal of $(HL7Q_BENCH_LOOKUP_N) messages"
 	@/usr/bin/python3 tests/bench/lookup.py $(abspath $(BIN)) build/plain/tests/bench/fill \

@@ -97,6 +97,7 @@ on_signal(int sig)
 
 
 /* JOURNAL/hl7qd.status: "pid N", "updated_us N", "inflight TARGET N" lines,
+ * "stopped TARGET ID" for a target whose FIFO head cannot be read,
  * replaced atomically. */
 static void
 write_status(daemon_state *h)
@@ -111,6 +112,11 @@ write_status(daemon_state *h)
 	for (int i = 0; i < h->cfg->ntargets; i++)
 		fprintf(fp, "inflight %s %d\n", h->cfg->targets[i].name,
 			hq_delivery_inflight(h->delivery, h->cfg->targets[i].name));
+	for (int i = 0; i < h->cfg->ntargets; i++) {
+		uint64_t id = hq_delivery_stopped(h->delivery, h->cfg->targets[i].name);
+		if (id)
+			fprintf(fp, "stopped %s %llu\n", h->cfg->targets[i].name, (unsigned long long)id);
+	}
 	if (fclose(fp) == 0)
 		rename(tmp, path);
 	else

@@ -1000,6 +1000,15 @@ hq_delivery_inflight(hq_delivery_sys *d, const char *target)
 	return n;
 }
 
+uint64_t
+hq_delivery_stopped(hq_delivery_sys *d, const char *target)
+{
+	for (int i = 0; d && i < d->n; i++)
+		if (strcmp(d->workers[i]->t->name, target) == 0 && d->workers[i]->m)
+			return __atomic_load_n(&d->workers[i]->m->stuck_id, __ATOMIC_RELAXED);
+	return 0;
+}
+
 void
 hq_delivery_wake(hq_delivery_sys *d)
 {
