@@ -8,11 +8,15 @@
  * in one transaction, sleep in curl_multi_poll until a transfer moves, a
  * retry falls due, or intake wakes it.
  *
- * Outcomes: 2xx delivered; network errors, timeouts, 408, 425, 429, 5xx
- * retried with exponential backoff and jitter between retry_initial and
- * retry_max (Retry-After honoured); other 4xx, or max_attempts / max_age
- * reached, dead.  Logs name the target, journal id, control id and type,
- * never the message or the answer's body (that goes to the journal only).
+ * Outcomes are decided by hq_retry_decide() (retry.h): 2xx delivered;
+ * network errors, timeouts, 408, 425, 429, 5xx, 307, 308 retried with
+ * backoff; other 3xx and 4xx, or the limits, dead.  While a target is down
+ * the worker sends one probe at a time on the target's own backoff (not
+ * every queued message on its own schedule), and when outcomes cannot be
+ * written it pauses in memory instead of re-sending at once.  A FIFO head
+ * that cannot be read stops the target (log, /healthz, hl7qd.status).
+ * Logs name the target, journal id, control id and type, never the
+ * message or the answer's body (that goes to the journal only).
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -446,8 +450,8 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 			hq_count(&w->m->status_2xx, 1);
 		else if (status >= 500)
 			hq_count(&w->m->status_5xx, 1);
-		else if (status >= 400)
-			hq_count(&w->m->status_4xx, 1);
+		else
+			hq_count(&w->m->status_4xx, 1); /* 3xx with them, as ever */
 		/* curl reads both forms: seconds, and an HTTP-date (as seconds from now) */
 		if (curl_easy_getinfo(s->easy, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra <= 0)
 			ra = -1;

@@ -52,8 +52,6 @@ hq_retry_decide(const hq_retry_policy *p, const hq_attempt_result *r)
 	d = d / 2 + (uint64_t)(j * (double)(d - d / 2));
 	if (r->retry_after_s >= 0) {
 		uint64_t ra = sat_mul((uint64_t)r->retry_after_s, 1000);
-		if (sat_add(r->now_us, sat_mul(ra, 1000)) > deadline)
-			return dead("Retry-After past max_age");
 		if (ra > max)
 			ra = max;
 		if (ra > d)
@@ -61,6 +59,6 @@ hq_retry_decide(const hq_retry_policy *p, const hq_attempt_result *r)
 	}
 	uint64_t at = sat_add(r->now_us, sat_mul(d, 1000));
 	if (at > deadline)
-		at = deadline;
+		return dead("the next retry would fall past max_age");
 	return (hq_next){HQ_NEXT_RETRY, at, NULL};
 }

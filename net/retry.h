@@ -40,11 +40,11 @@ typedef struct hq_next {
 /*
  * 2xx: delivered.  No answer, 408, 425, 429, 5xx, 307, 308: retried with
  * exponential backoff and jitter between initial_ms and max_ms; a
- * Retry-After asks for longer, up to max_ms.  Other 3xx and 4xx: dead.
- * Dead as well when max_attempts is reached, when max_age has passed, or
- * when Retry-After asks to wait past the max_age deadline; a retry never
- * lands past that deadline.  Arithmetic saturates (no overflow with any
- * header or clock).
+ * Retry-After asks for longer, clamped to max_ms.  Other 3xx and 4xx:
+ * dead.  Dead as well when max_attempts is reached, when max_age has
+ * passed, or when the next retry would fall past the max_age deadline
+ * (rather than hold a FIFO head until then).  Arithmetic saturates (no
+ * overflow with any header or clock).
  */
 hq_next hq_retry_decide(const hq_retry_policy *p, const hq_attempt_result *r);
 

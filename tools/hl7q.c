@@ -591,7 +591,7 @@ show_attempt(void *arg, const hq_attempt *a)
 		snprintf(st, sizeof st, "no answer");
 	printf("  %-16s #%-3u %s  %-9s %8.1f ms", a->target, a->n, fmt_time(a->at_us, t, sizeof t), st,
 	       a->latency_us / 1000.0);
-	if (strncmp(a->error, "HTTP ", 5) != 0)
+	if (strcmp(a->error, st) != 0) /* more than the status: a reason, a redirect's Location */
 		printf("  %s", a->error);
 	if (a->body_len) {
 		fputs("  response: ", stdout);

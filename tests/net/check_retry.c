@@ -24,7 +24,7 @@ START_TEST(test_point7_retry_decision_table)
 		int64_t retry_after;
 		int stale;
 		uint32_t attempts;
-		uint64_t age_s; /* how old the message is */
+		uint64_t age_ms; /* how old the message is */
 		double jitter;
 		hq_next_kind kind;
 		uint64_t at_ms; /* after NOW, for RETRY */
@@ -39,11 +39,13 @@ START_TEST(test_point7_retry_decision_table)
 		{"429 Retry-After 0.5 s below backoff", 0, 429, 0, 0, 2, 0, 1, HQ_NEXT_RETRY, 200},
 		{"429 Retry-After clamped to retry_max", 0, 429, 30, 0, 1, 0, 1, HQ_NEXT_RETRY, 1000},
 		{"Retry-After overflow, no max_age", 1, 503, INT64_MAX, 0, 1, 0, 1, HQ_NEXT_RETRY, 1000},
-		{"Retry-After past max_age: dead", 0, 503, 3600, 0, 1, 30, 1, HQ_NEXT_DEAD, 0},
-		{"Retry-After overflow with max_age: dead", 0, 503, INT64_MAX, 0, 1, 0, 1, HQ_NEXT_DEAD, 0},
-		{"retry clamped to the deadline", 0, 503, -1, 0, 9, 59, 0.5, HQ_NEXT_RETRY, 750},
-		{"retry lands at the deadline", 0, 503, -1, 0, 9, 59, 1, HQ_NEXT_RETRY, 1000},
-		{"max_age passed: dead", 0, 503, -1, 0, 1, 61, 1, HQ_NEXT_DEAD, 0},
+		{"Retry-After clamped, well before max_age", 0, 503, 3600, 0, 1, 30000, 1, HQ_NEXT_RETRY, 1000},
+		{"Retry-After clamped, past max_age: dead", 0, 503, 3600, 0, 1, 59500, 0, HQ_NEXT_DEAD, 0},
+		{"Retry-After overflow with max_age", 0, 503, INT64_MAX, 0, 1, 0, 1, HQ_NEXT_RETRY, 1000},
+		{"retry before the deadline", 0, 503, -1, 0, 9, 59000, 0.5, HQ_NEXT_RETRY, 750},
+		{"retry lands at the deadline", 0, 503, -1, 0, 9, 59000, 1, HQ_NEXT_RETRY, 1000},
+		{"retry would fall past the deadline: dead", 0, 503, -1, 0, 9, 59001, 1, HQ_NEXT_DEAD, 0},
+		{"max_age passed: dead", 0, 503, -1, 0, 1, 61000, 1, HQ_NEXT_DEAD, 0},
 		{"max_attempts: dead", 0, 503, -1, 0, 10, 0, 1, HQ_NEXT_DEAD, 0},
 		{"307 retried", 0, 307, -1, 0, 1, 0, 1, HQ_NEXT_RETRY, 100},
 		{"308 retried", 0, 308, -1, 0, 1, 0, 1, HQ_NEXT_RETRY, 100},
@@ -58,7 +60,7 @@ START_TEST(test_point7_retry_decision_table)
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		const struct row *r = &rows[i];
 		hq_attempt_result a = {r->status, r->retry_after, r->stale, r->attempts, NOW,
-				       NOW - r->age_s * S, r->jitter};
+				       NOW - r->age_ms * 1000, r->jitter};
 		hq_next n = hq_retry_decide(r->nolimits ? &nolimit : &p, &a);
 		ck_assert_msg(n.kind == r->kind, "%s: kind %d, want %d", r->name, n.kind, r->kind);
 		if (r->kind == HQ_NEXT_RETRY)
