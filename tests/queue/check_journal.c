@@ -725,6 +725,45 @@ START_TEST(test_point7_due_clock_and_long_pid)
 }
 END_TEST
 
+/* Issue 11 point 9: a journal last written as format 1 (before the due
+ * index, or by an older hl7qd after a downgrade) opens, and its queue is
+ * found: the index is rebuilt from the queue. */
+START_TEST(test_point9_format1_journal_migrates)
+{
+	hq_journal *j;
+	hq_batch *b;
+	uint64_t got[16], ids[5];
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_order(j, "t", HQ_DUE_NONE), 0);
+	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
+	for (int i = 0; i < 5; i++)
+		ids[i] = add_dlv(b, "P", T0);
+	ck_assert_int_eq(hq_batch_commit(b), 0);
+	hq_journal_close(j);
+	/* what a format 1 writer leaves: format 1, and no due entries */
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta, due;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "due", 0, &due), 0);
+	MDB_val k = {6, "format"}, v = {1, "\x01"};
+	ck_assert_int_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+	ck_assert_int_eq(mdb_drop(txn, due, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_order(j, "t", HQ_DUE_NONE), 0);
+	ck_assert_int_eq(due_ids(j, HQ_DUE_NONE, T0, NULL, 0, got, 8), 5);
+	for (int i = 0; i < 5; i++)
+		ck_assert_uint_eq(got[i], ids[i]);
+	hq_journal_close(j);
+}
+END_TEST
+
 static int
 count_only(void *arg, const hq_attempt *a)
 {
@@ -775,6 +814,7 @@ main(void)
 	tcase_add_test(tc, test_sealed_record_tamper);
 	tcase_add_test(tc, test_point9_patient_backlog);
 	tcase_add_test(tc, test_point7_due_clock_and_long_pid);
+	tcase_add_test(tc, test_point9_format1_journal_migrates);
 	tcase_add_test(tc, test_point5_attempts_bounded);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
