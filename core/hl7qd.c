@@ -376,6 +376,10 @@ main(int argc, char **argv)
 		hq_journal_fail_commit(journal, strtoull(seam, NULL, 10));
 		hq_log(HQ_LOG_WARNING, "test seam: commit %s will fail", seam);
 	}
+	if ((seam = getenv("HL7Q_TEST_FAIL_OUTCOMES")) && *seam) {
+		hq_journal_fail_outcomes(journal, strtoull(seam, NULL, 10));
+		hq_log(HQ_LOG_WARNING, "test seam: %s outcome writes will fail", seam);
+	}
 	hq_intake_init(&intake, cfg, journal);
 	memset(&h, 0, sizeof h);
 	h.intake = &intake;

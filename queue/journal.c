@@ -98,6 +98,7 @@ struct hq_journal {
 	uint64_t indexed_upto; /* by_control/by_patient hold every id <= this */
 	uint64_t commits;     /* commits attempted, for the test seam */
 	uint64_t fail_at;     /* commit number that fails; 0 none */
+	uint64_t fail_outcomes; /* test seam: this many outcome writes fail (atomic) */
 	uint64_t usage_at_ms; /* when usage was last refreshed */
 	hq_journal_usage usage;
 	int readonly;
@@ -592,6 +593,12 @@ uint64_t
 hq_journal_next_id(hq_journal *j)
 {
 	return j->next_id;
+}
+
+void
+hq_journal_fail_outcomes(hq_journal *j, uint64_t n)
+{
+	__atomic_store_n(&j->fail_outcomes, n, __ATOMIC_RELAXED);
 }
 
 void
@@ -1651,6 +1658,10 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 
 	if (strlen(target) >= HQ_TARGET_MAX)
 		return EINVAL;
+	uint64_t fail = __atomic_load_n(&j->fail_outcomes, __ATOMIC_RELAXED);
+	if (fail && __atomic_compare_exchange_n(&j->fail_outcomes, &fail, fail - 1, 0, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+		return HQ_EINJECTED;
 	int low = dlv_low_space(j);
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
 		return rc;

@@ -141,6 +141,10 @@ int hq_journal_full(hq_journal *j, uint64_t now_ms, uint64_t refresh_ms);
  */
 void hq_journal_fail_commit(hq_journal *j, uint64_t n);
 
+/* Test seam: the next n hq_journal_record_outcomes() calls fail with
+ * HQ_EINJECTED and write nothing. */
+void hq_journal_fail_outcomes(hq_journal *j, uint64_t n);
+
 /* Begins a write batch.  Returns 0, HQ_EFULL or an MDB_* code. */
 int hq_batch_begin(hq_journal *j, hq_batch **out);
 

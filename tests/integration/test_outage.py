@@ -9,7 +9,9 @@ import threading
 import time
 import unittest
 
-from hl7qtest import DaemonTest, Mllp, Sink, free_port, message, msa, wait_until
+from hl7qtest import (DLV_DELIVERED, DaemonTest, Mllp, Sink, free_port, message, msa,
+                      read_deliveries, wait_until)
+from test_retry_rules import Scripted
 
 OUTAGE_S = 60
 N = 2000
@@ -73,6 +75,26 @@ class Outage(DaemonTest):
         got = wait_until(lambda: len(sink.requests()) >= N and sink.requests(), timeout=120, step=1)
         ids = set(h["x-hl7-control-id"] for h, _ in (got or sink.requests()))
         self.assertEqual(len(ids), N, "every message delivered once the target is back")
+
+    def test_point5_unwritable_outcomes_back_off(self):
+        """A worker that cannot write its outcomes (HL7Q_TEST_FAIL_OUTCOMES:
+        the next 5 writes fail) sends the message again only after backing
+        off in memory, never in a tight loop; then it is recorded."""
+        srv = Scripted({})
+        self.cleanups.append(srv)
+        d = self.daemon(extra="[target t]\nurl = %s\nretry_initial = 100ms\nretry_max = 1s\n" % srv.url,
+                        env={"HL7Q_TEST_FAIL_OUTCOMES": "5"}).start()
+        c = Mllp(d.port)
+        self.assertEqual(msa(c.request(message("W1")))[0], "AA")
+        c.close()
+        self.assertTrue(wait_until(lambda: [v for v in read_deliveries(d.journal).values()
+                                            if v[0] == DLV_DELIVERED], timeout=20))
+        times = [t for t, ctrl in srv.seen if ctrl == "W1"]
+        self.assertEqual(len(times), 6, "sent again once per failed write, then recorded")
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        # the pause is at least half of retry_initial, doubling: never a tight loop
+        self.assertGreaterEqual(min(gaps), 0.045, gaps)
+        self.assertIn("cannot record 1 outcomes", d.read_log())
 
 
 if __name__ == "__main__":
