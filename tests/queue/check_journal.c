@@ -765,6 +765,41 @@ START_TEST(test_point9_format1_journal_migrates)
 END_TEST
 
 static int
+count_any(void *arg, const hq_attempt *a)
+{
+	(void)a;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* Issue 11 point 5: below the free-space reserve (where intake refuses), a
+ * retry writes no attempt record; the delivery record still counts it,
+ * and a delivery (which frees queue space) is written in full. */
+START_TEST(test_point5_reserve_no_retry_attempts)
+{
+	hq_journal *j;
+	uint64_t ids[2];
+	static char big[8192];
+	memset(big, 'x', sizeof big - 1);
+	ck_assert_int_eq(hq_journal_open(dir, 1 << 20, 0, &j), 0);
+	add_many(j, 2, ids);
+	while (!hq_journal_full(j, 1, 0))
+		add_one(j, "BIG", "ADT^A01", "P", big);
+	outcome(j, ids[0], HQ_DLV_RETRY, 503);
+	int n = 0;
+	ck_assert_int_eq(hq_journal_attempts(j, ids[0], count_any, &n), 0);
+	hq_delivery d;
+	ck_assert_int_eq(hq_journal_delivery(j, ids[0], "t", &d), 0);
+	ck_assert_uint_eq(d.attempts, 1);
+	ck_assert_int_eq(d.state, HQ_DLV_RETRY);
+	outcome(j, ids[1], HQ_DLV_DELIVERED, 200);
+	n = 0;
+	ck_assert_int_eq(hq_journal_attempts(j, ids[1], count_any, &n), 1);
+	hq_journal_close(j);
+}
+END_TEST
+
+static int
 count_only(void *arg, const hq_attempt *a)
 {
 	uint32_t *v = arg;
@@ -816,6 +851,7 @@ main(void)
 	tcase_add_test(tc, test_point7_due_clock_and_long_pid);
 	tcase_add_test(tc, test_point9_format1_journal_migrates);
 	tcase_add_test(tc, test_point5_attempts_bounded);
+	tcase_add_test(tc, test_point5_reserve_no_retry_attempts);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
