@@ -44,7 +44,7 @@ LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lmbedtls -lmbedx5
 LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/silence.c core/metrics.c core/config.c \
 	core/intake.c core/feeds.c \
 	hl7/msg.c hl7/ack.c hl7/json.c hl7/v2.c hl7/tz.c hl7/fhir.c hl7/fhir_types.c hl7/fhir_res.c hl7/fhir_obs.c \
-	net/mllp.c net/server.c net/delivery.c net/admin.c net/tls.c net/auditlog.c \
+	net/mllp.c net/server.c net/delivery.c net/retry.c net/admin.c net/tls.c net/auditlog.c \
 	queue/journal.c queue/audit.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 
@@ -147,6 +147,7 @@ bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill build/p
 	@tests/bench/bench.sh $(abspath $(BIN))
 	@tests/bench/delivery.sh $(abspath $(BIN))
 	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/bench/fhir.sh $(abspath $(BIN)) $(abspath build/plain/tests/fhir/convert)
+	@tests/bench/backlog.sh $(abspath $(BIN))
 	@rm -rf build/bench-lookup && mkdir -p build/bench-lookup
 	@echo "== audit queries on a journal of $(HL7Q_BENCH_LOOKUP_N) messages"
 	@/usr/bin/python3 tests/bench/lookup.py $(abspath $(BIN)) build/plain/tests/bench/fill \

@@ -181,6 +181,7 @@ on_signal(int sig)
 
 
 /* JOURNAL/hl7qd.status: "pid N", "updated_us N", "inflight TARGET N" lines,
+ * "stopped TARGET ID" for a target whose FIFO head cannot be read,
  * replaced atomically. */
 static void
 write_status(daemon_state *h)
@@ -202,6 +203,11 @@ write_status(daemon_state *h)
 		fprintf(fp, "inflight %s %d\n", h->cfg->targets[i].name,
 			hq_delivery_inflight(h->delivery, h->cfg->targets[i].name));
 	hq_feeds_write_status(fp, h->cfg);
+	for (int i = 0; i < h->cfg->ntargets; i++) {
+		uint64_t id = hq_delivery_stopped(h->delivery, h->cfg->targets[i].name);
+		if (id)
+			fprintf(fp, "stopped %s %llu\n", h->cfg->targets[i].name, (unsigned long long)id);
+	}
 	if (fclose(fp) == 0)
 		rename(tmp, path);
 	else
@@ -606,6 +612,10 @@ main(int argc, char **argv)
 	if (seam && *seam) {
 		hq_journal_fail_commit(journal, strtoull(seam, NULL, 10));
 		hq_log(HQ_LOG_WARNING, "test seam: commit %s will fail", seam);
+	}
+	if ((seam = getenv("HL7Q_TEST_FAIL_OUTCOMES")) && *seam) {
+		hq_journal_fail_outcomes(journal, strtoull(seam, NULL, 10));
+		hq_log(HQ_LOG_WARNING, "test seam: %s outcome writes will fail", seam);
 	}
 	hq_intake_init(&intake, cfg, journal);
 	memset(&h, 0, sizeof h);

@@ -47,6 +47,7 @@ typedef struct hq_target_metrics {
 	uint64_t status_2xx, status_4xx, status_5xx, network_errors;
 	hq_hist latency; /* microseconds, per attempt */
 	int64_t inflight; /* requests out now (the workers add and take back) */
+	uint64_t stuck_id; /* FIFO head that cannot be read: the target is stopped (0: not) */
 } hq_target_metrics;
 
 typedef struct hq_metrics {

@@ -57,6 +57,15 @@ hq_admin_health(hq_journal *j, char *reasons, size_t cap)
 			ok = 0;
 		}
 	}
+	int nt = __atomic_load_n(&hq_m.ntargets, __ATOMIC_ACQUIRE);
+	for (int i = 0; i < nt; i++) {
+		uint64_t id = __atomic_load_n(&hq_m.targets[i].stuck_id, __ATOMIC_RELAXED);
+		if (id) {
+			hq_buf_printf(&b, "%s\"target %s: stopped: the head of its queue, id=%llu, cannot be read or opened\"",
+				      ok ? "" : ",", hq_m.targets[i].name, (unsigned long long)id);
+			ok = 0;
+		}
+	}
 	hq_buf_printf(&b, "]");
 	if (reasons && cap)
 		snprintf(reasons, cap, "%s", b.p && !b.failed ? b.p : "[]");

@@ -8,11 +8,15 @@
  * in one transaction, sleep in curl_multi_poll until a transfer moves, a
  * retry falls due, or intake wakes it.
  *
- * Outcomes: 2xx delivered; network errors, timeouts, 408, 425, 429, 5xx
- * retried with exponential backoff and jitter between retry_initial and
- * retry_max (Retry-After honoured); other 4xx, or max_attempts / max_age
- * reached, dead.  Logs name the target, journal id, control id and type,
- * never the message or the answer's body (that goes to the journal only).
+ * Outcomes are decided by hq_retry_decide() (retry.h): 2xx delivered;
+ * network errors, timeouts, 408, 425, 429, 5xx, 307, 308 retried with
+ * backoff; other 3xx and 4xx, or the limits, dead.  While a target is down
+ * the worker sends one probe at a time on the target's own backoff (not
+ * every queued message on its own schedule), and when outcomes cannot be
+ * written it pauses in memory instead of re-sending at once.  A FIFO head
+ * that cannot be read stops the target (log, /healthz, hl7qd.status).
+ * Logs name the target, journal id, control id and type, never the
+ * message or the answer's body (that goes to the journal only).
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -32,6 +36,7 @@
 #include "delivery.h"
 #include "hl7/fhir.h"
 #include "hl7/json.h"
+#include "retry.h"
 
 #define MAX_ROUND 256
 
@@ -47,6 +52,7 @@ typedef struct slot {
 	uint64_t start_us;
 	char errbuf[CURL_ERROR_SIZE]; /* libcurl's detail of a failed transfer */
 	hq_outcome settled; /* format fhir: the outcome of a message that needs no request */
+	uint64_t token_gen; /* oauth2: the token generation this request carries */
 } slot;
 
 typedef struct worker {
@@ -57,7 +63,15 @@ typedef struct worker {
 	volatile int stop;
 	char *password, *token;	/* basic; bearer, or the cached oauth2 token */
 	uint64_t token_expires_us;	/* oauth2: refetch after this */
-	int token_refreshed;		/* oauth2: a 401 already caused a refetch */
+	/* oauth2 rotation: each fetched token is a generation; a request
+	 * carries the one it was sent with.  A 401 for an older generation is
+	 * resent with the current one; a 401 for the current one asks for one
+	 * refresh (resent too), unless that token was itself fetched after a
+	 * 401 and never worked: then the 401 counts against the message. */
+	uint64_t token_gen;
+	int gen_after_401;		/* the current token was fetched because of a 401 */
+	int gen_proven;			/* the current token got a 2xx */
+	int want_refresh;		/* a 401 asked for a new token */
 	char *client_secret;		/* oauth2 */
 	char *aws_key, *aws_secret;	/* aws-sigv4 */
 	char *sigv4;			/* "aws:amz:REGION:SERVICE" */
@@ -65,7 +79,13 @@ typedef struct worker {
 	hq_tz *fhir_tz;
 	slot *slots;
 	int nslots;
-	int down; /* last attempt failed: log only the transitions */
+	int down; /* last attempt failed: log only the transitions; probe one at a time */
+	uint32_t down_streak;	  /* failed probes in a row */
+	uint64_t probe_at_us;	  /* while down: no request before this */
+	uint64_t pause_until_us;  /* outcomes could not be written: no request before this */
+	uint32_t write_failures;  /* in a row */
+	uint64_t stuck_id;	  /* FIFO head that cannot be read: the target stops */
+	int woken;		  /* (atomic) a wake-up is on its way: coalesce the others */
 	uint32_t shard, nshards; /* this worker's share of an unordered target */
 	int inflight;		 /* requests out, or done and not yet written (atomic) */
 	hq_target_metrics *m;
@@ -298,6 +318,10 @@ oauth2_token(worker *w, char *why, size_t cap)
 			} else {
 				hq_secret_free(w->token);
 				w->token = strdup(tok);
+				w->token_gen++;
+				w->gen_after_401 = w->want_refresh;
+				w->gen_proven = 0;
+				w->want_refresh = 0;
 				if (expires <= 0)
 					expires = 300;
 				/* refetch a minute early (or at half-life for short tokens) */
@@ -344,6 +368,7 @@ fhir_payload(worker *w, slot *s)
 	hq_outcome *o = &s->settled;
 	memset(o, 0, sizeof *o);
 	o->id = s->due.id;
+	o->epoch = s->due.epoch; /* a replay meanwhile makes this outcome stale */
 	o->at_us = hq_wall_us();
 	int skip = rc == HQ_EUNSUPPORTED && w->t->fhir_skip_unsupported;
 	o->state = skip ? HQ_DLV_DELIVERED : HQ_DLV_DEAD;
@@ -444,6 +469,7 @@ slot_start(worker *w, slot *s)
 	s->errbuf[0] = 0;
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
 	s->start_us = hq_wall_us();
+	s->token_gen = w->token_gen;
 	s->busy = 1;
 	return curl_multi_add_handle(w->multi, e) == CURLM_OK ? 0 : -1;
 }
@@ -461,19 +487,13 @@ slot_release(worker *w, slot *s)
 	s->busy = 0;
 }
 
+/* Target-level backoff while down (probes): retry_initial doubling to retry_max, jittered. */
 static uint64_t
-backoff_us(const hq_target_conf *t, uint32_t attempts, long retry_after_s)
+probe_delay_us(const hq_target_conf *t, uint32_t streak)
 {
-	uint64_t d = t->retry_initial_ms;
-	for (uint32_t i = 1; i < attempts && d < t->retry_max_ms; i++)
-		d *= 2;
-	if (d > t->retry_max_ms)
-		d = t->retry_max_ms;
-	/* jitter: between half and all of the delay */
-	d = d / 2 + (uint64_t)((double)rand() / RAND_MAX * (double)(d - d / 2));
-	if (retry_after_s > 0 && (uint64_t)retry_after_s * 1000 > d)
-		d = (uint64_t)retry_after_s * 1000;
-	return d * 1000;
+	hq_retry_policy p = {t->retry_initial_ms, t->retry_max_ms, 0, 0};
+	hq_attempt_result r = {0, -1, 0, streak ? streak : 1, 0, 0, (double)rand() / RAND_MAX};
+	return hq_retry_decide(&p, &r).at_us;
 }
 
 /*
@@ -512,13 +532,19 @@ tls_failure_text(CURLcode res, long verify, const char *errbuf, char *out, size_
 	return 1;
 }
 
-/* Decides the outcome of the transfer in s. */
-static void
+/*
+ * Decides the outcome of the transfer in s (hq_retry_decide) and fills o.
+ * Returns 0 when o is to be written, or 1 when the request is simply sent
+ * again (a 401 for a token since replaced: not the message's fault).
+ */
+static int
 classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 {
 	const hq_target_conf *t = w->t;
 	uint64_t now = hq_wall_us();
-	long status = 0, retry_after = 0;
+	long status = 0;
+	curl_off_t ra = -1;
+	int stale = 0;
 
 	memset(o, 0, sizeof *o);
 	o->id = s->due.id;
@@ -533,33 +559,32 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
 		o->http_status = (int)status;
 		snprintf(o->error, sizeof o->error, "HTTP %ld", status);
-		if (status >= 200 && status < 300) {
-			o->state = HQ_DLV_DELIVERED;
-			hq_count(&w->m->status_2xx, 1);
-		} else if (status == 408 || status == 425 || status == 429 || status >= 500) {
-			o->state = HQ_DLV_RETRY;
-			if (status >= 500)
-				hq_count(&w->m->status_5xx, 1);
-			else
-				hq_count(&w->m->status_4xx, 1);
-			curl_off_t ra = 0;
-			if (curl_easy_getinfo(s->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK)
-				retry_after = (long)ra;
-		} else if (status == 401 && t->auth == HQ_AUTH_OAUTH2 && !w->token_refreshed) {
-			/* The token may have been revoked: fetch a new one, once. */
-			o->state = HQ_DLV_RETRY;
-			w->token_expires_us = 0;
-			w->token_refreshed = 1;
-			hq_count(&w->m->status_4xx, 1);
-			retry_after = -1; /* at once */
-		} else {
-			o->state = HQ_DLV_DEAD;
-			hq_count(&w->m->status_4xx, 1);
-		}
 		if (status >= 200 && status < 300)
-			w->token_refreshed = 0;
+			hq_count(&w->m->status_2xx, 1);
+		else if (status >= 500)
+			hq_count(&w->m->status_5xx, 1);
+		else
+			hq_count(&w->m->status_4xx, 1); /* 3xx with them, as ever */
+		/* curl reads both forms: seconds, and an HTTP-date (as seconds from now) */
+		if (curl_easy_getinfo(s->easy, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra <= 0)
+			ra = -1;
+		if (status >= 300 && status < 400) {
+			char *loc = NULL;
+			if (curl_easy_getinfo(s->easy, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
+				snprintf(o->error, sizeof o->error, "HTTP %ld to %s", status, loc);
+		}
+		if (status == 401 && t->auth == HQ_AUTH_OAUTH2) {
+			if (s->token_gen != w->token_gen) {
+				stale = 1; /* sent with a token already replaced */
+			} else if (!w->gen_after_401 || w->gen_proven) {
+				stale = 1; /* maybe revoked: one refresh for this generation */
+				w->want_refresh = 1;
+				w->token_expires_us = 0;
+			}
+		}
+		if (status >= 200 && status < 300 && s->token_gen == w->token_gen)
+			w->gen_proven = 1;
 	} else {
-		o->state = HQ_DLV_RETRY;
 		hq_count(&w->m->network_errors, 1);
 		long verify = 0;
 		curl_easy_getinfo(s->easy, CURLINFO_SSL_VERIFYRESULT, &verify);
@@ -567,11 +592,21 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 			snprintf(o->error, sizeof o->error, "%s", curl_easy_strerror(res));
 	}
 	uint32_t attempts = s->due.attempts + 1;
-	if (o->state == HQ_DLV_RETRY) {
-		o->next_us = retry_after < 0 ? now : now + backoff_us(t, attempts, retry_after);
-		if ((t->max_attempts && attempts >= (uint32_t)t->max_attempts) ||
-		    (t->max_age_ms && now - s->due.age_from_us > t->max_age_ms * 1000))
-			o->state = HQ_DLV_DEAD;
+	hq_retry_policy pol = {t->retry_initial_ms, t->retry_max_ms, (uint32_t)t->max_attempts,
+			       t->max_age_ms};
+	hq_attempt_result ar = {(int)status, (int64_t)ra, stale, attempts, now, s->due.age_from_us,
+				(double)rand() / RAND_MAX};
+	hq_next next = hq_retry_decide(&pol, &ar);
+	if (next.kind == HQ_NEXT_RESEND)
+		return 1;
+	o->state = next.kind == HQ_NEXT_DELIVERED ? HQ_DLV_DELIVERED
+		   : next.kind == HQ_NEXT_RETRY	  ? HQ_DLV_RETRY
+						  : HQ_DLV_DEAD;
+	o->next_us = next.at_us;
+	if (next.kind == HQ_NEXT_DEAD && (status == 0 || status >= 500 || status == 408 || status == 425 ||
+					  status == 429 || status == 307 || status == 308)) {
+		size_t n = strlen(o->error);
+		snprintf(o->error + n, sizeof o->error - n, "; %s", next.why);
 	}
 	int cn = (int)strnlen(s->due.control_id, 64);
 	if (o->state == HQ_DLV_DELIVERED) {
@@ -581,6 +616,7 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 				       HQ_LOG_NOTICE, "target %s: back (HTTP %ld)", t->name, status);
 			w->down = 0;
 		}
+		w->down_streak = 0;
 		hq_log(HQ_LOG_DEBUG, "target %s: id=%llu ctrl=%.*s type=%s delivered (HTTP %ld, %u us)",
 		       t->name, (unsigned long long)o->id, cn, s->due.control_id, s->due.type,
 		       status, o->latency_us);
@@ -591,6 +627,13 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 				       HQ_LOG_WARNING, "target %s: down (%s); retrying", t->name, o->error);
 			w->down = 1;
 		}
+		/* down: one probe at a time, on the target's own backoff, instead
+		 * of every queued message retrying on its own schedule */
+		w->down_streak++;
+		uint64_t at = probe_delay_us(t, w->down_streak);
+		if (ra > 0 && o->next_us > now + at)
+			at = o->next_us - now; /* the target asked for longer */
+		w->probe_at_us = now + at;
 	} else {
 		hq_count(&w->m->dead, 1);
 		hq_log_limited(&w->rl_dead, DEAD_LOG_BURST, LOG_WINDOW_MS, "dead-letter lines", HQ_LOG_WARNING,
@@ -598,16 +641,17 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 		       t->name, (unsigned long long)o->id, cn, s->due.control_id, s->due.type,
 		       attempts, attempts == 1 ? "" : "s", o->error);
 	}
+	return 0;
 }
+
+static hq_due_order due_order(const hq_target_conf *t);
 
 static void *
 worker_main(void *arg)
 {
 	worker *w = arg;
 	const hq_target_conf *t = w->t;
-	hq_due_order order = t->ordering == HQ_ORDER_FIFO	 ? HQ_DUE_FIFO
-			     : t->ordering == HQ_ORDER_PATIENT ? HQ_DUE_PATIENT
-								 : HQ_DUE_NONE;
+	hq_due_order order = due_order(t);
 	hq_due due[MAX_ROUND];
 	/* Outcomes are written in batches: when twice as many as the slots
 	 * have gathered, when nothing else is running, or 20 ms after the
@@ -628,6 +672,7 @@ worker_main(void *arg)
 	__atomic_store_n(&w->waited, 1, __ATOMIC_RELEASE); /* the reaper may free pred now */
 
 	while (!w->stop && outs && skip) {
+		__atomic_store_n(&w->woken, 0, __ATOMIC_RELAXED); /* wakes from here on count */
 		int draining = __atomic_load_n(&w->draining, __ATOMIC_RELAXED);
 		if (draining && drain_since == 0)
 			drain_since = hq_wall_us();
@@ -656,14 +701,40 @@ worker_main(void *arg)
 		 * each refill is a read transaction and a queue scan. */
 		int refill = free_slots > 0 && !draining &&
 			     (free_slots >= (w->nslots + 3) / 4 || free_slots == w->nslots);
+		uint64_t now_us = hq_wall_us(), hold_us = 0;
+		size_t want = (size_t)free_slots < MAX_ROUND ? (size_t)free_slots : MAX_ROUND;
+		if (now_us < w->pause_until_us)
+			hold_us = w->pause_until_us; /* outcomes could not be written */
+		else if (w->down && now_us < w->probe_at_us)
+			hold_us = w->probe_at_us; /* down: the next probe */
+		if (w->down && free_slots < w->nslots)
+			refill = 0; /* down: one probe in flight at a time */
+		if (w->down)
+			want = 1;
+		if (hold_us)
+			refill = 0;
 		if (refill) {
-			size_t want = (size_t)free_slots < MAX_ROUND ? (size_t)free_slots : MAX_ROUND;
-			long n = hq_journal_due(w->j, t->name, hq_wall_us(), order, w->shard, w->nshards,
+			long n = hq_journal_due(w->j, t->name, now_us, order, w->shard, w->nshards,
 						skip, (size_t)nskip,
 						due, want, &next_us);
-			if (n < 0)
+			if (n == HQ_ECORRUPT && order == HQ_DUE_FIFO) {
+				/* The head cannot be read or opened: skipping it would break
+				 * the order, so the target stops here, and says why. */
+				if (w->stuck_id != due[0].id)
+					hq_log(HQ_LOG_ERR, "target %s: stopped: the head of its queue, id=%llu, cannot be read or opened (journal damaged, or sealed with a key not loaded); fix it, or `hl7q purge %llu`",
+					       t->name, (unsigned long long)due[0].id, (unsigned long long)due[0].id);
+				w->stuck_id = due[0].id;
+				__atomic_store_n(&w->m->stuck_id, due[0].id, __ATOMIC_RELAXED);
+				next_us = now_us + 5000000; /* look again (a reload may bring the key) */
+				n = 0;
+			} else if (n < 0) {
 				hq_log(HQ_LOG_ERR, "target %s: cannot read the journal: %s", t->name,
 				       hq_strerror((int)n));
+			} else if (w->stuck_id) {
+				hq_log(HQ_LOG_NOTICE, "target %s: its queue moves again", t->name);
+				w->stuck_id = 0;
+				__atomic_store_n(&w->m->stuck_id, 0, __ATOMIC_RELAXED);
+			}
 			for (long k = 0, i = 0; k < n; k++) {
 				while (w->slots[i].busy)
 					i++;
@@ -695,7 +766,8 @@ worker_main(void *arg)
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
 			if (nout == 0)
 				first_out_us = hq_wall_us();
-			classify(w, s, m->data.result, &outs[nout++]);
+			if (classify(w, s, m->data.result, &outs[nout]) == 0)
+				nout++;
 			slot_release(w, s);
 			finished++;
 		}
@@ -710,15 +782,25 @@ worker_main(void *arg)
 		if (nout > 0 && (nout >= 2 * (size_t)w->nslots || still == 0 ||
 				 hq_wall_us() - first_out_us >= 20000)) {
 			int rc = hq_journal_record_outcomes(w->j, t->name, outs, nout);
-			if (rc != 0)
-				hq_log(HQ_LOG_ERR, "target %s: cannot record %zu outcomes: %s (they will be retried)",
-				       t->name, nout, hq_strerror(rc));
+			if (rc != 0) {
+				/* Not written: the messages are due again as they were.
+				 * Back off in memory instead of re-sending at once. */
+				w->write_failures++;
+				uint64_t d = probe_delay_us(t, w->write_failures);
+				w->pause_until_us = hq_wall_us() + d;
+				hq_log(HQ_LOG_ERR, "target %s: cannot record %zu outcomes: %s (they will be retried in %llu ms)",
+				       t->name, nout, hq_strerror(rc), (unsigned long long)(d / 1000));
+			} else {
+				w->write_failures = 0;
+			}
 			nout = 0;
 			continue; /* look for more work at once */
 		}
 		if (finished)
 			continue; /* free slots: fill them */
 		long wait_ms = 1000; /* idle: intake's wake-up or the next second */
+		if (hold_us && (next_us == 0 || next_us < hold_us))
+			next_us = hold_us;
 		if (next_us) {
 			uint64_t now = hq_wall_us();
 			long until = next_us > now ? (long)((next_us - now) / 1000) + 1 : 0;
@@ -896,6 +978,28 @@ workers_new(const hq_config *cfg, hq_journal *j, worker ***out, char *err, size_
 	return n;
 }
 
+static hq_due_order
+due_order(const hq_target_conf *t)
+{
+	return t->ordering == HQ_ORDER_FIFO	 ? HQ_DUE_FIFO
+	       : t->ordering == HQ_ORDER_PATIENT ? HQ_DUE_PATIENT
+						 : HQ_DUE_NONE;
+}
+
+static int
+set_orders(const hq_config *cfg, hq_journal *j, char *err, size_t errcap)
+{
+	for (int i = 0; i < cfg->ntargets; i++) {
+		int rc = hq_journal_set_order(j, cfg->targets[i].name, due_order(&cfg->targets[i]));
+		if (rc != 0) {
+			snprintf(err, errcap, "target %s: cannot index its queue: %s", cfg->targets[i].name,
+				 hq_strerror(rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, char *err,
 		  size_t errcap)
@@ -906,6 +1010,15 @@ hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, ch
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	d->j = j;
 	if ((d->n = workers_new(cfg, j, &d->workers, err, errcap)) < 0) {
+		free(d);
+		return HQ_ECONFIG;
+	}
+	/* Each target's due index kept for its ordering (built once for a
+	 * journal from before it, or when the ordering changed). */
+	if (set_orders(cfg, j, err, errcap) != 0) {
+		for (int i = 0; i < d->n; i++)
+			worker_free(d->workers[i]);
+		free(d->workers);
 		free(d);
 		return HQ_ECONFIG;
 	}
@@ -1002,6 +1115,10 @@ hq_delivery_reload(hq_delivery_sys *d, const hq_config *cfg, char *err, size_t e
 			hq_log(HQ_LOG_NOTICE, "target %s: %s; finishing its requests in flight", ow->t->name,
 			       replaced ? "settings changed" : "removed");
 	}
+	/* An ordering that changed gets its index rebuilt; the new worker
+	 * waits for the old one anyway, which takes nothing new meanwhile. */
+	if (set_orders(cfg, d->j, err, errcap) != 0)
+		hq_log(HQ_LOG_ERR, "%s", err);
 	for (int i = 0; i < n; i++) {
 		if (fresh[i]->started || d->held)
 			continue;
@@ -1088,13 +1205,23 @@ hq_delivery_inflight(hq_delivery_sys *d, const char *target)
 	return n;
 }
 
+uint64_t
+hq_delivery_stopped(hq_delivery_sys *d, const char *target)
+{
+	for (int i = 0; d && i < d->n; i++)
+		if (strcmp(d->workers[i]->t->name, target) == 0 && d->workers[i]->m)
+			return __atomic_load_n(&d->workers[i]->m->stuck_id, __ATOMIC_RELAXED);
+	return 0;
+}
+
 void
 hq_delivery_wake(hq_delivery_sys *d)
 {
 	if (d == NULL)
 		return;
+	/* Coalesced: a worker already woken and not yet looking is not woken again. */
 	for (int i = 0; i < d->n; i++)
-		if (d->workers[i]->started)
+		if (d->workers[i]->started && !__atomic_exchange_n(&d->workers[i]->woken, 1, __ATOMIC_RELAXED))
 			curl_multi_wakeup(d->workers[i]->multi);
 }
 

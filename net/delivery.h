@@ -43,6 +43,10 @@ int hq_delivery_reload(hq_delivery_sys *d, const hq_config *cfg, char *err, size
 /* Requests of target in flight now (sent, or answered and not yet journaled). */
 int hq_delivery_inflight(hq_delivery_sys *d, const char *target);
 
+/* The id of the FIFO head that stopped target (it cannot be read or
+ * opened), or 0 when the target is not stopped. */
+uint64_t hq_delivery_stopped(hq_delivery_sys *d, const char *target);
+
 /* Tells every worker new messages were committed (cheap; any thread). */
 void hq_delivery_wake(hq_delivery_sys *d);
 

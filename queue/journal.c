@@ -30,6 +30,9 @@
  *   attempts    be64 id, target \0 be32 n -> time, status, latency, error, body excerpt
  *   targets     target               -> delivered count, last success, last error,
  *                                          then pending, retrying and dead counts
+ *   due         target \0 be64 t be64 id -> pkey or nothing: what a worker may take
+ *               next, by due time (format 2; see "the due index" below)
+ *   patq        target \0 pkey be64 id  -> per-patient queues (ordering "patient")
  *
  * The per-target counts move in the transaction that moves a delivery
  * (dlv_move, hq_batch_add_delivery), so /metrics and `hl7q status` read
@@ -48,6 +51,7 @@
  */
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +75,9 @@
 #include "journal.h"
 
 #define REC_FORMAT 1
+/* meta "format": 2 since the due index (a format 1 journal opens, and its
+ * index is built at the first hq_journal_set_order). */
+#define JOURNAL_FORMAT 2
 #define REC_HEADER 32
 #define MAX_KEY 480 /* LMDB's default limit is 511 */
 
@@ -91,12 +98,27 @@ struct hq_journal {
 	MDB_env *env;
 	MDB_dbi meta, msgs, by_time, by_type, by_control, by_patient, dedup;
 	MDB_dbi deliveries, pending, attempts, dead, targets;
+	MDB_dbi due, patq; /* the due index; has_due 0: a read-only view of a format 1 journal */
+	int has_due;
+	/* The ordering each target's due index is kept for (a cache of meta
+	 * "order:" keys); read and written only inside write transactions,
+	 * which LMDB serialises. */
+	struct {
+		char name[HQ_TARGET_MAX];
+		int order;
+	} orders[64];
+	int norders;
+	/* Free-space figures for delivery writes (dlv_mu guards them). */
+	pthread_mutex_t dlv_mu;
+	uint64_t dlv_usage_at_ms;
+	hq_journal_usage dlv_usage;
 	char instance[33];
 	char dir[1024]; /* for statvfs */
 	uint64_t next_id;
 	uint64_t indexed_upto; /* by_control/by_patient hold every id <= this */
 	uint64_t commits;     /* commits attempted, for the test seam */
 	uint64_t fail_at;     /* commit number that fails; 0 none */
+	uint64_t fail_outcomes; /* test seam: this many outcome writes fail (atomic) */
 	uint64_t usage_at_ms; /* when usage was last refreshed */
 	int counts_kept;      /* meta "counts_v1": targets records carry the queue counts */
 	hq_journal_usage usage;
@@ -117,6 +139,9 @@ struct hq_batch {
 	MDB_txn *txn;
 	uint64_t first_id; /* next_id when the batch began */
 	int err;	   /* first failure; the batch is poisoned */
+	uint64_t pk_id;	   /* the last record added, and its patient key (for the due index) */
+	int pk_has;
+	unsigned char pk[16];
 };
 
 static void
@@ -502,14 +527,19 @@ open_dbs(hq_journal *j, MDB_txn *txn, unsigned flags)
 		{"attempts", offsetof(hq_journal, attempts), 0},
 		{"dead", offsetof(hq_journal, dead), 0},
 		{"targets", offsetof(hq_journal, targets), 0},
+		{"due", offsetof(hq_journal, due), 0},
+		{"patq", offsetof(hq_journal, patq), 0},
 	};
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
 		unsigned f = flags | (dbs[i].dup ? MDB_DUPSORT | MDB_DUPFIXED : 0);
 		int rc = mdb_dbi_open(txn, dbs[i].name, f,
 				      (MDB_dbi *)((char *)j + dbs[i].off));
+		if (rc == MDB_NOTFOUND && !(flags & MDB_CREATE) && dbs[i].off >= offsetof(hq_journal, due))
+			return 0; /* a format 1 journal, read only: no due index */
 		if (rc)
 			return rc;
 	}
+	j->has_due = 1;
 	return 0;
 }
 
@@ -550,6 +580,11 @@ load_next_id(hq_journal *j, MDB_txn *txn)
 
 static int tstat_count_delivered(hq_journal *j, MDB_txn *txn, const char *target);
 static int commit_sealing(hq_journal *j, MDB_txn *txn);
+static int orders_forget(hq_journal *j, MDB_txn *txn);
+static void pkey_make(const hq_journal *j, hq_str pid, unsigned char out[16]);
+static int idx_update(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id,
+		      const hq_delivery *before, const hq_delivery *after, const unsigned char *pkey,
+		      int has_pkey);
 static int dead_mark(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id);
 
 /* Journals written before the dead list and the per-target figures
@@ -655,6 +690,7 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 	if (j == NULL)
 		return ENOMEM;
 	j->readonly = readonly;
+	pthread_mutex_init(&j->dlv_mu, NULL);
 	snprintf(j->dir, sizeof j->dir, "%s", dir);
 	if (!readonly && mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		rc = errno;
@@ -662,7 +698,7 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 	}
 	if ((rc = mdb_env_create(&j->env)))
 		goto fail;
-	mdb_env_set_maxdbs(j->env, 16);
+	mdb_env_set_maxdbs(j->env, 32);
 	mdb_env_set_maxreaders(j->env, 256);
 	if (map_size && (rc = mdb_env_set_mapsize(j->env, (size_t)map_size)))
 		goto fail;
@@ -677,9 +713,20 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 	if ((rc = open_dbs(j, txn, readonly ? 0 : MDB_CREATE)))
 		goto fail;
 	if (!readonly) {
-		MDB_val k = {6, "format"}, v = {1, "\x01"};
-		if ((rc = mdb_put(txn, j->meta, &k, &v, 0)))
-			goto fail;
+		/* Format 2 added the due index.  A journal last written as
+		 * format 1 (an older hl7qd, maybe after a downgrade) may hold
+		 * queue entries the index misses: forget every target's
+		 * ordering, so that hq_journal_set_order() rebuilds it. */
+		MDB_val k = {6, "format"}, v;
+		if (mdb_get(txn, j->meta, &k, &v) != 0 || v.mv_size != 1 ||
+		    ((unsigned char *)v.mv_data)[0] != JOURNAL_FORMAT) {
+			if ((rc = orders_forget(j, txn)))
+				goto fail;
+			unsigned char f = JOURNAL_FORMAT;
+			v = (MDB_val){1, &f};
+			if ((rc = mdb_put(txn, j->meta, &k, &v, 0)))
+				goto fail;
+		}
 	}
 	{
 		MDB_val ik = {8, "instance"}, iv;
@@ -735,6 +782,7 @@ hq_journal_close(hq_journal *j)
 		return;
 	mdb_env_close(j->env);
 	hq_secret_wipe(j->keys, sizeof j->keys);
+	pthread_mutex_destroy(&j->dlv_mu);
 	free(j);
 }
 
@@ -748,6 +796,12 @@ uint64_t
 hq_journal_next_id(hq_journal *j)
 {
 	return j->next_id;
+}
+
+void
+hq_journal_fail_outcomes(hq_journal *j, uint64_t n)
+{
+	__atomic_store_n(&j->fail_outcomes, n, __ATOMIC_RELAXED);
 }
 
 void
@@ -932,6 +986,10 @@ hq_batch_add(hq_batch *b, hq_record *in, const hq_dedup *dedup, uint64_t *id)
 		if ((rc = mdb_put(b->txn, j->dedup, &dk, &dval, 0)))
 			goto fail;
 	}
+	b->pk_id = rec->id;
+	b->pk_has = rec->f[HQ_F_PATIENT_ID].n > 0;
+	if (b->pk_has)
+		pkey_make(j, rec->f[HQ_F_PATIENT_ID], b->pk);
 	j->next_id++;
 	*id = rec->id;
 	return 0;
@@ -1190,6 +1248,313 @@ dlv_decode(const MDB_val *val, hq_delivery *d)
 	return 0;
 }
 
+/* --- the due index ------------------------------------------------------
+ *
+ * Finding what to send next must not cost more with a longer queue (a
+ * target back from an outage has the longest).  For a target ordered
+ * "none" the index "due" holds every queued delivery, for one ordered
+ * "patient" the head of each patient's queue (in "patq") and every
+ * delivery without a patient id: a worker walks it from the start and
+ * stops at the first entry not due yet, passing only what is in flight.
+ * The key's time is 0 for a delivery never attempted (since its last
+ * replay), so that it is due at once whatever the wall clock did, and its
+ * next_us otherwise.  FIFO targets need none: the head of "pending" is
+ * the only candidate.  meta "order:TARGET" says which ordering the index
+ * is kept for; hq_journal_set_order() rebuilds it when that changes.
+ *
+ * A patient key is 16 bytes: HMAC-SHA-256 of PID-3.1 under the sealing
+ * key in an encrypted journal (as the patient index), SHA-256 otherwise;
+ * whole values, so long ids keep their order.  (After a key rotation a
+ * patient's older and newer messages are two queues until the older
+ * drain.) */
+#define PKEY 16
+#define ORDER_NONE_KEPT (-1)
+
+static uint64_t
+due_time(const hq_delivery *d)
+{
+	return d->state == HQ_DLV_RETRY ? d->next_us : 0;
+}
+
+static int
+queued(const hq_delivery *d)
+{
+	return d && (d->state == HQ_DLV_PENDING || d->state == HQ_DLV_RETRY);
+}
+
+static size_t
+due_key(unsigned char *k, const char *target, uint64_t t, uint64_t id)
+{
+	size_t n = strlen(target);
+	memcpy(k, target, n);
+	k[n] = 0;
+	put_be64(k + n + 1, t);
+	put_be64(k + n + 9, id);
+	return n + 17;
+}
+
+static size_t
+patq_key(unsigned char *k, const char *target, const unsigned char *pkey, uint64_t id)
+{
+	size_t n = strlen(target);
+	memcpy(k, target, n);
+	k[n] = 0;
+	memcpy(k + n + 1, pkey, PKEY);
+	put_be64(k + n + 1 + PKEY, id);
+	return n + 1 + PKEY + 8;
+}
+
+/* The patient key of pid (16 bytes). */
+static void
+pkey_make(const hq_journal *j, hq_str pid, unsigned char out[PKEY])
+{
+	if (j->nkeys) {
+		patient_mac(&j->keys[0], pid, out);
+		return;
+	}
+	unsigned char sum[32];
+	mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)pid.p, pid.n,
+		   sum);
+	memcpy(out, sum, PKEY);
+}
+
+/* The patient key of message id: 1 with out set, 0 when it has no patient
+ * id (or it cannot be opened here: it goes unordered), or an error. */
+static int
+pkey_of_msg(hq_journal *j, MDB_txn *txn, uint64_t id, unsigned char out[PKEY])
+{
+	unsigned char idbe[8];
+	MDB_val k = {8, idbe}, v;
+	hq_record r;
+	void *plain = NULL;
+	put_be64(idbe, id);
+	int rc = mdb_get(txn, j->msgs, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (open_record(j, v.mv_data, v.mv_size, &r, &plain) != 0 || r.locked ||
+	    r.f[HQ_F_PATIENT_ID].n == 0) {
+		free(plain);
+		return 0;
+	}
+	pkey_make(j, r.f[HQ_F_PATIENT_ID], out);
+	free(plain);
+	return 1;
+}
+
+static int
+order_key(char *k, const char *target)
+{
+	return snprintf(k, 6 + HQ_TARGET_MAX, "order:%s", target);
+}
+
+/* The ordering target's index is kept for, or ORDER_NONE_KEPT.  Inside a write transaction. */
+static int
+order_of(hq_journal *j, MDB_txn *txn, const char *target)
+{
+	for (int i = 0; i < j->norders; i++)
+		if (strcmp(j->orders[i].name, target) == 0)
+			return j->orders[i].order;
+	char kb[6 + HQ_TARGET_MAX];
+	MDB_val k = {(size_t)order_key(kb, target), kb}, v;
+	int order = ORDER_NONE_KEPT;
+	if (mdb_get(txn, j->meta, &k, &v) == 0 && v.mv_size == 2 &&
+	    ((unsigned char *)v.mv_data)[0] == VAL_FORMAT)
+		order = ((unsigned char *)v.mv_data)[1];
+	if (j->norders < (int)(sizeof j->orders / sizeof j->orders[0])) {
+		snprintf(j->orders[j->norders].name, HQ_TARGET_MAX, "%s", target);
+		j->orders[j->norders++].order = order;
+	}
+	return order;
+}
+
+/* Deletes every entry of dbi whose key starts with prefix[0..n). */
+static int
+del_keyprefix(MDB_txn *txn, MDB_dbi dbi, const unsigned char *prefix, size_t n)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+	if ((rc = mdb_cursor_open(txn, dbi, &c)))
+		return rc;
+	for (;;) {
+		k = (MDB_val){n, (void *)prefix};
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		if (rc || k.mv_size < n || memcmp(k.mv_data, prefix, n) != 0 ||
+		    (rc = mdb_cursor_del(c, 0)))
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+orders_forget(hq_journal *j, MDB_txn *txn)
+{
+	j->norders = 0;
+	return del_keyprefix(txn, j->meta, (const unsigned char *)"order:", 6);
+}
+
+/* Makes the first delivery of a patient's queue the one in "due" (and the
+ * second not, when it was the first until now). */
+static int
+head_fix(hq_journal *j, MDB_txn *txn, const char *target, const unsigned char *pkey)
+{
+	unsigned char qk[HQ_TARGET_MAX + 1 + PKEY + 8], dk[8 + HQ_TARGET_MAX];
+	size_t plen = patq_key(qk, target, pkey, 0) - 8;
+	MDB_cursor *c;
+	MDB_val k = {plen + 8, qk}, v;
+	uint64_t ids[2];
+	int n = 0, rc;
+	if ((rc = mdb_cursor_open(txn, j->patq, &c)))
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && n < 2 && k.mv_size == plen + 8 && memcmp(k.mv_data, qk, plen) == 0) {
+		ids[n++] = get_be64((unsigned char *)k.mv_data + plen);
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	for (int i = 0; i < n; i++) {
+		hq_delivery d;
+		MDB_val dkey = {dlv_key(dk, ids[i], target), dk}, dval;
+		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0)
+			continue;
+		unsigned char ek[HQ_TARGET_MAX + 17];
+		MDB_val ekey = {due_key(ek, target, due_time(&d), ids[i]), ek}, ev = {PKEY, (void *)pkey};
+		rc = i == 0 ? mdb_put(txn, j->due, &ekey, &ev, 0) : mdb_del(txn, j->due, &ekey, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Keeps the due index in step with a change of delivery (id, target):
+ * before and after are its records before and after the change (NULL, or
+ * not queued: not in the queue).  pkey: the message's patient key when the
+ * caller has it (has_pkey 1: it has one, 0: none, -1: unknown, look).
+ */
+static int
+idx_update(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, const hq_delivery *before,
+	   const hq_delivery *after, const unsigned char *pkey, int has_pkey)
+{
+	int order = order_of(j, txn, target);
+	if (!j->has_due || (order != HQ_DUE_NONE && order != HQ_DUE_PATIENT))
+		return 0;
+	int was = queued(before), is = queued(after);
+	if (!was && !is)
+		return 0;
+	unsigned char ek[HQ_TARGET_MAX + 17], pk[PKEY];
+	MDB_val ekey, ev = {0, ""};
+	int rc = 0, indexed = 0;
+	if (was) { /* out of "due", noting the patient key it carried */
+		ekey = (MDB_val){due_key(ek, target, due_time(before), id), ek};
+		MDB_val cur;
+		if (mdb_get(txn, j->due, &ekey, &cur) == 0) {
+			indexed = 1;
+			if (cur.mv_size == PKEY && has_pkey < 0) {
+				memcpy(pk, cur.mv_data, PKEY);
+				pkey = pk;
+				has_pkey = 1;
+			}
+			if ((rc = mdb_del(txn, j->due, &ekey, NULL)))
+				return rc;
+		}
+	}
+	if (order == HQ_DUE_PATIENT && has_pkey < 0) {
+		if ((rc = pkey_of_msg(j, txn, id, pk)) < 0 || rc > 1)
+			return rc;
+		has_pkey = rc;
+		pkey = pk;
+	}
+	if (order == HQ_DUE_NONE || has_pkey == 0) {
+		if (!is)
+			return 0;
+		ekey = (MDB_val){due_key(ek, target, due_time(after), id), ek};
+		return mdb_put(txn, j->due, &ekey, &ev, 0);
+	}
+	/* by patient: a retime keeps a head a head; anything else goes
+	 * through the patient's queue */
+	if (was && is && indexed) {
+		ekey = (MDB_val){due_key(ek, target, due_time(after), id), ek};
+		ev = (MDB_val){PKEY, (void *)pkey};
+		return mdb_put(txn, j->due, &ekey, &ev, 0);
+	}
+	if (was && is)
+		return 0; /* not the head: stays out of "due" */
+	unsigned char qk[HQ_TARGET_MAX + 1 + PKEY + 8], one = VAL_FORMAT;
+	MDB_val qkey = {patq_key(qk, target, pkey, id), qk}, qv = {1, &one};
+	rc = is ? mdb_put(txn, j->patq, &qkey, &qv, 0) : mdb_del(txn, j->patq, &qkey, NULL);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	return head_fix(j, txn, target, pkey);
+}
+
+int
+hq_journal_set_order(hq_journal *j, const char *target, hq_due_order order)
+{
+	MDB_txn *txn;
+	MDB_cursor *c = NULL;
+	int rc;
+	size_t tlen = strlen(target);
+
+	if (tlen >= HQ_TARGET_MAX)
+		return EINVAL;
+	if (j->readonly || !j->has_due)
+		return EROFS;
+	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
+		return rc;
+	if (order_of(j, txn, target) == (int)order) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	/* Rebuild: drop the index of the old ordering, and walk the queue. */
+	unsigned char prefix[HQ_TARGET_MAX + 1];
+	memcpy(prefix, target, tlen + 1);
+	if ((rc = del_keyprefix(txn, j->due, prefix, tlen + 1)) ||
+	    (rc = del_keyprefix(txn, j->patq, prefix, tlen + 1)))
+		goto out;
+	for (int i = 0; i < j->norders; i++)
+		if (strcmp(j->orders[i].name, target) == 0)
+			j->orders[i].order = (int)order;
+	if (order_of(j, txn, target) != (int)order) { /* the cache is full */
+		rc = ENOMEM;
+		goto out;
+	}
+	if (order != HQ_DUE_FIFO) {
+		unsigned char pk[HQ_TARGET_MAX + 9];
+		MDB_val k = {pending_key(pk, target, 0), pk}, v;
+		if ((rc = mdb_cursor_open(txn, j->pending, &c)))
+			goto out;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		while (rc == 0 && k.mv_size == tlen + 9 && memcmp(k.mv_data, prefix, tlen + 1) == 0) {
+			uint64_t id = get_be64((unsigned char *)k.mv_data + tlen + 1);
+			unsigned char dk[8 + HQ_TARGET_MAX];
+			MDB_val dkey = {dlv_key(dk, id, target), dk}, dval;
+			hq_delivery d;
+			if (mdb_get(txn, j->deliveries, &dkey, &dval) == 0 && dlv_decode(&dval, &d) == 0 &&
+			    (rc = idx_update(j, txn, target, id, NULL, &d, NULL, -1)))
+				goto out;
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+		if (rc != MDB_NOTFOUND && rc != 0)
+			goto out;
+	}
+	char kb[6 + HQ_TARGET_MAX];
+	unsigned char ov[2] = {VAL_FORMAT, (unsigned char)order};
+	MDB_val ok = {(size_t)order_key(kb, target), kb}, oval = {2, ov};
+	rc = mdb_put(txn, j->meta, &ok, &oval, 0);
+out:
+	if (c)
+		mdb_cursor_close(c);
+	if (rc == 0)
+		return mdb_txn_commit(txn);
+	mdb_txn_abort(txn);
+	j->norders = 0; /* the cache may say what was not committed */
+	return rc;
+}
+
 /* A target's running figures (the "targets" database). */
 /* Record: [1][delivered be64][last_ok_us be64][last_err_us be64][n][error n]
  * then, once counts are kept, [pending be64][retrying be64][dead be64]
@@ -1429,8 +1794,10 @@ hq_batch_add_delivery(hq_batch *b, uint64_t id, const char *target, uint64_t now
 	tstat_get(b->j, b->txn, target, &ts);
 	if (ts.have_counts)
 		ts.pending++;
+	int has = b->pk_id == id ? b->pk_has : -1;
 	if ((rc = mdb_put(b->txn, b->j->deliveries, &dk, &dv, 0)) ||
 	    (rc = mdb_put(b->txn, b->j->pending, &qk, &qv, 0)) ||
+	    (rc = idx_update(b->j, b->txn, target, id, NULL, &d, b->pk, has)) ||
 	    (ts.have_counts && (rc = tstat_put(b->j, b->txn, target, &ts)))) {
 		batch_fail(b, rc);
 		return rc;
@@ -1445,38 +1812,6 @@ copy_field(char *dst, size_t cap, hq_str s)
 	if (n)
 		memcpy(dst, s.p, n);
 	dst[n] = 0;
-}
-
-/* Patients held back in one hq_journal_due() call (ordering "patient"). */
-typedef struct held {
-	char (*ids)[64];
-	size_t n, cap;
-} held;
-
-static int
-held_has(const held *h, hq_str p)
-{
-	for (size_t i = 0; i < h->n; i++)
-		if (strlen(h->ids[i]) == p.n && memcmp(h->ids[i], p.p, p.n) == 0)
-			return 1;
-	return 0;
-}
-
-static void
-held_add(held *h, hq_str p)
-{
-	if (p.n == 0 || p.n >= 64 || held_has(h, p))
-		return;
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 64;
-		char (*ids)[64] = realloc(h->ids, cap * sizeof *ids);
-		if (ids == NULL)
-			return;
-		h->ids = ids;
-		h->cap = cap;
-	}
-	memcpy(h->ids[h->n], p.p, p.n);
-	h->ids[h->n++][p.n] = 0;
 }
 
 /* Makes *buf hold at least n bytes. */
@@ -1518,119 +1853,172 @@ idem_key(const hq_journal *j, const hq_record *r, const char *target, const hq_d
 		snprintf(out + n, cap - (size_t)n, "-r%llu", (unsigned long long)d->replayed_us);
 }
 
+/* Copies message id out into o for delivery d.  Returns 0, HQ_ENOTFOUND
+ * (purged), HQ_ECORRUPT (unreadable, or sealed and no key here) or ENOMEM. */
+static int
+due_fill(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, const hq_delivery *d, hq_due *o,
+	 unsigned char **pbuf, size_t *pcap)
+{
+	unsigned char mkb[8];
+	MDB_val mk = {8, mkb}, mval;
+	hq_record r;
+	put_be64(mkb, id);
+	int rc = mdb_get(txn, j->msgs, &mk, &mval);
+	if (rc == MDB_NOTFOUND)
+		return HQ_ENOTFOUND;
+	if (rc || (rc = grow(pbuf, pcap, mval.mv_size)))
+		return rc;
+	if (open_record_into(j, mval.mv_data, mval.mv_size, &r, *pbuf) != 0 || r.locked)
+		return HQ_ECORRUPT;
+	memset(o, 0, sizeof *o);
+	o->id = id;
+	o->attempts = d->attempts - d->attempt_base;
+	o->received_us = r.received_us;
+	o->age_from_us = d->replayed_us > r.received_us ? d->replayed_us : r.received_us;
+	o->epoch = DLV_EPOCH(d);
+	idem_key(j, &r, target, d, o->idem_key, sizeof o->idem_key);
+	copy_field(o->control_id, sizeof o->control_id, r.f[HQ_F_CONTROL_ID]);
+	copy_field(o->type, sizeof o->type, r.f[HQ_F_TYPE]);
+	copy_field(o->charset, sizeof o->charset, r.f[HQ_F_CHARSET]);
+	copy_field(o->listener, sizeof o->listener, r.f[HQ_F_LISTENER]);
+	copy_field(o->peer, sizeof o->peer, r.f[HQ_F_PEER]);
+	copy_field(o->version, sizeof o->version, r.f[HQ_F_VERSION]);
+	copy_field(o->sending_app, sizeof o->sending_app, r.f[HQ_F_SENDING_APP]);
+	copy_field(o->sending_fac, sizeof o->sending_fac, r.f[HQ_F_SENDING_FAC]);
+	copy_field(o->receiving_app, sizeof o->receiving_app, r.f[HQ_F_RECEIVING_APP]);
+	copy_field(o->receiving_fac, sizeof o->receiving_fac, r.f[HQ_F_RECEIVING_FAC]);
+	o->raw = malloc(r.f[HQ_F_RAW].n ? r.f[HQ_F_RAW].n : 1);
+	if (o->raw == NULL)
+		return ENOMEM;
+	memcpy(o->raw, r.f[HQ_F_RAW].p, r.f[HQ_F_RAW].n);
+	o->raw_len = r.f[HQ_F_RAW].n;
+	return 0;
+}
+
+static int
+skipped(const uint64_t *skip, size_t nskip, uint64_t id)
+{
+	for (size_t i = 0; i < nskip; i++)
+		if (skip[i] == id)
+			return 1;
+	return 0;
+}
+
 long
 hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order order,
 	       uint32_t shard, uint32_t nshards, const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
 	       uint64_t *next_us)
 {
-	unsigned char pk[64 + 9];
+	unsigned char key[HQ_TARGET_MAX + 17], dk[8 + HQ_TARGET_MAX];
 	size_t tlen = strlen(target);
-	int fifo = order == HQ_DUE_FIFO, bypatient = order == HQ_DUE_PATIENT;
-	held h = {0};
 	unsigned char *pbuf = NULL; /* an opened (decrypted) record */
 	size_t pcap = 0;
 	MDB_txn *txn;
 	MDB_cursor *c;
+	MDB_val k, v, dkey, dval;
+	hq_delivery d;
 	long n = 0;
-	int rc, scanned = 0;
+	int rc;
 
 	*next_us = 0;
-	if (tlen >= 64)
+	if (tlen >= HQ_TARGET_MAX)
 		return -EINVAL;
+	if (order != HQ_DUE_FIFO && !j->has_due)
+		return HQ_ENOTFOUND;
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
 		return rc > 0 ? -rc : rc;
-	if ((rc = mdb_cursor_open(txn, j->pending, &c))) {
-		mdb_txn_abort(txn);
-		return rc > 0 ? -rc : rc;
+	if (order == HQ_DUE_FIFO) {
+		/* The head of the queue, or nothing: the delivery record first,
+		 * so a head waiting for its retry costs no read of the message. */
+		if ((rc = mdb_cursor_open(txn, j->pending, &c)))
+			goto out;
+		k = (MDB_val){pending_key(key, target, 0), key};
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		uint64_t id = 0;
+		if (rc == 0 && k.mv_size == tlen + 9 && memcmp(k.mv_data, target, tlen) == 0 &&
+		    ((unsigned char *)k.mv_data)[tlen] == 0)
+			id = get_be64((unsigned char *)k.mv_data + tlen + 1);
+		mdb_cursor_close(c);
+		rc = 0;
+		if (id == 0 || max == 0 || skipped(skip, nskip, id))
+			goto out;
+		dkey = (MDB_val){dlv_key(dk, id, target), dk};
+		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0) {
+			out[0].id = id;
+			rc = HQ_ECORRUPT;
+			goto out;
+		}
+		if (due_time(&d) > now_us) {
+			*next_us = d.next_us;
+			goto out;
+		}
+		if ((rc = due_fill(j, txn, target, id, &d, &out[0], &pbuf, &pcap)) == 0)
+			n = 1;
+		else
+			out[0].id = id; /* the head cannot be read: the target stops here */
+		goto out;
 	}
-	MDB_val k = {pending_key(pk, target, 0), pk}, v;
+	/* none, patient: the due index, oldest due first */
+	if ((rc = mdb_cursor_open(txn, j->due, &c)))
+		goto out;
+	k = (MDB_val){due_key(key, target, 0, 0), key};
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	/* by patient, a bounded look ahead: the queue may be long */
-	while (rc == 0 && (size_t)n < max && scanned++ < 100000) {
-		if (k.mv_size != tlen + 9 || memcmp(k.mv_data, target, tlen) != 0 ||
-		    ((unsigned char *)k.mv_data)[tlen] != 0)
+	/* passes in-flight ids and another shard's: bounded, whatever the backlog */
+	size_t visits = 0, most = 64 + 4 * (max + nskip) * (nshards ? nshards : 1);
+	while (rc == 0 && (size_t)n < max && visits++ < most) {
+		const unsigned char *kp = k.mv_data;
+		if (k.mv_size != tlen + 17 || memcmp(kp, target, tlen) != 0 || kp[tlen] != 0)
 			break;
-		uint64_t id = get_be64((unsigned char *)k.mv_data + tlen + 1);
-		int skipped = 0;
-		for (size_t i = 0; i < nskip && !skipped; i++)
-			skipped = skip[i] == id;
-		if (nshards > 1 && order == HQ_DUE_NONE && id % nshards != shard) {
-			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-			continue; /* another worker's */
+		uint64_t t = get_be64(kp + tlen + 1), id = get_be64(kp + tlen + 9);
+		if (t > now_us) {
+			*next_us = t;
+			break;
 		}
-		if (skipped && fifo)
-			break; /* the head is in flight: nothing else may go */
-		if (skipped && !bypatient) {
+		if ((nshards > 1 && id % nshards != shard) || skipped(skip, nskip, id)) {
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 			continue;
 		}
-		unsigned char dk[8 + 64];
-		MDB_val dkey = {dlv_key(dk, id, target), dk}, dval, mk = {8, dk}, mval;
-		hq_delivery d;
-		hq_record r;
-		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0 ||
-		    mdb_get(txn, j->msgs, &mk, &mval) != 0 || grow(&pbuf, &pcap, mval.mv_size) != 0 ||
-		    open_record_into(j, mval.mv_data, mval.mv_size, &r, pbuf) != 0 || r.locked) {
-			/* A pending entry without its records (purged): skip it. */
-			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-			continue;
-		}
-		hq_str patient = r.f[HQ_F_PATIENT_ID];
-		if (bypatient && patient.n > 0 && held_has(&h, patient)) {
-			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-			continue; /* an earlier message of this patient is not done */
-		}
-		if (skipped) {
-			if (bypatient)
-				held_add(&h, patient);
-			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-			continue;
-		}
-		if (d.next_us > now_us) {
-			if (*next_us == 0 || d.next_us < *next_us)
-				*next_us = d.next_us;
-			if (fifo)
+		dkey = (MDB_val){dlv_key(dk, id, target), dk};
+		if (mdb_get(txn, j->deliveries, &dkey, &dval) == 0 && dlv_decode(&dval, &d) == 0 &&
+		    queued(&d)) {
+			int frc = due_fill(j, txn, target, id, &d, &out[n], &pbuf, &pcap);
+			if (frc == ENOMEM)
 				break;
-			if (bypatient)
-				held_add(&h, patient);
-			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-			continue;
+			if (frc == 0)
+				n++;
 		}
-		hq_due *o = &out[n];
-		memset(o, 0, sizeof *o);
-		o->id = id;
-		o->attempts = d.attempts - d.attempt_base;
-		o->received_us = r.received_us;
-		o->age_from_us = d.replayed_us > r.received_us ? d.replayed_us : r.received_us;
-		o->epoch = DLV_EPOCH(&d);
-		idem_key(j, &r, target, &d, o->idem_key, sizeof o->idem_key);
-		copy_field(o->control_id, sizeof o->control_id, r.f[HQ_F_CONTROL_ID]);
-		copy_field(o->type, sizeof o->type, r.f[HQ_F_TYPE]);
-		copy_field(o->charset, sizeof o->charset, r.f[HQ_F_CHARSET]);
-		copy_field(o->listener, sizeof o->listener, r.f[HQ_F_LISTENER]);
-		copy_field(o->peer, sizeof o->peer, r.f[HQ_F_PEER]);
-		copy_field(o->version, sizeof o->version, r.f[HQ_F_VERSION]);
-		copy_field(o->sending_app, sizeof o->sending_app, r.f[HQ_F_SENDING_APP]);
-		copy_field(o->sending_fac, sizeof o->sending_fac, r.f[HQ_F_SENDING_FAC]);
-		copy_field(o->receiving_app, sizeof o->receiving_app, r.f[HQ_F_RECEIVING_APP]);
-		copy_field(o->receiving_fac, sizeof o->receiving_fac, r.f[HQ_F_RECEIVING_FAC]);
-		o->raw = malloc(r.f[HQ_F_RAW].n ? r.f[HQ_F_RAW].n : 1);
-		if (o->raw == NULL)
-			break;
-		memcpy(o->raw, r.f[HQ_F_RAW].p, r.f[HQ_F_RAW].n);
-		o->raw_len = r.f[HQ_F_RAW].n;
-		n++;
-		if (fifo)
-			break;
-		if (bypatient)
-			held_add(&h, patient);
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
+	if (visits > most && *next_us == 0)
+		*next_us = now_us + 1000; /* more to pass: look again soon */
 	mdb_cursor_close(c);
+	rc = 0;
+out:
 	mdb_txn_abort(txn);
-	free(h.ids);
 	free(pbuf);
+	if (rc)
+		return rc > 0 ? -rc : rc;
 	return n;
+}
+
+/* Whether the journal is below its free-space reserve, for delivery
+ * writes: figures at most a second old (any thread). */
+static int
+dlv_low_space(hq_journal *j)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	pthread_mutex_lock(&j->dlv_mu);
+	if (j->dlv_usage_at_ms == 0 || now_ms - j->dlv_usage_at_ms >= 1000) {
+		if (hq_journal_usage_get(j, &j->dlv_usage) != 0)
+			memset(&j->dlv_usage, 0, sizeof j->dlv_usage);
+		j->dlv_usage_at_ms = now_ms ? now_ms : 1;
+	}
+	int low = j->dlv_usage.map_size && (j->dlv_usage.free < j->dlv_usage.reserve ||
+					    j->dlv_usage.fs_free < HQ_FS_RESERVE);
+	pthread_mutex_unlock(&j->dlv_mu);
+	return low;
 }
 
 int
@@ -1643,6 +2031,11 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 
 	if (strlen(target) >= HQ_TARGET_MAX)
 		return EINVAL;
+	uint64_t fail = __atomic_load_n(&j->fail_outcomes, __ATOMIC_RELAXED);
+	if (fail && __atomic_compare_exchange_n(&j->fail_outcomes, &fail, fail - 1, 0, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+		return HQ_EINJECTED;
+	int low = dlv_low_space(j);
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
 		return rc;
 	tstat_get(j, txn, target, &ts);
@@ -1655,6 +2048,7 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 		if (o[i].epoch && o[i].epoch != DLV_EPOCH(&d))
 			continue; /* replayed since the attempt began: the replay stands */
 		hq_dlv_state from = d.state;
+		hq_delivery before = d;
 		d.state = o[i].state;
 		d.attempts++;
 		d.next_us = o[i].state == HQ_DLV_RETRY ? o[i].next_us : 0;
@@ -1692,9 +2086,19 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 			memcpy(av + 17 + elen, o[i].body, blen);
 		}
 		MDB_val akey = {13 + tl, ak}, aval = {17 + elen + blen, av};
-		if ((rc = mdb_put(txn, j->attempts, &akey, &aval, 0)))
+		if (!(low && d.state == HQ_DLV_RETRY) && (rc = mdb_put(txn, j->attempts, &akey, &aval, 0)))
 			break;
+		/* bounded history: the one that just left the last few goes */
+		if (d.attempts > HQ_ATTEMPTS_FIRST + HQ_ATTEMPTS_LAST) {
+			put_be32(ak + 9 + tl, d.attempts - HQ_ATTEMPTS_LAST);
+			if ((rc = mdb_del(txn, j->attempts, &akey, NULL)) == MDB_NOTFOUND)
+				rc = 0;
+			if (rc)
+				break;
+		}
 		rc = dlv_move(j, txn, target, o[i].id, from, d.state, &ts);
+		if (rc == 0)
+			rc = idx_update(j, txn, target, o[i].id, &before, &d, NULL, -1);
 		if (d.state == HQ_DLV_DELIVERED) {
 			ts.last_ok_us = o[i].at_us;
 		} else {
@@ -2513,6 +2917,9 @@ replay_one(hq_journal *j, MDB_txn *txn, uint64_t id, const char *target, int onl
 	tstat_get(j, txn, target, &ts);
 	if ((rc = dlv_move(j, txn, target, id, from, HQ_DLV_PENDING, &ts)))
 		return rc;
+	hq_delivery before = d;
+	if (from == 0)
+		before.state = 0;
 	d.state = HQ_DLV_PENDING;
 	d.next_us = now_us;
 	d.updated_us = now_us;
@@ -2521,6 +2928,7 @@ replay_one(hq_journal *j, MDB_txn *txn, uint64_t id, const char *target, int onl
 	dlv_encode(v, &d);
 	MDB_val nv = {DLV_SIZE, v};
 	if ((rc = mdb_put(txn, j->deliveries, &dkey, &nv, 0)) ||
+	    (rc = idx_update(j, txn, target, id, &before, &d, NULL, -1)) ||
 	    (rc = tstat_put(j, txn, target, &ts)))
 		return rc;
 	(*queued)++;
@@ -2644,8 +3052,9 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, hq_pu
 	for (long i = 0; rc == 0 && i < nd && i < HQ_TARGET_MAX; i++) {
 		tstat ts;
 		tstat_get(j, txn, d[i].target, &ts);
-		if ((rc = dlv_move(j, txn, d[i].target, id, d[i].d.state, 0, &ts)) == 0 &&
-		    (d[i].d.state == HQ_DLV_DELIVERED || ts.have_counts))
+		if ((rc = dlv_move(j, txn, d[i].target, id, d[i].d.state, 0, &ts)) == 0)
+			rc = idx_update(j, txn, d[i].target, id, &d[i].d, NULL, NULL, -1);
+		if (rc == 0 && (d[i].d.state == HQ_DLV_DELIVERED || ts.have_counts))
 			rc = tstat_put(j, txn, d[i].target, &ts);
 	}
 	if (rc == 0)

@@ -198,6 +198,10 @@ int hq_journal_full(hq_journal *j, uint64_t now_ms, uint64_t refresh_ms);
  */
 void hq_journal_fail_commit(hq_journal *j, uint64_t n);
 
+/* Test seam: the next n hq_journal_record_outcomes() calls fail with
+ * HQ_EINJECTED and write nothing. */
+void hq_journal_fail_outcomes(hq_journal *j, uint64_t n);
+
 /* Begins a write batch.  Returns 0, HQ_EFULL or an MDB_* code. */
 int hq_batch_begin(hq_journal *j, hq_batch **out);
 
@@ -327,19 +331,35 @@ typedef enum hq_due_order {
 } hq_due_order;
 
 /*
- * Collects up to max deliveries of target that are due at now_us, oldest
- * first, skipping the ids in skip[0..nskip) (in flight).  FIFO: only the
- * oldest undelivered one is considered, so one in flight or waiting for
- * its retry holds back the rest; PATIENT: the same per PID-3 (messages
- * without one are unordered).  *next_us gets the earliest later due time
- * (0: none).  With nshards > 1 (ordering NONE only) just the ids with
- * id % nshards == shard are considered, so that several workers can share
- * one target's queue.  Returns the number collected or a negative code.
+ * Collects up to max deliveries of target that are due at now_us, skipping
+ * the ids in skip[0..nskip) (in flight).  FIFO: only the head of the queue
+ * is considered, so one in flight or waiting for its retry holds back the
+ * rest; PATIENT: the same per PID-3.1 (messages without one are
+ * unordered); NONE: any, soonest due first.  A delivery never attempted
+ * (since its last replay) is due whatever now_us says.  The cost does not
+ * grow with the queue: PATIENT and NONE read the due index that
+ * hq_journal_set_order() keeps, and a delivery record is read before its
+ * message.  *next_us gets the earliest later due time (0: none).  With
+ * nshards > 1 (ordering NONE only) just the ids with id % nshards == shard
+ * are considered, so that several workers can share one target's queue.
+ * Returns the number collected, or a negative code: HQ_ECORRUPT when the
+ * FIFO head cannot be read or opened (out[0].id names it: the target must
+ * stop there, not skip it), HQ_ENOTFOUND for PATIENT/NONE on a read-only
+ * journal without the index.
  */
 long hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order order,
 		    uint32_t shard, uint32_t nshards,
 		    const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
 		    uint64_t *next_us);
+
+/*
+ * Keeps target's due index for order (before its worker starts, and when
+ * a reload changes the ordering): a journal that kept it for another
+ * ordering, or none (format 1, or last written by an older hl7qd), gets
+ * it rebuilt from the queue in one write transaction.  Returns 0, EROFS on
+ * a read-only journal, or an error.
+ */
+int hq_journal_set_order(hq_journal *j, const char *target, hq_due_order order);
 
 /* The outcome of one delivery attempt. */
 typedef struct hq_outcome {
@@ -355,12 +375,19 @@ typedef struct hq_outcome {
 	uint64_t epoch;	      /* hq_due.epoch of the attempt; 0: not checked */
 } hq_outcome;
 
+/* The attempt history of a delivery keeps its first and its last few
+ * attempts; the delivery record counts them all. */
+#define HQ_ATTEMPTS_FIRST 3
+#define HQ_ATTEMPTS_LAST 5
+
 /*
  * Writes outcomes of target in one write transaction: the delivery record,
- * an attempt record each, and the pending entry dropped once delivered or
- * dead.  An outcome whose epoch is not the delivery's any more (replayed
- * since the attempt began) is dropped: the replay stands.  Returns 0 or an
- * error.
+ * an attempt record each (of a retry: only while the journal is above its
+ * free-space reserve), attempts between the first HQ_ATTEMPTS_FIRST and
+ * the last HQ_ATTEMPTS_LAST dropped, and the pending entry dropped once
+ * delivered or dead.  An outcome whose epoch is not the delivery's any more
+ * (replayed since the attempt began) is dropped: the replay stands.
+ * Returns 0 or an error.
  */
 int hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *o,
 			       size_t n);

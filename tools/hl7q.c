@@ -388,13 +388,16 @@ daemon_words(const daemon_info *d, char *buf, size_t cap)
 	return buf;
 }
 
-/* The daemon's in-flight counts, when it is running. */
+/* The daemon's in-flight count of target, when it is running; *stopped
+ * gets the id of the FIFO head that stopped it (0: not stopped). */
 static int
-daemon_inflight(const ctx *c, const char *target)
+daemon_inflight(const ctx *c, const char *target, uint64_t *stopped)
 {
 	char path[1100], line[256], name[HQ_TARGET_MAX];
 	long pid = 0;
 	int n, found = 0;
+	unsigned long long sid;
+	*stopped = 0;
 	snprintf(path, sizeof path, "%s/hl7qd.status", c->journal_dir);
 	FILE *fp = fopen(path, "r");
 	if (fp == NULL)
@@ -404,10 +407,14 @@ daemon_inflight(const ctx *c, const char *target)
 			continue;
 		if (sscanf(line, "inflight %63s %d", name, &n) == 2 && strcmp(name, target) == 0)
 			found = n;
+		if (sscanf(line, "stopped %63s %llu", name, &sid) == 2 && strcmp(name, target) == 0)
+			*stopped = sid;
 	}
 	fclose(fp);
-	if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+	if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
+		*stopped = 0;
 		return 0; /* a stale file of a daemon that is gone */
+	}
 	return found;
 }
 
@@ -415,6 +422,7 @@ typedef struct status {
 	hq_target_summary t[MAX_TARGETS];
 	long n;
 	int inflight[MAX_TARGETS];
+	uint64_t stopped[MAX_TARGETS]; /* FIFO head that stopped the target; 0 none */
 	hq_journal_usage u;
 } status;
 
@@ -442,7 +450,7 @@ load_status(ctx *c, status *s, const char *only)
 		if (only && strcmp(s->t[i].name, only) != 0)
 			continue;
 		s->t[k] = s->t[i];
-		int inf = daemon_inflight(c, s->t[k].name);
+		int inf = daemon_inflight(c, s->t[k].name, &s->stopped[k]);
 		uint64_t queued = s->t[k].pending;
 		/* The requests in flight are among the journal's pending
 		 * deliveries; the daemon's count is up to a second older than
@@ -509,6 +517,7 @@ cmd_status(ctx *c, int argc, char **argv)
 			json_object_set_new(o, "last_success", t->last_ok_us ? json_string(fmt_time(t->last_ok_us, t1, sizeof t1)) : json_null());
 			json_object_set_new(o, "last_error_at", t->last_err_us ? json_string(fmt_time(t->last_err_us, t2, sizeof t2)) : json_null());
 			json_object_set_new(o, "last_error", t->last_err_us ? json_string(t->last_error) : json_null());
+			json_object_set_new(o, "stopped_at_id", s->stopped[i] ? json_integer((json_int_t)s->stopped[i]) : json_null());
 			char *line = json_dumps(o, JSON_COMPACT);
 			puts(line);
 			free(line);
@@ -520,7 +529,10 @@ cmd_status(ctx *c, int argc, char **argv)
 			       "RETRYING", "INFLIGHT", "DEAD", "DELIVERED", "OLDEST_S", "LAST_SUCCESS",
 			       "LAST_ERROR");
 		char err[200];
-		if (t->last_err_us)
+		if (s->stopped[i])
+			snprintf(err, sizeof err, "STOPPED: the head of its queue, id=%llu, cannot be read or opened",
+				 (unsigned long long)s->stopped[i]);
+		else if (t->last_err_us)
 			snprintf(err, sizeof err, "%s (%s)", fmt_time(t->last_err_us, t2, sizeof t2), t->last_error);
 		else
 			snprintf(err, sizeof err, "-");
@@ -879,6 +891,15 @@ show_attempt(void *arg, const hq_attempt *a)
 						      "response", a->body, a->body_len));
 		return 0;
 	}
+	static char last_target[HQ_TARGET_MAX];
+	static uint32_t last_n;
+	if (strcmp(last_target, a->target) != 0)
+		last_n = 0;
+	if (a->n > last_n + 1)
+		printf("  %-16s ... %u attempt%s not kept (the journal keeps the first and the last few)\n",
+		       a->target, a->n - last_n - 1, a->n - last_n - 1 == 1 ? "" : "s");
+	snprintf(last_target, sizeof last_target, "%s", a->target);
+	last_n = a->n;
 	char st[16];
 	if (a->http_status)
 		snprintf(st, sizeof st, "HTTP %d", a->http_status);
@@ -886,7 +907,7 @@ show_attempt(void *arg, const hq_attempt *a)
 		snprintf(st, sizeof st, "no answer");
 	printf("  %-16s #%-3u %s  %-9s %8.1f ms", a->target, a->n, fmt_time(a->at_us, t, sizeof t), st,
 	       a->latency_us / 1000.0);
-	if (strncmp(a->error, "HTTP ", 5) != 0)
+	if (strcmp(a->error, st) != 0) /* more than the status: a reason, a redirect's Location */
 		printf("  %s", a->error);
 	if (a->body_len) {
 		fputs("  response: ", stdout);

@@ -2,7 +2,7 @@
  * hl7send - MLLP sender and load generator.
  *
  *   hl7send [-H HOST] -p PORT [-v] FILE...       send files, print each ACK code
- *   hl7send [-H HOST] -p PORT -g [-c CONNS] [-n COUNT | -d SECONDS] [-s BYTES]
+ *   hl7send [-H HOST] -p PORT -g [-c CONNS] [-n COUNT | -d SECONDS] [-s BYTES] [-P PATIENTS]
  *                                                 generated ADT^A01 load: rate and
  *                                                 ACK latency percentiles
  *   hl7send [-H HOST] -p PORT --idle N [-d SECONDS]   hold N idle connections
@@ -346,16 +346,27 @@ on_gen_ack(void *arg, const char *p, size_t len, size_t total, int oversize)
 	return 0;
 }
 
+/* --patients N: generated messages cycle through N patients (0: one each). */
+static uint64_t g_patients;
+
 static size_t
 make_message(char *buf, size_t cap, size_t size, int conn, uint64_t seq)
 {
+	int pconn = conn;
+	unsigned long long pseq = seq;
+	if (g_patients) {
+		static uint64_t next;
+		uint64_t k = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) % g_patients;
+		pconn = 0;
+		pseq = k;
+	}
 	int n = snprintf(buf, cap,
 		"MSH|^~\\&|HL7SEND|BENCH|HL7Q|LOCAL|20261126120000||ADT^A01^ADT_A01|B%d-%llu|P|2.5.1\r"
 		"EVN|A01|20261126120000\r"
 		"PID|1||T%06d%llu^^^BENCH^MR||TESTPATIENT^SYNTHETIC||19700101|U\r"
 		"PV1|1|I|WARD^1^1\r"
 		"NTE|1||",
-		conn, (unsigned long long)seq, conn, (unsigned long long)seq);
+		conn, (unsigned long long)seq, pconn, pseq);
 	size_t len = (size_t)n;
 	while (len + 1 < size && len + 1 < cap)
 		buf[len++] = 'x';
@@ -484,7 +495,7 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 		"usage: hl7send [-H HOST] -p PORT [-v] FILE...\n"
-		"       hl7send [-H HOST] -p PORT -g [-c CONNS] [-n COUNT | -d SECONDS] [-s BYTES]\n"
+		"       hl7send [-H HOST] -p PORT -g [-c CONNS] [-n COUNT | -d SECONDS] [-s BYTES] [-P PATIENTS]\n"
 		"       hl7send [-H HOST] -p PORT --idle N [-d SECONDS]\n");
 }
 
@@ -500,6 +511,7 @@ main(int argc, char **argv)
 		{"duration", required_argument, NULL, 'd'},
 		{"size", required_argument, NULL, 's'},
 		{"idle", required_argument, NULL, 'I'},
+		{"patients", required_argument, NULL, 'P'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -509,7 +521,7 @@ main(int argc, char **argv)
 	double seconds = 0;
 	size_t size = 1024;
 
-	while ((c = getopt_long(argc, argv, "H:p:gc:n:d:s:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "H:p:gc:n:d:s:P:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'H': host = optarg; break;
 		case 'p': port = optarg; break;
@@ -519,6 +531,7 @@ main(int argc, char **argv)
 		case 'd': seconds = atof(optarg); break;
 		case 's': size = (size_t)strtoull(optarg, NULL, 10); break;
 		case 'I': idle = atoi(optarg); break;
+		case 'P': g_patients = strtoull(optarg, NULL, 10); break;
 		case 'v': verbose = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

@@ -543,6 +543,7 @@ START_TEST(test_targets_replay_purge)
 	hq_due due[8];
 	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
 	add_many(j, 6, ids);
+	ck_assert_int_eq(hq_journal_set_order(j, "t", HQ_DUE_NONE), 0); /* built from the queue */
 	outcome(j, ids[0], HQ_DLV_DELIVERED, 200);
 	outcome(j, ids[1], HQ_DLV_DEAD, 400);
 	outcome(j, ids[2], HQ_DLV_RETRY, 503);
@@ -758,6 +759,221 @@ START_TEST(test_sealed_record_tamper)
 }
 END_TEST
 
+/* One message with patient pid (NULL: none) and a delivery to "t" at now_us. */
+static uint64_t
+add_dlv(hq_batch *b, const char *pid, uint64_t now_us)
+{
+	hq_record r;
+	uint64_t id;
+	make_rec(&r, "C", "ADT^A01", pid ? pid : "", "MSH|^~\\&|A|B\r");
+	ck_assert_int_eq(hq_batch_add(b, &r, NULL, &id), 0);
+	ck_assert_int_eq(hq_batch_add_delivery(b, id, "t", now_us), 0);
+	return id;
+}
+
+static long
+due_ids(hq_journal *j, hq_due_order order, uint64_t now, const uint64_t *skip, size_t nskip,
+	uint64_t *ids, size_t max)
+{
+	hq_due due[16];
+	uint64_t next;
+	long n = hq_journal_due(j, "t", now, order, 0, 1, skip, nskip, due, max < 16 ? max : 16, &next);
+	for (long i = 0; i < n; i++) {
+		ids[i] = due[i].id;
+		free(due[i].raw);
+	}
+	return n;
+}
+
+#define T0 1800000000000000ull
+
+/* Issue 11 point 9: by patient, a long queue of held patients neither hides
+ * a later patient's message nor is walked past: the due index holds the
+ * head of each patient's queue only. */
+START_TEST(test_point9_patient_backlog)
+{
+	hq_journal *j;
+	hq_batch *b;
+	uint64_t a1, b1, c1, none1, got[16];
+	ck_assert_int_eq(hq_journal_open(dir, 512 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_order(j, "t", HQ_DUE_PATIENT), 0);
+	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
+	a1 = add_dlv(b, "PA", T0);
+	b1 = add_dlv(b, "PB", T0);
+	ck_assert_int_eq(hq_batch_commit(b), 0);
+	for (int k = 0; k < 101; k++) { /* 101,000 more of the two held patients */
+		ck_assert_int_eq(hq_batch_begin(j, &b), 0);
+		for (int i = 0; i < 1000; i++)
+			add_dlv(b, i % 2 ? "PA" : "PB", T0);
+		ck_assert_int_eq(hq_batch_commit(b), 0);
+	}
+	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
+	c1 = add_dlv(b, "PC", T0);
+	none1 = add_dlv(b, NULL, T0);
+	ck_assert_int_eq(hq_batch_commit(b), 0);
+	/* the heads of PA and PB in flight: PC's and the unordered one go */
+	uint64_t skip[2] = {a1, b1};
+	ck_assert_int_eq(due_ids(j, HQ_DUE_PATIENT, T0, skip, 2, got, 8), 2);
+	ck_assert_uint_eq(got[0], c1);
+	ck_assert_uint_eq(got[1], none1);
+	/* PA's head delivered: its next message is the new head */
+	outcome(j, a1, HQ_DLV_DELIVERED, 200);
+	uint64_t skip2[3] = {b1, c1, none1};
+	ck_assert_int_eq(due_ids(j, HQ_DUE_PATIENT, T0, skip2, 3, got, 8), 1);
+	ck_assert_uint_eq(got[0], b1 + 2); /* the first PA of the bulk (odd i) */
+	/* the same journal reopened as unordered: the index is rebuilt */
+	hq_journal_close(j);
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_order(j, "t", HQ_DUE_NONE), 0);
+	ck_assert_int_eq(due_ids(j, HQ_DUE_NONE, T0, skip2, 3, got, 4), 4);
+	ck_assert_uint_eq(got[0], b1 + 1);
+	hq_journal_close(j);
+}
+END_TEST
+
+/* Issue 11 point 7: a delivery never attempted is due whatever the wall
+ * clock did; per-patient order holds for PID-3 values of any length. */
+START_TEST(test_point7_due_clock_and_long_pid)
+{
+	hq_journal *j;
+	hq_batch *b;
+	uint64_t got[16], ids[3];
+	char pid[200];
+	memset(pid, 'x', sizeof pid - 1);
+	pid[sizeof pid - 1] = 0;
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_order(j, "t", HQ_DUE_PATIENT), 0);
+	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
+	ids[0] = add_dlv(b, pid, T0);
+	ids[1] = add_dlv(b, pid, T0);
+	ck_assert_int_eq(hq_batch_commit(b), 0);
+	/* the clock stepped back an hour: still due, and only the first */
+	ck_assert_int_eq(due_ids(j, HQ_DUE_PATIENT, T0 - 3600000000ull, NULL, 0, got, 8), 1);
+	ck_assert_uint_eq(got[0], ids[0]);
+	ck_assert_int_eq(due_ids(j, HQ_DUE_PATIENT, T0, &ids[0], 1, got, 8), 0);
+	hq_journal_close(j);
+
+	/* FIFO, new journal */
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_order(j, "t", HQ_DUE_FIFO), 0);
+	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
+	ids[2] = add_dlv(b, "P", T0);
+	ck_assert_int_eq(hq_batch_commit(b), 0);
+	ck_assert_int_eq(due_ids(j, HQ_DUE_FIFO, T0 - 3600000000ull, NULL, 0, got, 8), 1);
+	ck_assert_uint_eq(got[0], ids[2]);
+	hq_journal_close(j);
+}
+END_TEST
+
+/* Issue 11 point 9: a journal last written as format 1 (before the due
+ * index, or by an older hl7qd after a downgrade) opens, and its queue is
+ * found: the index is rebuilt from the queue. */
+START_TEST(test_point9_format1_journal_migrates)
+{
+	hq_journal *j;
+	hq_batch *b;
+	uint64_t got[16], ids[5];
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_order(j, "t", HQ_DUE_NONE), 0);
+	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
+	for (int i = 0; i < 5; i++)
+		ids[i] = add_dlv(b, "P", T0);
+	ck_assert_int_eq(hq_batch_commit(b), 0);
+	hq_journal_close(j);
+	/* what a format 1 writer leaves: format 1, and no due entries */
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta, due;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "due", 0, &due), 0);
+	MDB_val k = {6, "format"}, v = {1, "\x01"};
+	ck_assert_int_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+	ck_assert_int_eq(mdb_drop(txn, due, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_order(j, "t", HQ_DUE_NONE), 0);
+	ck_assert_int_eq(due_ids(j, HQ_DUE_NONE, T0, NULL, 0, got, 8), 5);
+	for (int i = 0; i < 5; i++)
+		ck_assert_uint_eq(got[i], ids[i]);
+	hq_journal_close(j);
+}
+END_TEST
+
+static int
+count_any(void *arg, const hq_attempt *a)
+{
+	(void)a;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* Issue 11 point 5: below the free-space reserve (where intake refuses), a
+ * retry writes no attempt record; the delivery record still counts it,
+ * and a delivery (which frees queue space) is written in full. */
+START_TEST(test_point5_reserve_no_retry_attempts)
+{
+	hq_journal *j;
+	uint64_t ids[2];
+	static char big[8192];
+	memset(big, 'x', sizeof big - 1);
+	ck_assert_int_eq(hq_journal_open(dir, 1 << 20, 0, &j), 0);
+	add_many(j, 2, ids);
+	while (!hq_journal_full(j, 1, 0))
+		add_one(j, "BIG", "ADT^A01", "P", big);
+	outcome(j, ids[0], HQ_DLV_RETRY, 503);
+	int n = 0;
+	ck_assert_int_eq(hq_journal_attempts(j, ids[0], count_any, &n), 0);
+	hq_delivery d;
+	ck_assert_int_eq(hq_journal_delivery(j, ids[0], "t", &d), 0);
+	ck_assert_uint_eq(d.attempts, 1);
+	ck_assert_int_eq(d.state, HQ_DLV_RETRY);
+	outcome(j, ids[1], HQ_DLV_DELIVERED, 200);
+	n = 0;
+	ck_assert_int_eq(hq_journal_attempts(j, ids[1], count_any, &n), 1);
+	hq_journal_close(j);
+}
+END_TEST
+
+static int
+count_only(void *arg, const hq_attempt *a)
+{
+	uint32_t *v = arg;
+	v[v[0] + 1] = a->n;
+	v[0]++;
+	return 0;
+}
+
+/* Issue 11 point 5: the attempt history of a delivery is bounded: the
+ * first and the last few attempts, and the count in the delivery record. */
+START_TEST(test_point5_attempts_bounded)
+{
+	hq_journal *j;
+	uint64_t ids[3];
+	uint32_t seenv[256] = {0};
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	add_many(j, 3, ids);
+	for (int i = 0; i < 200; i++)
+		outcome(j, ids[0], HQ_DLV_RETRY, 503);
+	ck_assert_int_eq(hq_journal_attempts(j, ids[0], count_only, seenv), HQ_ATTEMPTS_FIRST + HQ_ATTEMPTS_LAST);
+	ck_assert_uint_eq(seenv[1], 1);
+	ck_assert_uint_eq(seenv[HQ_ATTEMPTS_FIRST], HQ_ATTEMPTS_FIRST);
+	ck_assert_uint_eq(seenv[HQ_ATTEMPTS_FIRST + 1], 200 - HQ_ATTEMPTS_LAST + 1);
+	ck_assert_uint_eq(seenv[HQ_ATTEMPTS_FIRST + HQ_ATTEMPTS_LAST], 200);
+	hq_delivery d;
+	ck_assert_int_eq(hq_journal_delivery(j, ids[0], "t", &d), 0);
+	ck_assert_uint_eq(d.attempts, 200);
+	hq_journal_close(j);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -777,6 +993,12 @@ main(void)
 	tcase_add_test(tc, test_targets_replay_purge);
 	tcase_add_test(tc, test_encrypted);
 	tcase_add_test(tc, test_sealed_record_tamper);
+	tcase_add_test(tc, test_point9_patient_backlog);
+	tcase_add_test(tc, test_point7_due_clock_and_long_pid);
+	tcase_add_test(tc, test_point9_format1_journal_migrates);
+	tcase_add_test(tc, test_point5_attempts_bounded);
+	tcase_add_test(tc, test_point5_reserve_no_retry_attempts);
+	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
 	return failed;

@@ -143,6 +143,7 @@ START_TEST(test_purge_stale_outcome_does_not_overwrite_replay)
 	hq_delivery d;
 	uint64_t next;
 	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_order(j, "t", HQ_DUE_NONE), 0); /* due by the due index */
 	uint64_t a = add_msg(j, "A", T0);
 	/* a worker takes it... */
 	ck_assert_int_eq(hq_journal_due(j, "t", T0 + 1, HQ_DUE_NONE, 0, 1, NULL, 0, due, 4, &next), 1);
