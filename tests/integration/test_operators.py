@@ -133,6 +133,7 @@ class Operators(DaemonTest):
         self.q(d, "purge", "2")
         out = tempfile.mkdtemp(prefix="hl7q-compact-")
         self.addCleanup(shutil.rmtree, out, True)
+        self.assertEqual(d.stop(), 0)  # compact refuses while hl7qd holds the journal
         self.q(d, "compact", os.path.join(out, "c"))
         ev = [e for e in self.events(d) if e["program"] == "hl7q"][before - 1:]
         got = [(e["command"], e["filter"], e["ids"], e["count"]) for e in ev]
@@ -298,7 +299,7 @@ class Operators(DaemonTest):
         self.send(d, adt("G1", "P-G"))
         self.assertEqual(run("show", "1", "--raw", "-c", d.conf).stdout, adt("G1", "P-G"))
         self.assertEqual(jlines(run("show", "1", "--json", "-c", d.conf))[0]["control_id"], "G1")
-        self.assertEqual(run("purge", "1", "--dry-run", "-c", d.conf).stdout.decode().strip(),
+        self.assertEqual(run("purge", "1", "--dry-run", "--force", "-c", d.conf).stdout.decode().strip(),
                          "would purge 1 message")
         p = run("status", "-c", d.conf)
         self.assertEqual(p.returncode, 0, p.stderr)
