@@ -217,7 +217,7 @@ hq_audit_append(hq_audit *a, hq_audit_event *ev)
 		rc = mdb_put(txn, a->dbi, &k, &v, MDB_APPEND);
 	}
 	if (rc == 0)
-		rc = mdb_txn_commit(txn);
+		rc = hq_journal_commit(a->j, txn); /* the patient id's seal counts */
 	else
 		mdb_txn_abort(txn);
 	free(val);

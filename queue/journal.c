@@ -3206,6 +3206,12 @@ hq_journal_seal_value(hq_journal *j, const void *aad, size_t aadlen, const void 
 }
 
 int
+hq_journal_commit(hq_journal *j, MDB_txn *txn)
+{
+	return commit_sealing(j, txn);
+}
+
+int
 hq_journal_open_value(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n,
 		      void *out, size_t cap, size_t *outlen)
 {

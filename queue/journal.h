@@ -516,6 +516,7 @@ int hq_journal_copy(hq_journal *j, const char *dir);
 /* --- for the stores beside the journal in its environment (queue/audit.c) --- */
 
 struct MDB_env;
+struct MDB_txn;
 
 /* The LMDB environment (valid until hq_journal_close). */
 struct MDB_env *hq_journal_env(hq_journal *j);
@@ -530,6 +531,15 @@ int hq_journal_is_readonly(const hq_journal *j);
  */
 int hq_journal_seal_value(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n,
 			  void *out, size_t cap, size_t *outlen);
+
+/*
+ * Commits txn, a write transaction of a store beside the journal that
+ * sealed values with hq_journal_seal_value, adding those seals to the
+ * current key's counter in it (as the journal's own commits do); a plain
+ * mdb_txn_commit would leave them uncounted once the process exits.
+ * The transaction ends whatever happens.  Returns 0 or an LMDB code.
+ */
+int hq_journal_commit(hq_journal *j, struct MDB_txn *txn);
 
 /*
  * Opens what hq_journal_seal_value sealed.  Returns 0, HQ_ENOTFOUND (no
