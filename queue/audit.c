@@ -417,3 +417,96 @@ hq_audit_line(const hq_audit_event *ev, char *buf, size_t cap)
 		n += (size_t)snprintf(buf + n, cap - n, " detail=\"%s\"", ev->detail);
 	return n < cap ? n : cap - 1;
 }
+
+/* Seals the patient id of event value v again under the current key when
+ * it is sealed under another: puts the new value at key k in txn and
+ * counts it in *done.  Events it cannot read are left as they are. */
+static int
+reseal_event(hq_audit *a, MDB_txn *txn, const MDB_val *k, const MDB_val *v, long *done)
+{
+	const unsigned char *p = v->mv_data;
+	if (v->mv_size < 2 || p[0] != AUDIT_FORMAT)
+		return 0;
+	json_t *o = json_loadb((const char *)p + 1, v->mv_size - 1, 0, NULL);
+	const char *sealed = json_string_value(json_object_get(o, "patient_sealed"));
+	unsigned char blob[sizeof ((hq_audit_event *)0)->patient + 64];
+	char plain[sizeof ((hq_audit_event *)0)->patient], shex[2 * sizeof blob + 1];
+	size_t n, m;
+	int rc = 0;
+	if (sealed == NULL || unhex(sealed, blob, sizeof blob, &n) != 0 ||
+	    !hq_journal_value_stale(a->j, blob, n))
+		goto out;
+	if ((rc = hq_journal_open_value(a->j, PATIENT_AAD, strlen(PATIENT_AAD), blob, n, plain,
+					sizeof plain, &m)) ||
+	    (rc = hq_journal_seal_value(a->j, PATIENT_AAD, strlen(PATIENT_AAD), plain, m, blob,
+					sizeof blob, &n)))
+		goto out; /* set_keys made sure every key in use is here */
+	hex(blob, n, shex);
+	json_object_set_new(o, "patient_sealed", json_string(shex));
+	char *js = json_dumps(o, JSON_COMPACT);
+	size_t jl = js ? strlen(js) : 0;
+	unsigned char *val = js ? malloc(jl + 1) : NULL;
+	if (val == NULL) {
+		free(js);
+		rc = ENOMEM;
+		goto out;
+	}
+	val[0] = AUDIT_FORMAT;
+	memcpy(val + 1, js, jl);
+	free(js);
+	unsigned char kb[8];
+	memcpy(kb, k->mv_data, 8); /* the put may move k's page */
+	MDB_val nk = {8, kb}, nv = {jl + 1, val};
+	if ((rc = mdb_put(txn, a->dbi, &nk, &nv, 0)) == 0)
+		(*done)++;
+	free(val);
+out:
+	memset(plain, 0, sizeof plain);
+	json_decref(o);
+	return rc;
+}
+
+long
+hq_audit_reseal(hq_audit *a, size_t max, uint64_t *resume_seq, int *finished)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned char kb[8];
+	long done = 0;
+	size_t seen = 0;
+	int rc;
+
+	*finished = 0;
+	if (hq_journal_is_readonly(a->j) || a->missing)
+		return -EROFS;
+	if ((rc = mdb_txn_begin(a->env, NULL, 0, &txn)))
+		return neg(rc);
+	uint64_t next = *resume_seq;
+	while (rc == 0 && seen < max) {
+		put_be64(kb, next);
+		k = (MDB_val){8, kb};
+		if ((rc = mdb_cursor_open(txn, a->dbi, &c)))
+			break;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			*finished = 1;
+			break;
+		}
+		if (rc || k.mv_size != 8)
+			break;
+		next = get_be64(k.mv_data) + 1;
+		seen++;
+		rc = reseal_event(a, txn, &k, &v, &done);
+	}
+	if (rc) {
+		mdb_txn_abort(txn);
+		return neg(rc);
+	}
+	if ((rc = hq_journal_commit(a->j, txn)))
+		return neg(rc);
+	*resume_seq = next;
+	return done;
+}

@@ -95,6 +95,16 @@ long hq_audit_list(hq_audit *a, const hq_audit_query *q, hq_audit_fn fn, void *a
 long hq_audit_purge_before(hq_audit *a, uint64_t before_us, uint64_t keep_seq);
 
 /*
+ * Seals the patient ids of up to max events, from event *resume_seq on,
+ * again under the journal's current key (those sealed with an older key
+ * or format), in one write transaction; *resume_seq moves past what was
+ * read and *finished becomes 1 at the end.  hl7q reseal runs it after
+ * hq_journal_reseal so that an old key can leave the key file.  Returns
+ * the number resealed (none without a key) or a negative code.
+ */
+long hq_audit_reseal(hq_audit *a, size_t max, uint64_t *resume_seq, int *finished);
+
+/*
  * The event as one line for syslog: "user=alice(1000) sudo_user=- host=h
  * program=hl7q command=show filter=... ids=8 count=1"; no patient id
  * (a patient filter shows as patient=yes).  Returns the length (cut at cap).

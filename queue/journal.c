@@ -2951,8 +2951,42 @@ attempt_blob(const MDB_val *v, size_t *n)
 	return p + 17 + elen;
 }
 
-/* 1 when a record or an attempt is still sealed under key id, 0 when none
- * is (a scan of the journal), or a negative code. */
+/*
+ * 1 when an event of the access audit store beside the journal (database
+ * "audit", queue/audit.c) holds a patient id sealed under key id, 0 when
+ * none does, or a negative code.  The store keeps the sealed bytes in hex
+ * after "patient_sealed":", the format byte then the key id first.
+ */
+static int
+audit_key_in_use(MDB_txn *txn, const unsigned char *id)
+{
+	static const unsigned char formats[] = {SEAL_FORMAT, SEAL_FORMAT_V1};
+	char needle[2][40];
+	size_t nl[2];
+	MDB_dbi dbi;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, used = 0;
+	if ((rc = mdb_dbi_open(txn, "audit", 0, &dbi)) == MDB_NOTFOUND)
+		return 0; /* no audit store */
+	if (rc || (rc = mdb_cursor_open(txn, dbi, &c)))
+		return rc > 0 ? -rc : rc;
+	for (int f = 0; f < 2; f++)
+		nl[f] = (size_t)snprintf(needle[f], sizeof needle[f],
+					 "\"patient_sealed\":\"%02x%02x%02x%02x%02x", formats[f], id[0],
+					 id[1], id[2], id[3]);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !used;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+		for (int f = 0; f < 2 && !used; f++)
+			used = memmem(v.mv_data, v.mv_size, needle[f], nl[f]) != NULL;
+	mdb_cursor_close(c);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc > 0 ? -rc : rc;
+	return used;
+}
+
+/* 1 when a record, an attempt or an audit event is still sealed under key
+ * id, 0 when none is (a scan of the journal), or a negative code. */
 static int
 key_in_use(hq_journal *j, MDB_txn *txn, const unsigned char *id)
 {
@@ -2987,7 +3021,9 @@ key_in_use(hq_journal *j, MDB_txn *txn, const unsigned char *id)
 	mdb_cursor_close(c);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc > 0 ? -rc : rc;
-	return used;
+	if (used)
+		return 1;
+	return audit_key_in_use(txn, id);
 }
 
 /* Adds the seals made since the last flush to keys[0]'s entry, in txn,
@@ -3209,6 +3245,14 @@ int
 hq_journal_commit(hq_journal *j, MDB_txn *txn)
 {
 	return commit_sealing(j, txn);
+}
+
+static int blob_stale(const hq_journal *j, const unsigned char *b, size_t n);
+
+int
+hq_journal_value_stale(const hq_journal *j, const void *in, size_t n)
+{
+	return j->nkeys ? blob_stale(j, in, n) : 0;
 }
 
 int

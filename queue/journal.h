@@ -542,6 +542,13 @@ int hq_journal_seal_value(hq_journal *j, const void *aad, size_t aadlen, const v
 int hq_journal_commit(hq_journal *j, struct MDB_txn *txn);
 
 /*
+ * 1 when the sealed value in[0..n) is not under the current key (an older
+ * key or format): hq_journal_reseal's test, for the stores beside it.
+ * 0 without a key.
+ */
+int hq_journal_value_stale(const hq_journal *j, const void *in, size_t n);
+
+/*
  * Opens what hq_journal_seal_value sealed.  Returns 0, HQ_ENOTFOUND (no
  * key here opens it), HQ_ETOOBIG or HQ_ECORRUPT.
  */

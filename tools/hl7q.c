@@ -1321,13 +1321,23 @@ cmd_reseal(ctx *c, int argc, char **argv)
 				    hq_strerror((int)n), total);
 		total += n;
 	}
+	/* the access audit's sealed patient ids too, or the old key stays needed */
+	uint64_t seq = 0;
+	done = 0;
+	while (c->audit && !done) {
+		long n = hq_audit_reseal(c->audit, RESEAL_SLICE, &seq, &done);
+		if (n < 0)
+			return fail("cannot reseal the access audit: %s (%ld sealed before; run it again to go on)",
+				    hq_strerror((int)n), total);
+		total += n;
+	}
 	int wear = hq_journal_key_wear(c->j, &seals);
 	if (g_json) {
 		printf("{\"resealed\":%ld,\"done\":true,\"key_seals\":%llu}\n", total,
 		       (unsigned long long)seals);
 		return 0;
 	}
-	printf("resealed %ld records and answer excerpts: everything is sealed under the first key of %s.\n"
+	printf("resealed %ld records, answer excerpts and audit events: everything is sealed under the first key of %s.\n"
 	       "Keys below it that no record uses any more can now leave the file.\n",
 	       total, c->cfg.encryption_key_file);
 	if (wear)
