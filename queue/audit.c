@@ -308,42 +308,67 @@ matches(const hq_audit_query *q, const hq_audit_event *ev)
 	return 1;
 }
 
+/* Events read per read transaction by hq_audit_list. */
+#define LIST_SLICE 64
+
 long
 hq_audit_list(hq_audit *a, const hq_audit_query *q, hq_audit_fn fn, void *arg)
 {
-	MDB_txn *txn;
-	MDB_cursor *c;
-	MDB_val k, v;
+	hq_audit_event *ev;
+	uint64_t *ids[LIST_SLICE], next = 0;
 	long found = 0;
-	int rc;
+	int rc = 0, stop = 0, end = 0;
 
 	if (a->missing)
 		return 0;
-	if ((rc = mdb_txn_begin(a->env, NULL, MDB_RDONLY, &txn)))
-		return neg(rc);
-	if ((rc = mdb_cursor_open(txn, a->dbi, &c))) {
-		mdb_txn_abort(txn);
-		return neg(rc);
-	}
-	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	while (rc == 0) {
-		hq_audit_event ev;
-		uint64_t *ids;
-		if ((rc = decode(a, &k, &v, &ev, &ids)) == ENOMEM)
+	if ((ev = malloc(LIST_SLICE * sizeof *ev)) == NULL)
+		return -ENOMEM;
+	/* A slice of matches per read transaction, handed to fn outside it:
+	 * a slow reader (hl7q audit | less) pins no page the daemon frees. */
+	while (rc == 0 && !stop && !end) {
+		MDB_txn *txn;
+		MDB_cursor *c;
+		MDB_val k, v;
+		unsigned char kb[8];
+		size_t n = 0;
+		if ((rc = mdb_txn_begin(a->env, NULL, MDB_RDONLY, &txn)))
 			break;
-		if (rc == 0 && matches(q, &ev)) {
-			found++;
-			if (fn(arg, &ev)) {
-				free(ids);
-				break;
-			}
+		if ((rc = mdb_cursor_open(txn, a->dbi, &c))) {
+			mdb_txn_abort(txn);
+			break;
 		}
-		free(ids);
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		put_be64(kb, next);
+		k = (MDB_val){8, kb};
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		while (rc == 0 && n < LIST_SLICE) {
+			if (k.mv_size == 8)
+				next = get_be64(k.mv_data) + 1;
+			if ((rc = decode(a, &k, &v, &ev[n], &ids[n])) == ENOMEM)
+				break;
+			if (rc == 0 && matches(q, &ev[n]))
+				n++;
+			else
+				free(ids[n]);
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(c);
+		mdb_txn_abort(txn);
+		if (rc == MDB_NOTFOUND) {
+			end = 1;
+			rc = 0;
+		} else if (rc == HQ_ECORRUPT) {
+			rc = 0; /* skipped, as before */
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (!stop) {
+				found++;
+				stop = fn(arg, &ev[i]) != 0;
+			}
+			free(ids[i]);
+		}
 	}
-	mdb_cursor_close(c);
-	mdb_txn_abort(txn);
-	if (rc != 0 && rc != MDB_NOTFOUND && rc != HQ_ECORRUPT)
+	free(ev);
+	if (rc != 0)
 		return neg(rc);
 	return found;
 }

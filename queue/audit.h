@@ -83,8 +83,10 @@ typedef struct hq_audit_query {
 /* Called per event, oldest first; ev lives until it returns.  Non-zero stops. */
 typedef int (*hq_audit_fn)(void *arg, const hq_audit_event *ev);
 
-/* Lists the events matching q in one read transaction.  Returns the number
- * of matches or a negative code. */
+/* Lists the events matching q in seq order, read a slice per read
+ * transaction and handed to fn outside it (fn may be slow); fn returning
+ * non-zero stops the list.  Returns the number of matches handed over or
+ * a negative code. */
 long hq_audit_list(hq_audit *a, const hq_audit_query *q, hq_audit_fn fn, void *arg);
 
 /*

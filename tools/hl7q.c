@@ -1914,7 +1914,7 @@ static const cmd_def CMDS[] = {
 	 "Writes a compacted copy of the journal into DIR, a new or empty directory\n"
 	 "(audited)."},
 	{"reseal", cmd_reseal, reseal_opts, "", J_WRITE, "reseal",
-	 "Seals every record and answer excerpt not yet sealed under the first key of\n"
+	 "Seals every record, answer excerpt and audit patient id not yet sealed under\nthe first key of "
 	 "encryption_key_file (needs -c), a slice per write transaction, beside a\n"
 	 "running hl7qd; interrupted, run it again and it goes on (audited)."},
 	{"audit", cmd_audit, audit_opts, "", J_WRITE,
