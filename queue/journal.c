@@ -2649,6 +2649,7 @@ hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, 
 	MDB_cursor *c;
 	MDB_val k = {8, tbe}, v;
 	size_t scanned = 0;
+	uint64_t last_t = 0;
 	int rc;
 
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
@@ -2662,9 +2663,14 @@ hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, 
 				rc = MDB_NOTFOUND; /* done */
 				break;
 			}
-			*resume_us = t;
-			if (ids.n == max || scanned++ >= 20 * max)
-				break; /* a slice: the caller goes on from here */
+			/* A slice ends between two times, never inside one: the next
+			 * starts at t and would see its earlier entries again. */
+			if ((ids.n >= max || scanned >= 20 * max) && scanned && t != last_t) {
+				*resume_us = t; /* a slice: the caller goes on from here */
+				break;
+			}
+			scanned++;
+			last_t = t;
 			hq_msg_dlv d[HQ_TARGET_MAX];
 			long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
 			int done = nd >= 0 && nd <= HQ_TARGET_MAX;
@@ -2703,6 +2709,7 @@ hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us
 	MDB_cursor *c;
 	MDB_val k = {8, tbe}, v;
 	size_t scanned = 0;
+	uint64_t last_t = 0;
 	int rc;
 
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
@@ -2716,10 +2723,12 @@ hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us
 				rc = MDB_NOTFOUND; /* done */
 				break;
 			}
-			if (ids.n == max || scanned++ >= 20 * max) {
-				*resume_us = t; /* a slice: the caller goes on from here */
+			if ((ids.n >= max || scanned >= 20 * max) && scanned && t != last_t) {
+				*resume_us = t; /* a slice, ended between two times */
 				break;
 			}
+			scanned++;
+			last_t = t;
 			/* The state is in the record's header: no decoding. */
 			unsigned char idbe[8];
 			MDB_val mk = {8, idbe}, mv;

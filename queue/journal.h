@@ -491,8 +491,10 @@ void hq_journal_on_purge_scan(hq_journal *j, void (*fn)(void *arg), void *arg);
  * before_us whose every delivery is delivered (messages with none --
  * refused, unrouted, duplicates -- included), scanning from *resume_us;
  * purges them unless dry_run.  Looks at no more than 20 * max messages
- * per call.  Sets *resume_us where the next call goes on (before_us once
- * the scan is done).  Returns the number found, or a negative code.
+ * per call, except that a call never stops between two messages received
+ * in the same microsecond (so a dry run counts each once).  Sets
+ * *resume_us where the next call goes on (before_us once the scan is
+ * done).  Returns the number found, or a negative code.
  */
 long hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us,
 			     size_t max, int dry_run);
