@@ -456,17 +456,29 @@ reseal_event(hq_audit *a, MDB_txn *txn, const MDB_val *k, const MDB_val *v, long
 	const char *sealed = json_string_value(json_object_get(o, "patient_sealed"));
 	unsigned char blob[sizeof ((hq_audit_event *)0)->patient + 64];
 	char plain[sizeof ((hq_audit_event *)0)->patient], shex[2 * sizeof blob + 1];
-	size_t n, m;
+	size_t n = 0, m;
 	int rc = 0;
-	if (sealed == NULL || unhex(sealed, blob, sizeof blob, &n) != 0 ||
-	    !hq_journal_value_stale(a->j, blob, n))
+	const char *clear = json_string_value(json_object_get(o, "patient"));
+	if (sealed == NULL && clear && *clear) {
+		/* written before encryption was turned on: sealed now */
+		m = strlen(clear);
+		if (m >= sizeof plain)
+			goto out;
+		memcpy(plain, clear, m);
+	} else if (sealed == NULL || unhex(sealed, blob, sizeof blob, &n) != 0 ||
+		   !hq_journal_value_stale(a->j, blob, n)) {
 		goto out;
-	if ((rc = hq_journal_open_value(a->j, PATIENT_AAD, strlen(PATIENT_AAD), blob, n, plain,
-					sizeof plain, &m)) ||
-	    (rc = hq_journal_seal_value(a->j, PATIENT_AAD, strlen(PATIENT_AAD), plain, m, blob,
-					sizeof blob, &n)))
+	} else if ((rc = hq_journal_open_value(a->j, PATIENT_AAD, strlen(PATIENT_AAD), blob, n,
+					       plain, sizeof plain, &m))) {
 		goto out; /* set_keys made sure every key in use is here */
+	}
+	rc = hq_journal_seal_value(a->j, PATIENT_AAD, strlen(PATIENT_AAD), plain, m, blob, sizeof blob, &n);
+	if (rc == HQ_ENOTFOUND)
+		rc = 0; /* no key: nothing to seal with, left as it is */
+	if (rc || n == 0)
+		goto out;
 	hex(blob, n, shex);
+	json_object_del(o, "patient");
 	json_object_set_new(o, "patient_sealed", json_string(shex));
 	char *js = json_dumps(o, JSON_COMPACT);
 	size_t jl = js ? strlen(js) : 0;

@@ -98,8 +98,9 @@ long hq_audit_purge_before(hq_audit *a, uint64_t before_us, uint64_t keep_seq);
 
 /*
  * Seals the patient ids of up to max events, from event *resume_seq on,
- * again under the journal's current key (those sealed with an older key
- * or format), in one write transaction; *resume_seq moves past what was
+ * under the journal's current key (those in plaintext, written before
+ * encryption was turned on, and those sealed with an older key or
+ * format), in one write transaction; *resume_seq moves past what was
  * read and *finished becomes 1 at the end.  hl7q reseal runs it after
  * hq_journal_reseal so that an old key can leave the key file.  Returns
  * the number resealed (none without a key) or a negative code.
