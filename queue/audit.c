@@ -217,7 +217,7 @@ hq_audit_append(hq_audit *a, hq_audit_event *ev)
 		rc = mdb_put(txn, a->dbi, &k, &v, MDB_APPEND);
 	}
 	if (rc == 0)
-		rc = mdb_txn_commit(txn);
+		rc = hq_journal_commit(a->j, txn); /* the patient id's seal counts */
 	else
 		mdb_txn_abort(txn);
 	free(val);
@@ -308,42 +308,67 @@ matches(const hq_audit_query *q, const hq_audit_event *ev)
 	return 1;
 }
 
+/* Events read per read transaction by hq_audit_list. */
+#define LIST_SLICE 64
+
 long
 hq_audit_list(hq_audit *a, const hq_audit_query *q, hq_audit_fn fn, void *arg)
 {
-	MDB_txn *txn;
-	MDB_cursor *c;
-	MDB_val k, v;
+	hq_audit_event *ev;
+	uint64_t *ids[LIST_SLICE], next = 0;
 	long found = 0;
-	int rc;
+	int rc = 0, stop = 0, end = 0;
 
 	if (a->missing)
 		return 0;
-	if ((rc = mdb_txn_begin(a->env, NULL, MDB_RDONLY, &txn)))
-		return neg(rc);
-	if ((rc = mdb_cursor_open(txn, a->dbi, &c))) {
-		mdb_txn_abort(txn);
-		return neg(rc);
-	}
-	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	while (rc == 0) {
-		hq_audit_event ev;
-		uint64_t *ids;
-		if ((rc = decode(a, &k, &v, &ev, &ids)) == ENOMEM)
+	if ((ev = malloc(LIST_SLICE * sizeof *ev)) == NULL)
+		return -ENOMEM;
+	/* A slice of matches per read transaction, handed to fn outside it:
+	 * a slow reader (hl7q audit | less) pins no page the daemon frees. */
+	while (rc == 0 && !stop && !end) {
+		MDB_txn *txn;
+		MDB_cursor *c;
+		MDB_val k, v;
+		unsigned char kb[8];
+		size_t n = 0;
+		if ((rc = mdb_txn_begin(a->env, NULL, MDB_RDONLY, &txn)))
 			break;
-		if (rc == 0 && matches(q, &ev)) {
-			found++;
-			if (fn(arg, &ev)) {
-				free(ids);
-				break;
-			}
+		if ((rc = mdb_cursor_open(txn, a->dbi, &c))) {
+			mdb_txn_abort(txn);
+			break;
 		}
-		free(ids);
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		put_be64(kb, next);
+		k = (MDB_val){8, kb};
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		while (rc == 0 && n < LIST_SLICE) {
+			if (k.mv_size == 8)
+				next = get_be64(k.mv_data) + 1;
+			if ((rc = decode(a, &k, &v, &ev[n], &ids[n])) == ENOMEM)
+				break;
+			if (rc == 0 && matches(q, &ev[n]))
+				n++;
+			else
+				free(ids[n]);
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(c);
+		mdb_txn_abort(txn);
+		if (rc == MDB_NOTFOUND) {
+			end = 1;
+			rc = 0;
+		} else if (rc == HQ_ECORRUPT) {
+			rc = 0; /* skipped, as before */
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (!stop) {
+				found++;
+				stop = fn(arg, &ev[i]) != 0;
+			}
+			free(ids[i]);
+		}
 	}
-	mdb_cursor_close(c);
-	mdb_txn_abort(txn);
-	if (rc != 0 && rc != MDB_NOTFOUND && rc != HQ_ECORRUPT)
+	free(ev);
+	if (rc != 0)
 		return neg(rc);
 	return found;
 }
@@ -416,4 +441,109 @@ hq_audit_line(const hq_audit_event *ev, char *buf, size_t cap)
 	if (n < cap && ev->detail[0])
 		n += (size_t)snprintf(buf + n, cap - n, " detail=\"%s\"", ev->detail);
 	return n < cap ? n : cap - 1;
+}
+
+/* Seals the patient id of event value v again under the current key when
+ * it is sealed under another: puts the new value at key k in txn and
+ * counts it in *done.  Events it cannot read are left as they are. */
+static int
+reseal_event(hq_audit *a, MDB_txn *txn, const MDB_val *k, const MDB_val *v, long *done)
+{
+	const unsigned char *p = v->mv_data;
+	if (v->mv_size < 2 || p[0] != AUDIT_FORMAT)
+		return 0;
+	json_t *o = json_loadb((const char *)p + 1, v->mv_size - 1, 0, NULL);
+	const char *sealed = json_string_value(json_object_get(o, "patient_sealed"));
+	unsigned char blob[sizeof ((hq_audit_event *)0)->patient + 64];
+	char plain[sizeof ((hq_audit_event *)0)->patient], shex[2 * sizeof blob + 1];
+	size_t n = 0, m;
+	int rc = 0;
+	const char *clear = json_string_value(json_object_get(o, "patient"));
+	if (sealed == NULL && clear && *clear) {
+		/* written before encryption was turned on: sealed now */
+		m = strlen(clear);
+		if (m >= sizeof plain)
+			goto out;
+		memcpy(plain, clear, m);
+	} else if (sealed == NULL || unhex(sealed, blob, sizeof blob, &n) != 0 ||
+		   !hq_journal_value_stale(a->j, blob, n)) {
+		goto out;
+	} else if ((rc = hq_journal_open_value(a->j, PATIENT_AAD, strlen(PATIENT_AAD), blob, n,
+					       plain, sizeof plain, &m))) {
+		goto out; /* set_keys made sure every key in use is here */
+	}
+	rc = hq_journal_seal_value(a->j, PATIENT_AAD, strlen(PATIENT_AAD), plain, m, blob, sizeof blob, &n);
+	if (rc == HQ_ENOTFOUND)
+		rc = 0; /* no key: nothing to seal with, left as it is */
+	if (rc || n == 0)
+		goto out;
+	hex(blob, n, shex);
+	json_object_del(o, "patient");
+	json_object_set_new(o, "patient_sealed", json_string(shex));
+	char *js = json_dumps(o, JSON_COMPACT);
+	size_t jl = js ? strlen(js) : 0;
+	unsigned char *val = js ? malloc(jl + 1) : NULL;
+	if (val == NULL) {
+		free(js);
+		rc = ENOMEM;
+		goto out;
+	}
+	val[0] = AUDIT_FORMAT;
+	memcpy(val + 1, js, jl);
+	free(js);
+	unsigned char kb[8];
+	memcpy(kb, k->mv_data, 8); /* the put may move k's page */
+	MDB_val nk = {8, kb}, nv = {jl + 1, val};
+	if ((rc = mdb_put(txn, a->dbi, &nk, &nv, 0)) == 0)
+		(*done)++;
+	free(val);
+out:
+	memset(plain, 0, sizeof plain);
+	json_decref(o);
+	return rc;
+}
+
+long
+hq_audit_reseal(hq_audit *a, size_t max, uint64_t *resume_seq, int *finished)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned char kb[8];
+	long done = 0;
+	size_t seen = 0;
+	int rc;
+
+	*finished = 0;
+	if (hq_journal_is_readonly(a->j) || a->missing)
+		return -EROFS;
+	if ((rc = mdb_txn_begin(a->env, NULL, 0, &txn)))
+		return neg(rc);
+	uint64_t next = *resume_seq;
+	while (rc == 0 && seen < max) {
+		put_be64(kb, next);
+		k = (MDB_val){8, kb};
+		if ((rc = mdb_cursor_open(txn, a->dbi, &c)))
+			break;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			*finished = 1;
+			break;
+		}
+		if (rc || k.mv_size != 8)
+			break;
+		next = get_be64(k.mv_data) + 1;
+		seen++;
+		rc = reseal_event(a, txn, &k, &v, &done);
+	}
+	if (rc) {
+		mdb_txn_abort(txn);
+		return neg(rc);
+	}
+	if ((rc = hq_journal_commit(a->j, txn)))
+		return neg(rc);
+	*resume_seq = next;
+	return done;
 }

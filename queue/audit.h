@@ -83,8 +83,10 @@ typedef struct hq_audit_query {
 /* Called per event, oldest first; ev lives until it returns.  Non-zero stops. */
 typedef int (*hq_audit_fn)(void *arg, const hq_audit_event *ev);
 
-/* Lists the events matching q in one read transaction.  Returns the number
- * of matches or a negative code. */
+/* Lists the events matching q in seq order, read a slice per read
+ * transaction and handed to fn outside it (fn may be slow); fn returning
+ * non-zero stops the list.  Returns the number of matches handed over or
+ * a negative code. */
 long hq_audit_list(hq_audit *a, const hq_audit_query *q, hq_audit_fn fn, void *arg);
 
 /*
@@ -93,6 +95,17 @@ long hq_audit_list(hq_audit *a, const hq_audit_query *q, hq_audit_fn fn, void *a
  * deleted or a negative code.
  */
 long hq_audit_purge_before(hq_audit *a, uint64_t before_us, uint64_t keep_seq);
+
+/*
+ * Seals the patient ids of up to max events, from event *resume_seq on,
+ * under the journal's current key (those in plaintext, written before
+ * encryption was turned on, and those sealed with an older key or
+ * format), in one write transaction; *resume_seq moves past what was
+ * read and *finished becomes 1 at the end.  hl7q reseal runs it after
+ * hq_journal_reseal so that an old key can leave the key file.  Returns
+ * the number resealed (none without a key) or a negative code.
+ */
+long hq_audit_reseal(hq_audit *a, size_t max, uint64_t *resume_seq, int *finished);
 
 /*
  * The event as one line for syslog: "user=alice(1000) sudo_user=- host=h

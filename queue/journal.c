@@ -3172,6 +3172,7 @@ hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, 
 	MDB_cursor *c;
 	MDB_val k = {8, tbe}, v;
 	size_t scanned = 0;
+	uint64_t last_t = 0;
 	int rc;
 
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
@@ -3185,9 +3186,14 @@ hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, 
 				rc = MDB_NOTFOUND; /* done */
 				break;
 			}
-			*resume_us = t;
-			if (ids.n == max || scanned++ >= 20 * max)
-				break; /* a slice: the caller goes on from here */
+			/* A slice ends between two times, never inside one: the next
+			 * starts at t and would see its earlier entries again. */
+			if ((ids.n >= max || scanned >= 20 * max) && scanned && t != last_t) {
+				*resume_us = t; /* a slice: the caller goes on from here */
+				break;
+			}
+			scanned++;
+			last_t = t;
 			hq_msg_dlv d[HQ_TARGET_MAX];
 			long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
 			int done = nd >= 0 && nd <= HQ_TARGET_MAX;
@@ -3226,6 +3232,7 @@ hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us
 	MDB_cursor *c;
 	MDB_val k = {8, tbe}, v;
 	size_t scanned = 0;
+	uint64_t last_t = 0;
 	int rc;
 
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
@@ -3239,10 +3246,12 @@ hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us
 				rc = MDB_NOTFOUND; /* done */
 				break;
 			}
-			if (ids.n == max || scanned++ >= 20 * max) {
-				*resume_us = t; /* a slice: the caller goes on from here */
+			if ((ids.n >= max || scanned >= 20 * max) && scanned && t != last_t) {
+				*resume_us = t; /* a slice, ended between two times */
 				break;
 			}
+			scanned++;
+			last_t = t;
 			/* The state is in the record's header: no decoding. */
 			unsigned char idbe[8];
 			MDB_val mk = {8, idbe}, mv;
@@ -3521,8 +3530,42 @@ attempt_blob(const MDB_val *v, size_t *n)
 	return p + 17 + elen;
 }
 
-/* 1 when a record or an attempt is still sealed under key id, 0 when none
- * is (a scan of the journal), or a negative code. */
+/*
+ * 1 when an event of the access audit store beside the journal (database
+ * "audit", queue/audit.c) holds a patient id sealed under key id, 0 when
+ * none does, or a negative code.  The store keeps the sealed bytes in hex
+ * after "patient_sealed":", the format byte then the key id first.
+ */
+static int
+audit_key_in_use(MDB_txn *txn, const unsigned char *id)
+{
+	static const unsigned char formats[] = {SEAL_FORMAT, SEAL_FORMAT_V1};
+	char needle[2][40];
+	size_t nl[2];
+	MDB_dbi dbi;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, used = 0;
+	if ((rc = mdb_dbi_open(txn, "audit", 0, &dbi)) == MDB_NOTFOUND)
+		return 0; /* no audit store */
+	if (rc || (rc = mdb_cursor_open(txn, dbi, &c)))
+		return rc > 0 ? -rc : rc;
+	for (int f = 0; f < 2; f++)
+		nl[f] = (size_t)snprintf(needle[f], sizeof needle[f],
+					 "\"patient_sealed\":\"%02x%02x%02x%02x%02x", formats[f], id[0],
+					 id[1], id[2], id[3]);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !used;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+		for (int f = 0; f < 2 && !used; f++)
+			used = memmem(v.mv_data, v.mv_size, needle[f], nl[f]) != NULL;
+	mdb_cursor_close(c);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc > 0 ? -rc : rc;
+	return used;
+}
+
+/* 1 when a record, an attempt or an audit event is still sealed under key
+ * id, 0 when none is (a scan of the journal), or a negative code. */
 static int
 key_in_use(hq_journal *j, MDB_txn *txn, const unsigned char *id)
 {
@@ -3557,7 +3600,9 @@ key_in_use(hq_journal *j, MDB_txn *txn, const unsigned char *id)
 	mdb_cursor_close(c);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc > 0 ? -rc : rc;
-	return used;
+	if (used)
+		return 1;
+	return audit_key_in_use(txn, id);
 }
 
 /* Adds the seals made since the last flush to keys[0]'s entry, in txn,
@@ -3773,6 +3818,20 @@ hq_journal_seal_value(hq_journal *j, const void *aad, size_t aadlen, const void 
 		return HQ_ETOOBIG;
 	*outlen = n + SEAL_OVERHEAD;
 	return seal(j, aad, aadlen, in, n, out);
+}
+
+int
+hq_journal_commit(hq_journal *j, MDB_txn *txn)
+{
+	return commit_sealing(j, txn);
+}
+
+static int blob_stale(const hq_journal *j, const unsigned char *b, size_t n);
+
+int
+hq_journal_value_stale(const hq_journal *j, const void *in, size_t n)
+{
+	return j->nkeys ? blob_stale(j, in, n) : 0;
 }
 
 int

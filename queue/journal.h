@@ -544,8 +544,10 @@ void hq_journal_on_purge_scan(hq_journal *j, void (*fn)(void *arg), void *arg);
  * before_us whose every delivery is delivered (messages with none --
  * refused, unrouted, duplicates -- included), scanning from *resume_us;
  * purges them unless dry_run.  Looks at no more than 20 * max messages
- * per call.  Sets *resume_us where the next call goes on (before_us once
- * the scan is done).  Returns the number found, or a negative code.
+ * per call, except that a call never stops between two messages received
+ * in the same microsecond (so a dry run counts each once).  Sets
+ * *resume_us where the next call goes on (before_us once the scan is
+ * done).  Returns the number found, or a negative code.
  */
 long hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us,
 			     size_t max, int dry_run);
@@ -571,6 +573,7 @@ int hq_journal_copy(hq_journal *j, const char *dir);
 /* --- for the stores beside the journal in its environment (queue/audit.c) --- */
 
 struct MDB_env;
+struct MDB_txn;
 
 /* The LMDB environment (valid until hq_journal_close). */
 struct MDB_env *hq_journal_env(hq_journal *j);
@@ -585,6 +588,22 @@ int hq_journal_is_readonly(const hq_journal *j);
  */
 int hq_journal_seal_value(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n,
 			  void *out, size_t cap, size_t *outlen);
+
+/*
+ * Commits txn, a write transaction of a store beside the journal that
+ * sealed values with hq_journal_seal_value, adding those seals to the
+ * current key's counter in it (as the journal's own commits do); a plain
+ * mdb_txn_commit would leave them uncounted once the process exits.
+ * The transaction ends whatever happens.  Returns 0 or an LMDB code.
+ */
+int hq_journal_commit(hq_journal *j, struct MDB_txn *txn);
+
+/*
+ * 1 when the sealed value in[0..n) is not under the current key (an older
+ * key or format): hq_journal_reseal's test, for the stores beside it.
+ * 0 without a key.
+ */
+int hq_journal_value_stale(const hq_journal *j, const void *in, size_t n);
 
 /*
  * Opens what hq_journal_seal_value sealed.  Returns 0, HQ_ENOTFOUND (no

@@ -1441,13 +1441,23 @@ cmd_reseal(ctx *c, int argc, char **argv)
 				    hq_strerror((int)n), total);
 		total += n;
 	}
+	/* the access audit's sealed patient ids too, or the old key stays needed */
+	uint64_t seq = 0;
+	done = 0;
+	while (c->audit && !done) {
+		long n = hq_audit_reseal(c->audit, RESEAL_SLICE, &seq, &done);
+		if (n < 0)
+			return fail("cannot reseal the access audit: %s (%ld sealed before; run it again to go on)",
+				    hq_strerror((int)n), total);
+		total += n;
+	}
 	int wear = hq_journal_key_wear(c->j, &seals);
 	if (g_json) {
 		printf("{\"resealed\":%ld,\"done\":true,\"key_seals\":%llu}\n", total,
 		       (unsigned long long)seals);
 		return 0;
 	}
-	printf("resealed %ld records and answer excerpts: everything is sealed under the first key of %s.\n"
+	printf("resealed %ld records, answer excerpts and audit events: everything is sealed under the first key of %s.\n"
 	       "Keys below it that no record uses any more can now leave the file.\n",
 	       total, c->cfg.encryption_key_file);
 	if (wear)
@@ -2132,7 +2142,7 @@ static const cmd_def CMDS[] = {
 	 "(audited, mode 0600).  Refused while hl7qd runs: stop it, compact, swap the\n"
 	 "copy in, start it (hl7q(1))."},
 	{"reseal", cmd_reseal, reseal_opts, "", J_WRITE, "reseal",
-	 "Seals every record and answer excerpt not yet sealed under the first key of\n"
+	 "Seals every record, answer excerpt and audit patient id not yet sealed under\nthe first key of "
 	 "encryption_key_file (needs -c), a slice per write transaction, beside a\n"
 	 "running hl7qd; interrupted, run it again and it goes on (audited)."},
 	{"audit", cmd_audit, audit_opts, "", J_WRITE,

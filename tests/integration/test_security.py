@@ -460,6 +460,35 @@ class Security(DaemonTest):
         self.assertIn(b'"control_id":"PLAIN-3"', out)
         self.assertEqual(d.stop(), 0)
 
+    def test_reseal_covers_audit_patient_ids(self):
+        """Review: an audit event's sealed patient id (hl7q ls --patient) is
+        resealed by hl7q reseal, so after a rotation the old key can leave
+        the key file and the trail still names the patient (before, the old
+        key was forgotten as unused and the id read "(sealed)" for ever)."""
+        k1, k2 = os.urandom(32).hex(), os.urandom(32).hex()
+        key1 = self.keyfile("k1", k1)
+        d = self.encrypted(key1).start()
+        self.assertEqual(msa(Mllp(d.port).request(message("AUD-1")))[0], "AA")
+        hl7q = lambda *a: subprocess.run([os.path.join(BIN, "hl7q"), "-c", d.conf] + list(a),
+                                         capture_output=True, timeout=60)
+        self.assertEqual(hl7q("ls", "--patient", "T-AUD-1").returncode, 0)
+        self.assertEqual(d.stop(), 0)
+        with open(d.conf) as f:
+            conf1 = f.read()
+        key2 = self.keyfile("k2", k2, k1)
+        with open(d.conf, "w") as f:
+            f.write(conf1.replace(key1, key2))
+        r = hl7q("reseal")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        key3 = self.keyfile("k3", k2)
+        with open(d.conf, "w") as f:
+            f.write(conf1.replace(key1, key3))
+        d.start()
+        out = hl7q("--json", "audit").stdout
+        self.assertIn(b'"patient":"T-AUD-1"', out)
+        self.assertNotIn(b"(sealed)", out)
+        self.assertEqual(d.stop(), 0)
+
     def test_secret_files_readable_by_others_are_refused(self):
         """A key or secret file readable by other users: the daemon does not
         start and names the file; a literal password works but warns."""

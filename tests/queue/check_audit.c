@@ -8,6 +8,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,196 @@ START_TEST(test_sealed_patient)
 }
 END_TEST
 
+/* Writes a key file of the given lines at dir.key; returns its path. */
+static const char *
+keys_at(const char *lines)
+{
+	static char kf[128];
+	snprintf(kf, sizeof kf, "%s.key", dir);
+	FILE *fp = fopen(kf, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs(lines, fp);
+	fclose(fp);
+	chmod(kf, 0600);
+	return kf;
+}
+
+#define AKEY "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+#define BKEY "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"
+
+/* Review: an audit event's sealed patient id is a seal of the key like any
+ * other: counted towards the key's limit (today lost when hl7q exits, as
+ * the audit store committed without the journal's counter). */
+START_TEST(test_sealed_patient_counted)
+{
+	char err[1300];
+	hq_journal *j;
+	hq_audit *a;
+	uint64_t seals = 0;
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_keys(j, keys_at(AKEY), err, sizeof err), 0);
+	ck_assert_int_eq(hq_audit_open(j, &a), 0);
+	for (int i = 0; i < 3; i++)
+		append(a, "ls", 0, NULL, 0, "SECRET-MRN-31");
+	hq_audit_close(a);
+	hq_journal_close(j);
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_keys(j, keys_at(AKEY), err, sizeof err), 0);
+	hq_journal_key_wear(j, &seals);
+	ck_assert_uint_eq(seals, 3);
+	hq_journal_close(j);
+	unlink(keys_at(""));
+}
+END_TEST
+
+/* Review: after a rotation, the old key stays needed while an audit event
+ * is sealed with it (today it was "forgotten" as unused and its events'
+ * patient ids could never be read again); hq_audit_reseal moves them to
+ * the new key, after which the old one can leave the key file. */
+START_TEST(test_sealed_patient_survives_rotation)
+{
+	char err[1300];
+	hq_journal *j;
+	hq_audit *a;
+	seen s = {0};
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_keys(j, keys_at(AKEY), err, sizeof err), 0);
+	ck_assert_int_eq(hq_audit_open(j, &a), 0);
+	append(a, "ls", 0, NULL, 0, "SECRET-MRN-31");
+	append(a, "show", 0, NULL, 0, NULL);
+	hq_audit_close(a);
+	hq_journal_close(j);
+	/* rotate: B first, A kept below it; the journal's own reseal */
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_keys(j, keys_at(BKEY AKEY), err, sizeof err), 0);
+	int done = 0;
+	while (!done)
+		ck_assert_int_ge(hq_journal_reseal(j, 10, &done), 0);
+	hq_journal_close(j);
+	/* A still seals an audit event: B alone is refused, A not forgotten */
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_keys(j, keys_at(BKEY), err, sizeof err), HQ_ECONFIG);
+	ck_assert_msg(strstr(err, "sealed with key id") != NULL, "%s", err);
+	ck_assert_int_eq(hq_journal_set_keys(j, keys_at(BKEY AKEY), err, sizeof err), 0);
+	ck_assert_int_eq(hq_audit_open(j, &a), 0);
+	ck_assert_int_eq(hq_audit_list(a, &(hq_audit_query){0}, keep, &s), 2);
+	ck_assert_str_eq(s.ev[0].patient, "SECRET-MRN-31");
+	/* the audit store resealed: A can go */
+	uint64_t resume = 0;
+	long n, total = 0;
+	done = 0;
+	while (!done) {
+		ck_assert_int_ge(n = hq_audit_reseal(a, 1, &resume, &done), 0);
+		total += n;
+	}
+	ck_assert_int_eq(total, 1);
+	hq_audit_close(a);
+	hq_journal_close(j);
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_msg(hq_journal_set_keys(j, keys_at(BKEY), err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(hq_audit_open(j, &a), 0);
+	memset(&s, 0, sizeof s);
+	ck_assert_int_eq(hq_audit_list(a, &(hq_audit_query){0}, keep, &s), 2);
+	ck_assert_str_eq(s.ev[0].patient, "SECRET-MRN-31");
+	ck_assert_int_eq(s.ev[0].patient_sealed, 0);
+	hq_audit_close(a);
+	hq_journal_close(j);
+	unlink(keys_at(""));
+}
+END_TEST
+
+/* Review: encryption turned on for a journal whose audit trail names
+ * patients in plaintext: hl7q reseal seals those too, so a compacted copy
+ * holds no patient id (today the records were sealed, the trail not). */
+START_TEST(test_reseal_seals_plaintext_patient)
+{
+	char err[1300], copy[96];
+	hq_journal *j;
+	hq_audit *a;
+	seen s = {0};
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_audit_open(j, &a), 0);
+	append(a, "ls", 0, NULL, 0, "SECRET-PLAIN-9");
+	hq_audit_close(a);
+	hq_journal_close(j);
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_int_eq(hq_journal_set_keys(j, keys_at(AKEY), err, sizeof err), 0);
+	ck_assert_int_eq(hq_audit_open(j, &a), 0);
+	uint64_t resume = 0;
+	int done = 0;
+	long total = 0, n;
+	while (!done) {
+		ck_assert_int_ge(n = hq_audit_reseal(a, 10, &resume, &done), 0);
+		total += n;
+	}
+	ck_assert_int_eq(total, 1);
+	ck_assert_int_eq(hq_audit_list(a, &(hq_audit_query){0}, keep, &s), 1);
+	ck_assert_str_eq(s.ev[0].patient, "SECRET-PLAIN-9");
+	snprintf(copy, sizeof copy, "%s/copy", dir);
+	ck_assert_int_eq(mkdir(copy, 0700), 0);
+	ck_assert_int_eq(hq_journal_copy(j, copy), 0);
+	hq_audit_close(a);
+	hq_journal_close(j);
+	char path[128];
+	snprintf(path, sizeof path, "%s/data.mdb", copy);
+	size_t len;
+	char *buf = hq_read_file(path, &len);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_ptr_null(memmem(buf, len, "SECRET-PLAIN-9", 14));
+	free(buf);
+	unlink(keys_at(""));
+}
+END_TEST
+
+/* Counts this process's reader slots inside a read transaction. */
+static int
+count_open_reader(const char *msg, void *ctx)
+{
+	int *n = ctx;
+	unsigned long pid;
+	char thr[32], txn[32];
+	if (sscanf(msg, " %lu %31s %31s", &pid, thr, txn) == 3 && pid == (unsigned long)getpid() &&
+	    strcmp(txn, "-") != 0)
+		(*n)++;
+	return 0;
+}
+
+typedef struct pager {
+	hq_journal *j;
+	int seen, pinned;
+} pager;
+
+static int
+slow_pager(void *arg, const hq_audit_event *ev)
+{
+	pager *p = arg;
+	int open = 0;
+	mdb_reader_list(hq_journal_env(p->j), count_open_reader, &open);
+	p->seen++;
+	p->pinned += open > 0;
+	return 0;
+}
+
+/* Review (like issue 15.3 for ls): hl7q audit | less does not hold a read
+ * transaction while its output waits -- the events are read in slices
+ * and handed over outside them (today one transaction spans the list). */
+START_TEST(test_list_holds_no_txn_in_callback)
+{
+	hq_journal *j;
+	hq_audit *a;
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	ck_assert_int_eq(hq_audit_open(j, &a), 0);
+	for (int i = 0; i < 300; i++)
+		append(a, "ls", 0, NULL, 0, NULL);
+	pager p = {j, 0, 0};
+	ck_assert_int_eq(hq_audit_list(a, &(hq_audit_query){0}, slow_pager, &p), 300);
+	ck_assert_int_eq(p.seen, 300);
+	ck_assert_int_eq(p.pinned, 0);
+	hq_audit_close(a);
+	hq_journal_close(j);
+}
+END_TEST
+
 START_TEST(test_line_has_no_patient)
 {
 	hq_audit_event ev;
@@ -232,6 +423,10 @@ main(void)
 	tcase_add_test(tc, test_roundtrip_filters_purge);
 	tcase_add_test(tc, test_readonly_and_old_journal);
 	tcase_add_test(tc, test_sealed_patient);
+	tcase_add_test(tc, test_sealed_patient_counted);
+	tcase_add_test(tc, test_sealed_patient_survives_rotation);
+	tcase_add_test(tc, test_reseal_seals_plaintext_patient);
+	tcase_add_test(tc, test_list_holds_no_txn_in_callback);
 	tcase_add_test(tc, test_line_has_no_patient);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
