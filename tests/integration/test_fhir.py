@@ -251,8 +251,21 @@ class Fhir(DaemonTest):
         for name in ("aws-healthlake.conf", "azure-health-data-services.conf"):
             text = open(os.path.join(root, name)).read()
             self.assertRegex(text, r"(?m)^format = fhir$")
-            out = subprocess.run([os.path.join(BIN, "hl7qd"), "-c", os.path.join(root, name), "--check"],
-                                 capture_output=True)
+            # --check reads every file the config names: give them (0600)
+            # under a scratch root in place of /etc/hl7q and /var/lib/hl7q
+            scratch = tempfile.mkdtemp(prefix="hl7q-fhirconf-")
+            self.addCleanup(shutil.rmtree, scratch, True)
+            text = text.replace("/etc/hl7q/", scratch + "/etc/").replace("/var/lib/hl7q", scratch + "/var/hl7q")
+            for m in re.finditer(r"(?m)^\s*(\w+_file|client_cert|client_key|ca_file)\s*=\s*([^;\s]+)", text):
+                os.makedirs(os.path.dirname(m.group(2)), exist_ok=True)
+                with open(m.group(2), "w") as f:
+                    f.write("00" * 32 + "\n")
+                os.chmod(m.group(2), 0o600)
+            os.makedirs(os.path.join(scratch, "var"))
+            conf = os.path.join(scratch, name)
+            with open(conf, "w") as f:
+                f.write(text)
+            out = subprocess.run([os.path.join(BIN, "hl7qd"), "-c", conf, "--check"], capture_output=True)
             self.assertEqual(out.returncode, 0, out.stderr)
 
 

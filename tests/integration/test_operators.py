@@ -135,6 +135,7 @@ class Operators(DaemonTest):
         self.addCleanup(shutil.rmtree, out, True)
         self.assertEqual(d.stop(), 0)  # compact refuses while hl7qd holds the journal
         self.q(d, "compact", os.path.join(out, "c"))
+        d.start()  # running again, for status and check below
         ev = [e for e in self.events(d) if e["program"] == "hl7q"][before - 1:]
         got = [(e["command"], e["filter"], e["ids"], e["count"]) for e in ev]
         self.assertEqual(got[-7:], [
@@ -162,7 +163,8 @@ class Operators(DaemonTest):
         self.assertEqual([e["command"] for e in self.events(d, "--user", "alice")], ["replay"])
         self.assertEqual([e["command"] for e in self.events(d, "--id", "2")], ["ls", "show", "purge"])
         d.stop()
-        self.assertEqual([e["command"] for e in self.events(d) if e["program"] == "hl7qd"], ["start", "stop"])
+        self.assertEqual([e["command"] for e in self.events(d) if e["program"] == "hl7qd"],
+                         ["start", "stop", "start", "stop"])  # stopped for compact, started again
 
     def test_events_survive_purge_dead_and_retention(self):
         """purge --dead and retention remove messages, never audit events;
@@ -310,7 +312,7 @@ class Operators(DaemonTest):
         for args in (["help", "show"], ["show", "--help"], ["-c", d.conf, "show", "--help"]):
             p = run(*args)
             self.assertEqual(p.returncode, 0, args)
-            self.assertTrue(p.stdout.decode().startswith("usage: hl7q show ID [--raw | --json]"), p.stdout)
+            self.assertTrue(p.stdout.decode().startswith("usage: hl7q show ID [--raw | --json | --fhir [--target T]]"), p.stdout)
         p = run("help", "replay")
         self.assertIn("--missing", p.stdout.decode())
         self.assertTrue(run("--help").stdout.decode().startswith("usage: hl7q COMMAND"))
