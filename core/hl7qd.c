@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -116,10 +117,33 @@ config_sha256(const char *file, char out[65])
 	free(buf);
 }
 
+/* Set while the server loop runs: events then echo from a thread of their own. */
+static int g_serving;
+
+typedef struct audit_echo {
+	hq_audit_event ev;
+	char dest[256];
+} audit_echo;
+
+/* Sends one event to journald and the RFC 5424 collector; frees e. */
+static void *
+audit_echo_main(void *arg)
+{
+	audit_echo *e = arg;
+	char err[600];
+	if (hq_auditlog_send(&e->ev, e->dest, err, sizeof err) != 0)
+		hq_log(HQ_LOG_WARNING, "audit: %s", err);
+	free(e);
+	return NULL;
+}
+
 /*
  * Records a daemon event in the audit trail (a when the journal is open)
  * and echoes it to journald / the RFC 5424 collector.  A failure to record
  * is logged; the daemon goes on (its intake must not stop for the trail).
+ * While the server loop runs (a reload), the echo goes on a detached
+ * thread: a collector that is slow or unreachable (a name lookup, 3 s
+ * connect and write timeouts) must not hold intake.
  */
 static void
 daemon_audit(hq_audit *a, const hq_config *cfg, const char *command, const char *fmt, ...)
@@ -137,6 +161,20 @@ daemon_audit(hq_audit *a, const hq_config *cfg, const char *command, const char 
 	int rc = a ? hq_audit_append(a, &ev) : 0;
 	if (rc)
 		hq_log(HQ_LOG_WARNING, "audit: cannot record the %s event in the journal: %s", command, hq_strerror(rc));
+	audit_echo *e = g_serving ? malloc(sizeof *e) : NULL;
+	if (e) {
+		pthread_t t;
+		pthread_attr_t at;
+		e->ev = ev;
+		snprintf(e->dest, sizeof e->dest, "%s", cfg ? cfg->audit_rfc5424 : "");
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		int trc = pthread_create(&t, &at, audit_echo_main, e);
+		pthread_attr_destroy(&at);
+		if (trc == 0)
+			return;
+		free(e); /* no thread: send it here */
+	}
 	if (hq_auditlog_send(&ev, cfg ? cfg->audit_rfc5424 : "", err, sizeof err) != 0)
 		hq_log(HQ_LOG_WARNING, "audit: %s", err);
 }
@@ -681,7 +719,9 @@ main(int argc, char **argv)
 	h.status_at_ms = hq_now_ms();
 	hq_log(HQ_LOG_NOTICE, "ready");
 
+	g_serving = 1;
 	hq_server_run(g_server, 5000);
+	g_serving = 0;
 	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 
 	hq_server_stats st;

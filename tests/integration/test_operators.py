@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -229,6 +230,48 @@ class Operators(DaemonTest):
         p = self.q(d, "show", "1")
         self.assertIn(b"syslog_rfc5424", p.stderr)
         self.assertEqual(self.events(d)[-1]["command"], "show")
+
+    def test_reload_echo_to_a_hung_collector_does_not_hold_intake(self):
+        """A reload's audit event goes to the RFC 5424 collector from a thread
+        of its own: with a collector whose accept queue is full (its SYNs are
+        dropped, so hl7qd's connect hangs), a message sent after the SIGHUP is
+        ACKed while that connect is still pending."""
+        hung = socket.socket()
+        self.cleanups.append(hung.close)
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(0)
+        port = hung.getsockname()[1]
+        fillers = []
+        for _ in range(4):  # fill the accept queue; later SYNs are dropped
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(("127.0.0.1", port))
+            fillers.append(f)
+            self.cleanups.append(f.close)
+        time.sleep(0.2)
+
+        def syn_sent():  # connections to the collector still being opened (state 02)
+            with open("/proc/net/tcp") as f:
+                return sum(1 for l in f.readlines()[1:]
+                           if l.split()[3] == "02" and l.split()[2].endswith(":%04X" % port))
+
+        col = Syslog5424()  # the collector hl7qd starts with, so start's echo goes through
+        self.cleanups.append(col)
+        d = self.daemon(extra=target("t", "http://127.0.0.1:1/x") +
+                        "[audit]\nsyslog_rfc5424 = 127.0.0.1:%d\n" % col.port).start()
+        c = Mllp(d.port)
+        self.cleanups.append(c.close)
+        self.assertEqual(msa(c.request(adt("H0", "P-H")))[0], "AA")
+        with open(d.conf) as f:
+            conf = f.read()
+        with open(d.conf, "w") as f:
+            f.write(conf.replace("127.0.0.1:%d" % col.port, "127.0.0.1:%d" % port))
+        fill = syn_sent()  # the fillers' own connects, dropped too
+        os.kill(d.proc.pid, signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: syn_sent() > fill, timeout=10, step=0.01),
+                        "no connect to the hung collector")
+        self.assertEqual(msa(c.request(adt("H1", "P-H"), timeout=30))[0], "AA")
+        self.assertGreater(syn_sent(), fill, "the ACK waited for the collector's connect")
 
     def test_encrypted_journal_seals_the_patient_filter(self):
         """With encryption at rest the patient id of an ls --patient event is
