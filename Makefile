@@ -46,7 +46,7 @@ PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
 UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps deps-test deps-node check unit integration demo bench install clean fuzz fuzz-build crashtest ci
+.PHONY: all deps deps-test deps-node deps-bench check unit integration demo bench install clean fuzz fuzz-build crashtest ci
 
 all: deps $(PROGS)
 
@@ -61,6 +61,12 @@ deps-node:
 	@command -v node >/dev/null && command -v npm >/dev/null || tools/deps.sh nodejs npm
 	@[ -d tests/node/node_modules/node-hl7-client ] || \
 		(cd tests/node && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
+
+# The npm MLLP servers the benchmark sets hl7qd beside (pinned in tests/bench/node/package.json).
+deps-bench:
+	@command -v node >/dev/null && command -v npm >/dev/null || tools/deps.sh nodejs npm
+	@[ -d tests/bench/node/node_modules/simple-hl7 ] && [ -d tests/bench/node/node_modules/@medplum/hl7 ] || \
+		(cd tests/bench/node && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
 
 $(OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -124,7 +130,7 @@ build/plain/tests/bench/fill: tests/bench/fill.c build/plain/libhl7q.a
 HL7Q_BENCH_LOOKUP_N ?= 1000000
 HL7Q_BENCH_SCRAPE_N ?= 1000000
 
-bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill
+bench: all deps-bench build/plain/tests/bench/syncrate build/plain/tests/bench/fill
 	@tools/deps.sh python3 nginx-light wrk openssl lmdb-utils
 	@tests/bench/bench.sh $(abspath $(BIN))
 	@tests/bench/delivery.sh $(abspath $(BIN))
