@@ -131,7 +131,7 @@ HL7Q_BENCH_LOOKUP_N ?= 1000000
 HL7Q_BENCH_SCRAPE_N ?= 1000000
 
 bench: all deps-bench build/plain/tests/bench/syncrate build/plain/tests/bench/fill
-	@tools/deps.sh python3 nginx-light wrk openssl lmdb-utils
+	@tools/deps.sh python3 nginx-light wrk openssl lmdb-utils strace
 	@tests/bench/bench.sh $(abspath $(BIN))
 	@tests/bench/delivery.sh $(abspath $(BIN))
 	@rm -rf build/bench-lookup && mkdir -p build/bench-lookup
