@@ -52,8 +52,8 @@ PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
 UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps deps-test deps-node deps-fhir fhir-conformance check unit integration demo bench install clean \
-	fuzz fuzz-build crashtest ci dashboard-picture
+.PHONY: all deps deps-test deps-node deps-fhir deps-bench fhir-conformance check unit integration demo bench \
+	install clean fuzz fuzz-build crashtest ci dashboard-picture
 
 all: deps $(PROGS)
 
@@ -69,6 +69,12 @@ deps-node: deps-test
 	@command -v node >/dev/null && command -v npm >/dev/null || tools/deps.sh nodejs npm
 	@[ -d tests/node/node_modules/node-hl7-client ] || \
 		(cd tests/node && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
+
+# The npm MLLP servers the benchmark sets hl7qd beside (pinned in tests/bench/node/package.json).
+deps-bench:
+	@command -v node >/dev/null && command -v npm >/dev/null || tools/deps.sh nodejs npm
+	@[ -d tests/bench/node/node_modules/simple-hl7 ] && [ -d tests/bench/node/node_modules/@medplum/hl7 ] || \
+		(cd tests/bench/node && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
 
 # Objects and test programs wait for the packages that bring their headers
 # (order-only: `make -j` must not compile before deps has installed them,
@@ -142,8 +148,8 @@ build/plain/tests/bench/fill: tests/bench/fill.c build/plain/libhl7q.a
 HL7Q_BENCH_LOOKUP_N ?= 1000000
 HL7Q_BENCH_SCRAPE_N ?= 1000000
 
-bench: all build/plain/tests/bench/syncrate build/plain/tests/bench/fill build/plain/tests/fhir/convert
-	@tools/deps.sh python3 nginx-light wrk openssl lmdb-utils
+bench: all deps-bench build/plain/tests/bench/syncrate build/plain/tests/bench/fill build/plain/tests/fhir/convert
+	@tools/deps.sh python3 nginx-light wrk openssl lmdb-utils strace
 	@tests/bench/bench.sh $(abspath $(BIN))
 	@tests/bench/delivery.sh $(abspath $(BIN))
 	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/bench/fhir.sh $(abspath $(BIN)) $(abspath build/plain/tests/fhir/convert)

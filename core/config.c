@@ -634,6 +634,15 @@ target_key(parse_state *st, hq_target_conf *t, const char *key, const char *val)
 			t->insecure = 0;
 		else
 			return fail(st, st->line, "insecure: '%s' is not true or false", val);
+	} else if (strcmp(key, "http_version") == 0) {
+		if (strcmp(val, "auto") == 0)
+			t->http_version = HQ_HTTP_AUTO;
+		else if (strcmp(val, "1.1") == 0)
+			t->http_version = HQ_HTTP_1_1;
+		else if (strcmp(val, "2") == 0)
+			t->http_version = HQ_HTTP_2;
+		else
+			return fail(st, st->line, "http_version: '%s' is not auto, 1.1 or 2", val);
 	} else {
 		return fail(st, st->line, "unknown key '%s' in [target %s]", key, t->name);
 	}

@@ -63,6 +63,8 @@ int hq_listener_allows(const hq_listener_conf *l, const struct sockaddr_storage 
 typedef enum hq_format { HQ_FMT_RAW, HQ_FMT_JSON, HQ_FMT_GOOGLE, HQ_FMT_FHIR } hq_format;
 typedef enum hq_auth { HQ_AUTH_NONE, HQ_AUTH_BASIC, HQ_AUTH_BEARER, HQ_AUTH_OAUTH2, HQ_AUTH_SIGV4 } hq_auth;
 typedef enum hq_ordering { HQ_ORDER_FIFO, HQ_ORDER_PATIENT, HQ_ORDER_NONE } hq_ordering;
+/* http_version: auto (HTTP/2 where TLS negotiates it, else 1.1), 1.1, 2. */
+typedef enum hq_http_version { HQ_HTTP_AUTO, HQ_HTTP_1_1, HQ_HTTP_2 } hq_http_version;
 
 /* One HTTPS destination ([target NAME]). */
 typedef struct hq_target_conf {
@@ -106,6 +108,7 @@ typedef struct hq_target_conf {
 	char fhir_id_key_file[1024]; /* HMAC key of the resource ids (required) */
 	int fhir_skip_unsupported; /* fhir_unsupported = skip (default dead) */
 	int fhir_patient_match;	  /* fhir_patient_match = identifier */
+	hq_http_version http_version; /* default auto */
 	int line;
 } hq_target_conf;
 

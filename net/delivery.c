@@ -235,6 +235,32 @@ iana_charset(const char *msh18)
 	return NULL;
 }
 
+/*
+ * The target's http_version as libcurl's CURLOPT_HTTP_VERSION.
+ *   auto  HTTP/2 where TLS (ALPN) negotiates it, else HTTP/1.1: what hl7q
+ *         always did.  Kept as the default because HTTP/2 multiplexes a
+ *         target's requests over one connection (concurrency without a
+ *         TLS handshake per request) and costs no extra round trip; the
+ *         benchmark (tests/bench/delivery.sh) drains to nginx with both.
+ *   1.1   HTTP/1.1 only, also over TLS.
+ *   2     HTTP/2: over https offered by ALPN (a server that refuses gets
+ *         1.1); over http:// with prior knowledge (the server must speak it).
+ */
+static long
+curl_http_version(const hq_target_conf *t)
+{
+	switch (t->http_version) {
+	case HQ_HTTP_1_1:
+		return CURL_HTTP_VERSION_1_1;
+	case HQ_HTTP_2:
+		return strncasecmp(t->url, "http://", 7) == 0 ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+							    : CURL_HTTP_VERSION_2_0;
+	case HQ_HTTP_AUTO:
+	default:
+		return CURL_HTTP_VERSION_2TLS;
+	}
+}
+
 static size_t
 on_body(char *p, size_t size, size_t nmemb, void *arg)
 {
@@ -438,7 +464,7 @@ slot_start(worker *w, slot *s)
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(t->timeout_ms < 10000 ? t->timeout_ms : 10000));
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, curl_http_version(t));
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, s);

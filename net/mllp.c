@@ -126,9 +126,13 @@ hq_mllp_feed(hq_mllp *m, const char *p, size_t n, hq_mllp_frame_fn fn,
 			break;
 		}
 		case HQ_MLLP_IN_FRAME: {
-			size_t j = i;
-			while (j < n && p[j] != HQ_MLLP_EB && p[j] != HQ_MLLP_SB)
-				j++;
+			/* The first end or start byte: two memchr calls, not a loop
+			 * per byte (this scan was hl7qd's hottest function at
+			 * 64 connections; issue 16). */
+			const char *eb = memchr(p + i, HQ_MLLP_EB, n - i);
+			size_t upto = eb ? (size_t)(eb - p) : n;
+			const char *sb = memchr(p + i, HQ_MLLP_SB, upto - i);
+			size_t j = sb ? (size_t)(sb - p) : upto;
 			keep(m, p + i, j - i);
 			i = j;
 			if (i == n)

@@ -2,22 +2,33 @@
  * journal.c - the LMDB journal (see journal.h for the contract).
  *
  * Layout, one LMDB environment with named databases:
- *   meta        "format" -> 1 byte; "next_id" -> be64
+ *   meta        "format" -> 1 byte; "next_id" -> be64 (see below)
  *   msgs        be64 id -> record (format byte first, see encode())
  *   by_time     be64 received_us -> be64 id   (DUPSORT, DUPFIXED)
- *   by_type     "code^trigger"   -> be64 id   (DUPSORT, DUPFIXED)
+ *   by_type     "code^trigger"   -> be64 id   (DUPSORT, DUPFIXED)  deferred
  *   by_control  MSH-10           -> be64 id   (DUPSORT, DUPFIXED)  deferred
  *   by_patient  PID-3.1          -> be64 id   (DUPSORT, DUPFIXED)  deferred
  *
- * msgs, by_time and by_type grow at their ends, so the intake commit
- * dirties few pages.  Control ids and patient ids land all over their
- * trees: written in the intake commit they tripled its cost (every message
- * dirtied two random leaf pages).  They are written behind, by
- * hq_journal_index(), in larger transactions that the daemon runs between
- * turns; meta "indexed_upto" says how far, in the same transaction, so a
- * crash never leaves them half done.  Lookups read the index and then
+ * Every B-tree an intake commit touches costs it at least one dirty page
+ * (and its record in LMDB's main database, and a freed page to list), and
+ * on one stop-and-wait connection those pages are the cost of each
+ * message.  So the intake commit writes msgs and by_time only: both grow
+ * at their ends (one rightmost leaf each).  Control ids and patient ids
+ * land all over their trees (two random leaf pages per message), and
+ * by_type is one more tree: they are written behind, by hq_journal_index(),
+ * in larger transactions that the daemon runs between turns; meta
+ * "indexed_upto" says how far, in the same transaction, so a crash never
+ * leaves them half done (on start the daemon goes on from there: the
+ * indexes are rebuilt from the records).  Lookups read the index and then
  * scan the short tail of records past indexed_upto: answers are complete
- * at every moment.
+ * at every moment.  by_time stays in the intake commit because retention
+ * walks it with a resumable cursor that a late entry could slip behind.
+ *
+ * meta "next_id" is not rewritten by every commit (that was one more dirty
+ * leaf per message): the next id is the larger of it and the last key of
+ * msgs + 1, and a purge, the one thing that can remove the last key,
+ * raises "next_id" past every id it removes, in its own transaction.  So
+ * an id is never handed out twice.
  *   dedup       sender hash 8, MSH-10 (64 at most), SHA-256(listener, MSH-3,
  *               MSH-4, MSH-10, TLS subject)  (see hq_dedup in journal.h)
  *                -> [2][be64 id][be64 received_us][SHA-256 of the bytes without MSH-7]
@@ -898,16 +909,6 @@ batch_fail(hq_batch *b, int rc)
 		b->err = rc;
 }
 
-static int
-put_index(hq_batch *b, MDB_dbi dbi, hq_str key, const unsigned char *idval)
-{
-	if (key.n == 0)
-		return 0;
-	MDB_val k = {key.n > MAX_KEY ? MAX_KEY : key.n, (void *)key.p};
-	MDB_val v = {9, (void *)idval};
-	return mdb_put(b->txn, dbi, &k, &v, 0);
-}
-
 /* 16 fresh random bytes (a message key); never handed out twice.  Returns 0 or EIO. */
 static int
 msg_key(hq_journal *j, unsigned char out[16])
@@ -965,17 +966,7 @@ hq_batch_add(hq_batch *b, hq_record *in, const hq_dedup *dedup, uint64_t *id)
 	MDB_val tk = {8, tbe}, tv = {9, idval};
 	if ((rc = mdb_put(b->txn, j->by_time, &tk, &tv, 0)))
 		goto fail;
-	/* by_type holds code^trigger only, so a prefix "ADT" finds them all. */
-	hq_str type = rec->f[HQ_F_TYPE];
-	const char *caret = memchr(type.p ? type.p : "", '^', type.n);
-	if (caret) {
-		const char *second = memchr(caret + 1, '^',
-					    type.n - (size_t)(caret + 1 - type.p));
-		if (second)
-			type.n = (size_t)(second - type.p);
-	}
-	if ((rc = put_index(b, j->by_type, type, idval)))
-		goto fail; /* by_control, by_patient: hq_journal_index() */
+	/* by_type, by_control, by_patient: hq_journal_index(), behind. */
 	if (dedup) {
 		unsigned char dv[DEDUP_SIZE];
 		dv[0] = DEDUP_FORMAT;
@@ -1029,12 +1020,7 @@ hq_batch_commit(hq_batch *b)
 	j->commits++;
 	if (rc == 0 && j->fail_at && j->commits == j->fail_at)
 		rc = HQ_EINJECTED;
-	if (rc == 0) {
-		unsigned char nbe[9];
-		put_val(nbe, j->next_id);
-		MDB_val k = {7, "next_id"}, v = {9, nbe};
-		rc = mdb_put(b->txn, j->meta, &k, &v, 0);
-	}
+	/* No meta "next_id" here: the last key of msgs says it (see the top). */
 	if (rc == 0) {
 		rc = commit_sealing(j, b->txn);
 	} else {
@@ -1096,6 +1082,9 @@ cmp_u64(const void *a, const void *b)
 }
 
 
+static hq_str type_key(hq_str type);
+static int type_matches(hq_str type, hq_str want);
+
 static uint64_t
 read_indexed_upto(hq_journal *j, MDB_txn *txn)
 {
@@ -1141,20 +1130,26 @@ hq_journal_index(hq_journal *j, size_t max)
 				patient_mac(&j->keys[0], pid, mac);
 				pid = (hq_str){(const char *)mac, 16};
 			}
+			/* by_type holds code^trigger only, so a prefix "ADT" finds them all. */
+			hq_str type = type_key(r.f[HQ_F_TYPE]);
 			MDB_val ck = {ctrl.n > MAX_KEY ? MAX_KEY : ctrl.n, (void *)ctrl.p};
 			MDB_val pk = {pid.n > MAX_KEY ? MAX_KEY : pid.n, (void *)pid.p};
+			MDB_val tk = {type.n > MAX_KEY ? MAX_KEY : type.n, (void *)type.p};
 			MDB_val iv = {9, idval};
 			/* The keys point into the map: copy-on-write puts may move
-			 * that page, so both keys are read before either put. */
-			char kbuf[2 * MAX_KEY];
+			 * that page, so every key is read before any put. */
+			char kbuf[3 * MAX_KEY];
 			memcpy(kbuf, ck.mv_data, ck.mv_size);
 			memcpy(kbuf + MAX_KEY, pk.mv_data, pk.mv_size);
+			memcpy(kbuf + 2 * MAX_KEY, tk.mv_data, tk.mv_size);
 			ck.mv_data = kbuf;
 			pk.mv_data = kbuf + MAX_KEY;
+			tk.mv_data = kbuf + 2 * MAX_KEY;
 			upto = r.id;
 			free(plain);
 			if ((ck.mv_size && (rc = mdb_put(txn, j->by_control, &ck, &iv, 0))) ||
-			    (pk.mv_size && (rc = mdb_put(txn, j->by_patient, &pk, &iv, 0))))
+			    (pk.mv_size && (rc = mdb_put(txn, j->by_patient, &pk, &iv, 0))) ||
+			    (tk.mv_size && (rc = mdb_put(txn, j->by_type, &tk, &iv, 0))))
 				break;
 		}
 		done++;
@@ -2444,7 +2439,8 @@ index_ids(MDB_txn *txn, MDB_dbi dbi, hq_str key, int prefix, idvec *out)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* The records past indexed_upto whose field matches key exactly. */
+/* The records past indexed_upto whose field matches key exactly (the
+ * type: as type_matches() says). */
 static int
 tail_ids(hq_journal *j, MDB_txn *txn, int field, hq_str key, idvec *out)
 {
@@ -2461,7 +2457,8 @@ tail_ids(hq_journal *j, MDB_txn *txn, int field, hq_str key, idvec *out)
 		hq_record r;
 		void *plain;
 		if (open_record(j, v.mv_data, v.mv_size, &r, &plain) == 0) {
-			int match = str_eq(r.f[field], key);
+			int match = field == HQ_F_TYPE ? type_matches(r.f[field], key)
+						       : str_eq(r.f[field], key);
 			free(plain);
 			if (match && (rc = idvec_push(out, r.id)))
 				break;
@@ -2474,8 +2471,8 @@ tail_ids(hq_journal *j, MDB_txn *txn, int field, hq_str key, idvec *out)
 
 /*
  * The ids whose control id, patient id or type (prefix "ADT" for every
- * ADT^...) is key: from the index, plus -- for the deferred indexes --
- * the records not indexed yet.  Unsorted.
+ * ADT^...) is key: from the index, plus the records not indexed yet
+ * (all three indexes are deferred).  Unsorted.
  */
 static int
 lookup_ids(hq_journal *j, MDB_txn *txn, hq_index idx, hq_str key, idvec *out)
@@ -2505,6 +2502,8 @@ lookup_ids(hq_journal *j, MDB_txn *txn, hq_index idx, hq_str key, idvec *out)
 			prefix[n] = '^';
 			rc = index_ids(txn, j->by_type, (hq_str){prefix, n + 1}, 1, out);
 		}
+		if (rc == 0)
+			rc = tail_ids(j, txn, HQ_F_TYPE, key, out);
 	}
 	return rc;
 }
@@ -3147,13 +3146,24 @@ hq_journal_purge_if(hq_journal *j, const uint64_t *ids, size_t n, hq_purge_if co
 
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
 		return rc > 0 ? -rc : rc;
-	uint64_t upto = read_indexed_upto(j, txn), window = DUP_WINDOW_DEFAULT_US, now = wall_us();
+	uint64_t upto = read_indexed_upto(j, txn), window = DUP_WINDOW_DEFAULT_US, now = wall_us(), top = 0, next;
 	MDB_val wk = {13, "dup_window_us"}, wv;
 	if (mdb_get(txn, j->meta, &wk, &wv) == 0 && wv.mv_size == 9)
 		window = get_val(&wv);
 	uint64_t keep_dup_us = now > window ? now - window : 0;
-	for (size_t i = 0; i < n && rc == 0; i++)
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		rc = purge_one(j, txn, ids[i], upto, cond, keep_dup_us, &purged);
+		if (ids[i] > top)
+			top = ids[i];
+	}
+	/* The intake commit does not write meta "next_id" (see the top):
+	 * removing the last record must not let its id be handed out again. */
+	if (rc == 0 && (rc = meta_get_id(j, txn, "next_id", &next)) == 0 && top >= next) {
+		unsigned char nbe[9];
+		put_val(nbe, top + 1);
+		MDB_val nk = {7, "next_id"}, nv = {9, nbe};
+		rc = mdb_put(txn, j->meta, &nk, &nv, 0);
+	}
 	if (rc == 0)
 		rc = mdb_txn_commit(txn);
 	else

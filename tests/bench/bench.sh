@@ -2,9 +2,20 @@
 # bench.sh BINDIR - `make bench`: the machine's limits and hl7qd's figures,
 # measured in one run, and their ratios.  A report, not a test: nothing
 # here fails the build.
-#   1. fdatasync/s and one-message-per-transaction journal commits/s (syncrate)
-#   2. a fresh hl7qd driven by hl7send with 1 KB ADT messages: 64 connections, then 1
-#   3. daemon RSS with 1,000 idle connections
+#   1. fdatasync/s, plain LMDB commits/s (one 1 KB value in one database)
+#      and hl7q journal commits/s, one message each (syncrate)
+#   2. a fresh hl7qd, 1 connection stop-and-wait with 1 KB ADT messages:
+#      rate, commits per message (the daemon's own count at stop); then,
+#      untimed under strace, the pages and syncs per message it writes to
+#      data.mdb, beside those of one plain LMDB commit (syscall_pages.py
+#      says why not /proc/PID/io write_bytes, which is reported too)
+#   3. a fresh hl7qd, 64 connections; then, on that same daemon after the
+#      load, 1,000 idle connections: RssAnon, and beside it RssFile (the
+#      journal pages the load mapped: page cache, not the daemon's own)
+#   4. the npm MLLP servers simple-hl7 and @medplum/hl7 (ACK from memory,
+#      store nothing: tests/bench/node/server.js), driven by the same
+#      hl7send with the same loads: what durability costs
+# The table goes to stdout, the same figures as JSON to build/bench/summary.json.
 set -e
 bin=$1
 cd "$(dirname "$0")/../.."
@@ -17,68 +28,170 @@ N64=${HL7Q_BENCH_N64:-200000}
 SECS1=${HL7Q_BENCH_SECS1:-5}
 
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -1; }
+write_bytes() { awk '/^write_bytes/ {print $2}' /proc/$1/io; }
+pids=""
+trap 'for p in $pids; do kill $p 2>/dev/null || true; done' EXIT
 
+echo "== load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== machine limits (filesystem of $out)"
 limits=$(build/plain/tests/bench/syncrate $out 3)
 fsyncs=$(echo "$limits" | field fdatasync_per_s)
+lmdb=$(echo "$limits" | field lmdb_per_s)
 commits=$(echo "$limits" | field commits_per_s)
-echo "fdatasync: $fsyncs/s; journal commits, one 1 KB message each: $commits/s"
+echo "fdatasync: $fsyncs/s; plain LMDB commits, one 1 KB value: $lmdb/s;" \
+	"hl7q journal commits, one 1 KB message: $commits/s"
+have_strace=$(command -v strace || true)
+TRACE="-f -qq -y -e trace=pwrite64,pwritev,writev,fdatasync,fsync"
+lmdb_io="pages=0 syncs=0"
+if [ -n "$have_strace" ]; then
+	n=$(strace $TRACE -o $out/lmdb.strace build/plain/tests/bench/syncrate $out 1 lmdb | field commits)
+	lmdb_io=$(tests/bench/syscall_pages.py $out/lmdb.strace $n)
+	echo "plain LMDB commit writes: $lmdb_io"
+fi
 
 port=$(free_port)
-bench_conf $out/bench.conf $PWD/$out/journal $port 2000
-$bin/hl7qd -c $out/bench.conf 2>$out/hl7qd.log &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-wait_ready $out/hl7qd.log
+bench_conf $out/bench.conf $PWD/$out/journal1 $port 2000
+# start_hl7qd JOURNAL: a fresh daemon on JOURNAL; sets pid.
+start_hl7qd() {
+	sed -i "s|^path = .*|path = $PWD/$1|" $out/bench.conf
+	$bin/hl7qd -c $out/bench.conf 2>>$out/hl7qd.log &
+	pid=$!
+	pids="$pids $pid"
+	wait_ready $out/hl7qd.log $((++started))
+}
+started=0
 
-echo "== 1 connection, ${SECS1}s"
+echo "== hl7qd: 1 connection, ${SECS1}s"
+start_hl7qd $out/journal1
+w0=$(write_bytes $pid)
 $bin/hl7send -p $port -g -c 1 -d $SECS1 -s 1024 > $out/r1.txt
+w1=$(write_bytes $pid)
 head -1 $out/r1.txt
 r1=$(grep '^result' $out/r1.txt)
-echo "== 64 connections, $N64 messages of 1 KB"
+io1="pages=0 syncs=0"
+if [ -n "$have_strace" ]; then # untimed: what 300 more messages write
+	strace $TRACE -p $pid -o $out/hl7qd.strace &
+	spid=$!
+	sleep 1
+	$bin/hl7send -p $port -g -c 1 -n 300 -s 1024 > /dev/null
+	sleep 0.5
+	kill $spid; wait $spid || true
+	io1=$(tests/bench/syscall_pages.py $out/hl7qd.strace 300)
+	echo "hl7qd writes per message: $io1"
+fi
+kill -TERM $pid; wait $pid || true
+# The machine is shared: the plain LMDB rate again, right after, and the mean of the two.
+lmdb2=$(build/plain/tests/bench/syncrate $out 3 | field lmdb_per_s)
+echo "plain LMDB commits again: $lmdb2/s"
+lmdb=$(/usr/bin/python3 -c "print(round(($lmdb + $lmdb2) / 2))")
+# Commits while the connection ran: intake batches plus deferred index runs.
+stop=$(grep "stopped:" $out/hl7qd.log | tail -1)
+batches=$(echo "$stop" | sed -n 's/.* in \([0-9]*\) batches.*/\1/p')
+idx=$(grep "deferred index runs" $out/hl7qd.log | tail -1 | sed -n 's/.*deferred index runs: \([0-9]*\),.*/\1/p')
+msgs1=$(echo "$r1" | field messages)
+msgs1s=$(echo "$stop" | sed -n 's/.*stopped: \([0-9]*\) frames.*/\1/p') # with the 300 traced
+echo "$stop"
+
+echo "== hl7qd: 64 connections, $N64 messages of 1 KB"
+start_hl7qd $out/journal64
 $bin/hl7send -p $port -g -c 64 -n $N64 -s 1024 > $out/r64.txt
 head -1 $out/r64.txt
 r64=$(grep '^result' $out/r64.txt)
 
-kill -TERM $pid; wait $pid || true
-grep -E "stopped|commits:" $out/hl7qd.log
-
-# A fresh daemon on a fresh journal: what 1,000 connections cost, without
-# the journal pages (file-backed, shared page cache) the load above mapped.
-echo "== 1,000 idle connections (fresh daemon, fresh journal)"
-sed -i "s|^path = .*|path = $PWD/$out/journal-idle|" $out/bench.conf
-$bin/hl7qd -c $out/bench.conf 2>>$out/hl7qd.log &
-pid=$!
-wait_ready $out/hl7qd.log 2
-rss0_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+echo "== the same hl7qd after that load: 1,000 idle connections"
 $bin/hl7send -p $port --idle 1000 -d 4 > $out/idle.txt &
 ipid=$!
 sleep 3
-rss_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 anon_kb=$(awk '/RssAnon/ {print $2}' /proc/$pid/status)
+file_kb=$(awk '/RssFile/ {print $2}' /proc/$pid/status)
 open=$(ls /proc/$pid/fd | wc -l)
-wait $ipid
-kill -TERM $pid; wait $pid || true; trap - EXIT
-echo "RSS before: $((rss0_kb / 1024)) MB; with 1,000 connections: $((rss_kb / 1024)) MB (anonymous $((anon_kb / 1024)) MB), $open fds"
+wait $ipid || true
+kill -TERM $pid; wait $pid || true
+grep -E "stopped|commits:" $out/hl7qd.log | tail -2
+echo "RssAnon $((anon_kb / 1024)) MB, RssFile (mapped journal pages, page cache) $((file_kb / 1024)) MB, $open fds"
 
-rate64=$(echo "$r64" | field rate); p99=$(echo "$r64" | field p99_ms)
-p50=$(echo "$r64" | field p50_ms); p999=$(echo "$r64" | field p999_ms)
-rate1=$(echo "$r1" | field rate)
+# The npm servers, same hl7send, same loads.
+npm_rows=""
+if [ -d tests/bench/node/node_modules/simple-hl7 ] && [ -d tests/bench/node/node_modules/@medplum/hl7 ]; then
+	for kind in simple-hl7 medplum; do
+		nport=$(free_port)
+		node tests/bench/node/server.js $kind $nport > $out/node-$kind.log 2>&1 &
+		npid=$!
+		pids="$pids $npid"
+		for _ in $(seq 100); do grep -q ready $out/node-$kind.log && break; sleep 0.1; done
+		echo "== $kind (npm): 1 connection ${SECS1}s, then 64 connections"
+		$bin/hl7send -p $nport -g -c 1 -d $SECS1 -s 1024 > $out/$kind-r1.txt || true
+		$bin/hl7send -p $nport -g -c 64 -n $N64 -s 1024 > $out/$kind-r64.txt || true
+		head -1 $out/$kind-r1.txt $out/$kind-r64.txt
+		kill $npid 2>/dev/null || true; wait $npid 2>/dev/null || true
+		npm_rows="$npm_rows $kind $(grep '^result' $out/$kind-r1.txt | field rate) $(grep '^result' $out/$kind-r64.txt | field rate) $(grep '^result' $out/$kind-r64.txt | field p99_ms)"
+	done
+else
+	echo "== npm MLLP servers not installed (make deps-bench): left out"
+fi
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+
 echo
-echo "== summary (hl7qd $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores)"
-/usr/bin/python3 - "$fsyncs" "$commits" "$rate64" "$p50" "$p99" "$p999" "$rate1" "$rss_kb" "$open" <<'PY'
-import sys
-fs, cm, r64, p50, p99, p999, r1, rss, fds = map(float, sys.argv[1:])
+echo "== summary (hl7qd $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores, load average $load)"
+/usr/bin/python3 - "$out/summary.json" "$load" <<PY
+import json, sys
+def f(s):
+    try:
+        return float(s)
+    except ValueError:
+        return 0.0
+def res(line):
+    return {k: f(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+r1, r64 = res("""$r1"""), res("""$r64""")
+fs, lmdb, cm = f("$fsyncs"), f("$lmdb"), f("$commits")
+msgs1 = f("$msgs1") or 1
+wb1 = (f("$w1") - f("$w0")) / 4096 / msgs1
+commits1 = (f("$batches") + f("${idx:-0}")) / (f("$msgs1s") or 1)
+lio, io1 = res("r $lmdb_io"), res("r $io1")
+lpages, pages1, syncs1 = lio["pages"], io1["pages"], io1["syncs"]
+anon, filemb, fds = f("$anon_kb") / 1024, f("$file_kb") / 1024, f("$open")
+npm = "$npm_rows".split()
+peers = {npm[i]: {"rate_1": f(npm[i + 1]), "rate_64": f(npm[i + 2]), "p99_64_ms": f(npm[i + 3])}
+         for i in range(0, len(npm), 4)}
 rows = [
-    ("machine: fdatasync/s", "%.0f" % fs, "", True),
-    ("machine: journal commits/s, 1 msg each", "%.0f" % cm, "", True),
-    ("64 connections: ACKed msg/s", "%.0f" % r64, ">= 20000", r64 >= 20000),
-    ("64 connections: p50 / p99 / p99.9 ACK ms", "%.2f / %.2f / %.2f" % (p50, p99, p999), "p99 < 10", p99 < 10),
-    ("1 connection: msg/s", "%.0f" % r1, "", True),
-    ("1 connection / one-msg-per-txn commits", "%.2f" % (r1 / cm), ">= 0.70", r1 / cm >= 0.7),
-    ("64 connections / fdatasync rate", "%.2f" % (r64 / fs), "", True),
-    ("1,000 idle connections: RSS MB", "%.1f (fds %d)" % (rss / 1024, fds), "< 64", rss / 1024 < 64),
+    ("machine: fdatasync/s", "%.0f" % fs, "", None),
+    ("machine: plain LMDB commits/s, one 1 KB value", "%.0f (%.1f pages, %.0f syncs each)" % (lmdb, lpages, lio["syncs"]), "", None),
+    ("machine: hl7q journal commits/s, 1 msg each", "%.0f" % cm, "", None),
+    ("1 connection: ACKed msg/s", "%.0f" % r1["rate"], "", None),
+    ("1 connection / plain LMDB commits", "%.2f" % (r1["rate"] / lmdb if lmdb else 0), ">= 0.70",
+     lmdb and r1["rate"] / lmdb >= 0.7),
+    ("1 connection: pages written per msg", "%.1f (plain LMDB %.1f)" % (pages1, lpages), "<= +2",
+     pages1 <= lpages + 2),
+    ("1 connection: syncs / commits per msg", "%.2f / %.2f" % (syncs1, commits1), "- / 1", commits1 < 1.05),
+    ("1 connection: write_bytes per msg, 4 KB units", "%.1f (large folios: see syscall_pages.py)" % wb1, "", None),
+    ("64 connections: ACKed msg/s", "%.0f" % r64["rate"], ">= 50000", r64["rate"] >= 50000),
+    ("64 connections: p50 / p99 / p99.9 ACK ms",
+     "%.2f / %.2f / %.2f" % (r64["p50_ms"], r64["p99_ms"], r64["p999_ms"]), "p99 < 5", r64["p99_ms"] < 5),
+    ("after it, 1,000 idle conns: RssAnon MB", "%.1f (RssFile %.0f, fds %d)" % (anon, filemb, fds), "< 64",
+     anon < 64),
 ]
+for name, p in peers.items():
+    rows.append(("%s (npm, no storage): 1 conn / 64 msg/s" % name,
+                 "%.0f / %.0f" % (p["rate_1"], p["rate_64"]), "", None))
+    rows.append(("hl7qd / %s: 1 conn, 64 conns" % name,
+                 "%.2f, %.2f" % (r1["rate"] / p["rate_1"] if p["rate_1"] else 0,
+                                 r64["rate"] / p["rate_64"] if p["rate_64"] else 0), "", None))
 for name, val, target, ok in rows:
-    print("%-44s %-26s %-10s %s" % (name, val, target, ("ok" if ok else "MISSED") if target else ""))
+    print("%-46s %-30s %-9s %s" % (name, val, target, "" if ok is None else ("ok" if ok else "MISSED")))
+json.dump({
+    "load_average": sys.argv[2],
+    "machine": {"fdatasync_per_s": fs, "lmdb_commits_per_s": lmdb, "lmdb_pages_per_commit": lpages,
+                "lmdb_syncs_per_commit": lio["syncs"], "journal_commits_per_s": cm},
+    "hl7qd": {
+        "conn1": {"rate": r1["rate"], "p50_ms": r1["p50_ms"], "p99_ms": r1["p99_ms"],
+                  "ratio_to_lmdb": r1["rate"] / lmdb if lmdb else 0,
+                  "pages_per_msg": pages1, "syncs_per_msg": syncs1, "commits_per_msg": commits1,
+                  "write_bytes_pages_per_msg": wb1},
+        "conn64": {"rate": r64["rate"], "p50_ms": r64["p50_ms"], "p99_ms": r64["p99_ms"],
+                   "p999_ms": r64["p999_ms"]},
+        "idle1000_after_load": {"rss_anon_mb": anon, "rss_file_mb": filemb, "fds": fds},
+    },
+    "npm_servers": peers,
+}, open(sys.argv[1], "w"), indent=2)
+print("(JSON: %s)" % sys.argv[1])
 PY

@@ -57,6 +57,7 @@ url = https://127.0.0.1:$ngport/ok
 ca_file = $PWD/$out/cert.pem
 ordering = none
 concurrency = 64
+http_version = auto
 CONF
 
 echo "== queue $N messages with delivery held"
@@ -66,18 +67,29 @@ wait_ready $out/hl7qd.log
 $bin/hl7send -p $port -g -c 64 -n $N -s 1024 | head -1
 kill -TERM $pid; wait $pid || true
 echo "pending: $(pending $out/journal)"
+cp -a $out/journal $out/journal-held
 
-echo "== drain"
-: > $out/hl7qd.log
-t0=$(date +%s.%N)
-$bin/hl7qd -c $out/hl7q.conf 2>>$out/hl7qd.log &
-pid=$!
-[ -n "$HL7Q_BENCH_PERF" ] && perf record -g -p $pid -o $out/perf.data -- sleep 1.5 >/dev/null 2>&1 &
-while [ "$(pending $out/journal)" != "0" ]; do sleep 0.05; done
-t1=$(date +%s.%N)
-kill -TERM $pid; wait $pid || true
-drain=$(/usr/bin/python3 -c "print('%.0f' % ($N / ($t1 - $t0)))")
-echo "drained $N in $(/usr/bin/python3 -c "print('%.2f' % ($t1 - $t0))") s: $drain deliveries/s"
+# drain VERSION: the held queue drained with http_version = VERSION; sets drain.
+drain_with() {
+	rm -rf $out/journal && cp -a $out/journal-held $out/journal
+	sed -i "s/^http_version = .*/http_version = $1/" $out/hl7q.conf
+	echo "== drain, http_version = $1"
+	: > $out/hl7qd.log
+	t0=$(date +%s.%N)
+	$bin/hl7qd -c $out/hl7q.conf 2>>$out/hl7qd.log &
+	pid=$!
+	[ -n "$HL7Q_BENCH_PERF" ] && perf record -g -p $pid -o $out/perf-$1.data -- sleep 1.5 >/dev/null 2>&1 &
+	while [ "$(pending $out/journal)" != "0" ]; do sleep 0.05; done
+	t1=$(date +%s.%N)
+	kill -TERM $pid; wait $pid || true
+	drain=$(/usr/bin/python3 -c "print('%.0f' % ($N / ($t1 - $t0)))")
+	echo "drained $N in $(/usr/bin/python3 -c "print('%.2f' % ($t1 - $t0))") s: $drain deliveries/s"
+}
+# HTTP/1.1 and HTTP/2 against the same nginx, then auto (what hl7q picks)
+drain_with 1.1; drain11=$drain
+drain_with 2; drain2=$drain
+drain_with auto
+sed -i "s/^http_version = .*/http_version = auto/" $out/hl7q.conf
 
 echo "== intake and delivery together: $N2 messages, 64 connections"
 rm -rf $out/journal
@@ -95,11 +107,12 @@ kill $ngpid 2>/dev/null || true
 e2e=$(/usr/bin/python3 -c "print('%.0f' % ($N2 / ($t1 - $t0)))")
 echo
 echo "== delivery summary"
-/usr/bin/python3 - "$wrk_rate" "$drain" "$e2e" <<'PY'
+/usr/bin/python3 - "$wrk_rate" "$drain" "$e2e" "$drain11" "$drain2" <<'PY'
 import sys
-wrk, drain, e2e = map(float, sys.argv[1:])
+wrk, drain, e2e, d11, d2 = map(float, sys.argv[1:])
 rows = [("wrk POST requests/s (same URL)", "%.0f" % wrk, "", True),
-        ("drain: deliveries/s", "%.0f" % drain, ">= 10000", drain >= 10000),
+        ("drain deliveries/s, http_version 1.1 / 2", "%.0f / %.0f" % (d11, d2), "", True),
+        ("drain: deliveries/s (http_version auto)", "%.0f" % drain, ">= 10000", drain >= 10000),
         ("drain / wrk", "%.2f" % (drain / wrk), ">= 0.30", drain / wrk >= 0.3),
         ("intake + delivery end to end msg/s", "%.0f" % e2e, ">= 8000", e2e >= 8000)]
 for name, val, target, ok in rows:

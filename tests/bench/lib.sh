@@ -5,6 +5,7 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 
 # bench_conf FILE JOURNAL PORT MAX_CONNECTIONS: the daemon, journal and
 # listener sections every benchmark config starts with (targets appended after).
+# Every benchmark connection comes from 127.0.0.1: the per-peer cap is the total.
 bench_conf() {
 	cat > "$1" <<CONF
 [daemon]
@@ -15,6 +16,7 @@ max_size = 4G
 [listener bench]
 listen = 127.0.0.1:$3
 max_connections = $4
+max_connections_per_peer = $4
 CONF
 }
 

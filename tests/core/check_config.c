@@ -177,6 +177,32 @@ START_TEST(test_targets_and_routing)
 END_TEST
 
 
+/* Issue 16, point 3: http_version per target; auto unless said. */
+START_TEST(test_issue16_http_version)
+{
+	ck_assert_int_eq(load("[journal]\npath=/tmp/j\n[listener a]\nlisten=127.0.0.1:1\n"
+			      "[target plain]\nurl = https://x/a\n"
+			      "[target one]\nurl = https://x/b\nhttp_version = 1.1\n"
+			      "[target two]\nurl = http://x/c\nhttp_version = 2\n"
+			      "[target said]\nurl = https://x/d\nhttp_version = auto\n"),
+			 0);
+	ck_assert_int_eq(cfg.ntargets, 4);
+	ck_assert_int_eq(cfg.targets[0].http_version, HQ_HTTP_AUTO);
+	ck_assert_int_eq(cfg.targets[1].http_version, HQ_HTTP_1_1);
+	ck_assert_int_eq(cfg.targets[2].http_version, HQ_HTTP_2);
+	ck_assert_int_eq(cfg.targets[3].http_version, HQ_HTTP_AUTO);
+
+	const char *base = "[journal]\npath=/tmp/j\n[listener a]\nlisten=127.0.0.1:1\n";
+	const char *bad[] = {"1.0", "3", "2.0", "HTTP/2", ""};
+	char text[512];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(text, sizeof text, "%s[target t]\nurl = https://x\nhttp_version = %s\n",
+			 base, bad[i]);
+		assert_err(text, 7, "http_version");
+	}
+}
+END_TEST
+
 static struct sockaddr_storage
 addr(const char *ip)
 {
@@ -406,6 +432,7 @@ main(void)
 	tcase_add_test(tc, test_issue14_6_section_twice);
 	tcase_add_test(tc, test_issue14_6_relative_paths);
 	tcase_add_test(tc, test_fhir_keys);
+	tcase_add_test(tc, test_issue16_http_version);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
 	hq_config_free(&cfg);

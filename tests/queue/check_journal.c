@@ -125,6 +125,12 @@ START_TEST(test_indexes)
 	add_one(j, "C1", "ORU^R01", "P1", "m5");
 	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_CONTROL, S("C1"), ids, 16), 3);
 	ck_assert(ids[0] == 1 && ids[1] == 3 && ids[2] == 5);
+	/* the type index too: part from the index, part from the tail, once each */
+	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_TYPE, S("ORU"), ids, 16), 2);
+	ck_assert(ids[0] == 2 && ids[1] == 5);
+	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_TYPE, S("ADT"), ids, 16), 2);
+	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_TYPE, S("ADTX"), ids, 16), 1);
+	ck_assert_uint_eq(ids[0], 4);
 	ck_assert_int_eq(hq_journal_index(j, 100), 2);
 	ck_assert_uint_eq(hq_journal_unindexed(j), 0);
 	ck_assert_int_eq(hq_journal_lookup(j, HQ_IDX_CONTROL, S("C1"), ids, 16), 3);
@@ -138,6 +144,94 @@ START_TEST(test_indexes)
 	/* the index position survives a reopen */
 	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
 	ck_assert_uint_eq(hq_journal_unindexed(j), 0);
+	hq_journal_close(j);
+}
+END_TEST
+
+/* Entries in one database of the journal at dir (closed), by raw LMDB. */
+static size_t
+db_entries(const char *name)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_stat st;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+	ck_assert_int_eq(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, name, 0, &dbi), 0);
+	ck_assert_int_eq(mdb_stat(txn, dbi, &st), 0);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return st.ms_entries;
+}
+
+/* Whether meta of the journal at dir (closed) holds key. */
+static int
+meta_has(const char *key)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {strlen(key), (void *)key}, v;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+	ck_assert_int_eq(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	int found = mdb_get(txn, dbi, &k, &v) == 0;
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return found;
+}
+
+/* Issue 16, point 1: every B-tree an intake commit touches costs a dirty
+ * page per message on a quiet connection.  The commit writes the record
+ * and its by_time entry only: by_type is written behind with the other
+ * indexes, and meta "next_id" is not rewritten (the last key says it). */
+START_TEST(test_intake_commit_touches_two_trees)
+{
+	hq_journal *j;
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	add_one(j, "C1", "ADT^A01^ADT_A01", "P1", "m1");
+	hq_journal_close(j);
+	ck_assert_uint_eq(db_entries("msgs"), 1);
+	ck_assert_uint_eq(db_entries("by_time"), 1);
+	ck_assert_uint_eq(db_entries("by_type"), 0);
+	ck_assert_uint_eq(db_entries("by_control"), 0);
+	ck_assert_uint_eq(db_entries("by_patient"), 0);
+	ck_assert(!meta_has("next_id"));
+	/* the index run writes them, and meta says how far */
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_uint_eq(hq_journal_next_id(j), 2);
+	ck_assert_int_eq(hq_journal_index(j, 100), 1);
+	hq_journal_close(j);
+	ck_assert_uint_eq(db_entries("by_type"), 1);
+	ck_assert_uint_eq(db_entries("by_control"), 1);
+	ck_assert_uint_eq(db_entries("by_patient"), 1);
+}
+END_TEST
+
+/* With no "next_id" written by the intake commit, purging the newest
+ * records must still not let their ids come back. */
+START_TEST(test_purged_last_id_never_reused)
+{
+	hq_journal *j;
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	add_one(j, "A", "ADT^A01", "", "1");
+	add_one(j, "B", "ADT^A01", "", "2");
+	uint64_t three = add_one(j, "C", "ADT^A01", "", "3");
+	ck_assert_int_eq(hq_journal_purge(j, &three, 1), 1);
+	hq_journal_close(j);
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_uint_eq(hq_journal_next_id(j), 4);
+	uint64_t all[] = {1, 2, 4};
+	ck_assert_uint_eq(add_one(j, "D", "ADT^A01", "", "4"), 4);
+	ck_assert_int_eq(hq_journal_purge(j, all, 3), 3);
+	hq_journal_close(j);
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_uint_eq(hq_journal_next_id(j), 5);
 	hq_journal_close(j);
 }
 END_TEST
@@ -983,6 +1077,8 @@ main(void)
 	tcase_add_test(tc, test_roundtrip);
 	tcase_add_test(tc, test_indexes);
 	tcase_add_test(tc, test_ids_survive_reopen);
+	tcase_add_test(tc, test_intake_commit_touches_two_trees);
+	tcase_add_test(tc, test_purged_last_id_never_reused);
 	tcase_add_test(tc, test_abort_and_seam);
 	tcase_add_test(tc, test_dedup);
 	tcase_add_test(tc, test_point3_dedup_key_whole_and_per_listener);
