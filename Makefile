@@ -154,6 +154,7 @@ bench: all deps-bench build/plain/tests/bench/syncrate build/plain/tests/bench/f
 	@tests/bench/delivery.sh $(abspath $(BIN))
 	@HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/bench/fhir.sh $(abspath $(BIN)) $(abspath build/plain/tests/fhir/convert)
 	@tests/bench/backlog.sh $(abspath $(BIN))
+	@tests/bench/retry.sh $(abspath $(BIN)) $(abspath build/plain/tests/bench/fill)
 	@rm -rf build/bench-lookup && mkdir -p build/bench-lookup
 	@echo "== audit queries on a journal of $(HL7Q_BENCH_LOOKUP_N) messages"
 	@/usr/bin/python3 tests/bench/lookup.py $(abspath $(BIN)) build/plain/tests/bench/fill \

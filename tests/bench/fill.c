@@ -9,6 +9,12 @@
  *
  * fill DIR N --pending leaves every delivery pending instead: a backlog of
  * N for the /metrics scrape benchmark (tests/bench/scrape.py).
+ *
+ * fill DIR N --retry SECS marks every delivery as a retry (one failed
+ * attempt, HTTP 503) due SECS seconds from now: the not-due retries of the
+ * retry benchmark (tests/bench/retry.sh).  --target NAME names the target
+ * (default "warehouse"); --key FILE seals the journal with the keys of FILE
+ * (encryption_key_file's format), as hl7qd with encryption would.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +35,23 @@ main(int argc, char **argv)
 {
 	static const char *types[] = {"ADT^A01^ADT_A01", "ADT^A08^ADT_A01", "ORU^R01^ORU_R01",
 				      "ORM^O01^ORM_O01"};
-	int pending = argc == 4 && strcmp(argv[3], "--pending") == 0;
-	if (argc != 3 && !pending) {
-		fprintf(stderr, "usage: fill DIR N [--pending]\n");
+	int pending = 0, bad = argc < 3;
+	long retry_s = -1;
+	const char *target = "warehouse", *key = NULL;
+	for (int a = 3; a < argc && !bad; a++) {
+		if (strcmp(argv[a], "--pending") == 0)
+			pending = 1;
+		else if (strcmp(argv[a], "--retry") == 0 && a + 1 < argc)
+			retry_s = strtol(argv[++a], NULL, 10);
+		else if (strcmp(argv[a], "--target") == 0 && a + 1 < argc)
+			target = argv[++a];
+		else if (strcmp(argv[a], "--key") == 0 && a + 1 < argc)
+			key = argv[++a];
+		else
+			bad = 1;
+	}
+	if (bad || (pending && retry_s >= 0)) {
+		fprintf(stderr, "usage: fill DIR N [--pending | --retry SECS] [--target NAME] [--key FILE]\n");
 		return 2;
 	}
 	uint64_t n = strtoull(argv[2], NULL, 10), end = hq_wall_us(), start = end - n * 864000;
@@ -39,6 +59,11 @@ main(int argc, char **argv)
 	int rc = hq_journal_open(argv[1], (uint64_t)8 << 30, 0, &j);
 	if (rc) {
 		fprintf(stderr, "fill: %s: %s\n", argv[1], hq_strerror(rc));
+		return 1;
+	}
+	char err[256];
+	if (key && hq_journal_set_keys(j, key, err, sizeof err)) {
+		fprintf(stderr, "fill: %s\n", err);
 		return 1;
 	}
 	static hq_outcome outs[BATCH];
@@ -81,7 +106,7 @@ main(int argc, char **argv)
 			r.f[HQ_F_ACK_ID] = S("ACK1");
 			r.f[HQ_F_RAW] = (hq_str){raw, (size_t)len};
 			if ((rc = hq_batch_add(b, &r, NULL, &id)) ||
-			    (rc = hq_batch_add_delivery(b, id, "warehouse", r.received_us)))
+			    (rc = hq_batch_add_delivery(b, id, target, r.received_us)))
 				break;
 			memset(&outs[k], 0, sizeof outs[k]);
 			outs[k].id = id;
@@ -90,9 +115,16 @@ main(int argc, char **argv)
 			outs[k].http_status = 200;
 			outs[k].latency_us = 15000;
 			snprintf(outs[k].error, sizeof outs[k].error, "HTTP 200");
+			if (retry_s >= 0) {
+				outs[k].state = HQ_DLV_RETRY;
+				outs[k].at_us = end;
+				outs[k].next_us = end + (uint64_t)retry_s * 1000000;
+				outs[k].http_status = 503;
+				snprintf(outs[k].error, sizeof outs[k].error, "HTTP 503");
+			}
 		}
 		if (rc || (rc = hq_batch_commit(b)) ||
-		    (!pending && (rc = hq_journal_record_outcomes(j, "warehouse", outs, k)))) {
+		    (!pending && (rc = hq_journal_record_outcomes(j, target, outs, k)))) {
 			fprintf(stderr, "fill: %s\n", hq_strerror(rc));
 			return 1;
 		}
