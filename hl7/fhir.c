@@ -502,25 +502,39 @@ typedef struct obuf {
 } obuf;
 
 static void
-out(obuf *b, const char *s, size_t n)
+grow(obuf *b, size_t n)
 {
 	if (b->oom)
 		return;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap < b->n + n + 1)
+		cap *= 2;
+	char *p = realloc(b->p, cap);
+	if (p == NULL) {
+		b->oom = 1;
+		return;
+	}
+	b->p = p;
+	b->cap = cap;
+}
+
+/* Appends s[0..n): inline, as the serializer writes many short pieces. */
+static inline void
+out(obuf *b, const char *s, size_t n)
+{
 	if (b->n + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->n + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = 1;
+		grow(b, n);
+		if (b->oom)
 			return;
-		}
-		b->p = p;
-		b->cap = cap;
 	}
 	memcpy(b->p + b->n, s, n);
 	b->n += n;
 }
+
+/* Bytes a JSON string cannot hold as they are: controls, '"' and '\\'. */
+static const unsigned char needs_escape[256] = {
+	[0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+};
 
 /* A JSON string; text holds no control characters but tab and newline (v2.c drops the others). */
 static void
@@ -530,21 +544,19 @@ out_string(obuf *b, const char *s, size_t n)
 	size_t run = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
+		if (!needs_escape[c])
 			continue; /* the usual case: copied with the run */
 		const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\t' ? "\\t"
 				: c == '\r' ? "\\r" : NULL;
-		if (esc == NULL && c < 0x20) {
+		out(b, s + run, i - run);
+		if (esc == NULL) {
 			char u[8];
 			snprintf(u, sizeof u, "\\u%04x", c);
-			out(b, s + run, i - run);
 			out(b, u, 6);
-			run = i + 1;
-		} else if (esc) {
-			out(b, s + run, i - run);
+		} else {
 			out(b, esc, 2);
-			run = i + 1;
 		}
+		run = i + 1;
 	}
 	out(b, s + run, n - run);
 	out(b, "\"", 1);
@@ -553,24 +565,28 @@ out_string(obuf *b, const char *s, size_t n)
 /*
  * Compact JSON of j, keys in insertion order.  A string "\001N:<digits>"
  * (fx_number) is written as the bare number, so a value keeps the digits
- * the sender wrote (7.50 stays 7.50; a double would not).
+ * the sender wrote (7.50 stays 7.50; a double would not).  resource says
+ * where j is: 4 the Bundle, 3 Bundle.entry, 2 an entry, 1 an entry's
+ * resource, 0 anything else (only resources get resourceType and id first).
  */
 static void
-serialize(obuf *b, const json_t *j)
+serialize(obuf *b, const json_t *j, int resource)
 {
 	if (json_is_object(j)) {
 		const char *k;
 		json_t *v;
 		int first = 1;
 		out(b, "{", 1);
-		/* a resource: resourceType and id lead, as FHIR's JSON examples have them */
-		json_t *rt = json_object_get(j, "resourceType"), *id = json_object_get(j, "id");
+		/* a resource (the Bundle, an entry's resource): resourceType and id
+		 * lead, as FHIR's JSON examples have them */
+		json_t *rt = resource == 1 || resource == 4 ? json_object_get(j, "resourceType") : NULL;
+		json_t *id = rt ? json_object_get(j, "id") : NULL;
 		if (rt) {
 			out(b, "\"resourceType\":", 15);
-			serialize(b, rt);
+			serialize(b, rt, 0);
 			if (id) {
 				out(b, ",\"id\":", 6);
-				serialize(b, id);
+				serialize(b, id, 0);
 			}
 			first = 0;
 		}
@@ -580,9 +596,12 @@ serialize(obuf *b, const json_t *j)
 			if (!first)
 				out(b, ",", 1);
 			first = 0;
-			out_string(b, k, strlen(k));
+			size_t kn = strlen(k);
+			out_string(b, k, kn);
 			out(b, ":", 1);
-			serialize(b, v);
+			/* Bundle.entry[].resource: the resources */
+			serialize(b, v, resource == 2 && kn == 8 && memcmp(k, "resource", 8) == 0 ? 1
+					: resource == 4 && kn == 5 && memcmp(k, "entry", 5) == 0 ? 3 : 0);
 		}
 		out(b, "}", 1);
 	} else if (json_is_array(j)) {
@@ -592,7 +611,7 @@ serialize(obuf *b, const json_t *j)
 		json_array_foreach(j, i, v) {
 			if (i)
 				out(b, ",", 1);
-			serialize(b, v);
+			serialize(b, v, resource == 3 ? 2 : 0);
 		}
 		out(b, "]", 1);
 	} else if (json_is_string(j)) {
@@ -624,7 +643,8 @@ hq_fhir_render(const char *raw, size_t len, const hq_fhir_opts *o, char **body, 
 	if (rc != 0)
 		return rc;
 	obuf ob = {0};
-	serialize(&ob, b);
+	grow(&ob, 4 * len + 4096); /* a Bundle is a few times its message: one or two reallocs */
+	serialize(&ob, b, 4);
 	json_decref(b);
 	if (ob.oom || ob.p == NULL) {
 		free(ob.p);
