@@ -58,10 +58,10 @@ fx_fail(fx *x, hq_str seg, int field, const char *what)
 	snprintf(x->why, sizeof x->why, "%.3s[%d]-%d: %s", seg.p, pos, field, what);
 }
 
-json_t *
+fj *
 fx_ref(const char *ref)
 {
-	return json_pack("{s:s}", "reference", ref);
+	return fx_pack("{s:s}", "reference", ref);
 }
 
 /* HMAC-SHA-256 (RFC 2104) with the key's inner and outer block states kept:
@@ -125,11 +125,11 @@ find_id(fx *x, const char *tid)
 
 /* "Patient?identifier=system|value" for a conditional update; 0 when the Patient has one. */
 static int
-conditional_url(const json_t *r, char *out, size_t cap)
+conditional_url(const fj *r, char *out, size_t cap)
 {
-	const json_t *id = json_array_get(json_object_get(r, "identifier"), 0);
-	const char *v = json_string_value(json_object_get(id, "value"));
-	const char *s = json_string_value(json_object_get(id, "system"));
+	const fj *id = fj_at(fj_get(r, "identifier"), 0);
+	const char *v = fj_str(fj_get(id, "value"));
+	const char *s = fj_str(fj_get(id, "system"));
 	if (v == NULL)
 		return -1;
 	size_t o = (size_t)snprintf(out, cap, "Patient?identifier=");
@@ -152,8 +152,8 @@ conditional_url(const json_t *r, char *out, size_t cap)
 	return o + 4 < cap ? 0 : -1;
 }
 
-json_t *
-fx_add(fx *x, const char *type, const char *key, int segidx, json_t *r, char ref[64])
+fj *
+fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64])
 {
 	char k[400], id[37], tid[64];
 	if (key == NULL || *key == 0)
@@ -171,8 +171,8 @@ fx_add(fx *x, const char *type, const char *key, int segidx, json_t *r, char ref
 		if (at < 0)
 			break;
 		if (merge) {
-			json_object_update_missing(x->res[at], r);
-			json_decref(r);
+			fj_update_missing(x->res[at], r);
+			fj_drop(r);
 			snprintf(ref, 64, "%s", x->ids[at]);
 			return x->res[at];
 		}
@@ -186,28 +186,28 @@ fx_add(fx *x, const char *type, const char *key, int segidx, json_t *r, char ref
 		if (b)
 			x->res = b;
 		if (a == NULL || b == NULL) {
-			json_decref(r);
+			fj_drop(r);
 			x->failed = 1;
 			snprintf(x->why, sizeof x->why, "out of memory");
 			return NULL;
 		}
 		x->capids = cap;
 	}
-	json_t *res = r; /* resourceType and id are written first by the serializer */
-	json_object_set_new(res, "resourceType", json_string(type));
-	json_t *entry = json_object();
+	fj *res = r; /* resourceType and id are written first by the serializer */
+	fj_set(res, "resourceType", fj_string(type));
+	fj *entry = fj_object();
 	char url[600];
 	if (strcmp(type, "Patient") == 0 && x->o->patient_match && conditional_url(r, url, sizeof url) == 0) {
 		snprintf(ref, 64, "urn:uuid:%s", id);
-		json_object_set_new(entry, "fullUrl", json_string(ref));
+		fj_set(entry, "fullUrl", fj_string(ref));
 	} else {
-		json_object_set_new(res, "id", json_string(id));
+		fj_set(res, "id", fj_string(id));
 		snprintf(url, sizeof url, "%s", tid);
 		snprintf(ref, 64, "%s", tid);
 	}
-	json_object_set_new(entry, "resource", res);
-	json_object_set_new(entry, "request", json_pack("{s:s,s:s}", "method", "PUT", "url", url));
-	json_array_append_new(x->entries, entry);
+	fj_set(entry, "resource", res);
+	fj_set(entry, "request", fx_pack("{s:s,s:s}", "method", "PUT", "url", url));
+	fj_append(x->entries, entry);
 	snprintf(x->ids[x->nids], sizeof x->ids[0], "%s", ref);
 	x->res[x->nids++] = res;
 	return res;
@@ -263,7 +263,7 @@ walk_pid(fx *x, int i)
 
 typedef struct walk {
 	int orc, rxa;
-	json_t *report, *last; /* the current DiagnosticReport/ServiceRequest; last resource for NTE */
+	fj *report, *last; /* the current DiagnosticReport/ServiceRequest; last resource for NTE */
 	char report_key[300], imm_ref[64];
 	const char *last_note_key;
 	int obx[256], nobx, ais[32], nais, aip[32], naip, sch, txa;
@@ -282,7 +282,7 @@ walk_order(fx *x, walk *w, int i, int oru)
 		w->report_key[0] = 0;
 		if (w->report)
 			snprintf(w->report_key, sizeof w->report_key, "%s",
-				 json_string_value(json_object_get(w->report, "id")) ?: "");
+				 fj_str(fj_get(w->report, "id")) ?: "");
 		w->last = w->report;
 		w->last_note_key = "note";
 	}
@@ -390,7 +390,7 @@ walk_message(fx *x, const char *type)
 static void
 fx_free(fx *x)
 {
-	json_decref(x->entries);
+	fj_drop(x->entries);
 	free(x->ids);
 	free(x->res);
 	free(x->tmp);
@@ -454,9 +454,9 @@ convert(fx *x, const char *raw, size_t len, char *why, size_t whycap)
 	       c = hq_v2_field(&x->m, x->msh, 10);
 	snprintf(x->msgkey, sizeof x->msgkey, "msg|%.*s|%.*s|%.*s", (int)(a.n < 90 ? a.n : 90), a.p,
 		 (int)(f.n < 90 ? f.n : 90), f.p, (int)(c.n < 90 ? c.n : 90), c.p);
-	x->entries = json_array();
+	x->entries = fj_array();
 	rc = walk_message(x, type);
-	if (rc == 0 && json_array_size(x->entries) == 0) {
+	if (rc == 0 && fj_size(x->entries) == 0) {
 		rc = HQ_ECONVERT;
 		snprintf(x->why, sizeof x->why, "PID-3: no resource could be made (no patient, order or result)");
 	}
@@ -465,9 +465,10 @@ convert(fx *x, const char *raw, size_t len, char *why, size_t whycap)
 	return rc;
 }
 
-int
-hq_fhir_convert(const char *raw, size_t len, const hq_fhir_opts *o, json_t **out,
-		hq_fhir_stats *stats, char *why, size_t whycap)
+/* The Bundle of raw as a tree in the calling thread's arena (see fj_begin). */
+static int
+bundle(const char *raw, size_t len, const hq_fhir_opts *o, fj **out, hq_fhir_stats *stats,
+       char *why, size_t whycap)
 {
 	fx x;
 	memset(&x, 0, sizeof x);
@@ -475,17 +476,17 @@ hq_fhir_convert(const char *raw, size_t len, const hq_fhir_opts *o, json_t **out
 	*out = NULL;
 	int rc = convert(&x, raw, len, why, whycap);
 	if (stats) {
-		stats->entries = (int)json_array_size(x.entries);
+		stats->entries = (int)fj_size(x.entries);
 		stats->zsegments = x.nz;
 		stats->skipped = x.nskip;
 	}
-	if (rc == 0 && o->max_entries > 0 && (int)json_array_size(x.entries) > o->max_entries) {
+	if (rc == 0 && o->max_entries > 0 && (int)fj_size(x.entries) > o->max_entries) {
 		snprintf(why, whycap, "Bundle of %zu entries exceeds fhir_max_entries %d (never split)",
-			 json_array_size(x.entries), o->max_entries);
+			 fj_size(x.entries), o->max_entries);
 		rc = HQ_ETOOBIG;
 	}
 	if (rc == 0) {
-		*out = json_pack("{s:s,s:s,s:O}", "resourceType", "Bundle", "type",
+		*out = fx_pack("{s:s,s:s,s:O}", "resourceType", "Bundle", "type",
 				 o->batch ? "batch" : "transaction", "entry", x.entries);
 		if (*out == NULL)
 			rc = ENOMEM;
@@ -570,17 +571,15 @@ out_string(obuf *b, const char *s, size_t n)
  * resource, 0 anything else (only resources get resourceType and id first).
  */
 static void
-serialize(obuf *b, const json_t *j, int resource)
+serialize(obuf *b, const fj *j, int resource)
 {
-	if (json_is_object(j)) {
-		const char *k;
-		json_t *v;
+	if (fj_is(j, FJ_OBJECT)) {
 		int first = 1;
 		out(b, "{", 1);
 		/* a resource (the Bundle, an entry's resource): resourceType and id
 		 * lead, as FHIR's JSON examples have them */
-		json_t *rt = resource == 1 || resource == 4 ? json_object_get(j, "resourceType") : NULL;
-		json_t *id = rt ? json_object_get(j, "id") : NULL;
+		fj *rt = resource == 1 || resource == 4 ? fj_get(j, "resourceType") : NULL;
+		fj *id = rt ? fj_get(j, "id") : NULL;
 		if (rt) {
 			out(b, "\"resourceType\":", 15);
 			serialize(b, rt, 0);
@@ -590,7 +589,9 @@ serialize(obuf *b, const json_t *j, int resource)
 			}
 			first = 0;
 		}
-		json_object_foreach((json_t *)j, k, v) {
+		for (const fj_member *m = j->head; m; m = m->next) {
+			const char *k = m->key;
+			const fj *v = m->v;
 			if (rt && (v == rt || v == id))
 				continue;
 			if (!first)
@@ -604,30 +605,28 @@ serialize(obuf *b, const json_t *j, int resource)
 					: resource == 4 && kn == 5 && memcmp(k, "entry", 5) == 0 ? 3 : 0);
 		}
 		out(b, "}", 1);
-	} else if (json_is_array(j)) {
-		size_t i;
-		json_t *v;
+	} else if (fj_is(j, FJ_ARRAY)) {
 		out(b, "[", 1);
-		json_array_foreach(j, i, v) {
-			if (i)
+		for (const fj_member *m = j->head; m; m = m->next) {
+			if (m != j->head)
 				out(b, ",", 1);
-			serialize(b, v, resource == 3 ? 2 : 0);
+			serialize(b, m->v, resource == 3 ? 2 : 0);
 		}
 		out(b, "]", 1);
-	} else if (json_is_string(j)) {
-		const char *s = json_string_value(j);
-		size_t n = json_string_length(j);
+	} else if (fj_is(j, FJ_STRING)) {
+		const char *s = fj_str(j);
+		size_t n = fj_strlen(j);
 		if (n > 3 && memcmp(s, "\001N:", 3) == 0)
 			out(b, s + 3, n - 3);
 		else
 			out_string(b, s, n);
-	} else if (json_is_integer(j)) {
+	} else if (fj_is(j, FJ_INTEGER)) {
 		char num[32];
-		int n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+		int n = snprintf(num, sizeof num, "%lld", j->i);
 		out(b, num, (size_t)n);
-	} else if (json_is_true(j)) {
+	} else if (fj_is(j, FJ_TRUE)) {
 		out(b, "true", 4);
-	} else if (json_is_false(j)) {
+	} else if (fj_is(j, FJ_FALSE)) {
 		out(b, "false", 5);
 	} else {
 		out(b, "null", 4);
@@ -638,21 +637,50 @@ int
 hq_fhir_render(const char *raw, size_t len, const hq_fhir_opts *o, char **body, size_t *n,
 	       hq_fhir_stats *stats, char *why, size_t whycap)
 {
-	json_t *b;
-	int rc = hq_fhir_convert(raw, len, o, &b, stats, why, whycap);
-	if (rc != 0)
+	fj_arena arena;
+	fj *b;
+	fj_begin(&arena);
+	int rc = bundle(raw, len, o, &b, stats, why, whycap);
+	if (rc == 0 && arena.oom)
+		rc = ENOMEM; /* a value went missing: no Bundle rather than a wrong one */
+	if (rc != 0) {
+		fj_end(&arena);
+		if (rc == ENOMEM)
+			snprintf(why, whycap, "out of memory");
 		return rc;
+	}
 	obuf ob = {0};
 	grow(&ob, 4 * len + 4096); /* a Bundle is a few times its message: one or two reallocs */
 	serialize(&ob, b, 4);
-	json_decref(b);
+	fj_end(&arena);
 	if (ob.oom || ob.p == NULL) {
 		free(ob.p);
+		snprintf(why, whycap, "out of memory");
 		return ENOMEM;
 	}
 	ob.p[ob.n] = 0;
 	*body = ob.p;
 	*n = ob.n;
+	return 0;
+}
+
+int
+hq_fhir_convert(const char *raw, size_t len, const hq_fhir_opts *o, json_t **out,
+		hq_fhir_stats *stats, char *why, size_t whycap)
+{
+	char *body;
+	size_t n;
+	*out = NULL;
+	int rc = hq_fhir_render(raw, len, o, &body, &n, stats, why, whycap);
+	if (rc != 0)
+		return rc;
+	/* numbers come back as jansson reals or integers, their digits as parsed */
+	*out = json_loadb(body, n, 0, NULL);
+	free(body);
+	if (*out == NULL) {
+		snprintf(why, whycap, "out of memory");
+		return ENOMEM;
+	}
 	return 0;
 }
 
