@@ -114,11 +114,13 @@ uuid_of(fx *x, const char *type, const char *key, char out[37])
 	out[o] = 0;
 }
 
+/* The entry made of type under key k, or -1.  Entries that went in by
+ * conditional update (no "Type/id" reference) are never found, as before. */
 static int
-find_id(fx *x, const char *tid)
+find_key(fx *x, const char *type, const char *k)
 {
 	for (int i = 0; i < x->nids; i++)
-		if (strcmp(x->ids[i], tid) == 0)
+		if (x->keys[i] && strcmp(x->types[i], type) == 0 && strcmp(x->keys[i], k) == 0)
 			return i;
 	return -1;
 }
@@ -162,12 +164,12 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 		snprintf(k, sizeof k, "%s", key);
 	int merge = strcmp(type, "Patient") == 0 || strcmp(type, "Encounter") == 0;
 	size_t klen = strlen(k);
+	/* the same type and key: the same id (the ids are an HMAC of them), so
+	 * the keys are compared and only the one that is new is hashed */
 	for (int n = 1;; n++) {
 		if (n > 1)
 			snprintf(k + klen, sizeof k - klen, "|#%d", n);
-		uuid_of(x, type, k, id);
-		snprintf(tid, sizeof tid, "%s/%s", type, id);
-		int at = find_id(x, tid);
+		int at = find_key(x, type, k);
 		if (at < 0)
 			break;
 		if (merge) {
@@ -177,6 +179,11 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 			return x->res[at];
 		}
 	}
+	uuid_of(x, type, k, id);
+	size_t tl = strlen(type);
+	memcpy(tid, type, tl);
+	tid[tl] = '/';
+	memcpy(tid + tl + 1, id, 37);
 	if (x->nids == x->capids) {
 		int cap = x->capids ? 2 * x->capids : 16;
 		void *a = realloc(x->ids, (size_t)cap * sizeof *x->ids);
@@ -185,7 +192,13 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 		void *b = a ? realloc(x->res, (size_t)cap * sizeof *x->res) : NULL;
 		if (b)
 			x->res = b;
-		if (a == NULL || b == NULL) {
+		void *c = b ? realloc(x->keys, (size_t)cap * sizeof *x->keys) : NULL;
+		if (c)
+			x->keys = c;
+		void *d = c ? realloc(x->types, (size_t)cap * sizeof *x->types) : NULL;
+		if (d)
+			x->types = d;
+		if (d == NULL) {
 			fj_drop(r);
 			x->failed = 1;
 			snprintf(x->why, sizeof x->why, "out of memory");
@@ -197,18 +210,23 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 	fj_set(res, "resourceType", fj_string(type));
 	fj *entry = fj_object();
 	char url[600];
+	const char *kept = NULL;
 	if (strcmp(type, "Patient") == 0 && x->o->patient_match && conditional_url(r, url, sizeof url) == 0) {
 		snprintf(ref, 64, "urn:uuid:%s", id);
 		fj_set(entry, "fullUrl", fj_string(ref));
 	} else {
-		fj_set(res, "id", fj_string(id));
-		snprintf(url, sizeof url, "%s", tid);
-		snprintf(ref, 64, "%s", tid);
+		fj_set(res, "id", fj_stringn(id, 36));
+		memcpy(url, tid, tl + 38);
+		memcpy(ref, tid, tl + 38);
+		fj *ks = fj_stringn(k, strlen(k));
+		kept = ks ? fj_str(ks) : NULL;
 	}
 	fj_set(entry, "resource", res);
 	fj_set(entry, "request", fx_pack("{s:s,s:s}", "method", "PUT", "url", url));
 	fj_append(x->entries, entry);
 	snprintf(x->ids[x->nids], sizeof x->ids[0], "%s", ref);
+	x->keys[x->nids] = kept;
+	x->types[x->nids] = type;
 	x->res[x->nids++] = res;
 	return res;
 }
@@ -393,6 +411,8 @@ fx_free(fx *x)
 	fj_drop(x->entries);
 	free(x->ids);
 	free(x->res);
+	free(x->keys);
+	free(x->types);
 	free(x->tmp);
 	if (x->hmac_ready) {
 		mbedtls_sha256_free(&x->ipad);
@@ -532,6 +552,20 @@ out(obuf *b, const char *s, size_t n)
 	b->n += n;
 }
 
+/* Room for n more bytes, counted as written; NULL when out of memory. */
+static inline char *
+reserve(obuf *b, size_t n)
+{
+	if (b->n + n + 1 > b->cap) {
+		grow(b, n);
+		if (b->oom)
+			return NULL;
+	}
+	char *p = b->p + b->n;
+	b->n += n;
+	return p;
+}
+
 /* Bytes a JSON string cannot hold as they are: controls, '"' and '\\'. */
 static const unsigned char needs_escape[256] = {
 	[0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1,
@@ -598,8 +632,14 @@ serialize(obuf *b, const fj *j, int resource)
 				out(b, ",", 1);
 			first = 0;
 			size_t kn = strlen(k);
-			out_string(b, k, kn);
-			out(b, ":", 1);
+			/* keys are FHIR element names, written by the code: no escapes */
+			char *q = reserve(b, kn + 3);
+			if (q) {
+				q[0] = '"';
+				memcpy(q + 1, k, kn);
+				q[kn + 1] = '"';
+				q[kn + 2] = ':';
+			}
 			/* Bundle.entry[].resource: the resources */
 			serialize(b, v, resource == 2 && kn == 8 && memcmp(k, "resource", 8) == 0 ? 1
 					: resource == 4 && kn == 5 && memcmp(k, "entry", 5) == 0 ? 3 : 0);
@@ -616,10 +656,18 @@ serialize(obuf *b, const fj *j, int resource)
 	} else if (fj_is(j, FJ_STRING)) {
 		const char *s = fj_str(j);
 		size_t n = fj_strlen(j);
-		if (n > 3 && memcmp(s, "\001N:", 3) == 0)
+		if (j->plain) {
+			char *q = reserve(b, n + 2);
+			if (q) {
+				q[0] = '"';
+				memcpy(q + 1, s, n);
+				q[n + 1] = '"';
+			}
+		} else if (n > 3 && memcmp(s, "\001N:", 3) == 0) {
 			out(b, s + 3, n - 3);
-		else
+		} else {
 			out_string(b, s, n);
+		}
 	} else if (fj_is(j, FJ_INTEGER)) {
 		char num[32];
 		int n = snprintf(num, sizeof num, "%lld", j->i);

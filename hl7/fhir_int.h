@@ -32,6 +32,7 @@ struct fj {
 	int type;
 	size_t n;		 /* string length; members or elements */
 	const char *s;		 /* FJ_STRING, NUL-terminated */
+	int plain;		 /* FJ_STRING: printable ASCII but '"' and '\\' (JSON as it is) */
 	long long i;		 /* FJ_INTEGER */
 	fj_member *head, *tail; /* FJ_OBJECT, FJ_ARRAY, in insertion order */
 };
@@ -90,6 +91,8 @@ typedef struct fx {
 	fj *entries;   /* Bundle.entry */
 	char (*ids)[64];   /* "Type/uuid" of each entry, for repeats */
 	fj **res;	   /* the resource of each entry */
+	const char **keys; /* its business key (in the arena; NULL: by conditional update) */
+	const char **types; /* its type (a literal) */
 	int nids, capids;
 	int nz, nskip;
 	char patient_ref[64]; /* "Patient/<id>" or "urn:uuid:<id>"; "" when none */

@@ -12,6 +12,7 @@
  * (NULL-safe getters, a NULL value refused by setters) so the mapping code
  * reads the same.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,10 +103,37 @@ fj_array(void)
 	return node(FJ_ARRAY);
 }
 
+/* Printable ASCII without '"' and '\\': valid UTF-8 that JSON takes as it
+ * is.  Eight bytes at a time (the "has a byte less than" bit tricks). */
+static int
+plain(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v, q, b;
+		memcpy(&v, s + i, 8);
+		q = v ^ (ones * '"');
+		b = v ^ (ones * '\\');
+		if ((v & highs) | ((v - ones * 0x20) & ~v & highs) | ((q - ones) & ~q & highs) |
+		    ((b - ones) & ~b & highs))
+			return 0;
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+			return 0;
+	}
+	return 1;
+}
+
 fj *
 fj_stringn(const char *s, size_t n)
 {
-	if (s == NULL || !hq_utf8_valid(s, n))
+	if (s == NULL)
+		return NULL;
+	int clean = plain(s, n);
+	if (!clean && !hq_utf8_valid(s, n))
 		return NULL;
 	fj *j = node(FJ_STRING);
 	char *c = fj_alloc(n + 1);
@@ -115,6 +143,7 @@ fj_stringn(const char *s, size_t n)
 	c[n] = 0;
 	j->s = c;
 	j->n = n;
+	j->plain = clean;
 	return j;
 }
 

@@ -674,6 +674,15 @@ digits(const char *s, int n, int *v)
 	return 0;
 }
 
+/* Two decimal digits of v (0..99) at p; returns p + 2. */
+static char *
+two(char *p, int v)
+{
+	p[0] = (char)('0' + v / 10);
+	p[1] = (char)('0' + v % 10);
+	return p + 2;
+}
+
 fj *
 fx_time(fx *x, hq_str raw, char kind)
 {
@@ -681,7 +690,9 @@ fx_time(fx *x, hq_str raw, char kind)
 	fj *t = fx_text(x, raw);
 	if (t == NULL)
 		return NULL;
-	snprintf(s, sizeof s, "%s", fj_str(t));
+	size_t tn = fj_strlen(t) < sizeof s - 1 ? fj_strlen(t) : sizeof s - 1;
+	memcpy(s, fj_str(t), tn);
+	s[tn] = 0;
 	fj_drop(t);
 	/* the sender's offset, when it gave one */
 	char off[8] = "";
@@ -691,7 +702,7 @@ fx_time(fx *x, hq_str raw, char kind)
 		if (strlen(s + n) != 5 || digits(s + n + 1, 2, &oh) || digits(s + n + 3, 2, &om) ||
 		    oh > 14 || om > 59)
 			goto bad;
-		snprintf(off, sizeof off, "%c%.2s:%.2s", s[n], s + n + 1, s + n + 3);
+		memcpy(off, (char[]){s[n], s[n + 1], s[n + 2], ':', s[n + 3], s[n + 4], 0}, 7);
 		s[n] = 0;
 	}
 	size_t len = strlen(s);
@@ -708,31 +719,40 @@ fx_time(fx *x, hq_str raw, char kind)
 	if (frac && (main_len != 14 || strlen(frac) < 2 || strlen(frac) > 10 ||
 		     strspn(frac + 1, "0123456789") != strlen(frac + 1)))
 		goto bad;
-	char out[64];
+	char out[64], *p = two(two(out, y / 100), y % 100);
 	if (main_len <= 8 || kind == 'd') {
 		if (kind == 'i')
 			return NULL;
-		if (main_len == 4)
-			snprintf(out, sizeof out, "%04d", y);
-		else if (main_len == 6)
-			snprintf(out, sizeof out, "%04d-%02d", y, mo);
-		else
-			snprintf(out, sizeof out, "%04d-%02d-%02d", y, mo, d);
-		return fj_string(out);
+		if (main_len >= 6)
+			*p++ = '-', p = two(p, mo);
+		if (main_len >= 8)
+			*p++ = '-', p = two(p, d);
+		return fj_stringn(out, (size_t)(p - out));
 	}
 	if (kind == 'i' && main_len < 12)
 		return NULL; /* an instant needs a time; seconds are padded */
 	if (!off[0] && x->msh_off[0])
-		snprintf(off, sizeof off, "%s", x->msh_off);
+		memcpy(off, x->msh_off, sizeof off);
 	if (!off[0]) {
 		int o = 0; /* no zone configured: UTC */
 		if (x->o->tz)
 			o = hq_tz_offset_local(x->o->tz, fx_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + se);
-		snprintf(off, sizeof off, "%c%02d:%02d", o < 0 ? '-' : '+', abs(o) / 3600, abs(o) / 60 % 60);
+		off[0] = o < 0 ? '-' : '+';
+		two(off + 1, abs(o) / 3600 % 100);
+		off[3] = ':';
+		two(off + 4, abs(o) / 60 % 60);
+		off[6] = 0;
 	}
-	snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d%s%s", y, mo, d, h, mi, se,
-		 frac ? frac : "", off);
-	return fj_string(out);
+	/* yyyy-mm-ddThh:mm:ss, the fraction (at most 10), the offset (6): fits */
+	*p++ = '-', p = two(p, mo);
+	*p++ = '-', p = two(p, d);
+	*p++ = 'T', p = two(p, h);
+	*p++ = ':', p = two(p, mi);
+	*p++ = ':', p = two(p, se);
+	size_t fl = frac ? strlen(frac) : 0, ol = strlen(off);
+	memcpy(p, frac ? frac : "", fl);
+	memcpy(p + fl, off, ol);
+	return fj_stringn(out, (size_t)(p - out) + fl + ol);
 bad:
 	x->badtime = 1;
 	return NULL;
