@@ -30,6 +30,58 @@ piece(hq_str s, char sep, int n)
 	return (hq_str){p, (size_t)((q ? q : end) - p)};
 }
 
+/*
+ * Where the fields of the segment read last start: a converter reads many
+ * fields of one segment, and finding field n from the start each time made
+ * the splitting quadratic.  Only the first HQ_V2_NF fields are indexed.
+ */
+#define HQ_V2_NF 64
+struct hq_v2_index {
+	const char *p; /* the segment, p[0..n) */
+	size_t n;
+	int nf;	       /* starts known */
+	int more;      /* the segment has more fields than were indexed */
+	const char *start[HQ_V2_NF + 1];
+};
+
+static void
+index_segment(struct hq_v2_index *x, hq_str s, char fs)
+{
+	const char *p = s.p, *end = s.p + s.n;
+	int k = 0;
+	x->p = s.p;
+	x->n = s.n;
+	x->start[k++] = p;
+	while (k < HQ_V2_NF + 1) {
+		const char *q = memchr(p, fs, (size_t)(end - p));
+		if (q == NULL)
+			break;
+		p = q + 1;
+		x->start[k++] = p;
+	}
+	x->nf = k;
+	x->more = k == HQ_V2_NF + 1;
+}
+
+/* piece(s, m->fs, n), through the index. */
+static hq_str
+field_piece(const hq_v2 *m, hq_str s, int n)
+{
+	struct hq_v2_index *x = m->index;
+	if (x == NULL)
+		return piece(s, m->fs, n);
+	if (x->p != s.p || x->n != s.n)
+		index_segment(x, s, m->fs);
+	const char *end = s.p + s.n;
+	if (n + 1 < x->nf)
+		return (hq_str){x->start[n], (size_t)(x->start[n + 1] - 1 - x->start[n])};
+	if (x->more)
+		return piece(s, m->fs, n);
+	if (n + 1 == x->nf)
+		return (hq_str){x->start[n], (size_t)(end - x->start[n])};
+	return (hq_str){end, 0};
+}
+
 int
 hq_v2_valued(hq_str s)
 {
@@ -83,6 +135,9 @@ hq_v2_open(hq_v2 *m, const char *buf, size_t len)
 		return HQ_EPARSE;
 	}
 	m->latin1 = !hq_utf8_valid(buf, len);
+	m->index = malloc(sizeof *m->index); /* none: fields are found the slow way */
+	if (m->index)
+		m->index->p = NULL;
 	return 0;
 }
 
@@ -90,6 +145,8 @@ void
 hq_v2_close(hq_v2 *m)
 {
 	free(m->seg);
+	free(m->index);
+	m->index = NULL;
 	m->seg = NULL;
 	m->nseg = 0;
 }
@@ -108,9 +165,9 @@ hq_v2_field(const hq_v2 *m, hq_str s, int n)
 	if (hq_v2_is(s, "MSH")) {
 		if (n == 1)
 			return (hq_str){s.p + 3, 1};
-		return piece(s, m->fs, n - 1);
+		return field_piece(m, s, n - 1);
 	}
-	return piece(s, m->fs, n);
+	return field_piece(m, s, n);
 }
 
 hq_str
