@@ -6,6 +6,7 @@
  * in the message for messages of usual size.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,6 +92,22 @@ hq_v2_valued(hq_str s)
 	return 0;
 }
 
+/* No byte of s[0..n) has its high bit set (ASCII, so UTF-8). */
+static int
+plain_ascii(const char *s, size_t n)
+{
+	uint64_t acc = 0;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v;
+		memcpy(&v, s + i, 8);
+		acc |= v;
+	}
+	for (; i < n; i++)
+		acc |= (unsigned char)s[i];
+	return (acc & 0x8080808080808080ULL) == 0;
+}
+
 int
 hq_v2_open(hq_v2 *m, const char *buf, size_t len)
 {
@@ -134,7 +151,7 @@ hq_v2_open(hq_v2 *m, const char *buf, size_t len)
 		hq_v2_close(m);
 		return HQ_EPARSE;
 	}
-	m->latin1 = !hq_utf8_valid(buf, len);
+	m->latin1 = !plain_ascii(buf, len) && !hq_utf8_valid(buf, len);
 	m->index = malloc(sizeof *m->index); /* none: fields are found the slow way */
 	if (m->index)
 		m->index->p = NULL;
@@ -267,12 +284,48 @@ escape(const hq_v2 *m, const char *s, size_t n, out *o)
 	/* .in .ti .sk .ce .fi .nf, \Cxxyy\, \Mxxyyzz\, \Zxx\: formatting, dropped */
 }
 
+/* No byte of s[0..n) is a control, 0x7f, non-ASCII or esc: text as it is.
+ * Eight bytes at a time (the "has a zero byte" bit tricks). */
+static int
+plain_text(const char *s, size_t n, char esc)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	const uint64_t e = ones * (unsigned char)esc, del = ones * 0x7f;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v, a, b;
+		memcpy(&v, s + i, 8);
+		a = v ^ e;
+		b = v ^ del;
+		if ((v & highs) | ((v - ones * 0x20) & ~v & highs) | ((a - ones) & ~a & highs) |
+		    ((b - ones) & ~b & highs))
+			return 0;
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c >= 0x7f || c == (unsigned char)esc)
+			return 0;
+	}
+	return 1;
+}
+
 size_t
 hq_v2_decode(const hq_v2 *m, hq_str raw, char *buf, size_t cap)
 {
 	out o = {buf, 0, cap};
 	if (cap == 0)
 		return 0;
+	if (plain_text(raw.p, raw.n, m->es)) {
+		/* the usual field: copied (up to the cap, as below), blanks trimmed */
+		size_t n = raw.n < cap - 1 ? raw.n : cap - 1, s = 0;
+		while (s < n && raw.p[s] == ' ')
+			s++;
+		while (n > s && raw.p[n - 1] == ' ')
+			n--;
+		memmove(buf, raw.p + s, n - s);
+		buf[n - s] = 0;
+		return n - s;
+	}
 	size_t i = 0;
 	while (i < raw.n) {
 		char c = raw.p[i];
