@@ -12,6 +12,7 @@
 
 #include <mbedtls/sha256.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fhir.h"
 #include "v2.h"
@@ -104,6 +105,8 @@ typedef struct fx {
 	int badtime;	   /* fx_time met a value that is no time */
 	mbedtls_sha256_context ipad, opad; /* HMAC's keyed inner and outer states, made once per conversion */
 	int hmac_ready;
+	uint32_t ni_ipad[8], ni_opad[8]; /* the same states for the SHA-NI code (fhir.c) */
+	int ni;
 	char *tmp;	   /* scratch for decoded text */
 	size_t tmpcap;
 } fx;
