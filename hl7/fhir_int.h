@@ -55,7 +55,8 @@ fj *fj_string(const char *s);
 fj *fj_stringn(const char *s, size_t n);
 fj *fj_integer(long long v);
 fj *fj_boolean(int v);
-/* o.key = v (in place when the key exists); -1 when o is no object or v is NULL. */
+/* o.key = v (in place when the key exists); -1 when o is no object or v is
+ * NULL.  key is kept, not copied: a literal (FHIR element names are). */
 int fj_set(fj *o, const char *key, fj *v);
 int fj_del(fj *o, const char *key);
 /* Adds src's members whose keys dst lacks. */

@@ -135,10 +135,12 @@ fj_stringn(const char *s, size_t n)
 	int clean = plain(s, n);
 	if (!clean && !hq_utf8_valid(s, n))
 		return NULL;
-	fj *j = node(FJ_STRING);
-	char *c = fj_alloc(n + 1);
-	if (j == NULL || c == NULL)
+	fj *j = fj_alloc(sizeof *j + n + 1); /* the text right behind its node */
+	if (j == NULL)
 		return NULL;
+	char *c = (char *)(j + 1);
+	memset(j, 0, sizeof *j);
+	j->type = FJ_STRING;
 	memcpy(c, s, n);
 	c[n] = 0;
 	j->s = c;
@@ -186,17 +188,14 @@ fj_get(const fj *o, const char *key)
 	return m ? m->v : NULL;
 }
 
-/* Appends a member; the key is copied. */
+/* Appends a member; the key is kept, not copied (see fj_set). */
 static int
 add(fj *o, const char *key, fj *v)
 {
 	fj_member *m = fj_alloc(sizeof *m);
-	size_t kn = strlen(key);
-	char *k = fj_alloc(kn + 1);
-	if (m == NULL || k == NULL)
+	if (m == NULL)
 		return -1;
-	memcpy(k, key, kn + 1);
-	m->key = k;
+	m->key = key;
 	m->v = v;
 	m->next = NULL;
 	if (o->tail)
