@@ -286,7 +286,7 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 	if (key == NULL || *key == 0)
 		snprintf(k, sizeof k, "%s|%.3s#%d", x->msgkey, x->m.seg[segidx].p, fx_segpos(x, segidx));
 	else
-		snprintf(k, sizeof k, "%s", key);
+		fx_cat(k, sizeof k, key, (char *)NULL);
 	int merge = strcmp(type, "Patient") == 0 || strcmp(type, "Encounter") == 0;
 	size_t klen = strlen(k);
 	/* the same type and key: the same id (the ids are an HMAC of them), so
@@ -349,7 +349,7 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 	fj_set(entry, "resource", res);
 	fj_set(entry, "request", fx_pack("{s:s,s:s}", "method", "PUT", "url", url));
 	fj_append(x->entries, entry);
-	snprintf(x->ids[x->nids], sizeof x->ids[0], "%s", ref);
+	fx_cat(x->ids[x->nids], sizeof x->ids[0], ref, (char *)NULL);
 	x->keys[x->nids] = kept;
 	x->types[x->nids] = type;
 	x->res[x->nids++] = res;

@@ -121,6 +121,10 @@ typedef struct fx {
  */
 fj *fx_pack(const char *fmt, ...);
 
+/* out = the strings up to a NULL, joined, cut at cap - 1 bytes as
+ * snprintf(out, cap, "%s%s...") would (cap > 0), without its cost. */
+void fx_cat(char *out, size_t cap, ...);
+
 /* Decoded text of raw as a JSON string; NULL when empty. */
 fj *fx_text(fx *x, hq_str raw);
 /* Sets obj.key to the decoded text of raw, when valued. */

@@ -31,7 +31,7 @@ static void
 keypart(fx *x, hq_str raw, char *out, size_t cap)
 {
 	fj *t = fx_text(x, raw);
-	snprintf(out, cap, "%s", t ? fj_str(t) : "");
+	fx_cat(out, cap, t ? fj_str(t) : "", (char *)NULL);
 	fj_drop(t);
 }
 
@@ -43,7 +43,7 @@ eikey(fx *x, hq_str ei, char *out, size_t cap)
 	keypart(x, C(ei, 1), v, sizeof v);
 	keypart(x, C(ei, 2), a, sizeof a);
 	if (v[0])
-		snprintf(out, cap, "%s|%s", v, a);
+		fx_cat(out, cap, v, "|", a, (char *)NULL);
 	else
 		out[0] = 0;
 }
@@ -270,11 +270,11 @@ fx_observation(fx *x, int obx, const char *report_key, fj *report, const char *p
 	keypart(x, F(obx, 4), sub, sizeof sub);
 	keypart(x, F(obx, 14), when, sizeof when);
 	if (report_key)
-		snprintf(key, sizeof key, "%s|%s^%s|%s", report_key, c1, c3, sub);
+		fx_cat(key, sizeof key, report_key, "|", c1, "^", c3, "|", sub, (char *)NULL);
 	else if (x->patient_key[0] && partof)
-		snprintf(key, sizeof key, "%s|%s^%s|%s", partof, c1, c3, sub);
+		fx_cat(key, sizeof key, partof, "|", c1, "^", c3, "|", sub, (char *)NULL);
 	else if (x->patient_key[0] && when[0])
-		snprintf(key, sizeof key, "pt|%s|%s^%s|%s|%s", x->patient_key, c1, c3, sub, when);
+		fx_cat(key, sizeof key, "pt|", x->patient_key, "|", c1, "^", c3, "|", sub, "|", when, (char *)NULL);
 	else
 		key[0] = 0;
 	char ref[64];

@@ -39,7 +39,7 @@ static void
 keypart(fx *x, hq_str raw, char *out, size_t cap)
 {
 	fj *t = fx_text(x, raw);
-	snprintf(out, cap, "%s", t ? fj_str(t) : "");
+	fx_cat(out, cap, t ? fj_str(t) : "", (char *)NULL);
 	fj_drop(t);
 }
 
@@ -52,7 +52,7 @@ codekey(fx *x, hq_str cwe, char *out, size_t cap)
 	keypart(x, C(cwe, 3), s, sizeof s);
 	if (!c[0])
 		keypart(x, C(cwe, 2), c, sizeof c);
-	snprintf(out, cap, "%s^%s", c, s);
+	fx_cat(out, cap, c, "^", s, (char *)NULL);
 }
 
 /* "value|authority" of a CX (authority: CX-4's universal id, else its
@@ -66,7 +66,7 @@ cxkey(fx *x, hq_str cx, char *out, size_t cap)
 	if (!a[0])
 		keypart(x, S(C(cx, 4), 1), a, sizeof a);
 	if (v[0])
-		snprintf(out, cap, "%s|%s", v, a);
+		fx_cat(out, cap, v, "|", a, (char *)NULL);
 	else
 		out[0] = 0;
 }

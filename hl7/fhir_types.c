@@ -19,6 +19,23 @@
 
 #define C(v, n) hq_v2_comp(&x->m, (v), (n))
 
+void
+fx_cat(char *out, size_t cap, ...)
+{
+	va_list ap;
+	size_t o = 0;
+	va_start(ap, cap);
+	for (const char *p; (p = va_arg(ap, const char *)) != NULL;) {
+		size_t n = strlen(p);
+		if (n > cap - 1 - o)
+			n = cap - 1 - o;
+		memcpy(out + o, p, n);
+		o += n;
+	}
+	va_end(ap);
+	out[o] = 0;
+}
+
 /* One value of fx_pack's format at *f; NULL (with *bad set) when an
  * argument was NULL.  Every "o" argument is consumed, also after a failure. */
 static fj *
