@@ -139,8 +139,7 @@ fj_stringn(const char *s, size_t n)
 	if (j == NULL)
 		return NULL;
 	char *c = (char *)(j + 1);
-	memset(j, 0, sizeof *j);
-	j->type = FJ_STRING;
+	*j = (fj){.type = FJ_STRING};
 	memcpy(c, s, n);
 	c[n] = 0;
 	j->s = c;
@@ -176,7 +175,7 @@ member(const fj *o, const char *key)
 	if (o == NULL || o->type != FJ_OBJECT)
 		return NULL;
 	for (fj_member *m = o->head; m; m = m->next)
-		if (strcmp(m->key, key) == 0)
+		if (m->key == key || (m->key[0] == key[0] && strcmp(m->key, key) == 0))
 			return m;
 	return NULL;
 }
