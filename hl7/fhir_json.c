@@ -49,7 +49,31 @@ fj_end(fj_arena *a)
 		cur = NULL;
 }
 
-static void *
+/* A new block for n bytes (fj_alloc's slow path). */
+static __attribute__((noinline)) void *
+fj_alloc_block(fj_arena *a, size_t n)
+{
+	fj_block *b = a->blocks;
+	size_t cap = n > 16384 - sizeof *b ? n : 16384 - sizeof *b;
+	fj_block *nb = malloc(sizeof *nb + cap);
+	if (nb == NULL) {
+		a->oom = 1;
+		return NULL;
+	}
+	nb->used = 0;
+	nb->cap = cap;
+	if (b && n > 16384 - sizeof *b) { /* a big string: behind the current block */
+		nb->next = b->next;
+		b->next = nb;
+	} else {
+		nb->next = b;
+		a->blocks = nb;
+	}
+	nb->used = n;
+	return nb + 1;
+}
+
+static inline void *
 fj_alloc(size_t n)
 {
 	fj_arena *a = cur;
@@ -57,24 +81,8 @@ fj_alloc(size_t n)
 		return NULL;
 	n = (n + 15) & ~(size_t)15;
 	fj_block *b = a->blocks;
-	if (b == NULL || b->cap - b->used < n) {
-		size_t cap = n > 16384 - sizeof *b ? n : 16384 - sizeof *b;
-		fj_block *nb = malloc(sizeof *nb + cap);
-		if (nb == NULL) {
-			a->oom = 1;
-			return NULL;
-		}
-		nb->used = 0;
-		nb->cap = cap;
-		if (b && n > 16384 - sizeof *b) { /* a big string: behind the current block */
-			nb->next = b->next;
-			b->next = nb;
-		} else {
-			nb->next = b;
-			a->blocks = nb;
-		}
-		b = nb;
-	}
+	if (b == NULL || b->cap - b->used < n)
+		return fj_alloc_block(a, n);
 	void *p = (char *)(b + 1) + b->used;
 	b->used += n;
 	return p;

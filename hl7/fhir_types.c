@@ -251,16 +251,17 @@ fx_system_uri(const char *name, char *buf, size_t cap)
 {
 	if (name == NULL || *name == 0)
 		return NULL;
+	int first = name[0] | 0x20; /* a letter's lower case: most names are ruled out here */
 	for (size_t i = 0; i < sizeof systems / sizeof systems[0]; i++)
-		if (strcasecmp(name, systems[i].name) == 0)
+		if ((systems[i].name[0] | 0x20) == first && strcasecmp(name, systems[i].name) == 0)
 			return systems[i].uri;
 	if (strncasecmp(name, "HL7", 3) == 0 && strlen(name) == 7 &&
 	    strspn(name + 3, "0123456789") == 4) {
-		snprintf(buf, cap, "http://terminology.hl7.org/CodeSystem/v2-%s", name + 3);
+		fx_cat(buf, cap, "http://terminology.hl7.org/CodeSystem/v2-", name + 3, (char *)NULL);
 		return buf;
 	}
 	if (is_oid(name)) {
-		snprintf(buf, cap, "urn:oid:%s", name);
+		fx_cat(buf, cap, "urn:oid:", name, (char *)NULL);
 		return buf;
 	}
 	if (strncmp(name, "http://", 7) == 0 || strncmp(name, "https://", 8) == 0 ||
