@@ -1,7 +1,8 @@
 /*
- * fhir_int.h - what fhir.c (messages, ids, the Bundle), fhir_res.c
- * (segments -> resources) and fhir_types.c (datatypes) share.  Private to
- * those three files.
+ * fhir_int.h - what fhir.c (messages, ids, the Bundle), fhir_res.c and
+ * fhir_obs.c (segments -> resources), fhir_types.c (datatypes) and
+ * fhir_json.c (the JSON tree, in one arena per conversion) share.  Private
+ * to those files.
  *
  * Every builder returns NULL rather than an empty object or array, and
  * every setter leaves a key out rather than set it empty: "never an empty
