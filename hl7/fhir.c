@@ -160,6 +160,8 @@ sha_ni_finish(const uint32_t state[8], const unsigned char *msg, size_t n, unsig
 
 /* HMAC-SHA-256 (RFC 2104) with the key's inner and outer block states kept:
  * two SHA-256 blocks fewer per id than starting over. */
+static void mbed_keyed(fx *x, unsigned char pad[64]);
+
 static void
 hmac_keyed(fx *x)
 {
@@ -167,14 +169,6 @@ hmac_keyed(fx *x)
 	memset(pad, 0x36, sizeof pad);
 	for (size_t i = 0; i < sizeof x->o->key; i++)
 		pad[i] ^= x->o->key[i];
-	mbedtls_sha256_init(&x->ipad);
-	mbedtls_sha256_starts_ret(&x->ipad, 0);
-	mbedtls_sha256_update_ret(&x->ipad, pad, sizeof pad);
-	for (size_t i = 0; i < sizeof pad; i++)
-		pad[i] ^= 0x36 ^ 0x5c;
-	mbedtls_sha256_init(&x->opad);
-	mbedtls_sha256_starts_ret(&x->opad, 0);
-	mbedtls_sha256_update_ret(&x->opad, pad, sizeof pad);
 #if defined(__x86_64__)
 	static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
 				       0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
@@ -182,17 +176,36 @@ hmac_keyed(fx *x)
 	if (ni < 0)
 		ni = have_sha_ni(); /* the same answer for every thread: a benign race */
 	if (ni) {
-		memcpy(x->ni_opad, h0, sizeof h0);
-		sha_ni_blocks(x->ni_opad, pad, 1);
-		for (size_t i = 0; i < sizeof pad; i++)
-			pad[i] ^= 0x36 ^ 0x5c;
 		memcpy(x->ni_ipad, h0, sizeof h0);
 		sha_ni_blocks(x->ni_ipad, pad, 1);
+		for (size_t i = 0; i < sizeof pad; i++)
+			pad[i] ^= 0x36 ^ 0x5c;
+		memcpy(x->ni_opad, h0, sizeof h0);
+		sha_ni_blocks(x->ni_opad, pad, 1);
+		memset(pad, 0, sizeof pad);
 		x->ni = 1;
+		x->hmac_ready = 1;
+		return;
 	}
 #endif
+	mbed_keyed(x, pad);
 	memset(pad, 0, sizeof pad);
 	x->hmac_ready = 1;
+}
+
+/* The mbedTLS states from pad, the key XOR ipad (changed on the way). */
+static void
+mbed_keyed(fx *x, unsigned char pad[64])
+{
+	mbedtls_sha256_init(&x->ipad);
+	mbedtls_sha256_starts_ret(&x->ipad, 0);
+	mbedtls_sha256_update_ret(&x->ipad, pad, 64);
+	for (size_t i = 0; i < 64; i++)
+		pad[i] ^= 0x36 ^ 0x5c;
+	mbedtls_sha256_init(&x->opad);
+	mbedtls_sha256_starts_ret(&x->opad, 0);
+	mbedtls_sha256_update_ret(&x->opad, pad, 64);
+	x->mbed_ready = 1;
 }
 
 static void
@@ -205,7 +218,7 @@ uuid_of(fx *x, const char *type, const char *key, char out[37])
 #if defined(__x86_64__)
 	size_t tl = strlen(type), kl = strlen(key);
 	if (x->ni && tl + 1 + kl <= 512) {
-		unsigned char m[513];
+		unsigned char m[512];
 		memcpy(m, type, tl);
 		m[tl] = '|';
 		memcpy(m + tl + 1, key, kl);
@@ -214,6 +227,14 @@ uuid_of(fx *x, const char *type, const char *key, char out[37])
 		goto done;
 	}
 #endif
+	if (!x->mbed_ready) { /* SHA-NI, but a key too long for its buffer */
+		unsigned char pad[64];
+		memset(pad, 0x36, sizeof pad);
+		for (size_t i = 0; i < sizeof x->o->key; i++)
+			pad[i] ^= x->o->key[i];
+		mbed_keyed(x, pad);
+		memset(pad, 0, sizeof pad);
+	}
 	mbedtls_sha256_clone(&c, &x->ipad);
 	mbedtls_sha256_update_ret(&c, (const unsigned char *)type, strlen(type));
 	mbedtls_sha256_update_ret(&c, (const unsigned char *)"|", 1);
@@ -542,6 +563,8 @@ fx_free(fx *x)
 	if (x->hmac_ready) {
 		mbedtls_sha256_free(&x->ipad);
 		mbedtls_sha256_free(&x->opad);
+		memset(x->ni_ipad, 0, sizeof x->ni_ipad); /* key material, as mbedTLS wipes its own */
+		memset(x->ni_opad, 0, sizeof x->ni_opad);
 	}
 	hq_v2_close(&x->m);
 }

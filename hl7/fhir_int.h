@@ -59,6 +59,8 @@ fj *fj_boolean(int v);
 /* o.key = v (in place when the key exists); -1 when o is no object or v is
  * NULL.  key is kept, not copied: a literal (FHIR element names are). */
 int fj_set(fj *o, const char *key, fj *v);
+/* fj_set without the search, for a key o cannot hold yet (a new object's). */
+int fj_add(fj *o, const char *key, fj *v);
 int fj_del(fj *o, const char *key);
 /* Adds src's members whose keys dst lacks. */
 int fj_update_missing(fj *dst, const fj *src);
@@ -106,7 +108,7 @@ typedef struct fx {
 	int failed;
 	int badtime;	   /* fx_time met a value that is no time */
 	mbedtls_sha256_context ipad, opad; /* HMAC's keyed inner and outer states, made once per conversion */
-	int hmac_ready;
+	int hmac_ready, mbed_ready;
 	uint32_t ni_ipad[8], ni_opad[8]; /* the same states for the SHA-NI code (fhir.c) */
 	int ni;
 	char *tmp;	   /* scratch for decoded text */

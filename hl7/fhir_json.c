@@ -215,6 +215,14 @@ add(fj *o, const char *key, fj *v)
 }
 
 int
+fj_add(fj *o, const char *key, fj *v)
+{
+	if (o == NULL || o->type != FJ_OBJECT || key == NULL || v == NULL)
+		return -1;
+	return add(o, key, v);
+}
+
+int
 fj_set(fj *o, const char *key, fj *v)
 {
 	if (o == NULL || o->type != FJ_OBJECT || key == NULL || v == NULL)

@@ -88,7 +88,7 @@ pack_value(const char **f, va_list *ap, int *bad)
 			continue;
 		}
 		if (c == '{')
-			fj_set(j, key, v);
+			fj_add(j, key, v); /* a format names each key once */
 		else
 			fj_append(j, v);
 	}
