@@ -9,6 +9,7 @@
  * without it, nobody can test an id against a guessed MRN.
  */
 #include <errno.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,14 +59,15 @@ fx_fail(fx *x, hq_str seg, int field, const char *what)
 	snprintf(x->why, sizeof x->why, "%.3s[%d]-%d: %s", seg.p, pos, field, what);
 }
 
-json_t *
+fj *
 fx_ref(const char *ref)
 {
-	return json_pack("{s:s}", "reference", ref);
+	return fx_pack("{s:s}", "reference", ref);
 }
 
-/* HMAC-SHA-256 (RFC 2104) with the key's inner and outer block states kept:
- * two SHA-256 blocks fewer per id than starting over. */
+/* HMAC-SHA-256 (RFC 2104) with the key's inner and outer block states kept
+ * (mbedTLS SHA-256 contexts): two SHA-256 blocks fewer per id than
+ * starting over. */
 static void
 hmac_keyed(fx *x)
 {
@@ -75,13 +77,13 @@ hmac_keyed(fx *x)
 		pad[i] ^= x->o->key[i];
 	mbedtls_sha256_init(&x->ipad);
 	mbedtls_sha256_starts_ret(&x->ipad, 0);
-	mbedtls_sha256_update_ret(&x->ipad, pad, sizeof pad);
-	for (size_t i = 0; i < sizeof pad; i++)
+	mbedtls_sha256_update_ret(&x->ipad, pad, 64);
+	for (size_t i = 0; i < 64; i++)
 		pad[i] ^= 0x36 ^ 0x5c;
 	mbedtls_sha256_init(&x->opad);
 	mbedtls_sha256_starts_ret(&x->opad, 0);
-	mbedtls_sha256_update_ret(&x->opad, pad, sizeof pad);
-	memset(pad, 0, sizeof pad);
+	mbedtls_sha256_update_ret(&x->opad, pad, 64);
+	mbedtls_platform_zeroize(pad, sizeof pad);
 	x->hmac_ready = 1;
 }
 
@@ -114,22 +116,24 @@ uuid_of(fx *x, const char *type, const char *key, char out[37])
 	out[o] = 0;
 }
 
+/* The entry made of type under key k, or -1.  Entries that went in by
+ * conditional update (no "Type/id" reference) are never found, as before. */
 static int
-find_id(fx *x, const char *tid)
+find_key(fx *x, const char *type, const char *k)
 {
 	for (int i = 0; i < x->nids; i++)
-		if (strcmp(x->ids[i], tid) == 0)
+		if (x->keys[i] && strcmp(x->types[i], type) == 0 && strcmp(x->keys[i], k) == 0)
 			return i;
 	return -1;
 }
 
 /* "Patient?identifier=system|value" for a conditional update; 0 when the Patient has one. */
 static int
-conditional_url(const json_t *r, char *out, size_t cap)
+conditional_url(const fj *r, char *out, size_t cap)
 {
-	const json_t *id = json_array_get(json_object_get(r, "identifier"), 0);
-	const char *v = json_string_value(json_object_get(id, "value"));
-	const char *s = json_string_value(json_object_get(id, "system"));
+	const fj *id = fj_at(fj_get(r, "identifier"), 0);
+	const char *v = fj_str(fj_get(id, "value"));
+	const char *s = fj_str(fj_get(id, "system"));
 	if (v == NULL)
 		return -1;
 	size_t o = (size_t)snprintf(out, cap, "Patient?identifier=");
@@ -152,31 +156,36 @@ conditional_url(const json_t *r, char *out, size_t cap)
 	return o + 4 < cap ? 0 : -1;
 }
 
-json_t *
-fx_add(fx *x, const char *type, const char *key, int segidx, json_t *r, char ref[64])
+fj *
+fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64])
 {
 	char k[400], id[37], tid[64];
 	if (key == NULL || *key == 0)
 		snprintf(k, sizeof k, "%s|%.3s#%d", x->msgkey, x->m.seg[segidx].p, fx_segpos(x, segidx));
 	else
-		snprintf(k, sizeof k, "%s", key);
+		fx_cat(k, sizeof k, key, (char *)NULL);
 	int merge = strcmp(type, "Patient") == 0 || strcmp(type, "Encounter") == 0;
 	size_t klen = strlen(k);
+	/* the same type and key: the same id (the ids are an HMAC of them), so
+	 * the keys are compared and only the one that is new is hashed */
 	for (int n = 1;; n++) {
 		if (n > 1)
 			snprintf(k + klen, sizeof k - klen, "|#%d", n);
-		uuid_of(x, type, k, id);
-		snprintf(tid, sizeof tid, "%s/%s", type, id);
-		int at = find_id(x, tid);
+		int at = find_key(x, type, k);
 		if (at < 0)
 			break;
 		if (merge) {
-			json_object_update_missing(x->res[at], r);
-			json_decref(r);
+			fj_update_missing(x->res[at], r);
+			fj_drop(r);
 			snprintf(ref, 64, "%s", x->ids[at]);
 			return x->res[at];
 		}
 	}
+	uuid_of(x, type, k, id);
+	size_t tl = strlen(type);
+	memcpy(tid, type, tl);
+	tid[tl] = '/';
+	memcpy(tid + tl + 1, id, 37);
 	if (x->nids == x->capids) {
 		int cap = x->capids ? 2 * x->capids : 16;
 		void *a = realloc(x->ids, (size_t)cap * sizeof *x->ids);
@@ -185,30 +194,41 @@ fx_add(fx *x, const char *type, const char *key, int segidx, json_t *r, char ref
 		void *b = a ? realloc(x->res, (size_t)cap * sizeof *x->res) : NULL;
 		if (b)
 			x->res = b;
-		if (a == NULL || b == NULL) {
-			json_decref(r);
+		void *c = b ? realloc(x->keys, (size_t)cap * sizeof *x->keys) : NULL;
+		if (c)
+			x->keys = c;
+		void *d = c ? realloc(x->types, (size_t)cap * sizeof *x->types) : NULL;
+		if (d)
+			x->types = d;
+		if (d == NULL) {
+			fj_drop(r);
 			x->failed = 1;
 			snprintf(x->why, sizeof x->why, "out of memory");
 			return NULL;
 		}
 		x->capids = cap;
 	}
-	json_t *res = r; /* resourceType and id are written first by the serializer */
-	json_object_set_new(res, "resourceType", json_string(type));
-	json_t *entry = json_object();
+	fj *res = r; /* resourceType and id are written first by the serializer */
+	fj_set(res, "resourceType", fj_string(type));
+	fj *entry = fj_object();
 	char url[600];
+	const char *kept = NULL;
 	if (strcmp(type, "Patient") == 0 && x->o->patient_match && conditional_url(r, url, sizeof url) == 0) {
 		snprintf(ref, 64, "urn:uuid:%s", id);
-		json_object_set_new(entry, "fullUrl", json_string(ref));
+		fj_set(entry, "fullUrl", fj_string(ref));
 	} else {
-		json_object_set_new(res, "id", json_string(id));
-		snprintf(url, sizeof url, "%s", tid);
-		snprintf(ref, 64, "%s", tid);
+		fj_set(res, "id", fj_stringn(id, 36));
+		memcpy(url, tid, tl + 38);
+		memcpy(ref, tid, tl + 38);
+		fj *ks = fj_stringn(k, strlen(k));
+		kept = ks ? fj_str(ks) : NULL;
 	}
-	json_object_set_new(entry, "resource", res);
-	json_object_set_new(entry, "request", json_pack("{s:s,s:s}", "method", "PUT", "url", url));
-	json_array_append_new(x->entries, entry);
-	snprintf(x->ids[x->nids], sizeof x->ids[0], "%s", ref);
+	fj_set(entry, "resource", res);
+	fj_set(entry, "request", fx_pack("{s:s,s:s}", "method", "PUT", "url", url));
+	fj_append(x->entries, entry);
+	fx_cat(x->ids[x->nids], sizeof x->ids[0], ref, (char *)NULL);
+	x->keys[x->nids] = kept;
+	x->types[x->nids] = type;
 	x->res[x->nids++] = res;
 	return res;
 }
@@ -263,7 +283,7 @@ walk_pid(fx *x, int i)
 
 typedef struct walk {
 	int orc, rxa;
-	json_t *report, *last; /* the current DiagnosticReport/ServiceRequest; last resource for NTE */
+	fj *report, *last; /* the current DiagnosticReport/ServiceRequest; last resource for NTE */
 	char report_key[300], imm_ref[64];
 	const char *last_note_key;
 	int obx[256], nobx, ais[32], nais, aip[32], naip, sch, txa;
@@ -282,7 +302,7 @@ walk_order(fx *x, walk *w, int i, int oru)
 		w->report_key[0] = 0;
 		if (w->report)
 			snprintf(w->report_key, sizeof w->report_key, "%s",
-				 json_string_value(json_object_get(w->report, "id")) ?: "");
+				 fj_str(fj_get(w->report, "id")) ?: "");
 		w->last = w->report;
 		w->last_note_key = "note";
 	}
@@ -390,9 +410,11 @@ walk_message(fx *x, const char *type)
 static void
 fx_free(fx *x)
 {
-	json_decref(x->entries);
+	fj_drop(x->entries);
 	free(x->ids);
 	free(x->res);
+	free(x->keys);
+	free(x->types);
 	free(x->tmp);
 	if (x->hmac_ready) {
 		mbedtls_sha256_free(&x->ipad);
@@ -454,9 +476,9 @@ convert(fx *x, const char *raw, size_t len, char *why, size_t whycap)
 	       c = hq_v2_field(&x->m, x->msh, 10);
 	snprintf(x->msgkey, sizeof x->msgkey, "msg|%.*s|%.*s|%.*s", (int)(a.n < 90 ? a.n : 90), a.p,
 		 (int)(f.n < 90 ? f.n : 90), f.p, (int)(c.n < 90 ? c.n : 90), c.p);
-	x->entries = json_array();
+	x->entries = fj_array();
 	rc = walk_message(x, type);
-	if (rc == 0 && json_array_size(x->entries) == 0) {
+	if (rc == 0 && fj_size(x->entries) == 0) {
 		rc = HQ_ECONVERT;
 		snprintf(x->why, sizeof x->why, "PID-3: no resource could be made (no patient, order or result)");
 	}
@@ -465,9 +487,10 @@ convert(fx *x, const char *raw, size_t len, char *why, size_t whycap)
 	return rc;
 }
 
-int
-hq_fhir_convert(const char *raw, size_t len, const hq_fhir_opts *o, json_t **out,
-		hq_fhir_stats *stats, char *why, size_t whycap)
+/* The Bundle of raw as a tree in the calling thread's arena (see fj_begin). */
+static int
+bundle(const char *raw, size_t len, const hq_fhir_opts *o, fj **out, hq_fhir_stats *stats,
+       char *why, size_t whycap)
 {
 	fx x;
 	memset(&x, 0, sizeof x);
@@ -475,17 +498,17 @@ hq_fhir_convert(const char *raw, size_t len, const hq_fhir_opts *o, json_t **out
 	*out = NULL;
 	int rc = convert(&x, raw, len, why, whycap);
 	if (stats) {
-		stats->entries = (int)json_array_size(x.entries);
+		stats->entries = (int)fj_size(x.entries);
 		stats->zsegments = x.nz;
 		stats->skipped = x.nskip;
 	}
-	if (rc == 0 && o->max_entries > 0 && (int)json_array_size(x.entries) > o->max_entries) {
+	if (rc == 0 && o->max_entries > 0 && (int)fj_size(x.entries) > o->max_entries) {
 		snprintf(why, whycap, "Bundle of %zu entries exceeds fhir_max_entries %d (never split)",
-			 json_array_size(x.entries), o->max_entries);
+			 fj_size(x.entries), o->max_entries);
 		rc = HQ_ETOOBIG;
 	}
 	if (rc == 0) {
-		*out = json_pack("{s:s,s:s,s:O}", "resourceType", "Bundle", "type",
+		*out = fx_pack("{s:s,s:s,s:O}", "resourceType", "Bundle", "type",
 				 o->batch ? "batch" : "transaction", "entry", x.entries);
 		if (*out == NULL)
 			rc = ENOMEM;
@@ -502,25 +525,53 @@ typedef struct obuf {
 } obuf;
 
 static void
-out(obuf *b, const char *s, size_t n)
+grow(obuf *b, size_t n)
 {
 	if (b->oom)
 		return;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap < b->n + n + 1)
+		cap *= 2;
+	char *p = realloc(b->p, cap);
+	if (p == NULL) {
+		b->oom = 1;
+		return;
+	}
+	b->p = p;
+	b->cap = cap;
+}
+
+/* Appends s[0..n): inline, as the serializer writes many short pieces. */
+static inline void
+out(obuf *b, const char *s, size_t n)
+{
 	if (b->n + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->n + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = 1;
+		grow(b, n);
+		if (b->oom)
 			return;
-		}
-		b->p = p;
-		b->cap = cap;
 	}
 	memcpy(b->p + b->n, s, n);
 	b->n += n;
 }
+
+/* Room for n more bytes, counted as written; NULL when out of memory. */
+static inline char *
+reserve(obuf *b, size_t n)
+{
+	if (b->n + n + 1 > b->cap) {
+		grow(b, n);
+		if (b->oom)
+			return NULL;
+	}
+	char *p = b->p + b->n;
+	b->n += n;
+	return p;
+}
+
+/* Bytes a JSON string cannot hold as they are: controls, '"' and '\\'. */
+static const unsigned char needs_escape[256] = {
+	[0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+};
 
 /* A JSON string; text holds no control characters but tab and newline (v2.c drops the others). */
 static void
@@ -530,21 +581,19 @@ out_string(obuf *b, const char *s, size_t n)
 	size_t run = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
+		if (!needs_escape[c])
 			continue; /* the usual case: copied with the run */
 		const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\t' ? "\\t"
 				: c == '\r' ? "\\r" : NULL;
-		if (esc == NULL && c < 0x20) {
+		out(b, s + run, i - run);
+		if (esc == NULL) {
 			char u[8];
 			snprintf(u, sizeof u, "\\u%04x", c);
-			out(b, s + run, i - run);
 			out(b, u, 6);
-			run = i + 1;
-		} else if (esc) {
-			out(b, s + run, i - run);
+		} else {
 			out(b, esc, 2);
-			run = i + 1;
 		}
+		run = i + 1;
 	}
 	out(b, s + run, n - run);
 	out(b, "\"", 1);
@@ -553,62 +602,81 @@ out_string(obuf *b, const char *s, size_t n)
 /*
  * Compact JSON of j, keys in insertion order.  A string "\001N:<digits>"
  * (fx_number) is written as the bare number, so a value keeps the digits
- * the sender wrote (7.50 stays 7.50; a double would not).
+ * the sender wrote (7.50 stays 7.50; a double would not).  resource says
+ * where j is: 4 the Bundle, 3 Bundle.entry, 2 an entry, 1 an entry's
+ * resource, 0 anything else (only resources get resourceType and id first).
  */
 static void
-serialize(obuf *b, const json_t *j)
+serialize(obuf *b, const fj *j, int resource)
 {
-	if (json_is_object(j)) {
-		const char *k;
-		json_t *v;
+	if (fj_is(j, FJ_OBJECT)) {
 		int first = 1;
 		out(b, "{", 1);
-		/* a resource: resourceType and id lead, as FHIR's JSON examples have them */
-		json_t *rt = json_object_get(j, "resourceType"), *id = json_object_get(j, "id");
+		/* a resource (the Bundle, an entry's resource): resourceType and id
+		 * lead, as FHIR's JSON examples have them */
+		fj *rt = resource == 1 || resource == 4 ? fj_get(j, "resourceType") : NULL;
+		fj *id = rt ? fj_get(j, "id") : NULL;
 		if (rt) {
 			out(b, "\"resourceType\":", 15);
-			serialize(b, rt);
+			serialize(b, rt, 0);
 			if (id) {
 				out(b, ",\"id\":", 6);
-				serialize(b, id);
+				serialize(b, id, 0);
 			}
 			first = 0;
 		}
-		json_object_foreach((json_t *)j, k, v) {
+		for (const fj_member *m = j->head; m; m = m->next) {
+			const char *k = m->key;
+			const fj *v = m->v;
 			if (rt && (v == rt || v == id))
 				continue;
 			if (!first)
 				out(b, ",", 1);
 			first = 0;
-			out_string(b, k, strlen(k));
-			out(b, ":", 1);
-			serialize(b, v);
+			size_t kn = strlen(k);
+			/* keys are FHIR element names, written by the code: no escapes */
+			char *q = reserve(b, kn + 3);
+			if (q) {
+				q[0] = '"';
+				memcpy(q + 1, k, kn);
+				q[kn + 1] = '"';
+				q[kn + 2] = ':';
+			}
+			/* Bundle.entry[].resource: the resources */
+			serialize(b, v, resource == 2 && kn == 8 && memcmp(k, "resource", 8) == 0 ? 1
+					: resource == 4 && kn == 5 && memcmp(k, "entry", 5) == 0 ? 3 : 0);
 		}
 		out(b, "}", 1);
-	} else if (json_is_array(j)) {
-		size_t i;
-		json_t *v;
+	} else if (fj_is(j, FJ_ARRAY)) {
 		out(b, "[", 1);
-		json_array_foreach(j, i, v) {
-			if (i)
+		for (const fj_member *m = j->head; m; m = m->next) {
+			if (m != j->head)
 				out(b, ",", 1);
-			serialize(b, v);
+			serialize(b, m->v, resource == 3 ? 2 : 0);
 		}
 		out(b, "]", 1);
-	} else if (json_is_string(j)) {
-		const char *s = json_string_value(j);
-		size_t n = json_string_length(j);
-		if (n > 3 && memcmp(s, "\001N:", 3) == 0)
+	} else if (fj_is(j, FJ_STRING)) {
+		const char *s = fj_str(j);
+		size_t n = fj_strlen(j);
+		if (j->plain) {
+			char *q = reserve(b, n + 2);
+			if (q) {
+				q[0] = '"';
+				memcpy(q + 1, s, n);
+				q[n + 1] = '"';
+			}
+		} else if (n > 3 && memcmp(s, "\001N:", 3) == 0) {
 			out(b, s + 3, n - 3);
-		else
+		} else {
 			out_string(b, s, n);
-	} else if (json_is_integer(j)) {
+		}
+	} else if (fj_is(j, FJ_INTEGER)) {
 		char num[32];
-		int n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+		int n = snprintf(num, sizeof num, "%lld", j->i);
 		out(b, num, (size_t)n);
-	} else if (json_is_true(j)) {
+	} else if (fj_is(j, FJ_TRUE)) {
 		out(b, "true", 4);
-	} else if (json_is_false(j)) {
+	} else if (fj_is(j, FJ_FALSE)) {
 		out(b, "false", 5);
 	} else {
 		out(b, "null", 4);
@@ -619,20 +687,50 @@ int
 hq_fhir_render(const char *raw, size_t len, const hq_fhir_opts *o, char **body, size_t *n,
 	       hq_fhir_stats *stats, char *why, size_t whycap)
 {
-	json_t *b;
-	int rc = hq_fhir_convert(raw, len, o, &b, stats, why, whycap);
-	if (rc != 0)
+	fj_arena arena;
+	fj *b;
+	fj_begin(&arena);
+	int rc = bundle(raw, len, o, &b, stats, why, whycap);
+	if (rc == 0 && arena.oom)
+		rc = ENOMEM; /* a value went missing: no Bundle rather than a wrong one */
+	if (rc != 0) {
+		fj_end(&arena);
+		if (rc == ENOMEM)
+			snprintf(why, whycap, "out of memory");
 		return rc;
+	}
 	obuf ob = {0};
-	serialize(&ob, b);
-	json_decref(b);
+	grow(&ob, 4 * len + 4096); /* a Bundle is a few times its message: one or two reallocs */
+	serialize(&ob, b, 4);
+	fj_end(&arena);
 	if (ob.oom || ob.p == NULL) {
 		free(ob.p);
+		snprintf(why, whycap, "out of memory");
 		return ENOMEM;
 	}
 	ob.p[ob.n] = 0;
 	*body = ob.p;
 	*n = ob.n;
+	return 0;
+}
+
+int
+hq_fhir_convert(const char *raw, size_t len, const hq_fhir_opts *o, json_t **out,
+		hq_fhir_stats *stats, char *why, size_t whycap)
+{
+	char *body;
+	size_t n;
+	*out = NULL;
+	int rc = hq_fhir_render(raw, len, o, &body, &n, stats, why, whycap);
+	if (rc != 0)
+		return rc;
+	/* numbers come back as jansson reals or integers, their digits as parsed */
+	*out = json_loadb(body, n, 0, NULL);
+	free(body);
+	if (*out == NULL) {
+		snprintf(why, whycap, "out of memory");
+		return ENOMEM;
+	}
 	return 0;
 }
 

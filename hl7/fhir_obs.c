@@ -17,11 +17,11 @@
 #define R(f, r) hq_v2_rep(&x->m, (f), (r))
 #define C(v, n) hq_v2_comp(&x->m, (v), (n))
 
-static json_t *
+static fj *
 time_of(fx *x, int i, int n, hq_str raw, char kind)
 {
 	x->badtime = 0;
-	json_t *t = fx_time(x, raw, kind);
+	fj *t = fx_time(x, raw, kind);
 	if (x->badtime)
 		fx_fail(x, SEG(i), n, "not a date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])");
 	return t;
@@ -30,9 +30,9 @@ time_of(fx *x, int i, int n, hq_str raw, char kind)
 static void
 keypart(fx *x, hq_str raw, char *out, size_t cap)
 {
-	json_t *t = fx_text(x, raw);
-	snprintf(out, cap, "%s", t ? json_string_value(t) : "");
-	json_decref(t);
+	fj *t = fx_text(x, raw);
+	fx_cat(out, cap, t ? fj_str(t) : "", (char *)NULL);
+	fj_drop(t);
 }
 
 /* "value|authority" of an EI in components; "" when no value. */
@@ -43,7 +43,7 @@ eikey(fx *x, hq_str ei, char *out, size_t cap)
 	keypart(x, C(ei, 1), v, sizeof v);
 	keypart(x, C(ei, 2), a, sizeof a);
 	if (v[0])
-		snprintf(out, cap, "%s|%s", v, a);
+		fx_cat(out, cap, v, "|", a, (char *)NULL);
 	else
 		out[0] = 0;
 }
@@ -60,23 +60,23 @@ map(const char *const (*m)[2], size_t n, fx *x, hq_str raw, const char *dflt)
 }
 #define MAP(m, raw, dflt) map(m, sizeof m / sizeof m[0], x, raw, dflt)
 
-static json_t *
+static fj *
 typed_id(fx *x, hq_str ei, const char *type)
 {
-	json_t *id = fx_ei(x, ei);
+	fj *id = fx_ei(x, ei);
 	if (id)
-		json_object_set_new(id, "type", json_pack("{s:[{s:s,s:s}]}", "coding", "system",
+		fj_set(id, "type", fx_pack("{s:[{s:s,s:s}]}", "coding", "system",
 			"http://terminology.hl7.org/CodeSystem/v2-0203", "code", type));
 	return id;
 }
 
-static json_t *
+static fj *
 reps_text(fx *x, hq_str f)
 {
 	int n = hq_v2_nreps(&x->m, f);
-	json_t *out = NULL;
+	fj *out = NULL;
 	for (int r = 1; r <= n; r++) {
-		json_t *t = fx_text(x, R(f, r));
+		fj *t = fx_text(x, R(f, r));
 		if (t == NULL)
 			continue;
 		if (out == NULL) {
@@ -84,41 +84,41 @@ reps_text(fx *x, hq_str f)
 			continue;
 		}
 		char *s = NULL;
-		if (asprintf(&s, "%s\n%s", json_string_value(out), json_string_value(t)) > 0) {
-			json_decref(out);
-			out = json_string(s);
+		if (asprintf(&s, "%s\n%s", fj_str(out), fj_str(t)) > 0) {
+			fj_drop(out);
+			out = fj_string(s);
 		}
 		free(s);
-		json_decref(t);
+		fj_drop(t);
 	}
 	return out;
 }
 
 /* --- Observation ------------------------------------------------------------ */
 
-static json_t *
+static fj *
 quantity(fx *x, hq_str num, hq_str units)
 {
-	json_t *q = json_object();
+	fj *q = fj_object();
 	if (fx_set_decimal(x, q, "value", num) != 0) {
-		json_decref(q);
+		fj_drop(q);
 		return NULL;
 	}
-	json_t *u = fx_text(x, C(units, 2)) ?: fx_text(x, C(units, 1));
+	fj *u = fx_text(x, C(units, 2)) ?: fx_text(x, C(units, 1));
 	fx_set(q, "unit", u);
-	json_t *k = fx_coding(x, units);
-	json_t *sys = json_object_get(k, "system");
+	fj *k = fx_coding(x, units);
+	fj *sys = fj_get(k, "system");
 	if (sys) {
-		json_object_set(q, "system", sys);
-		json_object_set(q, "code", json_object_get(k, "code"));
+		fj_set(q, "system", sys);
+		fj_set(q, "code", fj_get(k, "code"));
 	}
-	json_decref(k);
+	fj_drop(k);
 	return q;
 }
 
 /* Sets the value[x] of Observation o from OBX obx; 1 when OBX-2 is ED (no value here). */
 static int
-obx_value(fx *x, json_t *o, int obx)
+obx_value(fx *x, fj *o, int obx)
 {
 	char t[8];
 	keypart(x, F(obx, 2), t, sizeof t);
@@ -126,9 +126,9 @@ obx_value(fx *x, json_t *o, int obx)
 	if (!hq_v2_valued(F(obx, 5)))
 		return 0;
 	if (!strcmp(t, "NM")) {
-		json_t *q = quantity(x, v, units);
+		fj *q = quantity(x, v, units);
 		if (q)
-			json_object_set_new(o, "valueQuantity", q);
+			fj_set(o, "valueQuantity", q);
 		else
 			fx_set(o, "valueString", fx_text(x, v));
 	} else if (!strcmp(t, "CE") || !strcmp(t, "CWE") || !strcmp(t, "CNE") || !strcmp(t, "CF")) {
@@ -141,29 +141,29 @@ obx_value(fx *x, json_t *o, int obx)
 		if (strlen(s) >= 4 && strspn(s, "0123456789") >= 4) {
 			char out[16];
 			snprintf(out, sizeof out, "%.2s:%.2s:%.2s", s, s + 2, strlen(s) >= 6 ? s + 4 : "00");
-			json_object_set_new(o, "valueTime", json_string(out));
+			fj_set(o, "valueTime", fj_string(out));
 		}
 	} else if (!strcmp(t, "SN")) {
 		char cmp[4], sep[4];
 		keypart(x, C(v, 1), cmp, sizeof cmp);
 		keypart(x, C(v, 3), sep, sizeof sep);
-		json_t *a = quantity(x, C(v, 2), units), *b = quantity(x, C(v, 4), units);
+		fj *a = quantity(x, C(v, 2), units), *b = quantity(x, C(v, 4), units);
 		if (a && b && (!strcmp(sep, ":") || !strcmp(sep, "/"))) {
-			json_object_del(b, "unit");
-			json_object_set_new(o, "valueRatio", json_pack("{s:o,s:o}", "numerator", a, "denominator", b));
+			fj_del(b, "unit");
+			fj_set(o, "valueRatio", fx_pack("{s:o,s:o}", "numerator", a, "denominator", b));
 		} else if (a && b && !strcmp(sep, "-")) {
-			json_object_set_new(o, "valueRange", json_pack("{s:o,s:o}", "low", a, "high", b));
+			fj_set(o, "valueRange", fx_pack("{s:o,s:o}", "low", a, "high", b));
 		} else if (a && !b && !sep[0]) {
 			if (!strcmp(cmp, "<") || !strcmp(cmp, ">") || !strcmp(cmp, "<=") || !strcmp(cmp, ">="))
-				json_object_set_new(a, "comparator", json_string(cmp));
-			json_object_set_new(o, "valueQuantity", a);
+				fj_set(a, "comparator", fj_string(cmp));
+			fj_set(o, "valueQuantity", a);
 		} else {
-			json_decref(a);
-			json_decref(b);
+			fj_drop(a);
+			fj_drop(b);
 			fx_set(o, "valueString", fx_text(x, v)); /* "1^+" titres and the like, as written */
 		}
 	} else if (!strcmp(t, "NR")) {
-		json_t *r = json_object();
+		fj *r = fj_object();
 		fx_set(r, "low", quantity(x, C(v, 1), units));
 		fx_set(r, "high", quantity(x, C(v, 2), units));
 		fx_set(o, "valueRange", r);
@@ -177,7 +177,7 @@ obx_value(fx *x, json_t *o, int obx)
 }
 
 /* ED (source^type^subtype^encoding^data) -> Attachment. */
-static json_t *
+static fj *
 attachment(fx *x, hq_str ed)
 {
 	char type[40], sub[60], enc[16], ct[128];
@@ -195,7 +195,7 @@ attachment(fx *x, hq_str ed)
 	else
 		snprintf(ct, sizeof ct, "application/%s", sub[0] ? sub : "octet-stream");
 	hq_str data = C(ed, 5);
-	json_t *a = json_pack("{s:s}", "contentType", ct);
+	fj *a = fx_pack("{s:s}", "contentType", ct);
 	if (!strcasecmp(enc, "Base64")) {
 		char *d = strndup(data.p, data.n);
 		size_t k = 0;
@@ -203,37 +203,37 @@ attachment(fx *x, hq_str ed)
 			if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", d[i]))
 				d[k++] = d[i];
 		if (d && k)
-			json_object_set_new(a, "data", json_stringn(d, k));
+			fj_set(a, "data", fj_stringn(d, k));
 		free(d);
 	} else {
-		json_t *t = fx_text(x, data);
+		fj *t = fx_text(x, data);
 		size_t n;
-		char *b = t ? hq_base64(json_string_value(t), json_string_length(t), &n) : NULL;
+		char *b = t ? hq_base64(fj_str(t), fj_strlen(t), &n) : NULL;
 		if (b)
-			json_object_set_new(a, "data", json_stringn(b, n));
+			fj_set(a, "data", fj_stringn(b, n));
 		free(b);
-		json_decref(t);
+		fj_drop(t);
 	}
 	return a;
 }
 
 int
-fx_observation(fx *x, int obx, const char *report_key, json_t *report, const char *partof)
+fx_observation(fx *x, int obx, const char *report_key, fj *report, const char *partof)
 {
 	static const char *const status[][2] = {{"F", "final"}, {"C", "corrected"}, {"P", "preliminary"},
 		{"X", "cancelled"}, {"R", "registered"}, {"I", "registered"}, {"D", "entered-in-error"},
 		{"W", "entered-in-error"}, {"A", "amended"}, {"S", "preliminary"}, {"U", "final"}};
-	json_t *o = json_object();
-	json_object_set_new(o, "status", json_string(MAP(status, F(obx, 11), "unknown")));
-	json_t *code = fx_cwe(x, F(obx, 3));
+	fj *o = fj_object();
+	fj_set(o, "status", fj_string(MAP(status, F(obx, 11), "unknown")));
+	fj *code = fx_cwe(x, F(obx, 3));
 	if (code == NULL) {
-		json_decref(o);
+		fj_drop(o);
 		fx_fail(x, SEG(obx), 3, "empty: Observation.code is required");
 		return -1;
 	}
-	json_object_set_new(o, "code", code);
+	fj_set(o, "code", code);
 	if (obx_value(x, o, obx)) {
-		json_decref(o);
+		fj_drop(o);
 		if (report)
 			fx_push(report, "presentedForm", attachment(x, R(F(obx, 5), 1)));
 		else
@@ -241,27 +241,27 @@ fx_observation(fx *x, int obx, const char *report_key, json_t *report, const cha
 		return 0;
 	}
 	if (x->patient_ref[0])
-		json_object_set_new(o, "subject", fx_ref(x->patient_ref));
+		fj_set(o, "subject", fx_ref(x->patient_ref));
 	if (x->encounter_ref[0])
-		json_object_set_new(o, "encounter", fx_ref(x->encounter_ref));
+		fj_set(o, "encounter", fx_ref(x->encounter_ref));
 	if (partof)
-		json_object_set_new(o, "partOf", json_pack("[o]", fx_ref(partof)));
+		fj_set(o, "partOf", fx_pack("[o]", fx_ref(partof)));
 	fx_set(o, "effectiveDateTime", time_of(x, obx, 14, C(F(obx, 14), 1), 't'));
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(obx, 8)); r++) {
-		json_t *k = fx_cwe(x, R(F(obx, 8), r));
-		json_t *c = json_array_get(json_object_get(k, "coding"), 0);
-		if (c && !json_object_get(c, "system"))
-			json_object_set_new(c, "system", json_string("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"));
+		fj *k = fx_cwe(x, R(F(obx, 8), r));
+		fj *c = fj_at(fj_get(k, "coding"), 0);
+		if (c && !fj_get(c, "system"))
+			fj_set(c, "system", fj_string("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"));
 		fx_push(o, "interpretation", k);
 	}
-	json_t *range = fx_text(x, F(obx, 7));
+	fj *range = fx_text(x, F(obx, 7));
 	if (range)
-		fx_push(o, "referenceRange", json_pack("{s:o}", "text", range));
+		fx_push(o, "referenceRange", fx_pack("{s:o}", "text", range));
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(obx, 16)); r++)
 		fx_push(o, "performer", fx_xcn_ref(x, R(F(obx, 16), r)));
 	fx_set(o, "method", fx_cwe(x, F(obx, 17)));
 	if (x->failed) {
-		json_decref(o);
+		fj_drop(o);
 		return -1;
 	}
 	char key[800], c1[120], c3[60], sub[60], when[40];
@@ -270,11 +270,11 @@ fx_observation(fx *x, int obx, const char *report_key, json_t *report, const cha
 	keypart(x, F(obx, 4), sub, sizeof sub);
 	keypart(x, F(obx, 14), when, sizeof when);
 	if (report_key)
-		snprintf(key, sizeof key, "%s|%s^%s|%s", report_key, c1, c3, sub);
+		fx_cat(key, sizeof key, report_key, "|", c1, "^", c3, "|", sub, (char *)NULL);
 	else if (x->patient_key[0] && partof)
-		snprintf(key, sizeof key, "%s|%s^%s|%s", partof, c1, c3, sub);
+		fx_cat(key, sizeof key, partof, "|", c1, "^", c3, "|", sub, (char *)NULL);
 	else if (x->patient_key[0] && when[0])
-		snprintf(key, sizeof key, "pt|%s|%s^%s|%s|%s", x->patient_key, c1, c3, sub, when);
+		fx_cat(key, sizeof key, "pt|", x->patient_key, "|", c1, "^", c3, "|", sub, "|", when, (char *)NULL);
 	else
 		key[0] = 0;
 	char ref[64];
@@ -287,38 +287,38 @@ fx_observation(fx *x, int obx, const char *report_key, json_t *report, const cha
 
 /* --- DiagnosticReport, ServiceRequest, Specimen ----------------------------- */
 
-json_t *
+fj *
 fx_report(fx *x, int obr, int orc, char key[300])
 {
 	static const char *const status[][2] = {{"F", "final"}, {"C", "corrected"}, {"P", "preliminary"},
 		{"X", "cancelled"}, {"R", "partial"}, {"I", "registered"}, {"O", "registered"},
 		{"S", "partial"}, {"A", "partial"}, {"Y", "final"}, {"Z", "final"}};
-	json_t *d = json_object();
-	json_object_set_new(d, "status", json_string(MAP(status, F(obr, 25), "unknown")));
-	json_t *code = fx_cwe(x, F(obr, 4));
+	fj *d = fj_object();
+	fj_set(d, "status", fj_string(MAP(status, F(obr, 25), "unknown")));
+	fj *code = fx_cwe(x, F(obr, 4));
 	if (code == NULL) {
-		json_decref(d);
+		fj_drop(d);
 		fx_fail(x, SEG(obr), 4, "empty: DiagnosticReport.code is required");
 		return NULL;
 	}
-	json_object_set_new(d, "code", code);
+	fj_set(d, "code", code);
 	hq_str placer = hq_v2_valued(F(obr, 2)) || orc < 0 ? F(obr, 2) : F(orc, 2);
 	hq_str filler = hq_v2_valued(F(obr, 3)) || orc < 0 ? F(obr, 3) : F(orc, 3);
 	fx_push(d, "identifier", typed_id(x, filler, "FILL"));
 	fx_push(d, "identifier", typed_id(x, placer, "PLAC"));
-	json_t *cat = fx_cwe(x, F(obr, 24));
-	json_t *c0 = json_array_get(json_object_get(cat, "coding"), 0);
-	if (c0 && !json_object_get(c0, "system"))
-		json_object_set_new(c0, "system", json_string("http://terminology.hl7.org/CodeSystem/v2-0074"));
+	fj *cat = fx_cwe(x, F(obr, 24));
+	fj *c0 = fj_at(fj_get(cat, "coding"), 0);
+	if (c0 && !fj_get(c0, "system"))
+		fj_set(c0, "system", fj_string("http://terminology.hl7.org/CodeSystem/v2-0074"));
 	fx_push(d, "category", cat);
 	if (x->patient_ref[0])
-		json_object_set_new(d, "subject", fx_ref(x->patient_ref));
+		fj_set(d, "subject", fx_ref(x->patient_ref));
 	if (x->encounter_ref[0])
-		json_object_set_new(d, "encounter", fx_ref(x->encounter_ref));
+		fj_set(d, "encounter", fx_ref(x->encounter_ref));
 	fx_set(d, "effectiveDateTime", time_of(x, obr, 7, C(F(obr, 7), 1), 't'));
 	fx_set(d, "issued", time_of(x, obr, 22, C(F(obr, 22), 1), 'i'));
 	if (x->failed) {
-		json_decref(d);
+		fj_drop(d);
 		return NULL;
 	}
 	char k[300], c1[120];
@@ -334,13 +334,13 @@ fx_report(fx *x, int obr, int orc, char key[300])
 			key[0] = 0;
 	}
 	char ref[64];
-	json_t *r = fx_add(x, "DiagnosticReport", key, obr, d, ref);
+	fj *r = fx_add(x, "DiagnosticReport", key, obr, d, ref);
 	if (r && !key[0])
 		snprintf(key, 300, "%s", ref);
 	return r;
 }
 
-json_t *
+fj *
 fx_service_request(fx *x, int orc, int obr)
 {
 	static const char *const st5[][2] = {{"A", "active"}, {"CA", "revoked"}, {"CM", "completed"},
@@ -353,12 +353,12 @@ fx_service_request(fx *x, int orc, int obr)
 		fx_fail(x, SEG(at), 0, "no PID before it: ServiceRequest.subject is required");
 		return NULL;
 	}
-	json_t *s = json_object();
+	fj *s = fj_object();
 	const char *status = orc >= 0 ? MAP(st5, F(orc, 5), NULL) : NULL;
 	if (status == NULL && orc >= 0)
 		status = MAP(st1, F(orc, 1), NULL);
-	json_object_set_new(s, "status", json_string(status ? status : "unknown"));
-	json_object_set_new(s, "intent", json_string("order"));
+	fj_set(s, "status", fj_string(status ? status : "unknown"));
+	fj_set(s, "intent", fj_string("order"));
 	hq_str placer = orc >= 0 && hq_v2_valued(F(orc, 2)) ? F(orc, 2) : obr >= 0 ? F(obr, 2) : F(orc, 2);
 	hq_str filler = orc >= 0 && hq_v2_valued(F(orc, 3)) ? F(orc, 3) : obr >= 0 ? F(obr, 3) : F(orc, 3);
 	fx_push(s, "identifier", typed_id(x, placer, "PLAC"));
@@ -368,15 +368,15 @@ fx_service_request(fx *x, int orc, int obr)
 		for (int r = 1; r <= hq_v2_nreps(&x->m, F(obr, 31)); r++)
 			fx_push(s, "reasonCode", fx_cwe(x, R(F(obr, 31), r)));
 	}
-	json_object_set_new(s, "subject", fx_ref(x->patient_ref));
+	fj_set(s, "subject", fx_ref(x->patient_ref));
 	if (x->encounter_ref[0])
-		json_object_set_new(s, "encounter", fx_ref(x->encounter_ref));
+		fj_set(s, "encounter", fx_ref(x->encounter_ref));
 	if (orc >= 0) {
 		fx_set(s, "authoredOn", time_of(x, orc, 9, C(F(orc, 9), 1), 't'));
 		fx_set(s, "requester", fx_xcn_ref(x, R(F(orc, 12), 1)));
 	}
 	if (x->failed) {
-		json_decref(s);
+		fj_drop(s);
 		return NULL;
 	}
 	char key[300], k[260];
@@ -392,33 +392,33 @@ fx_service_request(fx *x, int orc, int obr)
 }
 
 int
-fx_specimen(fx *x, int spm, const char *report_key, json_t *report)
+fx_specimen(fx *x, int spm, const char *report_key, fj *report)
 {
-	json_t *s = json_object();
+	fj *s = fj_object();
 	hq_str id = hq_v2_sub(&x->m, C(F(spm, 2), 2), 1);
 	if (!hq_v2_valued(id))
 		id = hq_v2_sub(&x->m, C(F(spm, 2), 1), 1);
-	json_t *v = fx_text(x, id);
+	fj *v = fx_text(x, id);
 	if (v)
-		fx_push(s, "identifier", json_pack("{s:O}", "value", v));
+		fx_push(s, "identifier", fx_pack("{s:O}", "value", v));
 	fx_set(s, "type", fx_cwe(x, F(spm, 4)));
 	if (x->patient_ref[0])
-		json_object_set_new(s, "subject", fx_ref(x->patient_ref));
-	json_t *col = json_object();
+		fj_set(s, "subject", fx_ref(x->patient_ref));
+	fj *col = fj_object();
 	fx_set(col, "collectedDateTime", time_of(x, spm, 17, C(F(spm, 17), 1), 't'));
 	fx_set(s, "collection", col);
 	fx_set(s, "receivedTime", time_of(x, spm, 18, C(F(spm, 18), 1), 't'));
 	char key[400], seq[20];
 	keypart(x, F(spm, 1), seq, sizeof seq);
 	if (v)
-		snprintf(key, sizeof key, "spm|%s", json_string_value(v));
+		snprintf(key, sizeof key, "spm|%s", fj_str(v));
 	else if (report_key)
 		snprintf(key, sizeof key, "%s|SPM|%s", report_key, seq);
 	else
 		key[0] = 0;
-	json_decref(v);
+	fj_drop(v);
 	if (x->failed) {
-		json_decref(s);
+		fj_drop(s);
 		return -1;
 	}
 	char ref[64];
@@ -440,44 +440,44 @@ fx_immunization(fx *x, int orc, int rxa, int rxr, char ref[64])
 		fx_fail(x, SEG(rxa), 0, "no PID before it: Immunization.patient is required");
 		return -1;
 	}
-	json_t *im = json_object();
+	fj *im = fj_object();
 	char action[4];
 	keypart(x, F(rxa, 21), action, sizeof action);
-	json_object_set_new(im, "status", json_string(!strcmp(action, "D") ? "entered-in-error"
+	fj_set(im, "status", fj_string(!strcmp(action, "D") ? "entered-in-error"
 						      : MAP(status, F(rxa, 20), "completed")));
-	json_t *code = fx_cwe(x, F(rxa, 5));
-	json_t *when = time_of(x, rxa, 3, C(F(rxa, 3), 1), 't');
+	fj *code = fx_cwe(x, F(rxa, 5));
+	fj *when = time_of(x, rxa, 3, C(F(rxa, 3), 1), 't');
 	if (code == NULL || when == NULL) {
-		json_decref(code);
-		json_decref(when);
-		json_decref(im);
+		fj_drop(code);
+		fj_drop(when);
+		fj_drop(im);
 		fx_fail(x, SEG(rxa), code ? 3 : 5, code ? "empty: Immunization.occurrence is required"
 							: "empty: Immunization.vaccineCode is required");
 		return -1;
 	}
-	json_object_set_new(im, "vaccineCode", code);
-	json_object_set_new(im, "patient", fx_ref(x->patient_ref));
+	fj_set(im, "vaccineCode", code);
+	fj_set(im, "patient", fx_ref(x->patient_ref));
 	if (x->encounter_ref[0])
-		json_object_set_new(im, "encounter", fx_ref(x->encounter_ref));
-	json_object_set_new(im, "occurrenceDateTime", when);
+		fj_set(im, "encounter", fx_ref(x->encounter_ref));
+	fj_set(im, "occurrenceDateTime", when);
 	char amount[32];
 	keypart(x, F(rxa, 6), amount, sizeof amount);
 	if (strcmp(amount, "999") != 0)
 		fx_set(im, "doseQuantity", quantity(x, F(rxa, 6), F(rxa, 7)));
 	fx_set(im, "lotNumber", fx_text(x, R(F(rxa, 15), 1)));
 	fx_set(im, "expirationDate", time_of(x, rxa, 16, C(R(F(rxa, 16), 1), 1), 'd'));
-	json_t *mvx = fx_text(x, C(R(F(rxa, 17), 1), 2)) ?: fx_text(x, C(R(F(rxa, 17), 1), 1));
+	fj *mvx = fx_text(x, C(R(F(rxa, 17), 1), 2)) ?: fx_text(x, C(R(F(rxa, 17), 1), 1));
 	if (mvx)
-		json_object_set_new(im, "manufacturer", json_pack("{s:o,s:s}", "display", mvx, "type", "Organization"));
-	json_t *who = fx_xcn_ref(x, R(F(rxa, 10), 1));
+		fj_set(im, "manufacturer", fx_pack("{s:o,s:s}", "display", mvx, "type", "Organization"));
+	fj *who = fx_xcn_ref(x, R(F(rxa, 10), 1));
 	if (who)
-		fx_push(im, "performer", json_pack("{s:{s:[{s:s,s:s}]},s:o}", "function", "coding", "system",
+		fx_push(im, "performer", fx_pack("{s:{s:[{s:s,s:s}]},s:o}", "function", "coding", "system",
 			"http://terminology.hl7.org/CodeSystem/v2-0443", "code", "AP", "actor", who));
 	char src[8];
 	keypart(x, C(F(rxa, 9), 1), src, sizeof src);
 	if (!strcmp(src, "00") || !strcmp(src, "01"))
-		json_object_set_new(im, "primarySource", json_boolean(src[1] == '0'));
-	if (!strcmp(json_string_value(json_object_get(im, "status")), "not-done"))
+		fj_set(im, "primarySource", fj_boolean(src[1] == '0'));
+	if (!strcmp(fj_str(fj_get(im, "status")), "not-done"))
 		fx_set(im, "statusReason", fx_cwe(x, F(rxa, 18)));
 	if (rxr >= 0) {
 		fx_set(im, "route", fx_cwe(x, F(rxr, 1)));
@@ -486,7 +486,7 @@ fx_immunization(fx *x, int orc, int rxa, int rxr, char ref[64])
 	if (orc >= 0)
 		fx_push(im, "identifier", typed_id(x, F(orc, 3), "FILL"));
 	if (x->failed) {
-		json_decref(im);
+		fj_drop(im);
 		return -1;
 	}
 	char key[500], k[260], c[120], t[40];
@@ -512,47 +512,47 @@ fx_appointment(fx *x, int sch, const int *ais, int nais, const int *aip, int nai
 		{"Complete", "fulfilled"}, {"Noshow", "noshow"}, {"Pending", "pending"},
 		{"Waitlist", "waitlist"}, {"Started", "arrived"}, {"Deleted", "entered-in-error"},
 		{"Overbook", "booked"}, {"Blocked", "booked"}};
-	json_t *a = json_object();
+	fj *a = fj_object();
 	const char *st = MAP(status, C(F(sch, 25), 1), "booked");
 	fx_push(a, "identifier", typed_id(x, F(sch, 1), "PLAC"));
 	fx_push(a, "identifier", typed_id(x, F(sch, 2), "FILL"));
 	fx_push(a, "reasonCode", fx_cwe(x, F(sch, 7)));
 	fx_set(a, "appointmentType", fx_cwe(x, F(sch, 8)));
 	hq_str tq = F(sch, 11);
-	json_t *start = time_of(x, sch, 11, hq_v2_sub(&x->m, C(tq, 4), 1), 'i');
-	json_t *end = time_of(x, sch, 11, hq_v2_sub(&x->m, C(tq, 5), 1), 'i');
+	fj *start = time_of(x, sch, 11, hq_v2_sub(&x->m, C(tq, 4), 1), 'i');
+	fj *end = time_of(x, sch, 11, hq_v2_sub(&x->m, C(tq, 5), 1), 'i');
 	for (int k = 0; k < nais; k++) {
 		fx_push(a, "serviceType", fx_cwe(x, F(ais[k], 3)));
 		if (start == NULL)
 			start = time_of(x, ais[k], 4, C(F(ais[k], 4), 1), 'i');
 	}
-	json_t *dur = fx_text(x, F(sch, 9));
-	int min = dur ? atoi(json_string_value(dur)) : 0;
-	json_decref(dur);
+	fj *dur = fx_text(x, F(sch, 9));
+	int min = dur ? atoi(fj_str(dur)) : 0;
+	fj_drop(dur);
 	if (min > 0)
-		json_object_set_new(a, "minutesDuration", json_integer(min));
+		fj_set(a, "minutesDuration", fj_integer(min));
 	/* app-2: start and end together, or neither */
 	if (start && end && strcmp(st, "cancelled") && strcmp(st, "entered-in-error")) {
-		json_object_set_new(a, "start", start);
-		json_object_set_new(a, "end", end);
+		fj_set(a, "start", start);
+		fj_set(a, "end", end);
 	} else {
-		json_decref(start);
-		json_decref(end);
+		fj_drop(start);
+		fj_drop(end);
 		if (strcmp(st, "cancelled") && strcmp(st, "waitlist") && strcmp(st, "entered-in-error"))
 			st = "proposed"; /* no start: only a proposed appointment may lack one */
 	}
-	json_object_set_new(a, "status", json_string(st));
+	fj_set(a, "status", fj_string(st));
 	if (x->patient_ref[0])
-		fx_push(a, "participant", json_pack("{s:o,s:s}", "actor", fx_ref(x->patient_ref), "status", "accepted"));
+		fx_push(a, "participant", fx_pack("{s:o,s:s}", "actor", fx_ref(x->patient_ref), "status", "accepted"));
 	for (int k = 0; k < naip; k++) {
-		json_t *who = fx_xcn_ref(x, R(F(aip[k], 3), 1));
+		fj *who = fx_xcn_ref(x, R(F(aip[k], 3), 1));
 		if (who)
-			fx_push(a, "participant", json_pack("{s:o,s:s}", "actor", who, "status", "accepted"));
+			fx_push(a, "participant", fx_pack("{s:o,s:s}", "actor", who, "status", "accepted"));
 	}
-	if (json_object_get(a, "participant") == NULL && !x->failed)
+	if (fj_get(a, "participant") == NULL && !x->failed)
 		fx_fail(x, SEG(sch), 0, "no PID or AIP-3: Appointment.participant is required");
 	if (x->failed) {
-		json_decref(a);
+		fj_drop(a);
 		return -1;
 	}
 	char key[300], k[260];
@@ -577,14 +577,14 @@ fx_document(fx *x, int txa, const int *obx, int nobx)
 		fx_fail(x, SEG(txa), 0, "no PID before it: DocumentReference.subject is required");
 		return -1;
 	}
-	json_t *d = json_object();
-	json_object_set_new(d, "status", json_string(MAP(avail, F(txa, 19), "current")));
+	fj *d = fj_object();
+	fj_set(d, "status", fj_string(MAP(avail, F(txa, 19), "current")));
 	const char *ds = MAP(doc, F(txa, 17), NULL);
 	if (ds)
-		json_object_set_new(d, "docStatus", json_string(ds));
+		fj_set(d, "docStatus", fj_string(ds));
 	fx_set(d, "masterIdentifier", fx_ei(x, F(txa, 12)));
 	fx_set(d, "type", fx_cwe(x, F(txa, 2)));
-	json_object_set_new(d, "subject", fx_ref(x->patient_ref));
+	fj_set(d, "subject", fx_ref(x->patient_ref));
 	fx_set(d, "date", time_of(x, txa, 4, C(F(txa, 4), 1), 'i'));
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(txa, 9)); r++)
 		fx_push(d, "author", fx_xcn_ref(x, R(F(txa, 9), r)));
@@ -596,38 +596,38 @@ fx_document(fx *x, int txa, const int *obx, int nobx)
 		char t[8];
 		keypart(x, F(obx[k], 2), t, sizeof t);
 		if (!strcmp(t, "ED")) {
-			fx_push(d, "content", json_pack("{s:o}", "attachment", attachment(x, R(F(obx[k], 5), 1))));
+			fx_push(d, "content", fx_pack("{s:o}", "attachment", attachment(x, R(F(obx[k], 5), 1))));
 			continue;
 		}
-		json_t *line = reps_text(x, F(obx[k], 5));
+		fj *line = reps_text(x, F(obx[k], 5));
 		if (line == NULL)
 			continue;
-		size_t n = json_string_length(line);
+		size_t n = fj_strlen(line);
 		char *nt = realloc(text, tlen + n + 2);
 		if (nt) {
 			text = nt;
 			if (tlen)
 				text[tlen++] = '\n';
-			memcpy(text + tlen, json_string_value(line), n);
+			memcpy(text + tlen, fj_str(line), n);
 			tlen += n;
 		}
-		json_decref(line);
+		fj_drop(line);
 	}
 	if (tlen) {
 		size_t n;
 		char *b = hq_base64(text, tlen, &n);
 		if (b)
-			fx_push(d, "content", json_pack("{s:{s:s,s:s#}}", "attachment", "contentType",
+			fx_push(d, "content", fx_pack("{s:{s:s,s:s#}}", "attachment", "contentType",
 				"text/plain; charset=utf-8", "data", b, (int)n));
 		free(b);
 	}
 	free(text);
-	if (json_object_get(d, "content") == NULL && !x->failed)
+	if (fj_get(d, "content") == NULL && !x->failed)
 		fx_fail(x, SEG(txa), 12, "no OBX with the document's content: DocumentReference.content is required");
 	if (x->encounter_ref[0])
-		json_object_set_new(d, "context", json_pack("{s:[o]}", "encounter", fx_ref(x->encounter_ref)));
+		fj_set(d, "context", fx_pack("{s:[o]}", "encounter", fx_ref(x->encounter_ref)));
 	if (x->failed) {
-		json_decref(d);
+		fj_drop(d);
 		return -1;
 	}
 	char key[300], k[260];

@@ -24,11 +24,11 @@
 #define S(v, n) hq_v2_sub(&x->m, (v), (n))
 
 /* A time of field n of segment i; fails naming it when it is no time. */
-static json_t *
+static fj *
 time_of(fx *x, int i, int n, hq_str raw, char kind)
 {
 	x->badtime = 0;
-	json_t *t = fx_time(x, raw, kind);
+	fj *t = fx_time(x, raw, kind);
 	if (x->badtime)
 		fx_fail(x, SEG(i), n, "not a date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])");
 	return t;
@@ -38,9 +38,9 @@ time_of(fx *x, int i, int n, hq_str raw, char kind)
 static void
 keypart(fx *x, hq_str raw, char *out, size_t cap)
 {
-	json_t *t = fx_text(x, raw);
-	snprintf(out, cap, "%s", t ? json_string_value(t) : "");
-	json_decref(t);
+	fj *t = fx_text(x, raw);
+	fx_cat(out, cap, t ? fj_str(t) : "", (char *)NULL);
+	fj_drop(t);
 }
 
 /* Code and its system as one key part: "code^system" of a CWE. */
@@ -52,7 +52,7 @@ codekey(fx *x, hq_str cwe, char *out, size_t cap)
 	keypart(x, C(cwe, 3), s, sizeof s);
 	if (!c[0])
 		keypart(x, C(cwe, 2), c, sizeof c);
-	snprintf(out, cap, "%s^%s", c, s);
+	fx_cat(out, cap, c, "^", s, (char *)NULL);
 }
 
 /* "value|authority" of a CX (authority: CX-4's universal id, else its
@@ -66,77 +66,77 @@ cxkey(fx *x, hq_str cx, char *out, size_t cap)
 	if (!a[0])
 		keypart(x, S(C(cx, 4), 1), a, sizeof a);
 	if (v[0])
-		snprintf(out, cap, "%s|%s", v, a);
+		fx_cat(out, cap, v, "|", a, (char *)NULL);
 	else
 		out[0] = 0;
 }
 
 /* A CWE whose coding has no system gets table's (HL7 table nnnn). */
-static json_t *
+static fj *
 cwe_table(fx *x, hq_str cwe, const char *uri)
 {
-	json_t *cc = fx_cwe(x, cwe);
-	json_t *k = json_array_get(json_object_get(cc, "coding"), 0);
-	if (k && json_object_get(k, "system") == NULL && !hq_v2_valued(C(cwe, 3)))
-		json_object_set_new(k, "system", json_string(uri));
+	fj *cc = fx_cwe(x, cwe);
+	fj *k = fj_at(fj_get(cc, "coding"), 0);
+	if (k && fj_get(k, "system") == NULL && !hq_v2_valued(C(cwe, 3)))
+		fj_set(k, "system", fj_string(uri));
 	return cc;
 }
 
-static json_t *
+static fj *
 coding(const char *system, const char *code)
 {
-	return json_pack("{s:s,s:s}", "system", system, "code", code);
+	return fx_pack("{s:s,s:s}", "system", system, "code", code);
 }
 
 /* Decoded repetitions of a field joined with newlines. */
-static json_t *
+static fj *
 reps_text(fx *x, hq_str f)
 {
 	int n = hq_v2_nreps(&x->m, f);
 	char *buf = NULL;
 	size_t len = 0;
 	for (int r = 1; r <= n; r++) {
-		json_t *t = fx_text(x, R(f, r));
+		fj *t = fx_text(x, R(f, r));
 		if (t == NULL)
 			continue;
-		size_t tl = json_string_length(t);
+		size_t tl = fj_strlen(t);
 		char *nb = realloc(buf, len + tl + 2);
 		if (nb) {
 			buf = nb;
 			if (len)
 				buf[len++] = '\n';
-			memcpy(buf + len, json_string_value(t), tl);
+			memcpy(buf + len, fj_str(t), tl);
 			len += tl;
 		}
-		json_decref(t);
+		fj_drop(t);
 	}
-	json_t *j = len ? json_stringn(buf, len) : NULL;
+	fj *j = len ? fj_stringn(buf, len) : NULL;
 	free(buf);
 	return j;
 }
 
 static void
-set_subject(fx *x, json_t *r, const char *key)
+set_subject(fx *x, fj *r, const char *key)
 {
 	if (x->patient_ref[0])
-		json_object_set_new(r, key, fx_ref(x->patient_ref));
+		fj_set(r, key, fx_ref(x->patient_ref));
 }
 
 static void
-set_encounter(fx *x, json_t *r, const char *key)
+set_encounter(fx *x, fj *r, const char *key)
 {
 	if (x->encounter_ref[0])
-		json_object_set_new(r, key, fx_ref(x->encounter_ref));
+		fj_set(r, key, fx_ref(x->encounter_ref));
 }
 
 static const char *
-lookup(const char *const (*map)[2], size_t n, json_t *code, const char *dflt)
+lookup(const char *const (*map)[2], size_t n, fj *code, const char *dflt)
 {
-	const char *c = code ? json_string_value(code) : NULL;
+	const char *c = code ? fj_str(code) : NULL;
 	for (size_t i = 0; c && i < n; i++)
 		if (strcmp(map[i][0], c) == 0)
 			dflt = map[i][1];
-	json_decref(code);
+	fj_drop(code);
 	return dflt;
 }
 #define LOOKUP(map, code, dflt) lookup(map, sizeof map / sizeof map[0], code, dflt)
@@ -144,11 +144,11 @@ lookup(const char *const (*map)[2], size_t n, json_t *code, const char *dflt)
 /* --- Patient ---------------------------------------------------------------- */
 
 static void
-patient_contact(fx *x, json_t *p, int nk1)
+patient_contact(fx *x, fj *p, int nk1)
 {
-	json_t *c = json_object();
+	fj *c = fj_object();
 	fx_set(c, "name", fx_xpn(x, R(F(nk1, 2), 1)));
-	json_t *rel = cwe_table(x, R(F(nk1, 3), 1), "http://terminology.hl7.org/CodeSystem/v2-0063");
+	fj *rel = cwe_table(x, R(F(nk1, 3), 1), "http://terminology.hl7.org/CodeSystem/v2-0063");
 	fx_push(c, "relationship", rel);
 	fx_set(c, "address", fx_xad(x, R(F(nk1, 4), 1)));
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(nk1, 5)); r++)
@@ -156,14 +156,14 @@ patient_contact(fx *x, json_t *p, int nk1)
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(nk1, 6)); r++)
 		fx_push(c, "telecom", fx_xtn(x, R(F(nk1, 6), r), "work"));
 	/* pat-1: a contact holds a name, telecom or address */
-	if (json_object_get(c, "name") || json_object_get(c, "telecom") || json_object_get(c, "address"))
+	if (fj_get(c, "name") || fj_get(c, "telecom") || fj_get(c, "address"))
 		fx_push(p, "contact", c);
 	else
-		json_decref(c);
+		fj_drop(c);
 }
 
 static void
-patient_demographics(fx *x, json_t *p, int pid)
+patient_demographics(fx *x, fj *p, int pid)
 {
 	static const char *const gender[][2] = {{"M", "male"}, {"F", "female"}, {"O", "other"},
 						{"A", "other"}, {"N", "other"}, {"U", "unknown"}};
@@ -173,40 +173,40 @@ patient_demographics(fx *x, json_t *p, int pid)
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(pid, 5)); r++)
 		fx_push(p, "name", fx_xpn(x, R(F(pid, 5), r)));
 	fx_set(p, "birthDate", time_of(x, pid, 7, C(F(pid, 7), 1), 'd'));
-	json_t *g = fx_text(x, C(F(pid, 8), 1));
+	fj *g = fx_text(x, C(F(pid, 8), 1));
 	if (g)
-		json_object_set_new(p, "gender", json_string(LOOKUP(gender, g, "unknown")));
+		fj_set(p, "gender", fj_string(LOOKUP(gender, g, "unknown")));
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(pid, 11)); r++)
 		fx_push(p, "address", fx_xad(x, R(F(pid, 11), r)));
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(pid, 13)); r++)
 		fx_push(p, "telecom", fx_xtn(x, R(F(pid, 13), r), "home"));
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(pid, 14)); r++)
 		fx_push(p, "telecom", fx_xtn(x, R(F(pid, 14), r), "work"));
-	json_t *lang = fx_cwe(x, R(F(pid, 15), 1));
+	fj *lang = fx_cwe(x, R(F(pid, 15), 1));
 	if (lang)
-		fx_push(p, "communication", json_pack("{s:o}", "language", lang));
+		fx_push(p, "communication", fx_pack("{s:o}", "language", lang));
 	fx_set(p, "maritalStatus", cwe_table(x, R(F(pid, 16), 1), "http://terminology.hl7.org/CodeSystem/v2-0002"));
-	json_t *died = time_of(x, pid, 29, C(F(pid, 29), 1), 't');
-	json_t *dead = fx_text(x, F(pid, 30));
+	fj *died = time_of(x, pid, 29, C(F(pid, 29), 1), 't');
+	fj *dead = fx_text(x, F(pid, 30));
 	if (died)
-		json_object_set_new(p, "deceasedDateTime", died);
-	else if (dead && (strcmp(json_string_value(dead), "Y") == 0 || strcmp(json_string_value(dead), "N") == 0))
-		json_object_set_new(p, "deceasedBoolean", json_boolean(json_string_value(dead)[0] == 'Y'));
-	json_decref(dead);
-	json_t *order = fx_text(x, F(pid, 25)), *multi = fx_text(x, F(pid, 24));
-	int ord = order ? atoi(json_string_value(order)) : 0;
+		fj_set(p, "deceasedDateTime", died);
+	else if (dead && (strcmp(fj_str(dead), "Y") == 0 || strcmp(fj_str(dead), "N") == 0))
+		fj_set(p, "deceasedBoolean", fj_boolean(fj_str(dead)[0] == 'Y'));
+	fj_drop(dead);
+	fj *order = fx_text(x, F(pid, 25)), *multi = fx_text(x, F(pid, 24));
+	int ord = order ? atoi(fj_str(order)) : 0;
 	if (ord > 0)
-		json_object_set_new(p, "multipleBirthInteger", json_integer(ord));
-	else if (multi && (strcmp(json_string_value(multi), "Y") == 0 || strcmp(json_string_value(multi), "N") == 0))
-		json_object_set_new(p, "multipleBirthBoolean", json_boolean(json_string_value(multi)[0] == 'Y'));
-	json_decref(order);
-	json_decref(multi);
+		fj_set(p, "multipleBirthInteger", fj_integer(ord));
+	else if (multi && (strcmp(fj_str(multi), "Y") == 0 || strcmp(fj_str(multi), "N") == 0))
+		fj_set(p, "multipleBirthBoolean", fj_boolean(fj_str(multi)[0] == 'Y'));
+	fj_drop(order);
+	fj_drop(multi);
 }
 
 int
 fx_patient(fx *x, int pid, int pd1, const int *nk1, int nnk1, int mrg)
 {
-	json_t *p = json_object();
+	fj *p = fj_object();
 	char key[300];
 	cxkey(x, R(F(pid, 3), 1), key, sizeof key);
 	if (!key[0]) /* v2.3 senders put the MRN in PID-2 or PID-4 as often as in PID-3 */
@@ -222,10 +222,10 @@ fx_patient(fx *x, int pid, int pd1, const int *nk1, int nnk1, int mrg)
 	for (int k = 0; k < nnk1; k++)
 		patient_contact(x, p, nk1[k]);
 	if (x->failed) {
-		json_decref(p);
+		fj_drop(p);
 		return -1;
 	}
-	json_t *res = fx_add(x, "Patient", key, pid, p, x->patient_ref);
+	fj *res = fx_add(x, "Patient", key, pid, p, x->patient_ref);
 	if (res == NULL)
 		return -1;
 	x->encounter_ref[0] = x->encounter_key[0] = 0; /* a new patient's visit comes with its own PV1 */
@@ -239,32 +239,32 @@ fx_patient(fx *x, int pid, int pd1, const int *nk1, int nnk1, int mrg)
 		fx_fail(x, SEG(mrg), 1, "empty: the merged patient's identifier is required");
 		return -1;
 	}
-	json_t *old = json_object();
+	fj *old = fj_object();
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(mrg, 1)); r++)
 		fx_push(old, "identifier", fx_cx(x, R(F(mrg, 1), r)));
-	json_object_set_new(old, "active", json_false());
-	json_object_set_new(old, "link", json_pack("[{s:o,s:s}]", "other", fx_ref(x->patient_ref), "type", "replaced-by"));
+	fj_set(old, "active", fj_boolean(0));
+	fj_set(old, "link", fx_pack("[{s:o,s:s}]", "other", fx_ref(x->patient_ref), "type", "replaced-by"));
 	if (fx_add(x, "Patient", okey, mrg, old, oref) == NULL)
 		return -1;
-	fx_push(res, "link", json_pack("{s:o,s:s}", "other", fx_ref(oref), "type", "replaces"));
+	fx_push(res, "link", fx_pack("{s:o,s:s}", "other", fx_ref(oref), "type", "replaces"));
 	return 0;
 }
 
 /* --- Encounter -------------------------------------------------------------- */
 
 static void
-encounter_participants(fx *x, json_t *e, int pv1)
+encounter_participants(fx *x, fj *e, int pv1)
 {
 	static const struct { int field; const char *code; } who[] = {
 		{7, "ATND"}, {8, "REF"}, {9, "CON"}, {17, "ADM"}};
 	for (size_t k = 0; k < sizeof who / sizeof who[0]; k++)
 		for (int r = 1; r <= hq_v2_nreps(&x->m, F(pv1, who[k].field)); r++) {
-			json_t *ref = fx_xcn_ref(x, R(F(pv1, who[k].field), r));
+			fj *ref = fx_xcn_ref(x, R(F(pv1, who[k].field), r));
 			if (ref == NULL)
 				continue;
-			json_t *type = json_pack("[{s:[o]}]", "coding",
+			fj *type = fx_pack("[{s:[o]}]", "coding",
 						 coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", who[k].code));
-			fx_push(e, "participant", json_pack("{s:o,s:o}", "type", type, "individual", ref));
+			fx_push(e, "participant", fx_pack("{s:o,s:o}", "type", type, "individual", ref));
 		}
 }
 
@@ -272,13 +272,13 @@ int
 fx_encounter(fx *x, int pv1, int pv2, const char *trigger)
 {
 	static const char *const cls[][2] = {{"E", "EMER"}, {"I", "IMP"}, {"O", "AMB"}, {"P", "PRENC"}};
-	json_t *c = fx_text(x, C(F(pv1, 2), 1));
-	int valued = hq_v2_valued(F(pv1, 19)) || hq_v2_valued(F(pv1, 44)) || (c && strcmp(json_string_value(c), "N") != 0);
+	fj *c = fx_text(x, C(F(pv1, 2), 1));
+	int valued = hq_v2_valued(F(pv1, 19)) || hq_v2_valued(F(pv1, 44)) || (c && strcmp(fj_str(c), "N") != 0);
 	if (!valued) {
-		json_decref(c);
+		fj_drop(c);
 		return 0;
 	}
-	json_t *e = json_object();
+	fj *e = fj_object();
 	const char *status = "unknown";
 	if (!strcmp(trigger, "A01") || !strcmp(trigger, "A02") || !strcmp(trigger, "A04"))
 		status = "in-progress";
@@ -290,34 +290,34 @@ fx_encounter(fx *x, int pv1, int pv2, const char *trigger)
 		status = "finished";
 	else if (hq_v2_valued(F(pv1, 44)))
 		status = "in-progress";
-	json_object_set_new(e, "status", json_string(status));
+	fj_set(e, "status", fj_string(status));
 	if (c) {
-		const char *act = LOOKUP(cls, json_incref(c), NULL);
-		json_object_set_new(e, "class", act ? coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", act)
-						    : coding("http://terminology.hl7.org/CodeSystem/v2-0004", json_string_value(c)));
-		json_decref(c);
+		const char *act = LOOKUP(cls, c, NULL);
+		fj_set(e, "class", act ? coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", act)
+						    : coding("http://terminology.hl7.org/CodeSystem/v2-0004", fj_str(c)));
+		fj_drop(c);
 	} else {
-		json_object_set_new(e, "class", coding("http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "UNK"));
+		fj_set(e, "class", coding("http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "UNK"));
 	}
 	fx_push(e, "identifier", fx_cx(x, R(F(pv1, 19), 1)));
 	set_subject(x, e, "subject");
 	encounter_participants(x, e, pv1);
-	json_t *period = json_object();
+	fj *period = fj_object();
 	fx_set(period, "start", time_of(x, pv1, 44, C(R(F(pv1, 44), 1), 1), 't'));
 	fx_set(period, "end", time_of(x, pv1, 45, C(R(F(pv1, 45), 1), 1), 't'));
 	fx_set(e, "period", period);
-	json_t *loc = fx_pl_ref(x, F(pv1, 3));
+	fj *loc = fx_pl_ref(x, F(pv1, 3));
 	if (loc)
-		fx_push(e, "location", json_pack("{s:o}", "location", loc));
+		fx_push(e, "location", fx_pack("{s:o}", "location", loc));
 	fx_set(e, "serviceType", cwe_table(x, F(pv1, 10), "http://terminology.hl7.org/CodeSystem/v2-0069"));
-	json_t *h = json_object();
+	fj *h = fj_object();
 	fx_set(h, "admitSource", cwe_table(x, F(pv1, 14), "http://terminology.hl7.org/CodeSystem/v2-0023"));
 	fx_set(h, "dischargeDisposition", cwe_table(x, F(pv1, 36), "http://terminology.hl7.org/CodeSystem/v2-0112"));
 	fx_set(e, "hospitalization", h);
 	if (pv2 >= 0)
 		fx_push(e, "reasonCode", fx_cwe(x, F(pv2, 3)));
 	if (x->failed) {
-		json_decref(e);
+		fj_drop(e);
 		return -1;
 	}
 	char key[300];
@@ -347,23 +347,23 @@ fx_allergy(fx *x, int al1)
 	static const char *const crit[][2] = {{"SV", "high"}, {"MO", "low"}, {"MI", "low"}};
 	if (need_patient(x, al1, "no PID before it: AllergyIntolerance.patient is required"))
 		return -1;
-	json_t *a = json_object();
-	json_object_set_new(a, "clinicalStatus", json_pack("{s:[o]}", "coding",
+	fj *a = fj_object();
+	fj_set(a, "clinicalStatus", fx_pack("{s:[o]}", "coding",
 		coding("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "active")));
 	const char *c = LOOKUP(cat, fx_text(x, C(F(al1, 2), 1)), NULL);
 	if (c)
-		json_object_set_new(a, "category", json_pack("[s]", c));
+		fj_set(a, "category", fx_pack("[s]", c));
 	const char *k = LOOKUP(crit, fx_text(x, C(F(al1, 4), 1)), NULL);
 	if (k)
-		json_object_set_new(a, "criticality", json_string(k));
+		fj_set(a, "criticality", fj_string(k));
 	fx_set(a, "code", fx_cwe(x, F(al1, 3)));
 	set_subject(x, a, "patient");
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(al1, 5)); r++) {
-		json_t *t = fx_text(x, C(R(F(al1, 5), r), 2));
+		fj *t = fx_text(x, C(R(F(al1, 5), r), 2));
 		if (t == NULL)
 			t = fx_text(x, C(R(F(al1, 5), r), 1));
 		if (t)
-			fx_push(a, "reaction", json_pack("{s:[{s:o}]}", "manifestation", "text", t));
+			fx_push(a, "reaction", fx_pack("{s:[{s:o}]}", "manifestation", "text", t));
 	}
 	fx_set(a, "onsetDateTime", time_of(x, al1, 6, F(al1, 6), 't'));
 	char key[600], code[200];
@@ -371,7 +371,7 @@ fx_allergy(fx *x, int al1)
 	snprintf(key, sizeof key, "pt|%s|%s", x->patient_key, code);
 	char ref[64];
 	if (x->failed) {
-		json_decref(a);
+		fj_drop(a);
 		return -1;
 	}
 	return fx_add(x, "AllergyIntolerance", strcmp(code, "^") ? key : NULL, al1, a, ref) ? 0 : -1;
@@ -382,11 +382,11 @@ fx_condition(fx *x, int dg1)
 {
 	if (need_patient(x, dg1, "no PID before it: Condition.subject is required"))
 		return -1;
-	json_t *c = json_object();
-	json_object_set_new(c, "category", json_pack("[{s:[o]}]", "coding",
+	fj *c = fj_object();
+	fj_set(c, "category", fx_pack("[{s:[o]}]", "coding",
 		coding("http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis")));
-	json_t *code = fx_cwe(x, F(dg1, 3)), *desc = code ? NULL : fx_text(x, F(dg1, 4));
-	fx_set(c, "code", code ? code : desc ? json_pack("{s:o}", "text", desc) : NULL);
+	fj *code = fx_cwe(x, F(dg1, 3)), *desc = code ? NULL : fx_text(x, F(dg1, 4));
+	fx_set(c, "code", code ? code : desc ? fx_pack("{s:o}", "text", desc) : NULL);
 	set_subject(x, c, "subject");
 	set_encounter(x, c, "encounter");
 	fx_set(c, "onsetDateTime", time_of(x, dg1, 5, C(F(dg1, 5), 1), 't'));
@@ -395,7 +395,7 @@ fx_condition(fx *x, int dg1)
 	snprintf(key, sizeof key, "pt|%s|%s|%s", x->patient_key, x->encounter_key, ck);
 	char ref[64];
 	if (x->failed) {
-		json_decref(c);
+		fj_drop(c);
 		return -1;
 	}
 	return fx_add(x, "Condition", strcmp(ck, "^") ? key : NULL, dg1, c, ref) ? 0 : -1;
@@ -406,30 +406,30 @@ fx_coverage(fx *x, int in1)
 {
 	if (need_patient(x, in1, "no PID before it: Coverage.beneficiary is required"))
 		return -1;
-	json_t *payor = fx_org_ref(x, R(F(in1, 4), 1));
-	json_t *pid = fx_cx(x, R(F(in1, 3), 1));
+	fj *payor = fx_org_ref(x, R(F(in1, 4), 1));
+	fj *pid = fx_cx(x, R(F(in1, 3), 1));
 	if (payor == NULL && pid == NULL) {
 		x->nskip++; /* no payor to name: Coverage.payor is required */
 		return 0;
 	}
 	if (payor == NULL)
-		payor = json_pack("{s:s}", "type", "Organization");
-	if (pid && json_object_get(payor, "identifier") == NULL)
-		json_object_set_new(payor, "identifier", pid);
+		payor = fx_pack("{s:s}", "type", "Organization");
+	if (pid && fj_get(payor, "identifier") == NULL)
+		fj_set(payor, "identifier", pid);
 	else
-		json_decref(pid);
-	json_t *c = json_object();
-	json_object_set_new(c, "status", json_string("active"));
-	json_object_set_new(c, "payor", json_pack("[o]", payor));
+		fj_drop(pid);
+	fj *c = fj_object();
+	fj_set(c, "status", fj_string("active"));
+	fj_set(c, "payor", fx_pack("[o]", payor));
 	set_subject(x, c, "beneficiary");
-	json_t *policy = fx_text(x, F(in1, 36));
+	fj *policy = fx_text(x, F(in1, 36));
 	if (policy)
-		fx_push(c, "identifier", json_pack("{s:o}", "value", policy));
-	json_t *group = fx_text(x, F(in1, 8));
+		fx_push(c, "identifier", fx_pack("{s:o}", "value", policy));
+	fj *group = fx_text(x, F(in1, 8));
 	if (group)
-		fx_push(c, "class", json_pack("{s:{s:[o]},s:o}", "type", "coding",
+		fx_push(c, "class", fx_pack("{s:{s:[o]},s:o}", "type", "coding",
 			coding("http://terminology.hl7.org/CodeSystem/coverage-class", "group"), "value", group));
-	json_t *period = json_object();
+	fj *period = fj_object();
 	fx_set(period, "start", time_of(x, in1, 12, F(in1, 12), 't'));
 	fx_set(period, "end", time_of(x, in1, 13, F(in1, 13), 't'));
 	fx_set(c, "period", period);
@@ -440,16 +440,16 @@ fx_coverage(fx *x, int in1)
 	snprintf(key, sizeof key, "pt|%s|%s|%s|%s", x->patient_key, co, pol, plan);
 	char ref[64];
 	if (x->failed) {
-		json_decref(c);
+		fj_drop(c);
 		return -1;
 	}
 	return fx_add(x, "Coverage", key, in1, c, ref) ? 0 : -1;
 }
 
 void
-fx_note(fx *x, int nte, json_t *r, const char *key)
+fx_note(fx *x, int nte, fj *r, const char *key)
 {
-	json_t *t = reps_text(x, F(nte, 3));
+	fj *t = reps_text(x, F(nte, 3));
 	if (t)
-		fx_push(r, key, json_pack("{s:o}", "text", t));
+		fx_push(r, key, fx_pack("{s:o}", "text", t));
 }

@@ -9,6 +9,7 @@
  * URIs stay; any other name is left out of Coding.system (the code and its
  * display stay), never replaced by a made-up URI.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,100 @@
 
 #define C(v, n) hq_v2_comp(&x->m, (v), (n))
 
-json_t *
+void
+fx_cat(char *out, size_t cap, ...)
+{
+	va_list ap;
+	size_t o = 0;
+	va_start(ap, cap);
+	for (const char *p; (p = va_arg(ap, const char *)) != NULL;) {
+		size_t n = strlen(p);
+		if (n > cap - 1 - o)
+			n = cap - 1 - o;
+		memcpy(out + o, p, n);
+		o += n;
+	}
+	va_end(ap);
+	out[o] = 0;
+}
+
+/* One value of fx_pack's format at *f; NULL (with *bad set) when an
+ * argument was NULL.  Every "o" argument is consumed, also after a failure. */
+static fj *
+pack_value(const char **f, va_list *ap, int *bad)
+{
+	char c = *(*f)++;
+	if (c == 's') {
+		const char *v = va_arg(*ap, const char *);
+		fj *j = NULL;
+		if (**f == '#') {
+			(*f)++;
+			int n = va_arg(*ap, int);
+			j = v && !*bad ? fj_stringn(v, (size_t)n) : NULL;
+		} else {
+			j = v && !*bad ? fj_string(v) : NULL;
+		}
+		if (j == NULL)
+			*bad = 1;
+		return j;
+	}
+	if (c == 'o' || c == 'O') {
+		fj *v = va_arg(*ap, fj *);
+		if (v == NULL || *bad) {
+			if (c == 'o')
+				fj_drop(v);
+			*bad = 1;
+			return NULL;
+		}
+		return v; /* O: shared, as the arena owns all */
+	}
+	char close = c == '{' ? '}' : ']';
+	fj *j = *bad ? NULL : c == '{' ? fj_object() : fj_array();
+	if (j == NULL)
+		*bad = 1;
+	while (**f && **f != close) {
+		if (**f == ',' || **f == ':') {
+			(*f)++;
+			continue;
+		}
+		const char *key = NULL;
+		if (c == '{') {
+			(*f)++; /* 's' */
+			key = va_arg(*ap, const char *);
+			while (**f == ':')
+				(*f)++;
+		}
+		fj *v = pack_value(f, ap, bad);
+		if (*bad) {
+			fj_drop(v);
+			continue;
+		}
+		if (c == '{')
+			fj_add(j, key, v); /* a format names each key once */
+		else
+			fj_append(j, v);
+	}
+	if (**f)
+		(*f)++;
+	if (*bad) {
+		fj_drop(j);
+		return NULL;
+	}
+	return j;
+}
+
+fj *
+fx_pack(const char *fmt, ...)
+{
+	va_list ap;
+	int bad = 0;
+	va_start(ap, fmt);
+	fj *j = pack_value(&fmt, &ap, &bad);
+	va_end(ap);
+	return j;
+}
+
+fj *
 fx_text(fx *x, hq_str raw)
 {
 	if (!hq_v2_valued(raw))
@@ -32,58 +126,58 @@ fx_text(fx *x, hq_str raw)
 		x->tmpcap = need;
 	}
 	size_t n = hq_v2_decode(&x->m, raw, x->tmp, x->tmpcap);
-	return n ? json_stringn(x->tmp, n) : NULL;
+	return n ? fj_stringn(x->tmp, n) : NULL;
 }
 
 void
-fx_set(json_t *obj, const char *key, json_t *v)
+fx_set(fj *obj, const char *key, fj *v)
 {
 	if (v == NULL)
 		return;
-	if ((json_is_object(v) && json_object_size(v) == 0) ||
-	    (json_is_array(v) && json_array_size(v) == 0)) {
-		json_decref(v);
+	if ((fj_is(v, FJ_OBJECT) && fj_size(v) == 0) ||
+	    (fj_is(v, FJ_ARRAY) && fj_size(v) == 0)) {
+		fj_drop(v);
 		return;
 	}
-	json_object_set_new(obj, key, v);
+	fj_set(obj, key, v);
 }
 
 void
-fx_push(json_t *obj, const char *key, json_t *v)
+fx_push(fj *obj, const char *key, fj *v)
 {
 	if (v == NULL)
 		return;
-	if ((json_is_object(v) && json_object_size(v) == 0) ||
-	    (json_is_array(v) && json_array_size(v) == 0)) {
-		json_decref(v);
+	if ((fj_is(v, FJ_OBJECT) && fj_size(v) == 0) ||
+	    (fj_is(v, FJ_ARRAY) && fj_size(v) == 0)) {
+		fj_drop(v);
 		return;
 	}
-	json_t *a = json_object_get(obj, key);
+	fj *a = fj_get(obj, key);
 	if (a == NULL) {
-		a = json_array();
-		json_object_set_new(obj, key, a);
+		a = fj_array();
+		fj_set(obj, key, a);
 	}
-	json_array_append_new(a, v);
+	fj_append(a, v);
 }
 
 void
-fx_set_text(fx *x, json_t *obj, const char *key, hq_str raw)
+fx_set_text(fx *x, fj *obj, const char *key, hq_str raw)
 {
 	fx_set(obj, key, fx_text(x, raw));
 }
 
 void
-fx_set_code(fx *x, json_t *obj, const char *key, hq_str raw)
+fx_set_code(fx *x, fj *obj, const char *key, hq_str raw)
 {
-	json_t *t = fx_text(x, raw);
+	fj *t = fx_text(x, raw);
 	if (t == NULL)
 		return;
 	/* FHIR code: no leading/trailing blanks, single spaces inside */
-	const char *s = json_string_value(t);
-	size_t n = json_string_length(t), o = 0;
+	const char *s = fj_str(t);
+	size_t n = fj_strlen(t), o = 0;
 	char *c = malloc(n + 1);
 	if (c == NULL) {
-		json_decref(t);
+		fj_drop(t);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -95,9 +189,9 @@ fx_set_code(fx *x, json_t *obj, const char *key, hq_str raw)
 	while (o > 0 && c[o - 1] == ' ')
 		o--;
 	if (o)
-		json_object_set_new(obj, key, json_stringn(c, o));
+		fj_set(obj, key, fj_stringn(c, o));
 	free(c);
-	json_decref(t);
+	fj_drop(t);
 }
 
 static const struct {
@@ -157,16 +251,17 @@ fx_system_uri(const char *name, char *buf, size_t cap)
 {
 	if (name == NULL || *name == 0)
 		return NULL;
+	int first = name[0] | 0x20; /* a letter's lower case: most names are ruled out here */
 	for (size_t i = 0; i < sizeof systems / sizeof systems[0]; i++)
-		if (strcasecmp(name, systems[i].name) == 0)
+		if ((systems[i].name[0] | 0x20) == first && strcasecmp(name, systems[i].name) == 0)
 			return systems[i].uri;
 	if (strncasecmp(name, "HL7", 3) == 0 && strlen(name) == 7 &&
 	    strspn(name + 3, "0123456789") == 4) {
-		snprintf(buf, cap, "http://terminology.hl7.org/CodeSystem/v2-%s", name + 3);
+		fx_cat(buf, cap, "http://terminology.hl7.org/CodeSystem/v2-", name + 3, (char *)NULL);
 		return buf;
 	}
 	if (is_oid(name)) {
-		snprintf(buf, cap, "urn:oid:%s", name);
+		fx_cat(buf, cap, "urn:oid:", name, (char *)NULL);
 		return buf;
 	}
 	if (strncmp(name, "http://", 7) == 0 || strncmp(name, "https://", 8) == 0 ||
@@ -180,152 +275,152 @@ fx_system_uri(const char *name, char *buf, size_t cap)
 }
 
 /* Coding of the triplet starting at component c of cwe. */
-static json_t *
+static fj *
 coding_at(fx *x, hq_str cwe, int c)
 {
-	json_t *k = json_object();
+	fj *k = fj_object();
 	char buf[256];
 	fx_set_code(x, k, "code", C(cwe, c));
-	if (json_object_get(k, "code") == NULL) {
-		json_decref(k);
+	if (fj_get(k, "code") == NULL) {
+		fj_drop(k);
 		return NULL;
 	}
-	json_t *sys = fx_text(x, C(cwe, c + 2));
-	const char *uri = sys ? fx_system_uri(json_string_value(sys), buf, sizeof buf) : NULL;
+	fj *sys = fx_text(x, C(cwe, c + 2));
+	const char *uri = sys ? fx_system_uri(fj_str(sys), buf, sizeof buf) : NULL;
 	if (uri)
-		json_object_set_new(k, "system", json_string(uri));
-	json_decref(sys);
+		fj_set(k, "system", fj_string(uri));
+	fj_drop(sys);
 	fx_set_text(x, k, "display", C(cwe, c + 1));
 	return k;
 }
 
-json_t *
+fj *
 fx_coding(fx *x, hq_str cwe)
 {
 	return coding_at(x, cwe, 1);
 }
 
-json_t *
+fj *
 fx_cwe(fx *x, hq_str cwe)
 {
 	if (!hq_v2_valued(cwe))
 		return NULL;
-	json_t *cc = json_object();
+	fj *cc = fj_object();
 	fx_push(cc, "coding", coding_at(x, cwe, 1));
 	fx_push(cc, "coding", coding_at(x, cwe, 4));
 	fx_push(cc, "coding", coding_at(x, cwe, 10));
 	fx_set_text(x, cc, "text", C(cwe, 9));
-	if (json_object_get(cc, "text") == NULL && json_object_get(cc, "coding") == NULL)
+	if (fj_get(cc, "text") == NULL && fj_get(cc, "coding") == NULL)
 		fx_set_text(x, cc, "text", C(cwe, 2));
-	if (json_object_size(cc) == 0) {
-		json_decref(cc);
+	if (fj_size(cc) == 0) {
+		fj_drop(cc);
 		return NULL;
 	}
 	return cc;
 }
 
 /* HD -> a system URI: its universal id (HD-2) as its type (HD-3) says, or an HD-1 that is one. */
-json_t *
+fj *
 fx_hd_system(fx *x, hq_str hd)
 {
 	char buf[512], type[16] = "";
-	json_t *uid = fx_text(x, hq_v2_sub(&x->m, hd, 2));
-	json_t *t = fx_text(x, hq_v2_sub(&x->m, hd, 3));
+	fj *uid = fx_text(x, hq_v2_sub(&x->m, hd, 2));
+	fj *t = fx_text(x, hq_v2_sub(&x->m, hd, 3));
 	if (t)
-		snprintf(type, sizeof type, "%s", json_string_value(t));
-	json_decref(t);
+		snprintf(type, sizeof type, "%s", fj_str(t));
+	fj_drop(t);
 	const char *uri = NULL;
 	if (uid) {
-		const char *u = json_string_value(uid);
+		const char *u = fj_str(uid);
 		if (strcasecmp(type, "UUID") == 0 && strlen(u) == 36) {
 			snprintf(buf, sizeof buf, "urn:uuid:%s", u);
 			uri = buf;
 		} else {
 			uri = fx_system_uri(u, buf, sizeof buf);
 		}
-		json_decref(uid);
+		fj_drop(uid);
 	}
 	if (uri == NULL) {
-		json_t *ns = fx_text(x, hq_v2_sub(&x->m, hd, 1));
+		fj *ns = fx_text(x, hq_v2_sub(&x->m, hd, 1));
 		if (ns) {
-			const char *s = json_string_value(ns);
+			const char *s = fj_str(ns);
 			if (is_oid(s) || strncmp(s, "urn:", 4) == 0 || strncmp(s, "http", 4) == 0)
 				uri = fx_system_uri(s, buf, sizeof buf);
-			json_decref(ns);
+			fj_drop(ns);
 		}
 	}
-	return uri ? json_string(uri) : NULL;
+	return uri ? fj_string(uri) : NULL;
 }
 
 /* An identifier: value, system from the HD, else the HD's namespace as the assigner. */
-static json_t *
+static fj *
 identifier(fx *x, hq_str value, hq_str hd_as_comp)
 {
-	json_t *id = json_object();
+	fj *id = fj_object();
 	fx_set_text(x, id, "value", value);
-	if (json_object_get(id, "value") == NULL) {
-		json_decref(id);
+	if (fj_get(id, "value") == NULL) {
+		fj_drop(id);
 		return NULL;
 	}
 	/* the HD is a component here: its parts are subcomponents */
-	json_t *sys = fx_hd_system(x, hd_as_comp);
+	fj *sys = fx_hd_system(x, hd_as_comp);
 	if (sys) {
-		json_object_set_new(id, "system", sys);
+		fj_set(id, "system", sys);
 	} else {
-		json_t *ns = fx_text(x, hq_v2_sub(&x->m, hd_as_comp, 1));
+		fj *ns = fx_text(x, hq_v2_sub(&x->m, hd_as_comp, 1));
 		if (ns)
-			json_object_set_new(id, "assigner", json_pack("{s:o}", "display", ns));
+			fj_set(id, "assigner", fx_pack("{s:o}", "display", ns));
 	}
 	return id;
 }
 
-json_t *
+fj *
 fx_cx(fx *x, hq_str cx)
 {
-	json_t *id = identifier(x, C(cx, 1), C(cx, 4));
+	fj *id = identifier(x, C(cx, 1), C(cx, 4));
 	if (id == NULL)
 		return NULL;
 	hq_str type = C(cx, 5);
 	if (hq_v2_valued(type)) {
-		json_t *k = json_object();
-		json_object_set_new(k, "system", json_string("http://terminology.hl7.org/CodeSystem/v2-0203"));
+		fj *k = fj_object();
+		fj_set(k, "system", fj_string("http://terminology.hl7.org/CodeSystem/v2-0203"));
 		fx_set_code(x, k, "code", type);
-		json_object_set_new(id, "type", json_pack("{s:[o]}", "coding", k));
+		fj_set(id, "type", fx_pack("{s:[o]}", "coding", k));
 	}
 	return id;
 }
 
-json_t *
+fj *
 fx_ei(fx *x, hq_str ei)
 {
 	/* EI-2..4 are the HD of the assigning authority, as components */
-	json_t *id = json_object();
+	fj *id = fj_object();
 	fx_set_text(x, id, "value", C(ei, 1));
-	if (json_object_get(id, "value") == NULL) {
-		json_decref(id);
+	if (fj_get(id, "value") == NULL) {
+		fj_drop(id);
 		return NULL;
 	}
 	char buf[512], type[16] = "";
-	json_t *t = fx_text(x, C(ei, 4)), *uid = fx_text(x, C(ei, 3)), *ns = fx_text(x, C(ei, 2));
+	fj *t = fx_text(x, C(ei, 4)), *uid = fx_text(x, C(ei, 3)), *ns = fx_text(x, C(ei, 2));
 	if (t)
-		snprintf(type, sizeof type, "%s", json_string_value(t));
+		snprintf(type, sizeof type, "%s", fj_str(t));
 	const char *uri = NULL;
 	if (uid && strcasecmp(type, "UUID") == 0) {
-		snprintf(buf, sizeof buf, "urn:uuid:%s", json_string_value(uid));
+		snprintf(buf, sizeof buf, "urn:uuid:%s", fj_str(uid));
 		uri = buf;
 	} else if (uid) {
-		uri = fx_system_uri(json_string_value(uid), buf, sizeof buf);
+		uri = fx_system_uri(fj_str(uid), buf, sizeof buf);
 	}
-	if (uri == NULL && ns && (is_oid(json_string_value(ns)) ||
-				  strncmp(json_string_value(ns), "urn:", 4) == 0))
-		uri = fx_system_uri(json_string_value(ns), buf, sizeof buf);
+	if (uri == NULL && ns && (is_oid(fj_str(ns)) ||
+				  strncmp(fj_str(ns), "urn:", 4) == 0))
+		uri = fx_system_uri(fj_str(ns), buf, sizeof buf);
 	if (uri)
-		json_object_set_new(id, "system", json_string(uri));
+		fj_set(id, "system", fj_string(uri));
 	else if (ns)
-		json_object_set_new(id, "assigner", json_pack("{s:O}", "display", ns));
-	json_decref(t);
-	json_decref(uid);
-	json_decref(ns);
+		fj_set(id, "assigner", fx_pack("{s:O}", "display", ns));
+	fj_drop(t);
+	fj_drop(uid);
+	fj_drop(ns);
 	return id;
 }
 
@@ -342,32 +437,32 @@ name_use(const char *c)
 	return NULL;
 }
 
-json_t *
+fj *
 fx_xpn(fx *x, hq_str xpn)
 {
-	json_t *n = json_object();
+	fj *n = fj_object();
 	fx_set_text(x, n, "family", hq_v2_sub(&x->m, C(xpn, 1), 1));
 	fx_push(n, "given", fx_text(x, C(xpn, 2)));
 	fx_push(n, "given", fx_text(x, C(xpn, 3)));
 	fx_push(n, "prefix", fx_text(x, C(xpn, 5)));
 	fx_push(n, "suffix", fx_text(x, C(xpn, 4)));
 	fx_push(n, "suffix", fx_text(x, C(xpn, 6)));
-	if (json_object_size(n) == 0) {
-		json_decref(n);
+	if (fj_size(n) == 0) {
+		fj_drop(n);
 		return NULL;
 	}
-	json_t *u = fx_text(x, C(xpn, 7));
-	const char *use = u ? name_use(json_string_value(u)) : NULL;
+	fj *u = fx_text(x, C(xpn, 7));
+	const char *use = u ? name_use(fj_str(u)) : NULL;
 	if (use)
-		json_object_set_new(n, "use", json_string(use));
-	json_decref(u);
+		fj_set(n, "use", fj_string(use));
+	fj_drop(u);
 	return n;
 }
 
-json_t *
+fj *
 fx_xad(fx *x, hq_str xad)
 {
-	json_t *a = json_object();
+	fj *a = fj_object();
 	fx_push(a, "line", fx_text(x, hq_v2_sub(&x->m, C(xad, 1), 1)));
 	fx_push(a, "line", fx_text(x, C(xad, 2)));
 	fx_set_text(x, a, "city", C(xad, 3));
@@ -375,73 +470,73 @@ fx_xad(fx *x, hq_str xad)
 	fx_set_text(x, a, "state", C(xad, 4));
 	fx_set_text(x, a, "postalCode", C(xad, 5));
 	fx_set_text(x, a, "country", C(xad, 6));
-	if (json_object_size(a) == 0) {
-		json_decref(a);
+	if (fj_size(a) == 0) {
+		fj_drop(a);
 		return NULL;
 	}
-	json_t *t = fx_text(x, C(xad, 7));
+	fj *t = fx_text(x, C(xad, 7));
 	if (t) {
-		const char *c = json_string_value(t);
+		const char *c = fj_str(t);
 		if (strcmp(c, "H") == 0 || strcmp(c, "P") == 0)
-			json_object_set_new(a, "use", json_string("home"));
+			fj_set(a, "use", fj_string("home"));
 		else if (strcmp(c, "B") == 0 || strcmp(c, "O") == 0)
-			json_object_set_new(a, "use", json_string("work"));
+			fj_set(a, "use", fj_string("work"));
 		else if (strcmp(c, "C") == 0)
-			json_object_set_new(a, "use", json_string("temp"));
+			fj_set(a, "use", fj_string("temp"));
 		else if (strcmp(c, "BA") == 0)
-			json_object_set_new(a, "use", json_string("old"));
+			fj_set(a, "use", fj_string("old"));
 		else if (strcmp(c, "M") == 0)
-			json_object_set_new(a, "type", json_string("postal"));
-		json_decref(t);
+			fj_set(a, "type", fj_string("postal"));
+		fj_drop(t);
 	}
 	return a;
 }
 
-json_t *
+fj *
 fx_xtn(fx *x, hq_str xtn, const char *use)
 {
-	json_t *cp = json_object();
+	fj *cp = fj_object();
 	char uc[16] = "", eq[16] = "";
-	json_t *u = fx_text(x, C(xtn, 2)), *e = fx_text(x, C(xtn, 3));
+	fj *u = fx_text(x, C(xtn, 2)), *e = fx_text(x, C(xtn, 3));
 	if (u)
-		snprintf(uc, sizeof uc, "%s", json_string_value(u));
+		snprintf(uc, sizeof uc, "%s", fj_str(u));
 	if (e)
-		snprintf(eq, sizeof eq, "%s", json_string_value(e));
-	json_decref(u);
-	json_decref(e);
+		snprintf(eq, sizeof eq, "%s", fj_str(e));
+	fj_drop(u);
+	fj_drop(e);
 	const char *system = "phone";
-	json_t *email = fx_text(x, C(xtn, 4));
+	fj *email = fx_text(x, C(xtn, 4));
 	if (email || strcmp(uc, "NET") == 0 || strcasecmp(eq, "Internet") == 0 || strcmp(eq, "X.400") == 0) {
 		system = "email";
 		if (email)
-			json_object_set_new(cp, "value", email);
+			fj_set(cp, "value", email);
 	} else if (strcmp(eq, "FX") == 0) {
 		system = "fax";
 	} else if (strcmp(eq, "BP") == 0 || strcmp(uc, "BPN") == 0) {
 		system = "pager";
 	}
-	if (json_object_get(cp, "value") == NULL) {
-		json_t *area = fx_text(x, C(xtn, 6)), *local = fx_text(x, C(xtn, 7));
+	if (fj_get(cp, "value") == NULL) {
+		fj *area = fx_text(x, C(xtn, 6)), *local = fx_text(x, C(xtn, 7));
 		if (local) {
 			char v[256];
-			json_t *cc = fx_text(x, C(xtn, 5)), *ext = fx_text(x, C(xtn, 8));
-			snprintf(v, sizeof v, "%s%s%s%s%s%s%s%s", cc ? "+" : "", cc ? json_string_value(cc) : "",
-				 cc ? " " : "", area ? json_string_value(area) : "", area ? " " : "",
-				 json_string_value(local), ext ? " x" : "", ext ? json_string_value(ext) : "");
-			json_object_set_new(cp, "value", json_string(v));
-			json_decref(cc);
-			json_decref(ext);
+			fj *cc = fx_text(x, C(xtn, 5)), *ext = fx_text(x, C(xtn, 8));
+			snprintf(v, sizeof v, "%s%s%s%s%s%s%s%s", cc ? "+" : "", cc ? fj_str(cc) : "",
+				 cc ? " " : "", area ? fj_str(area) : "", area ? " " : "",
+				 fj_str(local), ext ? " x" : "", ext ? fj_str(ext) : "");
+			fj_set(cp, "value", fj_string(v));
+			fj_drop(cc);
+			fj_drop(ext);
 		} else {
 			fx_set_text(x, cp, "value", C(xtn, 1));
 		}
-		json_decref(area);
-		json_decref(local);
+		fj_drop(area);
+		fj_drop(local);
 	}
-	if (json_object_get(cp, "value") == NULL) {
-		json_decref(cp);
+	if (fj_get(cp, "value") == NULL) {
+		fj_drop(cp);
 		return NULL;
 	}
-	json_object_set_new(cp, "system", json_string(system));
+	fj_set(cp, "system", fj_string(system));
 	if (strcmp(eq, "CP") == 0)
 		use = "mobile";
 	else if (strcmp(uc, "PRN") == 0 || strcmp(uc, "VHN") == 0)
@@ -449,70 +544,70 @@ fx_xtn(fx *x, hq_str xtn, const char *use)
 	else if (strcmp(uc, "WPN") == 0)
 		use = "work";
 	if (use)
-		json_object_set_new(cp, "use", json_string(use));
+		fj_set(cp, "use", fj_string(use));
 	return cp;
 }
 
 /* Joins the decoded texts of the valued comps with single spaces. */
-static json_t *
+static fj *
 joined(fx *x, hq_str *parts, int n)
 {
 	char out[512];
 	size_t o = 0;
 	out[0] = 0;
 	for (int i = 0; i < n; i++) {
-		json_t *t = fx_text(x, parts[i]);
+		fj *t = fx_text(x, parts[i]);
 		if (t == NULL)
 			continue;
-		o += (size_t)snprintf(out + o, sizeof out - o, "%s%s", o ? " " : "", json_string_value(t));
+		o += (size_t)snprintf(out + o, sizeof out - o, "%s%s", o ? " " : "", fj_str(t));
 		if (o >= sizeof out)
 			o = sizeof out - 1;
-		json_decref(t);
+		fj_drop(t);
 	}
-	return o ? json_string(out) : NULL;
+	return o ? fj_string(out) : NULL;
 }
 
-json_t *
+fj *
 fx_xcn_ref(fx *x, hq_str xcn)
 {
-	json_t *r = json_object();
-	json_t *id = identifier(x, C(xcn, 1), C(xcn, 9));
+	fj *r = fj_object();
+	fj *id = identifier(x, C(xcn, 1), C(xcn, 9));
 	if (id)
-		json_object_set_new(r, "identifier", id);
+		fj_set(r, "identifier", id);
 	hq_str parts[] = {C(xcn, 6), C(xcn, 3), C(xcn, 4), hq_v2_sub(&x->m, C(xcn, 2), 1), C(xcn, 5)};
 	fx_set(r, "display", joined(x, parts, 5));
-	if (json_object_size(r) == 0) {
-		json_decref(r);
+	if (fj_size(r) == 0) {
+		fj_drop(r);
 		return NULL;
 	}
-	json_object_set_new(r, "type", json_string("Practitioner"));
+	fj_set(r, "type", fj_string("Practitioner"));
 	return r;
 }
 
-json_t *
+fj *
 fx_org_ref(fx *x, hq_str xon)
 {
-	json_t *r = json_object();
-	json_t *id = identifier(x, hq_v2_valued(C(xon, 10)) ? C(xon, 10) : C(xon, 3), C(xon, 6));
+	fj *r = fj_object();
+	fj *id = identifier(x, hq_v2_valued(C(xon, 10)) ? C(xon, 10) : C(xon, 3), C(xon, 6));
 	if (id)
-		json_object_set_new(r, "identifier", id);
+		fj_set(r, "identifier", id);
 	fx_set_text(x, r, "display", C(xon, 1));
-	if (json_object_size(r) == 0) {
-		json_decref(r);
+	if (fj_size(r) == 0) {
+		fj_drop(r);
 		return NULL;
 	}
-	json_object_set_new(r, "type", json_string("Organization"));
+	fj_set(r, "type", fj_string("Organization"));
 	return r;
 }
 
-json_t *
+fj *
 fx_pl_ref(fx *x, hq_str pl)
 {
 	hq_str parts[] = {hq_v2_sub(&x->m, C(pl, 4), 1), C(pl, 1), C(pl, 2), C(pl, 3)};
-	json_t *d = joined(x, parts, 4);
+	fj *d = joined(x, parts, 4);
 	if (d == NULL)
 		return NULL;
-	return json_pack("{s:o,s:s}", "display", d, "type", "Location");
+	return fx_pack("{s:o,s:s}", "display", d, "type", "Location");
 }
 
 /* Normalizes an HL7 NM into a FHIR decimal ("+007.50" -> "7.50"); 0 when it is one. */
@@ -558,17 +653,17 @@ decimal(const char *s, size_t n, char *out, size_t cap)
 }
 
 int
-fx_set_decimal(fx *x, json_t *obj, const char *key, hq_str raw)
+fx_set_decimal(fx *x, fj *obj, const char *key, hq_str raw)
 {
 	char d[64];
-	json_t *t = fx_text(x, raw);
+	fj *t = fx_text(x, raw);
 	if (t == NULL)
 		return -1;
-	int rc = decimal(json_string_value(t), json_string_length(t), d, sizeof d);
-	json_decref(t);
+	int rc = decimal(fj_str(t), fj_strlen(t), d, sizeof d);
+	fj_drop(t);
 	if (rc != 0)
 		return -1;
-	json_object_set_new(obj, key, fx_number(d));
+	fj_set(obj, key, fx_number(d));
 	return 0;
 }
 
@@ -597,15 +692,26 @@ digits(const char *s, int n, int *v)
 	return 0;
 }
 
-json_t *
+/* Two decimal digits of v (0..99) at p; returns p + 2. */
+static char *
+two(char *p, int v)
+{
+	p[0] = (char)('0' + v / 10);
+	p[1] = (char)('0' + v % 10);
+	return p + 2;
+}
+
+fj *
 fx_time(fx *x, hq_str raw, char kind)
 {
 	char s[64];
-	json_t *t = fx_text(x, raw);
+	fj *t = fx_text(x, raw);
 	if (t == NULL)
 		return NULL;
-	snprintf(s, sizeof s, "%s", json_string_value(t));
-	json_decref(t);
+	size_t tn = fj_strlen(t) < sizeof s - 1 ? fj_strlen(t) : sizeof s - 1;
+	memcpy(s, fj_str(t), tn);
+	s[tn] = 0;
+	fj_drop(t);
 	/* the sender's offset, when it gave one */
 	char off[8] = "";
 	size_t n = strcspn(s, "+-");
@@ -614,7 +720,7 @@ fx_time(fx *x, hq_str raw, char kind)
 		if (strlen(s + n) != 5 || digits(s + n + 1, 2, &oh) || digits(s + n + 3, 2, &om) ||
 		    oh > 14 || om > 59)
 			goto bad;
-		snprintf(off, sizeof off, "%c%.2s:%.2s", s[n], s + n + 1, s + n + 3);
+		memcpy(off, (char[]){s[n], s[n + 1], s[n + 2], ':', s[n + 3], s[n + 4], 0}, 7);
 		s[n] = 0;
 	}
 	size_t len = strlen(s);
@@ -631,40 +737,49 @@ fx_time(fx *x, hq_str raw, char kind)
 	if (frac && (main_len != 14 || strlen(frac) < 2 || strlen(frac) > 10 ||
 		     strspn(frac + 1, "0123456789") != strlen(frac + 1)))
 		goto bad;
-	char out[64];
+	char out[64], *p = two(two(out, y / 100), y % 100);
 	if (main_len <= 8 || kind == 'd') {
 		if (kind == 'i')
 			return NULL;
-		if (main_len == 4)
-			snprintf(out, sizeof out, "%04d", y);
-		else if (main_len == 6)
-			snprintf(out, sizeof out, "%04d-%02d", y, mo);
-		else
-			snprintf(out, sizeof out, "%04d-%02d-%02d", y, mo, d);
-		return json_string(out);
+		if (main_len >= 6)
+			*p++ = '-', p = two(p, mo);
+		if (main_len >= 8)
+			*p++ = '-', p = two(p, d);
+		return fj_stringn(out, (size_t)(p - out));
 	}
 	if (kind == 'i' && main_len < 12)
 		return NULL; /* an instant needs a time; seconds are padded */
 	if (!off[0] && x->msh_off[0])
-		snprintf(off, sizeof off, "%s", x->msh_off);
+		memcpy(off, x->msh_off, sizeof off);
 	if (!off[0]) {
 		int o = 0; /* no zone configured: UTC */
 		if (x->o->tz)
 			o = hq_tz_offset_local(x->o->tz, fx_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + se);
-		snprintf(off, sizeof off, "%c%02d:%02d", o < 0 ? '-' : '+', abs(o) / 3600, abs(o) / 60 % 60);
+		off[0] = o < 0 ? '-' : '+';
+		two(off + 1, abs(o) / 3600 % 100);
+		off[3] = ':';
+		two(off + 4, abs(o) / 60 % 60);
+		off[6] = 0;
 	}
-	snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d%s%s", y, mo, d, h, mi, se,
-		 frac ? frac : "", off);
-	return json_string(out);
+	/* yyyy-mm-ddThh:mm:ss, the fraction (at most 10), the offset (6): fits */
+	*p++ = '-', p = two(p, mo);
+	*p++ = '-', p = two(p, d);
+	*p++ = 'T', p = two(p, h);
+	*p++ = ':', p = two(p, mi);
+	*p++ = ':', p = two(p, se);
+	size_t fl = frac ? strlen(frac) : 0, ol = strlen(off);
+	memcpy(p, frac ? frac : "", fl);
+	memcpy(p + fl, off, ol);
+	return fj_stringn(out, (size_t)(p - out) + fl + ol);
 bad:
 	x->badtime = 1;
 	return NULL;
 }
 
-json_t *
+fj *
 fx_number(const char *digits_)
 {
 	char b[80];
 	snprintf(b, sizeof b, "\001N:%s", digits_);
-	return json_string(b);
+	return fj_string(b);
 }

@@ -6,6 +6,7 @@
  * in the message for messages of usual size.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,58 @@ piece(hq_str s, char sep, int n)
 	return (hq_str){p, (size_t)((q ? q : end) - p)};
 }
 
+/*
+ * Where the fields of the segment read last start: a converter reads many
+ * fields of one segment, and finding field n from the start each time made
+ * the splitting quadratic.  Only the first HQ_V2_NF fields are indexed.
+ */
+#define HQ_V2_NF 64
+struct hq_v2_index {
+	const char *p; /* the segment, p[0..n) */
+	size_t n;
+	int nf;	       /* starts known */
+	int more;      /* the segment has more fields than were indexed */
+	const char *start[HQ_V2_NF + 1];
+};
+
+static void
+index_segment(struct hq_v2_index *x, hq_str s, char fs)
+{
+	const char *p = s.p, *end = s.p + s.n;
+	int k = 0;
+	x->p = s.p;
+	x->n = s.n;
+	x->start[k++] = p;
+	while (k < HQ_V2_NF + 1) {
+		const char *q = memchr(p, fs, (size_t)(end - p));
+		if (q == NULL)
+			break;
+		p = q + 1;
+		x->start[k++] = p;
+	}
+	x->nf = k;
+	x->more = k == HQ_V2_NF + 1;
+}
+
+/* piece(s, m->fs, n), through the index. */
+static hq_str
+field_piece(const hq_v2 *m, hq_str s, int n)
+{
+	struct hq_v2_index *x = m->index;
+	if (x == NULL)
+		return piece(s, m->fs, n);
+	if (x->p != s.p || x->n != s.n)
+		index_segment(x, s, m->fs);
+	const char *end = s.p + s.n;
+	if (n + 1 < x->nf)
+		return (hq_str){x->start[n], (size_t)(x->start[n + 1] - 1 - x->start[n])};
+	if (x->more)
+		return piece(s, m->fs, n);
+	if (n + 1 == x->nf)
+		return (hq_str){x->start[n], (size_t)(end - x->start[n])};
+	return (hq_str){end, 0};
+}
+
 int
 hq_v2_valued(hq_str s)
 {
@@ -37,6 +90,22 @@ hq_v2_valued(hq_str s)
 		if (s.p[i] != ' ' && s.p[i] != '\t')
 			return 1;
 	return 0;
+}
+
+/* No byte of s[0..n) has its high bit set (ASCII, so UTF-8). */
+static int
+plain_ascii(const char *s, size_t n)
+{
+	uint64_t acc = 0;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v;
+		memcpy(&v, s + i, 8);
+		acc |= v;
+	}
+	for (; i < n; i++)
+		acc |= (unsigned char)s[i];
+	return (acc & 0x8080808080808080ULL) == 0;
 }
 
 int
@@ -82,7 +151,10 @@ hq_v2_open(hq_v2 *m, const char *buf, size_t len)
 		hq_v2_close(m);
 		return HQ_EPARSE;
 	}
-	m->latin1 = !hq_utf8_valid(buf, len);
+	m->latin1 = !plain_ascii(buf, len) && !hq_utf8_valid(buf, len);
+	m->index = malloc(sizeof *m->index); /* none: fields are found the slow way */
+	if (m->index)
+		m->index->p = NULL;
 	return 0;
 }
 
@@ -90,6 +162,8 @@ void
 hq_v2_close(hq_v2 *m)
 {
 	free(m->seg);
+	free(m->index);
+	m->index = NULL;
 	m->seg = NULL;
 	m->nseg = 0;
 }
@@ -108,9 +182,9 @@ hq_v2_field(const hq_v2 *m, hq_str s, int n)
 	if (hq_v2_is(s, "MSH")) {
 		if (n == 1)
 			return (hq_str){s.p + 3, 1};
-		return piece(s, m->fs, n - 1);
+		return field_piece(m, s, n - 1);
 	}
-	return piece(s, m->fs, n);
+	return field_piece(m, s, n);
 }
 
 hq_str
@@ -210,12 +284,48 @@ escape(const hq_v2 *m, const char *s, size_t n, out *o)
 	/* .in .ti .sk .ce .fi .nf, \Cxxyy\, \Mxxyyzz\, \Zxx\: formatting, dropped */
 }
 
+/* No byte of s[0..n) is a control, 0x7f, non-ASCII or esc: text as it is.
+ * Eight bytes at a time (the "has a zero byte" bit tricks). */
+static int
+plain_text(const char *s, size_t n, char esc)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	const uint64_t e = ones * (unsigned char)esc, del = ones * 0x7f;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v, a, b;
+		memcpy(&v, s + i, 8);
+		a = v ^ e;
+		b = v ^ del;
+		if ((v & highs) | ((v - ones * 0x20) & ~v & highs) | ((a - ones) & ~a & highs) |
+		    ((b - ones) & ~b & highs))
+			return 0;
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c >= 0x7f || c == (unsigned char)esc)
+			return 0;
+	}
+	return 1;
+}
+
 size_t
 hq_v2_decode(const hq_v2 *m, hq_str raw, char *buf, size_t cap)
 {
 	out o = {buf, 0, cap};
 	if (cap == 0)
 		return 0;
+	if (plain_text(raw.p, raw.n, m->es)) {
+		/* the usual field: copied (up to the cap, as below), blanks trimmed */
+		size_t n = raw.n < cap - 1 ? raw.n : cap - 1, s = 0;
+		while (s < n && raw.p[s] == ' ')
+			s++;
+		while (n > s && raw.p[n - 1] == ' ')
+			n--;
+		memmove(buf, raw.p + s, n - s);
+		buf[n - s] = 0;
+		return n - s;
+	}
 	size_t i = 0;
 	while (i < raw.n) {
 		char c = raw.p[i];

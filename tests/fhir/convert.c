@@ -6,6 +6,8 @@
  *        "why"?, "bundle"?}
  *   convert -b SECONDS [-t TYPES] FILE... conversions per CPU second (one core),
  *       over the messages of the listed types ("ADT,ORU"; default: all supported)
+ *   convert -n ROUNDS [-t TYPES] FILE...  the same for a fixed number of rounds
+ *       over the messages: reproducible under valgrind --tool=callgrind
  *
  * A file may hold several messages (a batch: FHS/BHS/BTS/FTS lines are
  * dropped, each MSH starts a message).  The id key is fixed: this is a test.
@@ -121,7 +123,7 @@ now_s(void)
 }
 
 static void
-bench(const hq_fhir_opts *o, double seconds, const char *types)
+bench(const hq_fhir_opts *o, double seconds, long rounds, const char *types)
 {
 	int *pick = malloc((size_t)nmsgs * sizeof *pick), n = 0;
 	size_t bytes = 0;
@@ -139,7 +141,7 @@ bench(const hq_fhir_opts *o, double seconds, const char *types)
 	}
 	long done = 0, failed = 0;
 	double start = now_s(), t = start;
-	while (t - start < seconds) {
+	for (long r = 0; rounds > 0 ? r < rounds : t - start < seconds; r++) {
 		for (int k = 0; k < n; k++) {
 			char *body, why[256];
 			size_t len;
@@ -162,6 +164,7 @@ main(int argc, char **argv)
 	hq_fhir_opts o;
 	hq_tz *tz = NULL;
 	double bench_s = 0;
+	long rounds = 0;
 	const char *types = NULL;
 	char err[256];
 	memset(&o, 0, sizeof o);
@@ -179,17 +182,19 @@ main(int argc, char **argv)
 			o.max_entries = atoi(argv[++a]);
 		} else if (!strcmp(argv[a], "-b") && a + 1 < argc) {
 			bench_s = atof(argv[++a]);
+		} else if (!strcmp(argv[a], "-n") && a + 1 < argc) {
+			rounds = atol(argv[++a]);
 		} else if (!strcmp(argv[a], "-t") && a + 1 < argc) {
 			types = argv[++a];
 		} else {
-			fprintf(stderr, "usage: convert [-z ZONE] [-m MAX] [-b SECONDS [-t TYPES]] FILE...\n");
+			fprintf(stderr, "usage: convert [-z ZONE] [-m MAX] [-b SECONDS | -n ROUNDS] [-t TYPES] FILE...\n");
 			return 1;
 		}
 	}
 	for (; a < argc; a++)
 		load(argv[a]);
-	if (bench_s > 0) {
-		bench(&o, bench_s, types);
+	if (bench_s > 0 || rounds > 0) {
+		bench(&o, bench_s, rounds, types);
 		return 0;
 	}
 	for (int i = 0; i < nmsgs; i++) {

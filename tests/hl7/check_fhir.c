@@ -7,7 +7,9 @@
  * value, refusals that name segment and field and no data, and the corpus.
  */
 #include <check.h>
+#include <mbedtls/md.h>
 #include <regex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +106,42 @@ START_TEST(test_ids_deterministic_and_phi_free)
 	json_decref(a);
 	json_decref(b);
 	json_decref(c);
+}
+END_TEST
+
+/* The id of "Type|key" as RFC 2104 and mbedTLS's own HMAC make it. */
+static void
+expected_id(const char *type_key, char out[37])
+{
+	unsigned char mac[32];
+	ck_assert_int_eq(mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), opts.key, 32,
+					 (const unsigned char *)type_key, strlen(type_key), mac), 0);
+	mac[6] = (unsigned char)((mac[6] & 0x0f) | 0x80);
+	mac[8] = (unsigned char)((mac[8] & 0x3f) | 0x80);
+	int o = 0;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		o += sprintf(out + o, "%02x", mac[i]);
+	}
+}
+
+/* Ids by the pre-keyed HMAC of fhir.c equal a one-shot mbedtls_md_hmac
+ * for business keys of every length from 1 to 119: the
+ * SHA-256 padding crosses its block boundaries (55/56, 64, 119/120 bytes). */
+START_TEST(test_ids_every_key_length)
+{
+	for (int len = 1; len <= 119; len++) {
+		char m[512], mrn[128], tk[256], want[37];
+		memset(mrn, 'M', (size_t)len);
+		mrn[len] = 0;
+		snprintf(m, sizeof m, MSH("ADT^A01", "20240101120000") "PID|1||%s^^^HOSP&1.2.3.4&ISO^MR||Doe^Jane\r", mrn);
+		json_t *b = conv(m);
+		snprintf(tk, sizeof tk, "Patient|%s|1.2.3.4", mrn);
+		expected_id(tk, want);
+		ck_assert_msg(strcmp(str(res(b, "Patient", 0), "id"), want) == 0, "key length %d", len);
+		json_decref(b);
+	}
 }
 END_TEST
 
@@ -489,6 +527,7 @@ main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, test_ids_deterministic_and_phi_free);
+	tcase_add_test(tc, test_ids_every_key_length);
 	tcase_add_test(tc, test_patient_business_key);
 	tcase_add_test(tc, test_cx_xpn_xad_xtn);
 	tcase_add_test(tc, test_cwe_systems);
