@@ -13,31 +13,7 @@ N=${HL7Q_BENCH_DELIVERY_N:-100000}
 N2=${HL7Q_BENCH_E2E_N:-50000}
 pending() { mdb_stat -s pending "$1" 2>/dev/null | sed -n 's/^ *Entries: //p'; }
 
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
-	-addext "subjectAltName=IP:127.0.0.1" -keyout $out/key.pem -out $out/cert.pem 2>/dev/null
-ngport=$(free_port)
-cat > $out/nginx/nginx.conf <<CONF
-worker_processes 1;
-pid $PWD/$out/nginx/nginx.pid;
-error_log $PWD/$out/nginx/error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $PWD/$out/nginx/body; proxy_temp_path $PWD/$out/nginx/proxy;
-    fastcgi_temp_path $PWD/$out/nginx/f; uwsgi_temp_path $PWD/$out/nginx/u; scgi_temp_path $PWD/$out/nginx/s;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$ngport ssl http2;
-        ssl_certificate $PWD/$out/cert.pem; ssl_certificate_key $PWD/$out/key.pem;
-        client_body_buffer_size 64k;
-        location /ok { return 200 "ok"; }
-    }
-}
-CONF
-nginx -p $PWD/$out/nginx -c $PWD/$out/nginx/nginx.conf -g 'daemon off;' &
-ngpid=$!
-trap 'kill $ngpid 2>/dev/null || true; kill $pid 2>/dev/null || true' EXIT
-sleep 0.5
+bench_nginx $out
 
 echo "== wrk: POST 1 KB to https://127.0.0.1:$ngport/ok, 64 connections, 5 s"
 cat > $out/post.lua <<'LUA'
@@ -51,14 +27,8 @@ echo "wrk: $wrk_rate requests/s"
 
 port=$(free_port)
 bench_conf $out/hl7q.conf $PWD/$out/journal $port 256
-cat >> $out/hl7q.conf <<CONF
-[target nginx]
-url = https://127.0.0.1:$ngport/ok
-ca_file = $PWD/$out/cert.pem
-ordering = none
-concurrency = 64
-http_version = auto
-CONF
+bench_target $out/hl7q.conf $out none 64
+echo "http_version = auto" >> $out/hl7q.conf
 
 echo "== queue $N messages with delivery held"
 HL7Q_TEST_HOLD_DELIVERY=1 $bin/hl7qd -c $out/hl7q.conf 2>$out/hl7qd.log &

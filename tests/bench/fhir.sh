@@ -28,32 +28,8 @@ oruc=$($convert -b 3 -t ORU $files)
 all=$($convert -b 3 $files)
 echo "$adt"; echo "ORU fixture (11 OBX) $oru"; echo "$oruc"; echo "$all"
 
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
-	-addext "subjectAltName=IP:127.0.0.1" -keyout $out/key.pem -out $out/cert.pem 2>/dev/null
+bench_nginx $out
 openssl rand -hex 32 > $out/fhir.key && chmod 600 $out/fhir.key
-ngport=$(free_port)
-cat > $out/nginx/nginx.conf <<CONF
-worker_processes 1;
-pid $PWD/$out/nginx/nginx.pid;
-error_log $PWD/$out/nginx/error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $PWD/$out/nginx/body; proxy_temp_path $PWD/$out/nginx/proxy;
-    fastcgi_temp_path $PWD/$out/nginx/f; uwsgi_temp_path $PWD/$out/nginx/u; scgi_temp_path $PWD/$out/nginx/s;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$ngport ssl http2;
-        ssl_certificate $PWD/$out/cert.pem; ssl_certificate_key $PWD/$out/key.pem;
-        client_body_buffer_size 64k;
-        location /ok { return 200 "ok"; }
-    }
-}
-CONF
-nginx -p $PWD/$out/nginx -c $PWD/$out/nginx/nginx.conf -g 'daemon off;' &
-ngpid=$!
-trap 'kill $ngpid 2>/dev/null || true; kill $pid 2>/dev/null || true' EXIT
-sleep 0.5
 
 # drain FORMAT EXTRA: queue N messages held, then time the drain; prints deliveries/s
 drain() {
@@ -62,8 +38,8 @@ drain() {
 	bench_conf $out/hl7q.conf $PWD/$out/journal $port 256
 	# hl7send's 64 connections come from one peer: allow them (default 32)
 	sed -i 's/^max_connections = 256$/&\nmax_connections_per_peer = 64/' $out/hl7q.conf
-	printf '[target nginx]\nurl = https://127.0.0.1:%s/ok\nca_file = %s\nordering = none\nconcurrency = 64\nformat = %s\n%s\n' \
-		$ngport $PWD/$out/cert.pem $1 "$2" >> $out/hl7q.conf
+	bench_target $out/hl7q.conf $out none 64
+	printf 'format = %s\n%s\n' $1 "$2" >> $out/hl7q.conf
 	HL7Q_TEST_HOLD_DELIVERY=1 $bin/hl7qd -c $out/hl7q.conf 2>$out/hl7qd.log &
 	pid=$!
 	wait_ready $out/hl7qd.log

@@ -25,32 +25,7 @@ SECS=${HL7Q_BENCH_RETRY_SECS:-10}
 REPS=${HL7Q_BENCH_RETRY_REPS:-3}
 ORDERINGS=${HL7Q_BENCH_RETRY_ORDERINGS:-none patient fifo}
 
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
-	-addext "subjectAltName=IP:127.0.0.1" -keyout $out/key.pem -out $out/cert.pem 2>/dev/null
-ngport=$(free_port)
-cat > $out/nginx/nginx.conf <<CONF
-worker_processes 1;
-pid $PWD/$out/nginx/nginx.pid;
-error_log $PWD/$out/nginx/error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $PWD/$out/nginx/body; proxy_temp_path $PWD/$out/nginx/proxy;
-    fastcgi_temp_path $PWD/$out/nginx/f; uwsgi_temp_path $PWD/$out/nginx/u; scgi_temp_path $PWD/$out/nginx/s;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$ngport ssl http2;
-        ssl_certificate $PWD/$out/cert.pem; ssl_certificate_key $PWD/$out/key.pem;
-        client_body_buffer_size 64k;
-        location /ok { return 200 "ok"; }
-    }
-}
-CONF
-nginx -p $PWD/$out/nginx -c $PWD/$out/nginx/nginx.conf -g 'daemon off;' &
-ngpid=$!
-pid=
-trap 'kill $ngpid 2>/dev/null || true; [ -n "$pid" ] && kill $pid 2>/dev/null || true' EXIT
-sleep 0.5
+bench_nginx $out
 
 (umask 077 && openssl rand -hex 32 > $out/journal.key)
 echo "== writing two encrypted journals of $N messages: retries due in an hour, and delivered"
@@ -68,13 +43,7 @@ run() {
 	bench_conf $out/hl7q.conf $PWD/$out/journal $port 256
 	sed -i "/^max_size/a encryption_key_file = $PWD/$out/journal.key" $out/hl7q.conf
 	echo "max_connections_per_peer = 256" >> $out/hl7q.conf # hl7send's 64 come from one peer
-	cat >> $out/hl7q.conf <<CONF
-[target nginx]
-url = https://127.0.0.1:$ngport/ok
-ca_file = $PWD/$out/cert.pem
-ordering = $ordering
-concurrency = 16
-CONF
+	bench_target $out/hl7q.conf $out $ordering 16
 	: > $out/hl7qd.log
 	$bin/hl7qd -c $out/hl7q.conf 2>>$out/hl7qd.log &
 	pid=$!
