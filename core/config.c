@@ -1016,34 +1016,6 @@ check_secret(const hq_config *cfg, int line, const char *section, const char *ke
 	return HQ_ECONFIG;
 }
 
-int
-hq_config_check_secrets(const hq_config *cfg, char *err, size_t errcap)
-{
-	char sec[80];
-	if (check_secret(cfg, cfg->encryption_line, "journal", "encryption_key_file",
-			 cfg->encryption_key_file, err, errcap))
-		return HQ_ECONFIG;
-	for (int i = 0; i < cfg->nlisteners; i++) {
-		const hq_listener_conf *l = &cfg->listeners[i];
-		snprintf(sec, sizeof sec, "listener %s", l->name);
-		if (check_secret(cfg, l->line, sec, "tls_key", l->tls_key, err, errcap))
-			return HQ_ECONFIG;
-	}
-	for (int i = 0; i < cfg->ntargets; i++) {
-		const hq_target_conf *t = &cfg->targets[i];
-		const struct { const char *key, *path; } files[] = {
-			{"password_file", t->password_file}, {"token_file", t->token_file},
-			{"client_secret_file", t->client_secret_file}, {"aws_key_id_file", t->aws_key_id_file},
-			{"aws_secret_file", t->aws_secret_file}, {"client_key", t->client_key},
-			{"fhir_id_key_file", t->fhir_id_key_file}};
-		snprintf(sec, sizeof sec, "target %s", t->name);
-		for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
-			if (check_secret(cfg, t->line, sec, files[k].key, files[k].path, err, errcap))
-				return HQ_ECONFIG;
-	}
-	return 0;
-}
-
 /* One file's check: it exists and this process can read it.  0 or HQ_ECONFIG. */
 static int
 check_readable(const hq_config *cfg, int line, const char *section, const char *key, const char *path,
@@ -1065,36 +1037,62 @@ check_readable(const hq_config *cfg, int line, const char *section, const char *
 	return 0;
 }
 
-int
-hq_config_check_files(const hq_config *cfg, char *err, size_t errcap)
+/* A check of one file a config names: 0 or HQ_ECONFIG with err set. */
+typedef int (*file_check)(const hq_config *cfg, int line, const char *section, const char *key,
+			  const char *path, char *err, size_t errcap);
+
+/* One file key of a section; secret: its mode must keep other users out. */
+struct conf_file {
+	const char *key, *path;
+	int secret;
+};
+
+/* check on every file the config names, in config-reference order (only the
+ * secret ones if secrets_only); stops at the first failure.  0 or HQ_ECONFIG. */
+static int
+check_each_file(const hq_config *cfg, int secrets_only, file_check check, char *err, size_t errcap)
 {
 	char sec[80];
-	if (check_readable(cfg, cfg->encryption_line, "journal", "encryption_key_file",
-			   cfg->encryption_key_file, err, errcap))
+	if (check(cfg, cfg->encryption_line, "journal", "encryption_key_file", cfg->encryption_key_file, err,
+		  errcap))
 		return HQ_ECONFIG;
 	for (int i = 0; i < cfg->nlisteners; i++) {
 		const hq_listener_conf *l = &cfg->listeners[i];
-		const struct { const char *key, *path; } files[] = {
-			{"tls_cert", l->tls_cert}, {"tls_key", l->tls_key}, {"tls_client_ca", l->tls_client_ca}};
+		const struct conf_file files[] = {
+			{"tls_cert", l->tls_cert, 0}, {"tls_key", l->tls_key, 1}, {"tls_client_ca", l->tls_client_ca, 0}};
 		snprintf(sec, sizeof sec, "listener %s", l->name);
 		for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
-			if (check_readable(cfg, l->line, sec, files[k].key, files[k].path, err, errcap))
+			if ((files[k].secret || !secrets_only) &&
+			    check(cfg, l->line, sec, files[k].key, files[k].path, err, errcap))
 				return HQ_ECONFIG;
 	}
 	for (int i = 0; i < cfg->ntargets; i++) {
 		const hq_target_conf *t = &cfg->targets[i];
-		const struct { const char *key, *path; } files[] = {
-			{"password_file", t->password_file}, {"token_file", t->token_file},
-			{"client_secret_file", t->client_secret_file}, {"aws_key_id_file", t->aws_key_id_file},
-			{"aws_secret_file", t->aws_secret_file}, {"client_cert", t->client_cert},
-			{"client_key", t->client_key}, {"ca_file", t->ca_file},
-			{"fhir_id_key_file", t->fhir_id_key_file}};
+		const struct conf_file files[] = {
+			{"password_file", t->password_file, 1}, {"token_file", t->token_file, 1},
+			{"client_secret_file", t->client_secret_file, 1}, {"aws_key_id_file", t->aws_key_id_file, 1},
+			{"aws_secret_file", t->aws_secret_file, 1}, {"client_cert", t->client_cert, 0},
+			{"client_key", t->client_key, 1}, {"ca_file", t->ca_file, 0},
+			{"fhir_id_key_file", t->fhir_id_key_file, 1}};
 		snprintf(sec, sizeof sec, "target %s", t->name);
 		for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
-			if (check_readable(cfg, t->line, sec, files[k].key, files[k].path, err, errcap))
+			if ((files[k].secret || !secrets_only) &&
+			    check(cfg, t->line, sec, files[k].key, files[k].path, err, errcap))
 				return HQ_ECONFIG;
 	}
 	return 0;
+}
+
+int
+hq_config_check_secrets(const hq_config *cfg, char *err, size_t errcap)
+{
+	return check_each_file(cfg, 1, check_secret, err, errcap);
+}
+
+int
+hq_config_check_files(const hq_config *cfg, char *err, size_t errcap)
+{
+	return check_each_file(cfg, 0, check_readable, err, errcap);
 }
 
 int
