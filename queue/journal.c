@@ -3172,9 +3172,34 @@ hq_journal_purge_if(hq_journal *j, const uint64_t *ids, size_t n, hq_purge_if co
 	return rc ? (rc > 0 ? -rc : rc) : purged;
 }
 
-long
-hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max,
-			int dry_run)
+/* Whether record id is one a by-time purge takes: every delivery of it
+ * delivered, or (rejected) a frame refused at intake, seen from the state in
+ * the record's header, no decoding. */
+static int
+purge_candidate(hq_journal *j, MDB_txn *txn, uint64_t id, int rejected)
+{
+	if (rejected) {
+		unsigned char idbe[8];
+		MDB_val mk = {8, idbe}, mv;
+		put_be64(idbe, id);
+		return mdb_get(txn, j->msgs, &mk, &mv) == 0 && mv.mv_size >= REC_HEADER &&
+		       ((const unsigned char *)mv.mv_data)[0] == REC_FORMAT &&
+		       ((const unsigned char *)mv.mv_data)[17] == HQ_MSG_REJECTED;
+	}
+	hq_msg_dlv d[HQ_TARGET_MAX];
+	long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
+	int done = nd >= 0 && nd <= HQ_TARGET_MAX;
+	for (long i = 0; done && i < nd; i++)
+		done = d[i].d.state == HQ_DLV_DELIVERED;
+	return done;
+}
+
+/* hq_journal_purge_before (rejected 0) and hq_journal_purge_rejected
+ * (rejected 1): one slice of the by-time scan, then the purge of what it
+ * found, under the contract in journal.h. */
+static long
+purge_by_time(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max, int dry_run,
+	      int rejected)
 {
 	unsigned char tbe[8];
 	idvec ids = {0};
@@ -3204,12 +3229,7 @@ hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, 
 			}
 			scanned++;
 			last_t = t;
-			hq_msg_dlv d[HQ_TARGET_MAX];
-			long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
-			int done = nd >= 0 && nd <= HQ_TARGET_MAX;
-			for (long i = 0; done && i < nd; i++)
-				done = d[i].d.state == HQ_DLV_DELIVERED;
-			if (done && (rc = idvec_push(&ids, id)))
+			if (purge_candidate(j, txn, id, rejected) && (rc = idvec_push(&ids, id)))
 				break;
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 		}
@@ -3224,7 +3244,8 @@ hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, 
 	if (rc == 0 && !dry_run && ids.n && j->purge_scan_fn)
 		j->purge_scan_fn(j->purge_scan_arg);
 	if (rc == 0 && !dry_run && ids.n) {
-		long p = hq_journal_purge_if(j, ids.v, ids.n, HQ_PURGE_DELIVERED);
+		/* refused frames stay refused: no delivery state to recheck */
+		long p = hq_journal_purge_if(j, ids.v, ids.n, rejected ? HQ_PURGE_ANY : HQ_PURGE_DELIVERED);
 		if (p < 0)
 			rc = (int)-p;
 	}
@@ -3233,63 +3254,17 @@ hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, 
 }
 
 long
+hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max,
+			int dry_run)
+{
+	return purge_by_time(j, before_us, resume_us, max, dry_run, 0);
+}
+
+long
 hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max,
 			  int dry_run)
 {
-	unsigned char tbe[8];
-	idvec ids = {0};
-	MDB_txn *txn;
-	MDB_cursor *c;
-	MDB_val k = {8, tbe}, v;
-	size_t scanned = 0;
-	uint64_t last_t = 0;
-	int rc;
-
-	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
-		return rc > 0 ? -rc : rc;
-	put_be64(tbe, *resume_us);
-	if ((rc = mdb_cursor_open(txn, j->by_time, &c)) == 0) {
-		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-		while (rc == 0) {
-			uint64_t t = get_be64(k.mv_data), id = get_val(&v);
-			if (t >= before_us) {
-				rc = MDB_NOTFOUND; /* done */
-				break;
-			}
-			if ((ids.n >= max || scanned >= 20 * max) && scanned && t != last_t) {
-				*resume_us = t; /* a slice, ended between two times */
-				break;
-			}
-			scanned++;
-			last_t = t;
-			/* The state is in the record's header: no decoding. */
-			unsigned char idbe[8];
-			MDB_val mk = {8, idbe}, mv;
-			put_be64(idbe, id);
-			if (mdb_get(txn, j->msgs, &mk, &mv) == 0 && mv.mv_size >= REC_HEADER &&
-			    ((const unsigned char *)mv.mv_data)[0] == REC_FORMAT &&
-			    ((const unsigned char *)mv.mv_data)[17] == HQ_MSG_REJECTED &&
-			    (rc = idvec_push(&ids, id)))
-				break;
-			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-		}
-		if (rc == MDB_NOTFOUND) {
-			rc = 0;
-			*resume_us = before_us;
-		}
-		mdb_cursor_close(c);
-	}
-	mdb_txn_abort(txn);
-	long n = (long)ids.n;
-	if (rc == 0 && !dry_run && ids.n && j->purge_scan_fn)
-		j->purge_scan_fn(j->purge_scan_arg);
-	if (rc == 0 && !dry_run && ids.n) {
-		long p = hq_journal_purge_if(j, ids.v, ids.n, HQ_PURGE_ANY); /* refused frames stay refused */
-		if (p < 0)
-			rc = (int)-p;
-	}
-	free(ids.v);
-	return rc ? (rc > 0 ? -rc : rc) : n;
+	return purge_by_time(j, before_us, resume_us, max, dry_run, 1);
 }
 
 int
