@@ -162,6 +162,11 @@ int fx_set_decimal(fx *x, fj *obj, const char *key, hq_str raw);
  * empty; sets x->badtime when not a time.
  */
 fj *fx_time(fx *x, hq_str ts, char kind);
+/* fx_time of field n of segment i (raw); fails through fx_fail naming
+ * that field when it is no time. */
+fj *fx_time_of(fx *x, int i, int n, hq_str raw, char kind);
+/* out = the decoded text of raw, a short key part ("" when empty). */
+void fx_keypart(fx *x, hq_str raw, char *out, size_t cap);
 
 /* The JSON placeholder for a verbatim number (fhir.c's serializer writes it bare). */
 fj *fx_number(const char *digits);

@@ -17,31 +17,13 @@
 #define R(f, r) hq_v2_rep(&x->m, (f), (r))
 #define C(v, n) hq_v2_comp(&x->m, (v), (n))
 
-static fj *
-time_of(fx *x, int i, int n, hq_str raw, char kind)
-{
-	x->badtime = 0;
-	fj *t = fx_time(x, raw, kind);
-	if (x->badtime)
-		fx_fail(x, SEG(i), n, "not a date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])");
-	return t;
-}
-
-static void
-keypart(fx *x, hq_str raw, char *out, size_t cap)
-{
-	fj *t = fx_text(x, raw);
-	fx_cat(out, cap, t ? fj_str(t) : "", (char *)NULL);
-	fj_drop(t);
-}
-
 /* "value|authority" of an EI in components; "" when no value. */
 static void
 eikey(fx *x, hq_str ei, char *out, size_t cap)
 {
 	char v[120], a[120];
-	keypart(x, C(ei, 1), v, sizeof v);
-	keypart(x, C(ei, 2), a, sizeof a);
+	fx_keypart(x, C(ei, 1), v, sizeof v);
+	fx_keypart(x, C(ei, 2), a, sizeof a);
 	if (v[0])
 		fx_cat(out, cap, v, "|", a, (char *)NULL);
 	else
@@ -52,7 +34,7 @@ static const char *
 map(const char *const (*m)[2], size_t n, fx *x, hq_str raw, const char *dflt)
 {
 	char c[16];
-	keypart(x, raw, c, sizeof c);
+	fx_keypart(x, raw, c, sizeof c);
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(m[i][0], c) == 0)
 			return m[i][1];
@@ -121,7 +103,7 @@ static int
 obx_value(fx *x, fj *o, int obx)
 {
 	char t[8];
-	keypart(x, F(obx, 2), t, sizeof t);
+	fx_keypart(x, F(obx, 2), t, sizeof t);
 	hq_str v = R(F(obx, 5), 1), units = F(obx, 6);
 	if (!hq_v2_valued(F(obx, 5)))
 		return 0;
@@ -134,10 +116,10 @@ obx_value(fx *x, fj *o, int obx)
 	} else if (!strcmp(t, "CE") || !strcmp(t, "CWE") || !strcmp(t, "CNE") || !strcmp(t, "CF")) {
 		fx_set(o, "valueCodeableConcept", fx_cwe(x, v));
 	} else if (!strcmp(t, "DT") || !strcmp(t, "DTM") || !strcmp(t, "TS")) {
-		fx_set(o, "valueDateTime", time_of(x, obx, 5, C(v, 1), !strcmp(t, "DT") ? 'd' : 't'));
+		fx_set(o, "valueDateTime", fx_time_of(x, obx, 5, C(v, 1), !strcmp(t, "DT") ? 'd' : 't'));
 	} else if (!strcmp(t, "TM")) {
 		char s[16];
-		keypart(x, v, s, sizeof s);
+		fx_keypart(x, v, s, sizeof s);
 		if (strlen(s) >= 4 && strspn(s, "0123456789") >= 4) {
 			char out[16];
 			snprintf(out, sizeof out, "%.2s:%.2s:%.2s", s, s + 2, strlen(s) >= 6 ? s + 4 : "00");
@@ -145,8 +127,8 @@ obx_value(fx *x, fj *o, int obx)
 		}
 	} else if (!strcmp(t, "SN")) {
 		char cmp[4], sep[4];
-		keypart(x, C(v, 1), cmp, sizeof cmp);
-		keypart(x, C(v, 3), sep, sizeof sep);
+		fx_keypart(x, C(v, 1), cmp, sizeof cmp);
+		fx_keypart(x, C(v, 3), sep, sizeof sep);
 		fj *a = quantity(x, C(v, 2), units), *b = quantity(x, C(v, 4), units);
 		if (a && b && (!strcmp(sep, ":") || !strcmp(sep, "/"))) {
 			fj_del(b, "unit");
@@ -181,9 +163,9 @@ static fj *
 attachment(fx *x, hq_str ed)
 {
 	char type[40], sub[60], enc[16], ct[128];
-	keypart(x, C(ed, 2), type, sizeof type);
-	keypart(x, C(ed, 3), sub, sizeof sub);
-	keypart(x, C(ed, 4), enc, sizeof enc);
+	fx_keypart(x, C(ed, 2), type, sizeof type);
+	fx_keypart(x, C(ed, 3), sub, sizeof sub);
+	fx_keypart(x, C(ed, 4), enc, sizeof enc);
 	for (char *p = sub; *p; p++)
 		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
 	if (strchr(sub, '/'))
@@ -246,7 +228,7 @@ fx_observation(fx *x, int obx, const char *report_key, fj *report, const char *p
 		fj_set(o, "encounter", fx_ref(x->encounter_ref));
 	if (partof)
 		fj_set(o, "partOf", fx_pack("[o]", fx_ref(partof)));
-	fx_set(o, "effectiveDateTime", time_of(x, obx, 14, C(F(obx, 14), 1), 't'));
+	fx_set(o, "effectiveDateTime", fx_time_of(x, obx, 14, C(F(obx, 14), 1), 't'));
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(obx, 8)); r++) {
 		fj *k = fx_cwe(x, R(F(obx, 8), r));
 		fj *c = fj_at(fj_get(k, "coding"), 0);
@@ -265,10 +247,10 @@ fx_observation(fx *x, int obx, const char *report_key, fj *report, const char *p
 		return -1;
 	}
 	char key[800], c1[120], c3[60], sub[60], when[40];
-	keypart(x, C(F(obx, 3), 1), c1, sizeof c1);
-	keypart(x, C(F(obx, 3), 3), c3, sizeof c3);
-	keypart(x, F(obx, 4), sub, sizeof sub);
-	keypart(x, F(obx, 14), when, sizeof when);
+	fx_keypart(x, C(F(obx, 3), 1), c1, sizeof c1);
+	fx_keypart(x, C(F(obx, 3), 3), c3, sizeof c3);
+	fx_keypart(x, F(obx, 4), sub, sizeof sub);
+	fx_keypart(x, F(obx, 14), when, sizeof when);
 	if (report_key)
 		fx_cat(key, sizeof key, report_key, "|", c1, "^", c3, "|", sub, (char *)NULL);
 	else if (x->patient_key[0] && partof)
@@ -315,8 +297,8 @@ fx_report(fx *x, int obr, int orc, char key[300])
 		fj_set(d, "subject", fx_ref(x->patient_ref));
 	if (x->encounter_ref[0])
 		fj_set(d, "encounter", fx_ref(x->encounter_ref));
-	fx_set(d, "effectiveDateTime", time_of(x, obr, 7, C(F(obr, 7), 1), 't'));
-	fx_set(d, "issued", time_of(x, obr, 22, C(F(obr, 22), 1), 'i'));
+	fx_set(d, "effectiveDateTime", fx_time_of(x, obr, 7, C(F(obr, 7), 1), 't'));
+	fx_set(d, "issued", fx_time_of(x, obr, 22, C(F(obr, 22), 1), 'i'));
 	if (x->failed) {
 		fj_drop(d);
 		return NULL;
@@ -327,7 +309,7 @@ fx_report(fx *x, int obr, int orc, char key[300])
 		snprintf(key, 300, "fill|%s", k);
 	} else {
 		eikey(x, placer, k, sizeof k);
-		keypart(x, C(F(obr, 4), 1), c1, sizeof c1);
+		fx_keypart(x, C(F(obr, 4), 1), c1, sizeof c1);
 		if (k[0])
 			snprintf(key, 300, "plac|%.120s|%.60s|%.100s", k, c1, x->patient_key);
 		else
@@ -372,7 +354,7 @@ fx_service_request(fx *x, int orc, int obr)
 	if (x->encounter_ref[0])
 		fj_set(s, "encounter", fx_ref(x->encounter_ref));
 	if (orc >= 0) {
-		fx_set(s, "authoredOn", time_of(x, orc, 9, C(F(orc, 9), 1), 't'));
+		fx_set(s, "authoredOn", fx_time_of(x, orc, 9, C(F(orc, 9), 1), 't'));
 		fx_set(s, "requester", fx_xcn_ref(x, R(F(orc, 12), 1)));
 	}
 	if (x->failed) {
@@ -405,11 +387,11 @@ fx_specimen(fx *x, int spm, const char *report_key, fj *report)
 	if (x->patient_ref[0])
 		fj_set(s, "subject", fx_ref(x->patient_ref));
 	fj *col = fj_object();
-	fx_set(col, "collectedDateTime", time_of(x, spm, 17, C(F(spm, 17), 1), 't'));
+	fx_set(col, "collectedDateTime", fx_time_of(x, spm, 17, C(F(spm, 17), 1), 't'));
 	fx_set(s, "collection", col);
-	fx_set(s, "receivedTime", time_of(x, spm, 18, C(F(spm, 18), 1), 't'));
+	fx_set(s, "receivedTime", fx_time_of(x, spm, 18, C(F(spm, 18), 1), 't'));
 	char key[400], seq[20];
-	keypart(x, F(spm, 1), seq, sizeof seq);
+	fx_keypart(x, F(spm, 1), seq, sizeof seq);
 	if (v)
 		snprintf(key, sizeof key, "spm|%s", fj_str(v));
 	else if (report_key)
@@ -442,11 +424,11 @@ fx_immunization(fx *x, int orc, int rxa, int rxr, char ref[64])
 	}
 	fj *im = fj_object();
 	char action[4];
-	keypart(x, F(rxa, 21), action, sizeof action);
+	fx_keypart(x, F(rxa, 21), action, sizeof action);
 	fj_set(im, "status", fj_string(!strcmp(action, "D") ? "entered-in-error"
 						      : MAP(status, F(rxa, 20), "completed")));
 	fj *code = fx_cwe(x, F(rxa, 5));
-	fj *when = time_of(x, rxa, 3, C(F(rxa, 3), 1), 't');
+	fj *when = fx_time_of(x, rxa, 3, C(F(rxa, 3), 1), 't');
 	if (code == NULL || when == NULL) {
 		fj_drop(code);
 		fj_drop(when);
@@ -461,11 +443,11 @@ fx_immunization(fx *x, int orc, int rxa, int rxr, char ref[64])
 		fj_set(im, "encounter", fx_ref(x->encounter_ref));
 	fj_set(im, "occurrenceDateTime", when);
 	char amount[32];
-	keypart(x, F(rxa, 6), amount, sizeof amount);
+	fx_keypart(x, F(rxa, 6), amount, sizeof amount);
 	if (strcmp(amount, "999") != 0)
 		fx_set(im, "doseQuantity", quantity(x, F(rxa, 6), F(rxa, 7)));
 	fx_set(im, "lotNumber", fx_text(x, R(F(rxa, 15), 1)));
-	fx_set(im, "expirationDate", time_of(x, rxa, 16, C(R(F(rxa, 16), 1), 1), 'd'));
+	fx_set(im, "expirationDate", fx_time_of(x, rxa, 16, C(R(F(rxa, 16), 1), 1), 'd'));
 	fj *mvx = fx_text(x, C(R(F(rxa, 17), 1), 2)) ?: fx_text(x, C(R(F(rxa, 17), 1), 1));
 	if (mvx)
 		fj_set(im, "manufacturer", fx_pack("{s:o,s:s}", "display", mvx, "type", "Organization"));
@@ -474,7 +456,7 @@ fx_immunization(fx *x, int orc, int rxa, int rxr, char ref[64])
 		fx_push(im, "performer", fx_pack("{s:{s:[{s:s,s:s}]},s:o}", "function", "coding", "system",
 			"http://terminology.hl7.org/CodeSystem/v2-0443", "code", "AP", "actor", who));
 	char src[8];
-	keypart(x, C(F(rxa, 9), 1), src, sizeof src);
+	fx_keypart(x, C(F(rxa, 9), 1), src, sizeof src);
 	if (!strcmp(src, "00") || !strcmp(src, "01"))
 		fj_set(im, "primarySource", fj_boolean(src[1] == '0'));
 	if (!strcmp(fj_str(fj_get(im, "status")), "not-done"))
@@ -494,8 +476,8 @@ fx_immunization(fx *x, int orc, int rxa, int rxr, char ref[64])
 		eikey(x, F(orc, 3), k, sizeof k);
 	else
 		k[0] = 0;
-	keypart(x, C(F(rxa, 5), 1), c, sizeof c);
-	keypart(x, C(F(rxa, 3), 1), t, sizeof t);
+	fx_keypart(x, C(F(rxa, 5), 1), c, sizeof c);
+	fx_keypart(x, C(F(rxa, 3), 1), t, sizeof t);
 	if (k[0])
 		snprintf(key, sizeof key, "fill|%s", k);
 	else
@@ -519,12 +501,12 @@ fx_appointment(fx *x, int sch, const int *ais, int nais, const int *aip, int nai
 	fx_push(a, "reasonCode", fx_cwe(x, F(sch, 7)));
 	fx_set(a, "appointmentType", fx_cwe(x, F(sch, 8)));
 	hq_str tq = F(sch, 11);
-	fj *start = time_of(x, sch, 11, hq_v2_sub(&x->m, C(tq, 4), 1), 'i');
-	fj *end = time_of(x, sch, 11, hq_v2_sub(&x->m, C(tq, 5), 1), 'i');
+	fj *start = fx_time_of(x, sch, 11, hq_v2_sub(&x->m, C(tq, 4), 1), 'i');
+	fj *end = fx_time_of(x, sch, 11, hq_v2_sub(&x->m, C(tq, 5), 1), 'i');
 	for (int k = 0; k < nais; k++) {
 		fx_push(a, "serviceType", fx_cwe(x, F(ais[k], 3)));
 		if (start == NULL)
-			start = time_of(x, ais[k], 4, C(F(ais[k], 4), 1), 'i');
+			start = fx_time_of(x, ais[k], 4, C(F(ais[k], 4), 1), 'i');
 	}
 	fj *dur = fx_text(x, F(sch, 9));
 	int min = dur ? atoi(fj_str(dur)) : 0;
@@ -585,7 +567,7 @@ fx_document(fx *x, int txa, const int *obx, int nobx)
 	fx_set(d, "masterIdentifier", fx_ei(x, F(txa, 12)));
 	fx_set(d, "type", fx_cwe(x, F(txa, 2)));
 	fj_set(d, "subject", fx_ref(x->patient_ref));
-	fx_set(d, "date", time_of(x, txa, 4, C(F(txa, 4), 1), 'i'));
+	fx_set(d, "date", fx_time_of(x, txa, 4, C(F(txa, 4), 1), 'i'));
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(txa, 9)); r++)
 		fx_push(d, "author", fx_xcn_ref(x, R(F(txa, 9), r)));
 	fx_set(d, "authenticator", fx_xcn_ref(x, R(F(txa, 10), 1)));
@@ -594,7 +576,7 @@ fx_document(fx *x, int txa, const int *obx, int nobx)
 	size_t tlen = 0;
 	for (int k = 0; k < nobx; k++) {
 		char t[8];
-		keypart(x, F(obx[k], 2), t, sizeof t);
+		fx_keypart(x, F(obx[k], 2), t, sizeof t);
 		if (!strcmp(t, "ED")) {
 			fx_push(d, "content", fx_pack("{s:o}", "attachment", attachment(x, R(F(obx[k], 5), 1))));
 			continue;

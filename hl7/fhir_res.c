@@ -23,35 +23,15 @@
 #define C(v, n) hq_v2_comp(&x->m, (v), (n))
 #define S(v, n) hq_v2_sub(&x->m, (v), (n))
 
-/* A time of field n of segment i; fails naming it when it is no time. */
-static fj *
-time_of(fx *x, int i, int n, hq_str raw, char kind)
-{
-	x->badtime = 0;
-	fj *t = fx_time(x, raw, kind);
-	if (x->badtime)
-		fx_fail(x, SEG(i), n, "not a date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])");
-	return t;
-}
-
-/* A short key part: the decoded text of raw (may be ""). */
-static void
-keypart(fx *x, hq_str raw, char *out, size_t cap)
-{
-	fj *t = fx_text(x, raw);
-	fx_cat(out, cap, t ? fj_str(t) : "", (char *)NULL);
-	fj_drop(t);
-}
-
 /* Code and its system as one key part: "code^system" of a CWE. */
 static void
 codekey(fx *x, hq_str cwe, char *out, size_t cap)
 {
 	char c[120], s[60];
-	keypart(x, C(cwe, 1), c, sizeof c);
-	keypart(x, C(cwe, 3), s, sizeof s);
+	fx_keypart(x, C(cwe, 1), c, sizeof c);
+	fx_keypart(x, C(cwe, 3), s, sizeof s);
 	if (!c[0])
-		keypart(x, C(cwe, 2), c, sizeof c);
+		fx_keypart(x, C(cwe, 2), c, sizeof c);
 	fx_cat(out, cap, c, "^", s, (char *)NULL);
 }
 
@@ -61,10 +41,10 @@ static void
 cxkey(fx *x, hq_str cx, char *out, size_t cap)
 {
 	char v[120], a[120];
-	keypart(x, C(cx, 1), v, sizeof v);
-	keypart(x, S(C(cx, 4), 2), a, sizeof a);
+	fx_keypart(x, C(cx, 1), v, sizeof v);
+	fx_keypart(x, S(C(cx, 4), 2), a, sizeof a);
 	if (!a[0])
-		keypart(x, S(C(cx, 4), 1), a, sizeof a);
+		fx_keypart(x, S(C(cx, 4), 1), a, sizeof a);
 	if (v[0])
 		fx_cat(out, cap, v, "|", a, (char *)NULL);
 	else
@@ -172,7 +152,7 @@ patient_demographics(fx *x, fj *p, int pid)
 			fx_push(p, "identifier", fx_cx(x, R(F(pid, f), r)));
 	for (int r = 1; r <= hq_v2_nreps(&x->m, F(pid, 5)); r++)
 		fx_push(p, "name", fx_xpn(x, R(F(pid, 5), r)));
-	fx_set(p, "birthDate", time_of(x, pid, 7, C(F(pid, 7), 1), 'd'));
+	fx_set(p, "birthDate", fx_time_of(x, pid, 7, C(F(pid, 7), 1), 'd'));
 	fj *g = fx_text(x, C(F(pid, 8), 1));
 	if (g)
 		fj_set(p, "gender", fj_string(LOOKUP(gender, g, "unknown")));
@@ -186,7 +166,7 @@ patient_demographics(fx *x, fj *p, int pid)
 	if (lang)
 		fx_push(p, "communication", fx_pack("{s:o}", "language", lang));
 	fx_set(p, "maritalStatus", cwe_table(x, R(F(pid, 16), 1), "http://terminology.hl7.org/CodeSystem/v2-0002"));
-	fj *died = time_of(x, pid, 29, C(F(pid, 29), 1), 't');
+	fj *died = fx_time_of(x, pid, 29, C(F(pid, 29), 1), 't');
 	fj *dead = fx_text(x, F(pid, 30));
 	if (died)
 		fj_set(p, "deceasedDateTime", died);
@@ -303,8 +283,8 @@ fx_encounter(fx *x, int pv1, int pv2, const char *trigger)
 	set_subject(x, e, "subject");
 	encounter_participants(x, e, pv1);
 	fj *period = fj_object();
-	fx_set(period, "start", time_of(x, pv1, 44, C(R(F(pv1, 44), 1), 1), 't'));
-	fx_set(period, "end", time_of(x, pv1, 45, C(R(F(pv1, 45), 1), 1), 't'));
+	fx_set(period, "start", fx_time_of(x, pv1, 44, C(R(F(pv1, 44), 1), 1), 't'));
+	fx_set(period, "end", fx_time_of(x, pv1, 45, C(R(F(pv1, 45), 1), 1), 't'));
 	fx_set(e, "period", period);
 	fj *loc = fx_pl_ref(x, F(pv1, 3));
 	if (loc)
@@ -365,7 +345,7 @@ fx_allergy(fx *x, int al1)
 		if (t)
 			fx_push(a, "reaction", fx_pack("{s:[{s:o}]}", "manifestation", "text", t));
 	}
-	fx_set(a, "onsetDateTime", time_of(x, al1, 6, F(al1, 6), 't'));
+	fx_set(a, "onsetDateTime", fx_time_of(x, al1, 6, F(al1, 6), 't'));
 	char key[600], code[200];
 	codekey(x, F(al1, 3), code, sizeof code);
 	snprintf(key, sizeof key, "pt|%s|%s", x->patient_key, code);
@@ -389,7 +369,7 @@ fx_condition(fx *x, int dg1)
 	fx_set(c, "code", code ? code : desc ? fx_pack("{s:o}", "text", desc) : NULL);
 	set_subject(x, c, "subject");
 	set_encounter(x, c, "encounter");
-	fx_set(c, "onsetDateTime", time_of(x, dg1, 5, C(F(dg1, 5), 1), 't'));
+	fx_set(c, "onsetDateTime", fx_time_of(x, dg1, 5, C(F(dg1, 5), 1), 't'));
 	char key[700], ck[200];
 	codekey(x, F(dg1, 3), ck, sizeof ck);
 	snprintf(key, sizeof key, "pt|%s|%s|%s", x->patient_key, x->encounter_key, ck);
@@ -430,13 +410,13 @@ fx_coverage(fx *x, int in1)
 		fx_push(c, "class", fx_pack("{s:{s:[o]},s:o}", "type", "coding",
 			coding("http://terminology.hl7.org/CodeSystem/coverage-class", "group"), "value", group));
 	fj *period = fj_object();
-	fx_set(period, "start", time_of(x, in1, 12, F(in1, 12), 't'));
-	fx_set(period, "end", time_of(x, in1, 13, F(in1, 13), 't'));
+	fx_set(period, "start", fx_time_of(x, in1, 12, F(in1, 12), 't'));
+	fx_set(period, "end", fx_time_of(x, in1, 13, F(in1, 13), 't'));
 	fx_set(c, "period", period);
 	char key[700], co[200], pol[120], plan[120];
 	cxkey(x, R(F(in1, 3), 1), co, sizeof co);
-	keypart(x, F(in1, 36), pol, sizeof pol);
-	keypart(x, C(F(in1, 2), 1), plan, sizeof plan);
+	fx_keypart(x, F(in1, 36), pol, sizeof pol);
+	fx_keypart(x, C(F(in1, 2), 1), plan, sizeof plan);
 	snprintf(key, sizeof key, "pt|%s|%s|%s|%s", x->patient_key, co, pol, plan);
 	char ref[64];
 	if (x->failed) {

@@ -113,6 +113,24 @@ fx_pack(const char *fmt, ...)
 }
 
 fj *
+fx_time_of(fx *x, int i, int n, hq_str raw, char kind)
+{
+	x->badtime = 0;
+	fj *t = fx_time(x, raw, kind);
+	if (x->badtime)
+		fx_fail(x, x->m.seg[i], n, "not a date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])");
+	return t;
+}
+
+void
+fx_keypart(fx *x, hq_str raw, char *out, size_t cap)
+{
+	fj *t = fx_text(x, raw);
+	fx_cat(out, cap, t ? fj_str(t) : "", (char *)NULL);
+	fj_drop(t);
+}
+
+fj *
 fx_text(fx *x, hq_str raw)
 {
 	if (!hq_v2_valued(raw))
