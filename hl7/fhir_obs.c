@@ -179,11 +179,14 @@ attachment(fx *x, hq_str ed)
 	hq_str data = C(ed, 5);
 	fj *a = fx_pack("{s:s}", "contentType", ct);
 	if (!strcasecmp(enc, "Base64")) {
-		char *d = strndup(data.p, data.n);
+		/* data.n bytes, NULs included: strndup would stop at the first NUL
+		 * and the loop read past its copy (a fuzzer finding) */
+		char *d = malloc(data.n + 1);
 		size_t k = 0;
 		for (size_t i = 0; d && i < data.n; i++)
-			if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", d[i]))
-				d[k++] = d[i];
+			if (data.p[i] &&
+			    strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", data.p[i]))
+				d[k++] = data.p[i];
 		if (d && k)
 			fj_set(a, "data", fj_stringn(d, k));
 		free(d);
