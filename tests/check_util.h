@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/file.h"
 
@@ -107,6 +108,27 @@ run_suite(Suite *s)
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? 1 : 0;
+}
+
+/* A fresh journal directory name under /tmp for a fixture's setup; the
+ * directory itself is not left there (the journal creates it, 0700). */
+static inline void
+check_journal_dir(char *dir, size_t cap, const char *what)
+{
+	snprintf(dir, cap, "/tmp/hl7q-%s-XXXXXX", what);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	rmdir(dir);
+}
+
+/* Removes what a test left (paths or shell patterns), best effort. */
+static inline void
+check_rm_rf(const char *paths)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", paths);
+	if (system(cmd) != 0) {
+		/* best effort */
+	}
 }
 
 #endif

@@ -28,19 +28,15 @@ static char dir[64];
 static void
 setup(void)
 {
-	strcpy(dir, "/tmp/hl7q-keys-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	rmdir(dir); /* the journal creates it, 0700 */
+	check_journal_dir(dir, sizeof dir, "keys");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s /tmp/hl7q-kf-*-%d", dir, (int)getpid());
-	if (system(cmd) != 0) {
-		/* best effort */
-	}
+	char paths[256];
+	snprintf(paths, sizeof paths, "%s /tmp/hl7q-kf-*-%d", dir, (int)getpid());
+	check_rm_rf(paths);
 }
 
 static hq_str

@@ -25,19 +25,13 @@ static char dir[64];
 static void
 setup(void)
 {
-	strcpy(dir, "/tmp/hl7q-readers-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	rmdir(dir); /* the journal creates it, 0700 */
+	check_journal_dir(dir, sizeof dir, "readers");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd) != 0) {
-		/* best effort */
-	}
+	check_rm_rf(dir);
 }
 
 #define N 1200
