@@ -23,6 +23,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "audit.h"
+#include "bytes.h"
 
 #define AUDIT_FORMAT 1
 #define AUDIT_DB "audit"
@@ -34,22 +35,6 @@ struct hq_audit {
 	MDB_dbi dbi;
 	int missing; /* read-only journal without the database: no events */
 };
-
-static void
-put_be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint64_t
-get_be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 static int
 neg(int rc)

@@ -83,6 +83,7 @@
 
 #include "core/error.h"
 #include "core/secret.h"
+#include "bytes.h"
 #include "journal.h"
 
 #define REC_FORMAT 1
@@ -155,22 +156,6 @@ struct hq_batch {
 	unsigned char pk[16];
 };
 
-static void
-put_be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint64_t
-get_be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 /* Small values (ids, counters) are [VAL_FORMAT][be64 ...]. */
 #define VAL_FORMAT 1
 
@@ -200,20 +185,6 @@ get_val(const MDB_val *v)
 	if (v->mv_size < 9 || p[0] != VAL_FORMAT)
 		return 0;
 	return get_be64(p + 1);
-}
-
-static void
-put_be32(unsigned char *p, uint32_t v)
-{
-	for (int i = 3; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint32_t
-get_be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
 }
 
 static size_t
