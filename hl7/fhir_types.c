@@ -585,6 +585,20 @@ joined(fx *x, hq_str *parts, int n)
 	return o ? fj_string(out) : NULL;
 }
 
+
+/* A logical reference r (identifier and/or display) of type, or NULL (r
+ * dropped) when r holds neither: never an empty object. */
+static fj *
+typed_ref(fj *r, const char *type)
+{
+	if (fj_size(r) == 0) {
+		fj_drop(r);
+		return NULL;
+	}
+	fj_set(r, "type", fj_string(type));
+	return r;
+}
+
 fj *
 fx_xcn_ref(fx *x, hq_str xcn)
 {
@@ -594,12 +608,7 @@ fx_xcn_ref(fx *x, hq_str xcn)
 		fj_set(r, "identifier", id);
 	hq_str parts[] = {C(xcn, 6), C(xcn, 3), C(xcn, 4), hq_v2_sub(&x->m, C(xcn, 2), 1), C(xcn, 5)};
 	fx_set(r, "display", joined(x, parts, 5));
-	if (fj_size(r) == 0) {
-		fj_drop(r);
-		return NULL;
-	}
-	fj_set(r, "type", fj_string("Practitioner"));
-	return r;
+	return typed_ref(r, "Practitioner");
 }
 
 fj *
@@ -610,12 +619,7 @@ fx_org_ref(fx *x, hq_str xon)
 	if (id)
 		fj_set(r, "identifier", id);
 	fx_set_text(x, r, "display", C(xon, 1));
-	if (fj_size(r) == 0) {
-		fj_drop(r);
-		return NULL;
-	}
-	fj_set(r, "type", fj_string("Organization"));
-	return r;
+	return typed_ref(r, "Organization");
 }
 
 fj *
