@@ -86,15 +86,6 @@ next_segment(const char *buf, size_t len, size_t *pos)
 }
 
 static int
-blank(hq_str s)
-{
-	for (size_t i = 0; i < s.n; i++)
-		if (s.p[i] != ' ' && s.p[i] != '\t')
-			return 0;
-	return 1;
-}
-
-static int
 valid_segment_id(hq_str seg, char fs)
 {
 	if (seg.n < 3)
@@ -185,15 +176,15 @@ take_msh_fields(hq_msh *m, hq_str msh)
 static int
 check_msh(hq_msh *m)
 {
-	if (blank(m->type_code))
+	if (hq_str_blank(m->type_code))
 		return fail(m, HQ_0357_REQUIRED_MISSING,
 			    "Required field missing: MSH-9 message type", "MSH^1^9");
-	if (blank(m->control_id))
+	if (hq_str_blank(m->control_id))
 		return fail(m, HQ_0357_REQUIRED_MISSING,
 			    "Required field missing: MSH-10 control id", "MSH^1^10");
 	/* MSH-11 is required by the standard, but HAPI accepts it empty and
 	 * real senders leave it so (the corpus has such a message): accept. */
-	if (blank(m->version_id))
+	if (hq_str_blank(m->version_id))
 		return fail(m, HQ_0357_REQUIRED_MISSING,
 			    "Required field missing: MSH-12 version id", "MSH^1^12");
 	int v = hq_version_num(m->version_id);
@@ -217,7 +208,7 @@ hq_msh_parse(const char *buf, size_t len, hq_msh *m)
 	while (pos < len) {
 		size_t at = pos;
 		seg = next_segment(buf, len, &pos);
-		if (!blank(seg)) {
+		if (!hq_str_blank(seg)) {
 			pos = at;
 			break;
 		}
@@ -240,7 +231,7 @@ hq_msh_parse(const char *buf, size_t len, hq_msh *m)
 
 	while (pos < len) {
 		seg = next_segment(buf, len, &pos);
-		if (blank(seg))
+		if (hq_str_blank(seg))
 			continue;
 		m->segments++;
 		if (!valid_segment_id(seg, m->fs))
@@ -271,7 +262,7 @@ hq_msh_parse(const char *buf, size_t len, hq_msh *m)
 		int rc = check_msh(&inner);
 		*m = inner;
 		m->is_batch = 1;
-		if (!blank(batch_ctrl))
+		if (!hq_str_blank(batch_ctrl))
 			m->control_id = batch_ctrl;
 		m->sending_app = header_field(m, header, 3);
 		m->sending_fac = header_field(m, header, 4);

@@ -86,10 +86,7 @@ field_piece(const hq_v2 *m, hq_str s, int n)
 int
 hq_v2_valued(hq_str s)
 {
-	for (size_t i = 0; i < s.n; i++)
-		if (s.p[i] != ' ' && s.p[i] != '\t')
-			return 1;
-	return 0;
+	return !hq_str_blank(s);
 }
 
 /* No byte of s[0..n) has its high bit set (ASCII, so UTF-8). */
