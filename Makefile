@@ -4,7 +4,7 @@
 #   make check      unit tests (Check) and integration tests against the real daemon
 #   make crashtest  50 SIGKILLs under load; make fuzz [FUZZ_SECONDS=600]
 #   make demo       run the daemon on deploy/demo.conf and send it the sample messages
-#   make bench      throughput / latency / memory benchmark (figures in README.md)
+#   make bench      throughput / latency / memory benchmark (figures in deploy/doc/benchmarks.md)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make format-check  list the C files clang-format (.clang-format) would change
 #   make SANITIZER=address|undefined check   instrumented build and tests
