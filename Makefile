@@ -190,6 +190,7 @@ install: all
 	install -m 0644 deploy/man/hl7qd.8 $(DESTDIR)$(PREFIX)/share/man/man8/hl7qd.8
 	install -d $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples
 	install -m 0644 deploy/*.conf deploy/systemd/lowport.conf $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples/
+	install -m 0644 README.md deploy/doc/*.md $(DESTDIR)$(PREFIX)/share/doc/hl7q/
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/lib/sysusers.d
 	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' deploy/systemd/hl7qd.service > $(DESTDIR)$(UNITDIR)/hl7qd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/hl7qd.service
