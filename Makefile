@@ -4,8 +4,9 @@
 #   make check      unit tests (Check) and integration tests against the real daemon
 #   make crashtest  50 SIGKILLs under load; make fuzz [FUZZ_SECONDS=600]
 #   make demo       run the daemon on deploy/demo.conf and send it the sample messages
-#   make bench      throughput / latency / memory benchmark (figures in README.md)
+#   make bench      throughput / latency / memory benchmark (figures in deploy/doc/benchmarks.md)
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make format-check  list the C files clang-format (.clang-format) would change
 #   make SANITIZER=address|undefined check   instrumented build and tests
 
 PREFIX ?= /usr/local
@@ -53,7 +54,7 @@ UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
 .PHONY: all deps deps-test deps-node deps-fhir deps-bench fhir-conformance check unit integration demo bench \
-	install clean fuzz fuzz-build crashtest ci dashboard-picture
+	install clean fuzz fuzz-build crashtest ci dashboard-picture format-check
 
 all: deps $(PROGS)
 
@@ -128,6 +129,15 @@ ci:
 	@$(MAKE) --no-print-directory check SANITIZER=address
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
 
+# The house style (.clang-format, clang-format 14): names every C file that
+# clang-format would change and fails; changes nothing (clang-format -i FILE fixes one).
+format-check:
+	@command -v clang-format-14 >/dev/null || command -v clang-format >/dev/null || tools/deps.sh clang-format
+	@fmt=$$(command -v clang-format-14 || command -v clang-format); bad=0; \
+	for f in $$(find core hl7 net queue tools tests -name node_modules -prune -o -name '*.[ch]' -print | sort); do \
+		$$fmt --style=file "$$f" | cmp -s - "$$f" || { echo "format-check: $$f"; bad=1; }; \
+	done; [ $$bad = 0 ] || { echo "format-check: these files are not in the house style (clang-format -i FILE)" >&2; exit 1; }
+
 # The crash loop: 50 SIGKILLs under load with a flapping target (a short one runs in `make check`).
 CRASH_KILLS ?= 50
 crashtest: all deps-test
@@ -180,6 +190,7 @@ install: all
 	install -m 0644 deploy/man/hl7qd.8 $(DESTDIR)$(PREFIX)/share/man/man8/hl7qd.8
 	install -d $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples
 	install -m 0644 deploy/*.conf deploy/systemd/lowport.conf $(DESTDIR)$(PREFIX)/share/doc/hl7q/examples/
+	install -m 0644 README.md deploy/doc/*.md $(DESTDIR)$(PREFIX)/share/doc/hl7q/
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/lib/sysusers.d
 	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' deploy/systemd/hl7qd.service > $(DESTDIR)$(UNITDIR)/hl7qd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/hl7qd.service

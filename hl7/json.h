@@ -1,6 +1,6 @@
 /*
  * json.h - the lossless JSON form of an HL7 v2 message (target format
- * "json"; schema in README.md, "JSON payload").
+ * "json"; schema in deploy/doc/json.md).
  *
  * A message becomes {"separators": "|^~\\&", "segments": [{"name": "PID",
  * "fields": [...], "end": "\n"?}]}: fields -> repetitions -> components ->

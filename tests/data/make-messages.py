@@ -146,7 +146,7 @@ add("adt-a08-update-v26",
     "EVN|A08|20260306120000",
     pid(4, version="2.6"),
     "PV1|1|I|WARD5^0503^A^NFH||||D40550^ESTERHAZY^COSIMA^^^DR|||GER||||1|||||IN")
-add("adt-a08-empty-msh11",  # MSH-11 empty: required by the standard, accepted (see README)
+add("adt-a08-empty-msh11",  # MSH-11 empty: required by the standard, accepted (see deploy/doc/hl7.md)
     msh("ADMITCORE", "NFH", "HL7Q", "NFH", "20260306121500", "ADT^A08^ADT_A01", "NFH-A08-0002", "2.5.1", proc=""),
     "EVN|A08|20260306121500",
     pid(5),
@@ -463,7 +463,7 @@ for k in range(16):
 
 
 # ---- malformed: each refused by hl7q's parser, with a negative ACK ----------
-# (what the parser refuses and why: hl7/msg.c; the ACK codes: README)
+# (what the parser refuses and why: hl7/msg.c; the ACK codes: deploy/doc/hl7.md)
 MALFORMED = {}  # name -> bytes
 
 

@@ -126,8 +126,8 @@ END_TEST
 
 /* Malformed inputs are refused -- except two of the extra corpus's that are
  * structurally valid HL7: trailing empty fields, and an empty MSH-11 (the
- * project's own messages hold both as valid ones).  See README, "What is
- * refused". */
+ * project's own messages hold both as valid ones).  See deploy/doc/hl7.md,
+ * "What is refused". */
 START_TEST(test_corpus_malformed)
 {
 	size_t n, refused = 0, by_design = 0;

@@ -246,7 +246,7 @@ class DeliveryNginx(unittest.TestCase):
 
 
 def json_to_hl7(j):
-    """The README's JSON schema decoded independently of the C code."""
+    """The JSON schema of deploy/doc/json.md decoded independently of the C code."""
     seps = j["separators"].encode()
     fs, cs, rs, es = seps[0:1], seps[1:2], seps[2:3], seps[3:4]
     ss = seps[4:5] or None

@@ -102,7 +102,7 @@ class Intake(unittest.TestCase):
         """Every malformed input gets a negative ACK (with ERR) or is counted
         as out-of-frame bytes; the daemon keeps serving. Two inputs of the
         set are valid HL7 (trailing empty fields; empty MSH-11) and are
-        accepted: see README."""
+        accepted: see deploy/doc/hl7.md."""
         self.d = Daemon().start()
         accepted_by_design = ("invalid-trailing-empty-fields", "NO_MSH11")
         negative = 0

@@ -146,6 +146,7 @@ class Service(DaemonTest):
 
     def test_make_install_keeps_an_existing_config(self):
         """make install puts binaries, man pages, the unit, the sysusers file
+        the documentation pages
         and /etc/hl7q/hl7q.conf under DESTDIR -- and never overwrites a
         config that is there."""
         dest = tempfile.mkdtemp(prefix="hl7q-install-")
@@ -158,7 +159,8 @@ class Service(DaemonTest):
                   "usr/share/man/man1/hl7q.1", "usr/share/man/man5/hl7q.conf.5",
                   "usr/share/man/man8/hl7qd.8", "usr/lib/systemd/system/hl7qd.service",
                   "usr/lib/sysusers.d/hl7q.conf", "etc/hl7q/hl7q.conf",
-                  "usr/share/doc/hl7q/examples/epic-adt-portal.conf"):
+                  "usr/share/doc/hl7q/examples/epic-adt-portal.conf",
+                  "usr/share/doc/hl7q/README.md", "usr/share/doc/hl7q/operations.md"):
             self.assertTrue(os.path.exists(os.path.join(dest, f)), f)
         unit = open(os.path.join(dest, "usr/lib/systemd/system/hl7qd.service")).read()
         self.assertIn("ExecStart=/usr/sbin/hl7qd -c /etc/hl7q/hl7q.conf", unit)
