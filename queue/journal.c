@@ -83,94 +83,9 @@
 
 #include "core/error.h"
 #include "core/secret.h"
-#include "bytes.h"
-#include "journal.h"
+#include "journal_int.h"
 
-#define REC_FORMAT 1
-/* meta "format": 2 since the due index (a format 1 journal opens, and its
- * index is built at the first hq_journal_set_order). */
-#define JOURNAL_FORMAT 2
-#define REC_HEADER 32
-#define MAX_KEY 480 /* LMDB's default limit is 511 */
-
-/* The code behind a negative count: -errno back to errno, MDB_* as is. */
-#define CODE_OF(n) ((int)((n) < 0 && (n) > -30000 ? -(n) : (n)))
-
-/* A key of an encrypted journal: its id, and the two keys derived from it. */
-#define MAX_KEYS 256 /* in the key file; the journal remembers any number of key ids */
-typedef struct jkey {
-	unsigned char id[4];
-	unsigned char enc[32]; /* AES-256-GCM */
-	unsigned char mac[32]; /* HMAC-SHA-256 of patient ids for the index */
-} jkey;
-
-struct hq_journal {
-	jkey keys[MAX_KEYS]; /* keys[0] seals new records */
-	int nkeys;
-	MDB_env *env;
-	MDB_dbi meta, msgs, by_time, by_type, by_control, by_patient, dedup;
-	MDB_dbi deliveries, pending, attempts, dead, targets;
-	MDB_dbi due, patq; /* the due index; has_due 0: a read-only view of a format 1 journal */
-	int has_due;
-	/* The ordering each target's due index is kept for (a cache of meta
-	 * "order:" keys); read and written only inside write transactions,
-	 * which LMDB serialises. */
-	struct {
-		char name[HQ_TARGET_MAX];
-		int order;
-	} orders[64];
-	int norders;
-	/* Free-space figures for delivery writes (dlv_mu guards them). */
-	pthread_mutex_t dlv_mu;
-	uint64_t dlv_usage_at_ms;
-	hq_journal_usage dlv_usage;
-	char instance[33];
-	char dir[1024]; /* for statvfs */
-	uint64_t next_id;
-	uint64_t indexed_upto; /* by_control/by_patient hold every id <= this */
-	uint64_t commits;     /* commits attempted, for the test seam */
-	uint64_t fail_at;     /* commit number that fails; 0 none */
-	uint64_t fail_outcomes; /* test seam: this many outcome writes fail (atomic) */
-	uint64_t usage_at_ms; /* when usage was last refreshed */
-	int counts_kept;      /* meta "counts_v1": targets records carry the queue counts */
-	hq_journal_usage usage;
-	int readonly;
-	/* keys[0]'s wear (AES-GCM with random 96-bit nonces stays safe below
-	 * 2^32 seals per key): seals as stored in meta, and made since (not
-	 * yet stored; atomics: intake and the workers both seal). */
-	uint64_t seals, unsaved_seals;
-	uint64_t seal_warn, seal_limit;
-	void (*purge_scan_fn)(void *); /* test seam */
-	void *purge_scan_arg;
-	unsigned char rnd[1024]; /* random bytes for message keys, used from the end */
-	size_t rnd_n;
-};
-
-struct hq_batch {
-	hq_journal *j;
-	MDB_txn *txn;
-	uint64_t first_id; /* next_id when the batch began */
-	int err;	   /* first failure; the batch is poisoned */
-	uint64_t pk_id;	   /* the last record added, and its patient key (for the due index) */
-	int pk_has;
-	unsigned char pk[16];
-};
-
-/* Small values (ids, counters) are [VAL_FORMAT][be64 ...]. */
-#define VAL_FORMAT 1
-
-/* A duplicate index value: [DEDUP_FORMAT][id be64][received_us be64][content 32]. */
-#define DEDUP_FORMAT 2
-#define DEDUP_SIZE 49
-
-/* Delivery record: [1][state][attempts be32][next_us be64][updated_us be64]
- * [last_status be16] (24 bytes, the first layout) then [attempt_base be32]
- * [replayed_us be64] (36: added for replay; a 24-byte record reads as never
- * replayed). */
-#define DLV_SIZE 36
-#define DLV_SIZE_V1 24
-
-static void
+void
 put_val(unsigned char *p, uint64_t v)
 {
 	p[0] = VAL_FORMAT;
@@ -178,7 +93,7 @@ put_val(unsigned char *p, uint64_t v)
 }
 
 /* The be64 of a small value; 0 when it is not one this code knows. */
-static uint64_t
+uint64_t
 get_val(const MDB_val *v)
 {
 	const unsigned char *p = v->mv_data;
@@ -187,7 +102,7 @@ get_val(const MDB_val *v)
 	return get_be64(p + 1);
 }
 
-static size_t
+size_t
 encoded_size(const hq_record *r)
 {
 	size_t n = REC_HEADER;
@@ -196,7 +111,7 @@ encoded_size(const hq_record *r)
 	return n;
 }
 
-static void
+void
 encode(const hq_record *r, unsigned char *p)
 {
 	p[0] = REC_FORMAT;
@@ -226,7 +141,7 @@ encode(const hq_record *r, unsigned char *p)
  * (items past nout are skipped: a newer writer's fields).  Returns 0 or
  * HQ_ECORRUPT when an item runs past the end.
  */
-static int
+int
 split_fields(const unsigned char *p, size_t n, unsigned count, hq_str *out, size_t nout)
 {
 	size_t off = 0;
@@ -244,7 +159,7 @@ split_fields(const unsigned char *p, size_t n, unsigned count, hq_str *out, size
 	return 0;
 }
 
-static int
+int
 decode(const unsigned char *p, size_t n, hq_record *r)
 {
 	memset(r, 0, sizeof *r);
@@ -262,17 +177,7 @@ decode(const unsigned char *p, size_t n, hq_record *r)
 	return split_fields(p + REC_HEADER, n - REC_HEADER, p[REC_HEADER - 1], r->f, HQ_F_COUNT);
 }
 
-/* --- encryption at rest ---------------------------------------------------
- * A sealed value: [SEAL_FORMAT][key id 4][nonce 12][ciphertext][tag 16],
- * AES-256-GCM, with associated data binding it to its place (the record
- * id, or the attempt's key), so that a sealed value moved elsewhere does
- * not open. */
-#define SEAL_FORMAT_V1 1 /* associated data: the record id, or the attempt's key */
-#define SEAL_FORMAT 2	  /* also the journal instance and the plaintext beside it (seal_aad_*) */
-#define SEAL_OVERHEAD (1 + 4 + 12 + 16)
-#define ATTEMPT_SEALED 2 /* an attempt value whose answer excerpt is sealed */
-
-static const jkey *
+const jkey *
 key_by_id(const hq_journal *j, const unsigned char *id)
 {
 	for (int i = 0; i < j->nkeys; i++)
@@ -284,7 +189,7 @@ key_by_id(const hq_journal *j, const unsigned char *id)
 /* Seals n bytes into out (n + SEAL_OVERHEAD bytes) under keys[0], in
  * SEAL_FORMAT.  Returns 0, HQ_EKEYSPENT (the key has sealed seal_limit
  * values: rotate) or an error. */
-static int
+int
 seal(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n, unsigned char *out)
 {
 	const jkey *k = &j->keys[0];
@@ -310,7 +215,7 @@ seal(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n, un
 /* Opens a sealed value into out (n - SEAL_OVERHEAD bytes).  Returns 0,
  * HQ_ENOTFOUND (no such key here) or HQ_ECORRUPT (tampered or misplaced).
  * Both formats open: the caller gives the associated data in[0] asks for. */
-static int
+int
 unseal(const hq_journal *j, const void *aad, size_t aadlen, const unsigned char *in, size_t n,
        unsigned char *out)
 {
@@ -361,7 +266,7 @@ record_aad(const hq_journal *j, const unsigned char *p, size_t n, hq_str sealed,
  * instance, the attempt's key and the plaintext before the excerpt (time,
  * status, latency, error).  Returns its length in out (cap bytes), 0 when
  * it does not fit. */
-static size_t
+size_t
 attempt_aad(const hq_journal *j, const void *key, size_t klen, const unsigned char *pre, size_t plen,
 	    unsigned char *out, size_t cap)
 {
@@ -374,7 +279,7 @@ attempt_aad(const hq_journal *j, const void *key, size_t klen, const unsigned ch
 }
 
 /* The patient index key for pid under key k (16 bytes of HMAC-SHA-256). */
-static void
+void
 patient_mac(const jkey *k, hq_str pid, unsigned char out[16])
 {
 	unsigned char full[32];
@@ -393,7 +298,7 @@ static const int sealed_fields[] = {HQ_F_RAW, HQ_F_PATIENT_ID, HQ_F_PATIENT_AUTH
  * record_aad().  On 0, *out is malloc'd (*outlen bytes; the caller frees).
  * Returns 0, HQ_EKEYSPENT, ENOMEM or HQ_ECORRUPT.
  */
-static int
+int
 seal_record(hq_journal *j, const hq_record *rec, unsigned char **out, size_t *outlen)
 {
 	hq_record sr = *rec;
@@ -444,7 +349,7 @@ seal_record(hq_journal *j, const hq_record *rec, unsigned char **out, size_t *ou
  * PATIENT_* then point into buf.  Without the key, r->locked is set and
  * those fields stay empty.  Returns 0 or HQ_ECORRUPT.
  */
-static int
+int
 open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r,
 		 unsigned char *buf)
 {
@@ -473,7 +378,7 @@ open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_recor
 }
 
 /* open_record_into with a buffer of its own in *plain (the caller frees it; NULL: none needed). */
-static int
+int
 open_record(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r, void **plain)
 {
 	*plain = NULL;
@@ -526,7 +431,7 @@ open_dbs(hq_journal *j, MDB_txn *txn, unsigned flags)
 }
 
 /* Reads the id stored in meta under key; 0 when absent.  Returns 0 or an error. */
-static int
+int
 meta_get_id(hq_journal *j, MDB_txn *txn, const char *key, uint64_t *out)
 {
 	MDB_val k = {strlen(key), (void *)key}, v;
@@ -561,17 +466,10 @@ load_next_id(hq_journal *j, MDB_txn *txn)
 }
 
 static int tstat_count_delivered(hq_journal *j, MDB_txn *txn, const char *target);
-static int commit_sealing(hq_journal *j, MDB_txn *txn);
-static int orders_forget(hq_journal *j, MDB_txn *txn);
-static void pkey_make(const hq_journal *j, hq_str pid, unsigned char out[16]);
-static int idx_update(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id,
-		      const hq_delivery *before, const hq_delivery *after, const unsigned char *pkey,
-		      int has_pkey);
 static int dead_mark(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id);
-
 /* Journals written before the dead list and the per-target figures
  * existed get them once, from their delivery records. */
-static int
+int
 fill_target_stats(hq_journal *j, MDB_txn *txn)
 {
 	MDB_val mk = {8, "stats_v1"}, mv, k, v;
@@ -613,7 +511,6 @@ fill_target_stats(hq_journal *j, MDB_txn *txn)
 	return mdb_put(txn, j->meta, &mk, &mv, 0);
 }
 
-static int fill_counts(hq_journal *j, MDB_txn *txn);
 /*
  * The journal's files belong to the owner of its directory.  hl7q run as
  * root (an operator with sudo) would otherwise leave a root-owned
@@ -1052,17 +949,12 @@ cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-
-static hq_str type_key(hq_str type);
-static int type_matches(hq_str type, hq_str want);
-
-static uint64_t
+uint64_t
 read_indexed_upto(hq_journal *j, MDB_txn *txn)
 {
 	uint64_t upto;
 	return meta_get_id(j, txn, "indexed_upto", &upto) == 0 ? upto : 0;
 }
-
 
 uint64_t
 hq_journal_unindexed(hq_journal *j)
@@ -1143,7 +1035,6 @@ hq_journal_index(hq_journal *j, size_t max)
 	return done;
 }
 
-
 int
 hq_journal_count(hq_journal *j, uint64_t *count)
 {
@@ -1162,8 +1053,7 @@ hq_journal_count(hq_journal *j, uint64_t *count)
 
 /* --- delivery ---------------------------------------------------------- */
 
-
-static size_t
+size_t
 dlv_key(unsigned char *k, uint64_t id, const char *target)
 {
 	size_t n = strlen(target);
@@ -1172,7 +1062,7 @@ dlv_key(unsigned char *k, uint64_t id, const char *target)
 	return 8 + n;
 }
 
-static size_t
+size_t
 pending_key(unsigned char *k, const char *target, uint64_t id)
 {
 	size_t n = strlen(target);
@@ -1182,7 +1072,7 @@ pending_key(unsigned char *k, const char *target, uint64_t id)
 	return n + 9;
 }
 
-static void
+void
 dlv_encode(unsigned char *v, const hq_delivery *d)
 {
 	v[0] = VAL_FORMAT;
@@ -1196,7 +1086,7 @@ dlv_encode(unsigned char *v, const hq_delivery *d)
 	put_be64(v + 28, d->replayed_us);
 }
 
-static int
+int
 dlv_decode(const MDB_val *val, hq_delivery *d)
 {
 	const unsigned char *v = val->mv_data;
@@ -1233,22 +1123,21 @@ dlv_decode(const MDB_val *val, hq_delivery *d)
  * whole values, so long ids keep their order.  (After a key rotation a
  * patient's older and newer messages are two queues until the older
  * drain.) */
-#define PKEY 16
 #define ORDER_NONE_KEPT (-1)
 
-static uint64_t
+uint64_t
 due_time(const hq_delivery *d)
 {
 	return d->state == HQ_DLV_RETRY ? d->next_us : 0;
 }
 
-static int
+int
 queued(const hq_delivery *d)
 {
 	return d && (d->state == HQ_DLV_PENDING || d->state == HQ_DLV_RETRY);
 }
 
-static size_t
+size_t
 due_key(unsigned char *k, const char *target, uint64_t t, uint64_t id)
 {
 	size_t n = strlen(target);
@@ -1271,7 +1160,7 @@ patq_key(unsigned char *k, const char *target, const unsigned char *pkey, uint64
 }
 
 /* The patient key of pid (16 bytes). */
-static void
+void
 pkey_make(const hq_journal *j, hq_str pid, unsigned char out[PKEY])
 {
 	if (j->nkeys) {
@@ -1355,7 +1244,7 @@ del_keyprefix(MDB_txn *txn, MDB_dbi dbi, const unsigned char *prefix, size_t n)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-static int
+int
 orders_forget(hq_journal *j, MDB_txn *txn)
 {
 	j->norders = 0;
@@ -1401,7 +1290,7 @@ head_fix(hq_journal *j, MDB_txn *txn, const char *target, const unsigned char *p
  * not queued: not in the queue).  pkey: the message's patient key when the
  * caller has it (has_pkey 1: it has one, 0: none, -1: unknown, look).
  */
-static int
+int
 idx_update(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, const hq_delivery *before,
 	   const hq_delivery *after, const unsigned char *pkey, int has_pkey)
 {
@@ -1521,23 +1410,7 @@ out:
 	return rc;
 }
 
-/* A target's running figures (the "targets" database). */
-/* Record: [1][delivered be64][last_ok_us be64][last_err_us be64][n][error n]
- * then, once counts are kept, [pending be64][retrying be64][dead be64]
- * (readers that predate them stop after the error). */
-/* A delivery's replay epoch: its last replay time (replays keep it
- * increasing), 1 before any; an outcome carries the one its attempt
- * began from (hq_due.epoch). */
-#define DLV_EPOCH(d) ((d)->replayed_us ? (d)->replayed_us : 1)
-
-typedef struct tstat {
-	uint64_t delivered, last_ok_us, last_err_us;
-	char last_error[128];
-	uint64_t pending, retrying, dead; /* valid when have_counts */
-	int have_counts;
-} tstat;
-
-static void
+void
 tstat_get(hq_journal *j, MDB_txn *txn, const char *target, tstat *t)
 {
 	MDB_val k = {strlen(target), (void *)target}, v;
@@ -1566,7 +1439,7 @@ tstat_get(hq_journal *j, MDB_txn *txn, const char *target, tstat *t)
 	}
 }
 
-static int
+int
 tstat_put(hq_journal *j, MDB_txn *txn, const char *target, const tstat *t)
 {
 	unsigned char p[26 + sizeof t->last_error + 24];
@@ -1627,7 +1500,7 @@ tcount_of(tcount **v, size_t *n, const char *name, size_t len)
  * delivery records, when the journal does not keep them yet (written
  * before them, or a record rewritten by an older hl7q without them).
  */
-static int
+int
 fill_counts(hq_journal *j, MDB_txn *txn)
 {
 	MDB_val mk = {9, "counts_v1"}, mv, k, v;
@@ -1692,7 +1565,7 @@ fill_counts(hq_journal *j, MDB_txn *txn)
 
 /* Moves delivery (id, target) out of its old state's bookkeeping
  * (queue, dead list, delivered count) and into the new one's. */
-static int
+int
 dlv_move(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, hq_dlv_state from,
 	 hq_dlv_state to, tstat *ts)
 {
@@ -2104,8 +1977,6 @@ hq_journal_delivery(hq_journal *j, uint64_t id, const char *target, hq_delivery 
 	return rc;
 }
 
-/* --- audit and operation ----------------------------------------------- */
-
 void
 hq_dedup_fill(hq_dedup *d, hq_str listener, hq_str app, hq_str fac, hq_str control,
 	      hq_str tls_subject, hq_str raw, hq_str skip)
@@ -2154,13 +2025,7 @@ hq_dedup_fill(hq_dedup *d, hq_str listener, hq_str app, hq_str fac, hq_str contr
 	mbedtls_sha256_free(&h);
 }
 
-/* A growable list of ids. */
-typedef struct idvec {
-	uint64_t *v;
-	size_t n, cap;
-} idvec;
-
-static int
+int
 idvec_push(idvec *iv, uint64_t id)
 {
 	if (iv->n == iv->cap) {
@@ -2176,7 +2041,7 @@ idvec_push(idvec *iv, uint64_t id)
 }
 
 /* Sorts and drops repeats. */
-static void
+void
 idvec_sort(idvec *iv)
 {
 	size_t k = 0;
@@ -2190,7 +2055,7 @@ idvec_sort(idvec *iv)
 }
 
 /* The delivery records of id, in txn.  Returns the count or a negative code. */
-static long
+long
 deliveries_txn(hq_journal *j, MDB_txn *txn, uint64_t id, hq_msg_dlv *out, size_t max)
 {
 	unsigned char start[8];
@@ -2298,7 +2163,7 @@ hq_journal_attempts(hq_journal *j, uint64_t id, hq_attempt_fn fn, void *arg)
 }
 
 /* code^trigger of a stored MSH-9 (the by_type key). */
-static hq_str
+hq_str
 type_key(hq_str type)
 {
 	const char *caret = type.n ? memchr(type.p, '^', type.n) : NULL;
@@ -2310,7 +2175,7 @@ type_key(hq_str type)
 	return type;
 }
 
-static int
+int
 str_eq(hq_str a, hq_str b)
 {
 	size_t an = a.n > MAX_KEY ? MAX_KEY : a.n, bn = b.n > MAX_KEY ? MAX_KEY : b.n;
@@ -2318,7 +2183,7 @@ str_eq(hq_str a, hq_str b)
 }
 
 /* "ADT" matches ADT and ADT^...; "ADT^A01" matches exactly. */
-static int
+int
 type_matches(hq_str type, hq_str want)
 {
 	hq_str k = type_key(type);
@@ -2356,7 +2221,7 @@ query_match(const hq_query *q, const hq_record *r, const hq_msg_dlv *d, size_t n
 }
 
 /* Collects the ids of a target queue (pending or dead), every target's when target is NULL. */
-static int
+int
 queue_ids(MDB_txn *txn, MDB_dbi dbi, const char *target, idvec *out)
 {
 	unsigned char pk[HQ_TARGET_MAX + 9];
@@ -2445,7 +2310,7 @@ tail_ids(hq_journal *j, MDB_txn *txn, int field, hq_str key, idvec *out)
  * ADT^...) is key: from the index, plus the records not indexed yet
  * (all three indexes are deferred).  Unsorted.
  */
-static int
+int
 lookup_ids(hq_journal *j, MDB_txn *txn, hq_index idx, hq_str key, idvec *out)
 {
 	int rc = 0;
@@ -2966,7 +2831,7 @@ del_prefix(MDB_txn *txn, MDB_dbi dbi, const unsigned char *idbe)
 }
 
 /* Deletes one (key, id) pair of a DUPSORT index. */
-static int
+int
 del_index(MDB_txn *txn, MDB_dbi dbi, hq_str key, const unsigned char *idval)
 {
 	char kbuf[MAX_KEY];
@@ -3419,7 +3284,7 @@ key_ids_list(hq_journal *j, MDB_txn *txn, unsigned char (**out)[4])
 }
 
 /* Stored seals of key id (0 when it has no entry). */
-static uint64_t
+uint64_t
 key_seals(hq_journal *j, MDB_txn *txn, const unsigned char *id)
 {
 	unsigned char km[KEY_META_LEN];
@@ -3430,7 +3295,7 @@ key_seals(hq_journal *j, MDB_txn *txn, const unsigned char *id)
 	return get_be64((unsigned char *)v.mv_data + 1);
 }
 
-static int
+int
 key_put(hq_journal *j, MDB_txn *txn, const unsigned char *id, uint64_t seals)
 {
 	unsigned char km[KEY_META_LEN], val[9];
@@ -3574,7 +3439,7 @@ seals_flush(hq_journal *j, MDB_txn *txn, uint64_t *n, uint64_t *total)
 	return key_put(j, txn, j->keys[0].id, *total);
 }
 
-static int
+int
 commit_sealing(hq_journal *j, MDB_txn *txn)
 {
 	uint64_t n = 0, total = 0;
@@ -3782,8 +3647,6 @@ hq_journal_commit(hq_journal *j, MDB_txn *txn)
 	return commit_sealing(j, txn);
 }
 
-static int blob_stale(const hq_journal *j, const unsigned char *b, size_t n);
-
 int
 hq_journal_value_stale(const hq_journal *j, const void *in, size_t n)
 {
@@ -3817,7 +3680,7 @@ typedef struct reseal_pos {
 } reseal_pos;
 
 /* Whether a sealed blob needs sealing again (old format or old key). */
-static int
+int
 blob_stale(const hq_journal *j, const unsigned char *b, size_t n)
 {
 	return n < SEAL_OVERHEAD || b[0] != SEAL_FORMAT || memcmp(b + 1, j->keys[0].id, 4) != 0;
