@@ -1,5 +1,13 @@
 /*
- * journal.c - the LMDB journal (see journal.h for the contract).
+ * journal.c - the LMDB journal (see journal.h for the contract): its
+ * environment -- open with the one-time upgrades of older journals,
+ * close, free space, copy, the lock file -- and the layout below, which
+ * the other files of queue/ (listed in journal_int.h) fill in.
+ *
+ * The invariant all of them keep: a frame is acknowledged only after the
+ * transaction that stored it has committed (durability below), and
+ * everything that describes a message (indexes, queues, counts) moves in
+ * the transaction that moves the message or its delivery.
  *
  * Layout, one LMDB environment with named databases:
  *   meta        "format" -> 1 byte; "next_id" -> be64 (see below)
@@ -61,27 +69,17 @@
  * meta page are fsynced.
  */
 #include <errno.h>
-#include <lmdb.h>
-#include <pthread.h>
-#include <stddef.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <mbedtls/gcm.h>
-#include <mbedtls/hkdf.h>
-#include <mbedtls/md.h>
-#include <mbedtls/sha256.h>
-
-#include "core/error.h"
 #include "core/secret.h"
 #include "journal_int.h"
 
