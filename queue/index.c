@@ -42,7 +42,7 @@ hq_journal_index(hq_journal *j, size_t max)
 	put_be64(start, upto + 1);
 	if ((rc = mdb_cursor_open(txn, j->msgs, &c))) {
 		mdb_txn_abort(txn);
-		return rc;
+		return hq_neg(rc);
 	}
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && (size_t)done < max) {
