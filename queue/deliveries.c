@@ -136,7 +136,7 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 	if (order != HQ_DUE_FIFO && !j->has_due)
 		return HQ_ENOTFOUND;
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	if (order == HQ_DUE_FIFO) {
 		/* The head of the queue, or nothing: the delivery record first,
 		 * so a head waiting for its retry costs no read of the message. */
@@ -207,7 +207,7 @@ out:
 	mdb_txn_abort(txn);
 	free(pbuf);
 	if (rc)
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	return n;
 }
 
@@ -403,7 +403,7 @@ hq_journal_replay(hq_journal *j, const uint64_t *ids, size_t n, const char *targ
 	if (target && strlen(target) >= HQ_TARGET_MAX)
 		return -EINVAL;
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		unsigned char idbe[8];
 		MDB_val k = {8, idbe}, v;
@@ -429,5 +429,5 @@ hq_journal_replay(hq_journal *j, const uint64_t *ids, size_t n, const char *targ
 		rc = mdb_txn_commit(txn);
 	else
 		mdb_txn_abort(txn);
-	return rc ? (rc > 0 ? -rc : rc) : queued;
+	return rc ? hq_neg(rc) : queued;
 }

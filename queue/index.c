@@ -37,7 +37,7 @@ hq_journal_index(hq_journal *j, size_t max)
 	int rc;
 
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	upto = read_indexed_upto(j, txn);
 	put_be64(start, upto + 1);
 	if ((rc = mdb_cursor_open(txn, j->msgs, &c))) {
@@ -84,16 +84,16 @@ hq_journal_index(hq_journal *j, size_t max)
 	mdb_cursor_close(c);
 	if (rc != 0 && rc != MDB_NOTFOUND) {
 		mdb_txn_abort(txn);
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	}
 	put_val(upbe, upto);
 	MDB_val uk = {12, "indexed_upto"}, uv = {9, upbe};
 	if ((rc = mdb_put(txn, j->meta, &uk, &uv, 0))) {
 		mdb_txn_abort(txn);
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	}
 	if ((rc = mdb_txn_commit(txn)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	j->indexed_upto = upto;
 	return done;
 }
@@ -232,12 +232,12 @@ hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
 	if (key.n == 0)
 		return 0;
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	rc = lookup_ids(j, txn, idx, key, &v);
 	mdb_txn_abort(txn);
 	if (rc) {
 		free(v.v);
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	}
 	idvec_sort(&v);
 	for (size_t i = 0; i < v.n && i < max; i++)

@@ -93,7 +93,7 @@ key_ids_list(hq_journal *j, MDB_txn *txn, unsigned char (**out)[4])
 
 	*out = NULL;
 	if ((rc = mdb_cursor_open(txn, j->meta, &c)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	for (;;) {
 		const unsigned char *from = NULL;
@@ -224,7 +224,7 @@ audit_key_in_use(MDB_txn *txn, const unsigned char *id)
 	if ((rc = mdb_dbi_open(txn, "audit", 0, &dbi)) == MDB_NOTFOUND)
 		return 0; /* no audit store */
 	if (rc || (rc = mdb_cursor_open(txn, dbi, &c)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	for (int f = 0; f < 2; f++)
 		nl[f] = (size_t)snprintf(needle[f], sizeof needle[f],
 					 "\"patient_sealed\":\"%02x%02x%02x%02x%02x", formats[f], id[0],
@@ -235,7 +235,7 @@ audit_key_in_use(MDB_txn *txn, const unsigned char *id)
 			used = memmem(v.mv_data, v.mv_size, needle[f], nl[f]) != NULL;
 	mdb_cursor_close(c);
 	if (rc != 0 && rc != MDB_NOTFOUND)
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	return used;
 }
 
@@ -248,7 +248,7 @@ key_in_use(hq_journal *j, MDB_txn *txn, const unsigned char *id)
 	MDB_val k, v;
 	int rc, used = 0;
 	if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !used;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		hq_record r;
@@ -260,11 +260,11 @@ key_in_use(hq_journal *j, MDB_txn *txn, const unsigned char *id)
 	}
 	mdb_cursor_close(c);
 	if (rc != 0 && rc != MDB_NOTFOUND)
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	if (used)
 		return 1;
 	if ((rc = mdb_cursor_open(txn, j->attempts, &c)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !used;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		size_t bn;
@@ -274,7 +274,7 @@ key_in_use(hq_journal *j, MDB_txn *txn, const unsigned char *id)
 	}
 	mdb_cursor_close(c);
 	if (rc != 0 && rc != MDB_NOTFOUND)
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	if (used)
 		return 1;
 	return audit_key_in_use(txn, id);

@@ -185,7 +185,7 @@ hq_journal_purge_if(hq_journal *j, const uint64_t *ids, size_t n, hq_purge_if co
 	int rc;
 
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	uint64_t upto = read_indexed_upto(j, txn), window = DUP_WINDOW_DEFAULT_US, now = wall_us(), top = 0, next;
 	MDB_val wk = {13, "dup_window_us"}, wv;
 	if (mdb_get(txn, j->meta, &wk, &wv) == 0 && wv.mv_size == 9)
@@ -209,7 +209,7 @@ hq_journal_purge_if(hq_journal *j, const uint64_t *ids, size_t n, hq_purge_if co
 	else
 		mdb_txn_abort(txn);
 	j->usage_at_ms = 0; /* free space changed */
-	return rc ? (rc > 0 ? -rc : rc) : purged;
+	return rc ? hq_neg(rc) : purged;
 }
 
 /* Whether record id is one a by-time purge takes: every delivery of it
@@ -251,7 +251,7 @@ purge_by_time(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max
 	int rc;
 
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	put_be64(tbe, *resume_us);
 	if ((rc = mdb_cursor_open(txn, j->by_time, &c)) == 0) {
 		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -290,7 +290,7 @@ purge_by_time(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max
 			rc = (int)-p;
 	}
 	free(ids.v);
-	return rc ? (rc > 0 ? -rc : rc) : n;
+	return rc ? hq_neg(rc) : n;
 }
 
 long

@@ -93,7 +93,7 @@ deliveries_txn(hq_journal *j, MDB_txn *txn, uint64_t id, hq_msg_dlv *out, size_t
 
 	put_be64(start, id);
 	if ((rc = mdb_cursor_open(txn, j->deliveries, &c)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && k.mv_size > 8 && get_be64(k.mv_data) == id) {
 		size_t tl = k.mv_size - 8;
@@ -108,7 +108,7 @@ deliveries_txn(hq_journal *j, MDB_txn *txn, uint64_t id, hq_msg_dlv *out, size_t
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
-	return rc == 0 || rc == MDB_NOTFOUND ? n : (rc > 0 ? -rc : rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? n : hq_neg(rc);
 }
 
 long
@@ -117,7 +117,7 @@ hq_journal_deliveries(hq_journal *j, uint64_t id, hq_msg_dlv *out, size_t max)
 	MDB_txn *txn;
 	int rc;
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	long n = deliveries_txn(j, txn, id, out, max);
 	mdb_txn_abort(txn);
 	return n;
@@ -135,10 +135,10 @@ hq_journal_attempts(hq_journal *j, uint64_t id, hq_attempt_fn fn, void *arg)
 
 	put_be64(start, id);
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	if ((rc = mdb_cursor_open(txn, j->attempts, &c))) {
 		mdb_txn_abort(txn);
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	}
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && k.mv_size >= 13 && get_be64(k.mv_data) == id) {
@@ -186,7 +186,7 @@ hq_journal_attempts(hq_journal *j, uint64_t id, hq_attempt_fn fn, void *arg)
 	}
 	mdb_cursor_close(c);
 	mdb_txn_abort(txn);
-	return rc == 0 || rc == MDB_NOTFOUND ? n : (rc > 0 ? -rc : rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? n : hq_neg(rc);
 }
 
 /* Whether record r with deliveries d[0..nd) passes every filter of q. */
@@ -372,7 +372,7 @@ hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &qs->began);
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn))) {
 		free(qs);
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	}
 	if (q->control_id.n) {
 		rc = lookup_ids(j, txn, HQ_IDX_CONTROL, q->control_id, &ids);
@@ -446,6 +446,6 @@ hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg)
 	free(qs);
 	mdb_txn_abort(txn);
 	if (rc)
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	return found;
 }

@@ -127,7 +127,7 @@ hq_journal_reseal(hq_journal *j, size_t max, int *finished)
 	if (j->nkeys == 0 || j->readonly)
 		return -EINVAL;
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	memset(&pos, 0, sizeof pos);
 	if (mdb_get(txn, j->meta, &mk, &mv) == 0 && mv.mv_size >= 7 &&
 	    ((unsigned char *)mv.mv_data)[0] == VAL_FORMAT &&
@@ -226,5 +226,5 @@ hq_journal_reseal(hq_journal *j, size_t max, int *finished)
 		*finished = pos.phase == 2;
 		return done;
 	}
-	return rc > 0 ? -rc : rc;
+	return hq_neg(rc);
 }

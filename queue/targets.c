@@ -394,7 +394,7 @@ hq_journal_targets(hq_journal *j, hq_target_summary *out, size_t max)
 	int rc;
 
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	if ((rc = mdb_cursor_open(txn, j->targets, &c)) == 0) {
 		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
 		while (rc == 0) {
@@ -413,6 +413,6 @@ hq_journal_targets(hq_journal *j, hq_target_summary *out, size_t max)
 		rc = summarise(j, txn, &out[i]);
 	mdb_txn_abort(txn);
 	if (rc)
-		return rc > 0 ? -rc : rc;
+		return hq_neg(rc);
 	return n;
 }
