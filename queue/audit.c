@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/alloc.h"
 #include "core/error.h"
 #include "audit.h"
 #include "bytes.h"
@@ -39,12 +40,10 @@ struct hq_audit {
 int
 hq_audit_open(hq_journal *j, hq_audit **out)
 {
-	hq_audit *a = calloc(1, sizeof *a);
+	hq_audit *a = hq_xcalloc(1, sizeof *a);
 	MDB_txn *txn;
 	int ro = hq_journal_is_readonly(j), rc;
 
-	if (a == NULL)
-		return ENOMEM;
 	a->j = j;
 	a->env = hq_journal_env(j);
 	if ((rc = mdb_txn_begin(a->env, NULL, ro ? MDB_RDONLY : 0, &txn))) {
@@ -300,8 +299,7 @@ hq_audit_list(hq_audit *a, const hq_audit_query *q, hq_audit_fn fn, void *arg)
 
 	if (a->missing)
 		return 0;
-	if ((ev = malloc(LIST_SLICE * sizeof *ev)) == NULL)
-		return -ENOMEM;
+	ev = hq_xmalloc(LIST_SLICE * sizeof *ev);
 	/* A slice of matches per read transaction, handed to fn outside it:
 	 * a slow reader (hl7q audit | less) pins no page the daemon frees. */
 	while (rc == 0 && !stop && !end) {

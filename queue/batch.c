@@ -16,16 +16,15 @@
 
 #include <mbedtls/sha256.h>
 
+#include "core/alloc.h"
 #include "journal_int.h"
 
 int
 hq_batch_begin(hq_journal *j, hq_batch **out)
 {
-	hq_batch *b = calloc(1, sizeof *b);
+	hq_batch *b = hq_xcalloc(1, sizeof *b);
 	int rc;
 
-	if (b == NULL)
-		return ENOMEM;
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &b->txn))) {
 		free(b);
 		return rc;

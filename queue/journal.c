@@ -81,6 +81,7 @@
 #include <unistd.h>
 
 #include "core/secret.h"
+#include "core/alloc.h"
 #include "journal_int.h"
 
 static int
@@ -201,12 +202,10 @@ int
 hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 		hq_journal **out)
 {
-	hq_journal *j = calloc(1, sizeof *j);
+	hq_journal *j = hq_xcalloc(1, sizeof *j);
 	MDB_txn *txn = NULL;
 	int rc, dead;
 
-	if (j == NULL)
-		return ENOMEM;
 	j->readonly = readonly;
 	pthread_mutex_init(&j->dlv_mu, NULL);
 	snprintf(j->dir, sizeof j->dir, "%s", dir);

@@ -16,6 +16,7 @@
 
 #include "core/secret.h"
 
+#include "core/alloc.h"
 #include "journal_int.h"
 
 /* --- keys ------------------------------------------------------------------ */
@@ -118,13 +119,7 @@ key_ids_list(hq_journal *j, MDB_txn *txn, unsigned char (**out)[4])
 			if (dup)
 				continue;
 			if (n == cap) {
-				void *nv = realloc(ids, (size_t)(cap = cap ? 2 * cap : 16) * 4);
-				if (nv == NULL) {
-					free(ids);
-					mdb_cursor_close(c);
-					return -ENOMEM;
-				}
-				ids = nv;
+				ids = hq_xrealloc(ids, (size_t)(cap = cap ? 2 * cap : 16) * 4);
 			}
 			memcpy(ids[n++], from + 4 * i, 4);
 		}

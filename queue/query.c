@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "journal_int.h"
 
 int
@@ -310,12 +311,7 @@ query_visit(hq_journal *j, MDB_txn *txn, const hq_query *q, uint64_t id, qslice 
 		return 0;
 	}
 	qhit *h = &qs->hits[qs->n];
-	h->d = nd ? malloc((size_t)nd * sizeof *d) : NULL;
-	if (nd && h->d == NULL) {
-		free(copy);
-		*rc = ENOMEM;
-		return 1;
-	}
+	h->d = nd ? hq_xmalloc((size_t)nd * sizeof *d) : NULL;
 	if (nd)
 		memcpy(h->d, d, (size_t)nd * sizeof *d);
 	h->r = r;
@@ -365,10 +361,8 @@ hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg)
 	MDB_txn *txn;
 	long found = 0;
 	int rc, by_ids = 1, stop = 0;
-	qslice *qs = calloc(1, sizeof *qs);
+	qslice *qs = hq_xcalloc(1, sizeof *qs);
 
-	if (qs == NULL)
-		return -ENOMEM;
 	clock_gettime(CLOCK_MONOTONIC, &qs->began);
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn))) {
 		free(qs);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "journal_int.h"
 
 void
@@ -90,9 +91,7 @@ tcount_of(tcount **v, size_t *n, const char *name, size_t len)
 	for (size_t i = 0; i < *n; i++)
 		if (strlen((*v)[i].name) == len && memcmp((*v)[i].name, name, len) == 0)
 			return &(*v)[i];
-	tcount *nv = realloc(*v, (*n + 1) * sizeof *nv);
-	if (nv == NULL)
-		return NULL;
+	tcount *nv = hq_xrealloc(*v, (*n + 1) * sizeof *nv);
 	*v = nv;
 	memset(&nv[*n], 0, sizeof nv[0]);
 	memcpy(nv[*n].name, name, len);
@@ -131,10 +130,6 @@ fill_counts(hq_journal *j, MDB_txn *txn)
 		if (k.mv_size <= 8 || tl >= HQ_TARGET_MAX || dlv_decode(&v, &d) != 0 || d.state > 4)
 			continue;
 		tcount *t = tcount_of(&tc, &ntc, (char *)k.mv_data + 8, tl);
-		if (t == NULL) {
-			rc = ENOMEM;
-			break;
-		}
 		t->n[d.state]++;
 	}
 	mdb_cursor_close(c);
@@ -143,10 +138,8 @@ fill_counts(hq_journal *j, MDB_txn *txn)
 	/* targets with a record and no deliveries left count zero */
 	if (rc == 0 && (rc = mdb_cursor_open(txn, j->targets, &c)) == 0) {
 		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-			if (k.mv_size < HQ_TARGET_MAX && tcount_of(&tc, &ntc, k.mv_data, k.mv_size) == NULL) {
-				rc = ENOMEM;
-				break;
-			}
+			if (k.mv_size < HQ_TARGET_MAX)
+				tcount_of(&tc, &ntc, k.mv_data, k.mv_size);
 		mdb_cursor_close(c);
 		if (rc == MDB_NOTFOUND)
 			rc = 0;
