@@ -275,8 +275,10 @@ key_in_use(hq_journal *j, MDB_txn *txn, const unsigned char *id)
 	return audit_key_in_use(txn, id);
 }
 
-int
-hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errcap)
+/* Reads key_file's keys into j->keys (keys[0] first).  Returns 0, or
+ * HQ_ECONFIG with err set and no key left in j. */
+static int
+keys_read(hq_journal *j, const char *key_file, char *err, size_t errcap)
 {
 	FILE *fp = fopen(key_file, "r");
 	char line[256];
@@ -321,13 +323,22 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 		snprintf(err, errcap, "encryption_key_file %s holds no key (openssl rand -hex 32 > FILE)", key_file);
 		return HQ_ECONFIG;
 	}
+	return 0;
+}
+
+int
+hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errcap)
+{
+	int rc = keys_read(j, key_file, err, errcap);
+	if (rc)
+		return rc;
 	/* Every key a record is still sealed with must be here; the ids of
 	 * keys no record uses any more are forgotten. */
 	MDB_txn *txn;
 	unsigned char (*used)[4] = NULL;
 	char hex[9];
 	long nused;
-	int rc = mdb_txn_begin(j->env, NULL, j->readonly ? MDB_RDONLY : 0, &txn);
+	rc = mdb_txn_begin(j->env, NULL, j->readonly ? MDB_RDONLY : 0, &txn);
 	if (rc) {
 		j->nkeys = 0;
 		snprintf(err, errcap, "journal: %s", mdb_strerror(rc));
