@@ -112,13 +112,98 @@ reseal_attempt(hq_journal *j, MDB_txn *txn, const MDB_val *key, const MDB_val *v
 	return rc;
 }
 
+/* Phase 0 of a slice: the records from pos on, until max are seen (in
+ * all) or the records are done (pos moves to phase 1).  Returns 0 or an error. */
+static int
+reseal_records(hq_journal *j, MDB_txn *txn, reseal_pos *pos, size_t max, size_t *seen, uint64_t upto,
+	       long *done)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = 0;
+
+	uint64_t next = pos->n == 8 ? get_be64(pos->pos) : 0;
+	while (rc == 0 && *seen < max) {
+		unsigned char idbe[8];
+		put_be64(idbe, next);
+		k = (MDB_val){8, idbe};
+		if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
+			break;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND) { /* the records are done: the attempts */
+			rc = 0;
+			pos->phase = 1;
+			pos->n = 0;
+			break;
+		}
+		if (rc || k.mv_size != 8)
+			break;
+		next = get_be64(k.mv_data) + 1;
+		(*seen)++;
+		hq_record r;
+		if (decode(v.mv_data, v.mv_size, &r) != 0)
+			continue; /* not ours to judge: left as it is */
+		hq_str sealed = r.f[HQ_F_SEALED];
+		if (sealed.n && !blob_stale(j, (const unsigned char *)sealed.p, sealed.n))
+			continue;
+		unsigned char *copy = malloc(v.mv_size);
+		if (copy == NULL) {
+			rc = ENOMEM;
+			break;
+		}
+		memcpy(copy, v.mv_data, v.mv_size); /* the puts may move its page */
+		rc = reseal_record(j, txn, copy, v.mv_size, upto, done);
+		free(copy);
+	}
+	if (pos->phase == 0) {
+		put_be64(pos->pos, next);
+		pos->n = 8;
+	}
+	return rc;
+}
+
+/* Phase 1 of a slice: the attempts after pos, until max are seen (in all)
+ * or the attempts are done (pos moves to phase 2).  Returns 0 or an error. */
+static int
+reseal_attempts(hq_journal *j, MDB_txn *txn, reseal_pos *pos, size_t max, size_t *seen, long *done)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = 0;
+
+	while (rc == 0 && pos->phase == 1 && *seen < max) {
+		unsigned char at[RESEAL_POS_MAX];
+		memcpy(at, pos->pos, pos->n);
+		k = (MDB_val){pos->n, at};
+		if ((rc = mdb_cursor_open(txn, j->attempts, &c)))
+			break;
+		rc = pos->n ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		if (rc == 0 && pos->n && k.mv_size == pos->n && memcmp(k.mv_data, pos->pos, pos->n) == 0)
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* that one is done */
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			pos->phase = 2;
+			break;
+		}
+		if (rc || k.mv_size > RESEAL_POS_MAX)
+			break;
+		memcpy(pos->pos, k.mv_data, k.mv_size);
+		pos->n = k.mv_size;
+		(*seen)++;
+		MDB_val kk = {pos->n, pos->pos};
+		rc = reseal_attempt(j, txn, &kk, &v, done);
+	}
+	return rc;
+}
+
 long
 hq_journal_reseal(hq_journal *j, size_t max, int *finished)
 {
 	MDB_txn *txn;
-	MDB_cursor *c = NULL;
 	reseal_pos pos;
-	MDB_val mk = {6, "reseal"}, mv, k, v;
+	MDB_val mk = {6, "reseal"}, mv;
 	long done = 0;
 	size_t seen = 0;
 	int rc;
@@ -139,69 +224,10 @@ hq_journal_reseal(hq_journal *j, size_t max, int *finished)
 	} /* else: a fresh start (none saved, or saved for another key) */
 	memcpy(pos.key_id, j->keys[0].id, 4);
 	uint64_t upto = read_indexed_upto(j, txn);
-	if (pos.phase == 0) {
-		uint64_t next = pos.n == 8 ? get_be64(pos.pos) : 0;
-		while (rc == 0 && seen < max) {
-			unsigned char idbe[8];
-			put_be64(idbe, next);
-			k = (MDB_val){8, idbe};
-			if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
-				break;
-			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-			mdb_cursor_close(c);
-			if (rc == MDB_NOTFOUND) { /* the records are done: the attempts */
-				rc = 0;
-				pos.phase = 1;
-				pos.n = 0;
-				break;
-			}
-			if (rc || k.mv_size != 8)
-				break;
-			next = get_be64(k.mv_data) + 1;
-			seen++;
-			hq_record r;
-			if (decode(v.mv_data, v.mv_size, &r) != 0)
-				continue; /* not ours to judge: left as it is */
-			hq_str sealed = r.f[HQ_F_SEALED];
-			if (sealed.n && !blob_stale(j, (const unsigned char *)sealed.p, sealed.n))
-				continue;
-			unsigned char *copy = malloc(v.mv_size);
-			if (copy == NULL) {
-				rc = ENOMEM;
-				break;
-			}
-			memcpy(copy, v.mv_data, v.mv_size); /* the puts may move its page */
-			rc = reseal_record(j, txn, copy, v.mv_size, upto, &done);
-			free(copy);
-		}
-		if (pos.phase == 0) {
-			put_be64(pos.pos, next);
-			pos.n = 8;
-		}
-	}
-	while (rc == 0 && pos.phase == 1 && seen < max) {
-		unsigned char at[RESEAL_POS_MAX];
-		memcpy(at, pos.pos, pos.n);
-		k = (MDB_val){pos.n, at};
-		if ((rc = mdb_cursor_open(txn, j->attempts, &c)))
-			break;
-		rc = pos.n ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &v, MDB_FIRST);
-		if (rc == 0 && pos.n && k.mv_size == pos.n && memcmp(k.mv_data, pos.pos, pos.n) == 0)
-			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* that one is done */
-		mdb_cursor_close(c);
-		if (rc == MDB_NOTFOUND) {
-			rc = 0;
-			pos.phase = 2;
-			break;
-		}
-		if (rc || k.mv_size > RESEAL_POS_MAX)
-			break;
-		memcpy(pos.pos, k.mv_data, k.mv_size);
-		pos.n = k.mv_size;
-		seen++;
-		MDB_val kk = {pos.n, pos.pos};
-		rc = reseal_attempt(j, txn, &kk, &v, &done);
-	}
+	if (pos.phase == 0)
+		rc = reseal_records(j, txn, &pos, max, &seen, upto, &done);
+	if (rc == 0)
+		rc = reseal_attempts(j, txn, &pos, max, &seen, &done);
 	if (rc == 0) {
 		if (pos.phase == 2) {
 			rc = mdb_del(txn, j->meta, &mk, NULL);
