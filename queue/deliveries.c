@@ -114,6 +114,48 @@ skipped(const uint64_t *skip, size_t nskip, uint64_t id)
 	return 0;
 }
 
+/* hq_journal_due for a FIFO target, in txn: its queue's head when due
+ * (*n 1), or nothing.  Returns 0 or an error. */
+static int
+due_fifo(hq_journal *j, MDB_txn *txn, const char *target, uint64_t now_us, const uint64_t *skip,
+	 size_t nskip, hq_due *out, size_t max, uint64_t *next_us, unsigned char **pbuf, size_t *pcap, long *n)
+{
+	unsigned char key[HQ_TARGET_MAX + 17], dk[8 + HQ_TARGET_MAX];
+	size_t tlen = strlen(target);
+	MDB_cursor *c;
+	MDB_val k, v, dkey, dval;
+	hq_delivery d;
+	int rc;
+
+	/* The head of the queue, or nothing: the delivery record first,
+	 * so a head waiting for its retry costs no read of the message. */
+	if ((rc = mdb_cursor_open(txn, j->pending, &c)))
+		return rc;
+	k = (MDB_val){pending_key(key, target, 0), key};
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	uint64_t id = 0;
+	if (rc == 0 && k.mv_size == tlen + 9 && memcmp(k.mv_data, target, tlen) == 0 &&
+	    ((unsigned char *)k.mv_data)[tlen] == 0)
+		id = get_be64((unsigned char *)k.mv_data + tlen + 1);
+	mdb_cursor_close(c);
+	if (id == 0 || max == 0 || skipped(skip, nskip, id))
+		return 0;
+	dkey = (MDB_val){dlv_key(dk, id, target), dk};
+	if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0) {
+		out[0].id = id;
+		return HQ_ECORRUPT;
+	}
+	if (due_time(&d) > now_us) {
+		*next_us = d.next_us;
+		return 0;
+	}
+	if ((rc = due_fill(j, txn, target, id, &d, &out[0], pbuf, pcap)) == 0)
+		*n = 1;
+	else
+		out[0].id = id; /* the head cannot be read: the target stops here */
+	return rc;
+}
+
 long
 hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order order,
 	       uint32_t shard, uint32_t nshards, const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
@@ -138,34 +180,7 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
 		return hq_neg(rc);
 	if (order == HQ_DUE_FIFO) {
-		/* The head of the queue, or nothing: the delivery record first,
-		 * so a head waiting for its retry costs no read of the message. */
-		if ((rc = mdb_cursor_open(txn, j->pending, &c)))
-			goto out;
-		k = (MDB_val){pending_key(key, target, 0), key};
-		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-		uint64_t id = 0;
-		if (rc == 0 && k.mv_size == tlen + 9 && memcmp(k.mv_data, target, tlen) == 0 &&
-		    ((unsigned char *)k.mv_data)[tlen] == 0)
-			id = get_be64((unsigned char *)k.mv_data + tlen + 1);
-		mdb_cursor_close(c);
-		rc = 0;
-		if (id == 0 || max == 0 || skipped(skip, nskip, id))
-			goto out;
-		dkey = (MDB_val){dlv_key(dk, id, target), dk};
-		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0) {
-			out[0].id = id;
-			rc = HQ_ECORRUPT;
-			goto out;
-		}
-		if (due_time(&d) > now_us) {
-			*next_us = d.next_us;
-			goto out;
-		}
-		if ((rc = due_fill(j, txn, target, id, &d, &out[0], &pbuf, &pcap)) == 0)
-			n = 1;
-		else
-			out[0].id = id; /* the head cannot be read: the target stops here */
+		rc = due_fifo(j, txn, target, now_us, skip, nskip, out, max, next_us, &pbuf, &pcap, &n);
 		goto out;
 	}
 	/* none, patient: the due index, oldest due first */
