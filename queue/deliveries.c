@@ -246,6 +246,57 @@ dlv_low_space(hq_journal *j)
 	return low;
 }
 
+/* Stores the attempt that led to outcome o of delivery d (d->attempts
+ * already counts it), in txn, its answer excerpt sealed in an encrypted
+ * journal, and drops the attempt that just left the last few kept.  low:
+ * below the free-space reserve, where a retry's attempt is not stored.
+ * Returns 0 or an error. */
+static int
+attempt_put(hq_journal *j, MDB_txn *txn, const char *target, const hq_outcome *o, const hq_delivery *d,
+	    int low)
+{
+	int rc = 0;
+
+	unsigned char ak[8 + HQ_TARGET_MAX + 5];
+	size_t tl = strlen(target);
+	put_be64(ak, o->id);
+	memcpy(ak + 8, target, tl);
+	ak[8 + tl] = 0;
+	put_be32(ak + 9 + tl, d->attempts);
+	size_t elen = strnlen(o->error, sizeof o->error);
+	size_t blen = o->body_len < sizeof o->body ? o->body_len : sizeof o->body;
+	unsigned char av[1 + 8 + 2 + 4 + 2 + sizeof o->error + sizeof o->body + SEAL_OVERHEAD];
+	av[0] = j->nkeys && blen ? ATTEMPT_SEALED : VAL_FORMAT;
+	put_be64(av + 1, o->at_us);
+	av[9] = (unsigned char)(o->http_status >> 8);
+	av[10] = (unsigned char)o->http_status;
+	put_be32(av + 11, o->latency_us);
+	av[15] = (unsigned char)(elen >> 8);
+	av[16] = (unsigned char)elen;
+	memcpy(av + 17, o->error, elen);
+	if (av[0] == ATTEMPT_SEALED) { /* the answer may quote patient data */
+		unsigned char aad[512];
+		size_t alen = attempt_aad(j, ak, 13 + tl, av, 17 + elen, aad, sizeof aad);
+		if ((rc = seal(j, aad, alen, o->body, blen, av + 17 + elen)))
+			return rc;
+		blen += SEAL_OVERHEAD;
+	} else {
+		memcpy(av + 17 + elen, o->body, blen);
+	}
+	MDB_val akey = {13 + tl, ak}, aval = {17 + elen + blen, av};
+	if (!(low && d->state == HQ_DLV_RETRY) && (rc = mdb_put(txn, j->attempts, &akey, &aval, 0)))
+		return rc;
+	/* bounded history: the one that just left the last few goes */
+	if (d->attempts > HQ_ATTEMPTS_FIRST + HQ_ATTEMPTS_LAST) {
+		put_be32(ak + 9 + tl, d->attempts - HQ_ATTEMPTS_LAST);
+		if ((rc = mdb_del(txn, j->attempts, &akey, NULL)) == MDB_NOTFOUND)
+			rc = 0;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 int
 hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *o,
 			   size_t n)
@@ -283,44 +334,8 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 		MDB_val nv = {DLV_SIZE, v};
 		if ((rc = mdb_put(txn, j->deliveries, &dkey, &nv, 0)))
 			break;
-		/* the attempt */
-		unsigned char ak[8 + HQ_TARGET_MAX + 5];
-		size_t tl = strlen(target);
-		put_be64(ak, o[i].id);
-		memcpy(ak + 8, target, tl);
-		ak[8 + tl] = 0;
-		put_be32(ak + 9 + tl, d.attempts);
-		size_t elen = strnlen(o[i].error, sizeof o[i].error);
-		size_t blen = o[i].body_len < sizeof o[i].body ? o[i].body_len : sizeof o[i].body;
-		unsigned char av[1 + 8 + 2 + 4 + 2 + sizeof o[i].error + sizeof o[i].body + SEAL_OVERHEAD];
-		av[0] = j->nkeys && blen ? ATTEMPT_SEALED : VAL_FORMAT;
-		put_be64(av + 1, o[i].at_us);
-		av[9] = (unsigned char)(o[i].http_status >> 8);
-		av[10] = (unsigned char)o[i].http_status;
-		put_be32(av + 11, o[i].latency_us);
-		av[15] = (unsigned char)(elen >> 8);
-		av[16] = (unsigned char)elen;
-		memcpy(av + 17, o[i].error, elen);
-		if (av[0] == ATTEMPT_SEALED) { /* the answer may quote patient data */
-			unsigned char aad[512];
-			size_t alen = attempt_aad(j, ak, 13 + tl, av, 17 + elen, aad, sizeof aad);
-			if ((rc = seal(j, aad, alen, o[i].body, blen, av + 17 + elen)))
-				break;
-			blen += SEAL_OVERHEAD;
-		} else {
-			memcpy(av + 17 + elen, o[i].body, blen);
-		}
-		MDB_val akey = {13 + tl, ak}, aval = {17 + elen + blen, av};
-		if (!(low && d.state == HQ_DLV_RETRY) && (rc = mdb_put(txn, j->attempts, &akey, &aval, 0)))
+		if ((rc = attempt_put(j, txn, target, &o[i], &d, low)))
 			break;
-		/* bounded history: the one that just left the last few goes */
-		if (d.attempts > HQ_ATTEMPTS_FIRST + HQ_ATTEMPTS_LAST) {
-			put_be32(ak + 9 + tl, d.attempts - HQ_ATTEMPTS_LAST);
-			if ((rc = mdb_del(txn, j->attempts, &akey, NULL)) == MDB_NOTFOUND)
-				rc = 0;
-			if (rc)
-				break;
-		}
 		rc = dlv_move(j, txn, target, o[i].id, from, d.state, &ts);
 		if (rc == 0)
 			rc = idx_update(j, txn, target, o[i].id, &before, &d, NULL, -1);
