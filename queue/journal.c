@@ -198,6 +198,55 @@ dedup_upgrade(hq_journal *j, MDB_txn *txn)
 	return mdb_put(txn, j->meta, &mk, &mv, 0);
 }
 
+/* Marks a writable journal as JOURNAL_FORMAT, in txn.  Returns 0 or an error. */
+static int
+format_upgrade(hq_journal *j, MDB_txn *txn)
+{
+	int rc;
+
+	/* Format 2 added the due index.  A journal last written as
+	 * format 1 (an older hl7qd, maybe after a downgrade) may hold
+	 * queue entries the index misses: forget every target's
+	 * ordering, so that hq_journal_set_order() rebuilds it. */
+	MDB_val k = {6, "format"}, v;
+	if (mdb_get(txn, j->meta, &k, &v) != 0 || v.mv_size != 1 ||
+	    ((unsigned char *)v.mv_data)[0] != JOURNAL_FORMAT) {
+		if ((rc = orders_forget(j, txn)))
+			return rc;
+		unsigned char f = JOURNAL_FORMAT;
+		v = (MDB_val){1, &f};
+		if ((rc = mdb_put(txn, j->meta, &k, &v, 0)))
+			return rc;
+	}
+	return 0;
+}
+
+/* Reads the journal's instance id into j->instance, making one (in txn)
+ * when a writable journal has none yet.  Returns 0 or an error. */
+static int
+instance_load(hq_journal *j, MDB_txn *txn, int readonly)
+{
+	int rc;
+
+	MDB_val ik = {8, "instance"}, iv;
+	if (mdb_get(txn, j->meta, &ik, &iv) == 0 && iv.mv_size == 33 &&
+	    ((unsigned char *)iv.mv_data)[0] == VAL_FORMAT) {
+		memcpy(j->instance, (char *)iv.mv_data + 1, 32);
+	} else if (!readonly) {
+		unsigned char rnd[16], val[33];
+		if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+			return errno;
+		for (int i = 0; i < 16; i++)
+			snprintf(j->instance + 2 * i, 3, "%02x", rnd[i]);
+		val[0] = VAL_FORMAT;
+		memcpy(val + 1, j->instance, 32);
+		iv = (MDB_val){33, val};
+		if ((rc = mdb_put(txn, j->meta, &ik, &iv, 0)))
+			return rc;
+	}
+	return 0;
+}
+
 int
 hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 		hq_journal **out)
@@ -229,42 +278,10 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 		goto fail;
 	if ((rc = open_dbs(j, txn, readonly ? 0 : MDB_CREATE)))
 		goto fail;
-	if (!readonly) {
-		/* Format 2 added the due index.  A journal last written as
-		 * format 1 (an older hl7qd, maybe after a downgrade) may hold
-		 * queue entries the index misses: forget every target's
-		 * ordering, so that hq_journal_set_order() rebuilds it. */
-		MDB_val k = {6, "format"}, v;
-		if (mdb_get(txn, j->meta, &k, &v) != 0 || v.mv_size != 1 ||
-		    ((unsigned char *)v.mv_data)[0] != JOURNAL_FORMAT) {
-			if ((rc = orders_forget(j, txn)))
-				goto fail;
-			unsigned char f = JOURNAL_FORMAT;
-			v = (MDB_val){1, &f};
-			if ((rc = mdb_put(txn, j->meta, &k, &v, 0)))
-				goto fail;
-		}
-	}
-	{
-		MDB_val ik = {8, "instance"}, iv;
-		if (mdb_get(txn, j->meta, &ik, &iv) == 0 && iv.mv_size == 33 &&
-		    ((unsigned char *)iv.mv_data)[0] == VAL_FORMAT) {
-			memcpy(j->instance, (char *)iv.mv_data + 1, 32);
-		} else if (!readonly) {
-			unsigned char rnd[16], val[33];
-			if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-				rc = errno;
-				goto fail;
-			}
-			for (int i = 0; i < 16; i++)
-				snprintf(j->instance + 2 * i, 3, "%02x", rnd[i]);
-			val[0] = VAL_FORMAT;
-			memcpy(val + 1, j->instance, 32);
-			iv = (MDB_val){33, val};
-			if ((rc = mdb_put(txn, j->meta, &ik, &iv, 0)))
-				goto fail;
-		}
-	}
+	if (!readonly && (rc = format_upgrade(j, txn)))
+		goto fail;
+	if ((rc = instance_load(j, txn, readonly)))
+		goto fail;
 	if (!readonly && (rc = fill_target_stats(j, txn)))
 		goto fail;
 	if (!readonly && (rc = fill_counts(j, txn)))
