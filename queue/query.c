@@ -354,6 +354,59 @@ qslice_flush(MDB_txn *txn, qslice *qs, hq_query_fn fn, void *arg, int stopping, 
 	return stop;
 }
 
+/* hq_journal_query over the time range of q (no index serves it): the
+ * by_time entries from q->since_us, a slice at a time.  Returns 0 or an
+ * error; *found counts the matches. */
+static int
+query_by_time(hq_journal *j, MDB_txn *txn, const hq_query *q, qslice *qs, hq_query_fn fn, void *arg,
+	      long *found)
+{
+	unsigned char tbe[8], idval[9];
+	MDB_cursor *c;
+	MDB_val k = {8, tbe}, v;
+	int rc, stop = 0;
+
+	put_be64(tbe, q->since_us);
+	if ((rc = mdb_cursor_open(txn, j->by_time, &c)) == 0) {
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		while (rc == 0 && !stop) {
+			if (q->until_us && get_be64(k.mv_data) >= q->until_us)
+				break;
+			uint64_t t = get_be64(k.mv_data);
+			memcpy(idval, v.mv_data, v.mv_size < 9 ? v.mv_size : 9);
+			if ((stop = query_visit(j, txn, q, get_val(&v), qs, found, &rc)))
+				break;
+			if (!qslice_full(qs)) {
+				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+				continue;
+			}
+			/* a new transaction, after (t, id) */
+			mdb_cursor_close(c);
+			if ((stop = qslice_flush(txn, qs, fn, arg, 0, &rc)) ||
+			    (rc = mdb_cursor_open(txn, j->by_time, &c))) {
+				c = NULL;
+				break;
+			}
+			put_be64(tbe, t);
+			k = (MDB_val){8, tbe};
+			v = (MDB_val){9, idval};
+			rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
+			if (rc == 0 && v.mv_size == 9 && memcmp(v.mv_data, idval, 9) == 0)
+				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+			else if (rc == MDB_NOTFOUND) {
+				put_be64(tbe, t + 1);
+				k = (MDB_val){8, tbe};
+				rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+			}
+		}
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+		if (c)
+			mdb_cursor_close(c);
+	}
+	return rc;
+}
+
 long
 hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg)
 {
@@ -389,48 +442,7 @@ hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg)
 				stop = qslice_flush(txn, qs, fn, arg, 0, &rc);
 		}
 	} else if (rc == 0) {
-		/* Stream the time range, a slice at a time. */
-		unsigned char tbe[8], idval[9];
-		MDB_cursor *c;
-		MDB_val k = {8, tbe}, v;
-		put_be64(tbe, q->since_us);
-		if ((rc = mdb_cursor_open(txn, j->by_time, &c)) == 0) {
-			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-			while (rc == 0 && !stop) {
-				if (q->until_us && get_be64(k.mv_data) >= q->until_us)
-					break;
-				uint64_t t = get_be64(k.mv_data);
-				memcpy(idval, v.mv_data, v.mv_size < 9 ? v.mv_size : 9);
-				if ((stop = query_visit(j, txn, q, get_val(&v), qs, &found, &rc)))
-					break;
-				if (!qslice_full(qs)) {
-					rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-					continue;
-				}
-				/* a new transaction, after (t, id) */
-				mdb_cursor_close(c);
-				if ((stop = qslice_flush(txn, qs, fn, arg, 0, &rc)) ||
-				    (rc = mdb_cursor_open(txn, j->by_time, &c))) {
-					c = NULL;
-					break;
-				}
-				put_be64(tbe, t);
-				k = (MDB_val){8, tbe};
-				v = (MDB_val){9, idval};
-				rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
-				if (rc == 0 && v.mv_size == 9 && memcmp(v.mv_data, idval, 9) == 0)
-					rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-				else if (rc == MDB_NOTFOUND) {
-					put_be64(tbe, t + 1);
-					k = (MDB_val){8, tbe};
-					rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-				}
-			}
-			if (rc == MDB_NOTFOUND)
-				rc = 0;
-			if (c)
-				mdb_cursor_close(c);
-		}
+		rc = query_by_time(j, txn, q, qs, fn, arg, &found);
 	}
 	{
 		int frc = 0;
