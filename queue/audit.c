@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/alloc.h"
 #include "core/error.h"
 #include "audit.h"
 #include "bytes.h"
@@ -36,21 +37,13 @@ struct hq_audit {
 	int missing; /* read-only journal without the database: no events */
 };
 
-static int
-neg(int rc)
-{
-	return rc > 0 ? -rc : rc;
-}
-
 int
 hq_audit_open(hq_journal *j, hq_audit **out)
 {
-	hq_audit *a = calloc(1, sizeof *a);
+	hq_audit *a = hq_xcalloc(1, sizeof *a);
 	MDB_txn *txn;
 	int ro = hq_journal_is_readonly(j), rc;
 
-	if (a == NULL)
-		return ENOMEM;
 	a->j = j;
 	a->env = hq_journal_env(j);
 	if ((rc = mdb_txn_begin(a->env, NULL, ro ? MDB_RDONLY : 0, &txn))) {
@@ -306,8 +299,7 @@ hq_audit_list(hq_audit *a, const hq_audit_query *q, hq_audit_fn fn, void *arg)
 
 	if (a->missing)
 		return 0;
-	if ((ev = malloc(LIST_SLICE * sizeof *ev)) == NULL)
-		return -ENOMEM;
+	ev = hq_xmalloc(LIST_SLICE * sizeof *ev);
 	/* A slice of matches per read transaction, handed to fn outside it:
 	 * a slow reader (hl7q audit | less) pins no page the daemon frees. */
 	while (rc == 0 && !stop && !end) {
@@ -354,7 +346,7 @@ hq_audit_list(hq_audit *a, const hq_audit_query *q, hq_audit_fn fn, void *arg)
 	}
 	free(ev);
 	if (rc != 0)
-		return neg(rc);
+		return hq_neg(rc);
 	return found;
 }
 
@@ -370,10 +362,10 @@ hq_audit_purge_before(hq_audit *a, uint64_t before_us, uint64_t keep_seq)
 	if (hq_journal_is_readonly(a->j) || a->missing)
 		return -EROFS;
 	if ((rc = mdb_txn_begin(a->env, NULL, 0, &txn)))
-		return neg(rc);
+		return hq_neg(rc);
 	if ((rc = mdb_cursor_open(txn, a->dbi, &c))) {
 		mdb_txn_abort(txn);
-		return neg(rc);
+		return hq_neg(rc);
 	}
 	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
 	while (rc == 0) {
@@ -396,10 +388,10 @@ hq_audit_purge_before(hq_audit *a, uint64_t before_us, uint64_t keep_seq)
 	mdb_cursor_close(c);
 	if (rc != 0 && rc != MDB_NOTFOUND) {
 		mdb_txn_abort(txn);
-		return neg(rc);
+		return hq_neg(rc);
 	}
 	if ((rc = mdb_txn_commit(txn)))
-		return neg(rc);
+		return hq_neg(rc);
 	return n;
 }
 
@@ -503,7 +495,7 @@ hq_audit_reseal(hq_audit *a, size_t max, uint64_t *resume_seq, int *finished)
 	if (hq_journal_is_readonly(a->j) || a->missing)
 		return -EROFS;
 	if ((rc = mdb_txn_begin(a->env, NULL, 0, &txn)))
-		return neg(rc);
+		return hq_neg(rc);
 	uint64_t next = *resume_seq;
 	while (rc == 0 && seen < max) {
 		put_be64(kb, next);
@@ -525,10 +517,10 @@ hq_audit_reseal(hq_audit *a, size_t max, uint64_t *resume_seq, int *finished)
 	}
 	if (rc) {
 		mdb_txn_abort(txn);
-		return neg(rc);
+		return hq_neg(rc);
 	}
 	if ((rc = hq_journal_commit(a->j, txn)))
-		return neg(rc);
+		return hq_neg(rc);
 	*resume_seq = next;
 	return done;
 }

@@ -1,6 +1,6 @@
 /*
  * bytes.h - big-endian integers in stored keys and values, for the files
- * of queue/ (journal.c, audit.c): big-endian so that LMDB's byte order is
+ * of queue/: big-endian so that LMDB's byte order is
  * the numbers' order.  Private to queue/.
  */
 #ifndef HQ_QUEUE_BYTES_H

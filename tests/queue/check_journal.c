@@ -1,8 +1,8 @@
 /*
- * check_journal.c - unit tests for queue/journal.c: records round-trip,
- * indexes, ids across reopen, poisoned batches, the commit-failure seam
- * and a full map; delivery outcomes, the audit query, per-target figures,
- * replay and purge.
+ * check_journal.c - unit tests for the journal (queue/journal.h): records
+ * round-trip, indexes, ids across reopen, poisoned batches, the
+ * commit-failure seam and a full map; delivery outcomes, the audit query,
+ * per-target figures, replay and purge.
  */
 #include <check.h>
 #include <errno.h>

@@ -1,11 +1,12 @@
 /*
- * check_journal_counts.c - unit tests for queue/journal.c: the per-target
- * pending, retrying and dead counts kept in the "targets" records (issue
- * 15.8) stay equal to a full recount of the delivery records through every
- * path that adds, moves or deletes a delivery: outcomes (stale ones too),
- * replay (by id, --dead, to a new target), purge by id, purge --dead
- * (hq_journal_purge_if), retention (hq_journal_purge_before), purge
- * --rejected, key rotation with reseal, and a reopen.
+ * check_journal_counts.c - unit tests for the journal (queue/journal.h):
+ * the per-target pending, retrying and dead counts kept in the "targets"
+ * records (issue 15.8) stay equal to a full recount of the delivery
+ * records through every path that adds, moves or deletes a delivery:
+ * outcomes (stale ones too), replay (by id, --dead, to a new target),
+ * purge by id, purge --dead (hq_journal_purge_if), retention
+ * (hq_journal_purge_before), purge --rejected, key rotation with reseal,
+ * and a reopen.
  */
 #include <check.h>
 #include <stdio.h>

@@ -1,10 +1,10 @@
 /*
- * check_journal_keys.c - unit tests for the key handling of queue/journal.c
- * (issue 15, point 4: keys rotate as documented): an old key leaves the
- * key file once no record uses it, any number of key ids, hl7q reseal
- * (resumable), associated data binding the journal instance and the
- * plaintext metadata (records sealed the old way still open), and the
- * per-key seal counter that warns, then refuses.
+ * check_journal_keys.c - unit tests for the key handling of the journal
+ * (queue/keys.c, seal.c, reseal.c; issue 15, point 4: keys rotate as
+ * documented): an old key leaves the key file once no record uses it, any
+ * number of key ids, hl7q reseal (resumable), associated data binding the
+ * journal instance and the plaintext metadata (records sealed the old way
+ * still open), and the per-key seal counter that warns, then refuses.
  */
 #include <check.h>
 #include <errno.h>
@@ -354,7 +354,7 @@ END_TEST
 /*
  * A record sealed the way hl7q did before the format byte 2 (associated
  * data: the record id alone) still opens: the test writes one by hand,
- * following the stored format (see journal.c) and the key derivation.
+ * following the stored format (see queue/seal.c) and the key derivation.
  */
 static void
 put32(unsigned char *p, uint32_t v)

@@ -1,9 +1,9 @@
 /*
- * check_journal_purge.c - unit tests for queue/journal.c (issue 15, point
- * 2: purge and replay don't race).  The journal API interleaves the steps
- * deterministically: a replay between retention's scan and its write
- * transaction, an outcome computed before a replay and written after it,
- * and purges inside the duplicate window.
+ * check_journal_purge.c - unit tests for the journal (queue/journal.h)
+ * (issue 15, point 2: purge and replay don't race).  The journal API
+ * interleaves the steps deterministically: a replay between retention's
+ * scan and its write transaction, an outcome computed before a replay and
+ * written after it, and purges inside the duplicate window.
  */
 #include <check.h>
 #include <errno.h>

@@ -1,9 +1,9 @@
 /*
- * check_journal_readers.c - unit tests for queue/journal.c (issue 15,
- * point 3: readers can't pin the journal): a query whose caller is slow
- * (hl7q ls | less) does not keep freed pages from reuse, the reader slot
- * of a process that died in a read transaction is cleared, and files
- * created by root belong to the journal directory's owner.
+ * check_journal_readers.c - unit tests for the journal (queue/journal.h)
+ * (issue 15, point 3: readers can't pin the journal): a query whose caller
+ * is slow (hl7q ls | less) does not keep freed pages from reuse, the
+ * reader slot of a process that died in a read transaction is cleared, and
+ * files created by root belong to the journal directory's owner.
  */
 #include <check.h>
 #include <errno.h>

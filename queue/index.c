@@ -1,0 +1,248 @@
+/*
+ * index.c - the deferred indexes by_type, by_control and by_patient:
+ * written behind intake (hq_journal_index) and read by lookups.
+ *
+ * Invariant: meta "indexed_upto" moves in the transaction that writes the
+ * index entries, and a lookup reads the index and then every record past
+ * indexed_upto, so its answers are complete at every moment.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal_int.h"
+
+uint64_t
+read_indexed_upto(hq_journal *j, MDB_txn *txn)
+{
+	uint64_t upto;
+	return meta_get_id(j, txn, "indexed_upto", &upto) == 0 ? upto : 0;
+}
+
+uint64_t
+hq_journal_unindexed(hq_journal *j)
+{
+	return j->next_id - 1 > j->indexed_upto ? j->next_id - 1 - j->indexed_upto : 0;
+}
+
+long
+hq_journal_index(hq_journal *j, size_t max)
+{
+	unsigned char start[8], idval[9], upbe[9];
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k = {8, start}, v;
+	uint64_t upto;
+	long done = 0;
+	int rc;
+
+	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
+		return hq_neg(rc);
+	upto = read_indexed_upto(j, txn);
+	put_be64(start, upto + 1);
+	if ((rc = mdb_cursor_open(txn, j->msgs, &c))) {
+		mdb_txn_abort(txn);
+		return hq_neg(rc);
+	}
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && (size_t)done < max) {
+		hq_record r;
+		void *plain;
+		if (open_record(j, v.mv_data, v.mv_size, &r, &plain) == 0) {
+			unsigned char mac[16];
+			put_val(idval, r.id);
+			hq_str ctrl = r.f[HQ_F_CONTROL_ID], pid = r.f[HQ_F_PATIENT_ID];
+			if (j->nkeys && pid.n) { /* encrypted journal: an HMAC, not the id */
+				patient_mac(&j->keys[0], pid, mac);
+				pid = (hq_str){(const char *)mac, 16};
+			}
+			/* by_type holds code^trigger only, so a prefix "ADT" finds them all. */
+			hq_str type = type_key(r.f[HQ_F_TYPE]);
+			MDB_val ck = {ctrl.n > MAX_KEY ? MAX_KEY : ctrl.n, (void *)ctrl.p};
+			MDB_val pk = {pid.n > MAX_KEY ? MAX_KEY : pid.n, (void *)pid.p};
+			MDB_val tk = {type.n > MAX_KEY ? MAX_KEY : type.n, (void *)type.p};
+			MDB_val iv = {9, idval};
+			/* The keys point into the map: copy-on-write puts may move
+			 * that page, so every key is read before any put. */
+			char kbuf[3 * MAX_KEY];
+			memcpy(kbuf, ck.mv_data, ck.mv_size);
+			memcpy(kbuf + MAX_KEY, pk.mv_data, pk.mv_size);
+			memcpy(kbuf + 2 * MAX_KEY, tk.mv_data, tk.mv_size);
+			ck.mv_data = kbuf;
+			pk.mv_data = kbuf + MAX_KEY;
+			tk.mv_data = kbuf + 2 * MAX_KEY;
+			upto = r.id;
+			free(plain);
+			if ((ck.mv_size && (rc = mdb_put(txn, j->by_control, &ck, &iv, 0))) ||
+			    (pk.mv_size && (rc = mdb_put(txn, j->by_patient, &pk, &iv, 0))) ||
+			    (tk.mv_size && (rc = mdb_put(txn, j->by_type, &tk, &iv, 0))))
+				break;
+		}
+		done++;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return hq_neg(rc);
+	}
+	put_val(upbe, upto);
+	MDB_val uk = {12, "indexed_upto"}, uv = {9, upbe};
+	if ((rc = mdb_put(txn, j->meta, &uk, &uv, 0))) {
+		mdb_txn_abort(txn);
+		return hq_neg(rc);
+	}
+	if ((rc = mdb_txn_commit(txn)))
+		return hq_neg(rc);
+	j->indexed_upto = upto;
+	return done;
+}
+
+/* code^trigger of a stored MSH-9 (the by_type key). */
+hq_str
+type_key(hq_str type)
+{
+	const char *caret = type.n ? memchr(type.p, '^', type.n) : NULL;
+	if (caret) {
+		const char *second = memchr(caret + 1, '^', type.n - (size_t)(caret + 1 - type.p));
+		if (second)
+			type.n = (size_t)(second - type.p);
+	}
+	return type;
+}
+
+int
+str_eq(hq_str a, hq_str b)
+{
+	size_t an = a.n > MAX_KEY ? MAX_KEY : a.n, bn = b.n > MAX_KEY ? MAX_KEY : b.n;
+	return an == bn && (an == 0 || memcmp(a.p, b.p, an) == 0);
+}
+
+/* "ADT" matches ADT and ADT^...; "ADT^A01" matches exactly. */
+int
+type_matches(hq_str type, hq_str want)
+{
+	hq_str k = type_key(type);
+	if (memchr(want.p, '^', want.n))
+		return str_eq(k, want);
+	return k.n >= want.n && memcmp(k.p, want.p, want.n) == 0 &&
+	       (k.n == want.n || k.p[want.n] == '^');
+}
+
+/* Every id under key in a DUPSORT index (prefix: every key starting with it). */
+static int
+index_ids(MDB_txn *txn, MDB_dbi dbi, hq_str key, int prefix, idvec *out)
+{
+	size_t klen = key.n > MAX_KEY ? MAX_KEY : key.n;
+	MDB_cursor *c;
+	MDB_val k = {klen, (void *)key.p}, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, dbi, &c)))
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, prefix ? MDB_SET_RANGE : MDB_SET_KEY);
+	while (rc == 0) {
+		if (prefix && (k.mv_size < klen || memcmp(k.mv_data, key.p, klen) != 0))
+			break;
+		if ((rc = idvec_push(out, get_val(&v))))
+			break;
+		rc = mdb_cursor_get(c, &k, &v, prefix ? MDB_NEXT : MDB_NEXT_DUP);
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The records past indexed_upto whose field matches key exactly (the
+ * type: as type_matches() says). */
+static int
+tail_ids(hq_journal *j, MDB_txn *txn, int field, hq_str key, idvec *out)
+{
+	unsigned char start[8];
+	MDB_cursor *c;
+	MDB_val k = {8, start}, v;
+	int rc;
+
+	put_be64(start, read_indexed_upto(j, txn) + 1);
+	if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0) {
+		hq_record r;
+		void *plain;
+		if (open_record(j, v.mv_data, v.mv_size, &r, &plain) == 0) {
+			int match = field == HQ_F_TYPE ? type_matches(r.f[field], key)
+						       : str_eq(r.f[field], key);
+			free(plain);
+			if (match && (rc = idvec_push(out, r.id)))
+				break;
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * The ids whose control id, patient id or type (prefix "ADT" for every
+ * ADT^...) is key: from the index, plus the records not indexed yet
+ * (all three indexes are deferred).  Unsorted.
+ */
+int
+lookup_ids(hq_journal *j, MDB_txn *txn, hq_index idx, hq_str key, idvec *out)
+{
+	int rc = 0;
+	if (idx == HQ_IDX_CONTROL) {
+		if ((rc = index_ids(txn, j->by_control, key, 0, out)) == 0)
+			rc = tail_ids(j, txn, HQ_F_CONTROL_ID, key, out);
+	} else if (idx == HQ_IDX_PATIENT) {
+		if (j->nkeys) { /* encrypted journal: HMACs, under each key in turn */
+			for (int i = 0; i < j->nkeys && rc == 0; i++) {
+				unsigned char mac[16];
+				patient_mac(&j->keys[i], key, mac);
+				rc = index_ids(txn, j->by_patient, (hq_str){(const char *)mac, 16}, 0, out);
+			}
+		} else {
+			rc = index_ids(txn, j->by_patient, key, 0, out);
+		}
+		if (rc == 0)
+			rc = tail_ids(j, txn, HQ_F_PATIENT_ID, key, out);
+	} else {
+		rc = index_ids(txn, j->by_type, key, 0, out);
+		if (rc == 0 && memchr(key.p, '^', key.n) == NULL) {
+			char prefix[MAX_KEY + 1];
+			size_t n = key.n < MAX_KEY ? key.n : MAX_KEY;
+			memcpy(prefix, key.p, n);
+			prefix[n] = '^';
+			rc = index_ids(txn, j->by_type, (hq_str){prefix, n + 1}, 1, out);
+		}
+		if (rc == 0)
+			rc = tail_ids(j, txn, HQ_F_TYPE, key, out);
+	}
+	return rc;
+}
+
+long
+hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
+		  size_t max)
+{
+	idvec v = {0};
+	MDB_txn *txn;
+	int rc;
+
+	if (key.n == 0)
+		return 0;
+	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
+		return hq_neg(rc);
+	rc = lookup_ids(j, txn, idx, key, &v);
+	mdb_txn_abort(txn);
+	if (rc) {
+		free(v.v);
+		return hq_neg(rc);
+	}
+	idvec_sort(&v);
+	for (size_t i = 0; i < v.n && i < max; i++)
+		ids[i] = v.v[i];
+	long n = (long)v.n;
+	free(v.v);
+	return n;
+}
