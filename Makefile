@@ -87,7 +87,7 @@ $(OUT)/%.o: %.c | deps
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(OUT)/libhl7q.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	rm -f $@; ar rcs $@ $^
 
 $(BIN)/hl7qd: $(OUT)/core/hl7qd.o $(OUT)/libhl7q.a
 	@mkdir -p $(BIN)
