@@ -121,7 +121,7 @@ unhex(const char *s, unsigned char *out, size_t cap, size_t *n)
 
 /* The event as stored (without its format byte).  NULL on out of memory. */
 static char *
-encode(hq_audit *a, const hq_audit_event *ev, int *err)
+jnl_encode(hq_audit *a, const hq_audit_event *ev, int *err)
 {
 	json_t *o = json_pack("{s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "at_us",
 			      (json_int_t)ev->at_us, "uid", (json_int_t)ev->uid, "pid", (json_int_t)ev->pid,
@@ -168,7 +168,7 @@ hq_audit_append(hq_audit *a, hq_audit_event *ev)
 
 	if (hq_journal_is_readonly(a->j) || a->missing)
 		return EROFS;
-	char *s = encode(a, ev, &rc);
+	char *s = jnl_encode(a, ev, &rc);
 	if (s == NULL)
 		return rc;
 	size_t n = strlen(s);
@@ -206,7 +206,7 @@ hq_audit_append(hq_audit *a, hq_audit_event *ev)
 
 /* Reads a stored event into ev (ids malloc'd into *ids).  Returns 0 or HQ_ECORRUPT. */
 static int
-decode(hq_audit *a, const MDB_val *k, const MDB_val *v, hq_audit_event *ev, uint64_t **ids)
+jnl_decode(hq_audit *a, const MDB_val *k, const MDB_val *v, hq_audit_event *ev, uint64_t **ids)
 {
 	const unsigned char *p = v->mv_data;
 	memset(ev, 0, sizeof *ev);
@@ -320,7 +320,7 @@ hq_audit_list(hq_audit *a, const hq_audit_query *q, hq_audit_fn fn, void *arg)
 		while (rc == 0 && n < LIST_SLICE) {
 			if (k.mv_size == 8)
 				next = get_be64(k.mv_data) + 1;
-			if ((rc = decode(a, &k, &v, &ev[n], &ids[n])) == ENOMEM)
+			if ((rc = jnl_decode(a, &k, &v, &ev[n], &ids[n])) == ENOMEM)
 				break;
 			if (rc == 0 && matches(q, &ev[n]))
 				n++;

@@ -76,13 +76,13 @@ hq_batch_add(hq_batch *b, hq_record *in, const hq_dedup *dedup, uint64_t *id)
 	in->id = j->next_id;
 	rec->id = j->next_id;
 	put_be64(idbe, rec->id);
-	put_val(idval, rec->id);
+	jnl_put_val(idval, rec->id);
 	put_be64(tbe, rec->received_us);
 	if (j->nkeys) {
 		/* Encrypted journal: the bytes and the patient id go sealed. */
 		unsigned char *enc;
 		size_t elen;
-		if ((rc = seal_record(j, rec, &enc, &elen)))
+		if ((rc = jnl_seal_record(j, rec, &enc, &elen)))
 			goto fail;
 		v.mv_size = elen;
 		if ((rc = mdb_put(b->txn, j->msgs, &k, &v, MDB_RESERVE | MDB_APPEND)) == 0)
@@ -91,10 +91,10 @@ hq_batch_add(hq_batch *b, hq_record *in, const hq_dedup *dedup, uint64_t *id)
 		if (rc)
 			goto fail;
 	} else {
-		v.mv_size = encoded_size(rec);
+		v.mv_size = jnl_encoded_size(rec);
 		if ((rc = mdb_put(b->txn, j->msgs, &k, &v, MDB_RESERVE | MDB_APPEND)))
 			goto fail;
-		encode(rec, v.mv_data);
+		jnl_encode(rec, v.mv_data);
 	}
 	MDB_val tk = {8, tbe}, tv = {9, idval};
 	if ((rc = mdb_put(b->txn, j->by_time, &tk, &tv, 0)))
@@ -113,7 +113,7 @@ hq_batch_add(hq_batch *b, hq_record *in, const hq_dedup *dedup, uint64_t *id)
 	b->pk_id = rec->id;
 	b->pk_has = rec->f[HQ_F_PATIENT_ID].n > 0;
 	if (b->pk_has)
-		pkey_make(j, rec->f[HQ_F_PATIENT_ID], b->pk);
+		jnl_pkey_make(j, rec->f[HQ_F_PATIENT_ID], b->pk);
 	j->next_id++;
 	*id = rec->id;
 	return 0;
@@ -155,7 +155,7 @@ hq_batch_commit(hq_batch *b)
 		rc = HQ_EINJECTED;
 	/* No meta "next_id" here: the last key of msgs says it (see the top). */
 	if (rc == 0) {
-		rc = commit_sealing(j, b->txn);
+		rc = jnl_commit_sealing(j, b->txn);
 	} else {
 		mdb_txn_abort(b->txn);
 	}
@@ -186,18 +186,18 @@ hq_batch_add_delivery(hq_batch *b, uint64_t id, const char *target, uint64_t now
 		return b->err;
 	if (strlen(target) >= 64)
 		return EINVAL;
-	dlv_encode(v, &d);
-	MDB_val dk = {dlv_key(k, id, target), k}, dv = {DLV_SIZE, v};
-	MDB_val qk = {pending_key(pk, target, id), pk}, qv = {1, &one};
+	jnl_dlv_encode(v, &d);
+	MDB_val dk = {jnl_dlv_key(k, id, target), k}, dv = {DLV_SIZE, v};
+	MDB_val qk = {jnl_pending_key(pk, target, id), pk}, qv = {1, &one};
 	tstat ts;
-	tstat_get(b->j, b->txn, target, &ts);
+	jnl_tstat_get(b->j, b->txn, target, &ts);
 	if (ts.have_counts)
 		ts.pending++;
 	int has = b->pk_id == id ? b->pk_has : -1;
 	if ((rc = mdb_put(b->txn, b->j->deliveries, &dk, &dv, 0)) ||
 	    (rc = mdb_put(b->txn, b->j->pending, &qk, &qv, 0)) ||
-	    (rc = idx_update(b->j, b->txn, target, id, NULL, &d, b->pk, has)) ||
-	    (ts.have_counts && (rc = tstat_put(b->j, b->txn, target, &ts)))) {
+	    (rc = jnl_idx_update(b->j, b->txn, target, id, NULL, &d, b->pk, has)) ||
+	    (ts.have_counts && (rc = jnl_tstat_put(b->j, b->txn, target, &ts)))) {
 		batch_fail(b, rc);
 		return rc;
 	}

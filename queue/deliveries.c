@@ -78,7 +78,7 @@ due_fill(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, const hq_
 		return HQ_ENOTFOUND;
 	if (rc || (rc = grow(pbuf, pcap, mval.mv_size)))
 		return rc;
-	if (open_record_into(j, mval.mv_data, mval.mv_size, &r, *pbuf) != 0 || r.locked)
+	if (jnl_open_record_into(j, mval.mv_data, mval.mv_size, &r, *pbuf) != 0 || r.locked)
 		return HQ_ECORRUPT;
 	memset(o, 0, sizeof *o);
 	o->id = id;
@@ -131,7 +131,7 @@ due_fifo(hq_journal *j, MDB_txn *txn, const char *target, uint64_t now_us, const
 	 * so a head waiting for its retry costs no read of the message. */
 	if ((rc = mdb_cursor_open(txn, j->pending, &c)))
 		return rc;
-	k = (MDB_val){pending_key(key, target, 0), key};
+	k = (MDB_val){jnl_pending_key(key, target, 0), key};
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	uint64_t id = 0;
 	if (rc == 0 && k.mv_size == tlen + 9 && memcmp(k.mv_data, target, tlen) == 0 &&
@@ -140,12 +140,12 @@ due_fifo(hq_journal *j, MDB_txn *txn, const char *target, uint64_t now_us, const
 	mdb_cursor_close(c);
 	if (id == 0 || max == 0 || skipped(skip, nskip, id))
 		return 0;
-	dkey = (MDB_val){dlv_key(dk, id, target), dk};
-	if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0) {
+	dkey = (MDB_val){jnl_dlv_key(dk, id, target), dk};
+	if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || jnl_dlv_decode(&dval, &d) != 0) {
 		out[0].id = id;
 		return HQ_ECORRUPT;
 	}
-	if (due_time(&d) > now_us) {
+	if (jnl_due_time(&d) > now_us) {
 		*next_us = d.next_us;
 		return 0;
 	}
@@ -186,7 +186,7 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 	/* none, patient: the due index, oldest due first */
 	if ((rc = mdb_cursor_open(txn, j->due, &c)))
 		goto out;
-	k = (MDB_val){due_key(key, target, 0, 0), key};
+	k = (MDB_val){jnl_due_key(key, target, 0, 0), key};
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	/* passes in-flight ids and another shard's: bounded, whatever the backlog */
 	size_t visits = 0, most = 64 + 4 * (max + nskip) * (nshards ? nshards : 1);
@@ -203,9 +203,9 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 			continue;
 		}
-		dkey = (MDB_val){dlv_key(dk, id, target), dk};
-		if (mdb_get(txn, j->deliveries, &dkey, &dval) == 0 && dlv_decode(&dval, &d) == 0 &&
-		    queued(&d)) {
+		dkey = (MDB_val){jnl_dlv_key(dk, id, target), dk};
+		if (mdb_get(txn, j->deliveries, &dkey, &dval) == 0 && jnl_dlv_decode(&dval, &d) == 0 &&
+		    jnl_queued(&d)) {
 			int frc = due_fill(j, txn, target, id, &d, &out[n], &pbuf, &pcap);
 			if (frc == ENOMEM)
 				break;
@@ -276,8 +276,8 @@ attempt_put(hq_journal *j, MDB_txn *txn, const char *target, const hq_outcome *o
 	memcpy(av + 17, o->error, elen);
 	if (av[0] == ATTEMPT_SEALED) { /* the answer may quote patient data */
 		unsigned char aad[512];
-		size_t alen = attempt_aad(j, ak, 13 + tl, av, 17 + elen, aad, sizeof aad);
-		if ((rc = seal(j, aad, alen, o->body, blen, av + 17 + elen)))
+		size_t alen = jnl_attempt_aad(j, ak, 13 + tl, av, 17 + elen, aad, sizeof aad);
+		if ((rc = jnl_seal(j, aad, alen, o->body, blen, av + 17 + elen)))
 			return rc;
 		blen += SEAL_OVERHEAD;
 	} else {
@@ -314,12 +314,12 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 	int low = dlv_low_space(j);
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
 		return rc;
-	tstat_get(j, txn, target, &ts);
+	jnl_tstat_get(j, txn, target, &ts);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		unsigned char dk[8 + HQ_TARGET_MAX], v[DLV_SIZE];
-		MDB_val dkey = {dlv_key(dk, o[i].id, target), dk}, dval;
+		MDB_val dkey = {jnl_dlv_key(dk, o[i].id, target), dk}, dval;
 		hq_delivery d;
-		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0)
+		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || jnl_dlv_decode(&dval, &d) != 0)
 			continue; /* purged meanwhile */
 		if (o[i].epoch && o[i].epoch != DLV_EPOCH(&d))
 			continue; /* replayed since the attempt began: the replay stands */
@@ -330,15 +330,15 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 		d.next_us = o[i].state == HQ_DLV_RETRY ? o[i].next_us : 0;
 		d.updated_us = o[i].at_us;
 		d.last_status = o[i].http_status;
-		dlv_encode(v, &d);
+		jnl_dlv_encode(v, &d);
 		MDB_val nv = {DLV_SIZE, v};
 		if ((rc = mdb_put(txn, j->deliveries, &dkey, &nv, 0)))
 			break;
 		if ((rc = attempt_put(j, txn, target, &o[i], &d, low)))
 			break;
-		rc = dlv_move(j, txn, target, o[i].id, from, d.state, &ts);
+		rc = jnl_dlv_move(j, txn, target, o[i].id, from, d.state, &ts);
 		if (rc == 0)
-			rc = idx_update(j, txn, target, o[i].id, &before, &d, NULL, -1);
+			rc = jnl_idx_update(j, txn, target, o[i].id, &before, &d, NULL, -1);
 		if (d.state == HQ_DLV_DELIVERED) {
 			ts.last_ok_us = o[i].at_us;
 		} else {
@@ -348,12 +348,12 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 		}
 	}
 	if (rc == 0)
-		rc = tstat_put(j, txn, target, &ts);
+		rc = jnl_tstat_put(j, txn, target, &ts);
 	if (rc) {
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	return commit_sealing(j, txn);
+	return jnl_commit_sealing(j, txn);
 }
 
 int
@@ -366,12 +366,12 @@ hq_journal_delivery(hq_journal *j, uint64_t id, const char *target, hq_delivery 
 
 	if (strlen(target) >= 64)
 		return EINVAL;
-	MDB_val k = {dlv_key(dk, id, target), dk};
+	MDB_val k = {jnl_dlv_key(dk, id, target), dk};
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
 		return rc;
 	rc = mdb_get(txn, j->deliveries, &k, &v);
 	if (rc == 0)
-		rc = dlv_decode(&v, d);
+		rc = jnl_dlv_decode(&v, d);
 	else if (rc == MDB_NOTFOUND)
 		rc = HQ_ENOTFOUND;
 	mdb_txn_abort(txn);
@@ -381,10 +381,10 @@ hq_journal_delivery(hq_journal *j, uint64_t id, const char *target, hq_delivery 
 /* Queues delivery (id, target) again (creating it when create is set). */
 static int
 replay_one(hq_journal *j, MDB_txn *txn, uint64_t id, const char *target, int only_dead,
-	   int create, uint64_t now_us, long *queued)
+	   int create, uint64_t now_us, long *jnl_queued)
 {
 	unsigned char dk[8 + HQ_TARGET_MAX], v[DLV_SIZE];
-	MDB_val dkey = {dlv_key(dk, id, target), dk}, dval;
+	MDB_val dkey = {jnl_dlv_key(dk, id, target), dk}, dval;
 	hq_delivery d;
 	tstat ts;
 	hq_dlv_state from = 0;
@@ -394,15 +394,15 @@ replay_one(hq_journal *j, MDB_txn *txn, uint64_t id, const char *target, int onl
 		if (!create)
 			return 0;
 		memset(&d, 0, sizeof d);
-	} else if (rc != 0 || (rc = dlv_decode(&dval, &d)) != 0) {
+	} else if (rc != 0 || (rc = jnl_dlv_decode(&dval, &d)) != 0) {
 		return rc;
 	} else {
 		from = d.state;
 	}
 	if (only_dead && from != HQ_DLV_DEAD)
 		return 0;
-	tstat_get(j, txn, target, &ts);
-	if ((rc = dlv_move(j, txn, target, id, from, HQ_DLV_PENDING, &ts)))
+	jnl_tstat_get(j, txn, target, &ts);
+	if ((rc = jnl_dlv_move(j, txn, target, id, from, HQ_DLV_PENDING, &ts)))
 		return rc;
 	hq_delivery before = d;
 	if (from == 0)
@@ -412,13 +412,13 @@ replay_one(hq_journal *j, MDB_txn *txn, uint64_t id, const char *target, int onl
 	d.updated_us = now_us;
 	d.attempt_base = d.attempts;
 	d.replayed_us = now_us > d.replayed_us ? now_us : d.replayed_us + 1; /* the epoch moves on */
-	dlv_encode(v, &d);
+	jnl_dlv_encode(v, &d);
 	MDB_val nv = {DLV_SIZE, v};
 	if ((rc = mdb_put(txn, j->deliveries, &dkey, &nv, 0)) ||
-	    (rc = idx_update(j, txn, target, id, &before, &d, NULL, -1)) ||
-	    (rc = tstat_put(j, txn, target, &ts)))
+	    (rc = jnl_idx_update(j, txn, target, id, &before, &d, NULL, -1)) ||
+	    (rc = jnl_tstat_put(j, txn, target, &ts)))
 		return rc;
-	(*queued)++;
+	(*jnl_queued)++;
 	return 0;
 }
 
@@ -427,7 +427,7 @@ hq_journal_replay(hq_journal *j, const uint64_t *ids, size_t n, const char *targ
 		  int only_dead, uint64_t now_us)
 {
 	MDB_txn *txn;
-	long queued = 0;
+	long jnl_queued = 0;
 	int rc;
 
 	if (target && strlen(target) >= HQ_TARGET_MAX)
@@ -439,25 +439,25 @@ hq_journal_replay(hq_journal *j, const uint64_t *ids, size_t n, const char *targ
 		MDB_val k = {8, idbe}, v;
 		hq_record r;
 		put_be64(idbe, ids[i]);
-		if (mdb_get(txn, j->msgs, &k, &v) != 0 || decode(v.mv_data, v.mv_size, &r) != 0)
+		if (mdb_get(txn, j->msgs, &k, &v) != 0 || jnl_decode(v.mv_data, v.mv_size, &r) != 0)
 			continue;
 		if (target) {
 			int accepted = r.state == HQ_MSG_ACCEPTED || r.state == HQ_MSG_UNROUTED;
-			rc = replay_one(j, txn, ids[i], target, only_dead, accepted, now_us, &queued);
+			rc = replay_one(j, txn, ids[i], target, only_dead, accepted, now_us, &jnl_queued);
 			continue;
 		}
 		hq_msg_dlv d[HQ_TARGET_MAX];
-		long nd = deliveries_txn(j, txn, ids[i], d, HQ_TARGET_MAX);
+		long nd = jnl_deliveries_txn(j, txn, ids[i], d, HQ_TARGET_MAX);
 		if (nd < 0) {
 			rc = (int)nd;
 			break;
 		}
 		for (long t = 0; t < nd && t < HQ_TARGET_MAX && rc == 0; t++)
-			rc = replay_one(j, txn, ids[i], d[t].target, only_dead, 0, now_us, &queued);
+			rc = replay_one(j, txn, ids[i], d[t].target, only_dead, 0, now_us, &jnl_queued);
 	}
 	if (rc == 0)
 		rc = mdb_txn_commit(txn);
 	else
 		mdb_txn_abort(txn);
-	return rc ? hq_neg(rc) : queued;
+	return rc ? hq_neg(rc) : jnl_queued;
 }

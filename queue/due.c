@@ -38,19 +38,19 @@
 #define ORDER_NONE_KEPT (-1)
 
 uint64_t
-due_time(const hq_delivery *d)
+jnl_due_time(const hq_delivery *d)
 {
 	return d->state == HQ_DLV_RETRY ? d->next_us : 0;
 }
 
 int
-queued(const hq_delivery *d)
+jnl_queued(const hq_delivery *d)
 {
 	return d && (d->state == HQ_DLV_PENDING || d->state == HQ_DLV_RETRY);
 }
 
 size_t
-due_key(unsigned char *k, const char *target, uint64_t t, uint64_t id)
+jnl_due_key(unsigned char *k, const char *target, uint64_t t, uint64_t id)
 {
 	size_t n = strlen(target);
 	memcpy(k, target, n);
@@ -73,10 +73,10 @@ patq_key(unsigned char *k, const char *target, const unsigned char *pkey, uint64
 
 /* The patient key of pid (16 bytes). */
 void
-pkey_make(const hq_journal *j, hq_str pid, unsigned char out[PKEY])
+jnl_pkey_make(const hq_journal *j, hq_str pid, unsigned char out[PKEY])
 {
 	if (j->nkeys) {
-		patient_mac(&j->keys[0], pid, out);
+		jnl_patient_mac(&j->keys[0], pid, out);
 		return;
 	}
 	unsigned char sum[32];
@@ -100,12 +100,12 @@ pkey_of_msg(hq_journal *j, MDB_txn *txn, uint64_t id, unsigned char out[PKEY])
 		return 0;
 	if (rc)
 		return rc;
-	if (open_record(j, v.mv_data, v.mv_size, &r, &plain) != 0 || r.locked ||
+	if (jnl_open_record(j, v.mv_data, v.mv_size, &r, &plain) != 0 || r.locked ||
 	    r.f[HQ_F_PATIENT_ID].n == 0) {
 		free(plain);
 		return 0;
 	}
-	pkey_make(j, r.f[HQ_F_PATIENT_ID], out);
+	jnl_pkey_make(j, r.f[HQ_F_PATIENT_ID], out);
 	free(plain);
 	return 1;
 }
@@ -157,7 +157,7 @@ del_keyprefix(MDB_txn *txn, MDB_dbi dbi, const unsigned char *prefix, size_t n)
 }
 
 int
-orders_forget(hq_journal *j, MDB_txn *txn)
+jnl_orders_forget(hq_journal *j, MDB_txn *txn)
 {
 	j->norders = 0;
 	return del_keyprefix(txn, j->meta, (const unsigned char *)"order:", 6);
@@ -184,11 +184,11 @@ head_fix(hq_journal *j, MDB_txn *txn, const char *target, const unsigned char *p
 	mdb_cursor_close(c);
 	for (int i = 0; i < n; i++) {
 		hq_delivery d;
-		MDB_val dkey = {dlv_key(dk, ids[i], target), dk}, dval;
-		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || dlv_decode(&dval, &d) != 0)
+		MDB_val dkey = {jnl_dlv_key(dk, ids[i], target), dk}, dval;
+		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || jnl_dlv_decode(&dval, &d) != 0)
 			continue;
 		unsigned char ek[HQ_TARGET_MAX + 17];
-		MDB_val ekey = {due_key(ek, target, due_time(&d), ids[i]), ek}, ev = {PKEY, (void *)pkey};
+		MDB_val ekey = {jnl_due_key(ek, target, jnl_due_time(&d), ids[i]), ek}, ev = {PKEY, (void *)pkey};
 		rc = i == 0 ? mdb_put(txn, j->due, &ekey, &ev, 0) : mdb_del(txn, j->due, &ekey, NULL);
 		if (rc && rc != MDB_NOTFOUND)
 			return rc;
@@ -203,20 +203,20 @@ head_fix(hq_journal *j, MDB_txn *txn, const char *target, const unsigned char *p
  * caller has it (has_pkey 1: it has one, 0: none, -1: unknown, look).
  */
 int
-idx_update(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, const hq_delivery *before,
+jnl_idx_update(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, const hq_delivery *before,
 	   const hq_delivery *after, const unsigned char *pkey, int has_pkey)
 {
 	int order = order_of(j, txn, target);
 	if (!j->has_due || (order != HQ_DUE_NONE && order != HQ_DUE_PATIENT))
 		return 0;
-	int was = queued(before), is = queued(after);
+	int was = jnl_queued(before), is = jnl_queued(after);
 	if (!was && !is)
 		return 0;
 	unsigned char ek[HQ_TARGET_MAX + 17], pk[PKEY];
 	MDB_val ekey, ev = {0, ""};
 	int rc = 0, indexed = 0;
 	if (was) { /* out of "due", noting the patient key it carried */
-		ekey = (MDB_val){due_key(ek, target, due_time(before), id), ek};
+		ekey = (MDB_val){jnl_due_key(ek, target, jnl_due_time(before), id), ek};
 		MDB_val cur;
 		if (mdb_get(txn, j->due, &ekey, &cur) == 0) {
 			indexed = 1;
@@ -238,13 +238,13 @@ idx_update(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, const h
 	if (order == HQ_DUE_NONE || has_pkey == 0) {
 		if (!is)
 			return 0;
-		ekey = (MDB_val){due_key(ek, target, due_time(after), id), ek};
+		ekey = (MDB_val){jnl_due_key(ek, target, jnl_due_time(after), id), ek};
 		return mdb_put(txn, j->due, &ekey, &ev, 0);
 	}
 	/* by patient: a retime keeps a head a head; anything else goes
 	 * through the patient's queue */
 	if (was && is && indexed) {
-		ekey = (MDB_val){due_key(ek, target, due_time(after), id), ek};
+		ekey = (MDB_val){jnl_due_key(ek, target, jnl_due_time(after), id), ek};
 		ev = (MDB_val){PKEY, (void *)pkey};
 		return mdb_put(txn, j->due, &ekey, &ev, 0);
 	}
@@ -291,17 +291,17 @@ hq_journal_set_order(hq_journal *j, const char *target, hq_due_order order)
 	}
 	if (order != HQ_DUE_FIFO) {
 		unsigned char pk[HQ_TARGET_MAX + 9];
-		MDB_val k = {pending_key(pk, target, 0), pk}, v;
+		MDB_val k = {jnl_pending_key(pk, target, 0), pk}, v;
 		if ((rc = mdb_cursor_open(txn, j->pending, &c)))
 			goto out;
 		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 		while (rc == 0 && k.mv_size == tlen + 9 && memcmp(k.mv_data, prefix, tlen + 1) == 0) {
 			uint64_t id = get_be64((unsigned char *)k.mv_data + tlen + 1);
 			unsigned char dk[8 + HQ_TARGET_MAX];
-			MDB_val dkey = {dlv_key(dk, id, target), dk}, dval;
+			MDB_val dkey = {jnl_dlv_key(dk, id, target), dk}, dval;
 			hq_delivery d;
-			if (mdb_get(txn, j->deliveries, &dkey, &dval) == 0 && dlv_decode(&dval, &d) == 0 &&
-			    (rc = idx_update(j, txn, target, id, NULL, &d, NULL, -1)))
+			if (mdb_get(txn, j->deliveries, &dkey, &dval) == 0 && jnl_dlv_decode(&dval, &d) == 0 &&
+			    (rc = jnl_idx_update(j, txn, target, id, NULL, &d, NULL, -1)))
 				goto out;
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 		}

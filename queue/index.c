@@ -13,10 +13,10 @@
 #include "journal_int.h"
 
 uint64_t
-read_indexed_upto(hq_journal *j, MDB_txn *txn)
+jnl_read_indexed_upto(hq_journal *j, MDB_txn *txn)
 {
 	uint64_t upto;
-	return meta_get_id(j, txn, "indexed_upto", &upto) == 0 ? upto : 0;
+	return jnl_meta_get_id(j, txn, "indexed_upto", &upto) == 0 ? upto : 0;
 }
 
 uint64_t
@@ -38,7 +38,7 @@ hq_journal_index(hq_journal *j, size_t max)
 
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
 		return hq_neg(rc);
-	upto = read_indexed_upto(j, txn);
+	upto = jnl_read_indexed_upto(j, txn);
 	put_be64(start, upto + 1);
 	if ((rc = mdb_cursor_open(txn, j->msgs, &c))) {
 		mdb_txn_abort(txn);
@@ -48,16 +48,16 @@ hq_journal_index(hq_journal *j, size_t max)
 	while (rc == 0 && (size_t)done < max) {
 		hq_record r;
 		void *plain;
-		if (open_record(j, v.mv_data, v.mv_size, &r, &plain) == 0) {
+		if (jnl_open_record(j, v.mv_data, v.mv_size, &r, &plain) == 0) {
 			unsigned char mac[16];
-			put_val(idval, r.id);
+			jnl_put_val(idval, r.id);
 			hq_str ctrl = r.f[HQ_F_CONTROL_ID], pid = r.f[HQ_F_PATIENT_ID];
 			if (j->nkeys && pid.n) { /* encrypted journal: an HMAC, not the id */
-				patient_mac(&j->keys[0], pid, mac);
+				jnl_patient_mac(&j->keys[0], pid, mac);
 				pid = (hq_str){(const char *)mac, 16};
 			}
 			/* by_type holds code^trigger only, so a prefix "ADT" finds them all. */
-			hq_str type = type_key(r.f[HQ_F_TYPE]);
+			hq_str type = jnl_type_key(r.f[HQ_F_TYPE]);
 			MDB_val ck = {ctrl.n > MAX_KEY ? MAX_KEY : ctrl.n, (void *)ctrl.p};
 			MDB_val pk = {pid.n > MAX_KEY ? MAX_KEY : pid.n, (void *)pid.p};
 			MDB_val tk = {type.n > MAX_KEY ? MAX_KEY : type.n, (void *)type.p};
@@ -86,7 +86,7 @@ hq_journal_index(hq_journal *j, size_t max)
 		mdb_txn_abort(txn);
 		return hq_neg(rc);
 	}
-	put_val(upbe, upto);
+	jnl_put_val(upbe, upto);
 	MDB_val uk = {12, "indexed_upto"}, uv = {9, upbe};
 	if ((rc = mdb_put(txn, j->meta, &uk, &uv, 0))) {
 		mdb_txn_abort(txn);
@@ -100,7 +100,7 @@ hq_journal_index(hq_journal *j, size_t max)
 
 /* code^trigger of a stored MSH-9 (the by_type key). */
 hq_str
-type_key(hq_str type)
+jnl_type_key(hq_str type)
 {
 	const char *caret = type.n ? memchr(type.p, '^', type.n) : NULL;
 	if (caret) {
@@ -112,7 +112,7 @@ type_key(hq_str type)
 }
 
 int
-str_eq(hq_str a, hq_str b)
+jnl_str_eq(hq_str a, hq_str b)
 {
 	size_t an = a.n > MAX_KEY ? MAX_KEY : a.n, bn = b.n > MAX_KEY ? MAX_KEY : b.n;
 	return an == bn && (an == 0 || memcmp(a.p, b.p, an) == 0);
@@ -120,11 +120,11 @@ str_eq(hq_str a, hq_str b)
 
 /* "ADT" matches ADT and ADT^...; "ADT^A01" matches exactly. */
 int
-type_matches(hq_str type, hq_str want)
+jnl_type_matches(hq_str type, hq_str want)
 {
-	hq_str k = type_key(type);
+	hq_str k = jnl_type_key(type);
 	if (memchr(want.p, '^', want.n))
-		return str_eq(k, want);
+		return jnl_str_eq(k, want);
 	return k.n >= want.n && memcmp(k.p, want.p, want.n) == 0 &&
 	       (k.n == want.n || k.p[want.n] == '^');
 }
@@ -144,7 +144,7 @@ index_ids(MDB_txn *txn, MDB_dbi dbi, hq_str key, int prefix, idvec *out)
 	while (rc == 0) {
 		if (prefix && (k.mv_size < klen || memcmp(k.mv_data, key.p, klen) != 0))
 			break;
-		if ((rc = idvec_push(out, get_val(&v))))
+		if ((rc = jnl_idvec_push(out, jnl_get_val(&v))))
 			break;
 		rc = mdb_cursor_get(c, &k, &v, prefix ? MDB_NEXT : MDB_NEXT_DUP);
 	}
@@ -162,18 +162,18 @@ tail_ids(hq_journal *j, MDB_txn *txn, int field, hq_str key, idvec *out)
 	MDB_val k = {8, start}, v;
 	int rc;
 
-	put_be64(start, read_indexed_upto(j, txn) + 1);
+	put_be64(start, jnl_read_indexed_upto(j, txn) + 1);
 	if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
 		return rc;
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	while (rc == 0) {
 		hq_record r;
 		void *plain;
-		if (open_record(j, v.mv_data, v.mv_size, &r, &plain) == 0) {
-			int match = field == HQ_F_TYPE ? type_matches(r.f[field], key)
-						       : str_eq(r.f[field], key);
+		if (jnl_open_record(j, v.mv_data, v.mv_size, &r, &plain) == 0) {
+			int match = field == HQ_F_TYPE ? jnl_type_matches(r.f[field], key)
+						       : jnl_str_eq(r.f[field], key);
 			free(plain);
-			if (match && (rc = idvec_push(out, r.id)))
+			if (match && (rc = jnl_idvec_push(out, r.id)))
 				break;
 		}
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -188,7 +188,7 @@ tail_ids(hq_journal *j, MDB_txn *txn, int field, hq_str key, idvec *out)
  * (all three indexes are deferred).  Unsorted.
  */
 int
-lookup_ids(hq_journal *j, MDB_txn *txn, hq_index idx, hq_str key, idvec *out)
+jnl_lookup_ids(hq_journal *j, MDB_txn *txn, hq_index idx, hq_str key, idvec *out)
 {
 	int rc = 0;
 	if (idx == HQ_IDX_CONTROL) {
@@ -198,7 +198,7 @@ lookup_ids(hq_journal *j, MDB_txn *txn, hq_index idx, hq_str key, idvec *out)
 		if (j->nkeys) { /* encrypted journal: HMACs, under each key in turn */
 			for (int i = 0; i < j->nkeys && rc == 0; i++) {
 				unsigned char mac[16];
-				patient_mac(&j->keys[i], key, mac);
+				jnl_patient_mac(&j->keys[i], key, mac);
 				rc = index_ids(txn, j->by_patient, (hq_str){(const char *)mac, 16}, 0, out);
 			}
 		} else {
@@ -233,13 +233,13 @@ hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
 		return 0;
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
 		return hq_neg(rc);
-	rc = lookup_ids(j, txn, idx, key, &v);
+	rc = jnl_lookup_ids(j, txn, idx, key, &v);
 	mdb_txn_abort(txn);
 	if (rc) {
 		free(v.v);
 		return hq_neg(rc);
 	}
-	idvec_sort(&v);
+	jnl_idvec_sort(&v);
 	for (size_t i = 0; i < v.n && i < max; i++)
 		ids[i] = v.v[i];
 	long n = (long)v.n;

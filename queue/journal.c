@@ -118,11 +118,11 @@ open_dbs(hq_journal *j, MDB_txn *txn, unsigned flags)
 
 /* Reads the id stored in meta under key; 0 when absent.  Returns 0 or an error. */
 int
-meta_get_id(hq_journal *j, MDB_txn *txn, const char *key, uint64_t *out)
+jnl_meta_get_id(hq_journal *j, MDB_txn *txn, const char *key, uint64_t *out)
 {
 	MDB_val k = {strlen(key), (void *)key}, v;
 	int rc = mdb_get(txn, j->meta, &k, &v);
-	*out = rc == 0 ? get_val(&v) : 0;
+	*out = rc == 0 ? jnl_get_val(&v) : 0;
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -131,7 +131,7 @@ load_next_id(hq_journal *j, MDB_txn *txn)
 {
 	MDB_val v;
 	uint64_t next;
-	int rc = meta_get_id(j, txn, "next_id", &next);
+	int rc = jnl_meta_get_id(j, txn, "next_id", &next);
 	if (rc)
 		return rc;
 	if (next == 0)
@@ -148,7 +148,7 @@ load_next_id(hq_journal *j, MDB_txn *txn)
 	}
 	mdb_cursor_close(c);
 	j->next_id = next;
-	return meta_get_id(j, txn, "indexed_upto", &j->indexed_upto);
+	return jnl_meta_get_id(j, txn, "indexed_upto", &j->indexed_upto);
 }
 
 /*
@@ -211,7 +211,7 @@ format_upgrade(hq_journal *j, MDB_txn *txn)
 	MDB_val k = {6, "format"}, v;
 	if (mdb_get(txn, j->meta, &k, &v) != 0 || v.mv_size != 1 ||
 	    ((unsigned char *)v.mv_data)[0] != JOURNAL_FORMAT) {
-		if ((rc = orders_forget(j, txn)))
+		if ((rc = jnl_orders_forget(j, txn)))
 			return rc;
 		unsigned char f = JOURNAL_FORMAT;
 		v = (MDB_val){1, &f};
@@ -282,9 +282,9 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 		goto fail;
 	if ((rc = instance_load(j, txn, readonly)))
 		goto fail;
-	if (!readonly && (rc = fill_target_stats(j, txn)))
+	if (!readonly && (rc = jnl_fill_target_stats(j, txn)))
 		goto fail;
-	if (!readonly && (rc = fill_counts(j, txn)))
+	if (!readonly && (rc = jnl_fill_counts(j, txn)))
 		goto fail;
 	{
 		MDB_val ck = {9, "counts_v1"}, cv;

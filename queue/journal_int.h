@@ -158,70 +158,70 @@ typedef struct idvec {
 } idvec;
 
 /* journal.c */
-int meta_get_id(hq_journal *j, MDB_txn *txn, const char *key, uint64_t *out);
+int jnl_meta_get_id(hq_journal *j, MDB_txn *txn, const char *key, uint64_t *out);
 
 /* record.c */
-void put_val(unsigned char *p, uint64_t v);
-uint64_t get_val(const MDB_val *v);
-size_t encoded_size(const hq_record *r);
-void encode(const hq_record *r, unsigned char *p);
-int split_fields(const unsigned char *p, size_t n, unsigned count, hq_str *out, size_t nout);
-int decode(const unsigned char *p, size_t n, hq_record *r);
-size_t dlv_key(unsigned char *k, uint64_t id, const char *target);
-size_t pending_key(unsigned char *k, const char *target, uint64_t id);
-void dlv_encode(unsigned char *v, const hq_delivery *d);
-int dlv_decode(const MDB_val *val, hq_delivery *d);
+void jnl_put_val(unsigned char *p, uint64_t v);
+uint64_t jnl_get_val(const MDB_val *v);
+size_t jnl_encoded_size(const hq_record *r);
+void jnl_encode(const hq_record *r, unsigned char *p);
+int jnl_split_fields(const unsigned char *p, size_t n, unsigned count, hq_str *out, size_t nout);
+int jnl_decode(const unsigned char *p, size_t n, hq_record *r);
+size_t jnl_dlv_key(unsigned char *k, uint64_t id, const char *target);
+size_t jnl_pending_key(unsigned char *k, const char *target, uint64_t id);
+void jnl_dlv_encode(unsigned char *v, const hq_delivery *d);
+int jnl_dlv_decode(const MDB_val *val, hq_delivery *d);
 
 /* seal.c */
-const jkey *key_by_id(const hq_journal *j, const unsigned char *id);
-int seal(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n, unsigned char *out);
-int unseal(const hq_journal *j, const void *aad, size_t aadlen, const unsigned char *in, size_t n,
+const jkey *jnl_key_by_id(const hq_journal *j, const unsigned char *id);
+int jnl_seal(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n, unsigned char *out);
+int jnl_unseal(const hq_journal *j, const void *aad, size_t aadlen, const unsigned char *in, size_t n,
 	   unsigned char *out);
-size_t attempt_aad(const hq_journal *j, const void *key, size_t klen, const unsigned char *pre, size_t plen,
+size_t jnl_attempt_aad(const hq_journal *j, const void *key, size_t klen, const unsigned char *pre, size_t plen,
 		   unsigned char *out, size_t cap);
-void patient_mac(const jkey *k, hq_str pid, unsigned char out[16]);
-int seal_record(hq_journal *j, const hq_record *rec, unsigned char **out, size_t *outlen);
-int open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r,
+void jnl_patient_mac(const jkey *k, hq_str pid, unsigned char out[16]);
+int jnl_seal_record(hq_journal *j, const hq_record *rec, unsigned char **out, size_t *outlen);
+int jnl_open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r,
 		     unsigned char *buf);
-int open_record(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r, void **plain);
-int commit_sealing(hq_journal *j, MDB_txn *txn);
-int blob_stale(const hq_journal *j, const unsigned char *b, size_t n);
+int jnl_open_record(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r, void **plain);
+int jnl_commit_sealing(hq_journal *j, MDB_txn *txn);
+int jnl_blob_stale(const hq_journal *j, const unsigned char *b, size_t n);
 
 /* keys.c */
-uint64_t key_seals(hq_journal *j, MDB_txn *txn, const unsigned char *id);
-int key_put(hq_journal *j, MDB_txn *txn, const unsigned char *id, uint64_t seals);
+uint64_t jnl_key_seals(hq_journal *j, MDB_txn *txn, const unsigned char *id);
+int jnl_key_put(hq_journal *j, MDB_txn *txn, const unsigned char *id, uint64_t seals);
 
 /* due.c */
-uint64_t due_time(const hq_delivery *d);
-int queued(const hq_delivery *d);
-size_t due_key(unsigned char *k, const char *target, uint64_t t, uint64_t id);
-void pkey_make(const hq_journal *j, hq_str pid, unsigned char out[PKEY]);
-int orders_forget(hq_journal *j, MDB_txn *txn);
-int idx_update(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, const hq_delivery *before,
+uint64_t jnl_due_time(const hq_delivery *d);
+int jnl_queued(const hq_delivery *d);
+size_t jnl_due_key(unsigned char *k, const char *target, uint64_t t, uint64_t id);
+void jnl_pkey_make(const hq_journal *j, hq_str pid, unsigned char out[PKEY]);
+int jnl_orders_forget(hq_journal *j, MDB_txn *txn);
+int jnl_idx_update(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, const hq_delivery *before,
 	       const hq_delivery *after, const unsigned char *pkey, int has_pkey);
 
 /* targets.c */
-int fill_target_stats(hq_journal *j, MDB_txn *txn);
-void tstat_get(hq_journal *j, MDB_txn *txn, const char *target, tstat *t);
-int tstat_put(hq_journal *j, MDB_txn *txn, const char *target, const tstat *t);
-int fill_counts(hq_journal *j, MDB_txn *txn);
-int dlv_move(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, hq_dlv_state from,
+int jnl_fill_target_stats(hq_journal *j, MDB_txn *txn);
+void jnl_tstat_get(hq_journal *j, MDB_txn *txn, const char *target, tstat *t);
+int jnl_tstat_put(hq_journal *j, MDB_txn *txn, const char *target, const tstat *t);
+int jnl_fill_counts(hq_journal *j, MDB_txn *txn);
+int jnl_dlv_move(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, hq_dlv_state from,
 	     hq_dlv_state to, tstat *ts);
 
 /* index.c */
-uint64_t read_indexed_upto(hq_journal *j, MDB_txn *txn);
-hq_str type_key(hq_str type);
-int str_eq(hq_str a, hq_str b);
-int type_matches(hq_str type, hq_str want);
-int lookup_ids(hq_journal *j, MDB_txn *txn, hq_index idx, hq_str key, idvec *out);
+uint64_t jnl_read_indexed_upto(hq_journal *j, MDB_txn *txn);
+hq_str jnl_type_key(hq_str type);
+int jnl_str_eq(hq_str a, hq_str b);
+int jnl_type_matches(hq_str type, hq_str want);
+int jnl_lookup_ids(hq_journal *j, MDB_txn *txn, hq_index idx, hq_str key, idvec *out);
 
 /* query.c */
-int idvec_push(idvec *iv, uint64_t id);
-void idvec_sort(idvec *iv);
-long deliveries_txn(hq_journal *j, MDB_txn *txn, uint64_t id, hq_msg_dlv *out, size_t max);
-int queue_ids(MDB_txn *txn, MDB_dbi dbi, const char *target, idvec *out);
+int jnl_idvec_push(idvec *iv, uint64_t id);
+void jnl_idvec_sort(idvec *iv);
+long jnl_deliveries_txn(hq_journal *j, MDB_txn *txn, uint64_t id, hq_msg_dlv *out, size_t max);
+int jnl_queue_ids(MDB_txn *txn, MDB_dbi dbi, const char *target, idvec *out);
 
 /* purge.c */
-int del_index(MDB_txn *txn, MDB_dbi dbi, hq_str key, const unsigned char *idval);
+int jnl_del_index(MDB_txn *txn, MDB_dbi dbi, hq_str key, const unsigned char *idval);
 
 #endif

@@ -134,7 +134,7 @@ key_ids_list(hq_journal *j, MDB_txn *txn, unsigned char (**out)[4])
 
 /* Stored seals of key id (0 when it has no entry). */
 uint64_t
-key_seals(hq_journal *j, MDB_txn *txn, const unsigned char *id)
+jnl_key_seals(hq_journal *j, MDB_txn *txn, const unsigned char *id)
 {
 	unsigned char km[KEY_META_LEN];
 	key_meta(km, id);
@@ -145,7 +145,7 @@ key_seals(hq_journal *j, MDB_txn *txn, const unsigned char *id)
 }
 
 int
-key_put(hq_journal *j, MDB_txn *txn, const unsigned char *id, uint64_t seals)
+jnl_key_put(hq_journal *j, MDB_txn *txn, const unsigned char *id, uint64_t seals)
 {
 	unsigned char km[KEY_META_LEN], val[9];
 	key_meta(km, id);
@@ -174,7 +174,7 @@ keys_migrate(hq_journal *j, MDB_txn *txn)
 		key_meta(km, copy + 2 + 4 * i);
 		MDB_val k = {KEY_META_LEN, km}, v;
 		if (mdb_get(txn, j->meta, &k, &v) == MDB_NOTFOUND)
-			rc = key_put(j, txn, copy + 2 + 4 * i, 0);
+			rc = jnl_key_put(j, txn, copy + 2 + 4 * i, 0);
 	}
 	return rc ? rc : mdb_del(txn, j->meta, &ok, NULL);
 }
@@ -248,7 +248,7 @@ key_in_use(hq_journal *j, MDB_txn *txn, const unsigned char *id)
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		hq_record r;
 		const unsigned char *kid;
-		if (decode(v.mv_data, v.mv_size, &r) == 0 &&
+		if (jnl_decode(v.mv_data, v.mv_size, &r) == 0 &&
 		    (kid = blob_key((const unsigned char *)r.f[HQ_F_SEALED].p, r.f[HQ_F_SEALED].n)) &&
 		    memcmp(kid, id, 4) == 0)
 			used = 1;
@@ -351,7 +351,7 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 		goto fail;
 	}
 	for (long i = 0; i < nused; i++) {
-		if (key_by_id(j, used[i]) != NULL)
+		if (jnl_key_by_id(j, used[i]) != NULL)
 			continue;
 		int inuse = key_in_use(j, txn, used[i]);
 		if (inuse < 0) {
@@ -378,7 +378,7 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 	}
 	free(used);
 	used = NULL;
-	j->seals = key_seals(j, txn, j->keys[0].id);
+	j->seals = jnl_key_seals(j, txn, j->keys[0].id);
 	j->unsaved_seals = 0;
 	if (!j->readonly) {
 		id_hex(j->keys[0].id, hex);
@@ -389,7 +389,7 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 				 hex, (unsigned long long)j->seals, key_file);
 			return HQ_ECONFIG;
 		}
-		if ((rc = key_put(j, txn, j->keys[0].id, j->seals)) || (rc = mdb_txn_commit(txn))) {
+		if ((rc = jnl_key_put(j, txn, j->keys[0].id, j->seals)) || (rc = mdb_txn_commit(txn))) {
 			txn = NULL;
 			goto fail;
 		}

@@ -36,7 +36,7 @@ del_prefix(MDB_txn *txn, MDB_dbi dbi, const unsigned char *idbe)
 
 /* Deletes one (key, id) pair of a DUPSORT index. */
 int
-del_index(MDB_txn *txn, MDB_dbi dbi, hq_str key, const unsigned char *idval)
+jnl_del_index(MDB_txn *txn, MDB_dbi dbi, hq_str key, const unsigned char *idval)
 {
 	char kbuf[MAX_KEY];
 	size_t n = key.n > MAX_KEY ? MAX_KEY : key.n;
@@ -65,7 +65,7 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, hq_pu
 	int rc;
 
 	put_be64(idbe, id);
-	put_val(idval, id);
+	jnl_put_val(idval, id);
 	if ((rc = mdb_get(txn, j->msgs, &k, &v)) == MDB_NOTFOUND)
 		return 0;
 	if (rc)
@@ -74,11 +74,11 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, hq_pu
 	if ((copy = malloc(2 * v.mv_size)) == NULL)
 		return ENOMEM;
 	memcpy(copy, v.mv_data, v.mv_size);
-	if (open_record_into(j, copy, v.mv_size, &r, (unsigned char *)copy + v.mv_size) != 0) {
+	if (jnl_open_record_into(j, copy, v.mv_size, &r, (unsigned char *)copy + v.mv_size) != 0) {
 		free(copy);
 		return HQ_ECORRUPT;
 	}
-	long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
+	long nd = jnl_deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
 	rc = nd < 0 ? CODE_OF(nd) : 0;
 	for (long i = 0; rc == 0 && cond != HQ_PURGE_ANY && i < nd; i++) {
 		hq_dlv_state st = i < HQ_TARGET_MAX ? d[i].d.state : 0;
@@ -90,11 +90,11 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, hq_pu
 	}
 	for (long i = 0; rc == 0 && i < nd && i < HQ_TARGET_MAX; i++) {
 		tstat ts;
-		tstat_get(j, txn, d[i].target, &ts);
-		if ((rc = dlv_move(j, txn, d[i].target, id, d[i].d.state, 0, &ts)) == 0)
-			rc = idx_update(j, txn, d[i].target, id, &d[i].d, NULL, NULL, -1);
+		jnl_tstat_get(j, txn, d[i].target, &ts);
+		if ((rc = jnl_dlv_move(j, txn, d[i].target, id, d[i].d.state, 0, &ts)) == 0)
+			rc = jnl_idx_update(j, txn, d[i].target, id, &d[i].d, NULL, NULL, -1);
 		if (rc == 0 && (d[i].d.state == HQ_DLV_DELIVERED || ts.have_counts))
-			rc = tstat_put(j, txn, d[i].target, &ts);
+			rc = jnl_tstat_put(j, txn, d[i].target, &ts);
 	}
 	if (rc == 0)
 		rc = del_prefix(txn, j->deliveries, idbe);
@@ -102,20 +102,20 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, hq_pu
 		rc = del_prefix(txn, j->attempts, idbe);
 	put_be64(tbe, r.received_us);
 	if (rc == 0)
-		rc = del_index(txn, j->by_time, (hq_str){(char *)tbe, 8}, idval);
+		rc = jnl_del_index(txn, j->by_time, (hq_str){(char *)tbe, 8}, idval);
 	if (rc == 0)
-		rc = del_index(txn, j->by_type, type_key(r.f[HQ_F_TYPE]), idval);
+		rc = jnl_del_index(txn, j->by_type, jnl_type_key(r.f[HQ_F_TYPE]), idval);
 	if (rc == 0 && id <= indexed_upto) {
-		rc = del_index(txn, j->by_control, r.f[HQ_F_CONTROL_ID], idval);
+		rc = jnl_del_index(txn, j->by_control, r.f[HQ_F_CONTROL_ID], idval);
 		hq_str pid = r.f[HQ_F_PATIENT_ID];
 		if (rc == 0 && j->nkeys) { /* indexed under one key's HMAC: try each */
 			for (int i = 0; i < j->nkeys && rc == 0 && pid.n; i++) {
 				unsigned char mac[16];
-				patient_mac(&j->keys[i], pid, mac);
-				rc = del_index(txn, j->by_patient, (hq_str){(const char *)mac, 16}, idval);
+				jnl_patient_mac(&j->keys[i], pid, mac);
+				rc = jnl_del_index(txn, j->by_patient, (hq_str){(const char *)mac, 16}, idval);
 			}
 		} else if (rc == 0) {
-			rc = del_index(txn, j->by_patient, pid, idval);
+			rc = jnl_del_index(txn, j->by_patient, pid, idval);
 		}
 	}
 	if (rc == 0 && r.f[HQ_F_DEDUP_KEY].n > 0 && r.f[HQ_F_DEDUP_KEY].n <= HQ_DEDUP_KEY_MAX) {
@@ -158,11 +158,11 @@ hq_journal_set_duplicate_window(hq_journal *j, uint64_t window_us)
 	int rc;
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
 		return rc;
-	if (mdb_get(txn, j->meta, &k, &v) == 0 && get_val(&v) == window_us) {
+	if (mdb_get(txn, j->meta, &k, &v) == 0 && jnl_get_val(&v) == window_us) {
 		mdb_txn_abort(txn);
 		return 0;
 	}
-	put_val(val, window_us);
+	jnl_put_val(val, window_us);
 	v = (MDB_val){9, val};
 	if ((rc = mdb_put(txn, j->meta, &k, &v, 0))) {
 		mdb_txn_abort(txn);
@@ -186,10 +186,10 @@ hq_journal_purge_if(hq_journal *j, const uint64_t *ids, size_t n, hq_purge_if co
 
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
 		return hq_neg(rc);
-	uint64_t upto = read_indexed_upto(j, txn), window = DUP_WINDOW_DEFAULT_US, now = wall_us(), top = 0, next;
+	uint64_t upto = jnl_read_indexed_upto(j, txn), window = DUP_WINDOW_DEFAULT_US, now = wall_us(), top = 0, next;
 	MDB_val wk = {13, "dup_window_us"}, wv;
 	if (mdb_get(txn, j->meta, &wk, &wv) == 0 && wv.mv_size == 9)
-		window = get_val(&wv);
+		window = jnl_get_val(&wv);
 	uint64_t keep_dup_us = now > window ? now - window : 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		rc = purge_one(j, txn, ids[i], upto, cond, keep_dup_us, &purged);
@@ -198,9 +198,9 @@ hq_journal_purge_if(hq_journal *j, const uint64_t *ids, size_t n, hq_purge_if co
 	}
 	/* The intake commit does not write meta "next_id" (see the top):
 	 * removing the last record must not let its id be handed out again. */
-	if (rc == 0 && (rc = meta_get_id(j, txn, "next_id", &next)) == 0 && top >= next) {
+	if (rc == 0 && (rc = jnl_meta_get_id(j, txn, "next_id", &next)) == 0 && top >= next) {
 		unsigned char nbe[9];
-		put_val(nbe, top + 1);
+		jnl_put_val(nbe, top + 1);
 		MDB_val nk = {7, "next_id"}, nv = {9, nbe};
 		rc = mdb_put(txn, j->meta, &nk, &nv, 0);
 	}
@@ -227,7 +227,7 @@ purge_candidate(hq_journal *j, MDB_txn *txn, uint64_t id, int rejected)
 		       ((const unsigned char *)mv.mv_data)[17] == HQ_MSG_REJECTED;
 	}
 	hq_msg_dlv d[HQ_TARGET_MAX];
-	long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
+	long nd = jnl_deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
 	int done = nd >= 0 && nd <= HQ_TARGET_MAX;
 	for (long i = 0; done && i < nd; i++)
 		done = d[i].d.state == HQ_DLV_DELIVERED;
@@ -256,7 +256,7 @@ purge_by_time(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max
 	if ((rc = mdb_cursor_open(txn, j->by_time, &c)) == 0) {
 		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 		while (rc == 0) {
-			uint64_t t = get_be64(k.mv_data), id = get_val(&v);
+			uint64_t t = get_be64(k.mv_data), id = jnl_get_val(&v);
 			if (t >= before_us) {
 				rc = MDB_NOTFOUND; /* done */
 				break;
@@ -269,7 +269,7 @@ purge_by_time(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max
 			}
 			scanned++;
 			last_t = t;
-			if (purge_candidate(j, txn, id, rejected) && (rc = idvec_push(&ids, id)))
+			if (purge_candidate(j, txn, id, rejected) && (rc = jnl_idvec_push(&ids, id)))
 				break;
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 		}

@@ -35,7 +35,7 @@ hq_journal_get(hq_journal *j, uint64_t id, hq_record *rec, void **mem)
 			rc = ENOMEM;
 		} else {
 			memcpy(copy, v.mv_data, v.mv_size);
-			rc = open_record_into(j, copy, v.mv_size, rec, copy + v.mv_size);
+			rc = jnl_open_record_into(j, copy, v.mv_size, rec, copy + v.mv_size);
 			if (rc)
 				free(copy);
 			else
@@ -54,7 +54,7 @@ cmp_u64(const void *a, const void *b)
 }
 
 int
-idvec_push(idvec *iv, uint64_t id)
+jnl_idvec_push(idvec *iv, uint64_t id)
 {
 	if (iv->n == iv->cap) {
 		size_t cap = iv->cap ? iv->cap * 2 : 256;
@@ -70,7 +70,7 @@ idvec_push(idvec *iv, uint64_t id)
 
 /* Sorts and drops repeats. */
 void
-idvec_sort(idvec *iv)
+jnl_idvec_sort(idvec *iv)
 {
 	size_t k = 0;
 	if (iv->n == 0)
@@ -84,7 +84,7 @@ idvec_sort(idvec *iv)
 
 /* The delivery records of id, in txn.  Returns the count or a negative code. */
 long
-deliveries_txn(hq_journal *j, MDB_txn *txn, uint64_t id, hq_msg_dlv *out, size_t max)
+jnl_deliveries_txn(hq_journal *j, MDB_txn *txn, uint64_t id, hq_msg_dlv *out, size_t max)
 {
 	unsigned char start[8];
 	MDB_cursor *c;
@@ -101,7 +101,7 @@ deliveries_txn(hq_journal *j, MDB_txn *txn, uint64_t id, hq_msg_dlv *out, size_t
 		if ((size_t)n < max && tl < HQ_TARGET_MAX) {
 			memcpy(out[n].target, (char *)k.mv_data + 8, tl);
 			out[n].target[tl] = 0;
-			if (dlv_decode(&v, &out[n].d) == 0)
+			if (jnl_dlv_decode(&v, &out[n].d) == 0)
 				n++;
 		} else if ((size_t)n >= max) {
 			n++;
@@ -119,7 +119,7 @@ hq_journal_deliveries(hq_journal *j, uint64_t id, hq_msg_dlv *out, size_t max)
 	int rc;
 	if ((rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn)))
 		return hq_neg(rc);
-	long n = deliveries_txn(j, txn, id, out, max);
+	long n = jnl_deliveries_txn(j, txn, id, out, max);
 	mdb_txn_abort(txn);
 	return n;
 }
@@ -167,11 +167,11 @@ hq_journal_attempts(hq_journal *j, uint64_t id, hq_attempt_fn fn, void *arg)
 				size_t alen = k.mv_size;
 				const void *ad = k.mv_data; /* SEAL_FORMAT_V1: the key alone */
 				if (bl >= 1 && ((const unsigned char *)a.body)[0] != SEAL_FORMAT_V1) {
-					alen = attempt_aad(j, k.mv_data, k.mv_size, p, 17 + elen, aad, sizeof aad);
+					alen = jnl_attempt_aad(j, k.mv_data, k.mv_size, p, 17 + elen, aad, sizeof aad);
 					ad = aad;
 				}
 				if (bl >= SEAL_OVERHEAD && bl - SEAL_OVERHEAD <= sizeof body && alen &&
-				    unseal(j, ad, alen, (const unsigned char *)a.body, bl, body) == 0) {
+				    jnl_unseal(j, ad, alen, (const unsigned char *)a.body, bl, body) == 0) {
 					a.body = (const char *)body;
 					a.body_len = bl - SEAL_OVERHEAD;
 				} else {
@@ -198,11 +198,11 @@ query_match(const hq_query *q, const hq_record *r, const hq_msg_dlv *d, size_t n
 		return 0;
 	if (q->until_us && r->received_us >= q->until_us)
 		return 0;
-	if (q->type.n && !type_matches(r->f[HQ_F_TYPE], q->type))
+	if (q->type.n && !jnl_type_matches(r->f[HQ_F_TYPE], q->type))
 		return 0;
-	if (q->control_id.n && !str_eq(r->f[HQ_F_CONTROL_ID], q->control_id))
+	if (q->control_id.n && !jnl_str_eq(r->f[HQ_F_CONTROL_ID], q->control_id))
 		return 0;
-	if (q->patient.n && !str_eq(r->f[HQ_F_PATIENT_ID], q->patient))
+	if (q->patient.n && !jnl_str_eq(r->f[HQ_F_PATIENT_ID], q->patient))
 		return 0;
 	if (q->state == HQ_STATE_REJECTED)
 		return r->state == HQ_MSG_REJECTED;
@@ -219,7 +219,7 @@ query_match(const hq_query *q, const hq_record *r, const hq_msg_dlv *d, size_t n
 
 /* Collects the ids of a target queue (pending or dead), every target's when target is NULL. */
 int
-queue_ids(MDB_txn *txn, MDB_dbi dbi, const char *target, idvec *out)
+jnl_queue_ids(MDB_txn *txn, MDB_dbi dbi, const char *target, idvec *out)
 {
 	unsigned char pk[HQ_TARGET_MAX + 9];
 	size_t tl = target ? strlen(target) : 0;
@@ -230,7 +230,7 @@ queue_ids(MDB_txn *txn, MDB_dbi dbi, const char *target, idvec *out)
 	if ((rc = mdb_cursor_open(txn, dbi, &c)))
 		return rc;
 	if (target) {
-		k = (MDB_val){pending_key(pk, target, 0), pk};
+		k = (MDB_val){jnl_pending_key(pk, target, 0), pk};
 		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	} else {
 		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
@@ -241,7 +241,7 @@ queue_ids(MDB_txn *txn, MDB_dbi dbi, const char *target, idvec *out)
 			break;
 		if (target && (k.mv_size != tl + 9 || memcmp(p, target, tl) != 0 || p[tl] != 0))
 			break;
-		if ((rc = idvec_push(out, get_be64(p + k.mv_size - 8))))
+		if ((rc = jnl_idvec_push(out, get_be64(p + k.mv_size - 8))))
 			break;
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
@@ -294,11 +294,11 @@ query_visit(hq_journal *j, MDB_txn *txn, const hq_query *q, uint64_t id, qslice 
 		return 1;
 	}
 	memcpy(copy, v.mv_data, v.mv_size);
-	if (open_record_into(j, copy, v.mv_size, &r, copy + v.mv_size) != 0) {
+	if (jnl_open_record_into(j, copy, v.mv_size, &r, copy + v.mv_size) != 0) {
 		free(copy);
 		return 0; /* not this code's format */
 	}
-	long nd = deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
+	long nd = jnl_deliveries_txn(j, txn, id, d, HQ_TARGET_MAX);
 	if (nd < 0) {
 		free(copy);
 		*rc = (int)nd;
@@ -374,7 +374,7 @@ query_by_time(hq_journal *j, MDB_txn *txn, const hq_query *q, qslice *qs, hq_que
 				break;
 			uint64_t t = get_be64(k.mv_data);
 			memcpy(idval, v.mv_data, v.mv_size < 9 ? v.mv_size : 9);
-			if ((stop = query_visit(j, txn, q, get_val(&v), qs, found, &rc)))
+			if ((stop = query_visit(j, txn, q, jnl_get_val(&v), qs, found, &rc)))
 				break;
 			if (!qslice_full(qs)) {
 				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -422,20 +422,20 @@ hq_journal_query(hq_journal *j, const hq_query *q, hq_query_fn fn, void *arg)
 		return hq_neg(rc);
 	}
 	if (q->control_id.n) {
-		rc = lookup_ids(j, txn, HQ_IDX_CONTROL, q->control_id, &ids);
+		rc = jnl_lookup_ids(j, txn, HQ_IDX_CONTROL, q->control_id, &ids);
 	} else if (q->patient.n) {
-		rc = lookup_ids(j, txn, HQ_IDX_PATIENT, q->patient, &ids);
+		rc = jnl_lookup_ids(j, txn, HQ_IDX_PATIENT, q->patient, &ids);
 	} else if (q->state == HQ_DLV_PENDING || q->state == HQ_DLV_RETRY || q->state == HQ_STATE_QUEUED) {
-		rc = queue_ids(txn, j->pending, q->target, &ids);
+		rc = jnl_queue_ids(txn, j->pending, q->target, &ids);
 	} else if (q->state == HQ_DLV_DEAD) {
-		rc = queue_ids(txn, j->dead, q->target, &ids);
+		rc = jnl_queue_ids(txn, j->dead, q->target, &ids);
 	} else if (q->type.n && !q->since_us && !q->until_us) {
-		rc = lookup_ids(j, txn, HQ_IDX_TYPE, q->type, &ids);
+		rc = jnl_lookup_ids(j, txn, HQ_IDX_TYPE, q->type, &ids);
 	} else {
 		by_ids = 0;
 	}
 	if (rc == 0 && by_ids) {
-		idvec_sort(&ids);
+		jnl_idvec_sort(&ids);
 		for (size_t i = 0; i < ids.n && !stop; i++) {
 			stop = query_visit(j, txn, q, ids.v[i], qs, &found, &rc);
 			if (!stop && qslice_full(qs))

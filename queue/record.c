@@ -14,7 +14,7 @@
 #include "journal_int.h"
 
 void
-put_val(unsigned char *p, uint64_t v)
+jnl_put_val(unsigned char *p, uint64_t v)
 {
 	p[0] = VAL_FORMAT;
 	put_be64(p + 1, v);
@@ -22,7 +22,7 @@ put_val(unsigned char *p, uint64_t v)
 
 /* The be64 of a small value; 0 when it is not one this code knows. */
 uint64_t
-get_val(const MDB_val *v)
+jnl_get_val(const MDB_val *v)
 {
 	const unsigned char *p = v->mv_data;
 	if (v->mv_size < 9 || p[0] != VAL_FORMAT)
@@ -31,7 +31,7 @@ get_val(const MDB_val *v)
 }
 
 size_t
-encoded_size(const hq_record *r)
+jnl_encoded_size(const hq_record *r)
 {
 	size_t n = REC_HEADER;
 	for (int i = 0; i < HQ_F_COUNT; i++)
@@ -40,7 +40,7 @@ encoded_size(const hq_record *r)
 }
 
 void
-encode(const hq_record *r, unsigned char *p)
+jnl_encode(const hq_record *r, unsigned char *p)
 {
 	p[0] = REC_FORMAT;
 	put_be64(p + 1, r->id);
@@ -70,7 +70,7 @@ encode(const hq_record *r, unsigned char *p)
  * HQ_ECORRUPT when an item runs past the end.
  */
 int
-split_fields(const unsigned char *p, size_t n, unsigned count, hq_str *out, size_t nout)
+jnl_split_fields(const unsigned char *p, size_t n, unsigned count, hq_str *out, size_t nout)
 {
 	size_t off = 0;
 	for (unsigned i = 0; i < count; i++) {
@@ -88,7 +88,7 @@ split_fields(const unsigned char *p, size_t n, unsigned count, hq_str *out, size
 }
 
 int
-decode(const unsigned char *p, size_t n, hq_record *r)
+jnl_decode(const unsigned char *p, size_t n, hq_record *r)
 {
 	memset(r, 0, sizeof *r);
 	if (n < REC_HEADER || p[0] != REC_FORMAT)
@@ -102,13 +102,13 @@ decode(const unsigned char *p, size_t n, hq_record *r)
 	r->ack[2] = 0;
 	r->err_code = (uint16_t)(p[21] << 8 | p[22]);
 	r->dup_of = get_be64(p + 23);
-	return split_fields(p + REC_HEADER, n - REC_HEADER, p[REC_HEADER - 1], r->f, HQ_F_COUNT);
+	return jnl_split_fields(p + REC_HEADER, n - REC_HEADER, p[REC_HEADER - 1], r->f, HQ_F_COUNT);
 }
 
 /* --- delivery ---------------------------------------------------------- */
 
 size_t
-dlv_key(unsigned char *k, uint64_t id, const char *target)
+jnl_dlv_key(unsigned char *k, uint64_t id, const char *target)
 {
 	size_t n = strlen(target);
 	put_be64(k, id);
@@ -117,7 +117,7 @@ dlv_key(unsigned char *k, uint64_t id, const char *target)
 }
 
 size_t
-pending_key(unsigned char *k, const char *target, uint64_t id)
+jnl_pending_key(unsigned char *k, const char *target, uint64_t id)
 {
 	size_t n = strlen(target);
 	memcpy(k, target, n);
@@ -127,7 +127,7 @@ pending_key(unsigned char *k, const char *target, uint64_t id)
 }
 
 void
-dlv_encode(unsigned char *v, const hq_delivery *d)
+jnl_dlv_encode(unsigned char *v, const hq_delivery *d)
 {
 	v[0] = VAL_FORMAT;
 	v[1] = (unsigned char)d->state;
@@ -141,7 +141,7 @@ dlv_encode(unsigned char *v, const hq_delivery *d)
 }
 
 int
-dlv_decode(const MDB_val *val, hq_delivery *d)
+jnl_dlv_decode(const MDB_val *val, hq_delivery *d)
 {
 	const unsigned char *v = val->mv_data;
 	if (val->mv_size < DLV_SIZE_V1 || v[0] != VAL_FORMAT)

@@ -35,22 +35,22 @@ reseal_record(hq_journal *j, MDB_txn *txn, const unsigned char *p, size_t n, uin
 	hq_record r;
 	unsigned char *buf = malloc(n ? n : 1), *enc = NULL, idval[9], oldmac[16], newmac[16];
 	size_t elen;
-	int rc = buf ? open_record_into(j, p, n, &r, buf) : ENOMEM;
+	int rc = buf ? jnl_open_record_into(j, p, n, &r, buf) : ENOMEM;
 	if (rc == 0 && r.locked)
 		rc = HQ_ENOTFOUND; /* set_keys made sure every key in use is here */
-	if (rc != 0 || (rc = seal_record(j, &r, &enc, &elen)) != 0)
+	if (rc != 0 || (rc = jnl_seal_record(j, &r, &enc, &elen)) != 0)
 		goto out;
 	hq_str sealed = r.f[HQ_F_SEALED], pid = r.f[HQ_F_PATIENT_ID], oldkey = pid;
-	const jkey *was = sealed.n ? key_by_id(j, (const unsigned char *)sealed.p + 1) : NULL;
+	const jkey *was = sealed.n ? jnl_key_by_id(j, (const unsigned char *)sealed.p + 1) : NULL;
 	if (r.id <= upto && pid.n && was != &j->keys[0]) {
 		if (was) {
-			patient_mac(was, pid, oldmac);
+			jnl_patient_mac(was, pid, oldmac);
 			oldkey = (hq_str){(const char *)oldmac, 16};
 		}
-		patient_mac(&j->keys[0], pid, newmac);
-		put_val(idval, r.id);
+		jnl_patient_mac(&j->keys[0], pid, newmac);
+		jnl_put_val(idval, r.id);
 		MDB_val pk = {16, newmac}, iv = {9, idval};
-		if ((rc = del_index(txn, j->by_patient, oldkey, idval)) ||
+		if ((rc = jnl_del_index(txn, j->by_patient, oldkey, idval)) ||
 		    (rc = mdb_put(txn, j->by_patient, &pk, &iv, 0)))
 			goto out;
 	}
@@ -79,7 +79,7 @@ reseal_attempt(hq_journal *j, MDB_txn *txn, const MDB_val *key, const MDB_val *v
 		return 0;
 	const unsigned char *body = p + 17 + elen;
 	size_t blen = val->mv_size - 17 - elen;
-	if (blen == 0 || (p[0] == ATTEMPT_SEALED && !blob_stale(j, body, blen)))
+	if (blen == 0 || (p[0] == ATTEMPT_SEALED && !jnl_blob_stale(j, body, blen)))
 		return 0;
 	unsigned char plain[1024], out[17 + 255 + 1024 + SEAL_OVERHEAD], aad[512], kcopy[RESEAL_POS_MAX];
 	size_t plen = blen, alen;
@@ -90,10 +90,10 @@ reseal_attempt(hq_journal *j, MDB_txn *txn, const MDB_val *key, const MDB_val *v
 		const void *ad = kcopy;
 		alen = key->mv_size;
 		if (body[0] != SEAL_FORMAT_V1) {
-			alen = attempt_aad(j, kcopy, key->mv_size, p, 17 + elen, aad, sizeof aad);
+			alen = jnl_attempt_aad(j, kcopy, key->mv_size, p, 17 + elen, aad, sizeof aad);
 			ad = aad;
 		}
-		if (blen < SEAL_OVERHEAD || alen == 0 || unseal(j, ad, alen, body, blen, plain) != 0)
+		if (blen < SEAL_OVERHEAD || alen == 0 || jnl_unseal(j, ad, alen, body, blen, plain) != 0)
 			return HQ_ECORRUPT;
 		plen = blen - SEAL_OVERHEAD;
 	} else {
@@ -101,8 +101,8 @@ reseal_attempt(hq_journal *j, MDB_txn *txn, const MDB_val *key, const MDB_val *v
 	}
 	memcpy(out, p, 17 + elen);
 	out[0] = ATTEMPT_SEALED;
-	alen = attempt_aad(j, kcopy, key->mv_size, out, 17 + elen, aad, sizeof aad);
-	int rc = alen ? seal(j, aad, alen, plain, plen, out + 17 + elen) : HQ_ECORRUPT;
+	alen = jnl_attempt_aad(j, kcopy, key->mv_size, out, 17 + elen, aad, sizeof aad);
+	int rc = alen ? jnl_seal(j, aad, alen, plain, plen, out + 17 + elen) : HQ_ECORRUPT;
 	memset(plain, 0, sizeof plain);
 	if (rc)
 		return rc;
@@ -142,10 +142,10 @@ reseal_records(hq_journal *j, MDB_txn *txn, reseal_pos *pos, size_t max, size_t 
 		next = get_be64(k.mv_data) + 1;
 		(*seen)++;
 		hq_record r;
-		if (decode(v.mv_data, v.mv_size, &r) != 0)
+		if (jnl_decode(v.mv_data, v.mv_size, &r) != 0)
 			continue; /* not ours to judge: left as it is */
 		hq_str sealed = r.f[HQ_F_SEALED];
-		if (sealed.n && !blob_stale(j, (const unsigned char *)sealed.p, sealed.n))
+		if (sealed.n && !jnl_blob_stale(j, (const unsigned char *)sealed.p, sealed.n))
 			continue;
 		unsigned char *copy = malloc(v.mv_size);
 		if (copy == NULL) {
@@ -223,7 +223,7 @@ hq_journal_reseal(hq_journal *j, size_t max, int *finished)
 		memcpy(pos.pos, p + 7, pos.n);
 	} /* else: a fresh start (none saved, or saved for another key) */
 	memcpy(pos.key_id, j->keys[0].id, 4);
-	uint64_t upto = read_indexed_upto(j, txn);
+	uint64_t upto = jnl_read_indexed_upto(j, txn);
 	if (pos.phase == 0)
 		rc = reseal_records(j, txn, &pos, max, &seen, upto, &done);
 	if (rc == 0)
@@ -245,7 +245,7 @@ hq_journal_reseal(hq_journal *j, size_t max, int *finished)
 		}
 	}
 	if (rc == 0)
-		rc = commit_sealing(j, txn); /* ends txn whatever happens */
+		rc = jnl_commit_sealing(j, txn); /* ends txn whatever happens */
 	else
 		mdb_txn_abort(txn);
 	if (rc == 0) {

@@ -19,7 +19,7 @@
 #include "journal_int.h"
 
 const jkey *
-key_by_id(const hq_journal *j, const unsigned char *id)
+jnl_key_by_id(const hq_journal *j, const unsigned char *id)
 {
 	for (int i = 0; i < j->nkeys; i++)
 		if (memcmp(j->keys[i].id, id, 4) == 0)
@@ -31,7 +31,7 @@ key_by_id(const hq_journal *j, const unsigned char *id)
  * SEAL_FORMAT.  Returns 0, HQ_EKEYSPENT (the key has sealed seal_limit
  * values: rotate) or an error. */
 int
-seal(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n, unsigned char *out)
+jnl_seal(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n, unsigned char *out)
 {
 	const jkey *k = &j->keys[0];
 	mbedtls_gcm_context g;
@@ -57,12 +57,12 @@ seal(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n, un
  * HQ_ENOTFOUND (no such key here) or HQ_ECORRUPT (tampered or misplaced).
  * Both formats open: the caller gives the associated data in[0] asks for. */
 int
-unseal(const hq_journal *j, const void *aad, size_t aadlen, const unsigned char *in, size_t n,
+jnl_unseal(const hq_journal *j, const void *aad, size_t aadlen, const unsigned char *in, size_t n,
        unsigned char *out)
 {
 	if (n < SEAL_OVERHEAD || (in[0] != SEAL_FORMAT_V1 && in[0] != SEAL_FORMAT))
 		return HQ_ECORRUPT;
-	const jkey *k = key_by_id(j, in + 1);
+	const jkey *k = jnl_key_by_id(j, in + 1);
 	if (k == NULL)
 		return HQ_ENOTFOUND;
 	size_t len = n - SEAL_OVERHEAD;
@@ -108,7 +108,7 @@ record_aad(const hq_journal *j, const unsigned char *p, size_t n, hq_str sealed,
  * status, latency, error).  Returns its length in out (cap bytes), 0 when
  * it does not fit. */
 size_t
-attempt_aad(const hq_journal *j, const void *key, size_t klen, const unsigned char *pre, size_t plen,
+jnl_attempt_aad(const hq_journal *j, const void *key, size_t klen, const unsigned char *pre, size_t plen,
 	    unsigned char *out, size_t cap)
 {
 	if (32 + klen + plen > cap)
@@ -121,7 +121,7 @@ attempt_aad(const hq_journal *j, const void *key, size_t klen, const unsigned ch
 
 /* The patient index key for pid under key k (16 bytes of HMAC-SHA-256). */
 void
-patient_mac(const jkey *k, hq_str pid, unsigned char out[16])
+jnl_patient_mac(const jkey *k, hq_str pid, unsigned char out[16])
 {
 	unsigned char full[32];
 	mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), k->mac, 32,
@@ -140,7 +140,7 @@ static const int sealed_fields[] = {HQ_F_RAW, HQ_F_PATIENT_ID, HQ_F_PATIENT_AUTH
  * Returns 0, HQ_EKEYSPENT, ENOMEM or HQ_ECORRUPT.
  */
 int
-seal_record(hq_journal *j, const hq_record *rec, unsigned char **out, size_t *outlen)
+jnl_seal_record(hq_journal *j, const hq_record *rec, unsigned char **out, size_t *outlen)
 {
 	hq_record sr = *rec;
 	size_t plen = 0;
@@ -149,7 +149,7 @@ seal_record(hq_journal *j, const hq_record *rec, unsigned char **out, size_t *ou
 	sr.f[HQ_F_SEALED] = (hq_str){NULL, 0};
 	for (int i = 0; i < NSEALED; i++)
 		sr.f[sealed_fields[i]] = (hq_str){NULL, 0};
-	size_t bare = encoded_size(&sr), aadlen = 0;
+	size_t bare = jnl_encoded_size(&sr), aadlen = 0;
 	unsigned char *plain = malloc(plen), *blob = malloc(plen + SEAL_OVERHEAD);
 	unsigned char *enc = malloc(bare + plen + SEAL_OVERHEAD), *aad = NULL;
 	int rc = plain && blob && enc ? 0 : ENOMEM;
@@ -162,15 +162,15 @@ seal_record(hq_journal *j, const hq_record *rec, unsigned char **out, size_t *ou
 				memcpy(plain + off + 4, f.p, f.n);
 			off += 4 + f.n;
 		}
-		encode(&sr, enc);
+		jnl_encode(&sr, enc);
 		if ((aad = record_aad(j, enc, bare, (hq_str){NULL, 0}, &aadlen)) == NULL)
 			rc = ENOMEM;
 	}
 	if (rc == 0)
-		rc = seal(j, aad, aadlen, plain, plen, blob);
+		rc = jnl_seal(j, aad, aadlen, plain, plen, blob);
 	if (rc == 0) {
 		sr.f[HQ_F_SEALED] = (hq_str){(const char *)blob, plen + SEAL_OVERHEAD};
-		encode(&sr, enc);
+		jnl_encode(&sr, enc);
 		*out = enc;
 		*outlen = bare + plen + SEAL_OVERHEAD;
 		enc = NULL;
@@ -191,14 +191,14 @@ seal_record(hq_journal *j, const hq_record *rec, unsigned char **out, size_t *ou
  * those fields stay empty.  Returns 0 or HQ_ECORRUPT.
  */
 int
-open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r,
+jnl_open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r,
 		 unsigned char *buf)
 {
-	int rc = decode(p, n, r);
+	int rc = jnl_decode(p, n, r);
 	if (rc || r->f[HQ_F_SEALED].n == 0)
 		return rc;
 	hq_str sealed = r->f[HQ_F_SEALED];
-	if (sealed.n < SEAL_OVERHEAD || key_by_id(j, (const unsigned char *)sealed.p + 1) == NULL) {
+	if (sealed.n < SEAL_OVERHEAD || jnl_key_by_id(j, (const unsigned char *)sealed.p + 1) == NULL) {
 		r->locked = 1;
 		return 0;
 	}
@@ -208,10 +208,10 @@ open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_recor
 	put_be64(idaad, r->id);
 	if (sealed.p[0] != SEAL_FORMAT_V1 && (aad = record_aad(j, p, n, sealed, &aadlen)) == NULL)
 		return ENOMEM;
-	rc = unseal(j, aad, aadlen, (const unsigned char *)sealed.p, sealed.n, buf);
+	rc = jnl_unseal(j, aad, aadlen, (const unsigned char *)sealed.p, sealed.n, buf);
 	if (aad != idaad)
 		free(aad);
-	if (rc != 0 || split_fields(buf, sealed.n - SEAL_OVERHEAD, NSEALED, opened, NSEALED) != 0)
+	if (rc != 0 || jnl_split_fields(buf, sealed.n - SEAL_OVERHEAD, NSEALED, opened, NSEALED) != 0)
 		return HQ_ECORRUPT;
 	for (int i = 0; i < NSEALED; i++)
 		r->f[sealed_fields[i]] = opened[i];
@@ -220,18 +220,18 @@ open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_recor
 
 /* open_record_into with a buffer of its own in *plain (the caller frees it; NULL: none needed). */
 int
-open_record(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r, void **plain)
+jnl_open_record(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r, void **plain)
 {
 	*plain = NULL;
 	if (j->nkeys == 0) {
-		int rc = decode(p, n, r);
+		int rc = jnl_decode(p, n, r);
 		r->locked = rc == 0 && r->f[HQ_F_SEALED].n > 0; /* sealed, and no key here */
 		return rc;
 	}
 	unsigned char *buf = malloc(n ? n : 1);
 	if (buf == NULL)
 		return ENOMEM;
-	int rc = open_record_into(j, p, n, r, buf);
+	int rc = jnl_open_record_into(j, p, n, r, buf);
 	if (rc == 0 && r->f[HQ_F_SEALED].n && !r->locked)
 		*plain = buf;
 	else
@@ -248,12 +248,12 @@ seals_flush(hq_journal *j, MDB_txn *txn, uint64_t *n, uint64_t *total)
 	*n = __atomic_exchange_n(&j->unsaved_seals, 0, __ATOMIC_RELAXED);
 	if (*n == 0)
 		return 0;
-	*total = key_seals(j, txn, j->keys[0].id) + *n;
-	return key_put(j, txn, j->keys[0].id, *total);
+	*total = jnl_key_seals(j, txn, j->keys[0].id) + *n;
+	return jnl_key_put(j, txn, j->keys[0].id, *total);
 }
 
 int
-commit_sealing(hq_journal *j, MDB_txn *txn)
+jnl_commit_sealing(hq_journal *j, MDB_txn *txn)
 {
 	uint64_t n = 0, total = 0;
 	int rc = j->nkeys ? seals_flush(j, txn, &n, &total) : 0;
@@ -296,19 +296,19 @@ hq_journal_seal_value(hq_journal *j, const void *aad, size_t aadlen, const void 
 	if (cap < n + SEAL_OVERHEAD)
 		return HQ_ETOOBIG;
 	*outlen = n + SEAL_OVERHEAD;
-	return seal(j, aad, aadlen, in, n, out);
+	return jnl_seal(j, aad, aadlen, in, n, out);
 }
 
 int
 hq_journal_commit(hq_journal *j, MDB_txn *txn)
 {
-	return commit_sealing(j, txn);
+	return jnl_commit_sealing(j, txn);
 }
 
 int
 hq_journal_value_stale(const hq_journal *j, const void *in, size_t n)
 {
-	return j->nkeys ? blob_stale(j, in, n) : 0;
+	return j->nkeys ? jnl_blob_stale(j, in, n) : 0;
 }
 
 int
@@ -320,12 +320,12 @@ hq_journal_open_value(hq_journal *j, const void *aad, size_t aadlen, const void 
 	if (cap < n - SEAL_OVERHEAD)
 		return HQ_ETOOBIG;
 	*outlen = n - SEAL_OVERHEAD;
-	return unseal(j, aad, aadlen, in, n, out);
+	return jnl_unseal(j, aad, aadlen, in, n, out);
 }
 
 /* Whether a sealed blob needs sealing again (old format or old key). */
 int
-blob_stale(const hq_journal *j, const unsigned char *b, size_t n)
+jnl_blob_stale(const hq_journal *j, const unsigned char *b, size_t n)
 {
 	return n < SEAL_OVERHEAD || b[0] != SEAL_FORMAT || memcmp(b + 1, j->keys[0].id, 4) != 0;
 }

@@ -16,7 +16,7 @@
 #include "journal_int.h"
 
 void
-tstat_get(hq_journal *j, MDB_txn *txn, const char *target, tstat *t)
+jnl_tstat_get(hq_journal *j, MDB_txn *txn, const char *target, tstat *t)
 {
 	MDB_val k = {strlen(target), (void *)target}, v;
 	memset(t, 0, sizeof *t);
@@ -45,7 +45,7 @@ tstat_get(hq_journal *j, MDB_txn *txn, const char *target, tstat *t)
 }
 
 int
-tstat_put(hq_journal *j, MDB_txn *txn, const char *target, const tstat *t)
+jnl_tstat_put(hq_journal *j, MDB_txn *txn, const char *target, const tstat *t)
 {
 	unsigned char p[26 + sizeof t->last_error + 24];
 	size_t n = strnlen(t->last_error, sizeof t->last_error - 1);
@@ -104,7 +104,7 @@ tcount_of(tcount **v, size_t *n, const char *name, size_t len)
  * before them, or a record rewritten by an older hl7q without them).
  */
 int
-fill_counts(hq_journal *j, MDB_txn *txn)
+jnl_fill_counts(hq_journal *j, MDB_txn *txn)
 {
 	MDB_val mk = {9, "counts_v1"}, mv, k, v;
 	MDB_cursor *c;
@@ -127,7 +127,7 @@ fill_counts(hq_journal *j, MDB_txn *txn)
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		hq_delivery d;
 		size_t tl = k.mv_size - 8;
-		if (k.mv_size <= 8 || tl >= HQ_TARGET_MAX || dlv_decode(&v, &d) != 0 || d.state > 4)
+		if (k.mv_size <= 8 || tl >= HQ_TARGET_MAX || jnl_dlv_decode(&v, &d) != 0 || d.state > 4)
 			continue;
 		tcount *t = tcount_of(&tc, &ntc, (char *)k.mv_data + 8, tl);
 		t->n[d.state]++;
@@ -146,12 +146,12 @@ fill_counts(hq_journal *j, MDB_txn *txn)
 	}
 	for (size_t i = 0; rc == 0 && i < ntc; i++) {
 		tstat ts;
-		tstat_get(j, txn, tc[i].name, &ts);
+		jnl_tstat_get(j, txn, tc[i].name, &ts);
 		ts.pending = tc[i].n[HQ_DLV_PENDING];
 		ts.retrying = tc[i].n[HQ_DLV_RETRY];
 		ts.dead = tc[i].n[HQ_DLV_DEAD];
 		ts.have_counts = 1;
-		rc = tstat_put(j, txn, tc[i].name, &ts);
+		rc = jnl_tstat_put(j, txn, tc[i].name, &ts);
 	}
 	free(tc);
 	mv = (MDB_val){1, "\x01"};
@@ -163,11 +163,11 @@ fill_counts(hq_journal *j, MDB_txn *txn)
 /* Moves delivery (id, target) out of its old state's bookkeeping
  * (queue, dead list, delivered count) and into the new one's. */
 int
-dlv_move(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, hq_dlv_state from,
+jnl_dlv_move(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, hq_dlv_state from,
 	 hq_dlv_state to, tstat *ts)
 {
 	unsigned char pk[HQ_TARGET_MAX + 9], one = VAL_FORMAT;
-	MDB_val qk = {pending_key(pk, target, id), pk}, qv = {1, &one};
+	MDB_val qk = {jnl_pending_key(pk, target, id), pk}, qv = {1, &one};
 	int queued_before = from == HQ_DLV_PENDING || from == HQ_DLV_RETRY;
 	int queued_after = to == HQ_DLV_PENDING || to == HQ_DLV_RETRY;
 	int rc = 0;
@@ -199,23 +199,23 @@ static int
 tstat_count_delivered(hq_journal *j, MDB_txn *txn, const char *target)
 {
 	tstat ts;
-	tstat_get(j, txn, target, &ts);
+	jnl_tstat_get(j, txn, target, &ts);
 	ts.delivered++;
-	return tstat_put(j, txn, target, &ts);
+	return jnl_tstat_put(j, txn, target, &ts);
 }
 
 static int
 dead_mark(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id)
 {
 	unsigned char pk[HQ_TARGET_MAX + 9], one = VAL_FORMAT;
-	MDB_val k = {pending_key(pk, target, id), pk}, v = {1, &one};
+	MDB_val k = {jnl_pending_key(pk, target, id), pk}, v = {1, &one};
 	return mdb_put(txn, j->dead, &k, &v, 0);
 }
 
 /* Journals written before the dead list and the per-target figures
  * existed get them once, from their delivery records. */
 int
-fill_target_stats(hq_journal *j, MDB_txn *txn)
+jnl_fill_target_stats(hq_journal *j, MDB_txn *txn)
 {
 	MDB_val mk = {8, "stats_v1"}, mv, k, v;
 	MDB_cursor *c;
@@ -263,11 +263,11 @@ summarise(hq_journal *j, MDB_txn *txn, hq_target_summary *s)
 	unsigned char pk[HQ_TARGET_MAX + 9];
 	size_t tl = strlen(s->name);
 	MDB_cursor *c;
-	MDB_val k = {pending_key(pk, s->name, 0), pk}, v;
+	MDB_val k = {jnl_pending_key(pk, s->name, 0), pk}, v;
 	int rc;
 
 	tstat ts;
-	tstat_get(j, txn, s->name, &ts);
+	jnl_tstat_get(j, txn, s->name, &ts);
 	if (ts.have_counts) {
 		/* the counts kept as deliveries move; the oldest is the queue's first id */
 		s->pending = ts.pending;
@@ -300,9 +300,9 @@ summarise(hq_journal *j, MDB_txn *txn, hq_target_summary *s)
 	       ((unsigned char *)k.mv_data)[tl] == 0) {
 		uint64_t id = get_be64((unsigned char *)k.mv_data + tl + 1);
 		unsigned char dk[8 + HQ_TARGET_MAX];
-		MDB_val dkey = {dlv_key(dk, id, s->name), dk}, dval, mk = {8, dk}, mval;
+		MDB_val dkey = {jnl_dlv_key(dk, id, s->name), dk}, dval, mk = {8, dk}, mval;
 		hq_delivery d;
-		if (mdb_get(txn, j->deliveries, &dkey, &dval) == 0 && dlv_decode(&dval, &d) == 0) {
+		if (mdb_get(txn, j->deliveries, &dkey, &dval) == 0 && jnl_dlv_decode(&dval, &d) == 0) {
 			if (d.state == HQ_DLV_RETRY)
 				s->retrying++;
 			else
@@ -317,7 +317,7 @@ summarise(hq_journal *j, MDB_txn *txn, hq_target_summary *s)
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
 	idvec dead = {0};
-	rc = queue_ids(txn, j->dead, s->name, &dead);
+	rc = jnl_queue_ids(txn, j->dead, s->name, &dead);
 	s->dead = dead.n;
 	free(dead.v);
 	s->delivered = ts.delivered;
