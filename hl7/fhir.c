@@ -6,11 +6,15 @@
  *
  * Ids: HMAC-SHA-256(site key, "Type|business key"), first 16 bytes as a
  * UUID (version 8, RFC 9562's custom form).  The key makes ids unreadable:
- * without it, nobody can test an id against a guessed MRN.
+ * without it, nobody can test an id against a guessed MRN.  SHA-256 is
+ * OpenSSL's libcrypto (EVP): it uses the CPU's SHA instructions where there
+ * are some, and an id per OBX made mbedTLS's portable SHA-256 the largest
+ * single cost of a conversion (libcurl loads libcrypto into hl7qd anyway).
  */
 #include <errno.h>
-#include <mbedtls/platform_util.h>
-#include <mbedtls/sha256.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,44 +69,58 @@ fx_ref(const char *ref)
 	return fx_pack("{s:s}", "reference", ref);
 }
 
-/* HMAC-SHA-256 (RFC 2104) with the key's inner and outer block states kept
- * (mbedTLS SHA-256 contexts): two SHA-256 blocks fewer per id than
- * starting over. */
+/* SHA-256, fetched from the default provider once per process (a fetch
+ * takes a lock and a lookup: not something to do per conversion). */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
 static void
+sha256_fetch(void)
+{
+	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* HMAC-SHA-256 (RFC 2104) with the key's inner and outer block states kept
+ * (x->ipad, x->opad, made on the first id of a conversion): two SHA-256
+ * blocks fewer per id than starting over.  0, or -1 when libcrypto fails
+ * (out of memory). */
+static int
 hmac_keyed(fx *x)
 {
 	unsigned char pad[64];
+	pthread_once(&sha256_once, sha256_fetch);
+	if (sha256 == NULL)
+		return -1;
+	x->ipad = EVP_MD_CTX_new();
+	x->opad = EVP_MD_CTX_new();
+	x->work = EVP_MD_CTX_new();
+	if (x->ipad == NULL || x->opad == NULL || x->work == NULL)
+		return -1;
 	memset(pad, 0x36, sizeof pad);
 	for (size_t i = 0; i < sizeof x->o->key; i++)
 		pad[i] ^= x->o->key[i];
-	mbedtls_sha256_init(&x->ipad);
-	mbedtls_sha256_starts_ret(&x->ipad, 0);
-	mbedtls_sha256_update_ret(&x->ipad, pad, 64);
+	int ok = EVP_DigestInit_ex(x->ipad, sha256, NULL) && EVP_DigestUpdate(x->ipad, pad, 64);
 	for (size_t i = 0; i < 64; i++)
 		pad[i] ^= 0x36 ^ 0x5c;
-	mbedtls_sha256_init(&x->opad);
-	mbedtls_sha256_starts_ret(&x->opad, 0);
-	mbedtls_sha256_update_ret(&x->opad, pad, 64);
-	mbedtls_platform_zeroize(pad, sizeof pad);
-	x->hmac_ready = 1;
+	ok = ok && EVP_DigestInit_ex(x->opad, sha256, NULL) && EVP_DigestUpdate(x->opad, pad, 64);
+	OPENSSL_cleanse(pad, sizeof pad);
+	return ok ? 0 : -1;
 }
 
-static void
+/* out = the UUID of type under key; 0, or -1 when libcrypto fails. */
+static int
 uuid_of(fx *x, const char *type, const char *key, char out[37])
 {
 	unsigned char mac[32];
-	mbedtls_sha256_context c;
-	if (!x->hmac_ready)
-		hmac_keyed(x);
-	mbedtls_sha256_clone(&c, &x->ipad);
-	mbedtls_sha256_update_ret(&c, (const unsigned char *)type, strlen(type));
-	mbedtls_sha256_update_ret(&c, (const unsigned char *)"|", 1);
-	mbedtls_sha256_update_ret(&c, (const unsigned char *)key, strlen(key));
-	mbedtls_sha256_finish_ret(&c, mac);
-	mbedtls_sha256_clone(&c, &x->opad);
-	mbedtls_sha256_update_ret(&c, mac, sizeof mac);
-	mbedtls_sha256_finish_ret(&c, mac);
-	mbedtls_sha256_free(&c);
+	unsigned int n;
+	if (x->ipad == NULL && hmac_keyed(x) != 0)
+		return -1;
+	EVP_MD_CTX *c = x->work;
+	if (!EVP_MD_CTX_copy_ex(c, x->ipad) || !EVP_DigestUpdate(c, type, strlen(type)) ||
+	    !EVP_DigestUpdate(c, "|", 1) || !EVP_DigestUpdate(c, key, strlen(key)) ||
+	    !EVP_DigestFinal_ex(c, mac, &n) || !EVP_MD_CTX_copy_ex(c, x->opad) ||
+	    !EVP_DigestUpdate(c, mac, sizeof mac) || !EVP_DigestFinal_ex(c, mac, &n))
+		return -1;
 	mac[6] = (unsigned char)((mac[6] & 0x0f) | 0x80); /* version 8 */
 	mac[8] = (unsigned char)((mac[8] & 0x3f) | 0x80); /* variant 10 */
 	static const char hex[] = "0123456789abcdef";
@@ -114,6 +132,8 @@ uuid_of(fx *x, const char *type, const char *key, char out[37])
 		out[o++] = hex[mac[i] & 15];
 	}
 	out[o] = 0;
+	OPENSSL_cleanse(mac, sizeof mac);
+	return 0;
 }
 
 /* The entry made of type under key k, or -1.  Entries that went in by
@@ -181,7 +201,12 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 			return x->res[at];
 		}
 	}
-	uuid_of(x, type, k, id);
+	if (uuid_of(x, type, k, id) != 0) {
+		fj_drop(r);
+		x->failed = 1;
+		snprintf(x->why, sizeof x->why, "id: libcrypto's SHA-256 failed (out of memory)");
+		return NULL;
+	}
 	size_t tl = strlen(type);
 	memcpy(tid, type, tl);
 	tid[tl] = '/';
@@ -416,10 +441,9 @@ fx_free(fx *x)
 	free(x->keys);
 	free(x->types);
 	free(x->tmp);
-	if (x->hmac_ready) {
-		mbedtls_sha256_free(&x->ipad);
-		mbedtls_sha256_free(&x->opad);
-	}
+	EVP_MD_CTX_free(x->ipad); /* NULL-safe; the states are cleansed */
+	EVP_MD_CTX_free(x->opad);
+	EVP_MD_CTX_free(x->work);
 	hq_v2_close(&x->m);
 }
 

@@ -11,7 +11,7 @@
 #ifndef HQ_FHIR_INT_H
 #define HQ_FHIR_INT_H
 
-#include <mbedtls/sha256.h>
+#include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -107,8 +107,8 @@ typedef struct fx {
 	char why[200];	   /* the reason, when conversion fails */
 	int failed;
 	int badtime;	   /* fx_time met a value that is no time */
-	mbedtls_sha256_context ipad, opad; /* HMAC's keyed inner and outer states, made once per conversion */
-	int hmac_ready;
+	EVP_MD_CTX *ipad, *opad; /* HMAC's keyed inner and outer states, made on the first id */
+	EVP_MD_CTX *work;	 /* an id's hashing, over a copy of one of them */
 	char *tmp;	   /* scratch for decoded text */
 	size_t tmpcap;
 } fx;
