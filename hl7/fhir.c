@@ -136,13 +136,25 @@ uuid_of(fx *x, const char *type, const char *key, char out[37])
 	return 0;
 }
 
-/* The entry made of type under key k, or -1.  Entries that went in by
- * conditional update (no "Type/id" reference) are never found, as before. */
+/* FNV-1a of a business key: find_key compares these before the strings
+ * (a corpus ORU holds dozens of Observations, each looked up once). */
+static uint64_t
+key_hash(const char *k)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 0x100000001b3ULL;
+	return h;
+}
+
+/* The entry made of type under key k (of hash h), or -1.  Entries that went
+ * in by conditional update (no "Type/id" reference) are never found, as before. */
 static int
-find_key(fx *x, const char *type, const char *k)
+find_key(fx *x, const char *type, const char *k, uint64_t h)
 {
 	for (int i = 0; i < x->nids; i++)
-		if (x->keys[i] && strcmp(x->types[i], type) == 0 && strcmp(x->keys[i], k) == 0)
+		if (x->hashes[i] == h && x->keys[i] && strcmp(x->types[i], type) == 0 &&
+		    strcmp(x->keys[i], k) == 0)
 			return i;
 	return -1;
 }
@@ -186,12 +198,14 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 		fx_cat(k, sizeof k, key, (char *)NULL);
 	int merge = strcmp(type, "Patient") == 0 || strcmp(type, "Encounter") == 0;
 	size_t klen = strlen(k);
+	uint64_t h;
 	/* the same type and key: the same id (the ids are an HMAC of them), so
 	 * the keys are compared and only the one that is new is hashed */
 	for (int n = 1;; n++) {
 		if (n > 1)
 			snprintf(k + klen, sizeof k - klen, "|#%d", n);
-		int at = find_key(x, type, k);
+		h = key_hash(k);
+		int at = find_key(x, type, k, h);
 		if (at < 0)
 			break;
 		if (merge) {
@@ -225,7 +239,10 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 		void *d = c ? realloc(x->types, (size_t)cap * sizeof *x->types) : NULL;
 		if (d)
 			x->types = d;
-		if (d == NULL) {
+		void *e = d ? realloc(x->hashes, (size_t)cap * sizeof *x->hashes) : NULL;
+		if (e)
+			x->hashes = e;
+		if (e == NULL) {
 			fj_drop(r);
 			x->failed = 1;
 			snprintf(x->why, sizeof x->why, "out of memory");
@@ -254,6 +271,7 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 	fx_cat(x->ids[x->nids], sizeof x->ids[0], ref, (char *)NULL);
 	x->keys[x->nids] = kept;
 	x->types[x->nids] = type;
+	x->hashes[x->nids] = h;
 	x->res[x->nids++] = res;
 	return res;
 }
@@ -440,6 +458,7 @@ fx_free(fx *x)
 	free(x->res);
 	free(x->keys);
 	free(x->types);
+	free(x->hashes);
 	free(x->tmp);
 	EVP_MD_CTX_free(x->ipad); /* NULL-safe; the states are cleansed */
 	EVP_MD_CTX_free(x->opad);

@@ -98,6 +98,7 @@ typedef struct fx {
 	fj **res;	   /* the resource of each entry */
 	const char **keys; /* its business key (in the arena; NULL: by conditional update) */
 	const char **types; /* its type (a literal) */
+	uint64_t *hashes;  /* key_hash of its key */
 	int nids, capids;
 	int nz, nskip;
 	char patient_ref[64]; /* "Patient/<id>" or "urn:uuid:<id>"; "" when none */
