@@ -113,11 +113,15 @@ uuid_of(fx *x, const char *type, const char *key, char out[37])
 {
 	unsigned char mac[32];
 	unsigned int n;
-	if (x->ipad == NULL && hmac_keyed(x) != 0)
+	char msg[512]; /* "Type|key": one update (fx_add's keys are < 400 bytes) */
+	size_t tl = strlen(type), kl = strlen(key);
+	if ((x->ipad == NULL && hmac_keyed(x) != 0) || tl + 1 + kl > sizeof msg)
 		return -1;
+	memcpy(msg, type, tl);
+	msg[tl] = '|';
+	memcpy(msg + tl + 1, key, kl);
 	EVP_MD_CTX *c = x->work;
-	if (!EVP_MD_CTX_copy_ex(c, x->ipad) || !EVP_DigestUpdate(c, type, strlen(type)) ||
-	    !EVP_DigestUpdate(c, "|", 1) || !EVP_DigestUpdate(c, key, strlen(key)) ||
+	if (!EVP_MD_CTX_copy_ex(c, x->ipad) || !EVP_DigestUpdate(c, msg, tl + 1 + kl) ||
 	    !EVP_DigestFinal_ex(c, mac, &n) || !EVP_MD_CTX_copy_ex(c, x->opad) ||
 	    !EVP_DigestUpdate(c, mac, sizeof mac) || !EVP_DigestFinal_ex(c, mac, &n))
 		return -1;
@@ -251,7 +255,7 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 		x->capids = cap;
 	}
 	fj *res = r; /* resourceType and id are written first by the serializer */
-	fj_set(res, "resourceType", fj_string(type));
+	fj_add(res, "resourceType", fj_string(type)); /* added here only: no search */
 	fj *entry = fj_object();
 	char url[600];
 	const char *kept = NULL;
@@ -259,7 +263,7 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 		snprintf(ref, 64, "urn:uuid:%s", id);
 		fj_set(entry, "fullUrl", fj_string(ref));
 	} else {
-		fj_set(res, "id", fj_stringn(id, 36));
+		fj_add(res, "id", fj_stringn(id, 36));
 		memcpy(url, tid, tl + 38);
 		memcpy(ref, tid, tl + 38);
 		fj *ks = fj_stringn(k, strlen(k));
