@@ -86,6 +86,8 @@ fj_drop(fj *j)
 	(void)j;
 }
 
+enum { FX_NC = 24 }; /* components indexed per value (CWE has 22) */
+
 /* One conversion's state. */
 typedef struct fx {
 	const hq_fhir_opts *o;
@@ -112,6 +114,15 @@ typedef struct fx {
 	EVP_MD_CTX *work;	 /* an id's hashing, over a copy of one of them */
 	char *tmp;	   /* scratch for decoded text */
 	size_t tmpcap;
+	/* Where the components of the value read last start (fx_comp): the
+	 * datatypes read most components of one value, each from its start. */
+	struct {
+		const char *p;
+		size_t n;
+		int nc;	  /* starts known */
+		int more; /* the value has more components than were indexed */
+		const char *start[FX_NC + 1];
+	} comp;
 } fx;
 
 /* --- fhir_types.c: datatypes -------------------------------------------- */
@@ -126,6 +137,9 @@ fj *fx_pack(const char *fmt, ...);
 /* out = the strings up to a NULL, joined, cut at cap - 1 bytes as
  * snprintf(out, cap, "%s%s...") would (cap > 0), without its cost. */
 void fx_cat(char *out, size_t cap, ...);
+
+/* hq_v2_comp(&x->m, v, c), through x->comp. */
+hq_str fx_comp(fx *x, hq_str v, int c);
 
 /* Decoded text of raw as a JSON string; NULL when empty. */
 fj *fx_text(fx *x, hq_str raw);

@@ -18,7 +18,7 @@
 #include "fhir_int.h"
 #include "msg.h"
 
-#define C(v, n) hq_v2_comp(&x->m, (v), (n))
+#define C(v, n) fx_comp(x, (v), (n))
 
 void
 fx_cat(char *out, size_t cap, ...)
@@ -140,6 +140,34 @@ decode(fx *x, hq_str raw)
 		x->tmpcap = need;
 	}
 	return hq_v2_decode(&x->m, raw, x->tmp, x->tmpcap);
+}
+
+hq_str
+fx_comp(fx *x, hq_str v, int c)
+{
+	char cs = x->m.cs;
+	if (c < 1 || cs == 0)
+		return hq_v2_comp(&x->m, v, c);
+	if (x->comp.p != v.p || x->comp.n != v.n) {
+		int k = 0;
+		x->comp.p = v.p;
+		x->comp.n = v.n;
+		x->comp.start[k++] = v.p;
+		for (size_t i = 0; i < v.n && k < FX_NC + 1; i++)
+			if (v.p[i] == cs)
+				x->comp.start[k++] = v.p + i + 1;
+		x->comp.nc = k;
+		x->comp.more = k == FX_NC + 1;
+	}
+	const char *end = v.p + v.n;
+	int k = c - 1;
+	if (k + 1 < x->comp.nc)
+		return (hq_str){x->comp.start[k], (size_t)(x->comp.start[k + 1] - 1 - x->comp.start[k])};
+	if (x->comp.more)
+		return hq_v2_comp(&x->m, v, c);
+	if (k + 1 == x->comp.nc)
+		return (hq_str){x->comp.start[k], (size_t)(end - x->comp.start[k])};
+	return (hq_str){end, 0};
 }
 
 fj *
