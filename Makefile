@@ -18,7 +18,7 @@ SANITIZER ?=
 VERSION := 0.1.0
 
 CC ?= cc
-BUILD_PKGS := gcc make pkg-config liblmdb-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libsystemd-dev libmbedtls-dev
+BUILD_PKGS := gcc make pkg-config liblmdb-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libsystemd-dev libmbedtls-dev libssl-dev
 TEST_PKGS := check python3 python3-hl7 python3-lmdb lmdb-utils nginx-light openssl prometheus python3-prometheus-client \
 	haproxy keepalived gnuplot-nox
 
@@ -40,7 +40,7 @@ WARN := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter -Wno-missing-fiel
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -I. -D_GNU_SOURCE -DHQ_VERSION='"$(VERSION)"' -MMD -MP
 LDFLAGS += $(SANFLAGS)
-LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lmbedtls -lmbedx509 -lmbedcrypto -lpthread
+LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lmbedtls -lmbedx509 -lmbedcrypto -lcrypto -lpthread
 
 LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/silence.c core/metrics.c core/config.c \
 	core/intake.c core/feeds.c \

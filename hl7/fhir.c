@@ -6,11 +6,15 @@
  *
  * Ids: HMAC-SHA-256(site key, "Type|business key"), first 16 bytes as a
  * UUID (version 8, RFC 9562's custom form).  The key makes ids unreadable:
- * without it, nobody can test an id against a guessed MRN.
+ * without it, nobody can test an id against a guessed MRN.  SHA-256 is
+ * OpenSSL's libcrypto (EVP): it uses the CPU's SHA instructions where there
+ * are some, and an id per OBX made mbedTLS's portable SHA-256 the largest
+ * single cost of a conversion (libcurl loads libcrypto into hl7qd anyway).
  */
 #include <errno.h>
-#include <mbedtls/platform_util.h>
-#include <mbedtls/sha256.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,44 +69,62 @@ fx_ref(const char *ref)
 	return fx_pack("{s:s}", "reference", ref);
 }
 
-/* HMAC-SHA-256 (RFC 2104) with the key's inner and outer block states kept
- * (mbedTLS SHA-256 contexts): two SHA-256 blocks fewer per id than
- * starting over. */
+/* SHA-256, fetched from the default provider once per process (a fetch
+ * takes a lock and a lookup: not something to do per conversion). */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
 static void
+sha256_fetch(void)
+{
+	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* HMAC-SHA-256 (RFC 2104) with the key's inner and outer block states kept
+ * (x->ipad, x->opad, made on the first id of a conversion): two SHA-256
+ * blocks fewer per id than starting over.  0, or -1 when libcrypto fails
+ * (out of memory). */
+static int
 hmac_keyed(fx *x)
 {
 	unsigned char pad[64];
+	pthread_once(&sha256_once, sha256_fetch);
+	if (sha256 == NULL)
+		return -1;
+	x->ipad = EVP_MD_CTX_new();
+	x->opad = EVP_MD_CTX_new();
+	x->work = EVP_MD_CTX_new();
+	if (x->ipad == NULL || x->opad == NULL || x->work == NULL)
+		return -1;
 	memset(pad, 0x36, sizeof pad);
 	for (size_t i = 0; i < sizeof x->o->key; i++)
 		pad[i] ^= x->o->key[i];
-	mbedtls_sha256_init(&x->ipad);
-	mbedtls_sha256_starts_ret(&x->ipad, 0);
-	mbedtls_sha256_update_ret(&x->ipad, pad, 64);
+	int ok = EVP_DigestInit_ex(x->ipad, sha256, NULL) && EVP_DigestUpdate(x->ipad, pad, 64);
 	for (size_t i = 0; i < 64; i++)
 		pad[i] ^= 0x36 ^ 0x5c;
-	mbedtls_sha256_init(&x->opad);
-	mbedtls_sha256_starts_ret(&x->opad, 0);
-	mbedtls_sha256_update_ret(&x->opad, pad, 64);
-	mbedtls_platform_zeroize(pad, sizeof pad);
-	x->hmac_ready = 1;
+	ok = ok && EVP_DigestInit_ex(x->opad, sha256, NULL) && EVP_DigestUpdate(x->opad, pad, 64);
+	OPENSSL_cleanse(pad, sizeof pad);
+	return ok ? 0 : -1;
 }
 
-static void
+/* out = the UUID of type under key; 0, or -1 when libcrypto fails. */
+static int
 uuid_of(fx *x, const char *type, const char *key, char out[37])
 {
 	unsigned char mac[32];
-	mbedtls_sha256_context c;
-	if (!x->hmac_ready)
-		hmac_keyed(x);
-	mbedtls_sha256_clone(&c, &x->ipad);
-	mbedtls_sha256_update_ret(&c, (const unsigned char *)type, strlen(type));
-	mbedtls_sha256_update_ret(&c, (const unsigned char *)"|", 1);
-	mbedtls_sha256_update_ret(&c, (const unsigned char *)key, strlen(key));
-	mbedtls_sha256_finish_ret(&c, mac);
-	mbedtls_sha256_clone(&c, &x->opad);
-	mbedtls_sha256_update_ret(&c, mac, sizeof mac);
-	mbedtls_sha256_finish_ret(&c, mac);
-	mbedtls_sha256_free(&c);
+	unsigned int n;
+	char msg[512]; /* "Type|key": one update (fx_add's keys are < 400 bytes) */
+	size_t tl = strlen(type), kl = strlen(key);
+	if ((x->ipad == NULL && hmac_keyed(x) != 0) || tl + 1 + kl > sizeof msg)
+		return -1;
+	memcpy(msg, type, tl);
+	msg[tl] = '|';
+	memcpy(msg + tl + 1, key, kl);
+	EVP_MD_CTX *c = x->work;
+	if (!EVP_MD_CTX_copy_ex(c, x->ipad) || !EVP_DigestUpdate(c, msg, tl + 1 + kl) ||
+	    !EVP_DigestFinal_ex(c, mac, &n) || !EVP_MD_CTX_copy_ex(c, x->opad) ||
+	    !EVP_DigestUpdate(c, mac, sizeof mac) || !EVP_DigestFinal_ex(c, mac, &n))
+		return -1;
 	mac[6] = (unsigned char)((mac[6] & 0x0f) | 0x80); /* version 8 */
 	mac[8] = (unsigned char)((mac[8] & 0x3f) | 0x80); /* variant 10 */
 	static const char hex[] = "0123456789abcdef";
@@ -114,15 +136,29 @@ uuid_of(fx *x, const char *type, const char *key, char out[37])
 		out[o++] = hex[mac[i] & 15];
 	}
 	out[o] = 0;
+	OPENSSL_cleanse(mac, sizeof mac);
+	return 0;
 }
 
-/* The entry made of type under key k, or -1.  Entries that went in by
- * conditional update (no "Type/id" reference) are never found, as before. */
+/* FNV-1a of a business key: find_key compares these before the strings
+ * (a corpus ORU holds dozens of Observations, each looked up once). */
+static uint64_t
+key_hash(const char *k)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 0x100000001b3ULL;
+	return h;
+}
+
+/* The entry made of type under key k (of hash h), or -1.  Entries that went
+ * in by conditional update (no "Type/id" reference) are never found, as before. */
 static int
-find_key(fx *x, const char *type, const char *k)
+find_key(fx *x, const char *type, const char *k, uint64_t h)
 {
 	for (int i = 0; i < x->nids; i++)
-		if (x->keys[i] && strcmp(x->types[i], type) == 0 && strcmp(x->keys[i], k) == 0)
+		if (x->hashes[i] == h && x->keys[i] && strcmp(x->types[i], type) == 0 &&
+		    strcmp(x->keys[i], k) == 0)
 			return i;
 	return -1;
 }
@@ -166,12 +202,14 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 		fx_cat(k, sizeof k, key, (char *)NULL);
 	int merge = strcmp(type, "Patient") == 0 || strcmp(type, "Encounter") == 0;
 	size_t klen = strlen(k);
+	uint64_t h;
 	/* the same type and key: the same id (the ids are an HMAC of them), so
 	 * the keys are compared and only the one that is new is hashed */
 	for (int n = 1;; n++) {
 		if (n > 1)
 			snprintf(k + klen, sizeof k - klen, "|#%d", n);
-		int at = find_key(x, type, k);
+		h = key_hash(k);
+		int at = find_key(x, type, k, h);
 		if (at < 0)
 			break;
 		if (merge) {
@@ -181,7 +219,12 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 			return x->res[at];
 		}
 	}
-	uuid_of(x, type, k, id);
+	if (uuid_of(x, type, k, id) != 0) {
+		fj_drop(r);
+		x->failed = 1;
+		snprintf(x->why, sizeof x->why, "id: libcrypto's SHA-256 failed (out of memory)");
+		return NULL;
+	}
 	size_t tl = strlen(type);
 	memcpy(tid, type, tl);
 	tid[tl] = '/';
@@ -200,7 +243,10 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 		void *d = c ? realloc(x->types, (size_t)cap * sizeof *x->types) : NULL;
 		if (d)
 			x->types = d;
-		if (d == NULL) {
+		void *e = d ? realloc(x->hashes, (size_t)cap * sizeof *x->hashes) : NULL;
+		if (e)
+			x->hashes = e;
+		if (e == NULL) {
 			fj_drop(r);
 			x->failed = 1;
 			snprintf(x->why, sizeof x->why, "out of memory");
@@ -209,7 +255,7 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 		x->capids = cap;
 	}
 	fj *res = r; /* resourceType and id are written first by the serializer */
-	fj_set(res, "resourceType", fj_string(type));
+	fj_add(res, "resourceType", fj_string(type)); /* added here only: no search */
 	fj *entry = fj_object();
 	char url[600];
 	const char *kept = NULL;
@@ -217,7 +263,7 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 		snprintf(ref, 64, "urn:uuid:%s", id);
 		fj_set(entry, "fullUrl", fj_string(ref));
 	} else {
-		fj_set(res, "id", fj_stringn(id, 36));
+		fj_add(res, "id", fj_stringn(id, 36));
 		memcpy(url, tid, tl + 38);
 		memcpy(ref, tid, tl + 38);
 		fj *ks = fj_stringn(k, strlen(k));
@@ -229,6 +275,7 @@ fx_add(fx *x, const char *type, const char *key, int segidx, fj *r, char ref[64]
 	fx_cat(x->ids[x->nids], sizeof x->ids[0], ref, (char *)NULL);
 	x->keys[x->nids] = kept;
 	x->types[x->nids] = type;
+	x->hashes[x->nids] = h;
 	x->res[x->nids++] = res;
 	return res;
 }
@@ -415,11 +462,11 @@ fx_free(fx *x)
 	free(x->res);
 	free(x->keys);
 	free(x->types);
+	free(x->hashes);
 	free(x->tmp);
-	if (x->hmac_ready) {
-		mbedtls_sha256_free(&x->ipad);
-		mbedtls_sha256_free(&x->opad);
-	}
+	EVP_MD_CTX_free(x->ipad); /* NULL-safe; the states are cleansed */
+	EVP_MD_CTX_free(x->opad);
+	EVP_MD_CTX_free(x->work);
 	hq_v2_close(&x->m);
 }
 

@@ -11,7 +11,7 @@
 #ifndef HQ_FHIR_INT_H
 #define HQ_FHIR_INT_H
 
-#include <mbedtls/sha256.h>
+#include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,6 +86,8 @@ fj_drop(fj *j)
 	(void)j;
 }
 
+enum { FX_NC = 24 }; /* components indexed per value (CWE has 22) */
+
 /* One conversion's state. */
 typedef struct fx {
 	const hq_fhir_opts *o;
@@ -98,6 +100,7 @@ typedef struct fx {
 	fj **res;	   /* the resource of each entry */
 	const char **keys; /* its business key (in the arena; NULL: by conditional update) */
 	const char **types; /* its type (a literal) */
+	uint64_t *hashes;  /* key_hash of its key */
 	int nids, capids;
 	int nz, nskip;
 	char patient_ref[64]; /* "Patient/<id>" or "urn:uuid:<id>"; "" when none */
@@ -107,10 +110,19 @@ typedef struct fx {
 	char why[200];	   /* the reason, when conversion fails */
 	int failed;
 	int badtime;	   /* fx_time met a value that is no time */
-	mbedtls_sha256_context ipad, opad; /* HMAC's keyed inner and outer states, made once per conversion */
-	int hmac_ready;
+	EVP_MD_CTX *ipad, *opad; /* HMAC's keyed inner and outer states, made on the first id */
+	EVP_MD_CTX *work;	 /* an id's hashing, over a copy of one of them */
 	char *tmp;	   /* scratch for decoded text */
 	size_t tmpcap;
+	/* Where the components of the value read last start (fx_comp): the
+	 * datatypes read most components of one value, each from its start. */
+	struct {
+		const char *p;
+		size_t n;
+		int nc;	  /* starts known */
+		int more; /* the value has more components than were indexed */
+		const char *start[FX_NC + 1];
+	} comp;
 } fx;
 
 /* --- fhir_types.c: datatypes -------------------------------------------- */
@@ -125,6 +137,9 @@ fj *fx_pack(const char *fmt, ...);
 /* out = the strings up to a NULL, joined, cut at cap - 1 bytes as
  * snprintf(out, cap, "%s%s...") would (cap > 0), without its cost. */
 void fx_cat(char *out, size_t cap, ...);
+
+/* hq_v2_comp(&x->m, v, c), through x->comp. */
+hq_str fx_comp(fx *x, hq_str v, int c);
 
 /* Decoded text of raw as a JSON string; NULL when empty. */
 fj *fx_text(fx *x, hq_str raw);

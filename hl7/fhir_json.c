@@ -111,23 +111,34 @@ fj_array(void)
 	return node(FJ_ARRAY);
 }
 
+/* Some byte of the 8 in v is a control, '"', '\\' or not ASCII (the "has a
+ * byte less than" bit tricks). */
+static inline uint64_t
+unplain8(uint64_t v)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+	return (v & highs) | ((v - ones * 0x20) & ~v & highs) | ((q - ones) & ~q & highs) |
+	       ((b - ones) & ~b & highs);
+}
+
 /* Printable ASCII without '"' and '\\': valid UTF-8 that JSON takes as it
- * is.  Eight bytes at a time (the "has a byte less than" bit tricks). */
+ * is.  Eight bytes at a time; the last eight overlap the ones before when
+ * n is no multiple of 8 (no byte loop but for strings under 8 bytes). */
 static int
 plain(const char *s, size_t n)
 {
-	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t v, q, b;
-		memcpy(&v, s + i, 8);
-		q = v ^ (ones * '"');
-		b = v ^ (ones * '\\');
-		if ((v & highs) | ((v - ones * 0x20) & ~v & highs) | ((q - ones) & ~q & highs) |
-		    ((b - ones) & ~b & highs))
-			return 0;
+	uint64_t v;
+	if (n >= 8) {
+		for (size_t i = 0; i + 8 <= n; i += 8) {
+			memcpy(&v, s + i, 8);
+			if (unplain8(v))
+				return 0;
+		}
+		memcpy(&v, s + n - 8, 8);
+		return unplain8(v) == 0;
 	}
-	for (; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
 			return 0;

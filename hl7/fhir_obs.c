@@ -15,7 +15,7 @@
 #define SEG(i) (x->m.seg[i])
 #define F(i, n) hq_v2_field(&x->m, SEG(i), (n))
 #define R(f, r) hq_v2_rep(&x->m, (f), (r))
-#define C(v, n) hq_v2_comp(&x->m, (v), (n))
+#define C(v, n) fx_comp(x, (v), (n))
 
 /* "value|authority" of an EI in components; "" when no value. */
 static void

@@ -20,7 +20,7 @@
 #define SEG(i) (x->m.seg[i])
 #define F(i, n) hq_v2_field(&x->m, SEG(i), (n))
 #define R(f, r) hq_v2_rep(&x->m, (f), (r))
-#define C(v, n) hq_v2_comp(&x->m, (v), (n))
+#define C(v, n) fx_comp(x, (v), (n))
 #define S(v, n) hq_v2_sub(&x->m, (v), (n))
 
 /* Code and its system as one key part: "code^system" of a CWE. */

@@ -16,8 +16,9 @@
 #include <strings.h>
 
 #include "fhir_int.h"
+#include "msg.h"
 
-#define C(v, n) hq_v2_comp(&x->m, (v), (n))
+#define C(v, n) fx_comp(x, (v), (n))
 
 void
 fx_cat(char *out, size_t cap, ...)
@@ -122,29 +123,78 @@ fx_time_of(fx *x, int i, int n, hq_str raw, char kind)
 	return t;
 }
 
-void
-fx_keypart(fx *x, hq_str raw, char *out, size_t cap)
+/* The decoded text of raw in x->tmp, its length; 0 when raw is not valued
+ * or decodes to nothing, or x->tmp cannot grow.  Valid until the next
+ * decoding.  May be no UTF-8: see decoded(). */
+static size_t
+decode(fx *x, hq_str raw)
 {
-	fj *t = fx_text(x, raw);
-	fx_cat(out, cap, t ? fj_str(t) : "", (char *)NULL);
-	fj_drop(t);
+	if (!hq_v2_valued(raw))
+		return 0;
+	size_t need = 2 * raw.n + 1;
+	if (need > x->tmpcap) {
+		char *p = realloc(x->tmp, need);
+		if (p == NULL)
+			return 0;
+		x->tmp = p;
+		x->tmpcap = need;
+	}
+	return hq_v2_decode(&x->m, raw, x->tmp, x->tmpcap);
+}
+
+hq_str
+fx_comp(fx *x, hq_str v, int c)
+{
+	char cs = x->m.cs;
+	if (c < 1 || cs == 0)
+		return hq_v2_comp(&x->m, v, c);
+	if (x->comp.p != v.p || x->comp.n != v.n) {
+		int k = 0;
+		x->comp.p = v.p;
+		x->comp.n = v.n;
+		x->comp.start[k++] = v.p;
+		for (size_t i = 0; i < v.n && k < FX_NC + 1; i++)
+			if (v.p[i] == cs)
+				x->comp.start[k++] = v.p + i + 1;
+		x->comp.nc = k;
+		x->comp.more = k == FX_NC + 1;
+	}
+	const char *end = v.p + v.n;
+	int k = c - 1;
+	if (k + 1 < x->comp.nc)
+		return (hq_str){x->comp.start[k], (size_t)(x->comp.start[k + 1] - 1 - x->comp.start[k])};
+	if (x->comp.more)
+		return hq_v2_comp(&x->m, v, c);
+	if (k + 1 == x->comp.nc)
+		return (hq_str){x->comp.start[k], (size_t)(end - x->comp.start[k])};
+	return (hq_str){end, 0};
 }
 
 fj *
 fx_text(fx *x, hq_str raw)
 {
-	if (!hq_v2_valued(raw))
-		return NULL;
-	size_t need = 2 * raw.n + 1;
-	if (need > x->tmpcap) {
-		char *p = realloc(x->tmp, need);
-		if (p == NULL)
-			return NULL;
-		x->tmp = p;
-		x->tmpcap = need;
-	}
-	size_t n = hq_v2_decode(&x->m, raw, x->tmp, x->tmpcap);
-	return n ? fj_stringn(x->tmp, n) : NULL;
+	size_t n = decode(x, raw);
+	return n ? fj_stringn(x->tmp, n) : NULL; /* NULL too when no UTF-8 */
+}
+
+/* decode(), 0 also when the text is no UTF-8 (what fx_text refuses): the
+ * text in x->tmp without a copy in the arena. */
+static size_t
+decoded(fx *x, hq_str raw)
+{
+	size_t n = decode(x, raw);
+	return n && hq_utf8_valid(x->tmp, n) ? n : 0;
+}
+
+void
+fx_keypart(fx *x, hq_str raw, char *out, size_t cap)
+{
+	size_t n = decoded(x, raw);
+	if (n > cap - 1)
+		n = cap - 1; /* cut as fx_cat cuts */
+	if (n)
+		memcpy(out, x->tmp, n); /* x->tmp may be NULL when n is 0 */
+	out[n] = 0;
 }
 
 void
@@ -187,19 +237,12 @@ fx_set_text(fx *x, fj *obj, const char *key, hq_str raw)
 void
 fx_set_code(fx *x, fj *obj, const char *key, hq_str raw)
 {
-	fj *t = fx_text(x, raw);
-	if (t == NULL)
-		return;
-	/* FHIR code: no leading/trailing blanks, single spaces inside */
-	const char *s = fj_str(t);
-	size_t n = fj_strlen(t), o = 0;
-	char *c = malloc(n + 1);
-	if (c == NULL) {
-		fj_drop(t);
-		return;
-	}
+	size_t n = decoded(x, raw), o = 0;
+	/* FHIR code: no leading/trailing blanks, single spaces inside (in
+	 * place: the text only shrinks) */
+	char *c = x->tmp;
 	for (size_t i = 0; i < n; i++) {
-		char ch = s[i] == '\t' || s[i] == '\n' ? ' ' : s[i];
+		char ch = c[i] == '\t' || c[i] == '\n' ? ' ' : c[i];
 		if (ch == ' ' && (o == 0 || c[o - 1] == ' '))
 			continue;
 		c[o++] = ch;
@@ -208,8 +251,6 @@ fx_set_code(fx *x, fj *obj, const char *key, hq_str raw)
 		o--;
 	if (o)
 		fj_set(obj, key, fj_stringn(c, o));
-	free(c);
-	fj_drop(t);
 }
 
 static const struct {

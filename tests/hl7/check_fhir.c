@@ -224,6 +224,35 @@ START_TEST(test_cwe_systems)
 }
 END_TEST
 
+/* Components are read through a per-value index (fx_comp, 24 components
+ * deep): a CWE with more components than that, one that ends at its last
+ * triplet, and a field whose first repetition starts where the field does
+ * read the same as the short form. */
+START_TEST(test_components_indexed)
+{
+	const char *cwe = "C1^Disp1^LN^C2^Disp2^SNM^^^Text^C3^Disp3^HL70005";
+	char m[1024], tail[80] = "";
+	for (int i = 0; i < 20; i++)
+		strcat(tail, "^x");
+	snprintf(m, sizeof m, MSH("ORU^R01", "20260101120000") PID "OBR|1||F1^LAB|24323-8^Panel^LN\r"
+		 "OBX|1|CWE|%s||A^B^LN~C^D^SNM||||||F\r"
+		 "OBX|2|CWE|%s%s||A^B^LN~C^D^SNM||||||F\r", cwe, cwe, tail);
+	json_t *b = conv(m);
+	json_t *o1 = res(b, "Observation", 0), *o2 = res(b, "Observation", 1);
+	ck_assert_ptr_nonnull(o2);
+	ck_assert_int_eq(json_equal(json_object_get(o1, "code"), json_object_get(o2, "code")), 1);
+	ck_assert_str_eq(str(o1, "code.coding.0.system"), "http://loinc.org");
+	ck_assert_str_eq(str(o1, "code.coding.1.system"), "http://snomed.info/sct");
+	ck_assert_str_eq(str(o1, "code.coding.2.code"), "C3");
+	ck_assert_str_eq(str(o1, "code.coding.2.display"), "Disp3");
+	ck_assert_str_eq(str(o1, "code.coding.2.system"), "http://terminology.hl7.org/CodeSystem/v2-0005");
+	ck_assert_str_eq(str(o1, "code.text"), "Text");
+	ck_assert_str_eq(str(o2, "valueCodeableConcept.coding.0.code"), "A");
+	ck_assert_str_eq(str(o2, "valueCodeableConcept.coding.0.system"), "http://loinc.org");
+	json_decref(b);
+}
+END_TEST
+
 START_TEST(test_times)
 {
 	json_t *b = conv(MSH("ORU^R01", "20260101120000+0100") PID
@@ -531,6 +560,7 @@ main(void)
 	tcase_add_test(tc, test_patient_business_key);
 	tcase_add_test(tc, test_cx_xpn_xad_xtn);
 	tcase_add_test(tc, test_cwe_systems);
+	tcase_add_test(tc, test_components_indexed);
 	tcase_add_test(tc, test_times);
 	tcase_add_test(tc, test_escapes_and_repetitions);
 	tcase_add_test(tc, test_structure_obx_under_obr);
