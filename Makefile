@@ -46,6 +46,8 @@ LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/silence.c core/
 	hl7/msg.c hl7/ack.c hl7/json.c hl7/v2.c hl7/tz.c hl7/fhir.c hl7/fhir_json.c hl7/fhir_types.c hl7/fhir_res.c \
 	hl7/fhir_obs.c net/mllp.c net/server.c net/delivery.c net/retry.c net/admin.c net/tls.c net/auditlog.c \
 	queue/journal.c queue/audit.c
+# the config reader's key tables, and hl7q.conf(5)'s key list rendered from them
+LIB_SRC += core/config_keys.c core/config_man.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 
 PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink

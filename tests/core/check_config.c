@@ -1,6 +1,8 @@
 /*
- * check_config.c - unit tests for core/config.c: values, defaults, and
- * errors that name FILE:LINE and the key.
+ * check_config.c - unit tests for core/config.c and its key tables
+ * (core/config_keys.c, core/config_man.c): values, defaults, errors that
+ * name FILE:LINE and the key, bounds from the tables, and the key list of
+ * deploy/man/hl7q.conf.5 (it must be what the tables render).
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/config_keys.h"
 #include "core/error.h"
 #include "tests/check_util.h"
 
@@ -414,6 +417,103 @@ START_TEST(test_fhir_keys)
 }
 END_TEST
 
+/* A config whose section sec holds "key = value" at line 5 (listener,
+ * target) or 3 (the top sections but [journal]: 6, after a listener). */
+static int
+key_config(const hq_conf_section *sec, const char *key, const char *value, char *text, size_t cap)
+{
+	const char *head = "[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n";
+	if (strcmp(sec->name, "journal") == 0) {
+		snprintf(text, cap, "[journal]\npath = /tmp/j\n%s = %s\n[listener a]\nlisten = 127.0.0.1:1\n", key, value);
+		return 3;
+	}
+	if (strcmp(sec->name, "listener") == 0) {
+		snprintf(text, cap, "%s%s = %s\n", head, key, value);
+		return 5;
+	}
+	if (strcmp(sec->name, "target") == 0) {
+		/* retry_initial may not pass retry_max */
+		snprintf(text, cap, "%s[target t]\nurl = http://x/\n%s = %s\n%s", head, key, value,
+			 strcmp(key, "retry_initial") == 0 ? "retry_max = 30d\n"
+			 : strcmp(key, "retry_max") == 0   ? "retry_initial = 1ms\n"
+							   : "");
+		return 7;
+	}
+	snprintf(text, cap, "%s[%s]\n%s = %s\n", head, sec->name, key, value);
+	return 6;
+}
+
+/* A number of k's type as the config writes it, in its smallest unit. */
+static void
+raw_value(const hq_conf_key *k, uint64_t v, char *out, size_t cap)
+{
+	snprintf(out, cap, "%llu%s", (unsigned long long)v, k->type == HQ_CT_DURATION ? "ms" : "");
+}
+
+/* Issue 12.3: every bounded key of every table takes its bounds and refuses
+ * one past them, with an error naming the key at its line; a new section
+ * gets the table's defaults. */
+START_TEST(test_issue12_3_bounds_from_the_tables)
+{
+	size_t nsec, checked = 0;
+	const hq_conf_section *secs = hq_conf_sections(&nsec);
+	char text[1024], v[64], why[128];
+	for (size_t s = 0; s < nsec; s++)
+		for (size_t i = 0; i < secs[s].nkeys; i++) {
+			const hq_conf_key *k = &secs[s].keys[i];
+			if (k->type != HQ_CT_INT && k->type != HQ_CT_SIZE && k->type != HQ_CT_DURATION)
+				continue;
+			int line;
+			raw_value(k, k->lo, v, sizeof v);
+			line = key_config(&secs[s], k->name, v, text, sizeof text);
+			ck_assert_msg(load(text) == 0, "%s = %s: %s", k->name, v, cfg.err);
+			raw_value(k, k->hi, v, sizeof v);
+			key_config(&secs[s], k->name, v, text, sizeof text);
+			ck_assert_msg(load(text) == 0, "%s = %s: %s", k->name, v, cfg.err);
+			raw_value(k, k->hi + 1, v, sizeof v);
+			key_config(&secs[s], k->name, v, text, sizeof text);
+			snprintf(why, sizeof why, "%s: '%s' is ", k->name, v);
+			assert_err(text, line, why);
+			if (k->lo > 1 || !(k->flags & HQ_CF_ZERO)) {
+				raw_value(k, k->flags & HQ_CF_ZERO ? k->lo - 1 : 0, v, sizeof v);
+				key_config(&secs[s], k->name, v, text, sizeof text);
+				snprintf(why, sizeof why, "%s: '%s' is ", k->name, v);
+				assert_err(text, line, why); /* below lo (0 where 0 is not "off") */
+			}
+			checked++;
+		}
+	ck_assert_uint_ge(checked, 16); /* 3 in [journal], 6 per listener, 7 per target */
+	/* the defaults of a new listener and target are the tables' */
+	ck_assert_int_eq(load("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n[target t]\nurl = http://x/\n"), 0);
+	for (size_t s = 0; s < nsec; s++) {
+		const char *obj = secs[s].kind == HQ_SEC_LISTENER ? (const char *)&cfg.listeners[0]
+				  : secs[s].kind == HQ_SEC_TARGET ? (const char *)&cfg.targets[0]
+								    : (const char *)&cfg;
+		for (size_t i = 0; i < secs[s].nkeys; i++) {
+			const hq_conf_key *k = &secs[s].keys[i];
+			uint64_t got = 0;
+			int small;
+			if (k->type != HQ_CT_INT && k->type != HQ_CT_SIZE && k->type != HQ_CT_DURATION &&
+			    k->type != HQ_CT_ENUM)
+				continue;
+			if (k->size == sizeof(int)) {
+				memcpy(&small, obj + k->off, sizeof small);
+				got = (uint64_t)small;
+			} else {
+				memcpy(&got, obj + k->off, sizeof got);
+			}
+			ck_assert_msg(got == k->def, "[%s] %s: %llu, table says %llu", secs[s].name, k->name,
+				      (unsigned long long)got, (unsigned long long)k->def);
+		}
+	}
+	/* every key refused in a section is refused by name; every listed key has its help */
+	for (size_t s = 0; s < nsec; s++)
+		for (size_t i = 0; i < secs[s].nkeys; i++)
+			ck_assert_msg((secs[s].keys[i].flags & HQ_CF_UNLISTED) || secs[s].keys[i].help,
+				      "%s has no help", secs[s].keys[i].name);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -433,6 +533,7 @@ main(void)
 	tcase_add_test(tc, test_issue14_6_relative_paths);
 	tcase_add_test(tc, test_fhir_keys);
 	tcase_add_test(tc, test_issue16_http_version);
+	tcase_add_test(tc, test_issue12_3_bounds_from_the_tables);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
 	hq_config_free(&cfg);
