@@ -514,6 +514,87 @@ START_TEST(test_issue12_3_bounds_from_the_tables)
 }
 END_TEST
 
+/* The man page's text between the BEGIN KEYS and END KEYS lines (both
+ * included), or NULL; the caller frees it. */
+static char *
+man_key_list(const char *page)
+{
+	size_t len;
+	char *text = hq_read_file(page, &len);
+	ck_assert_msg(text != NULL, "cannot read %s", page);
+	char *b = strstr(text, HQ_CONF_MAN_BEGIN), *e = strstr(text, HQ_CONF_MAN_END "\n");
+	if (b == NULL || e == NULL || e < b) {
+		free(text);
+		return NULL;
+	}
+	e += strlen(HQ_CONF_MAN_END "\n");
+	char *out = strndup(b, (size_t)(e - b));
+	free(text);
+	return out;
+}
+
+/* Whether word is a word of a bold macro line (.B, .BR, .RB) of the n bytes at text. */
+static int
+bold_in(const char *text, size_t n, const char *word)
+{
+	size_t wl = strlen(word);
+	for (const char *p = text; p && p < text + n; p = memchr(p, '\n', (size_t)(text + n - p))) {
+		p++;
+		if (strncmp(p, ".B ", 3) != 0 && strncmp(p, ".BR ", 4) != 0 && strncmp(p, ".RB ", 4) != 0)
+			continue;
+		for (const char *w = p + 3; *w && *w != '\n'; w++)
+			if (strncmp(w, word, wl) == 0 && strchr(" \"", w[-1]) && strchr(" \"\n", w[wl]))
+				return 1;
+	}
+	return 0;
+}
+
+/* Issue 12.3: the key list of hl7q.conf(5) is the one the tables render:
+ * a key missing, a default or a range that differs fails here (`make
+ * man-keys` rewrites it).  And each listed key is described in the prose
+ * of its section. */
+START_TEST(test_issue12_3_man_page_is_the_table)
+{
+	char page[1024], *want = NULL;
+	size_t wantlen = 0;
+	const char *dir = getenv("HL7Q_MAN");
+	snprintf(page, sizeof page, "%s/hl7q.conf.5", dir && *dir ? dir : "deploy/man");
+	FILE *m = open_memstream(&want, &wantlen);
+	ck_assert_int_eq(hq_conf_write_man(m), 0);
+	fclose(m);
+	char *got = man_key_list(page);
+	ck_assert_msg(got != NULL, "%s: no key list between '%s' and '%s'", page, HQ_CONF_MAN_BEGIN, HQ_CONF_MAN_END);
+	if (strcmp(got, want) != 0) {
+		const char *g = got, *w = want;
+		int line = 1;
+		while (*g && *g == *w) {
+			line += *g == '\n';
+			g++, w++;
+		}
+		ck_abort_msg("%s: the key list differs from the config tables at its line %d: page has '%.60s', "
+			     "tables give '%.60s' (make man-keys)", page, line, g, w);
+	}
+	free(got);
+	/* each key appears in bold in the prose of its section */
+	size_t len, nsec;
+	char *text = hq_read_file(page, &len);
+	const hq_conf_section *secs = hq_conf_sections(&nsec);
+	for (size_t s = 0; s < nsec; s++) {
+		char head[64], *from, *to;
+		snprintf(head, sizeof head, "\n.SH [%s%s]\n", secs[s].name, secs[s].kind == HQ_SEC_TOP ? "" : " NAME");
+		from = strstr(text, head);
+		ck_assert_msg(from != NULL, "%s: no section '%s'", page, head + 1);
+		to = strstr(from + 1, "\n.SH ");
+		size_t n = to ? (size_t)(to - from) : strlen(from);
+		for (size_t i = 0; i < secs[s].nkeys; i++)
+			ck_assert_msg(bold_in(from, n, secs[s].keys[i].name) || (secs[s].keys[i].flags & HQ_CF_UNLISTED),
+				      "%s: [%s] %s is not described", page, secs[s].name, secs[s].keys[i].name);
+	}
+	free(text);
+	free(want);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -534,6 +615,7 @@ main(void)
 	tcase_add_test(tc, test_fhir_keys);
 	tcase_add_test(tc, test_issue16_http_version);
 	tcase_add_test(tc, test_issue12_3_bounds_from_the_tables);
+	tcase_add_test(tc, test_issue12_3_man_page_is_the_table);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
 	hq_config_free(&cfg);
