@@ -13,7 +13,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,7 +26,6 @@
 #include "config.h"
 #include "config_keys.h"
 #include "error.h"
-#include "log.h"
 
 typedef struct parse_state {
 	hq_config *cfg;

@@ -373,10 +373,12 @@ parse_log_level(struct parse_state *st, const hq_conf_key *k, void *obj, const c
 
 /* ---- the tables ---- */
 
+/* offset and size of a field of the section's struct */
 #define TOP(f) offsetof(hq_config, f), sizeof(((hq_config *)0)->f)
 #define LST(f) offsetof(hq_listener_conf, f), sizeof(((hq_listener_conf *)0)->f)
 #define TGT(f) offsetof(hq_target_conf, f), sizeof(((hq_target_conf *)0)->f)
 #define SECRET (HQ_CF_FILE | HQ_CF_SECRET)
+/* units of the bounds and defaults: bytes (K), milliseconds (S, MIN, H) */
 #define K 1024ull
 #define S 1000ull
 #define MIN (60 * S)
@@ -402,7 +404,8 @@ static const hq_conf_enum patient_matches[] = {{"none", 0}, {"identifier", 1}, {
 static const hq_conf_enum booleans[] = {{"true", 1}, {"false", 0}, {NULL, 0}};
 
 static const hq_conf_key journal_keys[] = {
-	{"path", HQ_CT_PATH, TOP(journal_path), .flags = HQ_CF_REQUIRED, .accepts = "a directory", .line_off = offsetof(hq_config, journal_line),
+	{"path", HQ_CT_PATH, TOP(journal_path), .flags = HQ_CF_REQUIRED, .accepts = "a directory",
+	 .line_off = offsetof(hq_config, journal_line),
 	 .help = "the LMDB environment directory (created 0700, files 0600)"},
 	{"max_size", HQ_CT_SIZE, TOP(max_size), .lo = 1 * K * K, .hi = 64 * K * K * K * K, .def = 1 * K * K * K,
 	 .help = "the map size; below a reserve, intake answers AR/CR"},
@@ -560,6 +563,8 @@ hq_conf_key_find(const hq_conf_section *sec, const char *key)
 	return NULL;
 }
 
+/* Numbers and enums get their .def; so do CUSTOM keys whose value is one
+ * int or uint64_t (log_level, expect_within); texts and lists start empty. */
 void
 hq_conf_defaults(const hq_conf_section *sec, void *obj)
 {

@@ -417,8 +417,8 @@ START_TEST(test_fhir_keys)
 }
 END_TEST
 
-/* A config whose section sec holds "key = value" at line 5 (listener,
- * target) or 3 (the top sections but [journal]: 6, after a listener). */
+/* A config text whose section sec holds "key = value"; returns its line
+ * (3 in [journal], 5 in a listener, 7 in a target, 6 in the others). */
 static int
 key_config(const hq_conf_section *sec, const char *key, const char *value, char *text, size_t cap)
 {
@@ -432,8 +432,12 @@ key_config(const hq_conf_section *sec, const char *key, const char *value, char 
 		return 5;
 	}
 	if (strcmp(sec->name, "target") == 0) {
-		/* retry_initial may not pass retry_max */
-		snprintf(text, cap, "%s[target t]\nurl = http://x/\n%s = %s\n%s", head, key, value,
+		/* what other keys need (retry_initial may not pass retry_max; format
+		 * fhir and each auth want their companions) follows the key's line */
+		snprintf(text, cap, "%s[target t]\nurl = http://x/\n%s = %s\n%s"
+			 "fhir_id_key_file = /k\nusername = u\npassword_file = /p\ntoken_file = /t\n"
+			 "token_url = https://t/\nclient_id = c\nclient_secret_file = /s\naws_region = r\n"
+			 "aws_service = s\n", head, key, value,
 			 strcmp(key, "retry_initial") == 0 ? "retry_max = 30d\n"
 			 : strcmp(key, "retry_max") == 0   ? "retry_initial = 1ms\n"
 							   : "");
@@ -511,6 +515,38 @@ START_TEST(test_issue12_3_bounds_from_the_tables)
 		for (size_t i = 0; i < secs[s].nkeys; i++)
 			ck_assert_msg((secs[s].keys[i].flags & HQ_CF_UNLISTED) || secs[s].keys[i].help,
 				      "%s has no help", secs[s].keys[i].name);
+}
+END_TEST
+
+/* Issue 12.3: every enum key of the tables takes each of its names (stored
+ * as the table's value) and refuses another with the names the table lists. */
+START_TEST(test_issue12_3_enums_from_the_tables)
+{
+	size_t nsec, checked = 0;
+	const hq_conf_section *secs = hq_conf_sections(&nsec);
+	char text[1024], why[256], names[200];
+	for (size_t s = 0; s < nsec; s++)
+		for (size_t i = 0; i < secs[s].nkeys; i++) {
+			const hq_conf_key *k = &secs[s].keys[i];
+			if (k->type != HQ_CT_ENUM)
+				continue;
+			for (const hq_conf_enum *e = k->values; e->name; e++) {
+				key_config(&secs[s], k->name, e->name, text, sizeof text);
+				ck_assert_msg(load(text) == 0, "%s = %s: %s", k->name, e->name, cfg.err);
+				const char *obj = secs[s].kind == HQ_SEC_LISTENER ? (const char *)&cfg.listeners[0]
+						  : secs[s].kind == HQ_SEC_TARGET ? (const char *)&cfg.targets[0]
+										    : (const char *)&cfg;
+				int got;
+				memcpy(&got, obj + k->off, sizeof got);
+				ck_assert_msg(got == e->value, "%s = %s stored %d", k->name, e->name, got);
+			}
+			int line = key_config(&secs[s], k->name, "bogus", text, sizeof text);
+			hq_conf_enum_text(k->values, ", ", " or ", names, sizeof names);
+			snprintf(why, sizeof why, "%s: 'bogus' is not %s", k->name, names);
+			assert_err(text, line, why);
+			checked++;
+		}
+	ck_assert_uint_ge(checked, 10);
 }
 END_TEST
 
@@ -615,6 +651,7 @@ main(void)
 	tcase_add_test(tc, test_fhir_keys);
 	tcase_add_test(tc, test_issue16_http_version);
 	tcase_add_test(tc, test_issue12_3_bounds_from_the_tables);
+	tcase_add_test(tc, test_issue12_3_enums_from_the_tables);
 	tcase_add_test(tc, test_issue12_3_man_page_is_the_table);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
