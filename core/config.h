@@ -2,7 +2,9 @@
  * config.h - hl7qd's INI configuration (keys: ../shared/INTERFACE.md).
  *
  * Read with libinih.  Every error names FILE:LINE and the key; unknown
- * sections and keys are errors, never silently ignored.
+ * sections and keys are errors, never silently ignored.  The keys, their
+ * types, bounds and defaults are the tables of config_keys.c, the one
+ * list of them (hl7q.conf(5)'s key list is rendered from it).
  */
 #ifndef HQ_CONFIG_H
 #define HQ_CONFIG_H

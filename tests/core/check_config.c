@@ -1,6 +1,8 @@
 /*
- * check_config.c - unit tests for core/config.c: values, defaults, and
- * errors that name FILE:LINE and the key.
+ * check_config.c - unit tests for core/config.c and its key tables
+ * (core/config_keys.c, core/config_man.c): values, defaults, errors that
+ * name FILE:LINE and the key, bounds from the tables, and the key list of
+ * deploy/man/hl7q.conf.5 (it must be what the tables render).
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/config_keys.h"
 #include "core/error.h"
 #include "tests/check_util.h"
 
@@ -414,6 +417,220 @@ START_TEST(test_fhir_keys)
 }
 END_TEST
 
+/* A config text whose section sec holds "key = value"; returns its line
+ * (3 in [journal], 5 in a listener, 7 in a target, 6 in the others). */
+static int
+key_config(const hq_conf_section *sec, const char *key, const char *value, char *text, size_t cap)
+{
+	const char *head = "[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n";
+	if (strcmp(sec->name, "journal") == 0) {
+		snprintf(text, cap, "[journal]\npath = /tmp/j\n%s = %s\n[listener a]\nlisten = 127.0.0.1:1\n", key, value);
+		return 3;
+	}
+	if (strcmp(sec->name, "listener") == 0) {
+		snprintf(text, cap, "%s%s = %s\n", head, key, value);
+		return 5;
+	}
+	if (strcmp(sec->name, "target") == 0) {
+		/* what other keys need (retry_initial may not pass retry_max; format
+		 * fhir and each auth want their companions) follows the key's line */
+		snprintf(text, cap, "%s[target t]\nurl = http://x/\n%s = %s\n%s"
+			 "fhir_id_key_file = /k\nusername = u\npassword_file = /p\ntoken_file = /t\n"
+			 "token_url = https://t/\nclient_id = c\nclient_secret_file = /s\naws_region = r\n"
+			 "aws_service = s\n", head, key, value,
+			 strcmp(key, "retry_initial") == 0 ? "retry_max = 30d\n"
+			 : strcmp(key, "retry_max") == 0   ? "retry_initial = 1ms\n"
+							   : "");
+		return 7;
+	}
+	snprintf(text, cap, "%s[%s]\n%s = %s\n", head, sec->name, key, value);
+	return 6;
+}
+
+/* A number of k's type as the config writes it, in its smallest unit. */
+static void
+raw_value(const hq_conf_key *k, uint64_t v, char *out, size_t cap)
+{
+	snprintf(out, cap, "%llu%s", (unsigned long long)v, k->type == HQ_CT_DURATION ? "ms" : "");
+}
+
+/* Issue 12.3: every bounded key of every table takes its bounds and refuses
+ * one past them, with an error naming the key at its line; a new section
+ * gets the table's defaults. */
+START_TEST(test_issue12_3_bounds_from_the_tables)
+{
+	size_t nsec, checked = 0;
+	const hq_conf_section *secs = hq_conf_sections(&nsec);
+	char text[1024], v[64], why[128];
+	for (size_t s = 0; s < nsec; s++)
+		for (size_t i = 0; i < secs[s].nkeys; i++) {
+			const hq_conf_key *k = &secs[s].keys[i];
+			if (k->type != HQ_CT_INT && k->type != HQ_CT_SIZE && k->type != HQ_CT_DURATION)
+				continue;
+			int line;
+			raw_value(k, k->lo, v, sizeof v);
+			line = key_config(&secs[s], k->name, v, text, sizeof text);
+			ck_assert_msg(load(text) == 0, "%s = %s: %s", k->name, v, cfg.err);
+			raw_value(k, k->hi, v, sizeof v);
+			key_config(&secs[s], k->name, v, text, sizeof text);
+			ck_assert_msg(load(text) == 0, "%s = %s: %s", k->name, v, cfg.err);
+			raw_value(k, k->hi + 1, v, sizeof v);
+			key_config(&secs[s], k->name, v, text, sizeof text);
+			snprintf(why, sizeof why, "%s: '%s' is ", k->name, v);
+			assert_err(text, line, why);
+			if (k->lo > 1 || !(k->flags & HQ_CF_ZERO)) {
+				raw_value(k, k->flags & HQ_CF_ZERO ? k->lo - 1 : 0, v, sizeof v);
+				key_config(&secs[s], k->name, v, text, sizeof text);
+				snprintf(why, sizeof why, "%s: '%s' is ", k->name, v);
+				assert_err(text, line, why); /* below lo (0 where 0 is not "off") */
+			}
+			checked++;
+		}
+	ck_assert_uint_ge(checked, 16); /* 3 in [journal], 6 per listener, 7 per target */
+	/* the defaults of a new listener and target are the tables' */
+	ck_assert_int_eq(load("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n[target t]\nurl = http://x/\n"), 0);
+	for (size_t s = 0; s < nsec; s++) {
+		const char *obj = secs[s].kind == HQ_SEC_LISTENER ? (const char *)&cfg.listeners[0]
+				  : secs[s].kind == HQ_SEC_TARGET ? (const char *)&cfg.targets[0]
+								    : (const char *)&cfg;
+		for (size_t i = 0; i < secs[s].nkeys; i++) {
+			const hq_conf_key *k = &secs[s].keys[i];
+			uint64_t got = 0;
+			int small;
+			if (k->type != HQ_CT_INT && k->type != HQ_CT_SIZE && k->type != HQ_CT_DURATION &&
+			    k->type != HQ_CT_ENUM)
+				continue;
+			if (k->size == sizeof(int)) {
+				memcpy(&small, obj + k->off, sizeof small);
+				got = (uint64_t)small;
+			} else {
+				memcpy(&got, obj + k->off, sizeof got);
+			}
+			ck_assert_msg(got == k->def, "[%s] %s: %llu, table says %llu", secs[s].name, k->name,
+				      (unsigned long long)got, (unsigned long long)k->def);
+		}
+	}
+	/* every key refused in a section is refused by name; every listed key has its help */
+	for (size_t s = 0; s < nsec; s++)
+		for (size_t i = 0; i < secs[s].nkeys; i++)
+			ck_assert_msg((secs[s].keys[i].flags & HQ_CF_UNLISTED) || secs[s].keys[i].help,
+				      "%s has no help", secs[s].keys[i].name);
+}
+END_TEST
+
+/* Issue 12.3: every enum key of the tables takes each of its names (stored
+ * as the table's value) and refuses another with the names the table lists. */
+START_TEST(test_issue12_3_enums_from_the_tables)
+{
+	size_t nsec, checked = 0;
+	const hq_conf_section *secs = hq_conf_sections(&nsec);
+	char text[1024], why[256], names[200];
+	for (size_t s = 0; s < nsec; s++)
+		for (size_t i = 0; i < secs[s].nkeys; i++) {
+			const hq_conf_key *k = &secs[s].keys[i];
+			if (k->type != HQ_CT_ENUM)
+				continue;
+			for (const hq_conf_enum *e = k->values; e->name; e++) {
+				key_config(&secs[s], k->name, e->name, text, sizeof text);
+				ck_assert_msg(load(text) == 0, "%s = %s: %s", k->name, e->name, cfg.err);
+				const char *obj = secs[s].kind == HQ_SEC_LISTENER ? (const char *)&cfg.listeners[0]
+						  : secs[s].kind == HQ_SEC_TARGET ? (const char *)&cfg.targets[0]
+										    : (const char *)&cfg;
+				int got;
+				memcpy(&got, obj + k->off, sizeof got);
+				ck_assert_msg(got == e->value, "%s = %s stored %d", k->name, e->name, got);
+			}
+			int line = key_config(&secs[s], k->name, "bogus", text, sizeof text);
+			hq_conf_enum_text(k->values, ", ", " or ", names, sizeof names);
+			snprintf(why, sizeof why, "%s: 'bogus' is not %s", k->name, names);
+			assert_err(text, line, why);
+			checked++;
+		}
+	ck_assert_uint_ge(checked, 10);
+}
+END_TEST
+
+/* The man page's text between the BEGIN KEYS and END KEYS lines (both
+ * included), or NULL; the caller frees it. */
+static char *
+man_key_list(const char *page)
+{
+	size_t len;
+	char *text = hq_read_file(page, &len);
+	ck_assert_msg(text != NULL, "cannot read %s", page);
+	char *b = strstr(text, HQ_CONF_MAN_BEGIN), *e = strstr(text, HQ_CONF_MAN_END "\n");
+	if (b == NULL || e == NULL || e < b) {
+		free(text);
+		return NULL;
+	}
+	e += strlen(HQ_CONF_MAN_END "\n");
+	char *out = strndup(b, (size_t)(e - b));
+	free(text);
+	return out;
+}
+
+/* Whether word is a word of a bold macro line (.B, .BR, .RB) of the n bytes at text. */
+static int
+bold_in(const char *text, size_t n, const char *word)
+{
+	size_t wl = strlen(word);
+	for (const char *p = text; p && p < text + n; p = memchr(p, '\n', (size_t)(text + n - p))) {
+		p++;
+		if (strncmp(p, ".B ", 3) != 0 && strncmp(p, ".BR ", 4) != 0 && strncmp(p, ".RB ", 4) != 0)
+			continue;
+		for (const char *w = p + 3; *w && *w != '\n'; w++)
+			if (strncmp(w, word, wl) == 0 && strchr(" \"", w[-1]) && strchr(" \"\n", w[wl]))
+				return 1;
+	}
+	return 0;
+}
+
+/* Issue 12.3: the key list of hl7q.conf(5) is the one the tables render:
+ * a key missing, a default or a range that differs fails here (`make
+ * man-keys` rewrites it).  And each listed key is described in the prose
+ * of its section. */
+START_TEST(test_issue12_3_man_page_is_the_table)
+{
+	char page[1024], *want = NULL;
+	size_t wantlen = 0;
+	const char *dir = getenv("HL7Q_MAN");
+	snprintf(page, sizeof page, "%s/hl7q.conf.5", dir && *dir ? dir : "deploy/man");
+	FILE *m = open_memstream(&want, &wantlen);
+	ck_assert_int_eq(hq_conf_write_man(m), 0);
+	fclose(m);
+	char *got = man_key_list(page);
+	ck_assert_msg(got != NULL, "%s: no key list between '%s' and '%s'", page, HQ_CONF_MAN_BEGIN, HQ_CONF_MAN_END);
+	if (strcmp(got, want) != 0) {
+		const char *g = got, *w = want;
+		int line = 1;
+		while (*g && *g == *w) {
+			line += *g == '\n';
+			g++, w++;
+		}
+		ck_abort_msg("%s: the key list differs from the config tables at its line %d: page has '%.60s', "
+			     "tables give '%.60s' (make man-keys)", page, line, g, w);
+	}
+	free(got);
+	/* each key appears in bold in the prose of its section */
+	size_t len, nsec;
+	char *text = hq_read_file(page, &len);
+	const hq_conf_section *secs = hq_conf_sections(&nsec);
+	for (size_t s = 0; s < nsec; s++) {
+		char head[64], *from, *to;
+		snprintf(head, sizeof head, "\n.SH [%s%s]\n", secs[s].name, secs[s].kind == HQ_SEC_TOP ? "" : " NAME");
+		from = strstr(text, head);
+		ck_assert_msg(from != NULL, "%s: no section '%s'", page, head + 1);
+		to = strstr(from + 1, "\n.SH ");
+		size_t n = to ? (size_t)(to - from) : strlen(from);
+		for (size_t i = 0; i < secs[s].nkeys; i++)
+			ck_assert_msg(bold_in(from, n, secs[s].keys[i].name) || (secs[s].keys[i].flags & HQ_CF_UNLISTED),
+				      "%s: [%s] %s is not described", page, secs[s].name, secs[s].keys[i].name);
+	}
+	free(text);
+	free(want);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -433,6 +650,9 @@ main(void)
 	tcase_add_test(tc, test_issue14_6_relative_paths);
 	tcase_add_test(tc, test_fhir_keys);
 	tcase_add_test(tc, test_issue16_http_version);
+	tcase_add_test(tc, test_issue12_3_bounds_from_the_tables);
+	tcase_add_test(tc, test_issue12_3_enums_from_the_tables);
+	tcase_add_test(tc, test_issue12_3_man_page_is_the_table);
 	suite_add_tcase(s, tc);
 	int failed = run_suite(s);
 	hq_config_free(&cfg);

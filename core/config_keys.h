@@ -1,0 +1,125 @@
+/*
+ * config_keys.h - the configuration's keys as data: one table per section
+ * (Redis `standardConfig configs[]`).
+ *
+ * Each entry says a key's name, its type, where its value lives in the
+ * section's struct (offset and size), its bounds, its default and a line
+ * of help.  The reader (config.c) parses, range-checks and stores every
+ * value from its entry, so --check's errors name the bounds the table
+ * holds; the defaults of a new section are the table's; relative paths and
+ * the file and secret checks walk the entries flagged as files; and the key
+ * list of hl7q.conf(5) is rendered from the same entries
+ * (hq_config_keys_man, `make man-keys`; a unit test fails when the
+ * committed man page and the table disagree).  Keys whose values are not
+ * one number or one string (addresses, lists, windows) name a parse
+ * function in their entry.
+ *
+ * Invariant: a key is accepted exactly when its section's table has it;
+ * there is no other list of keys.
+ */
+#ifndef HQ_CONFIG_KEYS_H
+#define HQ_CONFIG_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+
+#define HQ_DAY_MS 86400000ull
+/* Durations end here: far past any real use, yet small enough that now
+ * minus the value never wraps (36500d of retention once did). */
+#define HQ_MAX_DURATION_MS (3650 * HQ_DAY_MS)
+
+typedef enum hq_conf_type {
+	HQ_CT_STR,	/* text into a char array */
+	HQ_CT_PATH,	/* a file or directory; relative: from the config's directory */
+	HQ_CT_URL,	/* http:// or https:// */
+	HQ_CT_INT,	/* a decimal number, lo..hi (0 also with HQ_CF_ZERO) */
+	HQ_CT_SIZE,	/* 512, 64K, 1M, 8G, 1T; lo..hi */
+	HQ_CT_DURATION, /* 250ms, 30s, 5m, 2h, 7d (hq_parse_duration); lo..hi ms */
+	HQ_CT_ENUM,	/* one of the names of .values */
+	HQ_CT_CUSTOM	/* .parse decides */
+} hq_conf_type;
+
+enum {
+	HQ_CF_ZERO = 1 << 0,	 /* 0 is accepted below lo; .zero says what it means */
+	HQ_CF_FILE = 1 << 1,	 /* a file hl7qd reads: --check checks it can */
+	HQ_CF_SECRET = 1 << 2,	 /* a secret file: refused when others may read it */
+	HQ_CF_REQUIRED = 1 << 3, /* the section is incomplete without it */
+	HQ_CF_UNLISTED = 1 << 4	 /* known only to be refused: not in the man page */
+};
+
+typedef struct hq_conf_enum {
+	const char *name;
+	int value;
+} hq_conf_enum;
+
+struct hq_conf_key;
+struct parse_state;
+
+/* A key's own parser: stores val into obj (the section's struct).
+ * Returns 1, or the result of hq_conf_fail(). */
+typedef int (*hq_conf_parse_fn)(struct parse_state *st, const struct hq_conf_key *k, void *obj,
+				const char *val);
+
+typedef struct hq_conf_key {
+	const char *name;
+	hq_conf_type type;
+	size_t off;		     /* offsetof the value in the section's struct */
+	size_t size;		     /* sizeof it: array capacity, integer width */
+	uint64_t lo, hi;	     /* bounds of INT, SIZE, DURATION */
+	uint64_t def;		     /* default of INT, SIZE, DURATION, ENUM */
+	unsigned flags;		     /* HQ_CF_* */
+	const hq_conf_enum *values;  /* ENUM: the names, ended by {NULL} */
+	hq_conf_parse_fn parse;	     /* CUSTOM */
+	size_t line_off;	     /* non-zero: offset of an int that gets the key's line */
+	const char *zero;	     /* HQ_CF_ZERO: what 0 means ("keep all") */
+	const char *shown;	     /* the default as the man page says it, when not a value */
+	const char *accepts;	     /* CUSTOM, STR: what the man page says it takes */
+	const char *help;	     /* one line for the man page */
+} hq_conf_key;
+
+/* Where a section's struct is: hq_config itself, or one listener or target. */
+typedef enum hq_conf_kind { HQ_SEC_TOP, HQ_SEC_LISTENER, HQ_SEC_TARGET } hq_conf_kind;
+
+typedef struct hq_conf_section {
+	const char *name;   /* "journal", or "listener" of [listener NAME] */
+	hq_conf_kind kind;
+	const hq_conf_key *keys;
+	size_t nkeys;
+	const char *help;   /* one line for the man page */
+} hq_conf_section;
+
+/* Every section, in the man page's order; *n gets the count. */
+const hq_conf_section *hq_conf_sections(size_t *n);
+
+/* The section named name ("journal", "listener", ...), or NULL. */
+const hq_conf_section *hq_conf_section_find(const char *name);
+
+/* The entry of key in sec, or NULL. */
+const hq_conf_key *hq_conf_key_find(const hq_conf_section *sec, const char *key);
+
+/* Sets every key of sec in obj to its table default. */
+void hq_conf_defaults(const hq_conf_section *sec, void *obj);
+
+/* n bytes as the largest unit that divides them: "64", "1M", "64T". */
+void hq_conf_size_text(uint64_t n, char *out, size_t cap);
+
+/* The names of e joined: "a, b or c" with sep ", " and last " or ". */
+void hq_conf_enum_text(const hq_conf_enum *e, const char *sep, const char *last, char *out, size_t cap);
+
+/*
+ * Writes the man page's key list (troff with tbl, one table per section)
+ * to out.  It is what deploy/man/hl7q.conf.5 holds between the lines
+ * HQ_CONF_MAN_BEGIN and HQ_CONF_MAN_END.  Returns 0, or errno of the write.
+ */
+int hq_conf_write_man(FILE *out);
+#define HQ_CONF_MAN_BEGIN ".\\\" BEGIN KEYS: generated by `make man-keys` from core/config_keys.c; do not edit"
+#define HQ_CONF_MAN_END ".\\\" END KEYS"
+
+/* For parse functions (config.c): records "FILE:LINE: reason" (the first
+ * failure only) and returns 0, inih's "stop" answer. */
+int hq_conf_fail(struct parse_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
