@@ -6,6 +6,7 @@
 #define HQ_STR_H
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct hq_str {
 	const char *p;
@@ -23,6 +24,25 @@ hq_str_blank(hq_str s)
 		if (s.p[i] != ' ' && s.p[i] != '\t')
 			return 0;
 	return 1;
+}
+
+/* The n-th piece (0-based) of s split on sep; an empty string at the end of
+ * s when there are fewer.  sep 0 (no separator known): s is its own piece 0. */
+static inline hq_str
+hq_str_piece(hq_str s, char sep, int n)
+{
+	const char *p = s.p, *end = s.p + s.n;
+	if (sep == 0)
+		return n == 0 ? s : (hq_str){end, 0};
+	while (n > 0) {
+		const char *q = memchr(p, sep, (size_t)(end - p));
+		if (q == NULL)
+			return (hq_str){end, 0};
+		p = q + 1;
+		n--;
+	}
+	const char *q = memchr(p, sep, (size_t)(end - p));
+	return (hq_str){p, (size_t)((q ? q : end) - p)};
 }
 
 #endif

@@ -197,29 +197,33 @@ fx_keypart(fx *x, hq_str raw, char *out, size_t cap)
 	out[n] = 0;
 }
 
+/* True when v is NULL, or an empty object or array (which FHIR forbids):
+ * then v is freed and nothing is to be added. */
+static int
+dropped_empty(fj *v)
+{
+	if (v == NULL)
+		return 1;
+	if ((fj_is(v, FJ_OBJECT) || fj_is(v, FJ_ARRAY)) && fj_size(v) == 0) {
+		fj_drop(v);
+		return 1;
+	}
+	return 0;
+}
+
 void
 fx_set(fj *obj, const char *key, fj *v)
 {
-	if (v == NULL)
+	if (dropped_empty(v))
 		return;
-	if ((fj_is(v, FJ_OBJECT) && fj_size(v) == 0) ||
-	    (fj_is(v, FJ_ARRAY) && fj_size(v) == 0)) {
-		fj_drop(v);
-		return;
-	}
 	fj_set(obj, key, v);
 }
 
 void
 fx_push(fj *obj, const char *key, fj *v)
 {
-	if (v == NULL)
+	if (dropped_empty(v))
 		return;
-	if ((fj_is(v, FJ_OBJECT) && fj_size(v) == 0) ||
-	    (fj_is(v, FJ_ARRAY) && fj_size(v) == 0)) {
-		fj_drop(v);
-		return;
-	}
 	fj *a = fj_get(obj, key);
 	if (a == NULL) {
 		a = fj_array();

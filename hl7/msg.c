@@ -43,26 +43,6 @@ hq_version_num(hq_str v)
 	return major * 100 + minor;
 }
 
-/* The n-th piece of s split on sep (0-based); empty when absent. */
-static hq_str
-piece(hq_str s, char sep, int n)
-{
-	const char *p = s.p, *end = s.p + s.n;
-	hq_str r = {p, 0};
-
-	while (n > 0) {
-		const char *q = memchr(p, sep, (size_t)(end - p));
-		if (q == NULL)
-			return (hq_str){end, 0};
-		p = q + 1;
-		n--;
-	}
-	const char *q = memchr(p, sep, (size_t)(end - p));
-	r.p = p;
-	r.n = (size_t)((q ? q : end) - p);
-	return r;
-}
-
 /* The segment starting at *pos, advancing *pos past its terminator(s). */
 static hq_str
 next_segment(const char *buf, size_t len, size_t *pos)
@@ -149,7 +129,7 @@ parse_delims(hq_msh *m, hq_str seg)
 static hq_str
 header_field(const hq_msh *m, hq_str seg, int k)
 {
-	return piece(seg, m->fs, k - 1);
+	return hq_str_piece(seg, m->fs, k - 1);
 }
 
 static void
@@ -161,16 +141,16 @@ take_msh_fields(hq_msh *m, hq_str msh)
 	m->receiving_fac = header_field(m, msh, 6);
 	m->datetime = header_field(m, msh, 7);
 	m->type_field = header_field(m, msh, 9);
-	m->type_code = piece(m->type_field, m->cs, 0);
-	m->trigger = piece(m->type_field, m->cs, 1);
-	m->structure = piece(m->type_field, m->cs, 2);
+	m->type_code = hq_str_piece(m->type_field, m->cs, 0);
+	m->trigger = hq_str_piece(m->type_field, m->cs, 1);
+	m->structure = hq_str_piece(m->type_field, m->cs, 2);
 	m->control_id = header_field(m, msh, 10);
 	m->processing_id = header_field(m, msh, 11);
 	m->version = header_field(m, msh, 12);
-	m->version_id = piece(m->version, m->cs, 0);
+	m->version_id = hq_str_piece(m->version, m->cs, 0);
 	m->accept_ack = header_field(m, msh, 15);
 	m->app_ack = header_field(m, msh, 16);
-	m->charset = piece(header_field(m, msh, 18), m->rs, 0);
+	m->charset = hq_str_piece(header_field(m, msh, 18), m->rs, 0);
 }
 
 static int
@@ -240,9 +220,9 @@ hq_msh_parse(const char *buf, size_t len, hq_msh *m)
 		if (first_msh.p == NULL && memcmp(seg.p, "MSH", 3) == 0)
 			first_msh = seg;
 		if (!have_pid && memcmp(seg.p, "PID", 3) == 0) {
-			hq_str pid3 = piece(piece(seg, m->fs, 3), m->rs, 0);
-			m->patient_id = piece(pid3, m->cs, 0);
-			m->patient_authority = piece(pid3, m->cs, 3);
+			hq_str pid3 = hq_str_piece(hq_str_piece(seg, m->fs, 3), m->rs, 0);
+			m->patient_id = hq_str_piece(pid3, m->cs, 0);
+			m->patient_authority = hq_str_piece(pid3, m->cs, 3);
 			have_pid = 1;
 		}
 	}

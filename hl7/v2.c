@@ -14,23 +14,6 @@
 #include "msg.h"
 #include "v2.h"
 
-static hq_str
-piece(hq_str s, char sep, int n)
-{
-	const char *p = s.p, *end = s.p + s.n;
-	if (sep == 0)
-		return n == 0 ? s : (hq_str){end, 0};
-	while (n > 0) {
-		const char *q = memchr(p, sep, (size_t)(end - p));
-		if (q == NULL)
-			return (hq_str){end, 0};
-		p = q + 1;
-		n--;
-	}
-	const char *q = memchr(p, sep, (size_t)(end - p));
-	return (hq_str){p, (size_t)((q ? q : end) - p)};
-}
-
 /*
  * Where the fields of the segment read last start: a converter reads many
  * fields of one segment, and finding field n from the start each time made
@@ -64,20 +47,20 @@ index_segment(struct hq_v2_index *x, hq_str s, char fs)
 	x->more = k == HQ_V2_NF + 1;
 }
 
-/* piece(s, m->fs, n), through the index. */
+/* hq_str_piece(s, m->fs, n), through the index. */
 static hq_str
 field_piece(const hq_v2 *m, hq_str s, int n)
 {
 	struct hq_v2_index *x = m->index;
 	if (x == NULL)
-		return piece(s, m->fs, n);
+		return hq_str_piece(s, m->fs, n);
 	if (x->p != s.p || x->n != s.n)
 		index_segment(x, s, m->fs);
 	const char *end = s.p + s.n;
 	if (n + 1 < x->nf)
 		return (hq_str){x->start[n], (size_t)(x->start[n + 1] - 1 - x->start[n])};
 	if (x->more)
-		return piece(s, m->fs, n);
+		return hq_str_piece(s, m->fs, n);
 	if (n + 1 == x->nf)
 		return (hq_str){x->start[n], (size_t)(end - x->start[n])};
 	return (hq_str){end, 0};
@@ -187,19 +170,19 @@ hq_v2_field(const hq_v2 *m, hq_str s, int n)
 hq_str
 hq_v2_rep(const hq_v2 *m, hq_str f, int r)
 {
-	return piece(f, m->rs, r - 1);
+	return hq_str_piece(f, m->rs, r - 1);
 }
 
 hq_str
 hq_v2_comp(const hq_v2 *m, hq_str rep, int c)
 {
-	return piece(rep, m->cs, c - 1);
+	return hq_str_piece(rep, m->cs, c - 1);
 }
 
 hq_str
 hq_v2_sub(const hq_v2 *m, hq_str comp, int k)
 {
-	return piece(comp, m->ss, k - 1);
+	return hq_str_piece(comp, m->ss, k - 1);
 }
 
 int
