@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "fhir_int.h"
 
@@ -564,57 +565,6 @@ bundle(const char *raw, size_t len, const hq_fhir_opts *o, fj **out, hq_fhir_sta
 	return rc;
 }
 
-/* A growing output buffer for the serializer. */
-typedef struct obuf {
-	char *p;
-	size_t n, cap;
-	int oom;
-} obuf;
-
-static void
-grow(obuf *b, size_t n)
-{
-	if (b->oom)
-		return;
-	size_t cap = b->cap ? b->cap : 4096;
-	while (cap < b->n + n + 1)
-		cap *= 2;
-	char *p = realloc(b->p, cap);
-	if (p == NULL) {
-		b->oom = 1;
-		return;
-	}
-	b->p = p;
-	b->cap = cap;
-}
-
-/* Appends s[0..n): inline, as the serializer writes many short pieces. */
-static inline void
-out(obuf *b, const char *s, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		grow(b, n);
-		if (b->oom)
-			return;
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-}
-
-/* Room for n more bytes, counted as written; NULL when out of memory. */
-static inline char *
-reserve(obuf *b, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		grow(b, n);
-		if (b->oom)
-			return NULL;
-	}
-	char *p = b->p + b->n;
-	b->n += n;
-	return p;
-}
-
 /* Bytes a JSON string cannot hold as they are: controls, '"' and '\\'. */
 static const unsigned char needs_escape[256] = {
 	[0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1,
@@ -622,9 +572,9 @@ static const unsigned char needs_escape[256] = {
 
 /* A JSON string; text holds no control characters but tab and newline (v2.c drops the others). */
 static void
-out_string(obuf *b, const char *s, size_t n)
+out_string(hq_buf *b, const char *s, size_t n)
 {
-	out(b, "\"", 1);
+	hq_buf_put(b, "\"", 1);
 	size_t run = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -632,18 +582,18 @@ out_string(obuf *b, const char *s, size_t n)
 			continue; /* the usual case: copied with the run */
 		const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\t' ? "\\t"
 				: c == '\r' ? "\\r" : NULL;
-		out(b, s + run, i - run);
+		hq_buf_put(b, s + run, i - run);
 		if (esc == NULL) {
 			char u[8];
 			snprintf(u, sizeof u, "\\u%04x", c);
-			out(b, u, 6);
+			hq_buf_put(b, u, 6);
 		} else {
-			out(b, esc, 2);
+			hq_buf_put(b, esc, 2);
 		}
 		run = i + 1;
 	}
-	out(b, s + run, n - run);
-	out(b, "\"", 1);
+	hq_buf_put(b, s + run, n - run);
+	hq_buf_put(b, "\"", 1);
 }
 
 /*
@@ -654,20 +604,20 @@ out_string(obuf *b, const char *s, size_t n)
  * resource, 0 anything else (only resources get resourceType and id first).
  */
 static void
-serialize(obuf *b, const fj *j, int resource)
+serialize(hq_buf *b, const fj *j, int resource)
 {
 	if (fj_is(j, FJ_OBJECT)) {
 		int first = 1;
-		out(b, "{", 1);
+		hq_buf_put(b, "{", 1);
 		/* a resource (the Bundle, an entry's resource): resourceType and id
 		 * lead, as FHIR's JSON examples have them */
 		fj *rt = resource == 1 || resource == 4 ? fj_get(j, "resourceType") : NULL;
 		fj *id = rt ? fj_get(j, "id") : NULL;
 		if (rt) {
-			out(b, "\"resourceType\":", 15);
+			hq_buf_put(b, "\"resourceType\":", 15);
 			serialize(b, rt, 0);
 			if (id) {
-				out(b, ",\"id\":", 6);
+				hq_buf_put(b, ",\"id\":", 6);
 				serialize(b, id, 0);
 			}
 			first = 0;
@@ -678,11 +628,11 @@ serialize(obuf *b, const fj *j, int resource)
 			if (rt && (v == rt || v == id))
 				continue;
 			if (!first)
-				out(b, ",", 1);
+				hq_buf_put(b, ",", 1);
 			first = 0;
 			size_t kn = strlen(k);
 			/* keys are FHIR element names, written by the code: no escapes */
-			char *q = reserve(b, kn + 3);
+			char *q = hq_buf_reserve(b, kn + 3);
 			if (q) {
 				q[0] = '"';
 				memcpy(q + 1, k, kn);
@@ -693,40 +643,40 @@ serialize(obuf *b, const fj *j, int resource)
 			serialize(b, v, resource == 2 && kn == 8 && memcmp(k, "resource", 8) == 0 ? 1
 					: resource == 4 && kn == 5 && memcmp(k, "entry", 5) == 0 ? 3 : 0);
 		}
-		out(b, "}", 1);
+		hq_buf_put(b, "}", 1);
 	} else if (fj_is(j, FJ_ARRAY)) {
-		out(b, "[", 1);
+		hq_buf_put(b, "[", 1);
 		for (const fj_member *m = j->head; m; m = m->next) {
 			if (m != j->head)
-				out(b, ",", 1);
+				hq_buf_put(b, ",", 1);
 			serialize(b, m->v, resource == 3 ? 2 : 0);
 		}
-		out(b, "]", 1);
+		hq_buf_put(b, "]", 1);
 	} else if (fj_is(j, FJ_STRING)) {
 		const char *s = fj_str(j);
 		size_t n = fj_strlen(j);
 		if (j->plain) {
-			char *q = reserve(b, n + 2);
+			char *q = hq_buf_reserve(b, n + 2);
 			if (q) {
 				q[0] = '"';
 				memcpy(q + 1, s, n);
 				q[n + 1] = '"';
 			}
 		} else if (n > 3 && memcmp(s, "\001N:", 3) == 0) {
-			out(b, s + 3, n - 3);
+			hq_buf_put(b, s + 3, n - 3);
 		} else {
 			out_string(b, s, n);
 		}
 	} else if (fj_is(j, FJ_INTEGER)) {
 		char num[32];
 		int n = snprintf(num, sizeof num, "%lld", j->i);
-		out(b, num, (size_t)n);
+		hq_buf_put(b, num, (size_t)n);
 	} else if (fj_is(j, FJ_TRUE)) {
-		out(b, "true", 4);
+		hq_buf_put(b, "true", 4);
 	} else if (fj_is(j, FJ_FALSE)) {
-		out(b, "false", 5);
+		hq_buf_put(b, "false", 5);
 	} else {
-		out(b, "null", 4);
+		hq_buf_put(b, "null", 4);
 	}
 }
 
@@ -746,8 +696,8 @@ hq_fhir_render(const char *raw, size_t len, const hq_fhir_opts *o, char **body, 
 			snprintf(why, whycap, "out of memory");
 		return rc;
 	}
-	obuf ob = {0};
-	grow(&ob, 4 * len + 4096); /* a Bundle is a few times its message: one or two reallocs */
+	hq_buf ob = {0};
+	hq_buf_grow(&ob, 4 * len + 4096); /* a Bundle is a few times its message: one or two reallocs */
 	serialize(&ob, b, 4);
 	fj_end(&arena);
 	if (ob.oom || ob.p == NULL) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "json.h"
 
 typedef struct delims {
@@ -11,42 +12,15 @@ typedef struct delims {
 	int nenc; /* encoding characters in MSH-2 */
 } delims;
 
-typedef struct buf {
-	char *p;
-	size_t n, cap;
-	int oom;
-} buf;
-
 static void
-put(buf *b, const char *s, size_t n)
+putc_(hq_buf *b, char c)
 {
-	if (b->oom || n == 0)
-		return;
-	if (b->n + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->n + n)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-}
-
-static void
-putc_(buf *b, char c)
-{
-	put(b, &c, 1);
+	hq_buf_put(b, &c, 1);
 }
 
 /* Text -> HL7: delimiters escaped. */
 static void
-escape_into(buf *b, const char *s, size_t n, const delims *d)
+escape_into(hq_buf *b, const char *s, size_t n, const delims *d)
 {
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i], e = 0;
@@ -74,7 +48,7 @@ escape_into(buf *b, const char *s, size_t n, const delims *d)
 
 /* HL7 -> text, decoding only the delimiter escapes; returns -1 on any other escape. */
 static int
-unescape_into(buf *b, const char *s, size_t n, const delims *d)
+unescape_into(hq_buf *b, const char *s, size_t n, const delims *d)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] != d->es) {
@@ -133,7 +107,7 @@ base64_leaf(const char *s, size_t n)
 }
 
 static int
-unbase64(const char *s, buf *out)
+unbase64(const char *s, hq_buf *out)
 {
 	unsigned v = 0;
 	int bits = 0;
@@ -155,7 +129,7 @@ unbase64(const char *s, buf *out)
 static json_t *
 leaf(const char *s, size_t n, const delims *d)
 {
-	buf t = {0}, back = {0};
+	hq_buf t = {0}, back = {0};
 	json_t *j = NULL;
 	if (unescape_into(&t, s, n, d) == 0 && !t.oom) {
 		escape_into(&back, t.p ? t.p : "", t.n, d);
@@ -314,10 +288,10 @@ hq_hl7_to_json(const char *m, size_t len)
 
 /* --- back to HL7 ---------------------------------------------------- */
 
-static int emit_level(buf *b, const json_t *j, int depth, const delims *d);
+static int emit_level(hq_buf *b, const json_t *j, int depth, const delims *d);
 
 static int
-emit_leaf(buf *b, const json_t *j, const delims *d)
+emit_leaf(hq_buf *b, const json_t *j, const delims *d)
 {
 	if (json_is_string(j)) {
 		escape_into(b, json_string_value(j), json_string_length(j), d);
@@ -325,7 +299,7 @@ emit_leaf(buf *b, const json_t *j, const delims *d)
 	}
 	const json_t *raw = json_object_get(j, "raw"), *b64v = json_object_get(j, "base64");
 	if (json_is_string(raw)) {
-		put(b, json_string_value(raw), json_string_length(raw));
+		hq_buf_put(b, json_string_value(raw), json_string_length(raw));
 		return 0;
 	}
 	if (json_is_string(b64v))
@@ -335,7 +309,7 @@ emit_leaf(buf *b, const json_t *j, const delims *d)
 
 /* depth 0: field (reps), 1: repetition (components), 2: component (subs) */
 static int
-emit_level(buf *b, const json_t *j, int depth, const delims *d)
+emit_level(hq_buf *b, const json_t *j, int depth, const delims *d)
 {
 	if (!json_is_array(j))
 		return emit_leaf(b, j, d);
@@ -364,7 +338,7 @@ hq_json_to_hl7(const json_t *root, char **out, size_t *len)
 	const char *sp = json_string_value(sepj);
 	size_t sl = json_string_length(sepj);
 	delims d = {sp[0], sp[1], sp[2], sp[3], sl > 4 ? sp[4] : 0, sl > 5 ? sp[5] : 0, (int)sl - 1};
-	buf b = {0};
+	hq_buf b = {0};
 	size_t i;
 	json_t *seg;
 	json_array_foreach(segs, i, seg) {
@@ -378,7 +352,7 @@ hq_json_to_hl7(const json_t *root, char **out, size_t *len)
 			if (!json_is_string(enc))
 				goto bad;
 			putc_(&b, d.fs);
-			put(&b, json_string_value(enc), json_string_length(enc));
+			hq_buf_put(&b, json_string_value(enc), json_string_length(enc));
 		}
 		size_t k;
 		json_t *f;
@@ -390,7 +364,7 @@ hq_json_to_hl7(const json_t *root, char **out, size_t *len)
 		if (end == NULL)
 			putc_(&b, '\r');
 		else if (json_is_string(end))
-			put(&b, json_string_value(end), json_string_length(end));
+			hq_buf_put(&b, json_string_value(end), json_string_length(end));
 		else
 			goto bad;
 	}
