@@ -1,8 +1,8 @@
 /*
  * buf.h - a growing output buffer whose size comes from input.
  *
- * Used where hl7q writes out a body of unbounded size (the FHIR serializer,
- * JSON -> HL7).  Its size follows the input, so running out of memory is
+ * Used where hl7q writes out a text of unbounded size (the FHIR serializer,
+ * JSON -> HL7, the Prometheus text).  Its size follows the input, so running out of memory is
  * not an abort (core/alloc.h) but a sticky flag: once `oom` is set, later
  * appends do nothing and the owner answers ENOMEM.  One byte past `n` is
  * always room for a terminating NUL, which the owner writes if it wants one.
@@ -19,6 +19,9 @@ typedef struct hq_buf {
 	size_t n, cap;
 	int oom;
 } hq_buf;
+
+/* Appends printf-style text to b; nothing once out of memory. */
+void hq_buf_printf(hq_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Makes room for n more bytes and a NUL: 0, or -1 with b->oom set. */
 static inline int

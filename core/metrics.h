@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
+
 #define HQ_HIST_BUCKETS 12
 
 /* A histogram with fixed upper bounds (see metrics.c). */
@@ -98,16 +100,6 @@ void hq_hist_observe_items(hq_hist *h, uint64_t n);
 
 /* The index of an ACK code ("AA", ...; "" for none). */
 int hq_metrics_ack_index(const char *code);
-
-/* A text buffer that grows (for the Prometheus output). */
-typedef struct hq_buf {
-	char *p;
-	size_t n, cap;
-	int failed; /* out of memory: the text is incomplete */
-} hq_buf;
-
-/* Appends printf-style text to b. */
-void hq_buf_printf(hq_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * Writes the process metrics (listeners, commits, per-target delivery

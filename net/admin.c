@@ -68,7 +68,7 @@ hq_admin_health(hq_journal *j, char *reasons, size_t cap)
 	}
 	hq_buf_printf(&b, "]");
 	if (reasons && cap)
-		snprintf(reasons, cap, "%s", b.p && !b.failed ? b.p : "[]");
+		snprintf(reasons, cap, "%s", b.p && !b.oom ? b.p : "[]");
 	free(b.p);
 	return ok;
 }
@@ -118,7 +118,7 @@ journal_metrics(hq_journal *j, hq_buf *b)
 		{"hl7q_target_delivered", "Delivered deliveries in the journal, by target.", offsetof(hq_target_summary, delivered)},
 	};
 	if (t == NULL) {
-		b->failed = 1;
+		b->oom = 1;
 		return;
 	}
 	long n = hq_journal_targets(j, t, MAX_TARGETS);
@@ -216,7 +216,7 @@ handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 			      reasons);
 		silent_listeners(&b);
 		hq_buf_printf(&b, "}\n");
-		if (b.failed) {
+		if (b.oom) {
 			free(b.p);
 			return MHD_NO;
 		}
@@ -226,7 +226,7 @@ handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 		hq_buf b = {0};
 		hq_metrics_write(&b);
 		journal_metrics(a->j, &b);
-		if (b.failed) {
+		if (b.oom) {
 			free(b.p);
 			return MHD_NO;
 		}
