@@ -47,6 +47,7 @@
 #include "queue/audit.h"
 #include "core/feeds.h"
 #include "core/silence.h"
+#include "core/timefmt.h"
 #include "hl7/fhir.h"
 #include "queue/journal.h"
 
@@ -81,70 +82,18 @@ bad_option(char **argv)
 }
 
 
-/*
- * TIME: RFC 3339 (2026-11-26T10:00:00Z, fraction and offset optional; a
- * date alone is its midnight UTC) or a duration back from now (15m, 2d).
- * Returns 0 or -1.
- */
+/* TIME (hl7q(1)): RFC 3339 or a duration back from now (core/timefmt.h).  Returns 0 or -1. */
 static int
 parse_time(const char *s, uint64_t *us)
 {
-	uint64_t ms;
-	if (hq_parse_duration(s, &ms) == 0 && s[0] >= '0' && s[0] <= '9' && !strchr(s, '-')) {
-		uint64_t now = hq_wall_us();
-		*us = ms * 1000 < now ? now - ms * 1000 : 0;
-		return 0;
-	}
-	struct tm tm;
-	memset(&tm, 0, sizeof tm);
-	const char *p = strptime(s, "%Y-%m-%d", &tm);
-	if (p == NULL)
-		return -1;
-	uint64_t frac = 0;
-	long off = 0;
-	if (*p == 'T' || *p == 't' || *p == ' ') {
-		p = strptime(p + 1, "%H:%M:%S", &tm);
-		if (p == NULL)
-			return -1;
-		if (*p == '.') {
-			uint64_t scale = 100000;
-			for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
-				frac += (uint64_t)(*p - '0') * scale;
-		}
-		if (*p == 'Z' || *p == 'z') {
-			p++;
-		} else if (*p == '+' || *p == '-') {
-			int h, m;
-			if (sscanf(p + 1, "%2d:%2d", &h, &m) != 2)
-				return -1;
-			off = (h * 3600L + m * 60L) * (*p == '-' ? -1 : 1);
-			p += 6;
-		} else {
-			return -1; /* RFC 3339 wants the offset */
-		}
-	}
-	if (*p != 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-	    tm.tm_sec > 60)
-		return -1;
-	time_t t = timegm(&tm) - off;
-	if (t < 0)
-		return -1;
-	*us = (uint64_t)t * 1000000 + frac;
-	return 0;
+	return hq_time_parse(s, hq_wall_us(), us) == 0 ? 0 : -1;
 }
 
-/* 2026-11-26T10:00:00.123Z (milliseconds). */
+/* 2026-11-26T10:00:00.123Z (milliseconds); "-" for 0, never. */
 static const char *
 fmt_time(uint64_t us, char *buf, size_t cap)
 {
-	if (us == 0)
-		return "-";
-	time_t t = (time_t)(us / 1000000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, cap - n, ".%03uZ", (unsigned)(us % 1000000 / 1000));
-	return buf;
+	return us ? hq_time_format(us, 3, buf, cap) : "-";
 }
 
 static const char *
@@ -371,7 +320,7 @@ daemon_probe(const ctx *c, daemon_info *d)
 	if (d->pid <= 0 || (kill((pid_t)d->pid, 0) != 0 && errno == ESRCH))
 		return; /* a stale file of a daemon that is gone */
 	uint64_t now = hq_wall_us();
-	d->age_s = upd && now > upd ? (now - upd) / 1000000 : 0;
+	d->age_s = hq_age_s(upd, now);
 	d->state = d->age_s > DAEMON_STALE_S ? DAEMON_HUNG : DAEMON_UP;
 }
 
@@ -472,12 +421,6 @@ load_status(ctx *c, status *s, const char *only)
 	return 0;
 }
 
-static uint64_t
-age_s(uint64_t since_us, uint64_t now)
-{
-	return since_us && now > since_us ? (now - since_us) / 1000000 : 0;
-}
-
 static const struct option status_opts[] = {
 	{"target", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
 
@@ -513,7 +456,7 @@ cmd_status(ctx *c, int argc, char **argv)
 					      (json_int_t)t->retrying, "inflight", s->inflight[i], "dead",
 					      (json_int_t)t->dead, "delivered", (json_int_t)t->delivered,
 					      "oldest_pending_age_s",
-					      (json_int_t)age_s(t->oldest_pending_us, now));
+					      (json_int_t)hq_age_s(t->oldest_pending_us, now));
 			json_object_set_new(o, "last_success", t->last_ok_us ? json_string(fmt_time(t->last_ok_us, t1, sizeof t1)) : json_null());
 			json_object_set_new(o, "last_error_at", t->last_err_us ? json_string(fmt_time(t->last_err_us, t2, sizeof t2)) : json_null());
 			json_object_set_new(o, "last_error", t->last_err_us ? json_string(t->last_error) : json_null());
@@ -539,7 +482,7 @@ cmd_status(ctx *c, int argc, char **argv)
 		printf("%-16s %9llu %9llu %9d %9llu %11llu %10llu  %-24s %s\n", t->name,
 		       (unsigned long long)t->pending, (unsigned long long)t->retrying, s->inflight[i],
 		       (unsigned long long)t->dead, (unsigned long long)t->delivered,
-		       (unsigned long long)age_s(t->oldest_pending_us, now),
+		       (unsigned long long)hq_age_s(t->oldest_pending_us, now),
 		       fmt_time(t->last_ok_us, t1, sizeof t1), err);
 	}
 	if (rc == 0) {
@@ -1568,7 +1511,7 @@ figures_from_journal(ctx *c, const char *only, figures *f)
 	uint64_t now = hq_wall_us();
 	for (long i = 0; i < s->n; i++)
 		figures_add(f, s->t[i].name, s->t[i].pending + s->t[i].retrying + (uint64_t)s->inflight[i],
-			    s->t[i].dead, age_s(s->t[i].oldest_pending_us, now));
+			    s->t[i].dead, hq_age_s(s->t[i].oldest_pending_us, now));
 	f->free = s->u.free;
 	f->max = s->u.map_size;
 	free(s);
