@@ -118,11 +118,11 @@ hq_feeds_watch(const hq_config *cfg, uint64_t now_us)
 }
 
 void
-hq_feeds_write_status(FILE *fp, const hq_config *cfg)
+hq_feeds_status(const hq_config *cfg, hq_status *s)
 {
 	for (int i = 0; i < cfg->nlisteners; i++) {
 		const hq_listener_metrics *m = hq_metrics_listener(cfg->listeners[i].name);
-		fprintf(fp, "last_message %s %llu\n", m->name,
-			(unsigned long long)__atomic_load_n(&m->last_message_us, __ATOMIC_RELAXED));
+		hq_status_listener_add(s, m->name)->last_message_us =
+			__atomic_load_n(&m->last_message_us, __ATOMIC_RELAXED);
 	}
 }

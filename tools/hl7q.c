@@ -29,7 +29,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -40,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -47,6 +47,7 @@
 #include "queue/audit.h"
 #include "core/feeds.h"
 #include "core/silence.h"
+#include "core/status.h"
 #include "core/timefmt.h"
 #include "hl7/fhir.h"
 #include "queue/journal.h"
@@ -299,29 +300,19 @@ typedef struct daemon_info {
 } daemon_info;
 enum { DAEMON_DOWN, DAEMON_UP, DAEMON_HUNG };
 
-/* Whether hl7qd runs on this journal: JOURNAL/hl7qd.status names a live
- * pid (EPERM: alive, another user's) that updated it lately. */
+/* Whether hl7qd runs on this journal: its status file (core/status.h)
+ * names a live pid (EPERM: alive, another user's) that updated it lately. */
 static void
 daemon_probe(const ctx *c, daemon_info *d)
 {
-	char path[1100], line[256];
-	unsigned long long upd = 0;
+	hq_status st;
 	memset(d, 0, sizeof *d);
-	snprintf(path, sizeof path, "%s/hl7qd.status", c->journal_dir);
-	FILE *fp = fopen(path, "r");
-	if (fp == NULL)
-		return;
-	while (fgets(line, sizeof line, fp)) {
-		if (sscanf(line, "pid %ld", &d->pid) == 1)
-			continue;
-		sscanf(line, "updated_us %llu", &upd);
-	}
-	fclose(fp);
-	if (d->pid <= 0 || (kill((pid_t)d->pid, 0) != 0 && errno == ESRCH))
-		return; /* a stale file of a daemon that is gone */
-	uint64_t now = hq_wall_us();
-	d->age_s = hq_age_s(upd, now);
-	d->state = d->age_s > DAEMON_STALE_S ? DAEMON_HUNG : DAEMON_UP;
+	if (hq_status_read(c->journal_dir, &st) == 0 && hq_status_alive(&st)) {
+		d->pid = st.pid;
+		d->age_s = hq_age_s(st.updated_us, hq_wall_us());
+		d->state = d->age_s > DAEMON_STALE_S ? DAEMON_HUNG : DAEMON_UP;
+	} /* else none, or a stale file of a daemon that is gone */
+	hq_status_free(&st);
 }
 
 static const char *
@@ -337,35 +328,6 @@ daemon_words(const daemon_info *d, char *buf, size_t cap)
 	return buf;
 }
 
-/* The daemon's in-flight count of target, when it is running; *stopped
- * gets the id of the FIFO head that stopped it (0: not stopped). */
-static int
-daemon_inflight(const ctx *c, const char *target, uint64_t *stopped)
-{
-	char path[1100], line[256], name[HQ_TARGET_MAX];
-	long pid = 0;
-	int n, found = 0;
-	unsigned long long sid;
-	*stopped = 0;
-	snprintf(path, sizeof path, "%s/hl7qd.status", c->journal_dir);
-	FILE *fp = fopen(path, "r");
-	if (fp == NULL)
-		return 0;
-	while (fgets(line, sizeof line, fp)) {
-		if (sscanf(line, "pid %ld", &pid) == 1)
-			continue;
-		if (sscanf(line, "inflight %63s %d", name, &n) == 2 && strcmp(name, target) == 0)
-			found = n;
-		if (sscanf(line, "stopped %63s %llu", name, &sid) == 2 && strcmp(name, target) == 0)
-			*stopped = sid;
-	}
-	fclose(fp);
-	if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
-		*stopped = 0;
-		return 0; /* a stale file of a daemon that is gone */
-	}
-	return found;
-}
 
 typedef struct status {
 	hq_target_summary t[MAX_TARGETS];
@@ -394,12 +356,17 @@ load_status(ctx *c, status *s, const char *only)
 			n++;
 		}
 	}
+	/* the running daemon's in-flight counts and stopped targets */
+	hq_status ds;
+	int live = hq_status_read(c->journal_dir, &ds) == 0 && hq_status_alive(&ds);
 	long k = 0;
 	for (long i = 0; i < n; i++) {
 		if (only && strcmp(s->t[i].name, only) != 0)
 			continue;
 		s->t[k] = s->t[i];
-		int inf = daemon_inflight(c, s->t[k].name, &s->stopped[k]);
+		const hq_status_target *dt = live ? hq_status_target_find(&ds, s->t[k].name) : NULL;
+		int inf = dt ? dt->inflight : 0;
+		s->stopped[k] = dt ? dt->stopped : 0;
 		uint64_t queued = s->t[k].pending;
 		/* The requests in flight are among the journal's pending
 		 * deliveries; the daemon's count is up to a second older than
@@ -413,6 +380,7 @@ load_status(ctx *c, status *s, const char *only)
 		k++;
 	}
 	s->n = k;
+	hq_status_free(&ds);
 	if (only && k == 0)
 		return fail("no target '%s' in the journal or the config", only);
 	int rc = hq_journal_usage_get(c->j, &s->u);
@@ -1732,64 +1700,39 @@ figures_from_admin(const char *addr, const char *only, figures *f)
 static int
 check_silent(ctx *c, char *text, size_t cap, char *json, size_t jcap, int *nsilent)
 {
-	int n = c->have_cfg ? c->cfg.nlisteners : 0, daemon = 0;
+	int n = c->have_cfg ? c->cfg.nlisteners : 0;
 	*nsilent = 0;
 	snprintf(json, jcap, "[");
 	if (!c->have_cfg) {
 		snprintf(text, cap, ", --silent needs -c FILE (expect_within is in the config)");
 		return 3;
 	}
-	const char **names = calloc((size_t)n, sizeof *names);
-	uint64_t *last = calloc((size_t)n, sizeof *last), *seen = calloc((size_t)n, sizeof *seen), oldest = 0;
-	if (names == NULL || last == NULL || seen == NULL) {
-		free(names);
-		free(last);
-		free(seen);
-		snprintf(text, cap, ", out of memory");
-		return 3;
-	}
+	const char **names = hq_xcalloc((size_t)n, sizeof *names);
+	uint64_t *last = hq_xcalloc((size_t)n, sizeof *last), oldest = 0;
 	for (int i = 0; i < n; i++)
 		names[i] = c->cfg.listeners[i].name;
 	int rc = c->j ? 0 : open_journal(c, 0) != 0 ? HQ_ENOTFOUND : 0;
-	if (rc != 0) {
+	if (rc != 0)
 		snprintf(text, cap, ", cannot open the journal: %s", g_err);
-		free(names);
-		free(last);
-		free(seen);
-		return 3;
-	}
-	rc = hq_feeds_last_seen(c->j, names, n, HQ_FEEDS_SCAN, last, &oldest);
-	if (rc != 0) {
+	else if ((rc = hq_feeds_last_seen(c->j, names, n, HQ_FEEDS_SCAN, last, &oldest)) != 0)
 		snprintf(text, cap, ", cannot read the journal: %s", hq_strerror(rc));
+	if (rc != 0) {
 		free(names);
 		free(last);
-		free(seen);
 		return 3;
 	}
 	/* the running daemon's own figure (its status file, a second old at
 	 * most) covers listeners the journal has no message of */
-	char path[1100], line[256], name[80];
-	long pid = 0;
-	unsigned long long us;
-	snprintf(path, sizeof path, "%s/hl7qd.status", c->journal_dir);
-	FILE *fp = fopen(path, "r");
-	while (fp && fgets(line, sizeof line, fp)) {
-		sscanf(line, "pid %ld", &pid);
-		for (int i = 0; i < n; i++)
-			if (sscanf(line, "last_message %79s %llu", name, &us) == 2 && strcmp(name, names[i]) == 0)
-				seen[i] = us;
-	}
-	if (fp)
-		fclose(fp);
-	if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
-		daemon = 1; /* else a stale file of a daemon that is gone */
+	hq_status ds;
+	int daemon = hq_status_read(c->journal_dir, &ds) == 0 && hq_status_alive(&ds);
 	for (int i = 0; i < n; i++) {
-		if (daemon && seen[i] > last[i])
-			last[i] = seen[i];
+		const hq_status_listener *sl = daemon ? hq_status_listener_find(&ds, names[i]) : NULL;
+		if (sl && sl->last_message_us > last[i])
+			last[i] = sl->last_message_us;
 		if (last[i] == 0)
 			last[i] = oldest; /* silent since at least then; 0: never, in the whole journal */
 	}
-	free(seen);
+	hq_status_free(&ds);
 	uint64_t now = hq_wall_us(), quiet;
 	size_t off = 0;
 	text[0] = 0;
