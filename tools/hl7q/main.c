@@ -51,6 +51,7 @@
 #include "core/timefmt.h"
 #include "hl7/fhir.h"
 #include "queue/journal.h"
+#include "tools/hl7q/hl7q.h"
 
 #ifndef HQ_VERSION
 #define HQ_VERSION "0.1.0"
@@ -59,12 +60,12 @@
 #define MAX_TARGETS 256
 #define ID_CHUNK 5000 /* ids per write transaction */
 
-static int g_json;
-static const char *g_cmd = "hl7q";
-static char g_err[1400]; /* the last reason printed, for check's UNKNOWN line */
+int g_json;
+const char *g_cmd = "hl7q";
+char g_err[HL7Q_ERR_CAP]; /* the last reason printed, for check's UNKNOWN line */
 
 /* Prints "hl7q CMD: reason" on stderr; returns 1 (usage/input error). */
-static int
+int
 fail(const char *fmt, ...)
 {
 	va_list ap;
@@ -76,7 +77,7 @@ fail(const char *fmt, ...)
 }
 
 /* getopt's complaint, in this tool's words (opterr is off). */
-static int
+int
 bad_option(char **argv)
 {
 	return fail("option '%s' is unknown or lacks its value (see hl7q --help)", argv[optind - 1]);
@@ -84,20 +85,20 @@ bad_option(char **argv)
 
 
 /* TIME (hl7q(1)): RFC 3339 or a duration back from now (core/timefmt.h).  Returns 0 or -1. */
-static int
+int
 parse_time(const char *s, uint64_t *us)
 {
 	return hq_time_parse(s, hq_wall_us(), us) == 0 ? 0 : -1;
 }
 
 /* 2026-11-26T10:00:00.123Z (milliseconds); "-" for 0, never. */
-static const char *
+const char *
 fmt_time(uint64_t us, char *buf, size_t cap)
 {
 	return us ? hq_time_format(us, 3, buf, cap) : "-";
 }
 
-static const char *
+const char *
 dlv_state_name(hq_dlv_state s)
 {
 	switch (s) {
@@ -109,7 +110,7 @@ dlv_state_name(hq_dlv_state s)
 	return "unknown";
 }
 
-static const char *
+const char *
 msg_state_name(int s)
 {
 	switch (s) {
@@ -122,7 +123,7 @@ msg_state_name(int s)
 }
 
 /* A stored field as a C string (cut at cap). */
-static const char *
+const char *
 field(const hq_record *r, int f, char *buf, size_t cap)
 {
 	size_t n = r->f[f].n < cap - 1 ? r->f[f].n : cap - 1;
@@ -132,14 +133,14 @@ field(const hq_record *r, int f, char *buf, size_t cap)
 	return buf;
 }
 
-static json_t *
+json_t *
 jfield(const hq_record *r, int f)
 {
 	return json_stringn_nocheck(r->f[f].p ? r->f[f].p : "", r->f[f].n);
 }
 
 /* A decimal count (0 allowed).  Returns 0 or -1. */
-static int
+int
 parse_count(const char *s, uint64_t *n)
 {
 	char *end;
@@ -152,7 +153,7 @@ parse_count(const char *s, uint64_t *n)
 }
 
 /* A message id: a count from 1. */
-static int
+int
 parse_id(const char *s, uint64_t *id)
 {
 	return parse_count(s, id) == 0 && *id > 0 ? 0 : -1;
@@ -160,16 +161,6 @@ parse_id(const char *s, uint64_t *id)
 
 /* --- the journal ------------------------------------------------------- */
 
-typedef struct ctx {
-	const char *config_file;
-	const char *journal_dir;
-	hq_config cfg;
-	int have_cfg;
-	hq_journal *j;
-	hq_audit *audit;     /* the access audit store, for commands that need one */
-	hq_audit_event ev;   /* this command's event: who and the filter, set by main */
-	int audited;	     /* ev is committed */
-} ctx;
 
 /*
  * Commits this command's audit event with the ids it is about to show or
@@ -177,7 +168,7 @@ typedef struct ctx {
  * to journald / the RFC 5424 collector.  Call it before printing or
  * acting.  Returns 0, or 2 after saying why the command refuses.
  */
-static int
+int
 audit_now(ctx *c, const uint64_t *ids, size_t n, uint64_t count)
 {
 	c->ev.ids = (uint64_t *)ids;
@@ -214,7 +205,7 @@ target_known(ctx *c, const char *name)
 }
 
 /* Fails (1) when a --target names no target; the known ones in the message. */
-static int
+int
 check_target(ctx *c, const char *name)
 {
 	if (name == NULL || target_known(c, name))
@@ -227,7 +218,7 @@ check_target(ctx *c, const char *name)
 }
 
 /* Opens the journal (read-only unless write).  Returns 0 or 2 (message printed). */
-static int
+int
 open_journal(ctx *c, int write)
 {
 	char path[1100];
@@ -259,7 +250,7 @@ open_journal(ctx *c, int write)
 }
 
 /* Reads the ids of argv[0..argc), each must be in the journal. */
-static int
+int
 ids_from_args(ctx *c, int argc, char **argv, uint64_t **out, size_t *n)
 {
 	uint64_t *ids = calloc((size_t)argc + 1, sizeof *ids);
@@ -293,16 +284,10 @@ ids_from_args(ctx *c, int argc, char **argv, uint64_t **out, size_t *n)
 /* hl7qd rewrites its status file every second; older than this, it hangs. */
 #define DAEMON_STALE_S 30
 
-typedef struct daemon_info {
-	int state;	 /* DAEMON_DOWN, DAEMON_UP, DAEMON_HUNG */
-	long pid;
-	uint64_t age_s; /* since the status file was written */
-} daemon_info;
-enum { DAEMON_DOWN, DAEMON_UP, DAEMON_HUNG };
 
 /* Whether hl7qd runs on this journal: its status file (core/status.h)
  * names a live pid (EPERM: alive, another user's) that updated it lately. */
-static void
+void
 daemon_probe(const ctx *c, daemon_info *d)
 {
 	hq_status st;
@@ -315,7 +300,7 @@ daemon_probe(const ctx *c, daemon_info *d)
 	hq_status_free(&st);
 }
 
-static const char *
+const char *
 daemon_words(const daemon_info *d, char *buf, size_t cap)
 {
 	if (d->state == DAEMON_UP)
@@ -329,15 +314,8 @@ daemon_words(const daemon_info *d, char *buf, size_t cap)
 }
 
 
-typedef struct status {
-	hq_target_summary t[MAX_TARGETS];
-	long n;
-	int inflight[MAX_TARGETS];
-	uint64_t stopped[MAX_TARGETS]; /* FIFO head that stopped the target; 0 none */
-	hq_journal_usage u;
-} status;
 
-static int
+int
 load_status(ctx *c, status *s, const char *only)
 {
 	long n = hq_journal_targets(c->j, s->t, MAX_TARGETS);
@@ -389,10 +367,10 @@ load_status(ctx *c, status *s, const char *only)
 	return 0;
 }
 
-static const struct option status_opts[] = {
+const struct option status_opts[] = {
 	{"target", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
 
-static int
+int
 cmd_status(ctx *c, int argc, char **argv)
 {
 	const struct option *opts = status_opts;
@@ -490,7 +468,7 @@ targets_json(const hq_msg_dlv *d, size_t nd)
 	return o;
 }
 
-static json_t *
+json_t *
 record_json(const hq_record *r, const hq_msg_dlv *d, size_t nd)
 {
 	char t[40];
@@ -547,7 +525,7 @@ ls_row(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
  * delivered nor dead); "retry" just the retrying.  duplicate and unrouted
  * are intake's verdicts (no deliveries).  Returns 0, or 1 after saying why.
  */
-static int
+int
 parse_state(const char *s, int *state, int *msg_state)
 {
 	static const struct { const char *name; int v, msg; } names[] = {
@@ -564,7 +542,7 @@ parse_state(const char *s, int *state, int *msg_state)
 	return fail("--state '%s': expected pending (includes retrying), retry, dead, delivered, rejected, duplicate or unrouted", s);
 }
 
-static int
+int
 check_range(const hq_query *q)
 {
 	if (q->since_us && q->until_us && q->since_us >= q->until_us)
@@ -575,27 +553,6 @@ check_range(const hq_query *q)
 }
 
 
-typedef struct collect {
-	uint64_t *v;
-	size_t n, cap;
-	int need_settled;		 /* purge --dead: skip messages still queued somewhere */
-	const char *route_to;		 /* replay of a range: messages for this target only */
-	const hq_target_conf *route_conf; /* its config, when known */
-	int only_missing;		 /* ... and of those only the ones route_to never had */
-	uint64_t never_had;		 /* how many collected route_to never had */
-	uint64_t *nv;			 /* their ids, the first NEVER_LIST */
-	size_t nn;
-	/* ls's filters the journal's query does not know */
-	int msg_state;			 /* HQ_MSG_DUPLICATE, HQ_MSG_UNROUTED; 0 any */
-	const char *type_pat;		 /* a `types` pattern: ADT, ADT^*, ADT^A01, * */
-	const char *listener, *sender;	 /* exact listener name, MSH-3 */
-	uint64_t limit;			 /* 0 all */
-	size_t keep;			 /* ls: keep only the first this many ids (0: all) ... */
-	uint64_t total, max_id;		 /* ... but count every match, and the highest id */
-	int *rows;			 /* ls's second pass: rows printed */
-} collect;
-
-#define NEVER_LIST 1000
 
 static int
 str_is(hq_str f, const char *s)
@@ -620,7 +577,7 @@ routed(const collect *c, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 }
 
 /* Whether r passes the filters the journal's query does not know. */
-static int
+int
 collect_match(const collect *c, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 {
 	for (size_t i = 0; c->need_settled && i < nd; i++)
@@ -640,7 +597,7 @@ collect_match(const collect *c, const hq_record *r, const hq_msg_dlv *d, size_t 
 	return 1;
 }
 
-static int
+int
 collect_id(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 {
 	collect *c = arg;
@@ -689,7 +646,7 @@ print_match(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 	return ++c->total >= c->limit;
 }
 
-static const struct option ls_opts[] = {
+const struct option ls_opts[] = {
 	{"state", required_argument, NULL, 's'},      {"target", required_argument, NULL, 't'},
 	{"type", required_argument, NULL, 'y'},       {"control-id", required_argument, NULL, 'i'},
 	{"patient", required_argument, NULL, 'p'},    {"since", required_argument, NULL, 'S'},
@@ -697,7 +654,7 @@ static const struct option ls_opts[] = {
 	{"listener", required_argument, NULL, 'l'},   {"sender", required_argument, NULL, 'f'},
 	{"json", no_argument, NULL, 'J'},	      {NULL, 0, NULL, 0}};
 
-static int
+int
 cmd_ls(ctx *c, int argc, char **argv)
 {
 	const struct option *opts = ls_opts;
@@ -828,7 +785,7 @@ show_attempt(void *arg, const hq_attempt *a)
 	return 0;
 }
 
-static const struct option show_opts[] = {
+const struct option show_opts[] = {
 	{"raw", no_argument, NULL, 'r'}, {"json", no_argument, NULL, 'J'},
 	{"fhir", no_argument, NULL, 'F'}, {"target", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
 
@@ -873,7 +830,7 @@ show_fhir(ctx *c, const hq_record *r, const char *target)
 	return ferror(stdout) ? fail("cannot write: %s", strerror(errno)) : 0;
 }
 
-static int
+int
 cmd_show(ctx *c, int argc, char **argv)
 {
 	const struct option *opts = show_opts;
@@ -1002,13 +959,13 @@ cmd_show(ctx *c, int argc, char **argv)
 
 /* --- replay and purge ----------------------------------------------------- */
 
-static const struct option replay_opts[] = {
+const struct option replay_opts[] = {
 	{"dead", no_argument, NULL, 'd'},	   {"target", required_argument, NULL, 't'},
 	{"since", required_argument, NULL, 'S'},   {"until", required_argument, NULL, 'U'},
 	{"dry-run", no_argument, NULL, 'n'},	   {"missing", no_argument, NULL, 'm'},
 	{"json", no_argument, NULL, 'J'},	   {NULL, 0, NULL, 0}};
 
-static int
+int
 cmd_replay(ctx *c, int argc, char **argv)
 {
 	const struct option *opts = replay_opts;
@@ -1110,7 +1067,7 @@ cmd_replay(ctx *c, int argc, char **argv)
 	return 0;
 }
 
-static const struct option purge_opts[] = {
+const struct option purge_opts[] = {
 	{"dead", no_argument, NULL, 'd'},	{"delivered-before", required_argument, NULL, 'b'},
 	{"target", required_argument, NULL, 't'}, {"dry-run", no_argument, NULL, 'n'},
 	{"json", no_argument, NULL, 'J'},	{"rejected", no_argument, NULL, 'r'},
@@ -1137,7 +1094,7 @@ undelivered(ctx *c, const uint64_t *ids, size_t n)
 	return 0;
 }
 
-static int
+int
 cmd_purge(ctx *c, int argc, char **argv)
 {
 	const struct option *opts = purge_opts;
@@ -1255,9 +1212,9 @@ cmd_purge(ctx *c, int argc, char **argv)
 
 /* --- compact and check ----------------------------------------------------- */
 
-static const struct option compact_opts[] = {{"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
+const struct option compact_opts[] = {{"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
 
-static int
+int
 cmd_compact(ctx *c, int argc, char **argv)
 {
 	const char *dir = NULL;
@@ -1321,9 +1278,9 @@ cmd_compact(ctx *c, int argc, char **argv)
 /* Seals everything under the first key of the key file, a slice per
  * transaction; the journal keeps the progress, so an interrupted run goes
  * on where it stopped when started again. */
-static const struct option reseal_opts[] = {{"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
+const struct option reseal_opts[] = {{"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
 
-static int
+int
 cmd_reseal(ctx *c, int argc, char **argv)
 {
 	int o;
@@ -1491,10 +1448,6 @@ figures_from_journal(ctx *c, const char *only, figures *f)
 	return 0;
 }
 
-typedef struct http_buf {
-	char *p;
-	size_t n;
-} http_buf;
 
 static size_t
 http_write(char *p, size_t size, size_t nmemb, void *arg)
@@ -1567,7 +1520,7 @@ curl_load(char *err, size_t cap)
 	return 0;
 }
 
-static void
+void
 curl_unload(void)
 {
 	if (g_curl.lib) {
@@ -1578,7 +1531,7 @@ curl_unload(void)
 }
 
 /* GETs http://addr/path.  Returns the HTTP status, or -1 with why in err. */
-static long
+long
 http_get(const char *addr, const char *path, http_buf *b, char *err, size_t cap)
 {
 	char url[400];
@@ -1759,7 +1712,7 @@ check_silent(ctx *c, char *text, size_t cap, char *json, size_t jcap, int *nsile
 	return *nsilent ? 2 : 0;
 }
 
-static const struct option check_opts[] = {
+const struct option check_opts[] = {
 	{"max-age", required_argument, NULL, 'a'},     {"max-dead", required_argument, NULL, 'd'},
 	{"max-pending", required_argument, NULL, 'p'}, {"warn-age", required_argument, NULL, 'A'},
 	{"warn-dead", required_argument, NULL, 'D'},   {"warn-pending", required_argument, NULL, 'P'},
@@ -1767,7 +1720,7 @@ static const struct option check_opts[] = {
 	{"json", no_argument, NULL, 'J'},	       {"silent", no_argument, NULL, 's'},
 	{NULL, 0, NULL, 0}};
 
-static int
+int
 cmd_check(ctx *c, int argc, char **argv)
 {
 	const struct option *opts = check_opts;
@@ -1919,13 +1872,13 @@ audit_row(void *arg, const hq_audit_event *ev)
 	return ferror(stdout) != 0;
 }
 
-static const struct option audit_opts[] = {
+const struct option audit_opts[] = {
 	{"since", required_argument, NULL, 'S'}, {"until", required_argument, NULL, 'U'},
 	{"user", required_argument, NULL, 'u'},	 {"id", required_argument, NULL, 'i'},
 	{"before", required_argument, NULL, 'b'}, {"json", no_argument, NULL, 'J'},
 	{NULL, 0, NULL, 0}};
 
-static int
+int
 cmd_audit(ctx *c, int argc, char **argv)
 {
 	hq_audit_query q;
