@@ -1,7 +1,10 @@
 /*
- * hl7q.c - the operator CLI: status, audit queries, a message's story,
- * replay, purge, compaction and a monitoring plugin, on the journal of a
- * running (or stopped) hl7qd.  See hl7q(1).
+ * main.c - hl7q, the operator CLI: status, audit queries, a message's
+ * story, replay, purge, compaction and a monitoring plugin, on the journal
+ * of a running (or stopped) hl7qd.  See hl7q(1).  This file holds the
+ * command table and main; each command has a file beside it (status.c,
+ * ls.c, show.c, replay.c, compact.c, check.c, audit.c), and what they
+ * share is declared in hl7q.h (output.c, journal.c, select.c, http.c).
  *
  * It opens the same LMDB environment as the daemon: reads run in read
  * transactions (they never block intake), replay and purge in short write
@@ -16,7 +19,7 @@
  * event refuses to run (exit 2).
  *
  * Options: each command's are declared in a table (CMDS below, the
- * struct option arrays beside each command); main reads them, and the
+ * struct option arrays in each command's file); main reads them, and the
  * global ones (-c, -j, --json, --help), anywhere on the line, GNU style,
  * then hands the command its options first and its operands after "--".
  *
@@ -24,40 +27,21 @@
  * journal cannot be opened, or the audit event cannot be written.  `check` follows the monitoring-plugin
  * contract instead: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
  */
-#include <curl/curl.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
-#include <jansson.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/time.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "core/alloc.h"
-#include "core/clock.h"
 #include "core/config.h"
 #include "core/error.h"
-#include "net/auditlog.h"
 #include "queue/audit.h"
-#include "core/feeds.h"
-#include "core/silence.h"
-#include "core/status.h"
-#include "core/timefmt.h"
-#include "hl7/fhir.h"
 #include "queue/journal.h"
 #include "tools/hl7q/hl7q.h"
 
 #ifndef HQ_VERSION
 #define HQ_VERSION "0.1.0"
 #endif
-
-/* --- main ------------------------------------------------------------------ */
 
 enum { J_READ, J_WRITE, J_LAZY }; /* J_WRITE: it changes the journal or records an audit event */
 
