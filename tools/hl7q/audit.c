@@ -30,10 +30,7 @@ audit_row(void *arg, const hq_audit_event *ev)
 			json_object_set_new(o, "patient", json_string("(sealed)"));
 		else if (ev->patient[0])
 			json_object_set_new(o, "patient", json_string(ev->patient));
-		char *line = json_dumps(o, JSON_COMPACT);
-		puts(line);
-		free(line);
-		json_decref(o);
+		print_json(o);
 		return ferror(stdout) != 0;
 	}
 	if ((*rows)++ == 0)

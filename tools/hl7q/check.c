@@ -112,9 +112,7 @@ figures_from_journal(ctx *c, const char *only, figures *f)
 		if (open_journal(c, 0) != 0)
 			return unknown("%s", g_err);
 	}
-	status *s = calloc(1, sizeof *s);
-	if (s == NULL)
-		return unknown("out of memory");
+	status *s = hq_xcalloc(1, sizeof *s);
 	if (load_status(c, s, only) != 0) {
 		free(s);
 		return unknown("%s", g_err);
@@ -293,13 +291,21 @@ const struct option check_opts[] = {
 	{"json", no_argument, NULL, 'J'},	       {"silent", no_argument, NULL, 's'},
 	{NULL, 0, NULL, 0}};
 
-int
-cmd_check(ctx *c, int argc, char **argv)
+/* What check's command line asks. */
+typedef struct check_want {
+	limit age, dead, pending;
+	const char *only, *admin; /* --target, --admin */
+	int silent;
+} check_want;
+
+/* check's options: the thresholds given, the defaults for a metric given
+ * none.  Returns 0, or 3 (UNKNOWN) after saying why. */
+static int
+check_args(int argc, char **argv, check_want *a)
 {
 	const struct option *opts = check_opts;
-	limit age = {0}, dead = {0}, pending = {0};
-	const char *only = NULL, *admin = NULL;
-	int o, silent = 0;
+	int o;
+	memset(a, 0, sizeof *a);
 	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		uint64_t v = 0, ms;
 		int bad = 0;
@@ -310,15 +316,15 @@ cmd_check(ctx *c, int argc, char **argv)
 		if (bad)
 			return unknown("bad threshold '%s' (ages take 30s, 15m, 2h; counts a number)", optarg);
 		switch (o) {
-		case 'a': age.crit = v; age.has_crit = 1; break;
-		case 'A': age.warn = v; age.has_warn = 1; break;
-		case 'd': dead.crit = v; dead.has_crit = 1; break;
-		case 'D': dead.warn = v; dead.has_warn = 1; break;
-		case 'p': pending.crit = v; pending.has_crit = 1; break;
-		case 'P': pending.warn = v; pending.has_warn = 1; break;
-		case 't': only = optarg; break;
-		case 'H': admin = optarg; break;
-		case 's': silent = 1; break;
+		case 'a': a->age.crit = v; a->age.has_crit = 1; break;
+		case 'A': a->age.warn = v; a->age.has_warn = 1; break;
+		case 'd': a->dead.crit = v; a->dead.has_crit = 1; break;
+		case 'D': a->dead.warn = v; a->dead.has_warn = 1; break;
+		case 'p': a->pending.crit = v; a->pending.has_crit = 1; break;
+		case 'P': a->pending.warn = v; a->pending.has_warn = 1; break;
+		case 't': a->only = optarg; break;
+		case 'H': a->admin = optarg; break;
+		case 's': a->silent = 1; break;
 		case 'J': g_json = 1; break;
 		default:
 			return unknown("option '%s' is unknown or lacks its value (see hl7q help check)", argv[optind - 1]);
@@ -327,15 +333,28 @@ cmd_check(ctx *c, int argc, char **argv)
 	if (optind != argc)
 		return unknown("unexpected argument '%s'", argv[optind]);
 	/* The defaults, for a metric given no threshold at all. */
-	if (!age.has_warn && !age.has_crit)
-		age = (limit){CHECK_WARN_AGE_S, CHECK_CRIT_AGE_S, 1, 1};
-	if (!dead.has_warn && !dead.has_crit)
-		dead = (limit){CHECK_WARN_DEAD, 0, 1, 0};
-	if (!pending.has_warn && !pending.has_crit)
-		pending = (limit){CHECK_WARN_PENDING, CHECK_CRIT_PENDING, 1, 1};
+	if (!a->age.has_warn && !a->age.has_crit)
+		a->age = (limit){CHECK_WARN_AGE_S, CHECK_CRIT_AGE_S, 1, 1};
+	if (!a->dead.has_warn && !a->dead.has_crit)
+		a->dead = (limit){CHECK_WARN_DEAD, 0, 1, 0};
+	if (!a->pending.has_warn && !a->pending.has_crit)
+		a->pending = (limit){CHECK_WARN_PENDING, CHECK_CRIT_PENDING, 1, 1};
+	return 0;
+}
+
+int
+cmd_check(ctx *c, int argc, char **argv)
+{
+	check_want a;
+	int rc = check_args(argc, argv, &a);
+	if (rc)
+		return rc;
+	limit age = a.age, dead = a.dead, pending = a.pending;
+	const char *only = a.only, *admin = a.admin;
+	int silent = a.silent;
 	figures f;
 	memset(&f, 0, sizeof f);
-	int rc = admin ? figures_from_admin(admin, only, &f) : figures_from_journal(c, only, &f);
+	rc = admin ? figures_from_admin(admin, only, &f) : figures_from_journal(c, only, &f);
 	if (rc)
 		return rc;
 	int la = level(&age, f.oldest), ld = level(&dead, f.dead), lp = level(&pending, f.pending);

@@ -44,6 +44,8 @@ const char *msg_state_name(int s);
 const char *field(const hq_record *r, int f, char *buf, size_t cap);
 /* A stored field as a JSON string. */
 json_t *jfield(const hq_record *r, int f);
+/* Prints o as one compact JSON line and frees it. */
+void print_json(json_t *o);
 /* A decimal count (0 allowed).  Returns 0 or -1. */
 int parse_count(const char *s, uint64_t *n);
 /* A message id: a count from 1.  Returns 0 or -1. */

@@ -106,9 +106,7 @@ open_journal(ctx *c, int write)
 int
 ids_from_args(ctx *c, int argc, char **argv, uint64_t **out, size_t *n)
 {
-	uint64_t *ids = calloc((size_t)argc + 1, sizeof *ids);
-	if (ids == NULL)
-		return fail("out of memory");
+	uint64_t *ids = hq_xcalloc((size_t)argc + 1, sizeof *ids);
 	for (int i = 0; i < argc; i++) {
 		hq_record r;
 		void *mem;

@@ -45,10 +45,7 @@ ls_row(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 	int *rows = arg;
 	if (g_json) {
 		json_t *o = record_json(r, d, nd);
-		char *line = json_dumps(o, JSON_COMPACT);
-		puts(line);
-		free(line);
-		json_decref(o);
+		print_json(o);
 		return ferror(stdout) != 0;
 	}
 	char t[40], lis[64], peer[64], type[64], ctrl[64], pat[64], tg[512];

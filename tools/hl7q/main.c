@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "queue/audit.h"
@@ -140,6 +141,24 @@ cmd_help(const cmd_def *cmd)
 	       cmd->synopsis, cmd->help);
 }
 
+/* hl7q help [COMMAND]: the usage, or one command's help.  Returns the exit status. */
+static int
+help_command(const char *name)
+{
+	if (name == NULL) {
+		usage(stdout);
+		return 0;
+	}
+	const cmd_def *cmd = find_cmd(name);
+	if (cmd == NULL) {
+		fprintf(stderr, "hl7q help: no command '%s' (status, ls, show, replay, purge, compact, reseal, audit, check)\n",
+			name);
+		return 1;
+	}
+	cmd_help(cmd);
+	return 0;
+}
+
 enum { OPT_CONFIG = 0x100, OPT_JOURNAL, OPT_HELP };
 static char END_OF_OPTIONS[] = "--"; /* ends the options gather() hands on (tokens before it are malloc'd) */
 
@@ -164,14 +183,9 @@ gather(const cmd_def *cmd, int argc, char **argv, ctx *c, int *help, char ***out
 	all[n] = (struct option){NULL, 0, NULL, 0};
 	char shorts[64];
 	snprintf(shorts, sizeof shorts, "-c:j:h%s", cmd->shortopts);
-	char **opts = calloc((size_t)argc * 2 + 2, sizeof *opts), **pos = calloc((size_t)argc + 1, sizeof *pos);
+	char **opts = hq_xcalloc((size_t)argc * 2 + 2, sizeof *opts), **pos = hq_xcalloc((size_t)argc + 1, sizeof *pos);
 	int no = 0, np = 0, o, li;
 	int rc = 0;
-	if (opts == NULL || pos == NULL) {
-		free(opts);
-		free(pos);
-		return fail("out of memory");
-	}
 	opts[no++] = argv[0];
 	optind = 0;
 	opterr = 0;
@@ -202,13 +216,10 @@ gather(const cmd_def *cmd, int argc, char **argv, ctx *c, int *help, char ***out
 				def = &all[k];
 		if (def == NULL)
 			{ rc = fail("option '%s' is unknown (see hl7q help %s)", argv[optind - 1], cmd->name); goto out; }
-		char *tok;
-		if (def->has_arg != no_argument && optarg) {
-			if (asprintf(&tok, "--%s=%s", def->name, optarg) < 0)
-				{ rc = fail("out of memory"); goto out; }
-		} else if (asprintf(&tok, "--%s", def->name) < 0) {
-			{ rc = fail("out of memory"); goto out; }
-		}
+		int with_value = def->has_arg != no_argument && optarg;
+		size_t len = strlen(def->name) + (with_value ? strlen(optarg) + 1 : 0) + 3;
+		char *tok = hq_xmalloc(len);
+		snprintf(tok, len, with_value ? "--%s=%s" : "--%s", def->name, with_value ? optarg : "");
 		opts[no++] = tok;
 		/* the audit event's filter: options as given, without --json, a patient id apart */
 		if (strcmp(def->name, "json") == 0)
@@ -239,6 +250,42 @@ out:
 		free(opts[i]);
 	free(opts);
 	free(pos);
+	return rc;
+}
+
+/*
+ * Reads the config (or takes -j), opens the journal and, for a command
+ * that records an access audit event, its audit store.  Returns 0, or the
+ * exit status after saying why.
+ */
+static int
+prepare(ctx *c, const cmd_def *cmd)
+{
+	if (c->config_file && c->journal_dir)
+		return fail("-c and -j conflict: give one");
+	if (c->config_file) {
+		if (hq_config_load(c->config_file, &c->cfg) != 0) {
+			snprintf(g_err, sizeof g_err, "%s", c->cfg.err);
+			fprintf(stderr, "%s\n", c->cfg.err);
+			hq_config_free(&c->cfg);
+			return 1;
+		}
+		c->have_cfg = 1;
+		c->journal_dir = c->cfg.journal_path;
+	} else if (c->journal_dir == NULL && cmd->journal != J_LAZY) {
+		return fail("no journal: give -c FILE (hl7qd's config) or -j DIR");
+	}
+	if (cmd->journal == J_LAZY)
+		return 0;
+	int rc = open_journal(c, cmd->journal == J_WRITE);
+	if (rc == 0 && cmd->journal == J_WRITE) {
+		int arc = hq_audit_open(c->j, &c->audit);
+		if (arc != 0) {
+			fail("cannot open the journal's audit store: %s; hl7q %s refuses to run without it",
+			     hq_strerror(arc), g_cmd);
+			rc = 2;
+		}
+	}
 	return rc;
 }
 
@@ -274,20 +321,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "hl7q: which command? (status, ls, show, replay, purge, compact, reseal, audit, check; hl7q --help)\n");
 		return 1;
 	}
-	if (strcmp(argv[optind], "help") == 0) {
-		if (optind + 1 == argc) {
-			usage(stdout);
-			return 0;
-		}
-		const cmd_def *cmd = find_cmd(argv[optind + 1]);
-		if (cmd == NULL) {
-			fprintf(stderr, "hl7q help: no command '%s' (status, ls, show, replay, purge, compact, reseal, audit, check)\n",
-				argv[optind + 1]);
-			return 1;
-		}
-		cmd_help(cmd);
-		return 0;
-	}
+	if (strcmp(argv[optind], "help") == 0)
+		return help_command(optind + 1 < argc ? argv[optind + 1] : NULL);
 	const cmd_def *cmd = find_cmd(argv[optind]);
 	if (cmd == NULL) {
 		fprintf(stderr, "hl7q: unknown command '%s' (status, ls, show, replay, purge, compact, reseal, audit, check)\n",
@@ -304,30 +339,8 @@ main(int argc, char **argv)
 	int rc = 0;
 	if (help)
 		cmd_help(cmd);
-	if (!help && c.config_file && c.journal_dir)
-		rc = fail("-c and -j conflict: give one");
-	if (!help && rc == 0 && c.config_file) {
-		if (hq_config_load(c.config_file, &c.cfg) != 0) {
-			snprintf(g_err, sizeof g_err, "%s", c.cfg.err);
-			fprintf(stderr, "%s\n", c.cfg.err);
-			hq_config_free(&c.cfg);
-			rc = 1;
-		} else {
-			c.have_cfg = 1;
-			c.journal_dir = c.cfg.journal_path;
-		}
-	} else if (!help && rc == 0 && c.journal_dir == NULL && cmd->journal != J_LAZY) {
-		rc = fail("no journal: give -c FILE (hl7qd's config) or -j DIR");
-	}
-	if (!help && rc == 0 && cmd->journal != J_LAZY) {
-		rc = open_journal(&c, cmd->journal == J_WRITE);
-		if (rc == 0 && cmd->journal == J_WRITE) {
-			int arc = hq_audit_open(c.j, &c.audit);
-			if (arc != 0)
-				rc = fail("cannot open the journal's audit store: %s; hl7q %s refuses to run without it",
-					  hq_strerror(arc), g_cmd), rc = 2;
-		}
-	}
+	else
+		rc = prepare(&c, cmd);
 	if (rc != 0 && is_check) {
 		printf("HL7Q UNKNOWN - %s\n", g_err);
 		rc = 3;

@@ -113,3 +113,13 @@ parse_id(const char *s, uint64_t *id)
 {
 	return parse_count(s, id) == 0 && *id > 0 ? 0 : -1;
 }
+
+void
+print_json(json_t *o)
+{
+	char *line = json_dumps(o, JSON_COMPACT);
+	if (line)
+		puts(line);
+	free(line);
+	json_decref(o);
+}

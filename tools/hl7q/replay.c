@@ -19,6 +19,36 @@ const struct option replay_opts[] = {
 	{"dry-run", no_argument, NULL, 'n'},	   {"missing", no_argument, NULL, 'm'},
 	{"json", no_argument, NULL, 'J'},	   {NULL, 0, NULL, 0}};
 
+/* What replay did (or, dry, would do): messages, deliveries queued, and
+ * for a range the messages target never had. */
+static void
+replay_report(const collect *ids, long queued, int dry, int range, const char *target)
+{
+	if (g_json) {
+		printf("{\"messages\":%zu,\"queued\":%ld,\"dry_run\":%s", ids->n, queued, dry ? "true" : "false");
+		if (range) {
+			printf(",\"never_had\":%llu,\"never_had_ids\":[", (unsigned long long)ids->never_had);
+			for (size_t i = 0; i < ids->nn; i++)
+				printf("%s%llu", i ? "," : "", (unsigned long long)ids->nv[i]);
+			printf("]");
+		}
+		printf("}\n");
+	} else {
+		if (dry)
+			printf("would replay %zu message%s\n", ids->n, ids->n == 1 ? "" : "s");
+		else
+			printf("queued %ld deliver%s of %zu message%s\n", queued, queued == 1 ? "y" : "ies", ids->n,
+			       ids->n == 1 ? "" : "s");
+		if (range) {
+			printf("%llu of them %s never had%s", (unsigned long long)ids->never_had, target,
+			       ids->never_had ? ":" : "");
+			for (size_t i = 0; i < ids->nn; i++)
+				printf(" %llu", (unsigned long long)ids->nv[i]);
+			printf("%s\n", ids->never_had > ids->nn ? " ..." : "");
+		}
+	}
+}
+
 int
 cmd_replay(ctx *c, int argc, char **argv)
 {
@@ -88,34 +118,13 @@ cmd_replay(ctx *c, int argc, char **argv)
 		long n = hq_journal_replay(c->j, ids.v + i, k, target, dead, hq_wall_us());
 		if (n < 0) {
 			free(ids.v);
+			free(ids.nv);
 			return fail("cannot write the journal: %s (%ld deliveries queued before)",
 				    hq_strerror((int)n), queued);
 		}
 		queued += n;
 	}
-	if (g_json) {
-		printf("{\"messages\":%zu,\"queued\":%ld,\"dry_run\":%s", ids.n, queued, dry ? "true" : "false");
-		if (range) {
-			printf(",\"never_had\":%llu,\"never_had_ids\":[", (unsigned long long)ids.never_had);
-			for (size_t i = 0; i < ids.nn; i++)
-				printf("%s%llu", i ? "," : "", (unsigned long long)ids.nv[i]);
-			printf("]");
-		}
-		printf("}\n");
-	} else {
-		if (dry)
-			printf("would replay %zu message%s\n", ids.n, ids.n == 1 ? "" : "s");
-		else
-			printf("queued %ld deliver%s of %zu message%s\n", queued, queued == 1 ? "y" : "ies", ids.n,
-			       ids.n == 1 ? "" : "s");
-		if (range) {
-			printf("%llu of them %s never had%s", (unsigned long long)ids.never_had, target,
-			       ids.never_had ? ":" : "");
-			for (size_t i = 0; i < ids.nn; i++)
-				printf(" %llu", (unsigned long long)ids.nv[i]);
-			printf("%s\n", ids.never_had > ids.nn ? " ..." : "");
-		}
-	}
+	replay_report(&ids, queued, dry, range, target);
 	free(ids.v);
 	free(ids.nv);
 	return 0;
@@ -145,6 +154,84 @@ undelivered(ctx *c, const uint64_t *ids, size_t n)
 					    (unsigned long long)ids[i], d[t].target,
 					    d[t].d.state <= HQ_DLV_DEAD ? names[d[t].d.state] : "?") != 0;
 	}
+	return 0;
+}
+
+/* purge --delivered-before TIME or --rejected: counted first (the audit
+ * event's count), then purged a slice per transaction; *purged counts.
+ * Returns 0, or the exit status after saying why. */
+static int
+purge_by_time(ctx *c, int rejected, uint64_t before, int dry, long *purged)
+{
+	uint64_t resume = 0, found = 0;
+	long n;
+	if (rejected)
+		before = UINT64_MAX; /* every refused frame */
+	do { /* count first, for the audit event */
+		n = rejected ? hq_journal_purge_rejected(c->j, before, &resume, ID_CHUNK, 1)
+			     : hq_journal_purge_before(c->j, before, &resume, ID_CHUNK, 1);
+		if (n < 0)
+			return fail("cannot read the journal: %s", hq_strerror((int)n));
+		found += (uint64_t)n;
+	} while (resume < before);
+	int rc = audit_now(c, NULL, 0, found);
+	if (rc)
+		return rc;
+	resume = 0;
+	do {
+		n = rejected ? hq_journal_purge_rejected(c->j, before, &resume, ID_CHUNK, dry)
+			     : hq_journal_purge_before(c->j, before, &resume, ID_CHUNK, dry);
+		if (n < 0)
+			return fail("cannot purge: %s (%ld purged before)", hq_strerror((int)n), *purged);
+		*purged += n;
+	} while (resume < before);
+	return 0;
+}
+
+/* purge ID... (owed ones need force) or --dead [--target T] (settled ones,
+ * checked again as it purges); *purged counts.  Returns 0, or the exit
+ * status after saying why. */
+static int
+purge_ids(ctx *c, int nids, char **idv, const char *target, int force, int dry, long *purged)
+{
+	collect ids = {0};
+	if (nids) {
+		if (ids_from_args(c, nids, idv, &ids.v, &ids.n))
+			return 1;
+		if (!force && undelivered(c, ids.v, ids.n)) {
+			free(ids.v);
+			return 1;
+		}
+	} else {
+		hq_query q;
+		memset(&q, 0, sizeof q);
+		q.state = HQ_DLV_DEAD;
+		q.target = target;
+		ids.need_settled = 1;
+		long n = hq_journal_query(c->j, &q, collect_id, &ids);
+		if (n < 0) {
+			free(ids.v);
+			return fail("cannot read the journal: %s", hq_strerror((int)n));
+		}
+	}
+	int rc = audit_now(c, ids.v, ids.n, ids.n);
+	if (rc) {
+		free(ids.v);
+		return rc;
+	}
+	for (size_t i = 0; i < ids.n; i += ID_CHUNK) {
+		size_t k = ids.n - i < ID_CHUNK ? ids.n - i : ID_CHUNK;
+		/* --dead: checked again as it purges, so a replay made meanwhile stays */
+		long n = dry ? (long)k
+			     : hq_journal_purge_if(c->j, ids.v + i, k,
+						   nids ? HQ_PURGE_ANY : HQ_PURGE_SETTLED);
+		if (n < 0) {
+			free(ids.v);
+			return fail("cannot purge: %s (%ld purged before)", hq_strerror((int)n), *purged);
+		}
+		*purged += n;
+	}
+	free(ids.v);
 	return 0;
 }
 
@@ -182,74 +269,15 @@ cmd_purge(ctx *c, int argc, char **argv)
 		return fail("--target goes with --dead only");
 	if (check_target(c, target))
 		return 1;
-	collect ids = {0};
 	long purged = 0;
 	uint64_t before_usage = 0;
 	hq_journal_usage u;
 	if (hq_journal_usage_get(c->j, &u) == 0)
 		before_usage = u.free;
-	if (before_set || rejected) {
-		uint64_t resume = 0, found = 0;
-		long n;
-		if (rejected)
-			before = UINT64_MAX; /* every refused frame */
-		do { /* count first, for the audit event */
-			n = rejected ? hq_journal_purge_rejected(c->j, before, &resume, ID_CHUNK, 1)
-				     : hq_journal_purge_before(c->j, before, &resume, ID_CHUNK, 1);
-			if (n < 0)
-				return fail("cannot read the journal: %s", hq_strerror((int)n));
-			found += (uint64_t)n;
-		} while (resume < before);
-		int rc = audit_now(c, NULL, 0, found);
-		if (rc)
-			return rc;
-		resume = 0;
-		do {
-			n = rejected ? hq_journal_purge_rejected(c->j, before, &resume, ID_CHUNK, dry)
-				     : hq_journal_purge_before(c->j, before, &resume, ID_CHUNK, dry);
-			if (n < 0)
-				return fail("cannot purge: %s (%ld purged before)", hq_strerror((int)n), purged);
-			purged += n;
-		} while (resume < before);
-	} else {
-		if (nids) {
-			if (ids_from_args(c, nids, argv + optind, &ids.v, &ids.n))
-				return 1;
-			if (!force && undelivered(c, ids.v, ids.n)) {
-				free(ids.v);
-				return 1;
-			}
-		} else {
-			hq_query q;
-			memset(&q, 0, sizeof q);
-			q.state = HQ_DLV_DEAD;
-			q.target = target;
-			ids.need_settled = 1;
-			long n = hq_journal_query(c->j, &q, collect_id, &ids);
-			if (n < 0) {
-				free(ids.v);
-				return fail("cannot read the journal: %s", hq_strerror((int)n));
-			}
-		}
-		int rc = audit_now(c, ids.v, ids.n, ids.n);
-		if (rc) {
-			free(ids.v);
-			return rc;
-		}
-		for (size_t i = 0; i < ids.n; i += ID_CHUNK) {
-			size_t k = ids.n - i < ID_CHUNK ? ids.n - i : ID_CHUNK;
-			/* --dead: checked again as it purges, so a replay made meanwhile stays */
-			long n = dry ? (long)k
-				     : hq_journal_purge_if(c->j, ids.v + i, k,
-							   nids ? HQ_PURGE_ANY : HQ_PURGE_SETTLED);
-			if (n < 0) {
-				free(ids.v);
-				return fail("cannot purge: %s (%ld purged before)", hq_strerror((int)n), purged);
-			}
-			purged += n;
-		}
-		free(ids.v);
-	}
+	int rc = before_set || rejected ? purge_by_time(c, rejected, before, dry, &purged)
+					: purge_ids(c, nids, argv + optind, target, force, dry, &purged);
+	if (rc)
+		return rc;
 	uint64_t freed = 0;
 	if (!dry && hq_journal_usage_get(c->j, &u) == 0 && u.free > before_usage)
 		freed = u.free - before_usage;

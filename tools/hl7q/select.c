@@ -106,8 +106,8 @@ collect_id(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 		if (had && c->only_missing)
 			return 0;
 		if (!had) {
-			if (c->nv == NULL && (c->nv = calloc(NEVER_LIST, sizeof *c->nv)) == NULL)
-				return 1;
+			if (c->nv == NULL)
+				c->nv = hq_xcalloc(NEVER_LIST, sizeof *c->nv);
 			if (c->nn < NEVER_LIST)
 				c->nv[c->nn++] = r->id;
 			c->never_had++;

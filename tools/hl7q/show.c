@@ -112,6 +112,76 @@ show_fhir(ctx *c, const hq_record *r, const char *target)
 	return ferror(stdout) ? fail("cannot write: %s", strerror(errno)) : 0;
 }
 
+/* show --json: r, its deliveries d[0..nd) and its attempts, as one JSON line. */
+static long
+show_json(ctx *c, const hq_record *r, const hq_msg_dlv *d, long nd)
+{
+	char t[40];
+	json_t *o = record_json(r, d, (size_t)nd), *att = json_array(), *dl = json_array();
+	json_object_set_new(o, "version", jfield(r, HQ_F_VERSION));
+	json_object_set_new(o, "sending_application", jfield(r, HQ_F_SENDING_APP));
+	json_object_set_new(o, "sending_facility", jfield(r, HQ_F_SENDING_FAC));
+	json_object_set_new(o, "receiving_application", jfield(r, HQ_F_RECEIVING_APP));
+	json_object_set_new(o, "receiving_facility", jfield(r, HQ_F_RECEIVING_FAC));
+	json_object_set_new(o, "ack_control_id", jfield(r, HQ_F_ACK_ID));
+	json_object_set_new(o, "reason", jfield(r, HQ_F_REASON));
+	json_object_set_new(o, "size_bytes", json_integer((json_int_t)r->f[HQ_F_RAW].n));
+	for (long i = 0; i < nd; i++)
+		json_array_append_new(dl, json_pack("{s:s, s:s, s:i, s:i, s:s}", "target", d[i].target,
+						    "state", dlv_state_name(d[i].d.state), "attempts",
+						    (int)d[i].d.attempts, "last_status", d[i].d.last_status,
+						    "updated_at", fmt_time(d[i].d.updated_us, t, sizeof t)));
+	json_object_set_new(o, "deliveries", dl);
+	long na = hq_journal_attempts(c->j, r->id, show_attempt, att);
+	json_object_set_new(o, "attempts", att);
+	print_json(o);
+	return na;
+}
+
+/* show's story: r's metadata, the ACK sent, its deliveries d[0..nd) and attempts. */
+static long
+show_text(ctx *c, const hq_record *r, const hq_msg_dlv *d, long nd)
+{
+	char t[40], b1[256], b2[256];
+	printf("id           %llu\n", (unsigned long long)r->id);
+	printf("received     %s\n", fmt_time(r->received_us, t, sizeof t));
+	printf("listener     %s\n", field(r, HQ_F_LISTENER, b1, sizeof b1));
+	printf("peer         %s\n", field(r, HQ_F_PEER, b1, sizeof b1));
+	printf("type         %s\n", field(r, HQ_F_TYPE, b1, sizeof b1));
+	printf("control id   %s\n", field(r, HQ_F_CONTROL_ID, b1, sizeof b1));
+	printf("version      %s\n", field(r, HQ_F_VERSION, b1, sizeof b1));
+	printf("sender       %s / %s\n", field(r, HQ_F_SENDING_APP, b1, sizeof b1),
+	       field(r, HQ_F_SENDING_FAC, b2, sizeof b2));
+	printf("receiver     %s / %s\n", field(r, HQ_F_RECEIVING_APP, b1, sizeof b1),
+	       field(r, HQ_F_RECEIVING_FAC, b2, sizeof b2));
+	printf("patient      %s\n", r->locked ? "(sealed: no key)" : field(r, HQ_F_PATIENT_ID, b1, sizeof b1));
+	if (r->f[HQ_F_RAW_SIZE].n) /* refused: the journal keeps a prefix */
+		printf("size         %s bytes (first %zu kept), sha256 %s\n",
+		       field(r, HQ_F_RAW_SIZE, b1, sizeof b1), r->f[HQ_F_RAW].n,
+		       field(r, HQ_F_RAW_SHA256, b2, sizeof b2));
+	else
+		printf("size         %zu bytes%s\n", r->f[HQ_F_RAW].n, r->is_batch ? " (FHS/BHS batch)" : "");
+	printf("intake       %s", msg_state_name(r->state));
+	if (r->state == HQ_MSG_DUPLICATE)
+		printf(" of message %llu", (unsigned long long)r->dup_of);
+	printf("\nack sent     %s", r->ack[0] ? r->ack : "none");
+	if (r->f[HQ_F_ACK_ID].n)
+		printf(" (ACK control id %s)", field(r, HQ_F_ACK_ID, b1, sizeof b1));
+	if (r->err_code)
+		printf(", error %u: %s", r->err_code, field(r, HQ_F_REASON, b1, sizeof b1));
+	printf("\ndeliveries   %s\n", nd ? "" : "none");
+	for (long i = 0; i < nd; i++)
+		printf("  %-16s %-9s  attempts %u  last status %d  at %s%s\n", d[i].target,
+		       dlv_state_name(d[i].d.state), d[i].d.attempts, d[i].d.last_status,
+		       fmt_time(d[i].d.updated_us, t, sizeof t),
+		       d[i].d.replayed_us ? "  (replayed)" : "");
+	printf("attempts\n");
+	long na = hq_journal_attempts(c->j, r->id, show_attempt, NULL);
+	if (na == 0)
+		printf("  none\n");
+	return na;
+}
+
 int
 cmd_show(ctx *c, int argc, char **argv)
 {
@@ -173,68 +243,7 @@ cmd_show(ctx *c, int argc, char **argv)
 	}
 	if (nd > HQ_TARGET_MAX)
 		nd = HQ_TARGET_MAX;
-	char t[40], b1[256], b2[256];
-	if (g_json) {
-		json_t *o = record_json(&r, d, (size_t)nd), *att = json_array(), *dl = json_array();
-		json_object_set_new(o, "version", jfield(&r, HQ_F_VERSION));
-		json_object_set_new(o, "sending_application", jfield(&r, HQ_F_SENDING_APP));
-		json_object_set_new(o, "sending_facility", jfield(&r, HQ_F_SENDING_FAC));
-		json_object_set_new(o, "receiving_application", jfield(&r, HQ_F_RECEIVING_APP));
-		json_object_set_new(o, "receiving_facility", jfield(&r, HQ_F_RECEIVING_FAC));
-		json_object_set_new(o, "ack_control_id", jfield(&r, HQ_F_ACK_ID));
-		json_object_set_new(o, "reason", jfield(&r, HQ_F_REASON));
-		json_object_set_new(o, "size_bytes", json_integer((json_int_t)r.f[HQ_F_RAW].n));
-		for (long i = 0; i < nd; i++)
-			json_array_append_new(dl, json_pack("{s:s, s:s, s:i, s:i, s:s}", "target", d[i].target,
-							    "state", dlv_state_name(d[i].d.state), "attempts",
-							    (int)d[i].d.attempts, "last_status", d[i].d.last_status,
-							    "updated_at", fmt_time(d[i].d.updated_us, t, sizeof t)));
-		json_object_set_new(o, "deliveries", dl);
-		long na = hq_journal_attempts(c->j, id, show_attempt, att);
-		json_object_set_new(o, "attempts", att);
-		char *line = json_dumps(o, JSON_COMPACT);
-		puts(line);
-		free(line);
-		json_decref(o);
-		free(mem);
-		return na < 0 ? fail("cannot read the journal: %s", hq_strerror((int)na)) : 0;
-	}
-	printf("id           %llu\n", (unsigned long long)r.id);
-	printf("received     %s\n", fmt_time(r.received_us, t, sizeof t));
-	printf("listener     %s\n", field(&r, HQ_F_LISTENER, b1, sizeof b1));
-	printf("peer         %s\n", field(&r, HQ_F_PEER, b1, sizeof b1));
-	printf("type         %s\n", field(&r, HQ_F_TYPE, b1, sizeof b1));
-	printf("control id   %s\n", field(&r, HQ_F_CONTROL_ID, b1, sizeof b1));
-	printf("version      %s\n", field(&r, HQ_F_VERSION, b1, sizeof b1));
-	printf("sender       %s / %s\n", field(&r, HQ_F_SENDING_APP, b1, sizeof b1),
-	       field(&r, HQ_F_SENDING_FAC, b2, sizeof b2));
-	printf("receiver     %s / %s\n", field(&r, HQ_F_RECEIVING_APP, b1, sizeof b1),
-	       field(&r, HQ_F_RECEIVING_FAC, b2, sizeof b2));
-	printf("patient      %s\n", r.locked ? "(sealed: no key)" : field(&r, HQ_F_PATIENT_ID, b1, sizeof b1));
-	if (r.f[HQ_F_RAW_SIZE].n) /* refused: the journal keeps a prefix */
-		printf("size         %s bytes (first %zu kept), sha256 %s\n",
-		       field(&r, HQ_F_RAW_SIZE, b1, sizeof b1), r.f[HQ_F_RAW].n,
-		       field(&r, HQ_F_RAW_SHA256, b2, sizeof b2));
-	else
-		printf("size         %zu bytes%s\n", r.f[HQ_F_RAW].n, r.is_batch ? " (FHS/BHS batch)" : "");
-	printf("intake       %s", msg_state_name(r.state));
-	if (r.state == HQ_MSG_DUPLICATE)
-		printf(" of message %llu", (unsigned long long)r.dup_of);
-	printf("\nack sent     %s", r.ack[0] ? r.ack : "none");
-	if (r.f[HQ_F_ACK_ID].n)
-		printf(" (ACK control id %s)", field(&r, HQ_F_ACK_ID, b1, sizeof b1));
-	if (r.err_code)
-		printf(", error %u: %s", r.err_code, field(&r, HQ_F_REASON, b1, sizeof b1));
-	printf("\ndeliveries   %s\n", nd ? "" : "none");
-	for (long i = 0; i < nd; i++)
-		printf("  %-16s %-9s  attempts %u  last status %d  at %s%s\n", d[i].target,
-		       dlv_state_name(d[i].d.state), d[i].d.attempts, d[i].d.last_status,
-		       fmt_time(d[i].d.updated_us, t, sizeof t),
-		       d[i].d.replayed_us ? "  (replayed)" : "");
-	printf("attempts\n");
-	long na = hq_journal_attempts(c->j, id, show_attempt, NULL);
-	if (na == 0)
-		printf("  none\n");
+	long na = g_json ? show_json(c, &r, d, nd) : show_text(c, &r, d, nd);
 	free(mem);
 	return na < 0 ? fail("cannot read the journal: %s", hq_strerror((int)na)) : 0;
 }
