@@ -72,9 +72,9 @@ cmd_audit(ctx *c, int argc, char **argv)
 	memset(&q, 0, sizeof q);
 	while ((o = getopt_long(argc, argv, "+", audit_opts, NULL)) != -1) {
 		switch (o) {
-		case 'S': if (parse_time(optarg, &q.since_us)) return fail("--since '%s' is not a time (RFC 3339, or a duration back like 15m)", optarg); break;
-		case 'U': if (parse_time(optarg, &q.until_us)) return fail("--until '%s' is not a time (RFC 3339, or a duration back like 15m)", optarg); break;
-		case 'b': if (parse_time(optarg, &before)) return fail("--before '%s' is not a time (RFC 3339, or a duration back like 400d)", optarg); has_before = 1; break;
+		case 'S': if (time_arg("--since", "15m", optarg, &q.since_us)) return 1; break;
+		case 'U': if (time_arg("--until", "15m", optarg, &q.until_us)) return 1; break;
+		case 'b': if (time_arg("--before", "400d", optarg, &before)) return 1; has_before = 1; break;
 		case 'u': q.user = optarg; break;
 		case 'i': if (parse_id(optarg, &q.id)) return fail("--id '%s' is not a message id (a positive number)", optarg); break;
 		case 'J': g_json = 1; break;

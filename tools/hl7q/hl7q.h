@@ -34,8 +34,10 @@ extern char g_err[HL7Q_ERR_CAP]; /* the last reason printed, for check's UNKNOWN
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* getopt's complaint, in this tool's words (opterr is off). */
 int bad_option(char **argv);
-/* TIME (hl7q(1)): RFC 3339 or a duration back from now.  Returns 0 or -1. */
-int parse_time(const char *s, uint64_t *us);
+/* TIME (hl7q(1)), the value s of option opt: RFC 3339 or a duration back
+ * from now (core/timefmt.h).  Returns 0, or 1 after saying why (the
+ * message names example, a duration that fits the option). */
+int time_arg(const char *opt, const char *example, const char *s, uint64_t *us);
 /* 2026-11-26T10:00:00.123Z (milliseconds); "-" for 0, never. */
 const char *fmt_time(uint64_t us, char *buf, size_t cap);
 const char *dlv_state_name(hq_dlv_state s);

@@ -104,8 +104,8 @@ cmd_ls(ctx *c, int argc, char **argv)
 		case 'y': ids.type_pat = optarg; break;
 		case 'i': q.control_id = (hq_str){optarg, strlen(optarg)}; break;
 		case 'p': q.patient = (hq_str){optarg, strlen(optarg)}; break;
-		case 'S': if (parse_time(optarg, &q.since_us)) return fail("--since '%s' is not a time (RFC 3339, or a duration back like 15m)", optarg); break;
-		case 'U': if (parse_time(optarg, &q.until_us)) return fail("--until '%s' is not a time (RFC 3339, or a duration back like 15m)", optarg); break;
+		case 'S': if (time_arg("--since", "15m", optarg, &q.since_us)) return 1; break;
+		case 'U': if (time_arg("--until", "15m", optarg, &q.until_us)) return 1; break;
 		case 'n': if (parse_count(optarg, &ids.limit) || ids.limit == 0) return fail("--limit '%s' is not a positive number", optarg); break;
 		case 'l': ids.listener = optarg; break;
 		case 'f': ids.sender = optarg; break;

@@ -39,11 +39,12 @@ bad_option(char **argv)
 }
 
 
-/* TIME (hl7q(1)): RFC 3339 or a duration back from now (core/timefmt.h).  Returns 0 or -1. */
 int
-parse_time(const char *s, uint64_t *us)
+time_arg(const char *opt, const char *example, const char *s, uint64_t *us)
 {
-	return hq_time_parse(s, hq_wall_us(), us) == 0 ? 0 : -1;
+	if (hq_time_parse(s, hq_wall_us(), us) == 0)
+		return 0;
+	return fail("%s '%s' is not a time (RFC 3339, or a duration back like %s)", opt, s, example);
 }
 
 /* 2026-11-26T10:00:00.123Z (milliseconds); "-" for 0, never. */

@@ -61,8 +61,8 @@ cmd_replay(ctx *c, int argc, char **argv)
 		switch (o) {
 		case 'd': dead = 1; break;
 		case 't': target = optarg; break;
-		case 'S': if (parse_time(optarg, &q.since_us)) return fail("--since '%s' is not a time (RFC 3339, or a duration back like 15m)", optarg); break;
-		case 'U': if (parse_time(optarg, &q.until_us)) return fail("--until '%s' is not a time (RFC 3339, or a duration back like 15m)", optarg); break;
+		case 'S': if (time_arg("--since", "15m", optarg, &q.since_us)) return 1; break;
+		case 'U': if (time_arg("--until", "15m", optarg, &q.until_us)) return 1; break;
 		case 'n': dry = 1; break;
 		case 'm': missing = 1; break;
 		case 'J': g_json = 1; break;
@@ -247,8 +247,8 @@ cmd_purge(ctx *c, int argc, char **argv)
 		case 'd': dead = 1; break;
 		case 'r': rejected = 1; break;
 		case 'b':
-			if (parse_time(optarg, &before))
-				return fail("--delivered-before '%s' is not a time (RFC 3339, or a duration back like 30d)", optarg);
+			if (time_arg("--delivered-before", "30d", optarg, &before))
+				return 1;
 			before_set = 1;
 			break;
 		case 't': target = optarg; break;
