@@ -20,15 +20,27 @@ status_path(const char *journal_dir, char *buf, size_t cap)
 	snprintf(buf, cap, "%s/" HQ_STATUS_FILE, journal_dir);
 }
 
+/* The entry named name among n entries of size bytes each, whose first
+ * member is their name (hq_status_target, hq_status_listener); NULL when none. */
+static void *
+find_named(const void *v, int n, size_t size, const char *name)
+{
+	for (int i = 0; i < n; i++) {
+		const char *e = (const char *)v + (size_t)i * size;
+		if (strcmp(e, name) == 0)
+			return (void *)e;
+	}
+	return NULL;
+}
+
 hq_status_target *
 hq_status_target_add(hq_status *s, const char *name)
 {
-	for (int i = 0; i < s->ntargets; i++)
-		if (strcmp(s->targets[i].name, name) == 0)
-			return &s->targets[i];
-	s->targets = hq_xrealloc(s->targets, (size_t)(s->ntargets + 1) * sizeof *s->targets);
-	hq_status_target *t = &s->targets[s->ntargets++];
-	memset(t, 0, sizeof *t);
+	hq_status_target *t = find_named(s->targets, s->ntargets, sizeof *t, name);
+	if (t)
+		return t;
+	s->targets = hq_xrealloc(s->targets, (size_t)(s->ntargets + 1) * sizeof *t);
+	t = memset(&s->targets[s->ntargets++], 0, sizeof *t);
 	snprintf(t->name, sizeof t->name, "%s", name);
 	return t;
 }
@@ -36,12 +48,11 @@ hq_status_target_add(hq_status *s, const char *name)
 hq_status_listener *
 hq_status_listener_add(hq_status *s, const char *name)
 {
-	for (int i = 0; i < s->nlisteners; i++)
-		if (strcmp(s->listeners[i].name, name) == 0)
-			return &s->listeners[i];
-	s->listeners = hq_xrealloc(s->listeners, (size_t)(s->nlisteners + 1) * sizeof *s->listeners);
-	hq_status_listener *l = &s->listeners[s->nlisteners++];
-	memset(l, 0, sizeof *l);
+	hq_status_listener *l = find_named(s->listeners, s->nlisteners, sizeof *l, name);
+	if (l)
+		return l;
+	s->listeners = hq_xrealloc(s->listeners, (size_t)(s->nlisteners + 1) * sizeof *l);
+	l = memset(&s->listeners[s->nlisteners++], 0, sizeof *l);
 	snprintf(l->name, sizeof l->name, "%s", name);
 	return l;
 }
@@ -49,19 +60,13 @@ hq_status_listener_add(hq_status *s, const char *name)
 const hq_status_target *
 hq_status_target_find(const hq_status *s, const char *name)
 {
-	for (int i = 0; i < s->ntargets; i++)
-		if (strcmp(s->targets[i].name, name) == 0)
-			return &s->targets[i];
-	return NULL;
+	return find_named(s->targets, s->ntargets, sizeof *s->targets, name);
 }
 
 const hq_status_listener *
 hq_status_listener_find(const hq_status *s, const char *name)
 {
-	for (int i = 0; i < s->nlisteners; i++)
-		if (strcmp(s->listeners[i].name, name) == 0)
-			return &s->listeners[i];
-	return NULL;
+	return find_named(s->listeners, s->nlisteners, sizeof *s->listeners, name);
 }
 
 int
