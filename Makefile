@@ -44,7 +44,7 @@ LDFLAGS += $(SANFLAGS)
 LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lmbedtls -lmbedx509 -lmbedcrypto -lcrypto -lpthread
 
 LIB_SRC := core/error.c core/buf.c core/clock.c core/file.c core/log.c core/silence.c core/metrics.c core/config.c \
-	core/intake.c core/feeds.c \
+	core/intake.c core/feeds.c core/timefmt.c core/status.c \
 	hl7/msg.c hl7/ack.c hl7/json.c hl7/v2.c hl7/tz.c hl7/fhir.c hl7/fhir_json.c hl7/fhir_types.c hl7/fhir_res.c \
 	hl7/fhir_obs.c net/mllp.c net/server.c net/delivery.c net/retry.c net/admin.c net/tls.c net/auditlog.c \
 	queue/journal.c queue/record.c queue/seal.c queue/keys.c queue/reseal.c queue/batch.c \
@@ -96,7 +96,10 @@ $(BIN)/hl7qd: $(OUT)/core/hl7qd.o $(OUT)/libhl7q.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BIN)/hl7q: $(OUT)/tools/hl7q.o $(OUT)/libhl7q.a
+# hl7q: the command table and main (tools/hl7q/main.c), a file per command or concept beside it.
+HL7Q_OBJ := $(patsubst %.c,$(OUT)/%.o,$(sort $(wildcard tools/hl7q/*.c)))
+
+$(BIN)/hl7q: $(HL7Q_OBJ) $(OUT)/libhl7q.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -247,7 +250,7 @@ fuzz: fuzz-build
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d $(OUT)/tools/hl7q.d \
+-include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d $(HL7Q_OBJ:.o=.d) \
 	$(OUT)/tools/conf_keys.d
 
 # FHIR conformance (issue 13): the converter's driver, and the Node validators

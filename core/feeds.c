@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "feeds.h"
 #include "error.h"
 #include "log.h"
@@ -52,8 +53,8 @@ hq_feeds_configure(const hq_config *cfg, hq_journal *j, uint64_t now_us, int at_
 	for (int i = 0; i < nm; i++) /* removed by a reload: no alarm */
 		__atomic_store_n(&hq_m.listeners[i].expect_within_ms, 0, __ATOMIC_RELAXED);
 
-	const char **names = calloc((size_t)cfg->nlisteners + 1, sizeof *names);
-	uint64_t *last = calloc((size_t)cfg->nlisteners + 1, sizeof *last);
+	const char **names = hq_xcalloc((size_t)cfg->nlisteners + 1, sizeof *names);
+	uint64_t *last = hq_xcalloc((size_t)cfg->nlisteners + 1, sizeof *last);
 	int n = 0;
 	for (int i = 0; i < cfg->nlisteners; i++) {
 		const hq_listener_conf *lc = &cfg->listeners[i];
@@ -61,12 +62,12 @@ hq_feeds_configure(const hq_config *cfg, hq_journal *j, uint64_t now_us, int at_
 		__atomic_store_n(&m->expect_from_min, lc->expect_from_min, __ATOMIC_RELAXED);
 		__atomic_store_n(&m->expect_to_min, lc->expect_to_min, __ATOMIC_RELAXED);
 		__atomic_store_n(&m->expect_within_ms, lc->expect_within_ms, __ATOMIC_RELAXED);
-		if (names && __atomic_load_n(&m->last_message_us, __ATOMIC_RELAXED) == 0)
+		if (__atomic_load_n(&m->last_message_us, __ATOMIC_RELAXED) == 0)
 			names[n++] = lc->name;
 	}
 	if (!at_start) /* a listener a reload added is a new feed: it counts from now */
 		j = NULL;
-	if (n == 0 || names == NULL || last == NULL) {
+	if (n == 0) {
 		free(names);
 		free(last);
 		return;
@@ -118,11 +119,11 @@ hq_feeds_watch(const hq_config *cfg, uint64_t now_us)
 }
 
 void
-hq_feeds_write_status(FILE *fp, const hq_config *cfg)
+hq_feeds_status(const hq_config *cfg, hq_status *s)
 {
 	for (int i = 0; i < cfg->nlisteners; i++) {
 		const hq_listener_metrics *m = hq_metrics_listener(cfg->listeners[i].name);
-		fprintf(fp, "last_message %s %llu\n", m->name,
-			(unsigned long long)__atomic_load_n(&m->last_message_us, __ATOMIC_RELAXED));
+		hq_status_listener_add(s, m->name)->last_message_us =
+			__atomic_load_n(&m->last_message_us, __ATOMIC_RELAXED);
 	}
 }

@@ -15,9 +15,9 @@
 #define HQ_FEEDS_H
 
 #include <stdint.h>
-#include <stdio.h>
 
 #include "config.h"
+#include "status.h"
 #include "queue/journal.h"
 
 /* How many of the newest records are read back at start (a few ms). */
@@ -48,7 +48,7 @@ void hq_feeds_configure(const hq_config *cfg, hq_journal *j, uint64_t now_us, in
  */
 void hq_feeds_watch(const hq_config *cfg, uint64_t now_us);
 
-/* Writes "last_message NAME US" per listener (the status file, for hl7q check --silent). */
-void hq_feeds_write_status(FILE *fp, const hq_config *cfg);
+/* Adds each listener's last message to s (the status file, for hl7q check --silent). */
+void hq_feeds_status(const hq_config *cfg, hq_status *s);
 
 #endif

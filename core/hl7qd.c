@@ -61,6 +61,7 @@
 #include "intake.h"
 #include "log.h"
 #include "metrics.h"
+#include "core/status.h"
 #include "file.h"
 #include "net/admin.h"
 #include "net/auditlog.h"
@@ -218,38 +219,20 @@ on_signal(int sig)
 }
 
 
-/* JOURNAL/hl7qd.status: "pid N", "updated_us N", "inflight TARGET N" lines,
- * "stopped TARGET ID" for a target whose FIFO head cannot be read,
- * replaced atomically. */
+/* JOURNAL/hl7qd.status (core/status.h): pid, in-flight counts, stopped
+ * targets, the listeners' last messages; replaced atomically. */
 static void
 write_status(daemon_state *h)
 {
-	char path[1100], tmp[1110];
-	snprintf(path, sizeof path, "%s/hl7qd.status", h->cfg->journal_path);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	/* 0600 like the journal's other files, whatever the umask */
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	FILE *fp = fd < 0 ? NULL : fdopen(fd, "w");
-	if (fp == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	fchmod(fd, 0600); /* a .tmp left by an older hl7qd kept its mode */
-	fprintf(fp, "pid %ld\nupdated_us %llu\n", (long)getpid(), (unsigned long long)hq_wall_us());
-	for (int i = 0; i < h->cfg->ntargets; i++)
-		fprintf(fp, "inflight %s %d\n", h->cfg->targets[i].name,
-			hq_delivery_inflight(h->delivery, h->cfg->targets[i].name));
-	hq_feeds_write_status(fp, h->cfg);
+	hq_status s = {.pid = (long)getpid(), .updated_us = hq_wall_us()};
 	for (int i = 0; i < h->cfg->ntargets; i++) {
-		uint64_t id = hq_delivery_stopped(h->delivery, h->cfg->targets[i].name);
-		if (id)
-			fprintf(fp, "stopped %s %llu\n", h->cfg->targets[i].name, (unsigned long long)id);
+		hq_status_target *t = hq_status_target_add(&s, h->cfg->targets[i].name);
+		t->inflight = hq_delivery_inflight(h->delivery, t->name);
+		t->stopped = hq_delivery_stopped(h->delivery, t->name);
 	}
-	if (fclose(fp) == 0)
-		rename(tmp, path);
-	else
-		unlink(tmp);
+	hq_feeds_status(h->cfg, &s);
+	hq_status_write(h->cfg->journal_path, &s); /* else hl7q reads the last one, and its age */
+	hq_status_free(&s);
 }
 
 /* Keeps the longest duplicate_window in the journal: every purge (the
@@ -749,11 +732,7 @@ main(int argc, char **argv)
 	hq_delivery_stop(h.delivery);
 	daemon_audit(audit, h.cfg, "stop", "%s", intake.fatal ? "journal failure" : "signal");
 	hq_audit_close(audit);
-	{
-		char path[1100];
-		snprintf(path, sizeof path, "%s/hl7qd.status", h.cfg->journal_path);
-		unlink(path);
-	}
+	hq_status_remove(h.cfg->journal_path);
 	hq_journal_close(journal);
 	for (int i = 0; i < h.nold; i++)
 		config_drop(h.old[i]);

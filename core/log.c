@@ -19,22 +19,20 @@
 
 #include "clock.h"
 #include "log.h"
+#include "timefmt.h"
 
 int hq_log_level = HQ_LOG_INFO;
 
 /* 1: stamp lines; 0: journald does; -1: not decided yet (racy first calls agree). */
 static int stamp = -1;
 
-/* Writes "YYYY-MM-DDTHH:MM:SS.mmmZ " into p (cap >= 32); returns its length. */
+/* Writes "YYYY-MM-DDTHH:MM:SS.mmmZ " into p (cap > HQ_TIME_CAP); returns its length. */
 static int
 timestamp(char *p, size_t cap)
 {
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(p, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	return (int)n + snprintf(p + n, cap - n, ".%03ldZ ", ts.tv_nsec / 1000000);
+	hq_time_format(hq_wall_us(), 3, p, cap);
+	size_t n = strlen(p);
+	return (int)n + snprintf(p + n, cap - n, " ");
 }
 
 void

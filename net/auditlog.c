@@ -19,6 +19,7 @@
 #include <fcntl.h>
 
 #include "core/config.h"
+#include "core/timefmt.h"
 #include "auditlog.h"
 
 #define PRI_AUTHPRIV_NOTICE (10 * 8 + 5)
@@ -27,12 +28,8 @@
 size_t
 hq_auditlog_rfc5424(const hq_audit_event *ev, char *buf, size_t cap)
 {
-	char ts[40], line[2048];
-	time_t t = (time_t)(ev->at_us / 1000000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + n, sizeof ts - n, ".%06uZ", (unsigned)(ev->at_us % 1000000));
+	char ts[HQ_TIME_CAP], line[2048];
+	hq_time_format(ev->at_us, 6, ts, sizeof ts);
 	hq_audit_line(ev, line, sizeof line);
 	int w = snprintf(buf, cap, "<%d>1 %s %s hl7q-audit %ld %s - %s", PRI_AUTHPRIV_NOTICE, ts,
 			 ev->host[0] ? ev->host : "-", ev->pid, ev->command[0] ? ev->command : "-", line);
