@@ -734,18 +734,6 @@ fx_set_decimal(fx *x, fj *obj, const char *key, hq_str raw)
 	return 0;
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
-static int64_t
-fx_days(int y, int m, int d)
-{
-	y -= m <= 2;
-	int era = (y >= 0 ? y : y - 399) / 400;
-	int yoe = y - era * 400;
-	int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return (int64_t)era * 146097 + doe - 719468;
-}
-
 /* n digits at s into *v; 0 when they are digits. */
 static int
 digits(const char *s, int n, int *v)
@@ -821,7 +809,7 @@ fx_time(fx *x, hq_str raw, char kind)
 	if (!off[0]) {
 		int o = 0; /* no zone configured: UTC */
 		if (x->o->tz)
-			o = hq_tz_offset_local(x->o->tz, fx_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + se);
+			o = hq_tz_offset_local(x->o->tz, hq_tz_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + se);
 		off[0] = o < 0 ? '-' : '+';
 		two(off + 1, abs(o) / 3600 % 100);
 		off[3] = ':';

@@ -43,9 +43,8 @@ be64(const unsigned char *p)
 	return (int64_t)((uint64_t)be32(p) << 32 | be32(p + 4));
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
+int64_t
+hq_tz_days(int64_t y, int m, int d)
 {
 	y -= m <= 2;
 	int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -73,13 +72,13 @@ static int64_t
 rule_local(const rule *r, int64_t y)
 {
 	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	int64_t first = days_from_civil(y, r->m, 1);
+	int64_t first = hq_tz_days(y, r->m, 1);
 	int wd = (int)(((first % 7) + 11) % 7); /* 1970-01-01 was a Thursday (4) */
 	int day = 1 + (r->d - wd + 7) % 7 + (r->w - 1) * 7;
 	int len = mdays[r->m - 1] + (r->m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
 	while (day > len)
 		day -= 7;
-	return days_from_civil(y, r->m, day) * 86400 + r->time;
+	return hq_tz_days(y, r->m, day) * 86400 + r->time;
 }
 
 /* [+-]hh[:mm[:ss]] into seconds; advances *s. */

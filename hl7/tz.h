@@ -38,4 +38,8 @@ int hq_tz_offset_at(const hq_tz *tz, int64_t t);
  */
 int hq_tz_offset_local(const hq_tz *tz, int64_t local);
 
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
+ * (negative before it); m 1..12, d may run past the month's end. */
+int64_t hq_tz_days(int64_t y, int m, int d);
+
 #endif
