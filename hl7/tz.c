@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "tz.h"
 
@@ -245,15 +246,10 @@ hq_tz_load(const char *name, const char *dir, hq_tz **out, char *err, size_t err
 			 dir ? dir : "/usr/share/zoneinfo", strerror(errno));
 		return HQ_ECONFIG;
 	}
-	unsigned char *buf = malloc(1 << 16);
-	size_t len = buf ? fread(buf, 1, 1 << 16, fp) : 0;
+	unsigned char *buf = hq_xmalloc(1 << 16); /* a TZif file is a few KB */
+	size_t len = fread(buf, 1, 1 << 16, fp);
 	fclose(fp);
-	hq_tz *tz = calloc(1, sizeof *tz);
-	if (buf == NULL || tz == NULL) {
-		free(buf);
-		free(tz);
-		return ENOMEM;
-	}
+	hq_tz *tz = hq_xcalloc(1, sizeof *tz);
 	int rc = parse(tz, buf, len);
 	free(buf);
 	if (rc != 0) {

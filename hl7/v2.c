@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "msg.h"
 #include "v2.h"
@@ -132,9 +133,8 @@ hq_v2_open(hq_v2 *m, const char *buf, size_t len)
 		return HQ_EPARSE;
 	}
 	m->latin1 = !plain_ascii(buf, len) && !hq_utf8_valid(buf, len);
-	m->index = malloc(sizeof *m->index); /* none: fields are found the slow way */
-	if (m->index)
-		m->index->p = NULL;
+	m->index = hq_xmalloc(sizeof *m->index);
+	m->index->p = NULL;
 	return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "core/alloc.h"
 #include "core/clock.h"
 #include "admin.h"
 #include "core/metrics.h"
@@ -239,10 +240,8 @@ int
 hq_admin_start(const struct sockaddr_storage *addr, socklen_t len, hq_journal *j, hq_admin **out,
 	       char *err, size_t errcap)
 {
-	hq_admin *a = calloc(1, sizeof *a);
+	hq_admin *a = hq_xcalloc(1, sizeof *a);
 	(void)len;
-	if (a == NULL)
-		return ENOMEM;
 	a->j = j;
 	/* A thread per connection: /healthz answers while a scrape runs.  The
 	 * per-target counts are kept in the journal (no queue is recounted), so

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/file.h"
 
 typedef struct request {
@@ -89,9 +90,7 @@ handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 {
 	request *r = *state;
 	if (r == NULL) {
-		r = calloc(1, sizeof *r);
-		if (r == NULL)
-			return MHD_NO;
+		r = hq_xcalloc(1, sizeof *r);
 		*state = r;
 		return MHD_YES;
 	}
