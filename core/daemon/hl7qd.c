@@ -58,7 +58,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/feeds.h"
-#include "core/intake.h"
+#include "intake.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/file.h"

@@ -16,13 +16,13 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "clock.h"
-#include "error.h"
+#include "core/clock.h"
+#include "core/error.h"
 #include "hl7/ack.h"
 #include "hl7/msg.h"
 #include "intake.h"
-#include "log.h"
-#include "metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "net/delivery.h"
 
 #define ACK_CAP 2048
