@@ -4,56 +4,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "feeds.h"
+#include "alloc.h"
 #include "error.h"
+#include "feeds.h"
 #include "log.h"
 #include "metrics.h"
 
-int
-hq_feeds_last_seen(hq_journal *j, const char *const *names, int n, uint64_t max,
-		   uint64_t *out_us, uint64_t *oldest_us)
-{
-	int found = 0;
-	uint64_t id = hq_journal_next_id(j);
-	*oldest_us = 0;
-	for (int i = 0; i < n; i++)
-		out_us[i] = 0;
-	while (id > 1 && found < n) {
-		if (max-- == 0)
-			return 0; /* *oldest_us: silent at least since then */
-		id--;
-		hq_record r;
-		void *mem;
-		int rc = hq_journal_get(j, id, &r, &mem);
-		if (rc == HQ_ENOTFOUND)
-			continue; /* purged */
-		if (rc != 0)
-			return rc;
-		*oldest_us = r.received_us;
-		int ok = r.state == HQ_MSG_ACCEPTED || r.state == HQ_MSG_UNROUTED ||
-			 (r.state == HQ_MSG_DUPLICATE && r.ack[1] == 'A');
-		for (int i = 0; ok && i < n; i++)
-			if (out_us[i] == 0 && r.f[HQ_F_LISTENER].n == strlen(names[i]) &&
-			    memcmp(r.f[HQ_F_LISTENER].p, names[i], r.f[HQ_F_LISTENER].n) == 0) {
-				out_us[i] = r.received_us;
-				found++;
-			}
-		free(mem);
-	}
-	if (found < n)
-		*oldest_us = 0; /* the whole journal was read */
-	return 0;
-}
-
 void
-hq_feeds_configure(const hq_config *cfg, hq_journal *j, uint64_t now_us, int at_start)
+hq_feeds_configure(const hq_config *cfg, hq_feeds_last_seen_fn last_seen, void *ctx, uint64_t now_us)
 {
 	int nm = __atomic_load_n(&hq_m.nlisteners, __ATOMIC_ACQUIRE);
 	for (int i = 0; i < nm; i++) /* removed by a reload: no alarm */
 		__atomic_store_n(&hq_m.listeners[i].expect_within_ms, 0, __ATOMIC_RELAXED);
 
-	const char **names = calloc((size_t)cfg->nlisteners + 1, sizeof *names);
-	uint64_t *last = calloc((size_t)cfg->nlisteners + 1, sizeof *last);
+	const char **names = hq_xcalloc((size_t)cfg->nlisteners + 1, sizeof *names);
+	uint64_t *last = hq_xcalloc((size_t)cfg->nlisteners + 1, sizeof *last);
 	int n = 0;
 	for (int i = 0; i < cfg->nlisteners; i++) {
 		const hq_listener_conf *lc = &cfg->listeners[i];
@@ -61,18 +26,17 @@ hq_feeds_configure(const hq_config *cfg, hq_journal *j, uint64_t now_us, int at_
 		__atomic_store_n(&m->expect_from_min, lc->expect_from_min, __ATOMIC_RELAXED);
 		__atomic_store_n(&m->expect_to_min, lc->expect_to_min, __ATOMIC_RELAXED);
 		__atomic_store_n(&m->expect_within_ms, lc->expect_within_ms, __ATOMIC_RELAXED);
-		if (names && __atomic_load_n(&m->last_message_us, __ATOMIC_RELAXED) == 0)
+		if (__atomic_load_n(&m->last_message_us, __ATOMIC_RELAXED) == 0)
 			names[n++] = lc->name;
 	}
-	if (!at_start) /* a listener a reload added is a new feed: it counts from now */
-		j = NULL;
-	if (n == 0 || names == NULL || last == NULL) {
+	if (n == 0) {
 		free(names);
 		free(last);
 		return;
 	}
 	uint64_t oldest = 0;
-	int rc = j ? hq_feeds_last_seen(j, names, n, HQ_FEEDS_SCAN, last, &oldest) : 0;
+	/* no last_seen (a reload): a listener it added is a new feed, counting from now */
+	int rc = last_seen ? last_seen(ctx, names, n, last, &oldest) : 0;
 	if (rc != 0)
 		hq_log(HQ_LOG_WARNING, "cannot read the last messages back from the journal: %s; "
 				       "silent-feed alarms count from now", hq_strerror(rc));

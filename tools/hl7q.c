@@ -45,7 +45,7 @@
 #include "core/error.h"
 #include "net/auditlog.h"
 #include "queue/audit.h"
-#include "core/feeds.h"
+#include "queue/feeds.h"
 #include "core/silence.h"
 #include "hl7/fhir.h"
 #include "queue/journal.h"

@@ -68,6 +68,7 @@
 #include "net/server.h"
 #include "net/tls.h"
 #include "queue/audit.h"
+#include "queue/feeds.h"
 #include "queue/journal.h"
 
 #ifndef HQ_VERSION
@@ -434,7 +435,7 @@ reload(daemon_state *h)
 	h->cfg = ncfg;
 	h->intake->cfg = ncfg;
 	dup_window_store(h->intake->journal, ncfg);
-	hq_feeds_configure(ncfg, h->intake->journal, hq_wall_us(), 0);
+	hq_feeds_configure(ncfg, NULL, NULL, hq_wall_us());
 	set_log_level(ncfg, h->verbose);
 	hq_log(HQ_LOG_NOTICE, "reloaded %s: %d listener%s, %d target%s", ncfg->file, ncfg->nlisteners,
 	       ncfg->nlisteners == 1 ? "" : "s", ncfg->ntargets, ncfg->ntargets == 1 ? "" : "s");
@@ -493,6 +494,14 @@ on_turn(void *arg, size_t frames)
 	}
 	if (h->retention_running)
 		retention_slice(h);
+}
+
+/* The silent-feed alarm's read-back at start (core/feeds.h), over the journal. */
+static int
+feeds_last_seen(void *journal, const char *const *names, int n, uint64_t *out_us,
+		uint64_t *oldest_us)
+{
+	return hq_feeds_last_seen(journal, names, n, HQ_FEEDS_SCAN, out_us, oldest_us);
 }
 
 static void
@@ -686,7 +695,7 @@ main(int argc, char **argv)
 	intake.server = g_server;
 	h.retention_at_ms = hq_now_ms() - 55000; /* first pass 5 s after start */
 	h.rejected_at_ms = h.retention_at_ms;
-	hq_feeds_configure(cfg, journal, hq_wall_us(), 1); /* last messages, read back */
+	hq_feeds_configure(cfg, feeds_last_seen, journal, hq_wall_us()); /* last messages, read back */
 	hq_server_set_turn_fn(g_server, on_turn, &h);
 
 	struct sigaction sa;
