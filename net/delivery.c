@@ -36,7 +36,7 @@
 #include "delivery.h"
 #include "hl7/fhir.h"
 #include "hl7/json.h"
-#include "retry.h"
+#include "queue/retry.h"
 
 #define MAX_ROUND 256
 
