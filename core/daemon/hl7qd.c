@@ -64,7 +64,7 @@
 #include "core/file.h"
 #include "net/admin.h"
 #include "net/auditlog.h"
-#include "net/delivery.h"
+#include "delivery.h"
 #include "net/server.h"
 #include "net/tls.h"
 #include "queue/audit.h"

@@ -23,7 +23,7 @@
 #include "intake.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "net/delivery.h"
+#include "delivery.h"
 
 #define ACK_CAP 2048
 

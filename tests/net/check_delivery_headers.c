@@ -1,12 +1,12 @@
 /*
- * check_delivery_headers.c - unit tests for net/delivery.c's header values:
+ * check_delivery_headers.c - unit tests for core/daemon/delivery.c's header values:
  * X-HL7-Control-Id and X-HL7-Message-Type carry the sender's bytes
  * percent-encoded outside visible ASCII (issue 15.6).
  */
 #include <check.h>
 #include <string.h>
 
-#include "net/delivery.h"
+#include "core/daemon/delivery.h"
 #include "tests/check_util.h"
 
 START_TEST(test_issue15_6_header_values_percent_encoded)
