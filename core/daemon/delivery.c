@@ -35,7 +35,7 @@
 #include "core/secret.h"
 #include "delivery.h"
 #include "hl7/fhir.h"
-#include "hl7/json.h"
+#include "hl7/payload.h"
 #include "queue/retry.h"
 
 #define MAX_ROUND 256
@@ -162,77 +162,12 @@ read_secret(const char *path, char *err, size_t errcap, const char *target)
 	return out;
 }
 
-/* {"message": {"data": "<base64>"}}, as Cloud Healthcare's messages.ingest takes. */
-static char *
-google_payload(const char *raw, size_t n, size_t *len)
+/* The "json" body's metadata of d (pointers into d). */
+static hq_payload_meta
+payload_meta(const hq_due *d)
 {
-	size_t elen;
-	char *enc = hq_base64(raw, n, &elen);
-	char *out = enc ? malloc(elen + 32) : NULL;
-	if (out)
-		*len = (size_t)sprintf(out, "{\"message\":{\"data\":\"%s\"}}", enc);
-	free(enc);
-	return out;
-}
-
-static json_t *
-jstr(const char *s)
-{
-	json_t *j = json_string(s);
-	return j ? j : json_null();
-}
-
-/* The "json" payload: metadata and the message's lossless JSON form (README). */
-static char *
-json_payload(const hq_due *d, size_t *len)
-{
-	char when[64];
-	time_t secs = (time_t)(d->received_us / 1000000);
-	struct tm tm;
-	gmtime_r(&secs, &tm);
-	size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + n, sizeof when - n, ".%06uZ", (unsigned)(d->received_us % 1000000));
-	json_t *msg = hq_hl7_to_json(d->raw, d->raw_len);
-	json_t *root = json_pack("{s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:{s:o,s:o},s:{s:o,s:o}}",
-				 "id", (json_int_t)d->id, "received_at", when,
-				 "listener", jstr(d->listener), "peer", jstr(d->peer),
-				 "type", jstr(d->type), "control_id", jstr(d->control_id),
-				 "version", jstr(d->version),
-				 "sender", "application", jstr(d->sending_app), "facility", jstr(d->sending_fac),
-				 "receiver", "application", jstr(d->receiving_app), "facility", jstr(d->receiving_fac));
-	if (root == NULL) {
-		json_decref(msg);
-		return NULL;
-	}
-	if (msg) {
-		json_object_set_new(root, "message", msg);
-	} else {
-		size_t blen;
-		char *b = hq_base64(d->raw, d->raw_len, &blen);
-		json_object_set_new(root, "message", json_null());
-		if (b)
-			json_object_set_new(root, "raw_base64", json_stringn(b, blen));
-		free(b);
-	}
-	char *text = json_dumps(root, JSON_COMPACT);
-	json_decref(root);
-	if (text)
-		*len = strlen(text);
-	return text;
-}
-
-/* MSH-18 to an IANA charset name; NULL when unknown or empty. */
-static const char *
-iana_charset(const char *msh18)
-{
-	static const struct { const char *hl7, *iana; } map[] = {
-		{"UNICODE UTF-8", "utf-8"}, {"UTF-8", "utf-8"}, {"ASCII", "us-ascii"},
-		{"8859/1", "iso-8859-1"},   {"8859/2", "iso-8859-2"}, {"8859/15", "iso-8859-15"},
-	};
-	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-		if (strcasecmp(msh18, map[i].hl7) == 0)
-			return map[i].iana;
-	return NULL;
+	return (hq_payload_meta){d->id, d->received_us, d->listener, d->peer, d->type, d->control_id,
+				 d->version, d->sending_app, d->sending_fac, d->receiving_app, d->receiving_fac};
 }
 
 /*
@@ -419,9 +354,10 @@ slot_start(worker *w, slot *s)
 	CURL *e = s->easy;
 	s->body_len = 0;
 	if (t->format == HQ_FMT_GOOGLE || t->format == HQ_FMT_JSON) {
+		hq_payload_meta meta = payload_meta(&s->due);
 		s->payload = t->format == HQ_FMT_GOOGLE
-				     ? google_payload(s->due.raw, s->due.raw_len, &s->payload_len)
-				     : json_payload(&s->due, &s->payload_len);
+				     ? hq_payload_google(s->due.raw, s->due.raw_len, &s->payload_len)
+				     : hq_payload_json(&meta, s->due.raw, s->due.raw_len, &s->payload_len);
 		if (s->payload == NULL)
 			return -1;
 		s->headers = curl_slist_append(NULL, "Content-Type: application/json");
@@ -432,7 +368,7 @@ slot_start(worker *w, slot *s)
 		s->headers = curl_slist_append(NULL, "Content-Type: application/fhir+json");
 		s->headers = curl_slist_append(s->headers, "Accept: application/fhir+json");
 	} else {
-		const char *cs = iana_charset(s->due.charset);
+		const char *cs = hq_payload_charset(s->due.charset);
 		snprintf(line, sizeof line, "Content-Type: x-application/hl7-v2+er7%s%s",
 			 cs ? "; charset=" : "", cs ? cs : "");
 		s->headers = curl_slist_append(NULL, line);
