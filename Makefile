@@ -1,7 +1,7 @@
 # hl7q - durable HL7 v2 store-and-forward.
 #   make            build bin/hl7qd, bin/hl7q, bin/hl7send (installs missing Debian packages)
 #   make ci         what CI runs: check, check under ASan+UBSan, 30 s of each fuzzer
-#   make check      unit tests (Check) and integration tests against the real daemon
+#   make check      the layer rule, unit tests (Check) and integration tests against the real daemon
 #   make crashtest  50 SIGKILLs under load; make fuzz [FUZZ_SECONDS=600]
 #   make demo       run the daemon on deploy/demo.conf and send it the sample messages
 #   make bench      throughput / latency / memory benchmark (figures in README.md)
@@ -52,7 +52,7 @@ PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
 UNIT_SRC := $(wildcard tests/*/check_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps deps-test deps-node deps-fhir deps-bench fhir-conformance check unit integration demo bench \
+.PHONY: all deps deps-test deps-node deps-fhir deps-bench fhir-conformance check unit integration demo bench layers-check \
 	install clean fuzz fuzz-build crashtest ci dashboard-picture
 
 all: deps $(PROGS)
@@ -112,7 +112,13 @@ unit: deps-test $(UNIT_BIN)
 integration: deps-test deps-node deps-fhir $(PROGS)
 	@HL7Q_BIN=$(abspath $(BIN)) HL7Q_CORPUS=$(abspath $(HL7Q_CORPUS)) /usr/bin/python3 tests/integration/run.py
 
-check: all unit fhir-conformance integration
+check: layers-check all unit fhir-conformance integration
+
+# The layer rule (issue 12): includes point only down, ground -> hl7/ queue/
+# -> net/ -> core/daemon/; tools/ never include core/daemon/.  Fails naming
+# file:line and the rule; prints the folder arrows.
+layers-check:
+	@/usr/bin/python3 tests/layers.py --arrows
 
 # Refreshes deploy/grafana/hl7q-dashboard.png: the dashboard's queries, run
 # against Prometheus scraping hl7qd under 90 s of load, drawn by gnuplot.
