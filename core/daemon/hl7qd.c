@@ -26,7 +26,7 @@
  * status` reads it) and applies `retention`: every minute, delivered
  * messages older than that are purged, a slice per turn (the first pass 5 s
  * after start); `rejected_retention` does the same for refused frames,
- * each pass going on from where the last one ended.
+ * each pass going on from where the last one ended (retention.c).
  *
  * One journal, one daemon: it holds an exclusive flock on JOURNAL/hl7qd.lock
  * (which names its pid) from before the journal opens until it exits; a
@@ -54,11 +54,13 @@
 
 #include <mbedtls/md.h>
 
+#include "core/alloc.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/feeds.h"
 #include "intake.h"
+#include "retention.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/file.h"
@@ -88,14 +90,7 @@ typedef struct daemon_state {
 	hq_admin *admin;
 	int verbose;
 	uint64_t status_at_ms;	  /* last status file */
-	uint64_t retention_at_ms; /* last retention pass began */
-	uint64_t resume_us;	  /* where the pass under way goes on */
-	int retention_running;
-	uint64_t purged;	  /* by the pass under way */
-	uint64_t rejected_at_ms;  /* last rejected_retention pass began */
-	uint64_t rejected_resume_us; /* only moves forward: earlier refused frames are gone */
-	int rejected_running;
-	uint64_t rejected_purged; /* by the pass under way */
+	hq_retention retention;	  /* retention and rejected_retention passes */
 	uint64_t watchdog_us;	  /* WatchdogSec, 0: off */
 	uint64_t watchdog_at_ms;  /* last ping */
 	hq_audit *audit;	  /* the access audit trail: start, stop, reload, keys */
@@ -162,7 +157,7 @@ daemon_audit(hq_audit *a, const hq_config *cfg, const char *command, const char 
 	int rc = a ? hq_audit_append(a, &ev) : 0;
 	if (rc)
 		hq_log(HQ_LOG_WARNING, "audit: cannot record the %s event in the journal: %s", command, hq_strerror(rc));
-	audit_echo *e = g_serving ? malloc(sizeof *e) : NULL;
+	audit_echo *e = g_serving ? hq_xmalloc(sizeof *e) : NULL;
 	if (e) {
 		pthread_t t;
 		pthread_attr_t at;
@@ -297,55 +292,6 @@ housekeeping(daemon_state *h)
 	key_wear_log(h->intake->journal);
 }
 
-/* One slice of the retention pass (a short write transaction per turn). */
-static void
-retention_slice(daemon_state *h)
-{
-	uint64_t now = hq_wall_us(), keep = h->cfg->retention_ms * 1000;
-	if (keep >= now) { /* the config bounds it; never wrap into a cut-off in the future */
-		h->retention_running = 0;
-		return;
-	}
-	uint64_t before = now - keep;
-	long n = hq_journal_purge_before(h->intake->journal, before, &h->resume_us, 2000, 0);
-	if (n < 0) {
-		hq_log(HQ_LOG_WARNING, "retention: cannot purge: %s", hq_strerror((int)n));
-		h->retention_running = 0;
-		return;
-	}
-	h->purged += (uint64_t)n;
-	if (h->resume_us >= before) { /* the pass is done */
-		if (h->purged)
-			hq_log(HQ_LOG_NOTICE, "retention: purged %llu delivered messages older than %llu s",
-			       (unsigned long long)h->purged,
-			       (unsigned long long)(h->cfg->retention_ms / 1000));
-		h->retention_running = 0;
-	}
-}
-
-/* One slice of the rejected_retention pass. */
-static void
-rejected_slice(daemon_state *h)
-{
-	uint64_t before = hq_wall_us() - h->cfg->rejected_retention_ms * 1000;
-	if (h->rejected_resume_us > before) /* the clock stepped back */
-		h->rejected_resume_us = before;
-	long n = hq_journal_purge_rejected(h->intake->journal, before, &h->rejected_resume_us, 2000, 0);
-	if (n < 0) {
-		hq_log(HQ_LOG_WARNING, "rejected_retention: cannot purge: %s", hq_strerror((int)n));
-		h->rejected_running = 0;
-		return;
-	}
-	h->rejected_purged += (uint64_t)n;
-	if (h->rejected_resume_us >= before) {
-		if (h->rejected_purged)
-			hq_log(HQ_LOG_NOTICE, "rejected_retention: purged %llu refused frames older than %llu s",
-			       (unsigned long long)h->rejected_purged,
-			       (unsigned long long)(h->cfg->rejected_retention_ms / 1000));
-		h->rejected_running = 0;
-	}
-}
-
 static void
 set_log_level(const hq_config *cfg, int verbose)
 {
@@ -378,18 +324,12 @@ static void
 reload(daemon_state *h)
 {
 	char err[1300];
-	hq_config *ncfg = calloc(1, sizeof *ncfg);
-	hq_config **old = realloc(h->old, (size_t)(h->nold + 1) * sizeof *old);
+	hq_config *ncfg = hq_xcalloc(1, sizeof *ncfg);
+	h->old = hq_xrealloc(h->old, (size_t)(h->nold + 1) * sizeof *h->old);
 	char sha[65];
 	config_sha256(h->cfg->file, sha);
 
 	sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
-	if (ncfg == NULL || old == NULL) {
-		hq_log(HQ_LOG_ERR, "reload refused: out of memory; the running config stays");
-		free(ncfg);
-		goto done;
-	}
-	h->old = old;
 	if (hq_config_load(h->cfg->file, ncfg) != 0) {
 		hq_log(HQ_LOG_ERR, "reload refused: %s; the running config stays", ncfg->err);
 		goto fail;
@@ -475,25 +415,7 @@ on_turn(void *arg, size_t frames)
 		h->house_at_ms = now;
 		housekeeping(h);
 	}
-	if (h->cfg->rejected_retention_ms) {
-		if (!h->rejected_running && now - h->rejected_at_ms >= 60000) {
-			h->rejected_at_ms = now;
-			h->rejected_running = 1;
-			h->rejected_purged = 0;
-		}
-		if (h->rejected_running)
-			rejected_slice(h);
-	}
-	if (h->cfg->retention_ms == 0)
-		return;
-	if (!h->retention_running && now - h->retention_at_ms >= 60000) {
-		h->retention_at_ms = now;
-		h->retention_running = 1;
-		h->resume_us = 0;
-		h->purged = 0;
-	}
-	if (h->retention_running)
-		retention_slice(h);
+	hq_retention_turn(&h->retention, h->intake->journal, h->cfg, now);
 }
 
 /* The silent-feed alarm's read-back at start (core/feeds.h), over the journal. */
@@ -554,8 +476,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	if ((cfg = calloc(1, sizeof *cfg)) == NULL)
-		return 1;
+	cfg = hq_xcalloc(1, sizeof *cfg);
 	if (hq_config_load(file, cfg) != 0) {
 		fprintf(stderr, "%s\n", cfg->err);
 		config_drop(cfg);
@@ -693,8 +614,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	intake.server = g_server;
-	h.retention_at_ms = hq_now_ms() - 55000; /* first pass 5 s after start */
-	h.rejected_at_ms = h.retention_at_ms;
+	hq_retention_init(&h.retention, hq_now_ms()); /* first passes 5 s after start */
 	hq_feeds_configure(cfg, feeds_last_seen, journal, hq_wall_us()); /* last messages, read back */
 	hq_server_set_turn_fn(g_server, on_turn, &h);
 

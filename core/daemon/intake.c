@@ -16,6 +16,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "hl7/ack.h"
@@ -210,21 +211,12 @@ void
 hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 {
 	hq_intake *in = arg;
-	plan *plans = calloc(n, sizeof *plans);
+	plan *plans = hq_xcalloc(n, sizeof *plans); /* a plan per frame of one turn: small */
 	hq_batch *b = NULL;
 	int rc;
 
-	if (plans == NULL) {
-		hq_log(HQ_LOG_ERR, "out of memory for a batch of %zu frames", n);
-		return; /* no ACK at all: the senders will resend */
-	}
 	/* the targets one message goes to (reused for every frame) */
-	int *routes = calloc((size_t)(in->cfg->ntargets ? in->cfg->ntargets : 1), sizeof *routes);
-	if (routes == NULL) {
-		free(plans);
-		hq_log(HQ_LOG_ERR, "out of memory for a batch of %zu frames", n);
-		return;
-	}
+	int *routes = hq_xcalloc((size_t)(in->cfg->ntargets ? in->cfg->ntargets : 1), sizeof *routes);
 
 	if (hq_journal_full(in->journal, hq_now_ms(), 1000))
 		rc = HQ_EFULL;
@@ -376,7 +368,7 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 			continue;
 		/* The echoed fields come from the frame, so this always fits. */
 		size_t cap = ACK_CAP + f->len;
-		char *ack = malloc(cap);
+		char *ack = malloc(cap); /* input-sized: checked, no ACK (the sender resends) */
 		if (ack == NULL)
 			continue;
 		int len = hq_ack_build(&p->msh, p->kind, p->err_code, p->err_text,
