@@ -44,7 +44,7 @@ LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lmbedtls -lmbedx5
 LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/silence.c core/metrics.c core/config.c \
 	core/feeds.c core/daemon/intake.c core/daemon/delivery.c core/daemon/worker.c core/daemon/retention.c \
 	hl7/msg.c hl7/ack.c hl7/json.c hl7/v2.c hl7/tz.c hl7/fhir.c hl7/fhir_json.c hl7/fhir_types.c hl7/fhir_res.c \
-	hl7/fhir_obs.c hl7/payload.c net/mllp.c net/server.c net/http.c net/auth.c net/admin.c net/tls.c net/auditlog.c \
+	hl7/fhir_obs.c hl7/payload.c net/mllp.c net/server.c net/listener.c net/http.c net/auth.c net/admin.c net/tls.c net/auditlog.c \
 	queue/journal.c queue/audit.c queue/feeds.c queue/retry.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 
