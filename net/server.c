@@ -653,9 +653,6 @@ hq_server_free(hq_server *s)
 		free(s->listeners[i]);
 	}
 	free(s->listeners);
-	for (int i = 0; i < s->nold_tls; i++)
-		hq_tls_server_free(s->old_tls[i]);
-	free(s->old_tls);
 	if (s->epfd >= 0)
 		close(s->epfd);
 	if (s->wakefd >= 0)

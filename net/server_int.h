@@ -74,8 +74,6 @@ struct hq_server {
 	volatile int stopping, aborting;
 	hq_server_stats stats;
 	hq_ratelimit rl_conn; /* connection events: a scan or a reconnect storm stays readable */
-	hq_tls_server **old_tls; /* replaced by reloads; connections may still use them */
-	int nold_tls;
 };
 
 /* At most CONN_LOG_BURST connection-event lines per CONN_LOG_MS. */
