@@ -5,49 +5,13 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "feeds.h"
 #include "error.h"
+#include "feeds.h"
 #include "log.h"
 #include "metrics.h"
 
-int
-hq_feeds_last_seen(hq_journal *j, const char *const *names, int n, uint64_t max,
-		   uint64_t *out_us, uint64_t *oldest_us)
-{
-	int found = 0;
-	uint64_t id = hq_journal_next_id(j);
-	*oldest_us = 0;
-	for (int i = 0; i < n; i++)
-		out_us[i] = 0;
-	while (id > 1 && found < n) {
-		if (max-- == 0)
-			return 0; /* *oldest_us: silent at least since then */
-		id--;
-		hq_record r;
-		void *mem;
-		int rc = hq_journal_get(j, id, &r, &mem);
-		if (rc == HQ_ENOTFOUND)
-			continue; /* purged */
-		if (rc != 0)
-			return rc;
-		*oldest_us = r.received_us;
-		int ok = r.state == HQ_MSG_ACCEPTED || r.state == HQ_MSG_UNROUTED ||
-			 (r.state == HQ_MSG_DUPLICATE && r.ack[1] == 'A');
-		for (int i = 0; ok && i < n; i++)
-			if (out_us[i] == 0 && r.f[HQ_F_LISTENER].n == strlen(names[i]) &&
-			    memcmp(r.f[HQ_F_LISTENER].p, names[i], r.f[HQ_F_LISTENER].n) == 0) {
-				out_us[i] = r.received_us;
-				found++;
-			}
-		free(mem);
-	}
-	if (found < n)
-		*oldest_us = 0; /* the whole journal was read */
-	return 0;
-}
-
 void
-hq_feeds_configure(const hq_config *cfg, hq_journal *j, uint64_t now_us, int at_start)
+hq_feeds_configure(const hq_config *cfg, hq_feeds_last_seen_fn last_seen, void *ctx, uint64_t now_us)
 {
 	int nm = __atomic_load_n(&hq_m.nlisteners, __ATOMIC_ACQUIRE);
 	for (int i = 0; i < nm; i++) /* removed by a reload: no alarm */
@@ -65,15 +29,14 @@ hq_feeds_configure(const hq_config *cfg, hq_journal *j, uint64_t now_us, int at_
 		if (__atomic_load_n(&m->last_message_us, __ATOMIC_RELAXED) == 0)
 			names[n++] = lc->name;
 	}
-	if (!at_start) /* a listener a reload added is a new feed: it counts from now */
-		j = NULL;
 	if (n == 0) {
 		free(names);
 		free(last);
 		return;
 	}
 	uint64_t oldest = 0;
-	int rc = j ? hq_feeds_last_seen(j, names, n, HQ_FEEDS_SCAN, last, &oldest) : 0;
+	/* no last_seen (a reload): a listener it added is a new feed, counting from now */
+	int rc = last_seen ? last_seen(ctx, names, n, last, &oldest) : 0;
 	if (rc != 0)
 		hq_log(HQ_LOG_WARNING, "cannot read the last messages back from the journal: %s; "
 				       "silent-feed alarms count from now", hq_strerror(rc));

@@ -9,7 +9,8 @@
  * there is taken as silent since the oldest record looked at when the
  * journal holds more, or as starting now (daemon start) when the whole
  * journal was looked at: a new feed gets expect_within to send its first
- * message.  A listener a reload adds counts from the reload.
+ * message.  A listener a reload adds counts from the reload.  The reading
+ * itself is the journal's (queue/feeds.h): this floor gets it as a callback.
  */
 #ifndef HQ_FEEDS_H
 #define HQ_FEEDS_H
@@ -18,29 +19,25 @@
 
 #include "config.h"
 #include "status.h"
-#include "queue/journal.h"
-
-/* How many of the newest records are read back at start (a few ms). */
-#define HQ_FEEDS_SCAN 20000
 
 /*
- * Reads the journal backwards from its newest record, at most max
- * records, for the newest accepted message (accepted, unrouted, or a
- * duplicate acknowledged positively) of each of names[0..n).  out_us[i]
- * gets its receive time, or 0 when none was found.  *oldest_us gets the
- * receive time of the oldest record read, 0 when every record of the
- * journal was read.  Returns 0, or hq_journal_get's error code.
+ * Reads the newest accepted message of each of names[0..n) back (the
+ * daemon passes one over queue/feeds.h's hq_feeds_last_seen): out_us[i]
+ * gets its receive time or 0, *oldest_us the oldest receive time looked at
+ * or 0 when everything was.  Returns 0 or an error code (hq_strerror).
  */
-int hq_feeds_last_seen(hq_journal *j, const char *const *names, int n, uint64_t max,
-			uint64_t *out_us, uint64_t *oldest_us);
+typedef int (*hq_feeds_last_seen_fn)(void *ctx, const char *const *names, int n,
+				     uint64_t *out_us, uint64_t *oldest_us);
 
 /*
  * Applies cfg's expect_within / expect_hours to the listeners' metrics
  * (listeners no longer configured get none) and gives listeners without a
- * last-message time one: at start (at_start 1) read back from j as the
- * file comment says; after a reload, now.  Main thread.
+ * last-message time one: at start, read back through last_seen(ctx, ...)
+ * as the file comment says; after a reload (last_seen NULL), now.  When
+ * last_seen fails, logs it and counts from now.  Main thread.
  */
-void hq_feeds_configure(const hq_config *cfg, hq_journal *j, uint64_t now_us, int at_start);
+void hq_feeds_configure(const hq_config *cfg, hq_feeds_last_seen_fn last_seen, void *ctx,
+			uint64_t now_us);
 
 /*
  * Logs once when a listener goes silent and once when it hears again

@@ -6,6 +6,7 @@
  * parsing itself lives in mllp.c.  Frames complete in one loop turn are
  * collected across all connections and committed together before any ACK
  * is written (Redis' beforeSleep flushing the AOF before replies).
+ * The listening sockets, and a reload's changes to them, are listener.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,87 +23,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/clock.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "mllp.h"
-#include "server.h"
-#include "tls.h"
+#include "server_int.h"
 
 #define READ_CHUNK 65536
 #define OUT_HIGH_WATER (1u << 20) /* stop reading from a peer that does not read its ACKs */
 #define OUT_KEEP_CAP (64u << 10)  /* a larger ACK buffer is freed once it is written out */
 #define TICK_MS 500
-
-enum { KIND_LISTENER = 1, KIND_CONN, KIND_WAKE };
-
-typedef enum conn_state {
-	CONN_OPEN,    /* reading frames, writing ACKs */
-	CONN_DRAIN,   /* peer sent EOF: write what is owed, then close */
-	CONN_CLOSED   /* to be reaped at the end of the turn */
-} conn_state;
-
-typedef struct hq_conn {
-	int kind; /* KIND_CONN; first, shared with listener_t */
-	int fd;
-	struct listener_t *l;
-	conn_state state;
-	char peer[64];
-	struct sockaddr_storage addr; /* the peer's, for max_connections_per_peer */
-	hq_mllp mllp;
-	char *out;
-	size_t out_len, out_off, out_cap;
-	uint64_t last_io_ms, frame_start_ms;
-	uint32_t events;       /* what epoll watches now */
-	int dirty;	       /* has output to try this turn */
-	struct hq_conn *prev, *next;
-	struct hq_server *srv;
-	const char *close_reason;
-	hq_tls_conn *tls; /* NULL: plain TCP */
-	int handshaking;  /* TLS handshake not done yet */
-	char why[256];	  /* a TLS failure, for the close line */
-	char *subject;	  /* the TLS client's certificate subject (duplicate keys), or NULL */
-} hq_conn;
-
-typedef struct listener_t {
-	int kind; /* KIND_LISTENER */
-	int fd;	  /* -1 once closed (removed by a reload, or stopping) */
-	const hq_listener_conf *lc; /* the config it runs with (a reload swaps it) */
-	hq_listener_metrics *m;
-	hq_tls_server *tls; /* certificates and keys read at bind (and at each reload) */
-	int open; /* connections now */
-	int port;
-	int removed; /* gone from the config: freed when its last connection closes */
-} listener_t;
-
-struct hq_server {
-	const hq_config *cfg;
-	int epfd, wakefd;
-	int wake_kind; /* KIND_WAKE, epoll data points here */
-	listener_t **listeners; /* every listener with a socket or connections */
-	int nlisteners, cap_listeners;
-	hq_conn *conns; /* all open connections */
-	hq_batch_fn fn;
-	void *arg;
-	hq_turn_fn turn_fn;
-	void *turn_arg;
-	hq_frame **pending; /* frames of this turn */
-	hq_conn **pending_conn;
-	size_t npending, cap_pending;
-	volatile int stopping, aborting;
-	hq_server_stats stats;
-	hq_ratelimit rl_conn; /* connection events: a scan or a reconnect storm stays readable */
-	hq_tls_server **old_tls; /* replaced by reloads; connections may still use them */
-	int nold_tls;
-};
-
-/* At most CONN_LOG_BURST connection-event lines per CONN_LOG_MS. */
-#define CONN_LOG_BURST 100
-#define CONN_LOG_MS 10000
-#define conn_log(s, prio, ...) \
-	hq_log_limited(&(s)->rl_conn, CONN_LOG_BURST, CONN_LOG_MS, "connection events", prio, __VA_ARGS__)
-
-
 
 static void
 peer_name(const struct sockaddr_storage *ss, char *buf, size_t cap)
@@ -124,145 +52,14 @@ peer_name(const struct sockaddr_storage *ss, char *buf, size_t cap)
 	}
 }
 
-static int
-watch(hq_server *s, int fd, void *ptr, uint32_t events, int op)
-{
-	struct epoll_event ev = {.events = events, .data.ptr = ptr};
-	return epoll_ctl(s->epfd, op, fd, &ev);
-}
-
-/* Binds a listener for lc.  Returns it, or NULL with err set. */
-static listener_t *
-listener_bind(hq_server *s, const hq_listener_conf *lc, char *err, size_t errcap, int *rc)
-{
-	listener_t *l = calloc(1, sizeof *l);
-	int one = 1;
-	if (l == NULL) {
-		*rc = ENOMEM;
-		snprintf(err, errcap, "listener %s: out of memory", lc->name);
-		return NULL;
-	}
-	l->kind = KIND_LISTENER;
-	l->lc = lc;
-	l->fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (l->fd < 0) {
-		*rc = errno;
-		snprintf(err, errcap, "listener %s: socket: %s", lc->name, strerror(*rc));
-		free(l);
-		return NULL;
-	}
-	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (lc->addr.ss_family == AF_INET6)
-		setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-	if (bind(l->fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0 ||
-	    listen(l->fd, 1024) != 0) {
-		*rc = errno;
-		int port = ntohs(lc->addr.ss_family == AF_INET
-					 ? ((const struct sockaddr_in *)&lc->addr)->sin_port
-					 : ((const struct sockaddr_in6 *)&lc->addr)->sin6_port);
-		snprintf(err, errcap, "listener %s: cannot listen on %s: %s%s", lc->name, lc->listen,
-			 strerror(*rc),
-			 *rc == EACCES && port < 1024
-				 ? " (a port under 1024 needs CAP_NET_BIND_SERVICE: see deploy/systemd/lowport.conf)"
-				 : "");
-		close(l->fd);
-		free(l);
-		return NULL;
-	}
-	struct sockaddr_storage bound;
-	socklen_t blen = sizeof bound;
-	getsockname(l->fd, (struct sockaddr *)&bound, &blen);
-	l->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
-						   : ((struct sockaddr_in6 *)&bound)->sin6_port);
-	if (lc->tls_cert[0]) {
-		if (hq_tls_server_new(lc, &l->tls, err, errcap) != 0) {
-			*rc = EINVAL;
-			close(l->fd);
-			free(l);
-			return NULL;
-		}
-	}
-	l->m = hq_metrics_listener(lc->name);
-	return l;
-}
-
-/* Drops the listener's reference to a TLS config a reload replaced: open
- * connections hold theirs, and the last to close frees it. */
-static void
-retire_tls(hq_server *s, hq_tls_server *t)
-{
-	(void)s;
-	hq_tls_server_free(t);
-}
-
-/* Starts accepting on l and adds it to the server's list. */
-static int
-listener_add(hq_server *s, listener_t *l)
-{
-	if (s->nlisteners == s->cap_listeners) {
-		int cap = s->cap_listeners ? s->cap_listeners * 2 : 8;
-		listener_t **v = realloc(s->listeners, (size_t)cap * sizeof *v);
-		if (v == NULL)
-			return ENOMEM;
-		s->listeners = v;
-		s->cap_listeners = cap;
-	}
-	s->listeners[s->nlisteners++] = l;
-	watch(s, l->fd, l, EPOLLIN, EPOLL_CTL_ADD);
-	__atomic_store_n(&l->m->up, 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&l->m->configured, 1, __ATOMIC_RELAXED);
-	return 0;
-}
-
-/* Stops accepting on l (its connections go on). */
-static void
-listener_close(hq_server *s, listener_t *l)
-{
-	if (l->fd < 0)
-		return;
-	epoll_ctl(s->epfd, EPOLL_CTL_DEL, l->fd, NULL);
-	close(l->fd);
-	l->fd = -1;
-	__atomic_store_n(&l->m->up, 0, __ATOMIC_RELAXED);
-}
-
-/* Frees removed listeners whose last connection has closed. */
-static void
-listeners_reap(hq_server *s)
-{
-	int k = 0;
-	for (int i = 0; i < s->nlisteners; i++) {
-		listener_t *l = s->listeners[i];
-		if (l->removed && l->open == 0) {
-			listener_close(s, l);
-			hq_tls_server_free(l->tls);
-			free(l);
-		} else {
-			s->listeners[k++] = l;
-		}
-	}
-	s->nlisteners = k;
-}
-
-/* The live listener named name, or NULL. */
-static listener_t *
-listener_find(const hq_server *s, const char *name)
-{
-	for (int i = 0; i < s->nlisteners; i++)
-		if (!s->listeners[i]->removed && strcmp(s->listeners[i]->lc->name, name) == 0)
-			return s->listeners[i];
-	return NULL;
-}
 
 int
 hq_server_new(const hq_config *cfg, hq_batch_fn fn, void *arg, hq_server **out,
 	      char *err, size_t errcap)
 {
-	hq_server *s = calloc(1, sizeof *s);
+	hq_server *s = hq_xcalloc(1, sizeof *s);
 	int rc = 0;
 
-	if (s == NULL)
-		return ENOMEM;
 	s->cfg = cfg;
 	s->fn = fn;
 	s->arg = arg;
@@ -294,106 +91,6 @@ fail:
 }
 
 /* Whether two listener configs bind the same address. */
-static int
-same_address(const hq_listener_conf *a, const hq_listener_conf *b)
-{
-	return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
-}
-
-int
-hq_server_reload(hq_server *s, const hq_config *cfg, char *err, size_t errcap)
-{
-	listener_t *fresh[HQ_MAX_LIST * 4];
-	int rc = 0;
-
-	if (cfg->nlisteners > (int)(sizeof fresh / sizeof fresh[0])) {
-		snprintf(err, errcap, "too many listeners");
-		return EINVAL;
-	}
-	hq_tls_server *tls[HQ_MAX_LIST * 4] = {0};
-	/* First bind what is new (or moved), and read the TLS material of the
-	 * kept ones again, so that a failure changes nothing. */
-	for (int i = 0; i < cfg->nlisteners; i++) {
-		const hq_listener_conf *lc = &cfg->listeners[i];
-		listener_t *old = listener_find(s, lc->name);
-		fresh[i] = NULL;
-		if (old && same_address(old->lc, lc) && old->fd >= 0) {
-			if (lc->tls_cert[0] && hq_tls_server_new(lc, &tls[i], err, errcap) != 0)
-				rc = EINVAL;
-		} else {
-			fresh[i] = listener_bind(s, lc, err, errcap, &rc);
-		}
-		if (rc == 0)
-			continue;
-		for (int k = 0; k <= i; k++) {
-			hq_tls_server_free(tls[k]);
-			if (fresh[k]) {
-				hq_tls_server_free(fresh[k]->tls);
-				close(fresh[k]->fd);
-				free(fresh[k]);
-			}
-		}
-		return rc;
-	}
-	/* Then swap: kept listeners take their new config, removed ones stop
-	 * accepting (their connections go on), new ones start. */
-	for (int i = 0; i < s->nlisteners; i++) {
-		listener_t *l = s->listeners[i];
-		if (l->removed)
-			continue;
-		int keep = 0;
-		for (int k = 0; k < cfg->nlisteners && !keep; k++)
-			if (fresh[k] == NULL && strcmp(cfg->listeners[k].name, l->lc->name) == 0) {
-				l->lc = &cfg->listeners[k];
-				retire_tls(s, l->tls);
-				l->tls = tls[k];
-				keep = 1;
-			}
-		if (!keep) {
-			hq_log(HQ_LOG_NOTICE, "listener %s: no longer listening on %s (%d connection%s stay open)",
-			       l->lc->name, l->lc->listen, l->open, l->open == 1 ? "" : "s");
-			listener_close(s, l);
-			l->removed = 1;
-			if (listener_find(s, l->lc->name) == NULL) /* not moved: gone */
-				__atomic_store_n(&l->m->configured, 0, __ATOMIC_RELAXED);
-		}
-	}
-	for (int i = 0; i < cfg->nlisteners; i++) {
-		if (fresh[i] == NULL)
-			continue;
-		if (listener_add(s, fresh[i]) != 0) {
-			close(fresh[i]->fd);
-			free(fresh[i]);
-			continue;
-		}
-		hq_log(HQ_LOG_NOTICE, "listener %s: listening on %s (port %d)", fresh[i]->lc->name,
-		       fresh[i]->lc->listen, fresh[i]->port);
-	}
-	s->cfg = cfg;
-	listeners_reap(s);
-	return 0;
-}
-
-int
-hq_server_uses(const hq_server *s, const hq_config *cfg)
-{
-	if (s == NULL)
-		return 0;
-	if (s->cfg == cfg)
-		return 1;
-	const hq_listener_conf *lo = cfg->listeners, *hi = cfg->listeners + cfg->nlisteners;
-	for (int i = 0; i < s->nlisteners; i++)
-		if (s->listeners[i]->lc >= lo && s->listeners[i]->lc < hi)
-			return 1;
-	return 0;
-}
-
-int
-hq_server_port(const hq_server *s, int i)
-{
-	const listener_t *l = listener_find(s, s->cfg->listeners[i].name);
-	return l ? l->port : 0;
-}
 
 void
 hq_server_stop(hq_server *s)
@@ -493,12 +190,7 @@ accept_all(hq_server *s, listener_t *l)
 			close(fd);
 			continue;
 		}
-		hq_conn *c = calloc(1, sizeof *c);
-		if (c == NULL) {
-			hq_log(HQ_LOG_ERR, "listener %s: out of memory for %s", lc->name, peer);
-			close(fd);
-			continue;
-		}
+		hq_conn *c = hq_xcalloc(1, sizeof *c);
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		c->kind = KIND_CONN;
@@ -539,14 +231,8 @@ add_pending(hq_server *s, hq_frame *f, hq_conn *c)
 {
 	if (s->npending == s->cap_pending) {
 		size_t cap = s->cap_pending ? s->cap_pending * 2 : 256;
-		hq_frame **p = realloc(s->pending, cap * sizeof *p);
-		hq_conn **pc = realloc(s->pending_conn, cap * sizeof *pc);
-		if (p)
-			s->pending = p;
-		if (pc)
-			s->pending_conn = pc;
-		if (p == NULL || pc == NULL)
-			return -1;
+		s->pending = hq_xrealloc(s->pending, cap * sizeof *s->pending);
+		s->pending_conn = hq_xrealloc(s->pending_conn, cap * sizeof *s->pending_conn);
 		s->cap_pending = cap;
 	}
 	s->pending[s->npending] = f;
@@ -561,10 +247,10 @@ on_frame(void *arg, const char *payload, size_t len, size_t total, int oversize)
 {
 	hq_conn *c = arg;
 	hq_server *s = c->srv;
-	hq_frame *f = calloc(1, sizeof *f);
-	char *data = malloc(len ? len : 1);
+	hq_frame *f = hq_xcalloc(1, sizeof *f);
+	char *data = malloc(len ? len : 1); /* frame-sized: checked, the connection closes */
 
-	if (f == NULL || data == NULL || add_pending(s, f, c) != 0) {
+	if (data == NULL || add_pending(s, f, c) != 0) {
 		free(f);
 		free(data);
 		hq_log(HQ_LOG_ERR, "%s: out of memory for a frame; closing", c->peer);
@@ -967,9 +653,6 @@ hq_server_free(hq_server *s)
 		free(s->listeners[i]);
 	}
 	free(s->listeners);
-	for (int i = 0; i < s->nold_tls; i++)
-		hq_tls_server_free(s->old_tls[i]);
-	free(s->old_tls);
 	if (s->epfd >= 0)
 		close(s->epfd);
 	if (s->wakefd >= 0)
@@ -978,3 +661,4 @@ hq_server_free(hq_server *s)
 	free(s->pending_conn);
 	free(s);
 }
+

@@ -18,6 +18,7 @@
 #include "core/silence.h"
 #include "core/status.h"
 #include "core/timefmt.h"
+#include "queue/feeds.h"
 #include "tools/hl7q/hl7q.h"
 
 /* A monitoring threshold: warn and crit, each optional. */

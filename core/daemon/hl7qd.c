@@ -26,7 +26,7 @@
  * status` reads it) and applies `retention`: every minute, delivered
  * messages older than that are purged, a slice per turn (the first pass 5 s
  * after start); `rejected_retention` does the same for refused frames,
- * each pass going on from where the last one ended.
+ * each pass going on from where the last one ended (retention.c).
  *
  * One journal, one daemon: it holds an exclusive flock on JOURNAL/hl7qd.lock
  * (which names its pid) from before the journal opens until it exits; a
@@ -54,21 +54,24 @@
 
 #include <mbedtls/md.h>
 
-#include "clock.h"
-#include "config.h"
-#include "error.h"
-#include "feeds.h"
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/feeds.h"
 #include "intake.h"
-#include "log.h"
-#include "metrics.h"
+#include "retention.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/file.h"
 #include "core/status.h"
-#include "file.h"
 #include "net/admin.h"
 #include "net/auditlog.h"
-#include "net/delivery.h"
+#include "delivery.h"
 #include "net/server.h"
 #include "net/tls.h"
 #include "queue/audit.h"
+#include "queue/feeds.h"
 #include "queue/journal.h"
 
 #ifndef HQ_VERSION
@@ -88,14 +91,7 @@ typedef struct daemon_state {
 	hq_admin *admin;
 	int verbose;
 	uint64_t status_at_ms;	  /* last status file */
-	uint64_t retention_at_ms; /* last retention pass began */
-	uint64_t resume_us;	  /* where the pass under way goes on */
-	int retention_running;
-	uint64_t purged;	  /* by the pass under way */
-	uint64_t rejected_at_ms;  /* last rejected_retention pass began */
-	uint64_t rejected_resume_us; /* only moves forward: earlier refused frames are gone */
-	int rejected_running;
-	uint64_t rejected_purged; /* by the pass under way */
+	hq_retention retention;	  /* retention and rejected_retention passes */
 	uint64_t watchdog_us;	  /* WatchdogSec, 0: off */
 	uint64_t watchdog_at_ms;  /* last ping */
 	hq_audit *audit;	  /* the access audit trail: start, stop, reload, keys */
@@ -162,7 +158,7 @@ daemon_audit(hq_audit *a, const hq_config *cfg, const char *command, const char 
 	int rc = a ? hq_audit_append(a, &ev) : 0;
 	if (rc)
 		hq_log(HQ_LOG_WARNING, "audit: cannot record the %s event in the journal: %s", command, hq_strerror(rc));
-	audit_echo *e = g_serving ? malloc(sizeof *e) : NULL;
+	audit_echo *e = g_serving ? hq_xmalloc(sizeof *e) : NULL;
 	if (e) {
 		pthread_t t;
 		pthread_attr_t at;
@@ -279,55 +275,6 @@ housekeeping(daemon_state *h)
 	key_wear_log(h->intake->journal);
 }
 
-/* One slice of the retention pass (a short write transaction per turn). */
-static void
-retention_slice(daemon_state *h)
-{
-	uint64_t now = hq_wall_us(), keep = h->cfg->retention_ms * 1000;
-	if (keep >= now) { /* the config bounds it; never wrap into a cut-off in the future */
-		h->retention_running = 0;
-		return;
-	}
-	uint64_t before = now - keep;
-	long n = hq_journal_purge_before(h->intake->journal, before, &h->resume_us, 2000, 0);
-	if (n < 0) {
-		hq_log(HQ_LOG_WARNING, "retention: cannot purge: %s", hq_strerror((int)n));
-		h->retention_running = 0;
-		return;
-	}
-	h->purged += (uint64_t)n;
-	if (h->resume_us >= before) { /* the pass is done */
-		if (h->purged)
-			hq_log(HQ_LOG_NOTICE, "retention: purged %llu delivered messages older than %llu s",
-			       (unsigned long long)h->purged,
-			       (unsigned long long)(h->cfg->retention_ms / 1000));
-		h->retention_running = 0;
-	}
-}
-
-/* One slice of the rejected_retention pass. */
-static void
-rejected_slice(daemon_state *h)
-{
-	uint64_t before = hq_wall_us() - h->cfg->rejected_retention_ms * 1000;
-	if (h->rejected_resume_us > before) /* the clock stepped back */
-		h->rejected_resume_us = before;
-	long n = hq_journal_purge_rejected(h->intake->journal, before, &h->rejected_resume_us, 2000, 0);
-	if (n < 0) {
-		hq_log(HQ_LOG_WARNING, "rejected_retention: cannot purge: %s", hq_strerror((int)n));
-		h->rejected_running = 0;
-		return;
-	}
-	h->rejected_purged += (uint64_t)n;
-	if (h->rejected_resume_us >= before) {
-		if (h->rejected_purged)
-			hq_log(HQ_LOG_NOTICE, "rejected_retention: purged %llu refused frames older than %llu s",
-			       (unsigned long long)h->rejected_purged,
-			       (unsigned long long)(h->cfg->rejected_retention_ms / 1000));
-		h->rejected_running = 0;
-	}
-}
-
 static void
 set_log_level(const hq_config *cfg, int verbose)
 {
@@ -360,18 +307,12 @@ static void
 reload(daemon_state *h)
 {
 	char err[1300];
-	hq_config *ncfg = calloc(1, sizeof *ncfg);
-	hq_config **old = realloc(h->old, (size_t)(h->nold + 1) * sizeof *old);
+	hq_config *ncfg = hq_xcalloc(1, sizeof *ncfg);
+	h->old = hq_xrealloc(h->old, (size_t)(h->nold + 1) * sizeof *h->old);
 	char sha[65];
 	config_sha256(h->cfg->file, sha);
 
 	sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
-	if (ncfg == NULL || old == NULL) {
-		hq_log(HQ_LOG_ERR, "reload refused: out of memory; the running config stays");
-		free(ncfg);
-		goto done;
-	}
-	h->old = old;
 	if (hq_config_load(h->cfg->file, ncfg) != 0) {
 		hq_log(HQ_LOG_ERR, "reload refused: %s; the running config stays", ncfg->err);
 		goto fail;
@@ -417,7 +358,7 @@ reload(daemon_state *h)
 	h->cfg = ncfg;
 	h->intake->cfg = ncfg;
 	dup_window_store(h->intake->journal, ncfg);
-	hq_feeds_configure(ncfg, h->intake->journal, hq_wall_us(), 0);
+	hq_feeds_configure(ncfg, NULL, NULL, hq_wall_us());
 	set_log_level(ncfg, h->verbose);
 	hq_log(HQ_LOG_NOTICE, "reloaded %s: %d listener%s, %d target%s", ncfg->file, ncfg->nlisteners,
 	       ncfg->nlisteners == 1 ? "" : "s", ncfg->ntargets, ncfg->ntargets == 1 ? "" : "s");
@@ -457,25 +398,188 @@ on_turn(void *arg, size_t frames)
 		h->house_at_ms = now;
 		housekeeping(h);
 	}
-	if (h->cfg->rejected_retention_ms) {
-		if (!h->rejected_running && now - h->rejected_at_ms >= 60000) {
-			h->rejected_at_ms = now;
-			h->rejected_running = 1;
-			h->rejected_purged = 0;
+	hq_retention_turn(&h->retention, h->intake->journal, h->cfg, now);
+}
+
+/* The silent-feed alarm's read-back at start (core/feeds.h), over the journal. */
+static int
+feeds_last_seen(void *journal, const char *const *names, int n, uint64_t *out_us,
+		uint64_t *oldest_us)
+{
+	return hq_feeds_last_seen(journal, names, n, HQ_FEEDS_SCAN, out_us, oldest_us);
+}
+
+/*
+ * hl7qd --check: what start would refuse, refused here (the
+ * ExecStartPre/ExecReload gate runs as the service user, so readability
+ * and the journal directory are checked for it).  Frees cfg; returns the
+ * exit code (0 ok, 1 error on stderr).
+ */
+static int
+check_config(const char *file, hq_config *cfg)
+{
+	char err[1300];
+	if (hq_config_check_secrets(cfg, err, sizeof err) != 0 ||
+	    hq_config_check_files(cfg, err, sizeof err) != 0 ||
+	    hq_config_check_journal_dir(cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "%s\n", err);
+		config_drop(cfg);
+		return 1;
+	}
+	/* TLS material must load too: a key that does not parse fails here, not at start. */
+	for (int i = 0; i < cfg->nlisteners; i++) {
+		hq_tls_server *t = NULL;
+		if (cfg->listeners[i].tls_cert[0] &&
+		    hq_tls_server_new(&cfg->listeners[i], &t, err, sizeof err) != 0) {
+			fprintf(stderr, "%s:%d: %s\n", file, cfg->listeners[i].line, err);
+			config_drop(cfg);
+			return 1;
 		}
-		if (h->rejected_running)
-			rejected_slice(h);
+		hq_tls_server_free(t);
 	}
-	if (h->cfg->retention_ms == 0)
-		return;
-	if (!h->retention_running && now - h->retention_at_ms >= 60000) {
-		h->retention_at_ms = now;
-		h->retention_running = 1;
-		h->resume_us = 0;
-		h->purged = 0;
+	printf("%s: ok (%d listener%s, %d target%s)\n", file, cfg->nlisteners,
+	       cfg->nlisteners == 1 ? "" : "s", cfg->ntargets, cfg->ntargets == 1 ? "" : "s");
+	config_drop(cfg);
+	return 0;
+}
+
+/*
+ * Locks, opens and unseals cfg's journal and its audit store, with the
+ * test seams.  Returns 0 with *journal and *audit open, or the exit code
+ * (1 config, 2 journal) with the reason logged and audited and nothing
+ * left open (cfg stays the caller's).
+ */
+static int
+open_journal(const hq_config *cfg, hq_journal **journal, hq_audit **audit)
+{
+	char err[1300];
+	int rc;
+
+	/* One journal, one daemon: a second one would answer its senders from
+	 * the same ids and deliver every queued message again.  The lock is
+	 * held until exit (the fd is never closed); hl7q's readers never take it. */
+	int lockfd;
+	long holder;
+	rc = hq_journal_lock(cfg->journal_path, &lockfd, &holder);
+	if (rc == HQ_ELOCKED) {
+		hq_log(HQ_LOG_ERR, "journal %s is in use by another hl7qd (or hl7q compact), pid %ld: not starting",
+		       cfg->journal_path, holder);
+		return 2;
 	}
-	if (h->retention_running)
-		retention_slice(h);
+	if (rc != 0) {
+		hq_log(HQ_LOG_ERR, "cannot lock journal %s: %s", cfg->journal_path, hq_strerror(rc));
+		return 2;
+	}
+	rc = hq_journal_open(cfg->journal_path, cfg->max_size, 0, journal);
+	if (rc != 0) {
+		hq_log(HQ_LOG_ERR, "cannot open journal %s: %s", cfg->journal_path, hq_strerror(rc));
+		daemon_audit(NULL, cfg, "open-failed", "journal %s: %s", cfg->journal_path, hq_strerror(rc));
+		return 2;
+	}
+	if ((rc = hq_audit_open(*journal, audit)) != 0) {
+		hq_log(HQ_LOG_ERR, "cannot open the audit store in journal %s: %s", cfg->journal_path, hq_strerror(rc));
+		daemon_audit(NULL, cfg, "open-failed", "audit store of journal %s: %s", cfg->journal_path, hq_strerror(rc));
+		hq_journal_close(*journal);
+		return 2;
+	}
+	/* Encryption at rest: the keys, or a refusal when the journal needs them. */
+	char ids[600], ids_before[600];
+	int was_encrypted = hq_journal_encrypted(*journal, ids_before, sizeof ids_before);
+	if (cfg->encryption_key_file[0]) {
+		if ((rc = hq_journal_set_keys(*journal, cfg->encryption_key_file, err, sizeof err)) != 0) {
+			hq_log(HQ_LOG_ERR, "%s:%d: %s; not starting", cfg->file, cfg->encryption_line, err);
+			daemon_audit(*audit, cfg, "open-failed", "encryption keys: %s", err);
+			hq_audit_close(*audit);
+			hq_journal_close(*journal);
+			return 1;
+		}
+		hq_journal_encrypted(*journal, ids, sizeof ids);
+		hq_log(HQ_LOG_NOTICE, "journal encrypted at rest (AES-256-GCM; key ids in use: %s)", ids);
+		if (strcmp(ids, ids_before) != 0) /* a new key seals from now on */
+			daemon_audit(*audit, cfg, "key-rotation", "%s key ids in use: %s (before: %s)",
+				     was_encrypted ? "new key;" : "first key;", ids, was_encrypted ? ids_before : "none");
+		key_wear_log(*journal);
+	} else if (was_encrypted) {
+		hq_log(HQ_LOG_ERR, "journal %s is encrypted (key ids %s) but %s sets no [journal] encryption_key_file; not starting",
+		       cfg->journal_path, ids_before, cfg->file);
+		daemon_audit(*audit, cfg, "open-failed", "journal encrypted (key ids %s) and no encryption_key_file", ids_before);
+		hq_audit_close(*audit);
+		hq_journal_close(*journal);
+		return 1;
+	}
+	dup_window_store(*journal, cfg);
+	const char *seam = getenv("HL7Q_TEST_FAIL_COMMIT");
+	if (seam && *seam) {
+		hq_journal_fail_commit(*journal, strtoull(seam, NULL, 10));
+		hq_log(HQ_LOG_WARNING, "test seam: commit %s will fail", seam);
+	}
+	if ((seam = getenv("HL7Q_TEST_FAIL_OUTCOMES")) && *seam) {
+		hq_journal_fail_outcomes(*journal, strtoull(seam, NULL, 10));
+		hq_log(HQ_LOG_WARNING, "test seam: %s outcome writes will fail", seam);
+	}
+	return 0;
+}
+
+/* The closing lines: what this run took in, and its commit times. */
+static void
+log_stop_stats(const hq_intake *in)
+{
+	hq_server_stats st;
+	hq_server_stats_get(g_server, &st);
+	hq_log(HQ_LOG_NOTICE,
+	       "stopped: %llu frames in %llu batches (largest %llu), %llu accepted (%llu unrouted), %llu refused, %llu out-of-frame bytes",
+	       (unsigned long long)in->stats.messages,
+	       (unsigned long long)in->stats.batches,
+	       (unsigned long long)in->stats.largest_batch,
+	       (unsigned long long)in->stats.accepted,
+	       (unsigned long long)in->stats.unrouted,
+	       (unsigned long long)in->stats.refused,
+	       (unsigned long long)st.out_of_frame);
+	if (in->stats.batches)
+		hq_log(HQ_LOG_NOTICE,
+		       "commits: mean %.2f ms, max %.2f ms; deferred index runs: %llu, mean %.2f ms, max %.2f ms",
+		       in->stats.commit_us_total / 1000.0 / (double)in->stats.batches,
+		       in->stats.commit_us_max / 1000.0,
+		       (unsigned long long)in->stats.index_runs,
+		       in->stats.index_runs ? in->stats.index_us_total / 1000.0 / (double)in->stats.index_runs : 0.0,
+		       in->stats.index_us_max / 1000.0);
+}
+
+/* TERM/INT stop, HUP reloads (on_signal); a closed peer is an error, not a signal. */
+static void
+install_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* The start lines (journal, each listener's port), the watchdog's
+ * interval, READY=1 to systemd, and the start event of the audit trail. */
+static void
+announce_ready(daemon_state *h, hq_journal *journal)
+{
+	const hq_config *cfg = h->cfg;
+	hq_log(HQ_LOG_NOTICE, "hl7qd %s: journal %s (next id %llu)", HQ_VERSION,
+	       cfg->journal_path, (unsigned long long)hq_journal_next_id(journal));
+	for (int i = 0; i < cfg->nlisteners; i++)
+		hq_log(HQ_LOG_NOTICE, "listener %s: listening on %s (port %d)",
+		       cfg->listeners[i].name, cfg->listeners[i].listen,
+		       hq_server_port(g_server, i));
+	if (sd_watchdog_enabled(0, &h->watchdog_us) <= 0)
+		h->watchdog_us = 0;
+	h->watchdog_at_ms = hq_now_ms();
+	sd_notifyf(0, "READY=1\nSTATUS=running: %d listener%s, %d target%s\nMAINPID=%ld",
+		   cfg->nlisteners, cfg->nlisteners == 1 ? "" : "s", cfg->ntargets,
+		   cfg->ntargets == 1 ? "" : "s", (long)getpid());
+	char sha[65];
+	config_sha256(cfg->file, sha);
+	daemon_audit(h->audit, cfg, "start", "version %s, pid %ld, config %s sha256=%s", HQ_VERSION,
+		     (long)getpid(), cfg->file, sha);
 }
 
 static void
@@ -505,7 +609,6 @@ main(int argc, char **argv)
 	const char *file = NULL;
 	int check = 0, verbose = 0, c, rc;
 	hq_config *cfg;
-	hq_journal *journal = NULL;
 	hq_intake intake;
 	daemon_state h;
 	char err[1300];
@@ -528,39 +631,14 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	if ((cfg = calloc(1, sizeof *cfg)) == NULL)
-		return 1;
+	cfg = hq_xcalloc(1, sizeof *cfg);
 	if (hq_config_load(file, cfg) != 0) {
 		fprintf(stderr, "%s\n", cfg->err);
 		config_drop(cfg);
 		return 1;
 	}
-	if (check) {
-		/* What start would refuse, refused here: the ExecStartPre/ExecReload gate runs as
-		 * the service user, so readability and the journal directory are checked for it. */
-		if (hq_config_check_secrets(cfg, err, sizeof err) != 0 ||
-		    hq_config_check_files(cfg, err, sizeof err) != 0 ||
-		    hq_config_check_journal_dir(cfg, err, sizeof err) != 0) {
-			fprintf(stderr, "%s\n", err);
-			config_drop(cfg);
-			return 1;
-		}
-		/* TLS material must load too: a key that does not parse fails here, not at start. */
-		for (int i = 0; i < cfg->nlisteners; i++) {
-			hq_tls_server *t = NULL;
-			if (cfg->listeners[i].tls_cert[0] &&
-			    hq_tls_server_new(&cfg->listeners[i], &t, err, sizeof err) != 0) {
-				fprintf(stderr, "%s:%d: %s\n", file, cfg->listeners[i].line, err);
-				config_drop(cfg);
-				return 1;
-			}
-			hq_tls_server_free(t);
-		}
-		printf("%s: ok (%d listener%s, %d target%s)\n", file, cfg->nlisteners,
-		       cfg->nlisteners == 1 ? "" : "s", cfg->ntargets, cfg->ntargets == 1 ? "" : "s");
-		config_drop(cfg);
-		return 0;
-	}
+	if (check)
+		return check_config(file, cfg);
 	set_log_level(cfg, verbose);
 	if (hq_config_check_secrets(cfg, err, sizeof err) != 0 ||
 	    hq_config_check_files(cfg, err, sizeof err) != 0) {
@@ -569,74 +647,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 
-	/* One journal, one daemon: a second one would answer its senders from
-	 * the same ids and deliver every queued message again.  The lock is
-	 * held until exit (the fd is never closed); hl7q's readers never take it. */
-	int lockfd;
-	long holder;
-	rc = hq_journal_lock(cfg->journal_path, &lockfd, &holder);
-	if (rc == HQ_ELOCKED) {
-		hq_log(HQ_LOG_ERR, "journal %s is in use by another hl7qd (or hl7q compact), pid %ld: not starting",
-		       cfg->journal_path, holder);
-		config_drop(cfg);
-		return 2;
-	}
-	if (rc != 0) {
-		hq_log(HQ_LOG_ERR, "cannot lock journal %s: %s", cfg->journal_path, hq_strerror(rc));
-		config_drop(cfg);
-		return 2;
-	}
-	rc = hq_journal_open(cfg->journal_path, cfg->max_size, 0, &journal);
-	if (rc != 0) {
-		hq_log(HQ_LOG_ERR, "cannot open journal %s: %s", cfg->journal_path, hq_strerror(rc));
-		daemon_audit(NULL, cfg, "open-failed", "journal %s: %s", cfg->journal_path, hq_strerror(rc));
-		config_drop(cfg);
-		return 2;
-	}
+	hq_journal *journal = NULL;
 	hq_audit *audit = NULL;
-	if ((rc = hq_audit_open(journal, &audit)) != 0) {
-		hq_log(HQ_LOG_ERR, "cannot open the audit store in journal %s: %s", cfg->journal_path, hq_strerror(rc));
-		daemon_audit(NULL, cfg, "open-failed", "audit store of journal %s: %s", cfg->journal_path, hq_strerror(rc));
-		hq_journal_close(journal);
+	if ((rc = open_journal(cfg, &journal, &audit)) != 0) {
 		config_drop(cfg);
-		return 2;
-	}
-	/* Encryption at rest: the keys, or a refusal when the journal needs them. */
-	char ids[600], ids_before[600];
-	int was_encrypted = hq_journal_encrypted(journal, ids_before, sizeof ids_before);
-	if (cfg->encryption_key_file[0]) {
-		if ((rc = hq_journal_set_keys(journal, cfg->encryption_key_file, err, sizeof err)) != 0) {
-			hq_log(HQ_LOG_ERR, "%s:%d: %s; not starting", cfg->file, cfg->encryption_line, err);
-			daemon_audit(audit, cfg, "open-failed", "encryption keys: %s", err);
-			hq_audit_close(audit);
-			hq_journal_close(journal);
-			config_drop(cfg);
-			return 1;
-		}
-		hq_journal_encrypted(journal, ids, sizeof ids);
-		hq_log(HQ_LOG_NOTICE, "journal encrypted at rest (AES-256-GCM; key ids in use: %s)", ids);
-		if (strcmp(ids, ids_before) != 0) /* a new key seals from now on */
-			daemon_audit(audit, cfg, "key-rotation", "%s key ids in use: %s (before: %s)",
-				     was_encrypted ? "new key;" : "first key;", ids, was_encrypted ? ids_before : "none");
-		key_wear_log(journal);
-	} else if (was_encrypted) {
-		hq_log(HQ_LOG_ERR, "journal %s is encrypted (key ids %s) but %s sets no [journal] encryption_key_file; not starting",
-		       cfg->journal_path, ids_before, cfg->file);
-		daemon_audit(audit, cfg, "open-failed", "journal encrypted (key ids %s) and no encryption_key_file", ids_before);
-		hq_audit_close(audit);
-		hq_journal_close(journal);
-		config_drop(cfg);
-		return 1;
-	}
-	dup_window_store(journal, cfg);
-	const char *seam = getenv("HL7Q_TEST_FAIL_COMMIT");
-	if (seam && *seam) {
-		hq_journal_fail_commit(journal, strtoull(seam, NULL, 10));
-		hq_log(HQ_LOG_WARNING, "test seam: commit %s will fail", seam);
-	}
-	if ((seam = getenv("HL7Q_TEST_FAIL_OUTCOMES")) && *seam) {
-		hq_journal_fail_outcomes(journal, strtoull(seam, NULL, 10));
-		hq_log(HQ_LOG_WARNING, "test seam: %s outcome writes will fail", seam);
+		return rc;
 	}
 	hq_intake_init(&intake, cfg, journal);
 	memset(&h, 0, sizeof h);
@@ -667,37 +682,12 @@ main(int argc, char **argv)
 		return 2;
 	}
 	intake.server = g_server;
-	h.retention_at_ms = hq_now_ms() - 55000; /* first pass 5 s after start */
-	h.rejected_at_ms = h.retention_at_ms;
-	hq_feeds_configure(cfg, journal, hq_wall_us(), 1); /* last messages, read back */
+	hq_retention_init(&h.retention, hq_now_ms()); /* first passes 5 s after start */
+	hq_feeds_configure(cfg, feeds_last_seen, journal, hq_wall_us()); /* last messages, read back */
 	hq_server_set_turn_fn(g_server, on_turn, &h);
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	hq_log(HQ_LOG_NOTICE, "hl7qd %s: journal %s (next id %llu)", HQ_VERSION,
-	       cfg->journal_path, (unsigned long long)hq_journal_next_id(journal));
-	for (int i = 0; i < cfg->nlisteners; i++)
-		hq_log(HQ_LOG_NOTICE, "listener %s: listening on %s (port %d)",
-		       cfg->listeners[i].name, cfg->listeners[i].listen,
-		       hq_server_port(g_server, i));
-	if (sd_watchdog_enabled(0, &h.watchdog_us) <= 0)
-		h.watchdog_us = 0;
-	h.watchdog_at_ms = hq_now_ms();
-	sd_notifyf(0, "READY=1\nSTATUS=running: %d listener%s, %d target%s\nMAINPID=%ld",
-		   cfg->nlisteners, cfg->nlisteners == 1 ? "" : "s", cfg->ntargets,
-		   cfg->ntargets == 1 ? "" : "s", (long)getpid());
-	{
-		char sha[65];
-		config_sha256(cfg->file, sha);
-		daemon_audit(audit, cfg, "start", "version %s, pid %ld, config %s sha256=%s", HQ_VERSION,
-			     (long)getpid(), cfg->file, sha);
-	}
+	install_signals();
+	announce_ready(&h, journal);
 	write_status(&h); /* hl7q status / check see it running from now */
 	h.status_at_ms = hq_now_ms();
 	hq_log(HQ_LOG_NOTICE, "ready");
@@ -707,25 +697,7 @@ main(int argc, char **argv)
 	g_serving = 0;
 	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 
-	hq_server_stats st;
-	hq_server_stats_get(g_server, &st);
-	hq_log(HQ_LOG_NOTICE,
-	       "stopped: %llu frames in %llu batches (largest %llu), %llu accepted (%llu unrouted), %llu refused, %llu out-of-frame bytes",
-	       (unsigned long long)intake.stats.messages,
-	       (unsigned long long)intake.stats.batches,
-	       (unsigned long long)intake.stats.largest_batch,
-	       (unsigned long long)intake.stats.accepted,
-	       (unsigned long long)intake.stats.unrouted,
-	       (unsigned long long)intake.stats.refused,
-	       (unsigned long long)st.out_of_frame);
-	if (intake.stats.batches)
-		hq_log(HQ_LOG_NOTICE,
-		       "commits: mean %.2f ms, max %.2f ms; deferred index runs: %llu, mean %.2f ms, max %.2f ms",
-		       intake.stats.commit_us_total / 1000.0 / (double)intake.stats.batches,
-		       intake.stats.commit_us_max / 1000.0,
-		       (unsigned long long)intake.stats.index_runs,
-		       intake.stats.index_runs ? intake.stats.index_us_total / 1000.0 / (double)intake.stats.index_runs : 0.0,
-		       intake.stats.index_us_max / 1000.0);
+	log_stop_stats(&intake);
 	hq_admin_stop(h.admin);
 	hq_server_free(g_server);
 	g_server = NULL;

@@ -10,8 +10,8 @@
 
 #include <stdint.h>
 
-#include "config.h"
-#include "log.h"
+#include "core/config.h"
+#include "core/log.h"
 #include "net/server.h"
 #include "queue/journal.h"
 

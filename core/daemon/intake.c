@@ -16,14 +16,15 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "clock.h"
-#include "error.h"
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/error.h"
 #include "hl7/ack.h"
 #include "hl7/msg.h"
 #include "intake.h"
-#include "log.h"
-#include "metrics.h"
-#include "net/delivery.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "delivery.h"
 
 #define ACK_CAP 2048
 
@@ -206,103 +207,94 @@ log_frame(hq_intake *in, const hq_frame *f, const plan *p, const char *listener,
 		       p->err_text ? p->err_text : "");
 }
 
-void
-hq_intake_batch(void *arg, hq_frame **frames, size_t n)
+/*
+ * Decides frame f (plan p), and adds its record, and the delivery records
+ * of the targets it routes to, to batch b: a duplicate within the window
+ * is stored as such (or refused), a refused frame with bounded content.
+ * routes is scratch space for one int per target.  Nothing is stored when
+ * rc (the batch's state so far) is an error; p gets its ACK control id.
+ */
+static void
+stage_frame(hq_intake *in, hq_batch *b, int rc, hq_frame *f, plan *p, int *routes)
 {
-	hq_intake *in = arg;
-	plan *plans = calloc(n, sizeof *plans);
-	hq_batch *b = NULL;
-	int rc;
+	const hq_listener_conf *lc = f->lc;
+	char rsize[24], rsha[65];
+	hq_dedup dedup, *dk = NULL;
+	int nroutes = 0;
+	hq_record rec;
 
-	if (plans == NULL) {
-		hq_log(HQ_LOG_ERR, "out of memory for a batch of %zu frames", n);
-		return; /* no ACK at all: the senders will resend */
-	}
-	/* the targets one message goes to (reused for every frame) */
-	int *routes = calloc((size_t)(in->cfg->ntargets ? in->cfg->ntargets : 1), sizeof *routes);
-	if (routes == NULL) {
-		free(plans);
-		hq_log(HQ_LOG_ERR, "out of memory for a batch of %zu frames", n);
+	decide(p, f);
+	snprintf(p->ack_id, sizeof p->ack_id, "Q%s%llu", in->ack_prefix,
+		 (unsigned long long)++in->ack_seq);
+	if (rc != 0)
 		return;
-	}
-
-	if (hq_journal_full(in->journal, hq_now_ms(), 1000))
-		rc = HQ_EFULL;
-	else
-		rc = hq_batch_begin(in->journal, &b);
-
-	for (size_t i = 0; i < n; i++) {
-		hq_frame *f = frames[i];
-		plan *p = &plans[i];
-		const hq_listener_conf *lc = f->lc;
-		char rsize[24], rsha[65];
-		hq_dedup dedup, *dk = NULL;
-		int nroutes = 0;
-		hq_record rec;
-
-		decide(p, f);
-		snprintf(p->ack_id, sizeof p->ack_id, "Q%s%llu", in->ack_prefix,
-			 (unsigned long long)++in->ack_seq);
-		if (rc != 0)
-			continue;
-		if (p->kind == HQ_ACK_ACCEPT && lc->duplicates != HQ_DUP_ACCEPT) {
-			uint64_t window_us = lc->duplicate_window_ms * 1000;
-			uint64_t since = f->received_us > window_us ? f->received_us - window_us : 0;
-			uint64_t orig;
-			int same;
-			const char *subj = f->tls_subject ? f->tls_subject : "";
-			/* the whole listener + MSH-3 + MSH-4 + MSH-10 (+ TLS client),
-			 * hashed; the content without MSH-7 tells a resend from a
-			 * control id reused for another message */
-			hq_dedup_fill(&dedup, (hq_str){lc->name, strlen(lc->name)}, p->msh.sending_app,
-				      p->msh.sending_fac, p->msh.control_id, (hq_str){subj, strlen(subj)},
-				      (hq_str){f->data, f->len}, p->msh.datetime);
-			dk = &dedup;
-			if (hq_batch_find_dup(b, dk, since, &orig, &same) == 0) {
-				if (same) {
-					if (lc->duplicates == HQ_DUP_REJECT)
-						refuse(p, HQ_ACK_REJECT, HQ_0357_DUPLICATE_KEY,
-						       "Duplicate message (same sender, control id and content)",
-						       "MSH^1^10");
-					fill_record(&rec, f, p, lc->name);
-					rec.state = HQ_MSG_DUPLICATE;
-					rec.dup_of = orig;
-					dk = NULL;
-					goto add;
-				}
-				/* Stored and delivered as the new message it is; the
-				 * index then points at it. */
-				p->reused_of = orig;
+	if (p->kind == HQ_ACK_ACCEPT && lc->duplicates != HQ_DUP_ACCEPT) {
+		uint64_t window_us = lc->duplicate_window_ms * 1000;
+		uint64_t since = f->received_us > window_us ? f->received_us - window_us : 0;
+		uint64_t orig;
+		int same;
+		const char *subj = f->tls_subject ? f->tls_subject : "";
+		/* the whole listener + MSH-3 + MSH-4 + MSH-10 (+ TLS client),
+		 * hashed; the content without MSH-7 tells a resend from a
+		 * control id reused for another message */
+		hq_dedup_fill(&dedup, (hq_str){lc->name, strlen(lc->name)}, p->msh.sending_app,
+			      p->msh.sending_fac, p->msh.control_id, (hq_str){subj, strlen(subj)},
+			      (hq_str){f->data, f->len}, p->msh.datetime);
+		dk = &dedup;
+		if (hq_batch_find_dup(b, dk, since, &orig, &same) == 0) {
+			if (same) {
+				if (lc->duplicates == HQ_DUP_REJECT)
+					refuse(p, HQ_ACK_REJECT, HQ_0357_DUPLICATE_KEY,
+					       "Duplicate message (same sender, control id and content)",
+					       "MSH^1^10");
+				fill_record(&rec, f, p, lc->name);
+				rec.state = HQ_MSG_DUPLICATE;
+				rec.dup_of = orig;
+				dk = NULL;
+				goto add;
 			}
+			/* Stored and delivered as the new message it is; the
+			 * index then points at it. */
+			p->reused_of = orig;
 		}
-		fill_record(&rec, f, p, lc->name);
-		rec.state = p->kind == HQ_ACK_ACCEPT ? HQ_MSG_ACCEPTED : HQ_MSG_REJECTED;
-		if (rec.state == HQ_MSG_REJECTED)
-			bound_refused(&rec, f, rsize, sizeof rsize, rsha);
-		if (rec.state == HQ_MSG_ACCEPTED) {
-			/* Fan-out: the delivery records go in the same transaction. */
-			for (int t = 0; t < in->cfg->ntargets; t++)
-				if (hq_target_routes(&in->cfg->targets[t], lc->name,
-						     p->msh.type_field.p, p->msh.type_field.n))
-					routes[nroutes++] = t;
-			if (nroutes == 0) {
-				rec.state = HQ_MSG_UNROUTED;
-				in->stats.unrouted++;
-			}
-		}
-	add:
-		/* The ACK actually sent: "" (none) when MSH-15 keeps it back.  A
-		 * failed commit changes the code, but then nothing is stored. */
-		if (ack_goes_out(lc, p))
-			memcpy(rec.ack, hq_ack_code(&p->msh, p->kind), 2);
-		if (hq_batch_add(b, &rec, dk, &p->id) == 0)
-			p->stored = 1;
-		if (p->stored)
-			for (int r = 0; r < nroutes; r++)
-				hq_batch_add_delivery(b, p->id, in->cfg->targets[routes[r]].name,
-						      f->received_us);
-
 	}
+	fill_record(&rec, f, p, lc->name);
+	rec.state = p->kind == HQ_ACK_ACCEPT ? HQ_MSG_ACCEPTED : HQ_MSG_REJECTED;
+	if (rec.state == HQ_MSG_REJECTED)
+		bound_refused(&rec, f, rsize, sizeof rsize, rsha);
+	if (rec.state == HQ_MSG_ACCEPTED) {
+		/* Fan-out: the delivery records go in the same transaction. */
+		for (int t = 0; t < in->cfg->ntargets; t++)
+			if (hq_target_routes(&in->cfg->targets[t], lc->name,
+					     p->msh.type_field.p, p->msh.type_field.n))
+				routes[nroutes++] = t;
+		if (nroutes == 0) {
+			rec.state = HQ_MSG_UNROUTED;
+			in->stats.unrouted++;
+		}
+	}
+add:
+	/* The ACK actually sent: "" (none) when MSH-15 keeps it back.  A
+	 * failed commit changes the code, but then nothing is stored. */
+	if (ack_goes_out(lc, p))
+		memcpy(rec.ack, hq_ack_code(&p->msh, p->kind), 2);
+	if (hq_batch_add(b, &rec, dk, &p->id) == 0)
+		p->stored = 1;
+	if (p->stored)
+		for (int r = 0; r < nroutes; r++)
+			hq_batch_add_delivery(b, p->id, in->cfg->targets[routes[r]].name,
+					      f->received_us);
+}
+
+/*
+ * Commits batch b of n frames (rc: its state so far; b NULL when it never
+ * began) and wakes the delivery workers when it held.  Counts and logs;
+ * a storage failure that cannot be trusted stops the daemon (fatal).
+ * Returns the commit's result: 0, or the error every frame is answered with.
+ */
+static int
+commit_batch(hq_intake *in, hq_batch *b, int rc, size_t n)
+{
 	if (b != NULL) {
 		uint64_t t0 = hq_mono_us();
 		rc = hq_batch_commit(b);
@@ -338,52 +330,83 @@ hq_intake_batch(void *arg, hq_frame **frames, size_t n)
 				hq_server_abort(in->server);
 		}
 	}
+	return rc;
+}
+
+/*
+ * After the commit (rc its result): frame f's answer.  A failed commit
+ * turns every plan into a negative ACK; counts, logs the frame, and
+ * builds the ACK into f->ack unless MSH-15 keeps it back (now: MSH-7).
+ */
+static void
+answer_frame(hq_intake *in, hq_frame *f, plan *p, int rc, const char *now)
+{
+	const char *lname = f->lc->name;
+	if (rc != 0) {
+		refuse(p, HQ_ACK_REJECT, HQ_0357_INTERNAL,
+		       rc == HQ_EFULL ? "Journal full; message not stored"
+				      : "Journal commit failed; message not stored",
+		       "");
+		p->id = 0;
+	}
+	if (p->kind == HQ_ACK_ACCEPT)
+		in->stats.accepted++;
+	else
+		in->stats.refused++;
+	log_frame(in, f, p, lname, hq_ack_code(&p->msh, p->kind));
+	if (rc == 0 && p->reused_of) {
+		const hq_msh *m = &p->msh;
+		hq_count(&f->m->control_id_reused, 1);
+		hq_log_limited(&in->rl_reused, REFUSED_LOG_BURST, REFUSED_LOG_MS, "reused control id lines",
+			       HQ_LOG_NOTICE,
+			       "listener %s: control id reused with other content: id=%llu ctrl=%.*s type=%.*s peer=%s (earlier id=%llu); stored as a new message",
+			       lname, (unsigned long long)p->id,
+			       (int)(m->control_id.n > 64 ? 64 : m->control_id.n), m->control_id.p,
+			       (int)(m->type_field.n > 40 ? 40 : m->type_field.n), m->type_field.p,
+			       f->peer, (unsigned long long)p->reused_of);
+	}
+	int wanted = ack_goes_out(f->lc, p);
+	hq_count(&f->m->acked[wanted ? hq_metrics_ack_index(hq_ack_code(&p->msh, p->kind)) : HQ_ACK_NONE], 1);
+	hq_metrics_answered(f->m, f->received_us, p->kind == HQ_ACK_ACCEPT); /* ACK latency, last message */
+	if (!wanted)
+		return;
+	/* The echoed fields come from the frame, so this always fits. */
+	size_t cap = ACK_CAP + f->len;
+	char *ack = malloc(cap); /* input-sized: checked, no ACK (the sender resends) */
+	if (ack == NULL)
+		return;
+	int len = hq_ack_build(&p->msh, p->kind, p->err_code, p->err_text,
+			       p->err_loc, now, p->ack_id, ack, cap);
+	f->ack = ack;
+	f->ack_len = len > 0 ? (size_t)len : 0;
+}
+
+void
+hq_intake_batch(void *arg, hq_frame **frames, size_t n)
+{
+	hq_intake *in = arg;
+	plan *plans = hq_xcalloc(n, sizeof *plans); /* a plan per frame of one turn: small */
+	hq_batch *b = NULL;
+	int rc;
+
+	/* the targets one message goes to (reused for every frame) */
+	int *routes = hq_xcalloc((size_t)(in->cfg->ntargets ? in->cfg->ntargets : 1), sizeof *routes);
+
+	if (hq_journal_full(in->journal, hq_now_ms(), 1000))
+		rc = HQ_EFULL;
+	else
+		rc = hq_batch_begin(in->journal, &b);
+	for (size_t i = 0; i < n; i++)
+		stage_frame(in, b, rc, frames[i], &plans[i], routes);
+	/* Group commit before any reply: every frame of this turn in one
+	 * write transaction, committed (fsync) before an ACK is built. */
+	rc = commit_batch(in, b, rc, n);
 
 	/* The commit is done (or failed): now, and only now, the ACKs. */
 	char now[40];
 	format_now(now, sizeof now);
-	for (size_t i = 0; i < n; i++) {
-		hq_frame *f = frames[i];
-		plan *p = &plans[i];
-		const char *lname = f->lc->name;
-		if (rc != 0) {
-			refuse(p, HQ_ACK_REJECT, HQ_0357_INTERNAL,
-			       rc == HQ_EFULL ? "Journal full; message not stored"
-					      : "Journal commit failed; message not stored",
-			       "");
-			p->id = 0;
-		}
-		if (p->kind == HQ_ACK_ACCEPT)
-			in->stats.accepted++;
-		else
-			in->stats.refused++;
-		log_frame(in, f, p, lname, hq_ack_code(&p->msh, p->kind));
-		if (rc == 0 && p->reused_of) {
-			const hq_msh *m = &p->msh;
-			hq_count(&f->m->control_id_reused, 1);
-			hq_log_limited(&in->rl_reused, REFUSED_LOG_BURST, REFUSED_LOG_MS, "reused control id lines",
-				       HQ_LOG_NOTICE,
-				       "listener %s: control id reused with other content: id=%llu ctrl=%.*s type=%.*s peer=%s (earlier id=%llu); stored as a new message",
-				       lname, (unsigned long long)p->id,
-				       (int)(m->control_id.n > 64 ? 64 : m->control_id.n), m->control_id.p,
-				       (int)(m->type_field.n > 40 ? 40 : m->type_field.n), m->type_field.p,
-				       f->peer, (unsigned long long)p->reused_of);
-		}
-		int wanted = ack_goes_out(f->lc, p);
-		hq_count(&f->m->acked[wanted ? hq_metrics_ack_index(hq_ack_code(&p->msh, p->kind)) : HQ_ACK_NONE], 1);
-		hq_metrics_answered(f->m, f->received_us, p->kind == HQ_ACK_ACCEPT); /* ACK latency, last message */
-		if (!wanted)
-			continue;
-		/* The echoed fields come from the frame, so this always fits. */
-		size_t cap = ACK_CAP + f->len;
-		char *ack = malloc(cap);
-		if (ack == NULL)
-			continue;
-		int len = hq_ack_build(&p->msh, p->kind, p->err_code, p->err_text,
-				       p->err_loc, now, p->ack_id, ack, cap);
-		f->ack = ack;
-		f->ack_len = len > 0 ? (size_t)len : 0;
-	}
+	for (size_t i = 0; i < n; i++)
+		answer_frame(in, frames[i], &plans[i], rc, now);
 	free(plans);
 	free(routes);
 }

@@ -1,5 +1,7 @@
 /*
- * delivery.h - delivery workers: drain the journal to HTTPS targets.
+ * delivery.h - delivery workers: drain the journal to HTTPS targets
+ * (the set: delivery.c; one worker's rounds: worker.c; the wire: net/http.h
+ * and net/auth.h; the decision after an attempt: queue/retry.h).
  *
  * One thread per target, independent of intake: a slow or dead target
  * never slows the ACKs.  Each worker copies due messages out of the
@@ -35,7 +37,7 @@ int hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out
  * of changed or removed targets stop taking work and finish their
  * requests in flight (10 s at most), and their successors start once they
  * have, so no message is in flight twice and FIFO order holds.  Returns 0,
- * or an error with err set.  cfg, and every config the system ran with,
+ * or HQ_ECONFIG with err set.  cfg, and every config the system ran with,
  * must outlive it.
  */
 int hq_delivery_reload(hq_delivery_sys *d, const hq_config *cfg, char *err, size_t errcap);
@@ -66,14 +68,5 @@ int hq_delivery_uses(const hq_delivery_sys *d, const hq_config *cfg);
 
 /* Stops the workers (in-flight requests are abandoned: pending again) and frees d. */
 void hq_delivery_stop(hq_delivery_sys *d);
-
-/*
- * An HTTP header value for s: bytes outside visible ASCII (0x21-0x7e), and
- * '%' itself, percent-encoded ("A B" -> "A%20B"), so a control id or type
- * from the sender can neither break the header nor smuggle another one.
- * Writes at most cap bytes with the NUL; a value that does not fit is cut
- * before an escape, never inside one.
- */
-void hq_header_value(const char *s, char *out, size_t cap);
 
 #endif

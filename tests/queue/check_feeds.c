@@ -1,5 +1,5 @@
 /*
- * check_feeds.c - unit tests for core/feeds.c: reading each listener's
+ * check_feeds.c - unit tests for queue/feeds.c: reading each listener's
  * last accepted message back from a journal, as the daemon does at start
  * and `hl7q check --silent` does without it.
  */
@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#include "core/feeds.h"
+#include "queue/feeds.h"
 #include "queue/journal.h"
 #include "tests/check_util.h"
 

@@ -1,12 +1,12 @@
 /*
- * check_retry.c - unit tests for net/retry.c: the retry decision, one row
+ * check_retry.c - unit tests for queue/retry.c: the retry decision, one row
  * per rule (issue 11 point 7: Retry-After clamped, max_age deadline, 3xx;
  * point 8: a 401 for a replaced token is resent, not counted).
  */
 #include <check.h>
 #include <stdint.h>
 
-#include "net/retry.h"
+#include "queue/retry.h"
 #include "tests/check_util.h"
 
 #define NOW 1800000000000000ull /* us */
