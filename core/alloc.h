@@ -22,14 +22,16 @@
 #include <string.h>
 
 /* Never returns on failure. */
-static inline void hq_oom(size_t n)
+static inline void
+hq_oom(size_t n)
 {
 	fprintf(stderr, "hl7q: out of memory (%zu bytes)\n", n);
 	abort();
 }
 
 /* malloc(n) that never returns NULL (n == 0 gives a valid pointer). */
-static inline void *hq_xmalloc(size_t n)
+static inline void *
+hq_xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);
 	if (!p)
@@ -38,7 +40,8 @@ static inline void *hq_xmalloc(size_t n)
 }
 
 /* calloc(count, size) that never returns NULL; aborts on overflow too. */
-static inline void *hq_xcalloc(size_t count, size_t size)
+static inline void *
+hq_xcalloc(size_t count, size_t size)
 {
 	void *p = calloc(count ? count : 1, size ? size : 1);
 	if (!p)
@@ -47,7 +50,8 @@ static inline void *hq_xcalloc(size_t count, size_t size)
 }
 
 /* realloc(p, n) that never returns NULL; p is untouched on failure (which aborts). */
-static inline void *hq_xrealloc(void *p, size_t n)
+static inline void *
+hq_xrealloc(void *p, size_t n)
 {
 	void *q = realloc(p, n ? n : 1);
 	if (!q)
@@ -56,7 +60,8 @@ static inline void *hq_xrealloc(void *p, size_t n)
 }
 
 /* strdup(s) that never returns NULL; s must not be NULL. */
-static inline char *hq_xstrdup(const char *s)
+static inline char *
+hq_xstrdup(const char *s)
 {
 	char *p = strdup(s);
 	if (!p)
@@ -65,7 +70,8 @@ static inline char *hq_xstrdup(const char *s)
 }
 
 /* strndup(s, n) that never returns NULL. */
-static inline char *hq_xstrndup(const char *s, size_t n)
+static inline char *
+hq_xstrndup(const char *s, size_t n)
 {
 	char *p = strndup(s, n);
 	if (!p)

@@ -30,11 +30,14 @@
 typedef struct parse_state {
 	hq_config *cfg;
 	FILE *fp;
-	int line;	    /* line inih is on */
-	int section_line;   /* where the current section began */
+	int line;	  /* line inih is on */
+	int section_line; /* where the current section began */
 	int failed;
-	char dir[1024];	    /* the config file's directory: relative paths start here */
-	struct seen { char name[128]; int line; } *seen; /* sections so far, to refuse repeats */
+	char dir[1024]; /* the config file's directory: relative paths start here */
+	struct seen {
+		char name[128];
+		int line;
+	} * seen; /* sections so far, to refuse repeats */
 	int nseen;
 } parse_state;
 
@@ -53,8 +56,7 @@ vfail(parse_state *st, int line, const char *fmt, va_list ap)
 }
 
 /* Fails at line (a section's, for errors about the section itself). */
-static int __attribute__((format(printf, 3, 4)))
-fail_at(parse_state *st, int line, const char *fmt, ...)
+static int __attribute__((format(printf, 3, 4))) fail_at(parse_state *st, int line, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -176,7 +178,10 @@ hq_conf_enum_text(const hq_conf_enum *e, const char *sep, const char *last, char
 	size_t n = 0;
 	out[0] = 0;
 	for (int i = 0; e[i].name && n < cap; i++)
-		n += (size_t)snprintf(out + n, cap - n, "%s%s", i == 0 ? "" : e[i + 1].name ? sep : last,
+		n += (size_t)snprintf(out + n, cap - n, "%s%s",
+				      i == 0	      ? ""
+				      : e[i + 1].name ? sep
+						      : last,
 				      e[i].name);
 }
 
@@ -309,16 +314,16 @@ handler(void *user, const char *section, const char *key, const char *val)
 	if (sec == NULL)
 		return fail_at(st, st->section_line, "unknown section [%s]", section);
 	if (name && !valid_name(name))
-		return fail_at(st, st->section_line, "%s name '%s' must be letters, digits, '-', '_' or '.'",
-			       sec->name, name);
+		return fail_at(st, st->section_line,
+			       "%s name '%s' must be letters, digits, '-', '_' or '.'", sec->name, name);
 	if (sec->kind == HQ_SEC_LISTENER)
 		obj = listener_for(st, sec, name);
 	else if (sec->kind == HQ_SEC_TARGET)
 		obj = target_for(st, sec, name);
 	const hq_conf_key *k = hq_conf_key_find(sec, key);
 	if (k == NULL)
-		return hq_conf_fail(st, "unknown key '%s' in [%s%s%s]", key, sec->name, name ? " " : "",
-				    name ? name : "");
+		return hq_conf_fail(st, "unknown key '%s' in [%s%s%s]", key, sec->name,
+				    name ? " " : "", name ? name : "");
 	return key_value(st, k, obj, val);
 }
 
@@ -347,8 +352,8 @@ note_section(parse_state *st, const char *text)
 	name[n] = 0;
 	for (int i = 0; i < st->nseen; i++)
 		if (strcmp(st->seen[i].name, name) == 0) {
-			hq_conf_fail(st, "[%s] is written twice (first at line %d): merge the two", name,
-				     st->seen[i].line);
+			hq_conf_fail(st, "[%s] is written twice (first at line %d): merge the two",
+				     name, st->seen[i].line);
 			return;
 		}
 	st->seen = hq_xrealloc(st->seen, sizeof *st->seen * (size_t)(st->nseen + 1));
@@ -381,7 +386,9 @@ reader(char *str, int num, void *stream)
 static int
 section_count(const hq_config *cfg, const hq_conf_section *sec)
 {
-	return sec->kind == HQ_SEC_LISTENER ? cfg->nlisteners : sec->kind == HQ_SEC_TARGET ? cfg->ntargets : 1;
+	return sec->kind == HQ_SEC_LISTENER ? cfg->nlisteners
+	       : sec->kind == HQ_SEC_TARGET ? cfg->ntargets
+					    : 1;
 }
 
 /* The i-th struct of sec in cfg; label gets "journal" or "listener NAME",
@@ -445,8 +452,8 @@ resolve_paths(hq_config *cfg, const char *dir)
 				if (key->type != HQ_CT_PATH || resolve_path(dir, obj + key->off, key->size) == 0)
 					continue;
 				snprintf(cfg->err, sizeof cfg->err,
-					 "%s:%d: a relative path is too long once joined to %s", cfg->file,
-					 key_line(key, obj, line), dir);
+					 "%s:%d: a relative path is too long once joined to %s",
+					 cfg->file, key_line(key, obj, line), dir);
 				return HQ_ECONFIG;
 			}
 		}
@@ -527,8 +534,8 @@ check_complete(hq_config *cfg, int last_line)
 		}
 	for (int i = 0; i < cfg->ntargets; i++)
 		if ((why = target_incomplete(cfg, &cfg->targets[i])) != NULL) {
-			snprintf(cfg->err, sizeof cfg->err, "%s:%d: [target %s] %s", cfg->file, cfg->targets[i].line,
-				 cfg->targets[i].name, why);
+			snprintf(cfg->err, sizeof cfg->err, "%s:%d: [target %s] %s", cfg->file,
+				 cfg->targets[i].line, cfg->targets[i].name, why);
 			return HQ_ECONFIG;
 		}
 	return 0;
@@ -607,8 +614,8 @@ check_secret(const hq_config *cfg, int line, const char *section, const char *ke
 
 /* One file's check: it exists and this process can read it.  0 or HQ_ECONFIG. */
 static int
-check_readable(const hq_config *cfg, int line, const char *section, const char *key, const char *path,
-	       char *err, size_t errcap)
+check_readable(const hq_config *cfg, int line, const char *section, const char *key,
+	       const char *path, char *err, size_t errcap)
 {
 	char c;
 	if (path[0] == 0)
@@ -618,8 +625,8 @@ check_readable(const hq_config *cfg, int line, const char *section, const char *
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
-		snprintf(err, errcap, "%s:%d: [%s] %s %s cannot be read (uid %ld): %s", cfg->file, line,
-			 section, key, path, (long)geteuid(), strerror(e));
+		snprintf(err, errcap, "%s:%d: [%s] %s %s cannot be read (uid %ld): %s", cfg->file,
+			 line, section, key, path, (long)geteuid(), strerror(e));
 		return HQ_ECONFIG;
 	}
 	close(fd);
@@ -645,8 +652,8 @@ check_each_file(const hq_config *cfg, int secrets_only, file_check check, char *
 			const char *obj = section_obj(cfg, &secs[s], i, label, sizeof label, &line);
 			for (size_t k = 0; k < secs[s].nkeys; k++) {
 				const hq_conf_key *key = &secs[s].keys[k];
-				if ((key->flags & want) &&
-				    check(cfg, key_line(key, obj, line), label, key->name, obj + key->off, err, errcap))
+				if ((key->flags & want) && check(cfg, key_line(key, obj, line), label,
+								 key->name, obj + key->off, err, errcap))
 					return HQ_ECONFIG;
 			}
 		}
@@ -683,8 +690,8 @@ hq_config_check_journal_dir(const hq_config *cfg, char *err, size_t errcap)
 	}
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
 		int e = errno;
-		snprintf(err, errcap, "%s:%d: [journal] path %s: uid %ld cannot write %s: %s", cfg->file,
-			 cfg->journal_line, cfg->journal_path, (long)geteuid(), dir,
+		snprintf(err, errcap, "%s:%d: [journal] path %s: uid %ld cannot write %s: %s",
+			 cfg->file, cfg->journal_line, cfg->journal_path, (long)geteuid(), dir,
 			 stat(dir, &st) == 0 && !S_ISDIR(st.st_mode) ? strerror(ENOTDIR) : strerror(e));
 		return HQ_ECONFIG;
 	}
@@ -742,8 +749,7 @@ hq_listener_allows(const hq_listener_conf *l, const struct sockaddr_storage *ss)
 }
 
 int
-hq_target_routes(const hq_target_conf *t, const char *listener, const char *type,
-		 size_t type_len)
+hq_target_routes(const hq_target_conf *t, const char *listener, const char *type, size_t type_len)
 {
 	int ok = t->nfrom == 0;
 	for (int i = 0; i < t->nfrom && !ok; i++)

@@ -67,10 +67,22 @@ hq_parse_size(const char *s, uint64_t *bytes)
 	uint64_t mult = 1;
 	switch (toupper((unsigned char)*end)) {
 	case 0: break;
-	case 'K': mult = 1ull << 10; end++; break;
-	case 'M': mult = 1ull << 20; end++; break;
-	case 'G': mult = 1ull << 30; end++; break;
-	case 'T': mult = 1ull << 40; end++; break;
+	case 'K':
+		mult = 1ull << 10;
+		end++;
+		break;
+	case 'M':
+		mult = 1ull << 20;
+		end++;
+		break;
+	case 'G':
+		mult = 1ull << 30;
+		end++;
+		break;
+	case 'T':
+		mult = 1ull << 40;
+		end++;
+		break;
 	default: return -1;
 	}
 	if (*end == 'B' || *end == 'b')
@@ -90,8 +102,7 @@ hq_parse_addr(const char *s, struct sockaddr_storage *addr, socklen_t *len)
 
 	if (*s == '[') {
 		const char *close = strchr(s, ']');
-		if (close == NULL || close[1] != ':' ||
-		    (size_t)(close - s - 1) >= sizeof host)
+		if (close == NULL || close[1] != ':' || (size_t)(close - s - 1) >= sizeof host)
 			return -1;
 		memcpy(host, s + 1, (size_t)(close - s - 1));
 		host[close - s - 1] = 0;
@@ -333,8 +344,10 @@ parse_zone(struct parse_state *st, const hq_conf_key *k, void *obj, const char *
 {
 	hq_target_conf *t = obj;
 	if (strlen(val) >= sizeof t->fhir_timezone || !is_zone(val))
-		return hq_conf_fail(st, "fhir_timezone: '%s' is not an IANA time zone of /usr/share/zoneinfo "
-				    "(e.g. America/Chicago)", val);
+		return hq_conf_fail(st,
+				    "fhir_timezone: '%s' is not an IANA time zone of /usr/share/zoneinfo "
+				    "(e.g. America/Chicago)",
+				    val);
 	snprintf(t->fhir_timezone, sizeof t->fhir_timezone, "%s", val);
 	return 1;
 }
@@ -343,8 +356,8 @@ parse_zone(struct parse_state *st, const hq_conf_key *k, void *obj, const char *
 static int
 parse_refused_secret(struct parse_state *st, const hq_conf_key *k, void *obj, const char *val)
 {
-	return hq_conf_fail(st, "%s: secrets come from a file (%s_file), never the config itself", k->name,
-			    k->name);
+	return hq_conf_fail(st, "%s: secrets come from a file (%s_file), never the config itself",
+			    k->name, k->name);
 }
 
 static int
@@ -352,9 +365,9 @@ parse_syslog(struct parse_state *st, const hq_conf_key *k, void *obj, const char
 {
 	hq_config *cfg = obj;
 	const char *colon = strrchr(val, ':');
-	if (strlen(val) >= sizeof cfg->audit_rfc5424 || colon == NULL || colon == val || colon[1] == 0 ||
-	    strspn(colon + 1, "0123456789") != strlen(colon + 1) || atol(colon + 1) < 1 ||
-	    atol(colon + 1) > 65535)
+	if (strlen(val) >= sizeof cfg->audit_rfc5424 || colon == NULL || colon == val ||
+	    colon[1] == 0 || strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+	    atol(colon + 1) < 1 || atol(colon + 1) > 65535)
 		return hq_conf_fail(st, "syslog_rfc5424: '%s' is not host:port", val);
 	snprintf(cfg->audit_rfc5424, sizeof cfg->audit_rfc5424, "%s", val);
 	return 1;
@@ -388,12 +401,14 @@ static const hq_conf_enum dup_modes[] = {
 	{"accept", HQ_DUP_ACCEPT}, {"ack", HQ_DUP_ACK}, {"reject", HQ_DUP_REJECT}, {NULL, 0}};
 static const hq_conf_enum accept_acks[] = {
 	{"always", HQ_ACCEPT_ACK_ALWAYS}, {"msh15", HQ_ACCEPT_ACK_MSH15}, {NULL, 0}};
-static const hq_conf_enum formats[] = {
-	{"raw", HQ_FMT_RAW}, {"json", HQ_FMT_JSON}, {"google-hl7v2", HQ_FMT_GOOGLE}, {"fhir", HQ_FMT_FHIR},
-	{NULL, 0}};
-static const hq_conf_enum auths[] = {
-	{"none", HQ_AUTH_NONE},	    {"basic", HQ_AUTH_BASIC},	 {"bearer", HQ_AUTH_BEARER},
-	{"oauth2", HQ_AUTH_OAUTH2}, {"aws-sigv4", HQ_AUTH_SIGV4}, {NULL, 0}};
+static const hq_conf_enum formats[] = {{"raw", HQ_FMT_RAW},
+				       {"json", HQ_FMT_JSON},
+				       {"google-hl7v2", HQ_FMT_GOOGLE},
+				       {"fhir", HQ_FMT_FHIR},
+				       {NULL, 0}};
+static const hq_conf_enum auths[] = {{"none", HQ_AUTH_NONE},	   {"basic", HQ_AUTH_BASIC},
+				     {"bearer", HQ_AUTH_BEARER},   {"oauth2", HQ_AUTH_OAUTH2},
+				     {"aws-sigv4", HQ_AUTH_SIGV4}, {NULL, 0}};
 static const hq_conf_enum orderings[] = {
 	{"fifo", HQ_ORDER_FIFO}, {"patient", HQ_ORDER_PATIENT}, {"none", HQ_ORDER_NONE}, {NULL, 0}};
 static const hq_conf_enum http_versions[] = {
@@ -407,12 +422,12 @@ static const hq_conf_key journal_keys[] = {
 	{"path", HQ_CT_PATH, TOP(journal_path), .flags = HQ_CF_REQUIRED, .accepts = "a directory",
 	 .line_off = offsetof(hq_config, journal_line),
 	 .help = "the LMDB environment directory (created 0700, files 0600)"},
-	{"max_size", HQ_CT_SIZE, TOP(max_size), .lo = 1 * K * K, .hi = 64 * K * K * K * K, .def = 1 * K * K * K,
-	 .help = "the map size; below a reserve, intake answers AR/CR"},
-	{"retention", HQ_CT_DURATION, TOP(retention_ms), .lo = S, .hi = HQ_MAX_DURATION_MS, .flags = HQ_CF_ZERO,
-	 .zero = "keep all", .help = "delivered messages older than this are purged"},
-	{"rejected_retention", HQ_CT_DURATION, TOP(rejected_retention_ms), .lo = S, .hi = HQ_MAX_DURATION_MS,
-	 .def = 7 * HQ_DAY_MS, .flags = HQ_CF_ZERO, .zero = "keep them",
+	{"max_size", HQ_CT_SIZE, TOP(max_size), .lo = 1 * K * K, .hi = 64 * K * K * K * K,
+	 .def = 1 * K * K * K, .help = "the map size; below a reserve, intake answers AR/CR"},
+	{"retention", HQ_CT_DURATION, TOP(retention_ms), .lo = S, .hi = HQ_MAX_DURATION_MS,
+	 .flags = HQ_CF_ZERO, .zero = "keep all", .help = "delivered messages older than this are purged"},
+	{"rejected_retention", HQ_CT_DURATION, TOP(rejected_retention_ms), .lo = S,
+	 .hi = HQ_MAX_DURATION_MS, .def = 7 * HQ_DAY_MS, .flags = HQ_CF_ZERO, .zero = "keep them",
 	 .help = "refused frames are purged after this"},
 	{"encryption_key_file", HQ_CT_PATH, TOP(encryption_key_file), .flags = SECRET,
 	 .line_off = offsetof(hq_config, encryption_line), .shown = "not encrypted",
@@ -422,22 +437,22 @@ static const hq_conf_key journal_keys[] = {
 static const hq_conf_key listener_keys[] = {
 	{"listen", HQ_CT_CUSTOM, LST(listen), .parse = parse_listen, .flags = HQ_CF_REQUIRED,
 	 .accepts = "host:port, [v6]:port", .help = "where MLLP is received; port 0 picks one"},
-	{"max_message_size", HQ_CT_SIZE, LST(max_message_size), .lo = 64, .hi = 1 * K * K * K, .def = 1 * K * K,
-	 .help = "larger frames are answered AR"},
-	{"idle_timeout", HQ_CT_DURATION, LST(idle_timeout_ms), .lo = 1, .hi = 30 * HQ_DAY_MS, .def = 300 * S,
-	 .flags = HQ_CF_ZERO, .zero = "never", .help = "a silent connection is closed"},
-	{"frame_timeout", HQ_CT_DURATION, LST(frame_timeout_ms), .lo = 1, .hi = HQ_DAY_MS, .def = 60 * S,
-	 .help = "a frame started must end within this"},
+	{"max_message_size", HQ_CT_SIZE, LST(max_message_size), .lo = 64, .hi = 1 * K * K * K,
+	 .def = 1 * K * K, .help = "larger frames are answered AR"},
+	{"idle_timeout", HQ_CT_DURATION, LST(idle_timeout_ms), .lo = 1, .hi = 30 * HQ_DAY_MS,
+	 .def = 300 * S, .flags = HQ_CF_ZERO, .zero = "never", .help = "a silent connection is closed"},
+	{"frame_timeout", HQ_CT_DURATION, LST(frame_timeout_ms), .lo = 1, .hi = HQ_DAY_MS,
+	 .def = 60 * S, .help = "a frame started must end within this"},
 	{"max_connections", HQ_CT_INT, LST(max_connections), .lo = 1, .hi = 1000000, .def = 256,
 	 .help = "connections at once"},
-	{"max_connections_per_peer", HQ_CT_INT, LST(max_connections_per_peer), .lo = 1, .hi = 1000000, .def = 32,
-	 .help = "connections from one host"},
+	{"max_connections_per_peer", HQ_CT_INT, LST(max_connections_per_peer), .lo = 1,
+	 .hi = 1000000, .def = 32, .help = "connections from one host"},
 	{"tls_cert", HQ_CT_PATH, LST(tls_cert), .flags = HQ_CF_FILE, .help = "PEM certificate: MLLP inside TLS"},
 	{"tls_key", HQ_CT_PATH, LST(tls_key), .flags = SECRET, .help = "its private key"},
 	{"tls_client_ca", HQ_CT_PATH, LST(tls_client_ca), .flags = HQ_CF_FILE,
 	 .help = "require client certificates of this CA"},
-	{"tls_allowed_subjects", HQ_CT_CUSTOM, LST(tls_allowed), .parse = parse_subjects, .shown = "any",
-	 .accepts = "DNs or CNs, | between", .help = "only these client subjects"},
+	{"tls_allowed_subjects", HQ_CT_CUSTOM, LST(tls_allowed), .parse = parse_subjects,
+	 .shown = "any", .accepts = "DNs or CNs, | between", .help = "only these client subjects"},
 	{"allow", HQ_CT_CUSTOM, LST(allow), .parse = parse_allow, .shown = "all",
 	 .accepts = "addresses, CIDRs", .help = "only these peers may connect"},
 	{"expect_within", HQ_CT_CUSTOM, LST(expect_within_ms), .parse = parse_expect_within, .shown = "none",
@@ -448,8 +463,8 @@ static const hq_conf_key listener_keys[] = {
 	 .help = "what a repeated message gets"},
 	{"duplicate_window", HQ_CT_DURATION, LST(duplicate_window_ms), .lo = 1, .hi = 365 * HQ_DAY_MS,
 	 .def = 24 * H, .flags = HQ_CF_ZERO, .zero = "none", .help = "how far back a duplicate is looked for"},
-	{"accept_ack", HQ_CT_ENUM, LST(accept_ack), .values = accept_acks, .def = HQ_ACCEPT_ACK_ALWAYS,
-	 .help = "msh15: MSH-15 NE/ER honoured strictly"},
+	{"accept_ack", HQ_CT_ENUM, LST(accept_ack), .values = accept_acks,
+	 .def = HQ_ACCEPT_ACK_ALWAYS, .help = "msh15: MSH-15 NE/ER honoured strictly"},
 };
 
 static const hq_conf_key target_keys[] = {
@@ -470,24 +485,23 @@ static const hq_conf_key target_keys[] = {
 	{"scope", HQ_CT_STR, TGT(scope), .help = "auth = oauth2"},
 	{"aws_region", HQ_CT_STR, TGT(aws_region), .help = "auth = aws-sigv4"},
 	{"aws_service", HQ_CT_STR, TGT(aws_service), .help = "auth = aws-sigv4"},
-	{"aws_key_id_file", HQ_CT_PATH, TGT(aws_key_id_file), .flags = SECRET, .shown = "environment",
-	 .help = "auth = aws-sigv4 (else $AWS_ACCESS_KEY_ID)"},
-	{"aws_secret_file", HQ_CT_PATH, TGT(aws_secret_file), .flags = SECRET, .shown = "environment",
-	 .help = "auth = aws-sigv4 (else $AWS_SECRET_ACCESS_KEY)"},
+	{"aws_key_id_file", HQ_CT_PATH, TGT(aws_key_id_file), .flags = SECRET,
+	 .shown = "environment", .help = "auth = aws-sigv4 (else $AWS_ACCESS_KEY_ID)"},
+	{"aws_secret_file", HQ_CT_PATH, TGT(aws_secret_file), .flags = SECRET,
+	 .shown = "environment", .help = "auth = aws-sigv4 (else $AWS_SECRET_ACCESS_KEY)"},
 	{"ordering", HQ_CT_ENUM, TGT(ordering), .values = orderings, .def = HQ_ORDER_FIFO,
 	 .help = "what may be in flight side by side"},
 	{"concurrency", HQ_CT_INT, TGT(concurrency), .lo = 1, .hi = 256, .def = 8,
 	 .help = "requests in flight (patient, none)"},
-	{"timeout", HQ_CT_DURATION, TGT(timeout_ms), .lo = 1, .hi = HQ_DAY_MS, .def = 30 * S,
-	 .help = "of one request"},
-	{"retry_initial", HQ_CT_DURATION, TGT(retry_initial_ms), .lo = 1, .hi = 30 * HQ_DAY_MS, .def = 1 * S,
-	 .help = "the first backoff"},
-	{"retry_max", HQ_CT_DURATION, TGT(retry_max_ms), .lo = 1, .hi = 30 * HQ_DAY_MS, .def = 10 * MIN,
-	 .help = "the longest backoff"},
+	{"timeout", HQ_CT_DURATION, TGT(timeout_ms), .lo = 1, .hi = HQ_DAY_MS, .def = 30 * S, .help = "of one request"},
+	{"retry_initial", HQ_CT_DURATION, TGT(retry_initial_ms), .lo = 1, .hi = 30 * HQ_DAY_MS,
+	 .def = 1 * S, .help = "the first backoff"},
+	{"retry_max", HQ_CT_DURATION, TGT(retry_max_ms), .lo = 1, .hi = 30 * HQ_DAY_MS,
+	 .def = 10 * MIN, .help = "the longest backoff"},
 	{"max_attempts", HQ_CT_INT, TGT(max_attempts), .lo = 1, .hi = 1000000, .flags = HQ_CF_ZERO,
 	 .zero = "no limit", .help = "then dead-letter"},
-	{"max_age", HQ_CT_DURATION, TGT(max_age_ms), .lo = 1, .hi = HQ_MAX_DURATION_MS, .def = 7 * HQ_DAY_MS,
-	 .flags = HQ_CF_ZERO, .zero = "no limit", .help = "then dead-letter"},
+	{"max_age", HQ_CT_DURATION, TGT(max_age_ms), .lo = 1, .hi = HQ_MAX_DURATION_MS,
+	 .def = 7 * HQ_DAY_MS, .flags = HQ_CF_ZERO, .zero = "no limit", .help = "then dead-letter"},
 	{"headers", HQ_CT_CUSTOM, TGT(headers), .parse = parse_headers, .shown = "none",
 	 .accepts = "Name: value; ...", .help = "extra request headers"},
 	{"client_cert", HQ_CT_PATH, TGT(client_cert), .flags = HQ_CF_FILE, .help = "mutual TLS: PEM certificate"},
@@ -495,11 +509,11 @@ static const hq_conf_key target_keys[] = {
 	{"ca_file", HQ_CT_PATH, TGT(ca_file), .flags = HQ_CF_FILE, .shown = "system CAs",
 	 .help = "CA of the target's certificate"},
 	{"insecure", HQ_CT_ENUM, TGT(insecure), .values = booleans, .help = "true: no certificate check"},
-	{"http_version", HQ_CT_ENUM, TGT(http_version), .values = http_versions, .def = HQ_HTTP_AUTO,
-	 .help = "auto: HTTP/2 where TLS offers it"},
+	{"http_version", HQ_CT_ENUM, TGT(http_version), .values = http_versions,
+	 .def = HQ_HTTP_AUTO, .help = "auto: HTTP/2 where TLS offers it"},
 	{"fhir_bundle", HQ_CT_ENUM, TGT(fhir_batch), .values = bundles, .help = "the Bundle's type"},
-	{"fhir_max_entries", HQ_CT_INT, TGT(fhir_max_entries), .lo = 1, .hi = 1000000, .flags = HQ_CF_ZERO,
-	 .zero = "no limit", .help = "larger Bundles are dead-lettered"},
+	{"fhir_max_entries", HQ_CT_INT, TGT(fhir_max_entries), .lo = 1, .hi = 1000000,
+	 .flags = HQ_CF_ZERO, .zero = "no limit", .help = "larger Bundles are dead-lettered"},
 	{"fhir_timezone", HQ_CT_CUSTOM, TGT(fhir_timezone), .parse = parse_zone, .shown = "UTC",
 	 .accepts = "an IANA zone", .help = "for times without an offset"},
 	{"fhir_id_key_file", HQ_CT_PATH, TGT(fhir_id_key_file), .flags = SECRET,
@@ -527,7 +541,10 @@ static const hq_conf_key daemon_keys[] = {
 	 .accepts = "err | warning | notice | info | debug", .help = "the least severe line logged"},
 };
 
-#define SECTION(name, kind, keys, help) {name, kind, keys, sizeof keys / sizeof keys[0], help}
+#define SECTION(name, kind, keys, help)                                                            \
+	{                                                                                          \
+		name, kind, keys, sizeof keys / sizeof keys[0], help                               \
+	}
 
 static const hq_conf_section sections[] = {
 	SECTION("journal", HQ_SEC_TOP, journal_keys, "The journal (required)."),

@@ -33,8 +33,10 @@ put_text(FILE *out, const char *s)
 static void
 duration_text(uint64_t ms, char *out, size_t cap)
 {
-	static const struct { uint64_t ms; const char *unit; } units[] = {
-		{HQ_DAY_MS, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+	static const struct {
+		uint64_t ms;
+		const char *unit;
+	} units[] = {{HQ_DAY_MS, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
 	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
 		if (ms % units[i].ms == 0) {
 			snprintf(out, cap, "%llu%s", (unsigned long long)(ms / units[i].ms), units[i].unit);
@@ -78,9 +80,12 @@ default_text(const hq_conf_key *k, char *out, size_t cap)
 static void
 takes_text(const hq_conf_key *k, char *out, size_t cap)
 {
-	static const char *const types[] = {
-		[HQ_CT_STR] = "text", [HQ_CT_PATH] = "a file", [HQ_CT_URL] = "an http:// or https:// URL",
-		[HQ_CT_INT] = "a number", [HQ_CT_SIZE] = "a size", [HQ_CT_DURATION] = "a duration"};
+	static const char *const types[] = {[HQ_CT_STR] = "text",
+					    [HQ_CT_PATH] = "a file",
+					    [HQ_CT_URL] = "an http:// or https:// URL",
+					    [HQ_CT_INT] = "a number",
+					    [HQ_CT_SIZE] = "a size",
+					    [HQ_CT_DURATION] = "a duration"};
 	char lo[32], hi[32], zero[64] = "";
 	if (k->accepts) {
 		snprintf(out, cap, "%s", k->accepts);

@@ -28,5 +28,5 @@ hq_strerror(int err)
 		return strerror(err);
 	if (err > -30000)
 		return strerror(-err); /* a negated errno, as count-returning calls give */
-	return mdb_strerror(err); /* MDB_* codes, and "Invalid argument" style fallbacks */
+	return mdb_strerror(err);      /* MDB_* codes, and "Invalid argument" style fallbacks */
 }

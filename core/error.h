@@ -41,7 +41,8 @@ enum {
 /* An error code of the space above as a negative count-return value:
  * errno values are negated, hl7q and LMDB codes (already negative) and 0
  * pass unchanged. */
-static inline int hq_neg(int rc)
+static inline int
+hq_neg(int rc)
 {
 	return rc > 0 ? -rc : rc;
 }

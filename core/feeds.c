@@ -38,14 +38,15 @@ hq_feeds_configure(const hq_config *cfg, hq_feeds_last_seen_fn last_seen, void *
 	/* no last_seen (a reload): a listener it added is a new feed, counting from now */
 	int rc = last_seen ? last_seen(ctx, names, n, last, &oldest) : 0;
 	if (rc != 0)
-		hq_log(HQ_LOG_WARNING, "cannot read the last messages back from the journal: %s; "
-				       "silent-feed alarms count from now", hq_strerror(rc));
+		hq_log(HQ_LOG_WARNING,
+		       "cannot read the last messages back from the journal: %s; "
+		       "silent-feed alarms count from now",
+		       hq_strerror(rc));
 	for (int i = 0; i < n; i++) {
 		uint64_t t = rc != 0 ? now_us : last[i] ? last[i] : oldest ? oldest : now_us;
 		hq_listener_metrics *m = hq_metrics_listener(names[i]);
 		uint64_t zero = 0;
-		__atomic_compare_exchange_n(&m->last_message_us, &zero, t, 0, __ATOMIC_RELAXED,
-					    __ATOMIC_RELAXED);
+		__atomic_compare_exchange_n(&m->last_message_us, &zero, t, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 	}
 	free(names);
 	free(last);
@@ -71,8 +72,8 @@ hq_feeds_watch(const hq_config *cfg, uint64_t now_us)
 			silent_last[slot] = last ? last : 1;
 		} else if (!silent && silent_last[slot]) {
 			if (last > silent_last[slot])
-				hq_log(HQ_LOG_NOTICE, "listener %s: messages again (the first for %llu s)", m->name,
-				       (unsigned long long)((last - silent_last[slot]) / 1000000));
+				hq_log(HQ_LOG_NOTICE, "listener %s: messages again (the first for %llu s)",
+				       m->name, (unsigned long long)((last - silent_last[slot]) / 1000000));
 			else
 				hq_log(HQ_LOG_NOTICE, "listener %s: no longer silent: outside expect_hours or no expect_within now",
 				       m->name);
@@ -86,7 +87,7 @@ hq_feeds_status(const hq_config *cfg, hq_status *s)
 {
 	for (int i = 0; i < cfg->nlisteners; i++) {
 		const hq_listener_metrics *m = hq_metrics_listener(cfg->listeners[i].name);
-		hq_status_listener_add(s, m->name)->last_message_us =
-			__atomic_load_n(&m->last_message_us, __ATOMIC_RELAXED);
+		hq_status_listener_add(s, m->name)->last_message_us = __atomic_load_n(
+			&m->last_message_us, __ATOMIC_RELAXED);
 	}
 }

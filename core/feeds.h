@@ -26,8 +26,8 @@
  * gets its receive time or 0, *oldest_us the oldest receive time looked at
  * or 0 when everything was.  Returns 0 or an error code (hq_strerror).
  */
-typedef int (*hq_feeds_last_seen_fn)(void *ctx, const char *const *names, int n,
-				     uint64_t *out_us, uint64_t *oldest_us);
+typedef int (*hq_feeds_last_seen_fn)(void *ctx, const char *const *names, int n, uint64_t *out_us,
+				     uint64_t *oldest_us);
 
 /*
  * Applies cfg's expect_within / expect_hours to the listeners' metrics
@@ -36,8 +36,7 @@ typedef int (*hq_feeds_last_seen_fn)(void *ctx, const char *const *names, int n,
  * as the file comment says; after a reload (last_seen NULL), now.  When
  * last_seen fails, logs it and counts from now.  Main thread.
  */
-void hq_feeds_configure(const hq_config *cfg, hq_feeds_last_seen_fn last_seen, void *ctx,
-			uint64_t now_us);
+void hq_feeds_configure(const hq_config *cfg, hq_feeds_last_seen_fn last_seen, void *ctx, uint64_t now_us);
 
 /*
  * Logs once when a listener goes silent and once when it hears again

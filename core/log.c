@@ -55,8 +55,7 @@ hq_log_write(int prio, int with_errno, const char *fmt, ...)
 	if (n > (int)sizeof line - 2)
 		n = (int)sizeof line - 2;
 	if (with_errno) {
-		n += snprintf(line + n, sizeof line - (size_t)n, ": %s",
-			      strerror(saved));
+		n += snprintf(line + n, sizeof line - (size_t)n, ": %s", strerror(saved));
 		if (n > (int)sizeof line - 2)
 			n = (int)sizeof line - 2;
 	}
@@ -70,10 +69,12 @@ hq_log_write(int prio, int with_errno, const char *fmt, ...)
 int
 hq_log_parse_level(const char *name)
 {
-	static const struct { const char *name; int prio; } levels[] = {
-		{"err", HQ_LOG_ERR},	     {"error", HQ_LOG_ERR},
-		{"warning", HQ_LOG_WARNING}, {"notice", HQ_LOG_NOTICE},
-		{"info", HQ_LOG_INFO},	     {"debug", HQ_LOG_DEBUG},
+	static const struct {
+		const char *name;
+		int prio;
+	} levels[] = {
+		{"err", HQ_LOG_ERR},	   {"error", HQ_LOG_ERR}, {"warning", HQ_LOG_WARNING},
+		{"notice", HQ_LOG_NOTICE}, {"info", HQ_LOG_INFO}, {"debug", HQ_LOG_DEBUG},
 	};
 	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
 		if (strcasecmp(name, levels[i].name) == 0)

@@ -9,19 +9,12 @@
 #ifndef HQ_LOG_H
 #define HQ_LOG_H
 
-enum {
-	HQ_LOG_ERR = 3,
-	HQ_LOG_WARNING = 4,
-	HQ_LOG_NOTICE = 5,
-	HQ_LOG_INFO = 6,
-	HQ_LOG_DEBUG = 7
-};
+enum { HQ_LOG_ERR = 3, HQ_LOG_WARNING = 4, HQ_LOG_NOTICE = 5, HQ_LOG_INFO = 6, HQ_LOG_DEBUG = 7 };
 
 extern int hq_log_level; /* lines above this priority are skipped */
 
 /* Writes one line at priority prio; with_errno appends ": strerror(errno)". */
-void hq_log_write(int prio, int with_errno, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void hq_log_write(int prio, int with_errno, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Parses "err|warning|notice|info|debug"; returns the priority or -1. */
 int hq_log_parse_level(const char *name);
@@ -42,29 +35,27 @@ typedef struct hq_ratelimit {
  * window opens after lines were held back, first logs how many ("what":
  * a plural noun such as "connection events").
  */
-int hq_log_allow(hq_ratelimit *rl, unsigned burst, unsigned long long interval_ms,
-		 const char *what);
+int hq_log_allow(hq_ratelimit *rl, unsigned burst, unsigned long long interval_ms, const char *what);
 
 /* Logs the count held back once the window is over (call it now and then). */
 void hq_log_flush(hq_ratelimit *rl, unsigned long long interval_ms, const char *what);
 
 /* hq_log, through a rate limit. */
-#define hq_log_limited(rl, burst, interval_ms, what, prio, ...)                \
-	do {                                                                   \
-		if ((prio) <= hq_log_level &&                                  \
-		    hq_log_allow((rl), (burst), (interval_ms), (what)))        \
-			hq_log_write((prio), 0, __VA_ARGS__);                  \
+#define hq_log_limited(rl, burst, interval_ms, what, prio, ...)                                    \
+	do {                                                                                       \
+		if ((prio) <= hq_log_level && hq_log_allow((rl), (burst), (interval_ms), (what)))  \
+			hq_log_write((prio), 0, __VA_ARGS__);                                      \
 	} while (0)
 
-#define hq_log(prio, ...)                                                      \
-	do {                                                                   \
-		if ((prio) <= hq_log_level)                                    \
-			hq_log_write((prio), 0, __VA_ARGS__);                  \
+#define hq_log(prio, ...)                                                                          \
+	do {                                                                                       \
+		if ((prio) <= hq_log_level)                                                        \
+			hq_log_write((prio), 0, __VA_ARGS__);                                      \
 	} while (0)
-#define hq_logerrno(prio, ...)                                                 \
-	do {                                                                   \
-		if ((prio) <= hq_log_level)                                    \
-			hq_log_write((prio), 1, __VA_ARGS__);                  \
+#define hq_logerrno(prio, ...)                                                                     \
+	do {                                                                                       \
+		if ((prio) <= hq_log_level)                                                        \
+			hq_log_write((prio), 1, __VA_ARGS__);                                      \
 	} while (0)
 
 #endif

@@ -16,7 +16,8 @@ hq_metrics hq_m = {.journal_writable = 1};
 /* Upper bounds: latency in microseconds (0.5 ms .. 10 s), batch sizes in frames. */
 static const uint64_t us_bounds[HQ_HIST_BUCKETS - 1] = {
 	500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 10000000};
-static const uint64_t item_bounds[HQ_HIST_BUCKETS - 1] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+static const uint64_t item_bounds[HQ_HIST_BUCKETS - 1] = {1,  2,   4,	8,   16,  32,
+							  64, 128, 256, 512, 1024};
 
 static void
 observe(hq_hist *h, const uint64_t *bounds, uint64_t v)
@@ -50,9 +51,8 @@ hq_metrics_answered(hq_listener_metrics *m, uint64_t received_us, int accepted)
 		return;
 	/* keep the latest: two threads never race here today, but a max is cheap */
 	uint64_t was = __atomic_load_n(&m->last_message_us, __ATOMIC_RELAXED);
-	while (was < received_us &&
-	       !__atomic_compare_exchange_n(&m->last_message_us, &was, received_us, 1,
-					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	while (was < received_us && !__atomic_compare_exchange_n(&m->last_message_us, &was, received_us,
+								 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
 }
 
@@ -186,7 +186,8 @@ hq_metrics_write(hq_buf *b)
 			 "# TYPE hl7q_messages_refused_total counter\n");
 	for (int i = 0; i < nl; i++) {
 		const uint64_t *a = hq_m.listeners[i].acked;
-		hq_buf_printf(b, "hl7q_messages_refused_total{listener=\"%s\"} %llu\n", hq_m.listeners[i].name,
+		hq_buf_printf(b, "hl7q_messages_refused_total{listener=\"%s\"} %llu\n",
+			      hq_m.listeners[i].name,
 			      (unsigned long long)(ld(&a[HQ_ACK_AE]) + ld(&a[HQ_ACK_AR]) +
 						   ld(&a[HQ_ACK_CE]) + ld(&a[HQ_ACK_CR])));
 	}
@@ -215,7 +216,8 @@ hq_metrics_write(hq_buf *b)
 		snprintf(labels, sizeof labels, "listener=\"%s\"", hq_m.listeners[i].name);
 		hq_metrics_write_hist(b, "hl7q_ack_duration_seconds",
 				      i == 0 ? "Time from a frame's last byte to its ACK ready to send "
-					       "(the commit included), by listener." : NULL,
+					       "(the commit included), by listener."
+					     : NULL,
 				      labels, &hq_m.listeners[i].ack_latency, 1);
 	}
 	uint64_t now = hq_wall_us();
@@ -224,12 +226,12 @@ hq_metrics_write(hq_buf *b)
 			 "# TYPE hl7q_listener_last_message_timestamp_seconds gauge\n");
 	for (int i = 0; i < nl; i++)
 		hq_buf_printf(b, "hl7q_listener_last_message_timestamp_seconds{listener=\"%s\"} %.3f\n",
-			      hq_m.listeners[i].name,
-			      ld(&hq_m.listeners[i].last_message_us) / 1e6);
+			      hq_m.listeners[i].name, ld(&hq_m.listeners[i].last_message_us) / 1e6);
 	hq_buf_printf(b, "# HELP hl7q_listener_expect_within_seconds The listener's expect_within (0: no silent-feed alarm).\n"
 			 "# TYPE hl7q_listener_expect_within_seconds gauge\n");
 	for (int i = 0; i < nl; i++)
-		hq_buf_printf(b, "hl7q_listener_expect_within_seconds{listener=\"%s\"} %llu\n", hq_m.listeners[i].name,
+		hq_buf_printf(b, "hl7q_listener_expect_within_seconds{listener=\"%s\"} %llu\n",
+			      hq_m.listeners[i].name,
 			      (unsigned long long)ld(&hq_m.listeners[i].expect_within_ms) / 1000);
 	hq_buf_printf(b, "# HELP hl7q_listener_silent 1 when no message arrived for expect_within (inside expect_hours).\n"
 			 "# TYPE hl7q_listener_silent gauge\n");
@@ -237,12 +239,13 @@ hq_metrics_write(hq_buf *b)
 		hq_buf_printf(b, "hl7q_listener_silent{listener=\"%s\"} %d\n", hq_m.listeners[i].name,
 			      hq_metrics_listener_silent(&hq_m.listeners[i], now, NULL));
 
-	hq_metrics_write_hist(b, "hl7q_commit_batch_size", "Frames per journal commit (group commit).", "",
-			      &hq_m.commit_batch, 0);
-	hq_metrics_write_hist(b, "hl7q_commit_duration_seconds", "Journal commit time (fsync included).", "",
-			      &hq_m.commit_latency, 1);
-	hq_buf_printf(b, "# HELP hl7q_commits_failed_total Journal commits that failed (their frames answered negatively).\n"
-			 "# TYPE hl7q_commits_failed_total counter\nhl7q_commits_failed_total %llu\n",
+	hq_metrics_write_hist(b, "hl7q_commit_batch_size",
+			      "Frames per journal commit (group commit).", "", &hq_m.commit_batch, 0);
+	hq_metrics_write_hist(b, "hl7q_commit_duration_seconds",
+			      "Journal commit time (fsync included).", "", &hq_m.commit_latency, 1);
+	hq_buf_printf(b,
+		      "# HELP hl7q_commits_failed_total Journal commits that failed (their frames answered negatively).\n"
+		      "# TYPE hl7q_commits_failed_total counter\nhl7q_commits_failed_total %llu\n",
 		      (unsigned long long)ld(&hq_m.commits_failed));
 
 	target_counter(b, "hl7q_delivery_attempts_total", "Delivery attempts, by target.",
@@ -252,10 +255,11 @@ hq_metrics_write(hq_buf *b)
 			 "# TYPE hl7q_delivery_responses_total counter\n");
 	for (int i = 0; i < nt; i++) {
 		const hq_target_metrics *t = &hq_m.targets[i];
-		hq_buf_printf(b, "hl7q_delivery_responses_total{target=\"%s\",class=\"2xx\"} %llu\n"
-				 "hl7q_delivery_responses_total{target=\"%s\",class=\"4xx\"} %llu\n"
-				 "hl7q_delivery_responses_total{target=\"%s\",class=\"5xx\"} %llu\n"
-				 "hl7q_delivery_responses_total{target=\"%s\",class=\"network\"} %llu\n",
+		hq_buf_printf(b,
+			      "hl7q_delivery_responses_total{target=\"%s\",class=\"2xx\"} %llu\n"
+			      "hl7q_delivery_responses_total{target=\"%s\",class=\"4xx\"} %llu\n"
+			      "hl7q_delivery_responses_total{target=\"%s\",class=\"5xx\"} %llu\n"
+			      "hl7q_delivery_responses_total{target=\"%s\",class=\"network\"} %llu\n",
 			      t->name, (unsigned long long)ld(&t->status_2xx), t->name,
 			      (unsigned long long)ld(&t->status_4xx), t->name,
 			      (unsigned long long)ld(&t->status_5xx), t->name,
@@ -271,7 +275,7 @@ hq_metrics_write(hq_buf *b)
 		char labels[96];
 		snprintf(labels, sizeof labels, "target=\"%s\"", hq_m.targets[i].name);
 		hq_metrics_write_hist(b, "hl7q_delivery_duration_seconds",
-				      i == 0 ? "Time of one delivery attempt, by target." : NULL, labels,
-				      &hq_m.targets[i].latency, 1);
+				      i == 0 ? "Time of one delivery attempt, by target." : NULL,
+				      labels, &hq_m.targets[i].latency, 1);
 	}
 }

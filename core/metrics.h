@@ -27,19 +27,28 @@ typedef struct hq_hist {
 } hq_hist;
 
 /* ACK codes counted per listener (index order). */
-enum { HQ_ACK_AA, HQ_ACK_AE, HQ_ACK_AR, HQ_ACK_CA, HQ_ACK_CE, HQ_ACK_CR, HQ_ACK_NONE, HQ_ACK_CODES };
+enum {
+	HQ_ACK_AA,
+	HQ_ACK_AE,
+	HQ_ACK_AR,
+	HQ_ACK_CA,
+	HQ_ACK_CE,
+	HQ_ACK_CR,
+	HQ_ACK_NONE,
+	HQ_ACK_CODES
+};
 
 typedef struct hq_listener_metrics {
 	char name[64];
 	uint64_t received, bytes, refused_connections;
-	uint64_t control_id_reused; /* MSH-10 seen again with other content: stored as new */
+	uint64_t control_id_reused;   /* MSH-10 seen again with other content: stored as new */
 	uint64_t acked[HQ_ACK_CODES]; /* by the code answered (NONE: MSH-15 asked for none) */
 	int64_t open;		      /* connections now */
 	int up;			      /* bound and accepting */
 	int configured;		      /* in the running config (health wants it up) */
-	hq_hist ack_latency;	      /* frame received to its ACK ready (commit included), microseconds */
-	uint64_t last_message_us;     /* the last accepted frame (wall clock); seeded at start, core/feeds.c */
-	uint64_t expect_within_ms;    /* silent-feed settings of the running config (0: none) */
+	hq_hist ack_latency; /* frame received to its ACK ready (commit included), microseconds */
+	uint64_t last_message_us; /* the last accepted frame (wall clock); seeded at start, core/feeds.c */
+	uint64_t expect_within_ms; /* silent-feed settings of the running config (0: none) */
 	int expect_from_min, expect_to_min; /* expect_hours in minutes of the day; -1: all day */
 } hq_listener_metrics;
 
@@ -47,8 +56,8 @@ typedef struct hq_target_metrics {
 	char name[64];
 	uint64_t attempts, delivered, retried, dead;
 	uint64_t status_2xx, status_4xx, status_5xx, network_errors;
-	hq_hist latency; /* microseconds, per attempt */
-	int64_t inflight; /* requests out now (the workers add and take back) */
+	hq_hist latency;   /* microseconds, per attempt */
+	int64_t inflight;  /* requests out now (the workers add and take back) */
 	uint64_t stuck_id; /* FIFO head that cannot be read: the target is stopped (0: not) */
 } hq_target_metrics;
 

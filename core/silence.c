@@ -22,8 +22,7 @@ hq_parse_hours(const char *s, int *from_min, int *to_min)
 }
 
 int
-hq_silence_eval(uint64_t last_us, uint64_t now_us, uint64_t within_ms, int from_min,
-		int to_min, uint64_t *quiet_us)
+hq_silence_eval(uint64_t last_us, uint64_t now_us, uint64_t within_ms, int from_min, int to_min, uint64_t *quiet_us)
 {
 	uint64_t since = last_us;
 	if (quiet_us)
@@ -35,8 +34,7 @@ hq_silence_eval(uint64_t last_us, uint64_t now_us, uint64_t within_ms, int from_
 		struct tm tm;
 		localtime_r(&now, &tm);
 		int m = tm.tm_hour * 60 + tm.tm_min;
-		int inside = from_min < to_min ? m >= from_min && m < to_min
-					       : m >= from_min || m < to_min;
+		int inside = from_min < to_min ? m >= from_min && m < to_min : m >= from_min || m < to_min;
 		if (!inside)
 			return 0;
 		/* the window opened today at from_min, or yesterday when it crosses midnight */

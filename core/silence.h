@@ -28,7 +28,7 @@ int hq_parse_hours(const char *s, int *from_min, int *to_min);
  * from_min < 0: no window (all day).  *quiet_us (may be NULL) gets how long
  * the silence counted so far has lasted (0 outside the window).
  */
-int hq_silence_eval(uint64_t last_us, uint64_t now_us, uint64_t within_ms, int from_min,
-		    int to_min, uint64_t *quiet_us);
+int hq_silence_eval(uint64_t last_us, uint64_t now_us, uint64_t within_ms, int from_min, int to_min,
+		    uint64_t *quiet_us);
 
 #endif

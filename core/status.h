@@ -30,13 +30,13 @@
 
 typedef struct hq_status_target {
 	char name[HQ_STATUS_NAME]; /* first: status.c finds entries by it */
-	int inflight;	  /* requests in flight now */
-	uint64_t stopped; /* id of the FIFO head that stopped the target; 0 not stopped */
+	int inflight;		   /* requests in flight now */
+	uint64_t stopped;	   /* id of the FIFO head that stopped the target; 0 not stopped */
 } hq_status_target;
 
 typedef struct hq_status_listener {
 	char name[HQ_STATUS_NAME]; /* first, as above */
-	uint64_t last_message_us; /* 0: none yet */
+	uint64_t last_message_us;  /* 0: none yet */
 } hq_status_listener;
 
 typedef struct hq_status {

@@ -64,8 +64,8 @@ hq_time_parse(const char *s, uint64_t now_us, uint64_t *us)
 	long off = 0;
 	if (*p == 'T' || *p == 't' || *p == ' ')
 		p = parse_clock(p + 1, &tm, &frac, &off);
-	if (p == NULL || *p != 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-	    tm.tm_sec > 60)
+	if (p == NULL || *p != 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_hour > 23 ||
+	    tm.tm_min > 59 || tm.tm_sec > 60)
 		return EINVAL;
 	time_t t = timegm(&tm) - off;
 	if (t < 0)

@@ -116,9 +116,8 @@ puts_escaped(out_buf *o, const delims *d, const char *s)
 }
 
 int
-hq_ack_build(const hq_msh *m, hq_ack_kind kind, int err_code,
-	     const char *err_text, const char *err_loc, const char *now,
-	     const char *ack_id, char *out, size_t cap)
+hq_ack_build(const hq_msh *m, hq_ack_kind kind, int err_code, const char *err_text,
+	     const char *err_loc, const char *now, const char *ack_id, char *out, size_t cap)
 {
 	out_buf o = {out, 0, cap, 0};
 	int have = m->have_delims;

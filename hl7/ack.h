@@ -45,8 +45,7 @@ const char *hq_ack_code(const hq_msh *m, hq_ack_kind kind);
  * like "MSH^1^9" or "".  now is MSH-7 (YYYYMMDDHHMMSS...), ack_id MSH-10.
  * Returns the length written, or -1 when cap is too small.
  */
-int hq_ack_build(const hq_msh *m, hq_ack_kind kind, int err_code,
-		 const char *err_text, const char *err_loc, const char *now,
-		 const char *ack_id, char *out, size_t cap);
+int hq_ack_build(const hq_msh *m, hq_ack_kind kind, int err_code, const char *err_text,
+		 const char *err_loc, const char *now, const char *ack_id, char *out, size_t cap);
 
 #endif

@@ -24,8 +24,8 @@
 #include "fhir_int.h"
 
 static const char *const supported[] = {
-	"ADT^A01", "ADT^A02", "ADT^A03", "ADT^A04", "ADT^A08", "ADT^A11", "ADT^A28",
-	"ADT^A31", "ADT^A40", "ORU^R01", "VXU^V04", "ORM^O01", "OML^O21", "SIU^S12", "MDM^T02",
+	"ADT^A01", "ADT^A02", "ADT^A03", "ADT^A04", "ADT^A08", "ADT^A11", "ADT^A28", "ADT^A31",
+	"ADT^A40", "ORU^R01", "VXU^V04", "ORM^O01", "OML^O21", "SIU^S12", "MDM^T02",
 };
 
 int
@@ -180,8 +180,8 @@ conditional_url(const fj *r, char *out, size_t cap)
 			continue;
 		for (const char *p = parts[k]; *p && o + 4 < cap; p++) {
 			unsigned char c = (unsigned char)*p;
-			if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-			    strchr("-._~:/", c))
+			if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			    (c >= '0' && c <= '9') || strchr("-._~:/", c))
 				out[o++] = (char)c;
 			else
 				o += (size_t)snprintf(out + o, cap - o, "%%%02X", c);
@@ -292,8 +292,8 @@ msh_offset(fx *x)
 			for (int k = 1; k <= 4; k++)
 				ok &= t.p[i + k] >= '0' && t.p[i + k] <= '9';
 			if (ok)
-				snprintf(x->msh_off, sizeof x->msh_off, "%c%.2s:%.2s", t.p[i], t.p + i + 1,
-					 t.p + i + 3);
+				snprintf(x->msh_off, sizeof x->msh_off, "%c%.2s:%.2s", t.p[i],
+					 t.p + i + 1, t.p + i + 3);
 		}
 }
 
@@ -415,9 +415,8 @@ walk_segment(fx *x, walk *w, int i, const char *type)
 		w->txa = i;
 	} else if (s.p[0] == 'Z') {
 		x->nz++;
-	} else if (!hq_v2_is(s, "MSH") && !hq_v2_is(s, "EVN") && !hq_v2_is(s, "PD1") &&
-		   !hq_v2_is(s, "NK1") && !hq_v2_is(s, "MRG") && !hq_v2_is(s, "PV2") &&
-		   !hq_v2_is(s, "RXR")) {
+	} else if (!hq_v2_is(s, "MSH") && !hq_v2_is(s, "EVN") && !hq_v2_is(s, "PD1") && !hq_v2_is(s, "NK1") &&
+		   !hq_v2_is(s, "MRG") && !hq_v2_is(s, "PV2") && !hq_v2_is(s, "RXR")) {
 		x->nskip++;
 	}
 }
@@ -496,7 +495,8 @@ convert(fx *x, const char *raw, size_t len, char *why, size_t whycap)
 	}
 	int rc = hq_v2_open(&x->m, raw, len);
 	if (rc != 0) {
-		snprintf(why, whycap, "MSH-1: %s", rc == HQ_EPARSE ? "no MSH segment with readable delimiters" : "out of memory");
+		snprintf(why, whycap, "MSH-1: %s",
+			 rc == HQ_EPARSE ? "no MSH segment with readable delimiters" : "out of memory");
 		return rc;
 	}
 	x->msh = x->m.seg[0];
@@ -537,8 +537,7 @@ convert(fx *x, const char *raw, size_t len, char *why, size_t whycap)
 
 /* The Bundle of raw as a tree in the calling thread's arena (see fj_begin). */
 static int
-bundle(const char *raw, size_t len, const hq_fhir_opts *o, fj **out, hq_fhir_stats *stats,
-       char *why, size_t whycap)
+bundle(const char *raw, size_t len, const hq_fhir_opts *o, fj **out, hq_fhir_stats *stats, char *why, size_t whycap)
 {
 	fx x;
 	memset(&x, 0, sizeof x);
@@ -557,7 +556,7 @@ bundle(const char *raw, size_t len, const hq_fhir_opts *o, fj **out, hq_fhir_sta
 	}
 	if (rc == 0) {
 		*out = fx_pack("{s:s,s:s,s:O}", "resourceType", "Bundle", "type",
-				 o->batch ? "batch" : "transaction", "entry", x.entries);
+			       o->batch ? "batch" : "transaction", "entry", x.entries);
 		if (*out == NULL)
 			rc = ENOMEM;
 	}
@@ -567,7 +566,9 @@ bundle(const char *raw, size_t len, const hq_fhir_opts *o, fj **out, hq_fhir_sta
 
 /* Bytes a JSON string cannot hold as they are: controls, '"' and '\\'. */
 static const unsigned char needs_escape[256] = {
-	[0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+	[0 ... 0x1f] = 1,
+	['"'] = 1,
+	['\\'] = 1,
 };
 
 /* A JSON string; text holds no control characters but tab and newline (v2.c drops the others). */
@@ -580,8 +581,12 @@ out_string(hq_buf *b, const char *s, size_t n)
 		unsigned char c = (unsigned char)s[i];
 		if (!needs_escape[c])
 			continue; /* the usual case: copied with the run */
-		const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\t' ? "\\t"
-				: c == '\r' ? "\\r" : NULL;
+		const char *esc = c == '"'    ? "\\\""
+				  : c == '\\' ? "\\\\"
+				  : c == '\n' ? "\\n"
+				  : c == '\t' ? "\\t"
+				  : c == '\r' ? "\\r"
+					      : NULL;
 		hq_buf_put(b, s + run, i - run);
 		if (esc == NULL) {
 			char u[8];
@@ -640,8 +645,10 @@ serialize(hq_buf *b, const fj *j, int resource)
 				q[kn + 2] = ':';
 			}
 			/* Bundle.entry[].resource: the resources */
-			serialize(b, v, resource == 2 && kn == 8 && memcmp(k, "resource", 8) == 0 ? 1
-					: resource == 4 && kn == 5 && memcmp(k, "entry", 5) == 0 ? 3 : 0);
+			serialize(b, v,
+				  resource == 2 && kn == 8 && memcmp(k, "resource", 8) == 0 ? 1
+				  : resource == 4 && kn == 5 && memcmp(k, "entry", 5) == 0  ? 3
+											    : 0);
 		}
 		hq_buf_put(b, "}", 1);
 	} else if (fj_is(j, FJ_ARRAY)) {
@@ -755,13 +762,15 @@ hq_fhir_read_key(const char *path, unsigned char key[32], char *err, size_t errc
 		int ok = n == 64;
 		for (size_t i = 0; ok && i < 32; i++) {
 			unsigned v;
-			ok = sscanf(p + 2 * i, "%2x", &v) == 1 && strspn(p + 2 * i, "0123456789abcdefABCDEF") >= 2;
+			ok = sscanf(p + 2 * i, "%2x", &v) == 1 &&
+			     strspn(p + 2 * i, "0123456789abcdefABCDEF") >= 2;
 			key[i] = (unsigned char)v;
 		}
 		fclose(fp);
 		if (!ok) {
 			memset(key, 0, 32);
-			snprintf(err, errcap, "%s:%d: not a key: 64 hex digits expected (openssl rand -hex 32)", path, lineno);
+			snprintf(err, errcap, "%s:%d: not a key: 64 hex digits expected (openssl rand -hex 32)",
+				 path, lineno);
 			return HQ_ECONFIG;
 		}
 		return 0;
@@ -772,8 +781,7 @@ hq_fhir_read_key(const char *path, unsigned char key[32], char *err, size_t errc
 }
 
 int
-hq_fhir_opts_init(hq_fhir_opts *o, const char *key_file, const char *zone, hq_tz **tz,
-		  char *err, size_t errcap)
+hq_fhir_opts_init(hq_fhir_opts *o, const char *key_file, const char *zone, hq_tz **tz, char *err, size_t errcap)
 {
 	memset(o, 0, sizeof *o);
 	*tz = NULL;

@@ -39,11 +39,11 @@
 #include "tz.h"
 
 typedef struct hq_fhir_opts {
-	unsigned char key[32];  /* HMAC key for ids (fhir_id_key_file) */
-	int batch;		/* Bundle.type batch instead of transaction */
-	int max_entries;	/* 0: no limit */
-	int patient_match;	/* Patient by conditional update on its identifier */
-	const hq_tz *tz;	/* fallback zone; NULL: UTC */
+	unsigned char key[32]; /* HMAC key for ids (fhir_id_key_file) */
+	int batch;	       /* Bundle.type batch instead of transaction */
+	int max_entries;       /* 0: no limit */
+	int patient_match;     /* Patient by conditional update on its identifier */
+	const hq_tz *tz;       /* fallback zone; NULL: UTC */
 } hq_fhir_opts;
 
 typedef struct hq_fhir_stats {

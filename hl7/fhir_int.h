@@ -32,10 +32,10 @@ typedef struct fj_member {
 
 struct fj {
 	int type;
-	size_t n;		 /* string length; members or elements */
-	const char *s;		 /* FJ_STRING, NUL-terminated */
-	int plain;		 /* FJ_STRING: printable ASCII but '"' and '\\' (JSON as it is) */
-	long long i;		 /* FJ_INTEGER */
+	size_t n;		/* string length; members or elements */
+	const char *s;		/* FJ_STRING, NUL-terminated */
+	int plain;		/* FJ_STRING: printable ASCII but '"' and '\\' (JSON as it is) */
+	long long i;		/* FJ_INTEGER */
 	fj_member *head, *tail; /* FJ_OBJECT, FJ_ARRAY, in insertion order */
 };
 
@@ -93,26 +93,26 @@ typedef struct fx {
 	const hq_fhir_opts *o;
 	hq_v2 m;
 	hq_str msh;
-	char msh_off[8];   /* MSH-7's offset, "+hh:mm", or "" */
-	char msgkey[300];  /* sender + MSH-10: prefix of message-scoped keys */
-	fj *entries;   /* Bundle.entry */
-	char (*ids)[64];   /* "Type/uuid" of each entry, for repeats */
-	fj **res;	   /* the resource of each entry */
-	const char **keys; /* its business key (in the arena; NULL: by conditional update) */
+	char msh_off[8];    /* MSH-7's offset, "+hh:mm", or "" */
+	char msgkey[300];   /* sender + MSH-10: prefix of message-scoped keys */
+	fj *entries;	    /* Bundle.entry */
+	char (*ids)[64];    /* "Type/uuid" of each entry, for repeats */
+	fj **res;	    /* the resource of each entry */
+	const char **keys;  /* its business key (in the arena; NULL: by conditional update) */
 	const char **types; /* its type (a literal) */
-	uint64_t *hashes;  /* key_hash of its key */
+	uint64_t *hashes;   /* key_hash of its key */
 	int nids, capids;
 	int nz, nskip;
 	char patient_ref[64]; /* "Patient/<id>" or "urn:uuid:<id>"; "" when none */
 	char patient_key[300];
 	char encounter_ref[64];
 	char encounter_key[300];
-	char why[200];	   /* the reason, when conversion fails */
+	char why[200]; /* the reason, when conversion fails */
 	int failed;
-	int badtime;	   /* fx_time met a value that is no time */
+	int badtime;		 /* fx_time met a value that is no time */
 	EVP_MD_CTX *ipad, *opad; /* HMAC's keyed inner and outer states, made on the first id */
 	EVP_MD_CTX *work;	 /* an id's hashing, over a copy of one of them */
-	char *tmp;	   /* scratch for decoded text */
+	char *tmp;		 /* scratch for decoded text */
 	size_t tmpcap;
 	/* Where the components of the value read last start (fx_comp): the
 	 * datatypes read most components of one value, each from its start. */
@@ -155,17 +155,17 @@ void fx_push(fj *obj, const char *key, fj *v);
 /* Coding system name (table 0396, an OID, a URI) -> FHIR URI; NULL when unknown. */
 const char *fx_system_uri(const char *name, char *buf, size_t cap);
 
-fj *fx_cwe(fx *x, hq_str cwe);	    /* CWE/CE/CNE -> CodeableConcept */
-fj *fx_coding(fx *x, hq_str cwe);	    /* first triplet -> Coding */
-fj *fx_cx(fx *x, hq_str cx);	    /* CX -> Identifier */
-fj *fx_ei(fx *x, hq_str ei);	    /* EI -> Identifier */
-fj *fx_xpn(fx *x, hq_str xpn);	    /* XPN -> HumanName */
-fj *fx_xad(fx *x, hq_str xad);	    /* XAD -> Address */
+fj *fx_cwe(fx *x, hq_str cwe);			/* CWE/CE/CNE -> CodeableConcept */
+fj *fx_coding(fx *x, hq_str cwe);		/* first triplet -> Coding */
+fj *fx_cx(fx *x, hq_str cx);			/* CX -> Identifier */
+fj *fx_ei(fx *x, hq_str ei);			/* EI -> Identifier */
+fj *fx_xpn(fx *x, hq_str xpn);			/* XPN -> HumanName */
+fj *fx_xad(fx *x, hq_str xad);			/* XAD -> Address */
 fj *fx_xtn(fx *x, hq_str xtn, const char *use); /* XTN -> ContactPoint */
-fj *fx_xcn_ref(fx *x, hq_str xcn);	    /* XCN -> logical Reference(Practitioner) */
-fj *fx_org_ref(fx *x, hq_str xon);	    /* XON -> logical Reference(Organization) */
-fj *fx_pl_ref(fx *x, hq_str pl);	    /* PL -> logical Reference(Location) */
-fj *fx_hd_system(fx *x, hq_str hd);	    /* HD -> system URI string, or NULL */
+fj *fx_xcn_ref(fx *x, hq_str xcn);		/* XCN -> logical Reference(Practitioner) */
+fj *fx_org_ref(fx *x, hq_str xon);		/* XON -> logical Reference(Organization) */
+fj *fx_pl_ref(fx *x, hq_str pl);		/* PL -> logical Reference(Location) */
+fj *fx_hd_system(fx *x, hq_str hd);		/* HD -> system URI string, or NULL */
 /* Sets obj.key to the text of the FHIR decimal in raw (see fx_number); 0 when set. */
 int fx_set_decimal(fx *x, fj *obj, const char *key, hq_str raw);
 

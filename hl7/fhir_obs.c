@@ -47,8 +47,9 @@ typed_id(fx *x, hq_str ei, const char *type)
 {
 	fj *id = fx_ei(x, ei);
 	if (id)
-		fj_set(id, "type", fx_pack("{s:[{s:s,s:s}]}", "coding", "system",
-			"http://terminology.hl7.org/CodeSystem/v2-0203", "code", type));
+		fj_set(id, "type",
+		       fx_pack("{s:[{s:s,s:s}]}", "coding", "system",
+			       "http://terminology.hl7.org/CodeSystem/v2-0203", "code", type));
 	return id;
 }
 
@@ -184,8 +185,8 @@ attachment(fx *x, hq_str ed)
 		char *d = malloc(data.n + 1);
 		size_t k = 0;
 		for (size_t i = 0; d && i < data.n; i++)
-			if (data.p[i] &&
-			    strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", data.p[i]))
+			if (data.p[i] && strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=",
+						data.p[i]))
 				d[k++] = data.p[i];
 		if (d && k)
 			fj_set(a, "data", fj_stringn(d, k));
@@ -205,9 +206,17 @@ attachment(fx *x, hq_str ed)
 int
 fx_observation(fx *x, int obx, const char *report_key, fj *report, const char *partof)
 {
-	static const char *const status[][2] = {{"F", "final"}, {"C", "corrected"}, {"P", "preliminary"},
-		{"X", "cancelled"}, {"R", "registered"}, {"I", "registered"}, {"D", "entered-in-error"},
-		{"W", "entered-in-error"}, {"A", "amended"}, {"S", "preliminary"}, {"U", "final"}};
+	static const char *const status[][2] = {{"F", "final"},
+						{"C", "corrected"},
+						{"P", "preliminary"},
+						{"X", "cancelled"},
+						{"R", "registered"},
+						{"I", "registered"},
+						{"D", "entered-in-error"},
+						{"W", "entered-in-error"},
+						{"A", "amended"},
+						{"S", "preliminary"},
+						{"U", "final"}};
 	fj *o = fj_object();
 	fj_set(o, "status", fj_string(MAP(status, F(obx, 11), "unknown")));
 	fj *code = fx_cwe(x, F(obx, 3));
@@ -259,7 +268,8 @@ fx_observation(fx *x, int obx, const char *report_key, fj *report, const char *p
 	else if (x->patient_key[0] && partof)
 		fx_cat(key, sizeof key, partof, "|", c1, "^", c3, "|", sub, (char *)NULL);
 	else if (x->patient_key[0] && when[0])
-		fx_cat(key, sizeof key, "pt|", x->patient_key, "|", c1, "^", c3, "|", sub, "|", when, (char *)NULL);
+		fx_cat(key, sizeof key, "pt|", x->patient_key, "|", c1, "^", c3, "|", sub, "|",
+		       when, (char *)NULL);
 	else
 		key[0] = 0;
 	char ref[64];
@@ -275,9 +285,10 @@ fx_observation(fx *x, int obx, const char *report_key, fj *report, const char *p
 fj *
 fx_report(fx *x, int obr, int orc, char key[300])
 {
-	static const char *const status[][2] = {{"F", "final"}, {"C", "corrected"}, {"P", "preliminary"},
-		{"X", "cancelled"}, {"R", "partial"}, {"I", "registered"}, {"O", "registered"},
-		{"S", "partial"}, {"A", "partial"}, {"Y", "final"}, {"Z", "final"}};
+	static const char *const status[][2] = {
+		{"F", "final"},	  {"C", "corrected"},  {"P", "preliminary"}, {"X", "cancelled"},
+		{"R", "partial"}, {"I", "registered"}, {"O", "registered"},  {"S", "partial"},
+		{"A", "partial"}, {"Y", "final"},      {"Z", "final"}};
 	fj *d = fj_object();
 	fj_set(d, "status", fj_string(MAP(status, F(obr, 25), "unknown")));
 	fj *code = fx_cwe(x, F(obr, 4));
@@ -328,11 +339,13 @@ fx_report(fx *x, int obr, int orc, char key[300])
 fj *
 fx_service_request(fx *x, int orc, int obr)
 {
-	static const char *const st5[][2] = {{"A", "active"}, {"CA", "revoked"}, {"CM", "completed"},
-		{"DC", "revoked"}, {"ER", "entered-in-error"}, {"HD", "on-hold"}, {"IP", "active"},
-		{"RP", "revoked"}, {"SC", "active"}};
-	static const char *const st1[][2] = {{"NW", "active"}, {"CA", "revoked"}, {"DC", "revoked"},
-		{"HD", "on-hold"}, {"XO", "active"}, {"SC", "active"}, {"OC", "revoked"}, {"OK", "active"}};
+	static const char *const st5[][2] = {
+		{"A", "active"},   {"CA", "revoked"},	       {"CM", "completed"},
+		{"DC", "revoked"}, {"ER", "entered-in-error"}, {"HD", "on-hold"},
+		{"IP", "active"},  {"RP", "revoked"},	       {"SC", "active"}};
+	static const char *const st1[][2] = {
+		{"NW", "active"}, {"CA", "revoked"}, {"DC", "revoked"}, {"HD", "on-hold"},
+		{"XO", "active"}, {"SC", "active"},  {"OC", "revoked"}, {"OK", "active"}};
 	int at = obr >= 0 ? obr : orc;
 	if (!x->patient_ref[0]) {
 		fx_fail(x, SEG(at), 0, "no PID before it: ServiceRequest.subject is required");
@@ -344,8 +357,12 @@ fx_service_request(fx *x, int orc, int obr)
 		status = MAP(st1, F(orc, 1), NULL);
 	fj_set(s, "status", fj_string(status ? status : "unknown"));
 	fj_set(s, "intent", fj_string("order"));
-	hq_str placer = orc >= 0 && hq_v2_valued(F(orc, 2)) ? F(orc, 2) : obr >= 0 ? F(obr, 2) : F(orc, 2);
-	hq_str filler = orc >= 0 && hq_v2_valued(F(orc, 3)) ? F(orc, 3) : obr >= 0 ? F(obr, 3) : F(orc, 3);
+	hq_str placer = orc >= 0 && hq_v2_valued(F(orc, 2)) ? F(orc, 2)
+			: obr >= 0			    ? F(obr, 2)
+							    : F(orc, 2);
+	hq_str filler = orc >= 0 && hq_v2_valued(F(orc, 3)) ? F(orc, 3)
+			: obr >= 0			    ? F(obr, 3)
+							    : F(orc, 3);
 	fx_push(s, "identifier", typed_id(x, placer, "PLAC"));
 	fx_push(s, "identifier", typed_id(x, filler, "FILL"));
 	if (obr >= 0) {
@@ -419,8 +436,8 @@ fx_specimen(fx *x, int spm, const char *report_key, fj *report)
 int
 fx_immunization(fx *x, int orc, int rxa, int rxr, char ref[64])
 {
-	static const char *const status[][2] = {{"CP", "completed"}, {"PA", "completed"},
-						{"RE", "not-done"}, {"NA", "not-done"}};
+	static const char *const status[][2] = {
+		{"CP", "completed"}, {"PA", "completed"}, {"RE", "not-done"}, {"NA", "not-done"}};
 	if (!x->patient_ref[0]) {
 		fx_fail(x, SEG(rxa), 0, "no PID before it: Immunization.patient is required");
 		return -1;
@@ -428,16 +445,17 @@ fx_immunization(fx *x, int orc, int rxa, int rxr, char ref[64])
 	fj *im = fj_object();
 	char action[4];
 	fx_keypart(x, F(rxa, 21), action, sizeof action);
-	fj_set(im, "status", fj_string(!strcmp(action, "D") ? "entered-in-error"
-						      : MAP(status, F(rxa, 20), "completed")));
+	fj_set(im, "status",
+	       fj_string(!strcmp(action, "D") ? "entered-in-error" : MAP(status, F(rxa, 20), "completed")));
 	fj *code = fx_cwe(x, F(rxa, 5));
 	fj *when = fx_time_of(x, rxa, 3, C(F(rxa, 3), 1), 't');
 	if (code == NULL || when == NULL) {
 		fj_drop(code);
 		fj_drop(when);
 		fj_drop(im);
-		fx_fail(x, SEG(rxa), code ? 3 : 5, code ? "empty: Immunization.occurrence is required"
-							: "empty: Immunization.vaccineCode is required");
+		fx_fail(x, SEG(rxa), code ? 3 : 5,
+			code ? "empty: Immunization.occurrence is required"
+			     : "empty: Immunization.vaccineCode is required");
 		return -1;
 	}
 	fj_set(im, "vaccineCode", code);
@@ -456,8 +474,9 @@ fx_immunization(fx *x, int orc, int rxa, int rxr, char ref[64])
 		fj_set(im, "manufacturer", fx_pack("{s:o,s:s}", "display", mvx, "type", "Organization"));
 	fj *who = fx_xcn_ref(x, R(F(rxa, 10), 1));
 	if (who)
-		fx_push(im, "performer", fx_pack("{s:{s:[{s:s,s:s}]},s:o}", "function", "coding", "system",
-			"http://terminology.hl7.org/CodeSystem/v2-0443", "code", "AP", "actor", who));
+		fx_push(im, "performer",
+			fx_pack("{s:{s:[{s:s,s:s}]},s:o}", "function", "coding", "system",
+				"http://terminology.hl7.org/CodeSystem/v2-0443", "code", "AP", "actor", who));
 	char src[8];
 	fx_keypart(x, C(F(rxa, 9), 1), src, sizeof src);
 	if (!strcmp(src, "00") || !strcmp(src, "01"))
@@ -493,10 +512,11 @@ fx_immunization(fx *x, int orc, int rxa, int rxr, char ref[64])
 int
 fx_appointment(fx *x, int sch, const int *ais, int nais, const int *aip, int naip)
 {
-	static const char *const status[][2] = {{"Booked", "booked"}, {"Cancelled", "cancelled"},
-		{"Complete", "fulfilled"}, {"Noshow", "noshow"}, {"Pending", "pending"},
-		{"Waitlist", "waitlist"}, {"Started", "arrived"}, {"Deleted", "entered-in-error"},
-		{"Overbook", "booked"}, {"Blocked", "booked"}};
+	static const char *const status[][2] = {
+		{"Booked", "booked"},	{"Cancelled", "cancelled"},	 {"Complete", "fulfilled"},
+		{"Noshow", "noshow"},	{"Pending", "pending"},		 {"Waitlist", "waitlist"},
+		{"Started", "arrived"}, {"Deleted", "entered-in-error"}, {"Overbook", "booked"},
+		{"Blocked", "booked"}};
 	fj *a = fj_object();
 	const char *st = MAP(status, C(F(sch, 25), 1), "booked");
 	fx_push(a, "identifier", typed_id(x, F(sch, 1), "PLAC"));
@@ -528,7 +548,8 @@ fx_appointment(fx *x, int sch, const int *ais, int nais, const int *aip, int nai
 	}
 	fj_set(a, "status", fj_string(st));
 	if (x->patient_ref[0])
-		fx_push(a, "participant", fx_pack("{s:o,s:s}", "actor", fx_ref(x->patient_ref), "status", "accepted"));
+		fx_push(a, "participant",
+			fx_pack("{s:o,s:s}", "actor", fx_ref(x->patient_ref), "status", "accepted"));
 	for (int k = 0; k < naip; k++) {
 		fj *who = fx_xcn_ref(x, R(F(aip[k], 3), 1));
 		if (who)
@@ -555,8 +576,10 @@ fx_appointment(fx *x, int sch, const int *ais, int nais, const int *aip, int nai
 int
 fx_document(fx *x, int txa, const int *obx, int nobx)
 {
-	static const char *const doc[][2] = {{"AU", "final"}, {"LA", "final"}, {"PA", "preliminary"},
-		{"IP", "preliminary"}, {"IN", "preliminary"}, {"DI", "preliminary"}, {"DO", "preliminary"}};
+	static const char *const doc[][2] = {{"AU", "final"},	    {"LA", "final"},
+					     {"PA", "preliminary"}, {"IP", "preliminary"},
+					     {"IN", "preliminary"}, {"DI", "preliminary"},
+					     {"DO", "preliminary"}};
 	static const char *const avail[][2] = {{"AV", "current"}, {"OB", "superseded"}, {"CA", "entered-in-error"}};
 	if (!x->patient_ref[0]) {
 		fx_fail(x, SEG(txa), 0, "no PID before it: DocumentReference.subject is required");
@@ -581,7 +604,8 @@ fx_document(fx *x, int txa, const int *obx, int nobx)
 		char t[8];
 		fx_keypart(x, F(obx[k], 2), t, sizeof t);
 		if (!strcmp(t, "ED")) {
-			fx_push(d, "content", fx_pack("{s:o}", "attachment", attachment(x, R(F(obx[k], 5), 1))));
+			fx_push(d, "content",
+				fx_pack("{s:o}", "attachment", attachment(x, R(F(obx[k], 5), 1))));
 			continue;
 		}
 		fj *line = reps_text(x, F(obx[k], 5));
@@ -602,8 +626,9 @@ fx_document(fx *x, int txa, const int *obx, int nobx)
 		size_t n;
 		char *b = hq_base64(text, tlen, &n);
 		if (b)
-			fx_push(d, "content", fx_pack("{s:{s:s,s:s#}}", "attachment", "contentType",
-				"text/plain; charset=utf-8", "data", b, (int)n));
+			fx_push(d, "content",
+				fx_pack("{s:{s:s,s:s#}}", "attachment", "contentType",
+					"text/plain; charset=utf-8", "data", b, (int)n));
 		free(b);
 	}
 	free(text);

@@ -145,8 +145,8 @@ patient_contact(fx *x, fj *p, int nk1)
 static void
 patient_demographics(fx *x, fj *p, int pid)
 {
-	static const char *const gender[][2] = {{"M", "male"}, {"F", "female"}, {"O", "other"},
-						{"A", "other"}, {"N", "other"}, {"U", "unknown"}};
+	static const char *const gender[][2] = {{"M", "male"},	{"F", "female"}, {"O", "other"},
+						{"A", "other"}, {"N", "other"},	 {"U", "unknown"}};
 	for (int f = 2; f <= 4; f += 1)
 		for (int r = 1; r <= hq_v2_nreps(&x->m, F(pid, f)); r++)
 			fx_push(p, "identifier", fx_cx(x, R(F(pid, f), r)));
@@ -165,7 +165,8 @@ patient_demographics(fx *x, fj *p, int pid)
 	fj *lang = fx_cwe(x, R(F(pid, 15), 1));
 	if (lang)
 		fx_push(p, "communication", fx_pack("{s:o}", "language", lang));
-	fx_set(p, "maritalStatus", cwe_table(x, R(F(pid, 16), 1), "http://terminology.hl7.org/CodeSystem/v2-0002"));
+	fx_set(p, "maritalStatus",
+	       cwe_table(x, R(F(pid, 16), 1), "http://terminology.hl7.org/CodeSystem/v2-0002"));
 	fj *died = fx_time_of(x, pid, 29, C(F(pid, 29), 1), 't');
 	fj *dead = fx_text(x, F(pid, 30));
 	if (died)
@@ -235,15 +236,18 @@ fx_patient(fx *x, int pid, int pd1, const int *nk1, int nnk1, int mrg)
 static void
 encounter_participants(fx *x, fj *e, int pv1)
 {
-	static const struct { int field; const char *code; } who[] = {
-		{7, "ATND"}, {8, "REF"}, {9, "CON"}, {17, "ADM"}};
+	static const struct {
+		int field;
+		const char *code;
+	} who[] = {{7, "ATND"}, {8, "REF"}, {9, "CON"}, {17, "ADM"}};
 	for (size_t k = 0; k < sizeof who / sizeof who[0]; k++)
 		for (int r = 1; r <= hq_v2_nreps(&x->m, F(pv1, who[k].field)); r++) {
 			fj *ref = fx_xcn_ref(x, R(F(pv1, who[k].field), r));
 			if (ref == NULL)
 				continue;
 			fj *type = fx_pack("[{s:[o]}]", "coding",
-						 coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", who[k].code));
+					   coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+						  who[k].code));
 			fx_push(e, "participant", fx_pack("{s:o,s:o}", "type", type, "individual", ref));
 		}
 }
@@ -253,7 +257,8 @@ fx_encounter(fx *x, int pv1, int pv2, const char *trigger)
 {
 	static const char *const cls[][2] = {{"E", "EMER"}, {"I", "IMP"}, {"O", "AMB"}, {"P", "PRENC"}};
 	fj *c = fx_text(x, C(F(pv1, 2), 1));
-	int valued = hq_v2_valued(F(pv1, 19)) || hq_v2_valued(F(pv1, 44)) || (c && strcmp(fj_str(c), "N") != 0);
+	int valued = hq_v2_valued(F(pv1, 19)) || hq_v2_valued(F(pv1, 44)) ||
+		     (c && strcmp(fj_str(c), "N") != 0);
 	if (!valued) {
 		fj_drop(c);
 		return 0;
@@ -273,8 +278,9 @@ fx_encounter(fx *x, int pv1, int pv2, const char *trigger)
 	fj_set(e, "status", fj_string(status));
 	if (c) {
 		const char *act = LOOKUP(cls, c, NULL);
-		fj_set(e, "class", act ? coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", act)
-						    : coding("http://terminology.hl7.org/CodeSystem/v2-0004", fj_str(c)));
+		fj_set(e, "class",
+		       act ? coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", act)
+			   : coding("http://terminology.hl7.org/CodeSystem/v2-0004", fj_str(c)));
 		fj_drop(c);
 	} else {
 		fj_set(e, "class", coding("http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "UNK"));
@@ -292,7 +298,8 @@ fx_encounter(fx *x, int pv1, int pv2, const char *trigger)
 	fx_set(e, "serviceType", cwe_table(x, F(pv1, 10), "http://terminology.hl7.org/CodeSystem/v2-0069"));
 	fj *h = fj_object();
 	fx_set(h, "admitSource", cwe_table(x, F(pv1, 14), "http://terminology.hl7.org/CodeSystem/v2-0023"));
-	fx_set(h, "dischargeDisposition", cwe_table(x, F(pv1, 36), "http://terminology.hl7.org/CodeSystem/v2-0112"));
+	fx_set(h, "dischargeDisposition",
+	       cwe_table(x, F(pv1, 36), "http://terminology.hl7.org/CodeSystem/v2-0112"));
 	fx_set(e, "hospitalization", h);
 	if (pv2 >= 0)
 		fx_push(e, "reasonCode", fx_cwe(x, F(pv2, 3)));
@@ -322,14 +329,16 @@ need_patient(fx *x, int i, const char *what)
 int
 fx_allergy(fx *x, int al1)
 {
-	static const char *const cat[][2] = {{"DA", "medication"}, {"MA", "medication"}, {"FA", "food"},
-					     {"EA", "environment"}, {"AA", "environment"}, {"PA", "environment"}};
+	static const char *const cat[][2] = {{"DA", "medication"},  {"MA", "medication"},
+					     {"FA", "food"},	    {"EA", "environment"},
+					     {"AA", "environment"}, {"PA", "environment"}};
 	static const char *const crit[][2] = {{"SV", "high"}, {"MO", "low"}, {"MI", "low"}};
 	if (need_patient(x, al1, "no PID before it: AllergyIntolerance.patient is required"))
 		return -1;
 	fj *a = fj_object();
-	fj_set(a, "clinicalStatus", fx_pack("{s:[o]}", "coding",
-		coding("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "active")));
+	fj_set(a, "clinicalStatus",
+	       fx_pack("{s:[o]}", "coding",
+		       coding("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "active")));
 	const char *c = LOOKUP(cat, fx_text(x, C(F(al1, 2), 1)), NULL);
 	if (c)
 		fj_set(a, "category", fx_pack("[s]", c));
@@ -363,8 +372,9 @@ fx_condition(fx *x, int dg1)
 	if (need_patient(x, dg1, "no PID before it: Condition.subject is required"))
 		return -1;
 	fj *c = fj_object();
-	fj_set(c, "category", fx_pack("[{s:[o]}]", "coding",
-		coding("http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis")));
+	fj_set(c, "category",
+	       fx_pack("[{s:[o]}]", "coding",
+		       coding("http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis")));
 	fj *code = fx_cwe(x, F(dg1, 3)), *desc = code ? NULL : fx_text(x, F(dg1, 4));
 	fx_set(c, "code", code ? code : desc ? fx_pack("{s:o}", "text", desc) : NULL);
 	set_subject(x, c, "subject");
@@ -407,8 +417,10 @@ fx_coverage(fx *x, int in1)
 		fx_push(c, "identifier", fx_pack("{s:o}", "value", policy));
 	fj *group = fx_text(x, F(in1, 8));
 	if (group)
-		fx_push(c, "class", fx_pack("{s:{s:[o]},s:o}", "type", "coding",
-			coding("http://terminology.hl7.org/CodeSystem/coverage-class", "group"), "value", group));
+		fx_push(c, "class",
+			fx_pack("{s:{s:[o]},s:o}", "type", "coding",
+				coding("http://terminology.hl7.org/CodeSystem/coverage-class", "group"),
+				"value", group));
 	fj *period = fj_object();
 	fx_set(period, "start", fx_time_of(x, in1, 12, F(in1, 12), 't'));
 	fx_set(period, "end", fx_time_of(x, in1, 13, F(in1, 13), 't'));

@@ -318,8 +318,7 @@ fx_system_uri(const char *name, char *buf, size_t cap)
 	for (size_t i = 0; i < sizeof systems / sizeof systems[0]; i++)
 		if ((systems[i].name[0] | 0x20) == first && strcasecmp(name, systems[i].name) == 0)
 			return systems[i].uri;
-	if (strncasecmp(name, "HL7", 3) == 0 && strlen(name) == 7 &&
-	    strspn(name + 3, "0123456789") == 4) {
+	if (strncasecmp(name, "HL7", 3) == 0 && strlen(name) == 7 && strspn(name + 3, "0123456789") == 4) {
 		fx_cat(buf, cap, "http://terminology.hl7.org/CodeSystem/v2-", name + 3, (char *)NULL);
 		return buf;
 	}
@@ -474,8 +473,7 @@ fx_ei(fx *x, hq_str ei)
 	} else if (uid) {
 		uri = fx_system_uri(fj_str(uid), buf, sizeof buf);
 	}
-	if (uri == NULL && ns && (is_oid(fj_str(ns)) ||
-				  strncmp(fj_str(ns), "urn:", 4) == 0))
+	if (uri == NULL && ns && (is_oid(fj_str(ns)) || strncmp(fj_str(ns), "urn:", 4) == 0))
 		uri = fx_system_uri(fj_str(ns), buf, sizeof buf);
 	if (uri)
 		fj_set(id, "system", fj_string(uri));
@@ -490,10 +488,11 @@ fx_ei(fx *x, hq_str ei)
 static const char *
 name_use(const char *c)
 {
-	static const char *map[][2] = {{"L", "official"}, {"D", "usual"}, {"A", "usual"},
-				       {"M", "maiden"}, {"N", "nickname"}, {"S", "anonymous"},
+	static const char *map[][2] = {{"L", "official"}, {"D", "usual"},    {"A", "usual"},
+				       {"M", "maiden"},	  {"N", "nickname"}, {"S", "anonymous"},
 				       {"B", "official"}, {"C", "official"}, {"T", "temp"},
-				       {"U", "temp"}, {"I", "usual"}, {"P", "usual"}, {"R", "official"}};
+				       {"U", "temp"},	  {"I", "usual"},    {"P", "usual"},
+				       {"R", "official"}};
 	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
 		if (strcmp(c, map[i][0]) == 0)
 			return map[i][1];

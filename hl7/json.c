@@ -60,10 +60,18 @@ unescape_into(hq_buf *b, const char *s, size_t n, const delims *d)
 		switch (s[i + 1]) {
 		case 'F': putc_(b, d->fs); break;
 		case 'S': putc_(b, d->cs); break;
-		case 'T': if (!d->ss) return -1; putc_(b, d->ss); break;
+		case 'T':
+			if (!d->ss)
+				return -1;
+			putc_(b, d->ss);
+			break;
 		case 'R': putc_(b, d->rs); break;
 		case 'E': putc_(b, d->es); break;
-		case 'P': if (!d->ts) return -1; putc_(b, d->ts); break;
+		case 'P':
+			if (!d->ts)
+				return -1;
+			putc_(b, d->ts);
+			break;
 		default: return -1;
 		}
 		i += 2;
@@ -151,8 +159,7 @@ has_below(const char *s, size_t n, int depth, const delims *d)
 {
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		if ((depth <= 0 && c == d->rs) || (depth <= 1 && c == d->cs) ||
-		    (d->ss && c == d->ss))
+		if ((depth <= 0 && c == d->rs) || (depth <= 1 && c == d->cs) || (d->ss && c == d->ss))
 			return 1;
 	}
 	return 0;
@@ -190,8 +197,7 @@ field(const char *s, size_t n, const delims *d)
 static int
 is_header(const char *s, size_t n)
 {
-	return n >= 3 && (memcmp(s, "MSH", 3) == 0 || memcmp(s, "FHS", 3) == 0 ||
-			  memcmp(s, "BHS", 3) == 0);
+	return n >= 3 && (memcmp(s, "MSH", 3) == 0 || memcmp(s, "FHS", 3) == 0 || memcmp(s, "BHS", 3) == 0);
 }
 
 static json_t *
@@ -318,7 +324,8 @@ emit_level(hq_buf *b, const json_t *j, int depth, const delims *d)
 	char sep = depth == 0 ? d->rs : depth == 1 ? d->cs : d->ss;
 	size_t i;
 	json_t *v;
-	json_array_foreach(j, i, v) {
+	json_array_foreach(j, i, v)
+	{
 		if (i)
 			putc_(b, sep);
 		if (emit_level(b, v, depth + 1, d) != 0)
@@ -337,11 +344,13 @@ hq_json_to_hl7(const json_t *root, char **out, size_t *len)
 		return -1;
 	const char *sp = json_string_value(sepj);
 	size_t sl = json_string_length(sepj);
-	delims d = {sp[0], sp[1], sp[2], sp[3], sl > 4 ? sp[4] : 0, sl > 5 ? sp[5] : 0, (int)sl - 1};
+	delims d = {sp[0],	sp[1], sp[2], sp[3], sl > 4 ? sp[4] : 0, sl > 5 ? sp[5] : 0,
+		    (int)sl - 1};
 	hq_buf b = {0};
 	size_t i;
 	json_t *seg;
-	json_array_foreach(segs, i, seg) {
+	json_array_foreach(segs, i, seg)
+	{
 		const json_t *name = json_object_get(seg, "name");
 		const json_t *fields = json_object_get(seg, "fields");
 		const json_t *end = json_object_get(seg, "end");
@@ -356,7 +365,8 @@ hq_json_to_hl7(const json_t *root, char **out, size_t *len)
 		}
 		size_t k;
 		json_t *f;
-		json_array_foreach(fields, k, f) {
+		json_array_foreach(fields, k, f)
+		{
 			putc_(&b, d.fs);
 			if (emit_level(&b, f, 0, &d) != 0)
 				goto bad;

@@ -73,8 +73,7 @@ valid_segment_id(hq_str seg, char fs)
 	if (!isupper((unsigned char)seg.p[0]))
 		return 0;
 	for (int i = 1; i < 3; i++)
-		if (!isupper((unsigned char)seg.p[i]) &&
-		    !isdigit((unsigned char)seg.p[i]))
+		if (!isupper((unsigned char)seg.p[i]) && !isdigit((unsigned char)seg.p[i]))
 			return 0;
 	return seg.n == 3 || seg.p[3] == fs;
 }
@@ -157,20 +156,16 @@ static int
 check_msh(hq_msh *m)
 {
 	if (hq_str_blank(m->type_code))
-		return fail(m, HQ_0357_REQUIRED_MISSING,
-			    "Required field missing: MSH-9 message type", "MSH^1^9");
+		return fail(m, HQ_0357_REQUIRED_MISSING, "Required field missing: MSH-9 message type", "MSH^1^9");
 	if (hq_str_blank(m->control_id))
-		return fail(m, HQ_0357_REQUIRED_MISSING,
-			    "Required field missing: MSH-10 control id", "MSH^1^10");
+		return fail(m, HQ_0357_REQUIRED_MISSING, "Required field missing: MSH-10 control id", "MSH^1^10");
 	/* MSH-11 is required by the standard, but HAPI accepts it empty and
 	 * real senders leave it so (the corpus has such a message): accept. */
 	if (hq_str_blank(m->version_id))
-		return fail(m, HQ_0357_REQUIRED_MISSING,
-			    "Required field missing: MSH-12 version id", "MSH^1^12");
+		return fail(m, HQ_0357_REQUIRED_MISSING, "Required field missing: MSH-12 version id", "MSH^1^12");
 	int v = hq_version_num(m->version_id);
 	if (v < 201 || v > 299)
-		return fail(m, HQ_0357_UNSUPPORTED_VERSION,
-			    "Unsupported version id", "MSH^1^12");
+		return fail(m, HQ_0357_UNSUPPORTED_VERSION, "Unsupported version id", "MSH^1^12");
 	return 0;
 }
 
@@ -194,15 +189,12 @@ hq_msh_parse(const char *buf, size_t len, hq_msh *m)
 		}
 	}
 	seg = next_segment(buf, len, &pos);
-	if (seg.n >= 3 && (memcmp(seg.p, "FHS", 3) == 0 ||
-			   memcmp(seg.p, "BHS", 3) == 0))
+	if (seg.n >= 3 && (memcmp(seg.p, "FHS", 3) == 0 || memcmp(seg.p, "BHS", 3) == 0))
 		m->is_batch = 1;
 	else if (seg.n < 3 || memcmp(seg.p, "MSH", 3) != 0)
-		return fail(m, HQ_0357_SEGMENT_SEQUENCE,
-			    "Message does not start with an MSH segment", "");
+		return fail(m, HQ_0357_SEGMENT_SEQUENCE, "Message does not start with an MSH segment", "");
 	if (!parse_delims(m, seg))
-		return fail(m, HQ_0357_DATA_TYPE,
-			    "Invalid delimiters in MSH-1/MSH-2", "MSH^1^2");
+		return fail(m, HQ_0357_DATA_TYPE, "Invalid delimiters in MSH-1/MSH-2", "MSH^1^2");
 
 	hq_str header = seg;
 	if (!m->is_batch)
@@ -215,8 +207,7 @@ hq_msh_parse(const char *buf, size_t len, hq_msh *m)
 			continue;
 		m->segments++;
 		if (!valid_segment_id(seg, m->fs))
-			return fail(m, HQ_0357_SEGMENT_SEQUENCE,
-				    "Invalid segment id", "");
+			return fail(m, HQ_0357_SEGMENT_SEQUENCE, "Invalid segment id", "");
 		if (first_msh.p == NULL && memcmp(seg.p, "MSH", 3) == 0)
 			first_msh = seg;
 		if (!have_pid && memcmp(seg.p, "PID", 3) == 0) {
@@ -228,15 +219,13 @@ hq_msh_parse(const char *buf, size_t len, hq_msh *m)
 	}
 
 	if (first_msh.p == NULL)
-		return fail(m, HQ_0357_SEGMENT_SEQUENCE,
-			    "Batch holds no MSH segment", "");
+		return fail(m, HQ_0357_SEGMENT_SEQUENCE, "Batch holds no MSH segment", "");
 	if (m->is_batch) {
 		/* The batch's first message gives type and version; the
 		 * header gives the parties and the control id that is acked. */
 		hq_msh inner = *m;
 		if (!parse_delims(&inner, first_msh))
-			return fail(m, HQ_0357_DATA_TYPE,
-				    "Invalid delimiters in MSH-1/MSH-2", "MSH^1^2");
+			return fail(m, HQ_0357_DATA_TYPE, "Invalid delimiters in MSH-1/MSH-2", "MSH^1^2");
 		take_msh_fields(&inner, first_msh);
 		hq_str batch_ctrl = header_field(m, header, 11);
 		int rc = check_msh(&inner);

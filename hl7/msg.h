@@ -32,19 +32,19 @@ typedef struct hq_msh {
 	char fs, cs, rs, es, ss, ts;
 	int is_batch; /* frame starts with FHS or BHS */
 
-	hq_str sending_app, sending_fac;     /* MSH-3, MSH-4 (raw fields) */
-	hq_str receiving_app, receiving_fac; /* MSH-5, MSH-6 */
-	hq_str datetime;		     /* MSH-7 */
-	hq_str type_field;		     /* MSH-9 whole, e.g. ADT^A01^ADT_A01 */
+	hq_str sending_app, sending_fac;      /* MSH-3, MSH-4 (raw fields) */
+	hq_str receiving_app, receiving_fac;  /* MSH-5, MSH-6 */
+	hq_str datetime;		      /* MSH-7 */
+	hq_str type_field;		      /* MSH-9 whole, e.g. ADT^A01^ADT_A01 */
 	hq_str type_code, trigger, structure; /* MSH-9.1, .2, .3 */
-	hq_str control_id;		     /* MSH-10 (FHS-11/BHS-11 for a batch) */
-	hq_str processing_id;		     /* MSH-11 whole */
-	hq_str version;			     /* MSH-12 whole */
-	hq_str version_id;		     /* MSH-12.1, e.g. 2.5.1 */
-	hq_str accept_ack, app_ack;	     /* MSH-15, MSH-16 */
-	hq_str charset;			     /* MSH-18 (first repetition) */
+	hq_str control_id;		      /* MSH-10 (FHS-11/BHS-11 for a batch) */
+	hq_str processing_id;		      /* MSH-11 whole */
+	hq_str version;			      /* MSH-12 whole */
+	hq_str version_id;		      /* MSH-12.1, e.g. 2.5.1 */
+	hq_str accept_ack, app_ack;	      /* MSH-15, MSH-16 */
+	hq_str charset;			      /* MSH-18 (first repetition) */
 	hq_str patient_id, patient_authority; /* PID-3.1 and PID-3.4, first repetition */
-	int segments;			     /* segments seen, empty ones excluded */
+	int segments;			      /* segments seen, empty ones excluded */
 
 	/* When the frame is refused: the 0357 code, a fixed text, a location. */
 	int err_code;

@@ -41,13 +41,12 @@ hq_payload_json(const hq_payload_meta *m, const char *raw, size_t raw_len, size_
 	size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(when + n, sizeof when - n, ".%06uZ", (unsigned)(m->received_us % 1000000));
 	json_t *msg = hq_hl7_to_json(raw, raw_len);
-	json_t *root = json_pack("{s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:{s:o,s:o},s:{s:o,s:o}}",
-				 "id", (json_int_t)m->id, "received_at", when,
-				 "listener", jstr(m->listener), "peer", jstr(m->peer),
-				 "type", jstr(m->type), "control_id", jstr(m->control_id),
-				 "version", jstr(m->version),
-				 "sender", "application", jstr(m->sending_app), "facility", jstr(m->sending_fac),
-				 "receiver", "application", jstr(m->receiving_app), "facility", jstr(m->receiving_fac));
+	json_t *root = json_pack(
+		"{s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:{s:o,s:o},s:{s:o,s:o}}", "id", (json_int_t)m->id,
+		"received_at", when, "listener", jstr(m->listener), "peer", jstr(m->peer), "type",
+		jstr(m->type), "control_id", jstr(m->control_id), "version", jstr(m->version),
+		"sender", "application", jstr(m->sending_app), "facility", jstr(m->sending_fac),
+		"receiver", "application", jstr(m->receiving_app), "facility", jstr(m->receiving_fac));
 	if (root == NULL) {
 		json_decref(msg);
 		return NULL;
@@ -72,8 +71,10 @@ hq_payload_json(const hq_payload_meta *m, const char *raw, size_t raw_len, size_
 const char *
 hq_payload_charset(const char *msh18)
 {
-	static const struct { const char *hl7, *iana; } map[] = {
-		{"UNICODE UTF-8", "utf-8"}, {"UTF-8", "utf-8"}, {"ASCII", "us-ascii"},
+	static const struct {
+		const char *hl7, *iana;
+	} map[] = {
+		{"UNICODE UTF-8", "utf-8"}, {"UTF-8", "utf-8"},	      {"ASCII", "us-ascii"},
 		{"8859/1", "iso-8859-1"},   {"8859/2", "iso-8859-2"}, {"8859/15", "iso-8859-15"},
 	};
 	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)

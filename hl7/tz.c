@@ -18,16 +18,16 @@
 #include "tz.h"
 
 typedef struct rule {
-	int m, w, d;   /* Mm.w.d */
-	int32_t time;  /* seconds after local midnight */
+	int m, w, d;  /* Mm.w.d */
+	int32_t time; /* seconds after local midnight */
 } rule;
 
 struct hq_tz {
-	int64_t *at;   /* transition instants, ascending */
-	int32_t *off;  /* offset starting at at[i] */
+	int64_t *at;  /* transition instants, ascending */
+	int32_t *off; /* offset starting at at[i] */
 	size_t n;
 	int32_t first_off; /* before the first transition */
-	int has_rule;      /* footer: std_off/dst_off with start/end rules */
+	int has_rule;	   /* footer: std_off/dst_off with start/end rules */
 	int32_t std_off, dst_off;
 	rule start, end;
 };
@@ -129,8 +129,8 @@ static int
 posix_rule(const char **s, rule *r)
 {
 	const char *p = *s;
-	if (*p != 'M' || sscanf(p + 1, "%d.%d.%d", &r->m, &r->w, &r->d) != 3 ||
-	    r->m < 1 || r->m > 12 || r->w < 1 || r->w > 5 || r->d < 0 || r->d > 6)
+	if (*p != 'M' || sscanf(p + 1, "%d.%d.%d", &r->m, &r->w, &r->d) != 3 || r->m < 1 ||
+	    r->m > 12 || r->w < 1 || r->w > 5 || r->d < 0 || r->d > 6)
 		return -1;
 	p++;
 	while (*p && *p != '/' && *p != ',')
@@ -164,8 +164,7 @@ parse_footer(hq_tz *tz, const char *s)
 			return;
 		tz->dst_off = -west;
 	}
-	if (*s++ != ',' || posix_rule(&s, &tz->start) != 0 || *s++ != ',' ||
-	    posix_rule(&s, &tz->end) != 0)
+	if (*s++ != ',' || posix_rule(&s, &tz->start) != 0 || *s++ != ',' || posix_rule(&s, &tz->end) != 0)
 		return;
 	tz->has_rule = 1;
 }
@@ -225,8 +224,8 @@ valid_name(const char *name)
 	if (*name == 0 || *name == '/' || strstr(name, "..") || strlen(name) > 200)
 		return 0;
 	for (const char *p = name; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		      *p == '/' || *p == '_' || *p == '-' || *p == '+'))
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || *p == '/' || *p == '_' || *p == '-' || *p == '+'))
 			return 0;
 	return 1;
 }

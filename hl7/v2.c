@@ -24,8 +24,8 @@
 struct hq_v2_index {
 	const char *p; /* the segment, p[0..n) */
 	size_t n;
-	int nf;	       /* starts known */
-	int more;      /* the segment has more fields than were indexed */
+	int nf;	  /* starts known */
+	int more; /* the segment has more fields than were indexed */
 	const char *start[HQ_V2_NF + 1];
 };
 
@@ -345,8 +345,9 @@ hq_v2_decode(const hq_v2 *m, hq_str raw, char *buf, size_t cap)
 			u[0] = ' ';
 			memmove(u + 1, u + 2, e - k - 2);
 			e--;
-		} else if (k + 2 < e && ((u[0] == 0xe2 && u[1] == 0x80 && (u[2] <= 0x8a || u[2] == 0xa8 || u[2] == 0xa9)) ||
-					 (u[0] == 0xe3 && u[1] == 0x80 && u[2] == 0x80))) {
+		} else if (k + 2 < e &&
+			   ((u[0] == 0xe2 && u[1] == 0x80 && (u[2] <= 0x8a || u[2] == 0xa8 || u[2] == 0xa9)) ||
+			    (u[0] == 0xe3 && u[1] == 0x80 && u[2] == 0x80))) {
 			u[0] = ' ';
 			memmove(u + 1, u + 3, e - k - 3);
 			e -= 2;

@@ -19,7 +19,7 @@
 
 typedef struct hq_v2 {
 	char fs, cs, rs, es, ss;
-	int latin1; /* the bytes are not UTF-8: decode as ISO 8859-1 */
+	int latin1;  /* the bytes are not UTF-8: decode as ISO 8859-1 */
 	hq_str *seg; /* the segments, blank ones left out */
 	int nseg;
 	struct hq_v2_index *index; /* the fields of the segment read last (v2.c) */

@@ -99,7 +99,8 @@ silent_listeners(hq_buf *b)
 				hq_buf_printf(b, "%s\"listener %s: silent: no message for %llu s (expect_within %llu s)\"",
 					      k ? "," : ",\"warnings\":[", l->name,
 					      (unsigned long long)(quiet / 1000000),
-					      (unsigned long long)(__atomic_load_n(&l->expect_within_ms, __ATOMIC_RELAXED) / 1000));
+					      (unsigned long long)(__atomic_load_n(&l->expect_within_ms, __ATOMIC_RELAXED) /
+								   1000));
 			k++;
 		}
 		if (k)
@@ -112,11 +113,18 @@ static void
 journal_metrics(hq_journal *j, hq_buf *b)
 {
 	hq_target_summary *t = calloc(MAX_TARGETS, sizeof *t); /* scrapes may overlap */
-	static const struct { const char *name, *help; size_t off; } g[] = {
-		{"hl7q_target_pending", "Deliveries waiting (not in flight), by target.", offsetof(hq_target_summary, pending)},
-		{"hl7q_target_retrying", "Deliveries waiting for a retry, by target.", offsetof(hq_target_summary, retrying)},
-		{"hl7q_target_dead", "Dead-lettered deliveries in the journal, by target.", offsetof(hq_target_summary, dead)},
-		{"hl7q_target_delivered", "Delivered deliveries in the journal, by target.", offsetof(hq_target_summary, delivered)},
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} g[] = {
+		{"hl7q_target_pending", "Deliveries waiting (not in flight), by target.",
+		 offsetof(hq_target_summary, pending)},
+		{"hl7q_target_retrying", "Deliveries waiting for a retry, by target.",
+		 offsetof(hq_target_summary, retrying)},
+		{"hl7q_target_dead", "Dead-lettered deliveries in the journal, by target.",
+		 offsetof(hq_target_summary, dead)},
+		{"hl7q_target_delivered", "Delivered deliveries in the journal, by target.",
+		 offsetof(hq_target_summary, delivered)},
 	};
 	if (t == NULL) {
 		b->oom = 1;
@@ -146,33 +154,36 @@ journal_metrics(hq_journal *j, hq_buf *b)
 	hq_buf_printf(b, "# HELP hl7q_target_inflight Requests in flight now, by target.\n"
 			 "# TYPE hl7q_target_inflight gauge\n");
 	for (long i = 0; i < n; i++)
-		hq_buf_printf(b, "hl7q_target_inflight{target=\"%s\"} %lld\n", t[i].name, (long long)inflight[i]);
+		hq_buf_printf(b, "hl7q_target_inflight{target=\"%s\"} %lld\n", t[i].name,
+			      (long long)inflight[i]);
 	hq_buf_printf(b, "# HELP hl7q_target_oldest_pending_age_seconds Age of the oldest undelivered message, by target (0: none).\n"
 			 "# TYPE hl7q_target_oldest_pending_age_seconds gauge\n");
 	for (long i = 0; i < n; i++) {
 		uint64_t o = t[i].oldest_pending_us;
-		hq_buf_printf(b, "hl7q_target_oldest_pending_age_seconds{target=\"%s\"} %.3f\n", t[i].name,
-			      o && now > o ? (now - o) / 1e6 : 0.0);
+		hq_buf_printf(b, "hl7q_target_oldest_pending_age_seconds{target=\"%s\"} %.3f\n",
+			      t[i].name, o && now > o ? (now - o) / 1e6 : 0.0);
 	}
 	hq_journal_usage u;
 	if (hq_journal_usage_get(j, &u) == 0)
-		hq_buf_printf(b, "# HELP hl7q_journal_size_bytes Pages of the journal's file, in bytes.\n"
-				 "# TYPE hl7q_journal_size_bytes gauge\nhl7q_journal_size_bytes %llu\n"
-				 "# HELP hl7q_journal_used_bytes Journal bytes holding data.\n"
-				 "# TYPE hl7q_journal_used_bytes gauge\nhl7q_journal_used_bytes %llu\n"
-				 "# HELP hl7q_journal_free_bytes Journal bytes free (map size minus used).\n"
-				 "# TYPE hl7q_journal_free_bytes gauge\nhl7q_journal_free_bytes %llu\n"
-				 "# HELP hl7q_journal_max_bytes The journal's map size (max_size).\n"
-				 "# TYPE hl7q_journal_max_bytes gauge\nhl7q_journal_max_bytes %llu\n"
-				 "# HELP hl7q_journal_reserve_bytes Intake refuses when free journal space is under this.\n"
-				 "# TYPE hl7q_journal_reserve_bytes gauge\nhl7q_journal_reserve_bytes %llu\n"
-				 "# HELP hl7q_journal_filesystem_free_bytes Free bytes on the journal's filesystem.\n"
-				 "# TYPE hl7q_journal_filesystem_free_bytes gauge\nhl7q_journal_filesystem_free_bytes %llu\n",
+		hq_buf_printf(b,
+			      "# HELP hl7q_journal_size_bytes Pages of the journal's file, in bytes.\n"
+			      "# TYPE hl7q_journal_size_bytes gauge\nhl7q_journal_size_bytes %llu\n"
+			      "# HELP hl7q_journal_used_bytes Journal bytes holding data.\n"
+			      "# TYPE hl7q_journal_used_bytes gauge\nhl7q_journal_used_bytes %llu\n"
+			      "# HELP hl7q_journal_free_bytes Journal bytes free (map size minus used).\n"
+			      "# TYPE hl7q_journal_free_bytes gauge\nhl7q_journal_free_bytes %llu\n"
+			      "# HELP hl7q_journal_max_bytes The journal's map size (max_size).\n"
+			      "# TYPE hl7q_journal_max_bytes gauge\nhl7q_journal_max_bytes %llu\n"
+			      "# HELP hl7q_journal_reserve_bytes Intake refuses when free journal space is under this.\n"
+			      "# TYPE hl7q_journal_reserve_bytes gauge\nhl7q_journal_reserve_bytes %llu\n"
+			      "# HELP hl7q_journal_filesystem_free_bytes Free bytes on the journal's filesystem.\n"
+			      "# TYPE hl7q_journal_filesystem_free_bytes gauge\nhl7q_journal_filesystem_free_bytes %llu\n",
 			      (unsigned long long)u.file_size, (unsigned long long)u.used,
 			      (unsigned long long)u.free, (unsigned long long)u.map_size,
 			      (unsigned long long)u.reserve, (unsigned long long)u.fs_free);
-	hq_buf_printf(b, "# HELP hl7q_journal_writable 1 when the last journal commit succeeded.\n"
-			 "# TYPE hl7q_journal_writable gauge\nhl7q_journal_writable %d\n",
+	hq_buf_printf(b,
+		      "# HELP hl7q_journal_writable 1 when the last journal commit succeeded.\n"
+		      "# TYPE hl7q_journal_writable gauge\nhl7q_journal_writable %d\n",
 		      __atomic_load_n(&hq_m.journal_writable, __ATOMIC_RELAXED));
 	free(t);
 }
@@ -213,8 +224,7 @@ handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 		char reasons[2048];
 		int ok = hq_admin_health(a->j, reasons, sizeof reasons);
 		hq_buf b = {0};
-		hq_buf_printf(&b, ok ? "{\"status\":\"ok\"" : "{\"status\":\"unhealthy\",\"reasons\":%s",
-			      reasons);
+		hq_buf_printf(&b, ok ? "{\"status\":\"ok\"" : "{\"status\":\"unhealthy\",\"reasons\":%s", reasons);
 		silent_listeners(&b);
 		hq_buf_printf(&b, "}\n");
 		if (b.oom) {
@@ -250,8 +260,8 @@ hq_admin_start(const struct sockaddr_storage *addr, socklen_t len, hq_journal *j
 	if (addr->ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	a->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, addr,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT,
-				(unsigned)10, MHD_OPTION_END);
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
 	if (a->d == NULL) {
 		snprintf(err, errcap, "admin: cannot listen (address in use, or not allowed)");
 		free(a);

@@ -70,7 +70,10 @@ send_tcp(const char *hostport, const char *msg, size_t len)
 	}
 	char head[24];
 	int hn = snprintf(head, sizeof head, "%zu ", len);
-	struct { const char *p; size_t n; } parts[2] = {{head, (size_t)hn}, {msg, len}};
+	struct {
+		const char *p;
+		size_t n;
+	} parts[2] = {{head, (size_t)hn}, {msg, len}};
 	for (int i = 0; rc == 0 && i < 2; i++) {
 		size_t off = 0;
 		while (rc == 0 && off < parts[i].n) {
@@ -96,8 +99,8 @@ hq_auditlog_send(const hq_audit_event *ev, const char *rfc5424, char *err, size_
 	snprintf(seq, sizeof seq, "%llu", (unsigned long long)ev->seq);
 	/* journald: the line, and fields a query can select on (no patient data). */
 	sd_journal_send("MESSAGE=%s", line, "SYSLOG_IDENTIFIER=hl7q-audit", "PRIORITY=5",
-			"SYSLOG_FACILITY=10", "HL7Q_AUDIT_SEQ=%s", seq, "HL7Q_AUDIT_USER=%s", ev->user,
-			"HL7Q_AUDIT_COMMAND=%s", ev->command, NULL);
+			"SYSLOG_FACILITY=10", "HL7Q_AUDIT_SEQ=%s", seq, "HL7Q_AUDIT_USER=%s",
+			ev->user, "HL7Q_AUDIT_COMMAND=%s", ev->command, NULL);
 	if (rfc5424 == NULL || rfc5424[0] == 0)
 		return 0;
 	char msg[2300];

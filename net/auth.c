@@ -73,8 +73,7 @@ hq_auth_load(hq_creds *a, const hq_target_conf *t, char *err, size_t errcap)
 		goto fail;
 	if (t->auth == HQ_AUTH_SIGV4 && load_sigv4(a, t, err, errcap) != 0)
 		goto fail;
-	if (t->auth == HQ_AUTH_BEARER &&
-	    (a->token = read_secret(t->token_file, err, errcap, t->name)) == NULL)
+	if (t->auth == HQ_AUTH_BEARER && (a->token = read_secret(t->token_file, err, errcap, t->name)) == NULL)
 		goto fail;
 	return 0;
 fail:
@@ -149,8 +148,7 @@ oauth2_form(const hq_target_conf *t, const char *client_secret)
 }
 
 int
-hq_auth_oauth2_fetch(hq_creds *a, const hq_target_conf *t, int64_t *expires_in_s, char *why,
-		     size_t cap)
+hq_auth_oauth2_fetch(hq_creds *a, const hq_target_conf *t, int64_t *expires_in_s, char *why, size_t cap)
 {
 	char *form = oauth2_form(t, a->client_secret ? a->client_secret : "");
 	if (form == NULL) {

@@ -21,11 +21,11 @@
 
 /* One target's credentials; NULL where its auth has none. */
 typedef struct hq_creds {
-	char *password;		 /* basic: password_file, or the config's password */
-	char *token;		 /* bearer: token_file; oauth2: the current token */
-	char *client_secret;	 /* oauth2: client_secret_file */
+	char *password;		    /* basic: password_file, or the config's password */
+	char *token;		    /* bearer: token_file; oauth2: the current token */
+	char *client_secret;	    /* oauth2: client_secret_file */
 	char *aws_key, *aws_secret; /* aws-sigv4: the files, else AWS_* of the environment */
-	char *sigv4;		 /* aws-sigv4: "aws:amz:REGION:SERVICE" */
+	char *sigv4;		    /* aws-sigv4: "aws:amz:REGION:SERVICE" */
 } hq_creds;
 
 /*
@@ -53,7 +53,6 @@ void hq_auth_apply(CURL *e, const hq_target_conf *t, const hq_creds *a);
  * one wiped) and *expires_in_s its lifetime (300 when the answer gives
  * none), or -1 with why ("token endpoint: ...", no secret in it).
  */
-int hq_auth_oauth2_fetch(hq_creds *a, const hq_target_conf *t, int64_t *expires_in_s, char *why,
-			 size_t cap);
+int hq_auth_oauth2_fetch(hq_creds *a, const hq_target_conf *t, int64_t *expires_in_s, char *why, size_t cap);
 
 #endif

@@ -88,14 +88,12 @@ static long
 curl_http_version(const hq_target_conf *t)
 {
 	switch (t->http_version) {
-	case HQ_HTTP_1_1:
-		return CURL_HTTP_VERSION_1_1;
+	case HQ_HTTP_1_1: return CURL_HTTP_VERSION_1_1;
 	case HQ_HTTP_2:
 		return strncasecmp(t->url, "http://", 7) == 0 ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
-							    : CURL_HTTP_VERSION_2_0;
+							      : CURL_HTTP_VERSION_2_0;
 	case HQ_HTTP_AUTO:
-	default:
-		return CURL_HTTP_VERSION_2TLS;
+	default: return CURL_HTTP_VERSION_2TLS;
 	}
 }
 
@@ -175,8 +173,16 @@ int
 hq_http_tls_failure_text(CURLcode res, long verify, const char *errbuf, char *out, size_t cap)
 {
 	/* X509_V_ERR_* (OpenSSL's x509_vfy.h): libcurl here is built on OpenSSL */
-	enum { ISSUER = 2, NOT_YET = 9, EXPIRED = 10, SELF_SIGNED = 18, SELF_IN_CHAIN = 19,
-	       ISSUER_LOCALLY = 20, LEAF = 21, HOSTNAME = 62 };
+	enum {
+		ISSUER = 2,
+		NOT_YET = 9,
+		EXPIRED = 10,
+		SELF_SIGNED = 18,
+		SELF_IN_CHAIN = 19,
+		ISSUER_LOCALLY = 20,
+		LEAF = 21,
+		HOSTNAME = 62
+	};
 	const char *why = NULL;
 	if (res != CURLE_PEER_FAILED_VERIFICATION && res != CURLE_SSL_CONNECT_ERROR &&
 	    res != CURLE_SSL_CACERT_BADFILE && res != CURLE_SSL_ISSUER_ERROR)
@@ -191,7 +197,8 @@ hq_http_tls_failure_text(CURLcode res, long verify, const char *errbuf, char *ou
 		why = "certificate expired: renew it on the target (ca_file cannot help)";
 	else if (verify == NOT_YET)
 		why = "certificate not valid yet: check the clocks here and on the target";
-	else if (verify == HOSTNAME || (errbuf && (strstr(errbuf, "host name") || strstr(errbuf, "subject name"))))
+	else if (verify == HOSTNAME ||
+		 (errbuf && (strstr(errbuf, "host name") || strstr(errbuf, "subject name"))))
 		why = "host name not in the certificate: use a name it lists in url";
 	if (why)
 		snprintf(out, cap, "TLS: %s", why);

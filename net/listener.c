@@ -41,17 +41,15 @@ listener_bind(hq_server *s, const hq_listener_conf *lc, char *err, size_t errcap
 	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (lc->addr.ss_family == AF_INET6)
 		setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-	if (bind(l->fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0 ||
-	    listen(l->fd, 1024) != 0) {
+	if (bind(l->fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0 || listen(l->fd, 1024) != 0) {
 		*rc = errno;
 		int port = ntohs(lc->addr.ss_family == AF_INET
 					 ? ((const struct sockaddr_in *)&lc->addr)->sin_port
 					 : ((const struct sockaddr_in6 *)&lc->addr)->sin6_port);
-		snprintf(err, errcap, "listener %s: cannot listen on %s: %s%s", lc->name, lc->listen,
-			 strerror(*rc),
-			 *rc == EACCES && port < 1024
-				 ? " (a port under 1024 needs CAP_NET_BIND_SERVICE: see deploy/systemd/lowport.conf)"
-				 : "");
+		snprintf(err, errcap, "listener %s: cannot listen on %s: %s%s", lc->name,
+			 lc->listen, strerror(*rc),
+			 *rc == EACCES && port < 1024 ? " (a port under 1024 needs CAP_NET_BIND_SERVICE: see deploy/systemd/lowport.conf)"
+						      : "");
 		close(l->fd);
 		free(l);
 		return NULL;
@@ -239,4 +237,3 @@ hq_server_port(const hq_server *s, int i)
 	const listener_t *l = listener_find(s, s->cfg->listeners[i].name);
 	return l ? l->port : 0;
 }
-

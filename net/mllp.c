@@ -106,8 +106,7 @@ shrink(hq_mllp *m)
 }
 
 long
-hq_mllp_feed(hq_mllp *m, const char *p, size_t n, hq_mllp_frame_fn fn,
-	     void *arg)
+hq_mllp_feed(hq_mllp *m, const char *p, size_t n, hq_mllp_frame_fn fn, void *arg)
 {
 	size_t i = 0;
 
@@ -157,8 +156,7 @@ hq_mllp_feed(hq_mllp *m, const char *p, size_t n, hq_mllp_frame_fn fn,
 				if (m->hashing)
 					mbedtls_sha256_finish_ret(&m->sha, m->sha256);
 				stop_hashing(m);
-				stop = fn(arg, m->buf ? m->buf : "", m->len,
-					  m->total, oversize);
+				stop = fn(arg, m->buf ? m->buf : "", m->len, m->total, oversize);
 				shrink(m);
 				if (sb) /* sender left out the CR: next frame begins */
 					start_frame(m);

@@ -50,8 +50,7 @@ typedef struct hq_mllp {
  * total is the frame's real size (> len when oversize).  A non-zero return
  * stops the feed (the remaining bytes are not consumed).
  */
-typedef int (*hq_mllp_frame_fn)(void *arg, const char *payload, size_t len,
-				size_t total, int oversize);
+typedef int (*hq_mllp_frame_fn)(void *arg, const char *payload, size_t len, size_t total, int oversize);
 
 /* Initialises m to keep at most max payload bytes per frame. */
 void hq_mllp_init(hq_mllp *m, size_t max);
@@ -64,8 +63,7 @@ void hq_mllp_free(hq_mllp *m);
  * to stop), or -1 when memory for the frame could not be had (the frame is
  * then treated as oversize).
  */
-long hq_mllp_feed(hq_mllp *m, const char *p, size_t n, hq_mllp_frame_fn fn,
-		  void *arg);
+long hq_mllp_feed(hq_mllp *m, const char *p, size_t n, hq_mllp_frame_fn fn, void *arg);
 
 /* Non-zero while a frame has started and not ended. */
 int hq_mllp_in_frame(const hq_mllp *m);

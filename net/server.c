@@ -54,8 +54,7 @@ peer_name(const struct sockaddr_storage *ss, char *buf, size_t cap)
 
 
 int
-hq_server_new(const hq_config *cfg, hq_batch_fn fn, void *arg, hq_server **out,
-	      char *err, size_t errcap)
+hq_server_new(const hq_config *cfg, hq_batch_fn fn, void *arg, hq_server **out, char *err, size_t errcap)
 {
 	hq_server *s = hq_xcalloc(1, sizeof *s);
 	int rc = 0;
@@ -158,8 +157,7 @@ accept_all(hq_server *s, listener_t *l)
 	for (int n = 0; n < 256; n++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof ss;
-		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				hq_logerrno(HQ_LOG_WARNING, "listener %s: accept", lc->name);
@@ -169,7 +167,8 @@ accept_all(hq_server *s, listener_t *l)
 		peer_name(&ss, peer, sizeof peer);
 		if (!hq_listener_allows(lc, &ss)) {
 			hq_count(&l->m->refused_connections, 1);
-			conn_log(s, HQ_LOG_WARNING, "listener %s: refused %s: not in the allow list", lc->name, peer);
+			conn_log(s, HQ_LOG_WARNING,
+				 "listener %s: refused %s: not in the allow list", lc->name, peer);
 			close(fd);
 			continue;
 		}
@@ -177,7 +176,7 @@ accept_all(hq_server *s, listener_t *l)
 			s->stats.refused_limit++;
 			hq_count(&l->m->refused_connections, 1);
 			conn_log(s, HQ_LOG_WARNING, "listener %s: refused %s: max_connections (%d) reached",
-			       lc->name, peer, lc->max_connections);
+				 lc->name, peer, lc->max_connections);
 			close(fd);
 			continue;
 		}
@@ -416,8 +415,8 @@ conn_handshake(hq_conn *c, uint64_t now)
 		return;
 	}
 	if (rc != HQ_TLS_OK) {
-		conn_log(c->srv, HQ_LOG_WARNING, "listener %s: %s: TLS handshake failed: %s", c->l->lc->name,
-			 c->peer, c->why);
+		conn_log(c->srv, HQ_LOG_WARNING, "listener %s: %s: TLS handshake failed: %s",
+			 c->l->lc->name, c->peer, c->why);
 		conn_close(c, "TLS handshake failed");
 		return;
 	}
@@ -456,8 +455,7 @@ conn_io(hq_conn *c, uint32_t ev, uint64_t now)
 		else
 			c->dirty = 1;
 		break;
-	case CONN_CLOSED:
-		break;
+	case CONN_CLOSED: break;
 	}
 }
 
@@ -493,9 +491,9 @@ conn_free(hq_server *s, hq_conn *c)
 	const hq_listener_conf *lc = c->l->lc;
 	if (c->mllp.dropped)
 		conn_log(s, HQ_LOG_NOTICE, "listener %s: %s: %llu bytes outside MLLP frames dropped",
-		       lc->name, c->peer, (unsigned long long)c->mllp.dropped);
+			 lc->name, c->peer, (unsigned long long)c->mllp.dropped);
 	conn_log(s, HQ_LOG_INFO, "listener %s: %s closed (%s)", lc->name, c->peer,
-	       c->close_reason ? c->close_reason : "closed");
+		 c->close_reason ? c->close_reason : "closed");
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	hq_tls_conn_free(c->tls);
 	close(c->fd);
@@ -526,7 +524,7 @@ check_timeouts(hq_server *s)
 		if (c->frame_start_ms && now - c->frame_start_ms > lc->frame_timeout_ms) {
 			s->stats.closed_frame_timeout++;
 			conn_log(s, HQ_LOG_NOTICE, "listener %s: %s: frame not finished within %llu ms; closing",
-			       lc->name, c->peer, (unsigned long long)lc->frame_timeout_ms);
+				 lc->name, c->peer, (unsigned long long)lc->frame_timeout_ms);
 			conn_close(c, "frame timeout");
 		} else if (lc->idle_timeout_ms && now - c->last_io_ms > lc->idle_timeout_ms) {
 			s->stats.closed_idle++;
@@ -607,8 +605,7 @@ hq_server_run(hq_server *s, uint64_t drain_ms)
 			stop_accepting(s);
 			end_turn(s);
 		}
-		if (stop_at && (s->conns == NULL || s->aborting ||
-				hq_now_ms() - stop_at > drain_ms))
+		if (stop_at && (s->conns == NULL || s->aborting || hq_now_ms() - stop_at > drain_ms))
 			break;
 		int n = epoll_wait(s->epfd, evs, 256, TICK_MS);
 		if (n < 0 && errno != EINTR) {
@@ -661,4 +658,3 @@ hq_server_free(hq_server *s)
 	free(s->pending_conn);
 	free(s);
 }
-

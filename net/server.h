@@ -25,15 +25,15 @@ typedef struct hq_server hq_server;
 typedef struct hq_frame {
 	const hq_listener_conf *lc; /* the listener's config (valid during the callback) */
 	hq_listener_metrics *m;	    /* the listener's counters */
-	const char *peer; /* "address:port", valid during the callback */
-	const char *tls_subject; /* the TLS client's certificate subject, or NULL */
-	char *data;	  /* payload (first max_message_size bytes), owned by the server */
-	size_t len;	  /* bytes in data */
-	size_t total;	  /* real payload size (> len when oversize) */
+	const char *peer;	    /* "address:port", valid during the callback */
+	const char *tls_subject;    /* the TLS client's certificate subject, or NULL */
+	char *data;   /* payload (first max_message_size bytes), owned by the server */
+	size_t len;   /* bytes in data */
+	size_t total; /* real payload size (> len when oversize) */
 	int oversize;
 	unsigned char sha256[32]; /* of the whole payload, when oversize (data holds a prefix) */
-	uint64_t received_us; /* when the frame's last byte was read */
-	char *ack;	  /* set by the callback: malloc'd ACK payload (no MLLP framing), or NULL */
+	uint64_t received_us;	  /* when the frame's last byte was read */
+	char *ack; /* set by the callback: malloc'd ACK payload (no MLLP framing), or NULL */
 	size_t ack_len;
 } hq_frame;
 
@@ -64,8 +64,7 @@ typedef struct hq_server_stats {
  * Binds every listener of cfg.  Returns 0, or an errno with err (cap
  * errcap) naming the listener.  cfg must outlive the server.
  */
-int hq_server_new(const hq_config *cfg, hq_batch_fn fn, void *arg,
-		  hq_server **out, char *err, size_t errcap);
+int hq_server_new(const hq_config *cfg, hq_batch_fn fn, void *arg, hq_server **out, char *err, size_t errcap);
 
 /* The port the listener of cfg->listeners[i] is bound to (useful with port 0). */
 int hq_server_port(const hq_server *s, int i);

@@ -19,9 +19,9 @@
 enum { KIND_LISTENER = 1, KIND_CONN, KIND_WAKE };
 
 typedef enum conn_state {
-	CONN_OPEN,    /* reading frames, writing ACKs */
-	CONN_DRAIN,   /* peer sent EOF: write what is owed, then close */
-	CONN_CLOSED   /* to be reaped at the end of the turn */
+	CONN_OPEN,  /* reading frames, writing ACKs */
+	CONN_DRAIN, /* peer sent EOF: write what is owed, then close */
+	CONN_CLOSED /* to be reaped at the end of the turn */
 } conn_state;
 
 typedef struct hq_conn {
@@ -35,8 +35,8 @@ typedef struct hq_conn {
 	char *out;
 	size_t out_len, out_off, out_cap;
 	uint64_t last_io_ms, frame_start_ms;
-	uint32_t events;       /* what epoll watches now */
-	int dirty;	       /* has output to try this turn */
+	uint32_t events; /* what epoll watches now */
+	int dirty;	 /* has output to try this turn */
 	struct hq_conn *prev, *next;
 	struct hq_server *srv;
 	const char *close_reason;
@@ -47,12 +47,12 @@ typedef struct hq_conn {
 } hq_conn;
 
 typedef struct listener_t {
-	int kind; /* KIND_LISTENER */
-	int fd;	  /* -1 once closed (removed by a reload, or stopping) */
+	int kind;		    /* KIND_LISTENER */
+	int fd;			    /* -1 once closed (removed by a reload, or stopping) */
 	const hq_listener_conf *lc; /* the config it runs with (a reload swaps it) */
 	hq_listener_metrics *m;
 	hq_tls_server *tls; /* certificates and keys read at bind (and at each reload) */
-	int open; /* connections now */
+	int open;	    /* connections now */
 	int port;
 	int removed; /* gone from the config: freed when its last connection closes */
 } listener_t;
@@ -60,7 +60,7 @@ typedef struct listener_t {
 struct hq_server {
 	const hq_config *cfg;
 	int epfd, wakefd;
-	int wake_kind; /* KIND_WAKE, epoll data points here */
+	int wake_kind;		/* KIND_WAKE, epoll data points here */
 	listener_t **listeners; /* every listener with a socket or connections */
 	int nlisteners, cap_listeners;
 	hq_conn *conns; /* all open connections */
@@ -79,7 +79,7 @@ struct hq_server {
 /* At most CONN_LOG_BURST connection-event lines per CONN_LOG_MS. */
 #define CONN_LOG_BURST 100
 #define CONN_LOG_MS 10000
-#define conn_log(s, prio, ...) \
+#define conn_log(s, prio, ...)                                                                     \
 	hq_log_limited(&(s)->rl_conn, CONN_LOG_BURST, CONN_LOG_MS, "connection events", prio, __VA_ARGS__)
 
 /* Adds, changes (op) the epoll watch of fd with ptr as its data. */

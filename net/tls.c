@@ -118,7 +118,8 @@ hq_tls_server_new(const hq_listener_conf *lc, hq_tls_server **out, char *err, si
 	if (lc->tls_client_ca[0]) {
 		if ((rc = mbedtls_x509_crt_parse_file(&s->ca, lc->tls_client_ca))) {
 			tls_err(rc, why, sizeof why);
-			snprintf(err, errcap, "listener %s: tls_client_ca %s: %s", lc->name, lc->tls_client_ca, why);
+			snprintf(err, errcap, "listener %s: tls_client_ca %s: %s", lc->name,
+				 lc->tls_client_ca, why);
 			goto fail;
 		}
 		mbedtls_ssl_conf_ca_chain(&s->conf, &s->ca, NULL);
@@ -164,7 +165,7 @@ hq_tls_conn_new(hq_tls_server *s, int fd)
 		free(c);
 		return NULL;
 	}
-	s->refs++; /* the connection holds its config until it closes, across reloads */
+	s->refs++;	/* the connection holds its config until it closes, across reloads */
 	c->net.fd = fd; /* non-blocking already: mbedtls_net_* answer WANT_READ/WRITE */
 	mbedtls_ssl_set_bio(&c->ssl, &c->net, mbedtls_net_send, mbedtls_net_recv, NULL);
 	return c;
@@ -294,8 +295,7 @@ hq_tls_describe(hq_tls_conn *c, char *buf, size_t cap)
 	if (peer)
 		mbedtls_x509_dn_gets(dn, sizeof dn, &peer->subject);
 	snprintf(buf, cap, "%s %s%s%s%s", mbedtls_ssl_get_version(&c->ssl),
-		 mbedtls_ssl_get_ciphersuite(&c->ssl), dn[0] ? ", client \"" : "", dn,
-		 dn[0] ? "\"" : "");
+		 mbedtls_ssl_get_ciphersuite(&c->ssl), dn[0] ? ", client \"" : "", dn, dn[0] ? "\"" : "");
 }
 
 void

@@ -41,7 +41,13 @@ hq_tls_conn *hq_tls_conn_new(hq_tls_server *s, int fd);
 void hq_tls_conn_free(hq_tls_conn *c);
 
 /* What an operation waits for, or how it ended. */
-enum { HQ_TLS_OK = 0, HQ_TLS_WANT_READ = -1, HQ_TLS_WANT_WRITE = -2, HQ_TLS_EOF = -3, HQ_TLS_ERROR = -4 };
+enum {
+	HQ_TLS_OK = 0,
+	HQ_TLS_WANT_READ = -1,
+	HQ_TLS_WANT_WRITE = -2,
+	HQ_TLS_EOF = -3,
+	HQ_TLS_ERROR = -4
+};
 
 /*
  * Moves the handshake on.  Returns HQ_TLS_OK when it is done (and the

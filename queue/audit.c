@@ -124,10 +124,10 @@ static char *
 jnl_encode(hq_audit *a, const hq_audit_event *ev, int *err)
 {
 	json_t *o = json_pack("{s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "at_us",
-			      (json_int_t)ev->at_us, "uid", (json_int_t)ev->uid, "pid", (json_int_t)ev->pid,
-			      "user", ev->user, "sudo_user", ev->sudo_user, "host", ev->host, "program",
-			      ev->program, "command", ev->command, "filter", ev->filter, "detail",
-			      ev->detail, "count", (json_int_t)ev->count);
+			      (json_int_t)ev->at_us, "uid", (json_int_t)ev->uid, "pid",
+			      (json_int_t)ev->pid, "user", ev->user, "sudo_user", ev->sudo_user, "host",
+			      ev->host, "program", ev->program, "command", ev->command, "filter",
+			      ev->filter, "detail", ev->detail, "count", (json_int_t)ev->count);
 	*err = ENOMEM;
 	if (o == NULL)
 		return NULL;
@@ -224,7 +224,10 @@ jnl_decode(hq_audit *a, const MDB_val *k, const MDB_val *v, hq_audit_event *ev, 
 	ev->uid = (long)json_integer_value(json_object_get(o, "uid"));
 	ev->pid = (long)json_integer_value(json_object_get(o, "pid"));
 	ev->count = (uint64_t)json_integer_value(json_object_get(o, "count"));
-	static const struct { const char *key; size_t off, cap; } strs[] = {
+	static const struct {
+		const char *key;
+		size_t off, cap;
+	} strs[] = {
 		{"user", offsetof(hq_audit_event, user), sizeof ev->user},
 		{"sudo_user", offsetof(hq_audit_event, sudo_user), sizeof ev->sudo_user},
 		{"host", offsetof(hq_audit_event, host), sizeof ev->host},
@@ -244,8 +247,8 @@ jnl_decode(hq_audit *a, const MDB_val *k, const MDB_val *v, hq_audit_event *ev, 
 		unsigned char blob[sizeof ev->patient + 64];
 		size_t n, m;
 		if (unhex(sealed, blob, sizeof blob, &n) == 0 &&
-		    hq_journal_open_value(a->j, PATIENT_AAD, strlen(PATIENT_AAD), blob, n, ev->patient,
-					  sizeof ev->patient - 1, &m) == 0)
+		    hq_journal_open_value(a->j, PATIENT_AAD, strlen(PATIENT_AAD), blob, n,
+					  ev->patient, sizeof ev->patient - 1, &m) == 0)
 			ev->patient[m] = 0;
 		else
 			ev->patient_sealed = 1;
@@ -399,8 +402,8 @@ size_t
 hq_audit_line(const hq_audit_event *ev, char *buf, size_t cap)
 {
 	size_t n = (size_t)snprintf(buf, cap, "user=%s(%ld) sudo_user=%s host=%s program=%s command=%s",
-				    ev->user, ev->uid, ev->sudo_user[0] ? ev->sudo_user : "-", ev->host,
-				    ev->program, ev->command);
+				    ev->user, ev->uid, ev->sudo_user[0] ? ev->sudo_user : "-",
+				    ev->host, ev->program, ev->command);
 	if (n < cap && ev->filter[0])
 		n += (size_t)snprintf(buf + n, cap - n, " filter=\"%s\"", ev->filter);
 	if (n < cap && ev->patient[0])
@@ -431,8 +434,8 @@ reseal_event(hq_audit *a, MDB_txn *txn, const MDB_val *k, const MDB_val *v, long
 		return 0;
 	json_t *o = json_loadb((const char *)p + 1, v->mv_size - 1, 0, NULL);
 	const char *sealed = json_string_value(json_object_get(o, "patient_sealed"));
-	unsigned char blob[sizeof ((hq_audit_event *)0)->patient + 64];
-	char plain[sizeof ((hq_audit_event *)0)->patient], shex[2 * sizeof blob + 1];
+	unsigned char blob[sizeof((hq_audit_event *)0)->patient + 64];
+	char plain[sizeof((hq_audit_event *)0)->patient], shex[2 * sizeof blob + 1];
 	size_t n = 0, m;
 	int rc = 0;
 	const char *clear = json_string_value(json_object_get(o, "patient"));

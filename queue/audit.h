@@ -31,9 +31,9 @@ typedef struct hq_audit hq_audit;
 #define HQ_AUDIT_MAX_IDS 1000
 
 typedef struct hq_audit_event {
-	uint64_t seq;	    /* set by hq_audit_append: 1, 2, ... in commit order */
-	uint64_t at_us;	    /* wall clock, microseconds since the epoch */
-	long uid;	    /* the login uid (getuid) */
+	uint64_t seq;	/* set by hq_audit_append: 1, 2, ... in commit order */
+	uint64_t at_us; /* wall clock, microseconds since the epoch */
+	long uid;	/* the login uid (getuid) */
 	long pid;
 	char user[64];	    /* its name */
 	char sudo_user[64]; /* SUDO_USER when set, else "" */

@@ -123,8 +123,7 @@ fail:
 }
 
 int
-hq_batch_find_dup(hq_batch *b, const hq_dedup *dedup, uint64_t since_us, uint64_t *id,
-		  int *same)
+hq_batch_find_dup(hq_batch *b, const hq_dedup *dedup, uint64_t since_us, uint64_t *id, int *same)
 {
 	MDB_val k = {dedup->key_len, (void *)dedup->key}, v;
 	int rc;
@@ -227,8 +226,8 @@ hq_dedup_fill(hq_dedup *d, hq_str listener, hq_str app, hq_str fac, hq_str contr
 		put_be32(len, (uint32_t)parts[i].n);
 		mbedtls_sha256_update_ret(i == 4 ? &whole : &h, len, 4);
 		if (parts[i].n)
-			mbedtls_sha256_update_ret(i == 4 ? &whole : &h, (const unsigned char *)parts[i].p,
-						  parts[i].n);
+			mbedtls_sha256_update_ret(i == 4 ? &whole : &h,
+						  (const unsigned char *)parts[i].p, parts[i].n);
 	}
 	size_t cn = control.n < HQ_DEDUP_CTRL ? control.n : HQ_DEDUP_CTRL;
 	memcpy(d->key, sender, 8);

@@ -47,8 +47,7 @@ grow(unsigned char **buf, size_t *cap, size_t n)
  * the key they were sent with then: the journal instance, target and id.
  */
 static void
-idem_key(const hq_journal *j, const hq_record *r, const char *target, const hq_delivery *d,
-	 char *out, size_t cap)
+idem_key(const hq_journal *j, const hq_record *r, const char *target, const hq_delivery *d, char *out, size_t cap)
 {
 	char hex[33];
 	int n;
@@ -66,8 +65,8 @@ idem_key(const hq_journal *j, const hq_record *r, const char *target, const hq_d
 /* Copies message id out into o for delivery d.  Returns 0, HQ_ENOTFOUND
  * (purged), HQ_ECORRUPT (unreadable, or sealed and no key here) or ENOMEM. */
 static int
-due_fill(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, const hq_delivery *d, hq_due *o,
-	 unsigned char **pbuf, size_t *pcap)
+due_fill(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, const hq_delivery *d,
+	 hq_due *o, unsigned char **pbuf, size_t *pcap)
 {
 	unsigned char mkb[8];
 	MDB_val mk = {8, mkb}, mval;
@@ -117,8 +116,8 @@ skipped(const uint64_t *skip, size_t nskip, uint64_t id)
 /* hq_journal_due for a FIFO target, in txn: its queue's head when due
  * (*n 1), or nothing.  Returns 0 or an error. */
 static int
-due_fifo(hq_journal *j, MDB_txn *txn, const char *target, uint64_t now_us, const uint64_t *skip,
-	 size_t nskip, hq_due *out, size_t max, uint64_t *next_us, unsigned char **pbuf, size_t *pcap, long *n)
+due_fifo(hq_journal *j, MDB_txn *txn, const char *target, uint64_t now_us, const uint64_t *skip, size_t nskip,
+	 hq_due *out, size_t max, uint64_t *next_us, unsigned char **pbuf, size_t *pcap, long *n)
 {
 	unsigned char key[HQ_TARGET_MAX + 17], dk[8 + HQ_TARGET_MAX];
 	size_t tlen = strlen(target);
@@ -157,9 +156,8 @@ due_fifo(hq_journal *j, MDB_txn *txn, const char *target, uint64_t now_us, const
 }
 
 long
-hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order order,
-	       uint32_t shard, uint32_t nshards, const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
-	       uint64_t *next_us)
+hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order order, uint32_t shard,
+	       uint32_t nshards, const uint64_t *skip, size_t nskip, hq_due *out, size_t max, uint64_t *next_us)
 {
 	unsigned char key[HQ_TARGET_MAX + 17], dk[8 + HQ_TARGET_MAX];
 	size_t tlen = strlen(target);
@@ -204,8 +202,8 @@ hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order 
 			continue;
 		}
 		dkey = (MDB_val){jnl_dlv_key(dk, id, target), dk};
-		if (mdb_get(txn, j->deliveries, &dkey, &dval) == 0 && jnl_dlv_decode(&dval, &d) == 0 &&
-		    jnl_queued(&d)) {
+		if (mdb_get(txn, j->deliveries, &dkey, &dval) == 0 &&
+		    jnl_dlv_decode(&dval, &d) == 0 && jnl_queued(&d)) {
 			int frc = due_fill(j, txn, target, id, &d, &out[n], &pbuf, &pcap);
 			if (frc == ENOMEM)
 				break;
@@ -240,8 +238,8 @@ dlv_low_space(hq_journal *j)
 			memset(&j->dlv_usage, 0, sizeof j->dlv_usage);
 		j->dlv_usage_at_ms = now_ms ? now_ms : 1;
 	}
-	int low = j->dlv_usage.map_size && (j->dlv_usage.free < j->dlv_usage.reserve ||
-					    j->dlv_usage.fs_free < HQ_FS_RESERVE);
+	int low = j->dlv_usage.map_size &&
+		  (j->dlv_usage.free < j->dlv_usage.reserve || j->dlv_usage.fs_free < HQ_FS_RESERVE);
 	pthread_mutex_unlock(&j->dlv_mu);
 	return low;
 }
@@ -252,8 +250,7 @@ dlv_low_space(hq_journal *j)
  * below the free-space reserve, where a retry's attempt is not stored.
  * Returns 0 or an error. */
 static int
-attempt_put(hq_journal *j, MDB_txn *txn, const char *target, const hq_outcome *o, const hq_delivery *d,
-	    int low)
+attempt_put(hq_journal *j, MDB_txn *txn, const char *target, const hq_outcome *o, const hq_delivery *d, int low)
 {
 	int rc = 0;
 
@@ -298,8 +295,7 @@ attempt_put(hq_journal *j, MDB_txn *txn, const char *target, const hq_outcome *o
 }
 
 int
-hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *o,
-			   size_t n)
+hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *o, size_t n)
 {
 	MDB_txn *txn;
 	tstat ts;
@@ -308,8 +304,7 @@ hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *
 	if (strlen(target) >= HQ_TARGET_MAX)
 		return EINVAL;
 	uint64_t fail = __atomic_load_n(&j->fail_outcomes, __ATOMIC_RELAXED);
-	if (fail && __atomic_compare_exchange_n(&j->fail_outcomes, &fail, fail - 1, 0, __ATOMIC_RELAXED,
-						__ATOMIC_RELAXED))
+	if (fail && __atomic_compare_exchange_n(&j->fail_outcomes, &fail, fail - 1, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		return HQ_EINJECTED;
 	int low = dlv_low_space(j);
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
@@ -380,8 +375,8 @@ hq_journal_delivery(hq_journal *j, uint64_t id, const char *target, hq_delivery 
 
 /* Queues delivery (id, target) again (creating it when create is set). */
 static int
-replay_one(hq_journal *j, MDB_txn *txn, uint64_t id, const char *target, int only_dead,
-	   int create, uint64_t now_us, long *jnl_queued)
+replay_one(hq_journal *j, MDB_txn *txn, uint64_t id, const char *target, int only_dead, int create,
+	   uint64_t now_us, long *jnl_queued)
 {
 	unsigned char dk[8 + HQ_TARGET_MAX], v[DLV_SIZE];
 	MDB_val dkey = {jnl_dlv_key(dk, id, target), dk}, dval;
@@ -423,8 +418,7 @@ replay_one(hq_journal *j, MDB_txn *txn, uint64_t id, const char *target, int onl
 }
 
 long
-hq_journal_replay(hq_journal *j, const uint64_t *ids, size_t n, const char *target,
-		  int only_dead, uint64_t now_us)
+hq_journal_replay(hq_journal *j, const uint64_t *ids, size_t n, const char *target, int only_dead, uint64_t now_us)
 {
 	MDB_txn *txn;
 	long jnl_queued = 0;

@@ -80,8 +80,7 @@ jnl_pkey_make(const hq_journal *j, hq_str pid, unsigned char out[PKEY])
 		return;
 	}
 	unsigned char sum[32];
-	mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)pid.p, pid.n,
-		   sum);
+	mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)pid.p, pid.n, sum);
 	memcpy(out, sum, PKEY);
 }
 
@@ -126,8 +125,7 @@ order_of(hq_journal *j, MDB_txn *txn, const char *target)
 	char kb[6 + HQ_TARGET_MAX];
 	MDB_val k = {(size_t)order_key(kb, target), kb}, v;
 	int order = ORDER_NONE_KEPT;
-	if (mdb_get(txn, j->meta, &k, &v) == 0 && v.mv_size == 2 &&
-	    ((unsigned char *)v.mv_data)[0] == VAL_FORMAT)
+	if (mdb_get(txn, j->meta, &k, &v) == 0 && v.mv_size == 2 && ((unsigned char *)v.mv_data)[0] == VAL_FORMAT)
 		order = ((unsigned char *)v.mv_data)[1];
 	if (j->norders < (int)(sizeof j->orders / sizeof j->orders[0])) {
 		snprintf(j->orders[j->norders].name, HQ_TARGET_MAX, "%s", target);
@@ -148,8 +146,7 @@ del_keyprefix(MDB_txn *txn, MDB_dbi dbi, const unsigned char *prefix, size_t n)
 	for (;;) {
 		k = (MDB_val){n, (void *)prefix};
 		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-		if (rc || k.mv_size < n || memcmp(k.mv_data, prefix, n) != 0 ||
-		    (rc = mdb_cursor_del(c, 0)))
+		if (rc || k.mv_size < n || memcmp(k.mv_data, prefix, n) != 0 || (rc = mdb_cursor_del(c, 0)))
 			break;
 	}
 	mdb_cursor_close(c);
@@ -188,7 +185,8 @@ head_fix(hq_journal *j, MDB_txn *txn, const char *target, const unsigned char *p
 		if (mdb_get(txn, j->deliveries, &dkey, &dval) != 0 || jnl_dlv_decode(&dval, &d) != 0)
 			continue;
 		unsigned char ek[HQ_TARGET_MAX + 17];
-		MDB_val ekey = {jnl_due_key(ek, target, jnl_due_time(&d), ids[i]), ek}, ev = {PKEY, (void *)pkey};
+		MDB_val ekey = {jnl_due_key(ek, target, jnl_due_time(&d), ids[i]), ek},
+			ev = {PKEY, (void *)pkey};
 		rc = i == 0 ? mdb_put(txn, j->due, &ekey, &ev, 0) : mdb_del(txn, j->due, &ekey, NULL);
 		if (rc && rc != MDB_NOTFOUND)
 			return rc;
@@ -204,7 +202,7 @@ head_fix(hq_journal *j, MDB_txn *txn, const char *target, const unsigned char *p
  */
 int
 jnl_idx_update(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, const hq_delivery *before,
-	   const hq_delivery *after, const unsigned char *pkey, int has_pkey)
+	       const hq_delivery *after, const unsigned char *pkey, int has_pkey)
 {
 	int order = order_of(j, txn, target);
 	if (!j->has_due || (order != HQ_DUE_NONE && order != HQ_DUE_PATIENT))

@@ -9,8 +9,7 @@
 #include "feeds.h"
 
 int
-hq_feeds_last_seen(hq_journal *j, const char *const *names, int n, uint64_t max,
-		   uint64_t *out_us, uint64_t *oldest_us)
+hq_feeds_last_seen(hq_journal *j, const char *const *names, int n, uint64_t max, uint64_t *out_us, uint64_t *oldest_us)
 {
 	int found = 0;
 	uint64_t id = hq_journal_next_id(j);

@@ -26,6 +26,6 @@
  * journal was read.  Returns 0, or hq_journal_get's error code.
  */
 int hq_feeds_last_seen(hq_journal *j, const char *const *names, int n, uint64_t max,
-			uint64_t *out_us, uint64_t *oldest_us);
+		       uint64_t *out_us, uint64_t *oldest_us);
 
 #endif

@@ -125,8 +125,7 @@ jnl_type_matches(hq_str type, hq_str want)
 	hq_str k = jnl_type_key(type);
 	if (memchr(want.p, '^', want.n))
 		return jnl_str_eq(k, want);
-	return k.n >= want.n && memcmp(k.p, want.p, want.n) == 0 &&
-	       (k.n == want.n || k.p[want.n] == '^');
+	return k.n >= want.n && memcmp(k.p, want.p, want.n) == 0 && (k.n == want.n || k.p[want.n] == '^');
 }
 
 /* Every id under key in a DUPSORT index (prefix: every key starting with it). */
@@ -222,8 +221,7 @@ jnl_lookup_ids(hq_journal *j, MDB_txn *txn, hq_index idx, hq_str key, idvec *out
 }
 
 long
-hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
-		  size_t max)
+hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids, size_t max)
 {
 	idvec v = {0};
 	MDB_txn *txn;

@@ -87,7 +87,11 @@
 static int
 open_dbs(hq_journal *j, MDB_txn *txn, unsigned flags)
 {
-	static const struct { const char *name; size_t off; unsigned dup; } dbs[] = {
+	static const struct {
+		const char *name;
+		size_t off;
+		unsigned dup;
+	} dbs[] = {
 		{"meta", offsetof(hq_journal, meta), 0},
 		{"msgs", offsetof(hq_journal, msgs), 0},
 		{"by_time", offsetof(hq_journal, by_time), 1},
@@ -105,8 +109,7 @@ open_dbs(hq_journal *j, MDB_txn *txn, unsigned flags)
 	};
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
 		unsigned f = flags | (dbs[i].dup ? MDB_DUPSORT | MDB_DUPFIXED : 0);
-		int rc = mdb_dbi_open(txn, dbs[i].name, f,
-				      (MDB_dbi *)((char *)j + dbs[i].off));
+		int rc = mdb_dbi_open(txn, dbs[i].name, f, (MDB_dbi *)((char *)j + dbs[i].off));
 		if (rc == MDB_NOTFOUND && !(flags & MDB_CREATE) && dbs[i].off >= offsetof(hq_journal, due))
 			return 0; /* a format 1 journal, read only: no due index */
 		if (rc)
@@ -209,8 +212,7 @@ format_upgrade(hq_journal *j, MDB_txn *txn)
 	 * queue entries the index misses: forget every target's
 	 * ordering, so that hq_journal_set_order() rebuilds it. */
 	MDB_val k = {6, "format"}, v;
-	if (mdb_get(txn, j->meta, &k, &v) != 0 || v.mv_size != 1 ||
-	    ((unsigned char *)v.mv_data)[0] != JOURNAL_FORMAT) {
+	if (mdb_get(txn, j->meta, &k, &v) != 0 || v.mv_size != 1 || ((unsigned char *)v.mv_data)[0] != JOURNAL_FORMAT) {
 		if ((rc = jnl_orders_forget(j, txn)))
 			return rc;
 		unsigned char f = JOURNAL_FORMAT;
@@ -248,8 +250,7 @@ instance_load(hq_journal *j, MDB_txn *txn, int readonly)
 }
 
 int
-hq_journal_open(const char *dir, uint64_t map_size, int readonly,
-		hq_journal **out)
+hq_journal_open(const char *dir, uint64_t map_size, int readonly, hq_journal **out)
 {
 	hq_journal *j = hq_xcalloc(1, sizeof *j);
 	MDB_txn *txn = NULL;
@@ -268,8 +269,7 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly,
 	mdb_env_set_maxreaders(j->env, 256);
 	if (map_size && (rc = mdb_env_set_mapsize(j->env, (size_t)map_size)))
 		goto fail;
-	if ((rc = mdb_env_open(j->env, dir, MDB_NOTLS | (readonly ? MDB_RDONLY : 0),
-			       0600)))
+	if ((rc = mdb_env_open(j->env, dir, MDB_NOTLS | (readonly ? MDB_RDONLY : 0), 0600)))
 		goto fail;
 	mdb_reader_check(j->env, &dead);
 	own_like_dir(dir, "data.mdb");
@@ -497,4 +497,3 @@ hq_journal_is_readonly(const hq_journal *j)
 {
 	return j->readonly;
 }
-

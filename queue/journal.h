@@ -42,19 +42,19 @@ enum {
 	HQ_F_CONTROL_ID, /* MSH-10 (batch: FHS-11/BHS-11) */
 	HQ_F_PROCESSING_ID,
 	HQ_F_VERSION,
-	HQ_F_ACCEPT_ACK, /* MSH-15 */
-	HQ_F_APP_ACK,	 /* MSH-16 */
-	HQ_F_CHARSET,	 /* MSH-18 */
-	HQ_F_PATIENT_ID, /* PID-3.1 */
+	HQ_F_ACCEPT_ACK,   /* MSH-15 */
+	HQ_F_APP_ACK,	   /* MSH-16 */
+	HQ_F_CHARSET,	   /* MSH-18 */
+	HQ_F_PATIENT_ID,   /* PID-3.1 */
 	HQ_F_PATIENT_AUTH, /* PID-3.4 */
-	HQ_F_ACK_ID,	 /* MSH-10 of the ACK sent */
-	HQ_F_REASON,	 /* why it was refused */
-	HQ_F_RAW,	 /* the bytes exactly as received */
-	HQ_F_SEALED,	 /* encrypted journal: RAW, PATIENT_ID and PATIENT_AUTH, sealed */
-	HQ_F_RAW_SIZE,	 /* refused: the frame's real size in decimal (RAW holds a prefix) */
-	HQ_F_RAW_SHA256, /* refused: SHA-256 of the whole frame, 64 hex digits */
-	HQ_F_DEDUP_KEY,	 /* the duplicate key it is indexed under (hq_dedup; empty: none) */
-	HQ_F_MSG_KEY,	 /* 16 random bytes given at intake: its Idempotency-Key, for ever */
+	HQ_F_ACK_ID,	   /* MSH-10 of the ACK sent */
+	HQ_F_REASON,	   /* why it was refused */
+	HQ_F_RAW,	   /* the bytes exactly as received */
+	HQ_F_SEALED,	   /* encrypted journal: RAW, PATIENT_ID and PATIENT_AUTH, sealed */
+	HQ_F_RAW_SIZE,	   /* refused: the frame's real size in decimal (RAW holds a prefix) */
+	HQ_F_RAW_SHA256,   /* refused: SHA-256 of the whole frame, 64 hex digits */
+	HQ_F_DEDUP_KEY,	   /* the duplicate key it is indexed under (hq_dedup; empty: none) */
+	HQ_F_MSG_KEY,	   /* 16 random bytes given at intake: its Idempotency-Key, for ever */
 	HQ_F_COUNT
 };
 
@@ -77,7 +77,7 @@ typedef struct hq_journal_usage {
 	uint64_t used;	    /* pages holding data */
 	uint64_t free;	    /* map_size - used */
 	uint64_t reserve;   /* intake refuses below this much free space */
-	uint64_t fs_free;   /* free bytes on the journal's filesystem (for an unprivileged writer) */
+	uint64_t fs_free; /* free bytes on the journal's filesystem (for an unprivileged writer) */
 } hq_journal_usage;
 
 /* Intake also refuses when the filesystem has less than this free. */
@@ -90,8 +90,7 @@ typedef struct hq_journal_usage {
  * data.mdb) are given to dir's owner, so that the daemon's user can open
  * them.  Returns 0, an errno or an MDB_* code.
  */
-int hq_journal_open(const char *dir, uint64_t map_size, int readonly,
-		    hq_journal **out);
+int hq_journal_open(const char *dir, uint64_t map_size, int readonly, hq_journal **out);
 
 /*
  * Encryption at rest: reads the key file (one key per line, 64 hex digits,
@@ -244,8 +243,7 @@ int hq_batch_add(hq_batch *b, hq_record *rec, const hq_dedup *dedup, uint64_t *i
  * dedup->content (a duplicate), 0 when it differs (the control id was
  * reused for another message); HQ_ENOTFOUND, or an error.
  */
-int hq_batch_find_dup(hq_batch *b, const hq_dedup *dedup, uint64_t since_us,
-		      uint64_t *id, int *same);
+int hq_batch_find_dup(hq_batch *b, const hq_dedup *dedup, uint64_t since_us, uint64_t *id, int *same);
 
 /*
  * Commits: one fsync makes every add durable.  Frees b whatever happens.
@@ -274,8 +272,7 @@ typedef enum hq_index {
  * order.  Returns the number found (may exceed max: only max are written),
  * or a negative code.
  */
-long hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids,
-		       size_t max);
+long hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids, size_t max);
 
 /* Records not yet in the deferred control-id and patient indexes. */
 uint64_t hq_journal_unindexed(hq_journal *j);
@@ -318,8 +315,8 @@ typedef struct hq_due {
 	char sending_app[128], sending_fac[128], receiving_app[128], receiving_fac[128];
 	uint64_t age_from_us; /* max_age counts from here: received, or the last replay */
 	uint64_t epoch;	      /* the delivery's replay epoch: give it back in hq_outcome.epoch */
-	char idem_key[160];   /* the Idempotency-Key: message key, target, replay (see hq_journal_due) */
-	char *raw;	      /* malloc'd message bytes; the caller frees */
+	char idem_key[160]; /* the Idempotency-Key: message key, target, replay (see hq_journal_due) */
+	char *raw;	    /* malloc'd message bytes; the caller frees */
 	size_t raw_len;
 } hq_due;
 
@@ -348,9 +345,8 @@ typedef enum hq_due_order {
  * journal without the index.
  */
 long hq_journal_due(hq_journal *j, const char *target, uint64_t now_us, hq_due_order order,
-		    uint32_t shard, uint32_t nshards,
-		    const uint64_t *skip, size_t nskip, hq_due *out, size_t max,
-		    uint64_t *next_us);
+		    uint32_t shard, uint32_t nshards, const uint64_t *skip, size_t nskip,
+		    hq_due *out, size_t max, uint64_t *next_us);
 
 /*
  * Keeps target's due index for order (before its worker starts, and when
@@ -364,15 +360,15 @@ int hq_journal_set_order(hq_journal *j, const char *target, hq_due_order order);
 /* The outcome of one delivery attempt. */
 typedef struct hq_outcome {
 	uint64_t id;
-	hq_dlv_state state;   /* DELIVERED, RETRY or DEAD */
-	uint64_t at_us;	      /* when the attempt ended */
-	uint64_t next_us;     /* for RETRY: when to try again */
-	int http_status;      /* 0 when no HTTP answer */
+	hq_dlv_state state; /* DELIVERED, RETRY or DEAD */
+	uint64_t at_us;	    /* when the attempt ended */
+	uint64_t next_us;   /* for RETRY: when to try again */
+	int http_status;    /* 0 when no HTTP answer */
 	uint32_t latency_us;
-	char error[128];      /* short, no patient data (curl's text or "HTTP 503") */
-	char body[512];	      /* excerpt of the answer: journal only, never logs */
+	char error[128]; /* short, no patient data (curl's text or "HTTP 503") */
+	char body[512];	 /* excerpt of the answer: journal only, never logs */
 	size_t body_len;
-	uint64_t epoch;	      /* hq_due.epoch of the attempt; 0: not checked */
+	uint64_t epoch; /* hq_due.epoch of the attempt; 0: not checked */
 } hq_outcome;
 
 /* The attempt history of a delivery keeps its first and its last few
@@ -389,17 +385,16 @@ typedef struct hq_outcome {
  * (replayed since the attempt began) is dropped: the replay stands.
  * Returns 0 or an error.
  */
-int hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *o,
-			       size_t n);
+int hq_journal_record_outcomes(hq_journal *j, const char *target, const hq_outcome *o, size_t n);
 
 /* A delivery record as stored. */
 typedef struct hq_delivery {
 	hq_dlv_state state;
-	uint32_t attempts;	/* all attempts, replays included (numbers the history) */
+	uint32_t attempts; /* all attempts, replays included (numbers the history) */
 	uint64_t next_us, updated_us;
 	int last_status;
-	uint32_t attempt_base;	/* attempts before the last replay (max_attempts counts from here) */
-	uint64_t replayed_us;	/* the last replay (max_age counts from here); 0 never */
+	uint32_t attempt_base; /* attempts before the last replay (max_attempts counts from here) */
+	uint64_t replayed_us;  /* the last replay (max_age counts from here); 0 never */
 } hq_delivery;
 
 /* Reads message id's delivery to target.  Returns 0, HQ_ENOTFOUND or an error. */
@@ -428,12 +423,12 @@ long hq_journal_deliveries(hq_journal *j, uint64_t id, hq_msg_dlv *out, size_t m
 /* One delivery attempt as kept in the journal. */
 typedef struct hq_attempt {
 	char target[HQ_TARGET_MAX];
-	uint32_t n;	     /* 1, 2, ... per message and target, replays continue it */
+	uint32_t n; /* 1, 2, ... per message and target, replays continue it */
 	uint64_t at_us;
-	int http_status;     /* 0: no HTTP answer */
+	int http_status; /* 0: no HTTP answer */
 	uint32_t latency_us;
 	char error[128];
-	const char *body;    /* excerpt of the answer (may hold patient data) */
+	const char *body; /* excerpt of the answer (may hold patient data) */
 	size_t body_len;
 } hq_attempt;
 
@@ -454,14 +449,14 @@ long hq_journal_attempts(hq_journal *j, uint64_t id, hq_attempt_fn fn, void *arg
 
 /* An audit query: every set field must match. */
 typedef struct hq_query {
-	int state;	     /* 0 any; an hq_dlv_state, or HQ_STATE_REJECTED */
-	const char *target;  /* NULL any: with state, the delivery to this target */
-	hq_str type;	     /* "ADT" matches every ADT^..., "ADT^A01" just those */
-	hq_str control_id;   /* MSH-10, exact */
-	hq_str patient;	     /* PID-3.1, exact */
-	uint64_t since_us;   /* received at or after; 0 open */
-	uint64_t until_us;   /* received before; 0 open */
-	uint64_t limit;	     /* 0 all */
+	int state;	    /* 0 any; an hq_dlv_state, or HQ_STATE_REJECTED */
+	const char *target; /* NULL any: with state, the delivery to this target */
+	hq_str type;	    /* "ADT" matches every ADT^..., "ADT^A01" just those */
+	hq_str control_id;  /* MSH-10, exact */
+	hq_str patient;	    /* PID-3.1, exact */
+	uint64_t since_us;  /* received at or after; 0 open */
+	uint64_t until_us;  /* received before; 0 open */
+	uint64_t limit;	    /* 0 all */
 } hq_query;
 
 /* Called per match, oldest id first; r and its strings live until it returns. */
@@ -549,8 +544,7 @@ void hq_journal_on_purge_scan(hq_journal *j, void (*fn)(void *arg), void *arg);
  * *resume_us where the next call goes on (before_us once the scan is
  * done).  Returns the number found, or a negative code.
  */
-long hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us,
-			     size_t max, int dry_run);
+long hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max, int dry_run);
 
 /*
  * Refused frames: like hq_journal_purge_before, for the records refused
@@ -559,8 +553,7 @@ long hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume
  * each scan just what arrived since the last (keep it between passes).
  * Returns the number found, or a negative code.
  */
-long hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us,
-			       size_t max, int dry_run);
+long hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max, int dry_run);
 
 /*
  * Writes a compacted copy of the journal into directory dir (which must

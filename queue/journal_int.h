@@ -79,12 +79,12 @@ struct hq_journal {
 	char instance[33];
 	char dir[1024]; /* for statvfs */
 	uint64_t next_id;
-	uint64_t indexed_upto; /* by_control/by_patient hold every id <= this */
-	uint64_t commits;     /* commits attempted, for the test seam */
-	uint64_t fail_at;     /* commit number that fails; 0 none */
+	uint64_t indexed_upto;	/* by_control/by_patient hold every id <= this */
+	uint64_t commits;	/* commits attempted, for the test seam */
+	uint64_t fail_at;	/* commit number that fails; 0 none */
 	uint64_t fail_outcomes; /* test seam: this many outcome writes fail (atomic) */
-	uint64_t usage_at_ms; /* when usage was last refreshed */
-	int counts_kept;      /* meta "counts_v1": targets records carry the queue counts */
+	uint64_t usage_at_ms;	/* when usage was last refreshed */
+	int counts_kept;	/* meta "counts_v1": targets records carry the queue counts */
 	hq_journal_usage usage;
 	int readonly;
 	/* keys[0]'s wear (AES-GCM with random 96-bit nonces stays safe below
@@ -128,7 +128,7 @@ struct hq_batch {
  * id, or the attempt's key), so that a sealed value moved elsewhere does
  * not open. */
 #define SEAL_FORMAT_V1 1 /* associated data: the record id, or the attempt's key */
-#define SEAL_FORMAT 2	  /* also the journal instance and the plaintext beside it (seal_aad_*) */
+#define SEAL_FORMAT 2	 /* also the journal instance and the plaintext beside it (seal_aad_*) */
 #define SEAL_OVERHEAD (1 + 4 + 12 + 16)
 #define ATTEMPT_SEALED 2 /* an attempt value whose answer excerpt is sealed */
 
@@ -175,14 +175,14 @@ int jnl_dlv_decode(const MDB_val *val, hq_delivery *d);
 /* seal.c */
 const jkey *jnl_key_by_id(const hq_journal *j, const unsigned char *id);
 int jnl_seal(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n, unsigned char *out);
-int jnl_unseal(const hq_journal *j, const void *aad, size_t aadlen, const unsigned char *in, size_t n,
-	   unsigned char *out);
-size_t jnl_attempt_aad(const hq_journal *j, const void *key, size_t klen, const unsigned char *pre, size_t plen,
-		   unsigned char *out, size_t cap);
+int jnl_unseal(const hq_journal *j, const void *aad, size_t aadlen, const unsigned char *in,
+	       size_t n, unsigned char *out);
+size_t jnl_attempt_aad(const hq_journal *j, const void *key, size_t klen, const unsigned char *pre,
+		       size_t plen, unsigned char *out, size_t cap);
 void jnl_patient_mac(const jkey *k, hq_str pid, unsigned char out[16]);
 int jnl_seal_record(hq_journal *j, const hq_record *rec, unsigned char **out, size_t *outlen);
 int jnl_open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r,
-		     unsigned char *buf);
+			 unsigned char *buf);
 int jnl_open_record(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r, void **plain);
 int jnl_commit_sealing(hq_journal *j, MDB_txn *txn);
 int jnl_blob_stale(const hq_journal *j, const unsigned char *b, size_t n);
@@ -198,7 +198,7 @@ size_t jnl_due_key(unsigned char *k, const char *target, uint64_t t, uint64_t id
 void jnl_pkey_make(const hq_journal *j, hq_str pid, unsigned char out[PKEY]);
 int jnl_orders_forget(hq_journal *j, MDB_txn *txn);
 int jnl_idx_update(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, const hq_delivery *before,
-	       const hq_delivery *after, const unsigned char *pkey, int has_pkey);
+		   const hq_delivery *after, const unsigned char *pkey, int has_pkey);
 
 /* targets.c */
 int jnl_fill_target_stats(hq_journal *j, MDB_txn *txn);
@@ -206,7 +206,7 @@ void jnl_tstat_get(hq_journal *j, MDB_txn *txn, const char *target, tstat *t);
 int jnl_tstat_put(hq_journal *j, MDB_txn *txn, const char *target, const tstat *t);
 int jnl_fill_counts(hq_journal *j, MDB_txn *txn);
 int jnl_dlv_move(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, hq_dlv_state from,
-	     hq_dlv_state to, tstat *ts);
+		 hq_dlv_state to, tstat *ts);
 
 /* index.c */
 uint64_t jnl_read_indexed_upto(hq_journal *j, MDB_txn *txn);

@@ -86,7 +86,7 @@ key_meta(unsigned char k[KEY_META_LEN], const unsigned char *id)
 static long
 key_ids_list(hq_journal *j, MDB_txn *txn, unsigned char (**out)[4])
 {
-	unsigned char (*ids)[4] = NULL;
+	unsigned char(*ids)[4] = NULL;
 	long n = 0, cap = 0;
 	MDB_cursor *c;
 	MDB_val k = {4, "key:"}, v;
@@ -221,11 +221,9 @@ audit_key_in_use(MDB_txn *txn, const unsigned char *id)
 	if (rc || (rc = mdb_cursor_open(txn, dbi, &c)))
 		return hq_neg(rc);
 	for (int f = 0; f < 2; f++)
-		nl[f] = (size_t)snprintf(needle[f], sizeof needle[f],
-					 "\"patient_sealed\":\"%02x%02x%02x%02x%02x", formats[f], id[0],
-					 id[1], id[2], id[3]);
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !used;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+		nl[f] = (size_t)snprintf(needle[f], sizeof needle[f], "\"patient_sealed\":\"%02x%02x%02x%02x%02x",
+					 formats[f], id[0], id[1], id[2], id[3]);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !used; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
 		for (int f = 0; f < 2 && !used; f++)
 			used = memmem(v.mv_data, v.mv_size, needle[f], nl[f]) != NULL;
 	mdb_cursor_close(c);
@@ -303,12 +301,12 @@ keys_read(hq_journal *j, const char *key_file, char *err, size_t errcap)
 			p++, n--;
 		if (n == 0)
 			continue;
-		if (parse_key(p, n, master) != 0 || j->nkeys == MAX_KEYS || derive(master, &j->keys[j->nkeys]) != 0) {
+		if (parse_key(p, n, master) != 0 || j->nkeys == MAX_KEYS ||
+		    derive(master, &j->keys[j->nkeys]) != 0) {
 			fclose(fp);
 			hq_secret_wipe(master, sizeof master);
 			hq_secret_wipe(line, sizeof line);
-			snprintf(err, errcap, j->nkeys == MAX_KEYS ? "%s:%d: more than 256 keys"
-				 : "%s:%d: not a key: 64 hex digits expected (openssl rand -hex 32)",
+			snprintf(err, errcap, j->nkeys == MAX_KEYS ? "%s:%d: more than 256 keys" : "%s:%d: not a key: 64 hex digits expected (openssl rand -hex 32)",
 				 key_file, lineno);
 			hq_secret_wipe(j->keys, sizeof j->keys);
 			j->nkeys = 0;
@@ -335,7 +333,7 @@ hq_journal_set_keys(hq_journal *j, const char *key_file, char *err, size_t errca
 	/* Every key a record is still sealed with must be here; the ids of
 	 * keys no record uses any more are forgotten. */
 	MDB_txn *txn;
-	unsigned char (*used)[4] = NULL;
+	unsigned char(*used)[4] = NULL;
 	char hex[9];
 	long nused;
 	rc = mdb_txn_begin(j->env, NULL, j->readonly ? MDB_RDONLY : 0, &txn);
@@ -410,7 +408,7 @@ int
 hq_journal_encrypted(hq_journal *j, char *ids, size_t cap)
 {
 	MDB_txn *txn;
-	unsigned char (*used)[4];
+	unsigned char(*used)[4];
 	if (cap)
 		ids[0] = 0;
 	if (mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn))

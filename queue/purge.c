@@ -26,8 +26,7 @@ del_prefix(MDB_txn *txn, MDB_dbi dbi, const unsigned char *idbe)
 	for (;;) {
 		k = (MDB_val){8, (void *)idbe};
 		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-		if (rc || k.mv_size < 8 || memcmp(k.mv_data, idbe, 8) != 0 ||
-		    (rc = mdb_cursor_del(c, 0)))
+		if (rc || k.mv_size < 8 || memcmp(k.mv_data, idbe, 8) != 0 || (rc = mdb_cursor_del(c, 0)))
 			break;
 	}
 	mdb_cursor_close(c);
@@ -122,8 +121,8 @@ purge_one(hq_journal *j, MDB_txn *txn, uint64_t id, uint64_t indexed_upto, hq_pu
 		unsigned char key[HQ_DEDUP_KEY_MAX];
 		memcpy(key, r.f[HQ_F_DEDUP_KEY].p, r.f[HQ_F_DEDUP_KEY].n);
 		MDB_val dk = {r.f[HQ_F_DEDUP_KEY].n, key}, dv;
-		if (r.received_us < keep_dup_us && mdb_get(txn, j->dedup, &dk, &dv) == 0 && dv.mv_size >= DEDUP_SIZE &&
-		    get_be64((unsigned char *)dv.mv_data + 1) == id)
+		if (r.received_us < keep_dup_us && mdb_get(txn, j->dedup, &dk, &dv) == 0 &&
+		    dv.mv_size >= DEDUP_SIZE && get_be64((unsigned char *)dv.mv_data + 1) == id)
 			rc = mdb_del(txn, j->dedup, &dk, NULL);
 	}
 	free(copy);
@@ -186,7 +185,8 @@ hq_journal_purge_if(hq_journal *j, const uint64_t *ids, size_t n, hq_purge_if co
 
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
 		return hq_neg(rc);
-	uint64_t upto = jnl_read_indexed_upto(j, txn), window = DUP_WINDOW_DEFAULT_US, now = wall_us(), top = 0, next;
+	uint64_t upto = jnl_read_indexed_upto(j, txn), window = DUP_WINDOW_DEFAULT_US,
+		 now = wall_us(), top = 0, next;
 	MDB_val wk = {13, "dup_window_us"}, wv;
 	if (mdb_get(txn, j->meta, &wk, &wv) == 0 && wv.mv_size == 9)
 		window = jnl_get_val(&wv);
@@ -238,8 +238,7 @@ purge_candidate(hq_journal *j, MDB_txn *txn, uint64_t id, int rejected)
  * (rejected 1): one slice of the by-time scan, then the purge of what it
  * found, under the contract in journal.h. */
 static long
-purge_by_time(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max, int dry_run,
-	      int rejected)
+purge_by_time(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max, int dry_run, int rejected)
 {
 	unsigned char tbe[8];
 	idvec ids = {0};
@@ -294,15 +293,13 @@ purge_by_time(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max
 }
 
 long
-hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max,
-			int dry_run)
+hq_journal_purge_before(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max, int dry_run)
 {
 	return purge_by_time(j, before_us, resume_us, max, dry_run, 0);
 }
 
 long
-hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max,
-			  int dry_run)
+hq_journal_purge_rejected(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max, int dry_run)
 {
 	return purge_by_time(j, before_us, resume_us, max, dry_run, 1);
 }

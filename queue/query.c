@@ -167,7 +167,8 @@ hq_journal_attempts(hq_journal *j, uint64_t id, hq_attempt_fn fn, void *arg)
 				size_t alen = k.mv_size;
 				const void *ad = k.mv_data; /* SEAL_FORMAT_V1: the key alone */
 				if (bl >= 1 && ((const unsigned char *)a.body)[0] != SEAL_FORMAT_V1) {
-					alen = jnl_attempt_aad(j, k.mv_data, k.mv_size, p, 17 + elen, aad, sizeof aad);
+					alen = jnl_attempt_aad(j, k.mv_data, k.mv_size, p,
+							       17 + elen, aad, sizeof aad);
 					ad = aad;
 				}
 				if (bl >= SEAL_OVERHEAD && bl - SEAL_OVERHEAD <= sizeof body && alen &&
@@ -211,8 +212,7 @@ query_match(const hq_query *q, const hq_record *r, const hq_msg_dlv *d, size_t n
 	for (size_t i = 0; i < nd; i++)
 		if ((q->target == NULL || strcmp(q->target, d[i].target) == 0) &&
 		    (q->state == 0 || (int)d[i].d.state == q->state ||
-		     (q->state == HQ_STATE_QUEUED &&
-		      (d[i].d.state == HQ_DLV_PENDING || d[i].d.state == HQ_DLV_RETRY))))
+		     (q->state == HQ_STATE_QUEUED && (d[i].d.state == HQ_DLV_PENDING || d[i].d.state == HQ_DLV_RETRY))))
 			return 1;
 	return 0;
 }
@@ -276,8 +276,7 @@ typedef struct qslice {
 
 /* Copies record id out when it matches q.  Returns 1 when the limit is reached. */
 static int
-query_visit(hq_journal *j, MDB_txn *txn, const hq_query *q, uint64_t id, qslice *qs,
-	    long *found, int *rc)
+query_visit(hq_journal *j, MDB_txn *txn, const hq_query *q, uint64_t id, qslice *qs, long *found, int *rc)
 {
 	unsigned char idbe[8];
 	MDB_val k = {8, idbe}, v;
@@ -329,8 +328,7 @@ qslice_full(qslice *qs)
 		return 1;
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - qs->began.tv_sec) * 1000 + (now.tv_nsec - qs->began.tv_nsec) / 1000000 >=
-	       QUERY_SLICE_MS;
+	return (now.tv_sec - qs->began.tv_sec) * 1000 + (now.tv_nsec - qs->began.tv_nsec) / 1000000 >= QUERY_SLICE_MS;
 }
 
 /* Ends the slice: resets txn, calls fn on the copies, renews txn (unless
@@ -358,8 +356,7 @@ qslice_flush(MDB_txn *txn, qslice *qs, hq_query_fn fn, void *arg, int stopping, 
  * by_time entries from q->since_us, a slice at a time.  Returns 0 or an
  * error; *found counts the matches. */
 static int
-query_by_time(hq_journal *j, MDB_txn *txn, const hq_query *q, qslice *qs, hq_query_fn fn, void *arg,
-	      long *found)
+query_by_time(hq_journal *j, MDB_txn *txn, const hq_query *q, qslice *qs, hq_query_fn fn, void *arg, long *found)
 {
 	unsigned char tbe[8], idval[9];
 	MDB_cursor *c;

@@ -29,8 +29,7 @@ typedef struct reseal_pos {
 
 /* Seals record id (at *p, n bytes, a copy) again under keys[0]; fixes its patient index entry. */
 static int
-reseal_record(hq_journal *j, MDB_txn *txn, const unsigned char *p, size_t n, uint64_t upto,
-	      long *done)
+reseal_record(hq_journal *j, MDB_txn *txn, const unsigned char *p, size_t n, uint64_t upto, long *done)
 {
 	hq_record r;
 	unsigned char *buf = malloc(n ? n : 1), *enc = NULL, idval[9], oldmac[16], newmac[16];
@@ -115,8 +114,7 @@ reseal_attempt(hq_journal *j, MDB_txn *txn, const MDB_val *key, const MDB_val *v
 /* Phase 0 of a slice: the records from pos on, until max are seen (in
  * all) or the records are done (pos moves to phase 1).  Returns 0 or an error. */
 static int
-reseal_records(hq_journal *j, MDB_txn *txn, reseal_pos *pos, size_t max, size_t *seen, uint64_t upto,
-	       long *done)
+reseal_records(hq_journal *j, MDB_txn *txn, reseal_pos *pos, size_t max, size_t *seen, uint64_t upto, long *done)
 {
 	MDB_cursor *c;
 	MDB_val k, v;

@@ -32,14 +32,12 @@ hq_retry_decide(const hq_retry_policy *p, const hq_attempt_result *r)
 		return (hq_next){HQ_NEXT_DELIVERED, 0, NULL};
 	if (s == 401 && r->stale_token)
 		return (hq_next){HQ_NEXT_RESEND, r->now_us, NULL};
-	int retryable = s == 0 || s == 408 || s == 425 || s == 429 || s >= 500 || s == 307 ||
-			s == 308;
+	int retryable = s == 0 || s == 408 || s == 425 || s == 429 || s >= 500 || s == 307 || s == 308;
 	if (!retryable)
 		return dead(s >= 300 && s < 400 ? "redirect" : "refused");
 	if (p->max_attempts && r->attempts >= p->max_attempts)
 		return dead("max_attempts reached");
-	uint64_t deadline = p->max_age_ms ? sat_add(r->age_from_us, sat_mul(p->max_age_ms, 1000))
-					  : UINT64_MAX;
+	uint64_t deadline = p->max_age_ms ? sat_add(r->age_from_us, sat_mul(p->max_age_ms, 1000)) : UINT64_MAX;
 	if (r->now_us >= deadline)
 		return dead("max_age reached");
 	/* backoff: initial * 2^(attempts-1), at most max, jitter in its upper half */

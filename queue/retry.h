@@ -16,12 +16,12 @@ typedef struct hq_retry_policy {
 } hq_retry_policy;
 
 typedef struct hq_attempt_result {
-	int status;		/* HTTP status; 0: no answer (network error, timeout) */
-	int64_t retry_after_s;	/* Retry-After in seconds (a date already converted); -1 none */
-	int stale_token;	/* a 401 the worker blames on a token since replaced */
-	uint32_t attempts;	/* made, this one included */
+	int status;	       /* HTTP status; 0: no answer (network error, timeout) */
+	int64_t retry_after_s; /* Retry-After in seconds (a date already converted); -1 none */
+	int stale_token;       /* a 401 the worker blames on a token since replaced */
+	uint32_t attempts;     /* made, this one included */
 	uint64_t now_us, age_from_us;
-	double jitter;		/* in [0, 1]: where in [delay/2, delay] the retry lands */
+	double jitter; /* in [0, 1]: where in [delay/2, delay] the retry lands */
 } hq_attempt_result;
 
 typedef enum hq_next_kind {

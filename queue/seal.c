@@ -35,8 +35,8 @@ jnl_seal(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n
 {
 	const jkey *k = &j->keys[0];
 	mbedtls_gcm_context g;
-	if (__atomic_load_n(&j->seals, __ATOMIC_RELAXED) +
-		    __atomic_add_fetch(&j->unsaved_seals, 1, __ATOMIC_RELAXED) > j->seal_limit) {
+	if (__atomic_load_n(&j->seals, __ATOMIC_RELAXED) + __atomic_add_fetch(&j->unsaved_seals, 1, __ATOMIC_RELAXED) >
+	    j->seal_limit) {
 		__atomic_sub_fetch(&j->unsaved_seals, 1, __ATOMIC_RELAXED);
 		return HQ_EKEYSPENT;
 	}
@@ -47,8 +47,8 @@ jnl_seal(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n
 	mbedtls_gcm_init(&g);
 	int rc = mbedtls_gcm_setkey(&g, MBEDTLS_CIPHER_ID_AES, k->enc, 256);
 	if (rc == 0)
-		rc = mbedtls_gcm_crypt_and_tag(&g, MBEDTLS_GCM_ENCRYPT, n, out + 5, 12, aad, aadlen, in,
-					       out + 17, 16, out + 17 + n);
+		rc = mbedtls_gcm_crypt_and_tag(&g, MBEDTLS_GCM_ENCRYPT, n, out + 5, 12, aad, aadlen,
+					       in, out + 17, 16, out + 17 + n);
 	mbedtls_gcm_free(&g);
 	return rc ? HQ_ECORRUPT : 0;
 }
@@ -58,7 +58,7 @@ jnl_seal(hq_journal *j, const void *aad, size_t aadlen, const void *in, size_t n
  * Both formats open: the caller gives the associated data in[0] asks for. */
 int
 jnl_unseal(const hq_journal *j, const void *aad, size_t aadlen, const unsigned char *in, size_t n,
-       unsigned char *out)
+	   unsigned char *out)
 {
 	if (n < SEAL_OVERHEAD || (in[0] != SEAL_FORMAT_V1 && in[0] != SEAL_FORMAT))
 		return HQ_ECORRUPT;
@@ -108,8 +108,8 @@ record_aad(const hq_journal *j, const unsigned char *p, size_t n, hq_str sealed,
  * status, latency, error).  Returns its length in out (cap bytes), 0 when
  * it does not fit. */
 size_t
-jnl_attempt_aad(const hq_journal *j, const void *key, size_t klen, const unsigned char *pre, size_t plen,
-	    unsigned char *out, size_t cap)
+jnl_attempt_aad(const hq_journal *j, const void *key, size_t klen, const unsigned char *pre,
+		size_t plen, unsigned char *out, size_t cap)
 {
 	if (32 + klen + plen > cap)
 		return 0;
@@ -191,8 +191,7 @@ jnl_seal_record(hq_journal *j, const hq_record *rec, unsigned char **out, size_t
  * those fields stay empty.  Returns 0 or HQ_ECORRUPT.
  */
 int
-jnl_open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r,
-		 unsigned char *buf)
+jnl_open_record_into(const hq_journal *j, const unsigned char *p, size_t n, hq_record *r, unsigned char *buf)
 {
 	int rc = jnl_decode(p, n, r);
 	if (rc || r->f[HQ_F_SEALED].n == 0)

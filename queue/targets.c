@@ -164,7 +164,7 @@ jnl_fill_counts(hq_journal *j, MDB_txn *txn)
  * (queue, dead list, delivered count) and into the new one's. */
 int
 jnl_dlv_move(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, hq_dlv_state from,
-	 hq_dlv_state to, tstat *ts)
+	     hq_dlv_state to, tstat *ts)
 {
 	unsigned char pk[HQ_TARGET_MAX + 9], one = VAL_FORMAT;
 	MDB_val qk = {jnl_pending_key(pk, target, id), pk}, qv = {1, &one};

@@ -48,8 +48,7 @@ corpus_root(void)
 /* Appends every *.hl7 under dir (recursively; skipping "malformed" unless
  * want_malformed) to *files. */
 static inline void
-corpus_walk(const char *dir, int want_malformed, int in_malformed,
-	    corpus_file **files, size_t *n)
+corpus_walk(const char *dir, int want_malformed, int in_malformed, corpus_file **files, size_t *n)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -93,8 +92,7 @@ corpus_load(int want_malformed, size_t *n)
 		size_t before = *n;
 		snprintf(dir, sizeof dir, "%s/hl7v2", roots[i]);
 		corpus_walk(dir, want_malformed, 0, &files, n);
-		ck_assert_msg(*n > before, "no %s messages under %s",
-			      want_malformed ? "malformed" : "test", dir);
+		ck_assert_msg(*n > before, "no %s messages under %s", want_malformed ? "malformed" : "test", dir);
 	}
 	return files;
 }

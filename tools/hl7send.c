@@ -60,8 +60,7 @@ connect_to(void)
 	}
 	freeaddrinfo(res);
 	if (fd < 0) {
-		fprintf(stderr, "hl7send: cannot connect to %s:%s: %s\n", host, port,
-			strerror(errno));
+		fprintf(stderr, "hl7send: cannot connect to %s:%s: %s\n", host, port, strerror(errno));
 		return -1;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -237,8 +236,7 @@ send_one(int fd, ack_reader *r, const char *label, const char *msg, size_t len)
 static int
 starts_segment(const char *buf, size_t i, const char *id)
 {
-	return (i == 0 || buf[i - 1] == '\r' || buf[i - 1] == '\n') &&
-	       strncmp(buf + i, id, 3) == 0;
+	return (i == 0 || buf[i - 1] == '\r' || buf[i - 1] == '\n') && strncmp(buf + i, id, 3) == 0;
 }
 
 static int
@@ -361,12 +359,12 @@ make_message(char *buf, size_t cap, size_t size, int conn, uint64_t seq)
 		pseq = k;
 	}
 	int n = snprintf(buf, cap,
-		"MSH|^~\\&|HL7SEND|BENCH|HL7Q|LOCAL|20261126120000||ADT^A01^ADT_A01|B%d-%llu|P|2.5.1\r"
-		"EVN|A01|20261126120000\r"
-		"PID|1||T%06d%llu^^^BENCH^MR||TESTPATIENT^SYNTHETIC||19700101|U\r"
-		"PV1|1|I|WARD^1^1\r"
-		"NTE|1||",
-		conn, (unsigned long long)seq, pconn, pseq);
+			 "MSH|^~\\&|HL7SEND|BENCH|HL7Q|LOCAL|20261126120000||ADT^A01^ADT_A01|B%d-%llu|P|2.5.1\r"
+			 "EVN|A01|20261126120000\r"
+			 "PID|1||T%06d%llu^^^BENCH^MR||TESTPATIENT^SYNTHETIC||19700101|U\r"
+			 "PV1|1|I|WARD^1^1\r"
+			 "NTE|1||",
+			 conn, (unsigned long long)seq, pconn, pseq);
 	size_t len = (size_t)n;
 	while (len + 1 < size && len + 1 < cap)
 		buf[len++] = 'x';
@@ -451,8 +449,7 @@ generate(int conns, uint64_t count, double seconds, size_t size)
 	       conns, (unsigned long long)nlat, size, secs, nlat / secs, p50, p99, p999,
 	       (unsigned long long)g_nack);
 	printf("result conns=%d messages=%llu seconds=%.3f rate=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f negative=%llu\n",
-	       conns, (unsigned long long)nlat, secs, nlat / secs, p50, p99, p999,
-	       (unsigned long long)g_nack);
+	       conns, (unsigned long long)nlat, secs, nlat / secs, p50, p99, p999, (unsigned long long)g_nack);
 	for (int i = 0; i < conns; i++)
 		close(cs[i].fd);
 	return g_nack ? 1 : 0;
@@ -493,10 +490,9 @@ hold_idle(int n, double seconds)
 static void
 usage(FILE *fp)
 {
-	fprintf(fp,
-		"usage: hl7send [-H HOST] -p PORT [-v] FILE...\n"
-		"       hl7send [-H HOST] -p PORT -g [-c CONNS] [-n COUNT | -d SECONDS] [-s BYTES] [-P PATIENTS]\n"
-		"       hl7send [-H HOST] -p PORT --idle N [-d SECONDS]\n");
+	fprintf(fp, "usage: hl7send [-H HOST] -p PORT [-v] FILE...\n"
+		    "       hl7send [-H HOST] -p PORT -g [-c CONNS] [-n COUNT | -d SECONDS] [-s BYTES] [-P PATIENTS]\n"
+		    "       hl7send [-H HOST] -p PORT --idle N [-d SECONDS]\n");
 }
 
 int

@@ -57,8 +57,7 @@ write_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *va
 }
 
 static int
-store(struct MHD_Connection *conn, const char *method, const char *url, request *r,
-      unsigned long n)
+store(struct MHD_Connection *conn, const char *method, const char *url, request *r, unsigned long n)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%06lu.head.tmp", dir, n);
@@ -204,12 +203,11 @@ main(int argc, char **argv)
 		}
 		d = MHD_start_daemon(flags | MHD_USE_TLS, (uint16_t)port, NULL, NULL, handle, NULL,
 				     MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_HTTPS_MEM_CERT, cpem,
-				     MHD_OPTION_HTTPS_MEM_KEY, kpem, MHD_OPTION_NOTIFY_COMPLETED, done,
-				     NULL, MHD_OPTION_END);
+				     MHD_OPTION_HTTPS_MEM_KEY, kpem, MHD_OPTION_NOTIFY_COMPLETED,
+				     done, NULL, MHD_OPTION_END);
 	} else {
-		d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, NULL,
-				     MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
-				     MHD_OPTION_END);
+		d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR,
+				     &sa, MHD_OPTION_NOTIFY_COMPLETED, done, NULL, MHD_OPTION_END);
 	}
 	if (d == NULL) {
 		fprintf(stderr, "hl7sink: cannot listen on 127.0.0.1:%d\n", port);

@@ -66,8 +66,8 @@ worker_new(const hq_target_conf *t, hq_journal *j, uint32_t shard, char *err, si
 		goto fail;
 	if (t->format == HQ_FMT_FHIR) {
 		char why[512];
-		if (hq_fhir_opts_init(&w->fhir, t->fhir_id_key_file, t->fhir_timezone, &w->fhir_tz, why,
-				      sizeof why) != 0) {
+		if (hq_fhir_opts_init(&w->fhir, t->fhir_id_key_file, t->fhir_timezone, &w->fhir_tz,
+				      why, sizeof why) != 0) {
 			snprintf(err, errcap, "target %s: %s", t->name, why);
 			goto fail;
 		}
@@ -98,11 +98,11 @@ worker_start(worker *w, char *err, size_t errcap)
 	const hq_target_conf *t = w->t;
 	if (w->shard == 0) {
 		if (t->auth == HQ_AUTH_BASIC && !t->password_file[0])
-			hq_log(HQ_LOG_WARNING, "target %s: password is written in the config; use password_file",
-			       t->name);
+			hq_log(HQ_LOG_WARNING,
+			       "target %s: password is written in the config; use password_file", t->name);
 		if (t->insecure)
-			hq_log(HQ_LOG_WARNING, "target %s: insecure = true: TLS certificates are NOT verified",
-			       t->name);
+			hq_log(HQ_LOG_WARNING,
+			       "target %s: insecure = true: TLS certificates are NOT verified", t->name);
 	}
 	if (pthread_create(&w->thread, NULL, hq_worker_main, w) != 0) {
 		snprintf(err, errcap, "target %s: cannot start its thread", t->name);
@@ -111,8 +111,14 @@ worker_start(worker *w, char *err, size_t errcap)
 	w->started = 1;
 	if (w->shard == 0)
 		hq_log(HQ_LOG_NOTICE, "target %s: delivering to %s (%s, %s, %d in flight at most)",
-		       t->name, t->url, t->format == HQ_FMT_RAW ? "raw" : t->format == HQ_FMT_JSON ? "json" : t->format == HQ_FMT_FHIR ? "fhir" : "google-hl7v2",
-		       t->ordering == HQ_ORDER_FIFO ? "fifo" : t->ordering == HQ_ORDER_PATIENT ? "fifo per patient" : "unordered",
+		       t->name, t->url,
+		       t->format == HQ_FMT_RAW	  ? "raw"
+		       : t->format == HQ_FMT_JSON ? "json"
+		       : t->format == HQ_FMT_FHIR ? "fhir"
+						  : "google-hl7v2",
+		       t->ordering == HQ_ORDER_FIFO	 ? "fifo"
+		       : t->ordering == HQ_ORDER_PATIENT ? "fifo per patient"
+							 : "unordered",
 		       t->concurrency > w->nslots && t->ordering != HQ_ORDER_FIFO ? t->concurrency : w->nslots);
 	return 0;
 }
@@ -151,8 +157,8 @@ set_orders(const hq_config *cfg, hq_journal *j, char *err, size_t errcap)
 	for (int i = 0; i < cfg->ntargets; i++) {
 		int rc = hq_journal_set_order(j, cfg->targets[i].name, hq_worker_due_order(&cfg->targets[i]));
 		if (rc != 0) {
-			snprintf(err, errcap, "target %s: cannot index its queue: %s", cfg->targets[i].name,
-				 hq_strerror(rc));
+			snprintf(err, errcap, "target %s: cannot index its queue: %s",
+				 cfg->targets[i].name, hq_strerror(rc));
 			return -1;
 		}
 	}
@@ -160,8 +166,7 @@ set_orders(const hq_config *cfg, hq_journal *j, char *err, size_t errcap)
 }
 
 int
-hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, char *err,
-		  size_t errcap)
+hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, char *err, size_t errcap)
 {
 	hq_delivery_sys *d = hq_xcalloc(1, sizeof *d);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -251,8 +256,8 @@ hq_delivery_reload(hq_delivery_sys *d, const hq_config *cfg, char *err, size_t e
 			replaced = 1;
 		}
 		if (ow->shard == 0)
-			hq_log(HQ_LOG_NOTICE, "target %s: %s; finishing its requests in flight", ow->t->name,
-			       replaced ? "settings changed" : "removed");
+			hq_log(HQ_LOG_NOTICE, "target %s: %s; finishing its requests in flight",
+			       ow->t->name, replaced ? "settings changed" : "removed");
 	}
 	/* An ordering that changed gets its index rebuilt; the new worker
 	 * waits for the old one anyway, which takes nothing new meanwhile. */

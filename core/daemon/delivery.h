@@ -27,8 +27,7 @@ typedef struct hq_delivery_sys hq_delivery_sys;
  * token_file) are read here.  Returns 0, or an errno / HQ_ECONFIG with err
  * naming the target and the file.  cfg and j must outlive the system.
  */
-int hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out,
-		      char *err, size_t errcap);
+int hq_delivery_start(const hq_config *cfg, hq_journal *j, hq_delivery_sys **out, char *err, size_t errcap);
 
 /*
  * Applies a reloaded configuration: secrets are read first (a file that

@@ -84,18 +84,18 @@ static volatile sig_atomic_t g_reload;
 /* The daemon's state between turns. */
 typedef struct daemon_state {
 	hq_intake *intake;
-	hq_config *cfg;		  /* the running config */
-	hq_config **old;	  /* every earlier one (still pointed into) */
+	hq_config *cfg;	 /* the running config */
+	hq_config **old; /* every earlier one (still pointed into) */
 	int nold;
 	hq_delivery_sys *delivery;
 	hq_admin *admin;
 	int verbose;
-	uint64_t status_at_ms;	  /* last status file */
-	hq_retention retention;	  /* retention and rejected_retention passes */
-	uint64_t watchdog_us;	  /* WatchdogSec, 0: off */
-	uint64_t watchdog_at_ms;  /* last ping */
-	hq_audit *audit;	  /* the access audit trail: start, stop, reload, keys */
-	uint64_t house_at_ms;	  /* last housekeeping (stale readers, key wear) */
+	uint64_t status_at_ms;	 /* last status file */
+	hq_retention retention;	 /* retention and rejected_retention passes */
+	uint64_t watchdog_us;	 /* WatchdogSec, 0: off */
+	uint64_t watchdog_at_ms; /* last ping */
+	hq_audit *audit;	 /* the access audit trail: start, stop, reload, keys */
+	uint64_t house_at_ms;	 /* last housekeeping (stale readers, key wear) */
 } daemon_state;
 
 /* The SHA-256 of a config file as hex, for the audit trail ("unreadable" when it is). */
@@ -105,7 +105,8 @@ config_sha256(const char *file, char out[65])
 	size_t n;
 	char *buf = hq_read_file(file, &n);
 	unsigned char h[32];
-	if (buf == NULL || mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (unsigned char *)buf, n, h) != 0) {
+	if (buf == NULL ||
+	    mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (unsigned char *)buf, n, h) != 0) {
 		snprintf(out, 65, "unreadable");
 	} else {
 		for (int i = 0; i < 32; i++)
@@ -142,8 +143,7 @@ audit_echo_main(void *arg)
  * thread: a collector that is slow or unreachable (a name lookup, 3 s
  * connect and write timeouts) must not hold intake.
  */
-static void
-daemon_audit(hq_audit *a, const hq_config *cfg, const char *command, const char *fmt, ...)
+static void daemon_audit(hq_audit *a, const hq_config *cfg, const char *command, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static void
 daemon_audit(hq_audit *a, const hq_config *cfg, const char *command, const char *fmt, ...)
@@ -157,7 +157,8 @@ daemon_audit(hq_audit *a, const hq_config *cfg, const char *command, const char 
 	va_end(ap);
 	int rc = a ? hq_audit_append(a, &ev) : 0;
 	if (rc)
-		hq_log(HQ_LOG_WARNING, "audit: cannot record the %s event in the journal: %s", command, hq_strerror(rc));
+		hq_log(HQ_LOG_WARNING, "audit: cannot record the %s event in the journal: %s",
+		       command, hq_strerror(rc));
 	audit_echo *e = g_serving ? hq_xmalloc(sizeof *e) : NULL;
 	if (e) {
 		pthread_t t;
@@ -254,7 +255,8 @@ key_wear_log(hq_journal *j)
 	if (wear)
 		hq_log(wear == 2 ? HQ_LOG_ERR : HQ_LOG_WARNING,
 		       "journal: the encryption key has sealed %llu values%s: put a new key on the first line of encryption_key_file (keep the old one below), reload, and run hl7q reseal",
-		       (unsigned long long)seals, wear == 2 ? ", the most one key may: intake is refused" : "");
+		       (unsigned long long)seals,
+		       wear == 2 ? ", the most one key may: intake is refused" : "");
 }
 
 /*
@@ -290,8 +292,7 @@ admin_start(daemon_state *h, const hq_config *cfg, hq_admin **out, char *err, si
 	*out = NULL;
 	if (cfg->admin_listen[0] == 0)
 		return 0;
-	int rc = hq_admin_start(&cfg->admin_addr, cfg->admin_addrlen, h->intake->journal, out, err,
-				errcap);
+	int rc = hq_admin_start(&cfg->admin_addr, cfg->admin_addrlen, h->intake->journal, out, err, errcap);
 	if (rc == 0)
 		hq_log(HQ_LOG_NOTICE, "admin: serving /healthz and /metrics on %s (port %d)",
 		       cfg->admin_listen, hq_admin_port(*out));
@@ -403,8 +404,7 @@ on_turn(void *arg, size_t frames)
 
 /* The silent-feed alarm's read-back at start (core/feeds.h), over the journal. */
 static int
-feeds_last_seen(void *journal, const char *const *names, int n, uint64_t *out_us,
-		uint64_t *oldest_us)
+feeds_last_seen(void *journal, const char *const *names, int n, uint64_t *out_us, uint64_t *oldest_us)
 {
 	return hq_feeds_last_seen(journal, names, n, HQ_FEEDS_SCAN, out_us, oldest_us);
 }
@@ -477,8 +477,10 @@ open_journal(const hq_config *cfg, hq_journal **journal, hq_audit **audit)
 		return 2;
 	}
 	if ((rc = hq_audit_open(*journal, audit)) != 0) {
-		hq_log(HQ_LOG_ERR, "cannot open the audit store in journal %s: %s", cfg->journal_path, hq_strerror(rc));
-		daemon_audit(NULL, cfg, "open-failed", "audit store of journal %s: %s", cfg->journal_path, hq_strerror(rc));
+		hq_log(HQ_LOG_ERR, "cannot open the audit store in journal %s: %s",
+		       cfg->journal_path, hq_strerror(rc));
+		daemon_audit(NULL, cfg, "open-failed", "audit store of journal %s: %s",
+			     cfg->journal_path, hq_strerror(rc));
 		hq_journal_close(*journal);
 		return 2;
 	}
@@ -497,12 +499,14 @@ open_journal(const hq_config *cfg, hq_journal **journal, hq_audit **audit)
 		hq_log(HQ_LOG_NOTICE, "journal encrypted at rest (AES-256-GCM; key ids in use: %s)", ids);
 		if (strcmp(ids, ids_before) != 0) /* a new key seals from now on */
 			daemon_audit(*audit, cfg, "key-rotation", "%s key ids in use: %s (before: %s)",
-				     was_encrypted ? "new key;" : "first key;", ids, was_encrypted ? ids_before : "none");
+				     was_encrypted ? "new key;" : "first key;", ids,
+				     was_encrypted ? ids_before : "none");
 		key_wear_log(*journal);
 	} else if (was_encrypted) {
 		hq_log(HQ_LOG_ERR, "journal %s is encrypted (key ids %s) but %s sets no [journal] encryption_key_file; not starting",
 		       cfg->journal_path, ids_before, cfg->file);
-		daemon_audit(*audit, cfg, "open-failed", "journal encrypted (key ids %s) and no encryption_key_file", ids_before);
+		daemon_audit(*audit, cfg, "open-failed",
+			     "journal encrypted (key ids %s) and no encryption_key_file", ids_before);
 		hq_audit_close(*audit);
 		hq_journal_close(*journal);
 		return 1;
@@ -526,21 +530,15 @@ log_stop_stats(const hq_intake *in)
 {
 	hq_server_stats st;
 	hq_server_stats_get(g_server, &st);
-	hq_log(HQ_LOG_NOTICE,
-	       "stopped: %llu frames in %llu batches (largest %llu), %llu accepted (%llu unrouted), %llu refused, %llu out-of-frame bytes",
-	       (unsigned long long)in->stats.messages,
-	       (unsigned long long)in->stats.batches,
-	       (unsigned long long)in->stats.largest_batch,
-	       (unsigned long long)in->stats.accepted,
-	       (unsigned long long)in->stats.unrouted,
-	       (unsigned long long)in->stats.refused,
+	hq_log(HQ_LOG_NOTICE, "stopped: %llu frames in %llu batches (largest %llu), %llu accepted (%llu unrouted), %llu refused, %llu out-of-frame bytes",
+	       (unsigned long long)in->stats.messages, (unsigned long long)in->stats.batches,
+	       (unsigned long long)in->stats.largest_batch, (unsigned long long)in->stats.accepted,
+	       (unsigned long long)in->stats.unrouted, (unsigned long long)in->stats.refused,
 	       (unsigned long long)st.out_of_frame);
 	if (in->stats.batches)
-		hq_log(HQ_LOG_NOTICE,
-		       "commits: mean %.2f ms, max %.2f ms; deferred index runs: %llu, mean %.2f ms, max %.2f ms",
+		hq_log(HQ_LOG_NOTICE, "commits: mean %.2f ms, max %.2f ms; deferred index runs: %llu, mean %.2f ms, max %.2f ms",
 		       in->stats.commit_us_total / 1000.0 / (double)in->stats.batches,
-		       in->stats.commit_us_max / 1000.0,
-		       (unsigned long long)in->stats.index_runs,
+		       in->stats.commit_us_max / 1000.0, (unsigned long long)in->stats.index_runs,
 		       in->stats.index_runs ? in->stats.index_us_total / 1000.0 / (double)in->stats.index_runs : 0.0,
 		       in->stats.index_us_max / 1000.0);
 }
@@ -564,12 +562,11 @@ static void
 announce_ready(daemon_state *h, hq_journal *journal)
 {
 	const hq_config *cfg = h->cfg;
-	hq_log(HQ_LOG_NOTICE, "hl7qd %s: journal %s (next id %llu)", HQ_VERSION,
-	       cfg->journal_path, (unsigned long long)hq_journal_next_id(journal));
+	hq_log(HQ_LOG_NOTICE, "hl7qd %s: journal %s (next id %llu)", HQ_VERSION, cfg->journal_path,
+	       (unsigned long long)hq_journal_next_id(journal));
 	for (int i = 0; i < cfg->nlisteners; i++)
 		hq_log(HQ_LOG_NOTICE, "listener %s: listening on %s (port %d)",
-		       cfg->listeners[i].name, cfg->listeners[i].listen,
-		       hq_server_port(g_server, i));
+		       cfg->listeners[i].name, cfg->listeners[i].listen, hq_server_port(g_server, i));
 	if (sd_watchdog_enabled(0, &h->watchdog_us) <= 0)
 		h->watchdog_us = 0;
 	h->watchdog_at_ms = hq_now_ms();
@@ -585,26 +582,22 @@ announce_ready(daemon_state *h, hq_journal *journal)
 static void
 usage(FILE *fp)
 {
-	fprintf(fp,
-		"usage: hl7qd -c FILE [--check] [-v]\n"
-		"  -c, --config FILE  configuration (INI), see hl7q.conf(5)\n"
-		"      --check        validate the configuration and exit (0 ok, 1 error)\n"
-		"  -v, --verbose      log more (repeat for debug)\n"
-		"      --help         this text\n"
-		"      --version      print the version\n"
-		"signals: TERM/INT stop cleanly, HUP reloads the configuration\n");
+	fprintf(fp, "usage: hl7qd -c FILE [--check] [-v]\n"
+		    "  -c, --config FILE  configuration (INI), see hl7q.conf(5)\n"
+		    "      --check        validate the configuration and exit (0 ok, 1 error)\n"
+		    "  -v, --verbose      log more (repeat for debug)\n"
+		    "      --help         this text\n"
+		    "      --version      print the version\n"
+		    "signals: TERM/INT stop cleanly, HUP reloads the configuration\n");
 }
 
 int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check", no_argument, NULL, 'C'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
+		{"verbose", no_argument, NULL, 'v'},	  {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},	  {NULL, 0, NULL, 0},
 	};
 	const char *file = NULL;
 	int check = 0, verbose = 0, c, rc;

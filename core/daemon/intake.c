@@ -169,8 +169,7 @@ decide(plan *p, const hq_frame *f)
 	int rc = hq_msh_parse(f->data, f->len, &p->msh);
 	p->kind = HQ_ACK_ACCEPT;
 	if (f->oversize) {
-		refuse(p, HQ_ACK_REJECT, HQ_0357_INTERNAL,
-		       "Message exceeds max_message_size", "");
+		refuse(p, HQ_ACK_REJECT, HQ_0357_INTERNAL, "Message exceeds max_message_size", "");
 	} else if (rc != 0) {
 		int c = p->msh.err_code;
 		hq_ack_kind k = (c == HQ_0357_UNSUPPORTED_VERSION ||
@@ -196,15 +195,13 @@ log_frame(hq_intake *in, const hq_frame *f, const plan *p, const char *listener,
 	int cn = m->have_delims ? (int)(m->control_id.n > 64 ? 64 : m->control_id.n) : 0;
 	int tn = m->have_delims ? (int)(m->type_field.n > 40 ? 40 : m->type_field.n) : 0;
 	if (p->kind == HQ_ACK_ACCEPT)
-		hq_log(HQ_LOG_DEBUG, "listener %s: id=%llu ctrl=%.*s type=%.*s peer=%s ack=%s",
-		       listener, (unsigned long long)p->id, cn, m->control_id.p, tn,
-		       m->type_field.p, f->peer, code);
+		hq_log(HQ_LOG_DEBUG, "listener %s: id=%llu ctrl=%.*s type=%.*s peer=%s ack=%s", listener,
+		       (unsigned long long)p->id, cn, m->control_id.p, tn, m->type_field.p, f->peer, code);
 	else
-		hq_log_limited(&in->rl_refused, REFUSED_LOG_BURST, REFUSED_LOG_MS, "refusals",
-			       HQ_LOG_NOTICE, "listener %s: refused id=%llu ctrl=%.*s type=%.*s peer=%s ack=%s: %d %s",
-		       listener, (unsigned long long)p->id, cn, m->control_id.p, tn,
-		       m->type_field.p, f->peer, code, p->err_code,
-		       p->err_text ? p->err_text : "");
+		hq_log_limited(&in->rl_refused, REFUSED_LOG_BURST, REFUSED_LOG_MS, "refusals", HQ_LOG_NOTICE,
+			       "listener %s: refused id=%llu ctrl=%.*s type=%.*s peer=%s ack=%s: %d %s",
+			       listener, (unsigned long long)p->id, cn, m->control_id.p, tn,
+			       m->type_field.p, f->peer, code, p->err_code, p->err_text ? p->err_text : "");
 }
 
 /*
@@ -224,8 +221,7 @@ stage_frame(hq_intake *in, hq_batch *b, int rc, hq_frame *f, plan *p, int *route
 	hq_record rec;
 
 	decide(p, f);
-	snprintf(p->ack_id, sizeof p->ack_id, "Q%s%llu", in->ack_prefix,
-		 (unsigned long long)++in->ack_seq);
+	snprintf(p->ack_id, sizeof p->ack_id, "Q%s%llu", in->ack_prefix, (unsigned long long)++in->ack_seq);
 	if (rc != 0)
 		return;
 	if (p->kind == HQ_ACK_ACCEPT && lc->duplicates != HQ_DUP_ACCEPT) {
@@ -265,8 +261,8 @@ stage_frame(hq_intake *in, hq_batch *b, int rc, hq_frame *f, plan *p, int *route
 	if (rec.state == HQ_MSG_ACCEPTED) {
 		/* Fan-out: the delivery records go in the same transaction. */
 		for (int t = 0; t < in->cfg->ntargets; t++)
-			if (hq_target_routes(&in->cfg->targets[t], lc->name,
-					     p->msh.type_field.p, p->msh.type_field.n))
+			if (hq_target_routes(&in->cfg->targets[t], lc->name, p->msh.type_field.p,
+					     p->msh.type_field.n))
 				routes[nroutes++] = t;
 		if (nroutes == 0) {
 			rec.state = HQ_MSG_UNROUTED;
@@ -282,8 +278,7 @@ add:
 		p->stored = 1;
 	if (p->stored)
 		for (int r = 0; r < nroutes; r++)
-			hq_batch_add_delivery(b, p->id, in->cfg->targets[routes[r]].name,
-					      f->received_us);
+			hq_batch_add_delivery(b, p->id, in->cfg->targets[routes[r]].name, f->received_us);
 }
 
 /*
@@ -323,8 +318,7 @@ commit_batch(hq_intake *in, hq_batch *b, int rc, size_t n)
 			 * nothing committed, and intake resumes once space is freed. */
 			hq_log(HQ_LOG_ERR, "the journal's filesystem is full: answering negatively until space is freed");
 		} else if (rc == MDB_PANIC || rc == EIO) {
-			hq_log(HQ_LOG_ERR, "storage can no longer be trusted (%s); stopping",
-			       hq_strerror(rc));
+			hq_log(HQ_LOG_ERR, "storage can no longer be trusted (%s); stopping", hq_strerror(rc));
 			in->fatal = 1;
 			if (in->server)
 				hq_server_abort(in->server);
@@ -344,8 +338,7 @@ answer_frame(hq_intake *in, hq_frame *f, plan *p, int rc, const char *now)
 	const char *lname = f->lc->name;
 	if (rc != 0) {
 		refuse(p, HQ_ACK_REJECT, HQ_0357_INTERNAL,
-		       rc == HQ_EFULL ? "Journal full; message not stored"
-				      : "Journal commit failed; message not stored",
+		       rc == HQ_EFULL ? "Journal full; message not stored" : "Journal commit failed; message not stored",
 		       "");
 		p->id = 0;
 	}
@@ -357,8 +350,8 @@ answer_frame(hq_intake *in, hq_frame *f, plan *p, int rc, const char *now)
 	if (rc == 0 && p->reused_of) {
 		const hq_msh *m = &p->msh;
 		hq_count(&f->m->control_id_reused, 1);
-		hq_log_limited(&in->rl_reused, REFUSED_LOG_BURST, REFUSED_LOG_MS, "reused control id lines",
-			       HQ_LOG_NOTICE,
+		hq_log_limited(&in->rl_reused, REFUSED_LOG_BURST, REFUSED_LOG_MS,
+			       "reused control id lines", HQ_LOG_NOTICE,
 			       "listener %s: control id reused with other content: id=%llu ctrl=%.*s type=%.*s peer=%s (earlier id=%llu); stored as a new message",
 			       lname, (unsigned long long)p->id,
 			       (int)(m->control_id.n > 64 ? 64 : m->control_id.n), m->control_id.p,
@@ -375,8 +368,7 @@ answer_frame(hq_intake *in, hq_frame *f, plan *p, int rc, const char *now)
 	char *ack = malloc(cap); /* input-sized: checked, no ACK (the sender resends) */
 	if (ack == NULL)
 		return;
-	int len = hq_ack_build(&p->msh, p->kind, p->err_code, p->err_text,
-			       p->err_loc, now, p->ack_id, ack, cap);
+	int len = hq_ack_build(&p->msh, p->kind, p->err_code, p->err_text, p->err_loc, now, p->ack_id, ack, cap);
 	f->ack = ack;
 	f->ack_len = len > 0 ? (size_t)len : 0;
 }

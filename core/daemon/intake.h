@@ -27,7 +27,7 @@ typedef struct hq_intake {
 	hq_journal *journal;
 	hq_server *server; /* aborted after a storage failure that retrying could hide */
 	struct hq_delivery_sys *delivery; /* woken after each commit; may be NULL */
-	int fatal;	   /* set after fsync failure or MDB_PANIC */
+	int fatal;			  /* set after fsync failure or MDB_PANIC */
 	uint64_t ack_seq;
 	uint64_t indexed_at_ms; /* last deferred-index run */
 	char ack_prefix[16];

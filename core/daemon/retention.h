@@ -16,11 +16,11 @@
 #include "queue/journal.h"
 
 typedef struct hq_retention {
-	uint64_t at_ms;		 /* last retention pass began */
-	uint64_t resume_us;	 /* where the pass under way goes on */
+	uint64_t at_ms;	    /* last retention pass began */
+	uint64_t resume_us; /* where the pass under way goes on */
 	int running;
-	uint64_t purged;	 /* by the pass under way */
-	uint64_t rejected_at_ms; /* last rejected_retention pass began */
+	uint64_t purged;	     /* by the pass under way */
+	uint64_t rejected_at_ms;     /* last rejected_retention pass began */
 	uint64_t rejected_resume_us; /* only moves forward: earlier refused frames are gone */
 	int rejected_running;
 	uint64_t rejected_purged; /* by the pass under way */

@@ -45,8 +45,9 @@
 static hq_payload_meta
 payload_meta(const hq_due *d)
 {
-	return (hq_payload_meta){d->id, d->received_us, d->listener, d->peer, d->type, d->control_id,
-				 d->version, d->sending_app, d->sending_fac, d->receiving_app, d->receiving_fac};
+	return (hq_payload_meta){d->id,		 d->received_us,   d->listener,	    d->peer,
+				 d->type,	 d->control_id,	   d->version,	    d->sending_app,
+				 d->sending_fac, d->receiving_app, d->receiving_fac};
 }
 
 /*
@@ -84,8 +85,8 @@ fhir_payload(worker *w, slot *s)
 {
 	char why[256];
 	hq_fhir_stats st;
-	int rc = hq_fhir_render(s->due.raw, s->due.raw_len, &w->fhir, &s->payload, &s->payload_len, &st,
-				why, sizeof why);
+	int rc = hq_fhir_render(s->due.raw, s->due.raw_len, &w->fhir, &s->payload, &s->payload_len,
+				&st, why, sizeof why);
 	if (rc == 0)
 		return 0;
 	if (rc == ENOMEM)
@@ -132,11 +133,11 @@ slot_start(worker *w, slot *s)
 		accept = "application/fhir+json";
 	} else {
 		const char *cs = hq_payload_charset(s->due.charset);
-		snprintf(ctype, sizeof ctype, "x-application/hl7-v2+er7%s%s", cs ? "; charset=" : "",
-			 cs ? cs : "");
+		snprintf(ctype, sizeof ctype, "x-application/hl7-v2+er7%s%s",
+			 cs ? "; charset=" : "", cs ? cs : "");
 	}
-	s->headers = hq_http_headers(t, ctype, accept, s->due.idem_key, s->due.id, s->due.control_id,
-				     s->due.type);
+	s->headers = hq_http_headers(t, ctype, accept, s->due.idem_key, s->due.id,
+				     s->due.control_id, s->due.type);
 	hq_http_prepare_post(s->easy, t, s->headers, s->payload ? s->payload : s->due.raw,
 			     s->payload ? s->payload_len : s->due.raw_len, &s->ans, s->errbuf, s);
 	hq_auth_apply(s->easy, t, &w->auth);
@@ -174,8 +175,7 @@ probe_delay_us(const hq_target_conf *t, uint32_t streak)
  * dead-lettered (rate-limited); a delivery at debug level.
  */
 static void
-account(worker *w, const slot *s, const hq_outcome *o, int status, int64_t ra, uint64_t now,
-	uint32_t attempts)
+account(worker *w, const slot *s, const hq_outcome *o, int status, int64_t ra, uint64_t now, uint32_t attempts)
 {
 	const hq_target_conf *t = w->t;
 	int cn = (int)strnlen(s->due.control_id, 64);
@@ -208,8 +208,8 @@ account(worker *w, const slot *s, const hq_outcome *o, int status, int64_t ra, u
 		hq_count(&w->m->dead, 1);
 		hq_log_limited(&w->rl_dead, DEAD_LOG_BURST, LOG_WINDOW_MS, "dead-letter lines", HQ_LOG_WARNING,
 			       "target %s: id=%llu ctrl=%.*s type=%s dead-lettered after %u attempt%s (%s)",
-		       t->name, (unsigned long long)o->id, cn, s->due.control_id, s->due.type,
-		       attempts, attempts == 1 ? "" : "s", o->error);
+			       t->name, (unsigned long long)o->id, cn, s->due.control_id,
+			       s->due.type, attempts, attempts == 1 ? "" : "s", o->error);
 	}
 }
 
@@ -260,10 +260,9 @@ classify(worker *w, slot *s, CURLcode res, hq_outcome *o)
 		hq_count(&w->m->network_errors, 1);
 	}
 	uint32_t attempts = s->due.attempts + 1;
-	hq_retry_policy pol = {t->retry_initial_ms, t->retry_max_ms, (uint32_t)t->max_attempts,
-			       t->max_age_ms};
-	hq_attempt_result ar = {status, ra, stale, attempts, now, s->due.age_from_us,
-				(double)rand() / RAND_MAX};
+	hq_retry_policy pol = {t->retry_initial_ms, t->retry_max_ms, (uint32_t)t->max_attempts, t->max_age_ms};
+	hq_attempt_result ar = {
+		status, ra, stale, attempts, now, s->due.age_from_us, (double)rand() / RAND_MAX};
 	hq_next next = hq_retry_decide(&pol, &ar);
 	if (next.kind == HQ_NEXT_RESEND)
 		return 1;
@@ -336,8 +335,7 @@ list_skipped(worker *w, round_state *r)
 /* Whether this round refills, with how many at most (*want), and until
  * when the target holds back (*hold_us; 0: it does not). */
 static int
-plan_refill(const worker *w, int free_slots, int draining, uint64_t now_us, size_t *want,
-	    uint64_t *hold_us)
+plan_refill(const worker *w, int free_slots, int draining, uint64_t now_us, size_t *want, uint64_t *hold_us)
 {
 	/* Refill in bunches (a quarter of the slots, or all when idle):
 	 * each refill is a read transaction and a queue scan. */
@@ -365,8 +363,8 @@ refill_slots(worker *w, round_state *r, hq_due_order order, size_t want, uint64_
 {
 	const hq_target_conf *t = w->t;
 	hq_due due[MAX_ROUND];
-	long n = hq_journal_due(w->j, t->name, now_us, order, w->shard, w->nshards, r->skip, r->nskip,
-				due, want, next_us);
+	long n = hq_journal_due(w->j, t->name, now_us, order, w->shard, w->nshards, r->skip,
+				r->nskip, due, want, next_us);
 	if (n == HQ_ECORRUPT && order == HQ_DUE_FIFO) {
 		/* The head cannot be read or opened: skipping it would break
 		 * the order, so the target stops here, and says why. */
@@ -520,8 +518,7 @@ hq_worker_main(void *arg)
 			slot_release(w, &w->slots[i]);
 	free(r.outs);
 	free(r.skip);
-	__atomic_fetch_sub(&w->m->inflight, __atomic_exchange_n(&w->inflight, 0, __ATOMIC_RELAXED),
-			   __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&w->m->inflight, __atomic_exchange_n(&w->inflight, 0, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
 	__atomic_store_n(&w->exited, 1, __ATOMIC_RELEASE);
 	return NULL;
 }

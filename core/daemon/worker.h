@@ -29,7 +29,7 @@ typedef struct slot {
 	struct curl_slist *headers;
 	char *payload;
 	size_t payload_len;
-	hq_http_answer ans;   /* the answer's first bytes (journal only) */
+	hq_http_answer ans; /* the answer's first bytes (journal only) */
 	uint64_t start_us;
 	char errbuf[CURL_ERROR_SIZE]; /* libcurl's detail of a failed transfer */
 	hq_outcome settled; /* format fhir: the outcome of a message that needs no request */
@@ -42,28 +42,28 @@ typedef struct worker {
 	pthread_t thread;
 	CURLM *multi;
 	volatile int stop;
-	hq_creds auth;			/* the target's credentials; the cached oauth2 token */
-	uint64_t token_expires_us;	/* oauth2: refetch after this */
+	hq_creds auth;		   /* the target's credentials; the cached oauth2 token */
+	uint64_t token_expires_us; /* oauth2: refetch after this */
 	/* oauth2 rotation: each fetched token is a generation; a request
 	 * carries the one it was sent with.  A 401 for an older generation is
 	 * resent with the current one; a 401 for the current one asks for one
 	 * refresh (resent too), unless that token was itself fetched after a
 	 * 401 and never worked: then the 401 counts against the message. */
 	uint64_t token_gen;
-	int gen_after_401;		/* the current token was fetched because of a 401 */
-	int gen_proven;			/* the current token got a 2xx */
-	int want_refresh;		/* a 401 asked for a new token */
-	hq_fhir_opts fhir;		/* format fhir: id key, zone, Bundle options */
+	int gen_after_401; /* the current token was fetched because of a 401 */
+	int gen_proven;	   /* the current token got a 2xx */
+	int want_refresh;  /* a 401 asked for a new token */
+	hq_fhir_opts fhir; /* format fhir: id key, zone, Bundle options */
 	hq_tz *fhir_tz;
 	slot *slots;
 	int nslots;
 	int down; /* last attempt failed: log only the transitions; probe one at a time */
-	uint32_t down_streak;	  /* failed probes in a row */
-	uint64_t probe_at_us;	  /* while down: no request before this */
-	uint64_t pause_until_us;  /* outcomes could not be written: no request before this */
-	uint32_t write_failures;  /* in a row */
-	uint64_t stuck_id;	  /* FIFO head that cannot be read: the target stops */
-	int woken;		  /* (atomic) a wake-up is on its way: coalesce the others */
+	uint32_t down_streak;	 /* failed probes in a row */
+	uint64_t probe_at_us;	 /* while down: no request before this */
+	uint64_t pause_until_us; /* outcomes could not be written: no request before this */
+	uint32_t write_failures; /* in a row */
+	uint64_t stuck_id;	 /* FIFO head that cannot be read: the target stops */
+	int woken;		 /* (atomic) a wake-up is on its way: coalesce the others */
 	uint32_t shard, nshards; /* this worker's share of an unordered target */
 	int inflight;		 /* requests out, or done and not yet written (atomic) */
 	hq_target_metrics *m;

@@ -33,8 +33,7 @@
 int
 main(int argc, char **argv)
 {
-	static const char *types[] = {"ADT^A01^ADT_A01", "ADT^A08^ADT_A01", "ORU^R01^ORU_R01",
-				      "ORM^O01^ORM_O01"};
+	static const char *types[] = {"ADT^A01^ADT_A01", "ADT^A08^ADT_A01", "ORU^R01^ORU_R01", "ORM^O01^ORM_O01"};
 	int pending = 0, bad = argc < 3;
 	long retry_s = -1;
 	const char *target = "warehouse", *key = NULL;
@@ -80,14 +79,15 @@ main(int argc, char **argv)
 			const char *type = types[m % 4];
 			snprintf(ctrl, sizeof ctrl, "CTRL%07llu", (unsigned long long)m);
 			snprintf(pat, sizeof pat, "P%06llu", (unsigned long long)(m % (n / 10 + 1)));
-			int len = snprintf(raw, sizeof raw,
-				 "MSH|^~\\&|EPIC|HOSP|WAREHOUSE|DW|20261126120000||%s|%s|P|2.5.1\r"
-				 "EVN|A01|20261126120000\r"
-				 "PID|1||%s^^^HOSP^MR||SYNTHETIC^PATIENT^ONE||19700101|U|||1 MAIN ST^^TOWN^ST^00000\r"
-				 "PV1|1|I|WARD^101^1^HOSP||||1234^DOCTOR^ONE|||MED||||1|||1234^DOCTOR^ONE|IN|V%llu\r"
-				 "OBX|1|TX|NOTE^Note||Synthetic benchmark message, no patient data. Padding padding padding padding padding padding padding padding padding.||||||F\r"
-				 "NTE|1||Synthetic benchmark message number %llu, written by tests/bench/fill.c for the lookup benchmark.\r",
-				 type, ctrl, pat, (unsigned long long)m, (unsigned long long)m);
+			int len = snprintf(
+				raw, sizeof raw,
+				"MSH|^~\\&|EPIC|HOSP|WAREHOUSE|DW|20261126120000||%s|%s|P|2.5.1\r"
+				"EVN|A01|20261126120000\r"
+				"PID|1||%s^^^HOSP^MR||SYNTHETIC^PATIENT^ONE||19700101|U|||1 MAIN ST^^TOWN^ST^00000\r"
+				"PV1|1|I|WARD^101^1^HOSP||||1234^DOCTOR^ONE|||MED||||1|||1234^DOCTOR^ONE|IN|V%llu\r"
+				"OBX|1|TX|NOTE^Note||Synthetic benchmark message, no patient data. Padding padding padding padding padding padding padding padding padding.||||||F\r"
+				"NTE|1||Synthetic benchmark message number %llu, written by tests/bench/fill.c for the lookup benchmark.\r",
+				type, ctrl, pat, (unsigned long long)m, (unsigned long long)m);
 			hq_record r;
 			memset(&r, 0, sizeof r);
 			r.received_us = start + m * 864000;

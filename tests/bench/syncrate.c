@@ -125,8 +125,7 @@ main(int argc, char **argv)
 		r.f[HQ_F_CONTROL_ID] = (hq_str){ctrl, strlen(ctrl)};
 		r.f[HQ_F_PATIENT_ID] = (hq_str){ctrl, strlen(ctrl)};
 		r.f[HQ_F_RAW] = (hq_str){msg, sizeof msg};
-		if (hq_batch_begin(j, &b) || hq_batch_add(b, &r, NULL, &id) ||
-		    hq_batch_commit(b)) {
+		if (hq_batch_begin(j, &b) || hq_batch_add(b, &r, NULL, &id) || hq_batch_commit(b)) {
 			fprintf(stderr, "commit failed\n");
 			return 1;
 		}
@@ -137,7 +136,6 @@ main(int argc, char **argv)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
 	if (system(cmd) != 0)
 		return 1;
-	printf("result fdatasync_per_s=%.0f lmdb_per_s=%.0f commits_per_s=%.0f\n",
-	       fsyncs, lmdb, commits);
+	printf("result fdatasync_per_s=%.0f lmdb_per_s=%.0f commits_per_s=%.0f\n", fsyncs, lmdb, commits);
 	return 0;
 }

@@ -40,8 +40,7 @@ assert_err(const char *text, int line, const char *needle)
 	ck_assert_int_eq(load(text), HQ_ECONFIG);
 	char want[128];
 	snprintf(want, sizeof want, "%s:%d: ", path, line);
-	ck_assert_msg(strncmp(cfg.err, want, strlen(want)) == 0, "got '%s', want prefix '%s'",
-		      cfg.err, want);
+	ck_assert_msg(strncmp(cfg.err, want, strlen(want)) == 0, "got '%s', want prefix '%s'", cfg.err, want);
 	ck_assert_msg(strstr(cfg.err, needle) != NULL, "'%s' lacks '%s'", cfg.err, needle);
 }
 
@@ -79,8 +78,8 @@ START_TEST(test_issue11_keys)
 	ck_assert_int_eq(cfg.listeners[0].accept_ack, HQ_ACCEPT_ACK_MSH15);
 	ck_assert_int_eq(cfg.listeners[0].max_connections_per_peer, 4);
 	ck_assert_uint_eq(cfg.rejected_retention_ms, 0);
-	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:0\naccept_ack = never\n", 5,
-		   "accept_ack");
+	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:0\naccept_ack = never\n",
+		   5, "accept_ack");
 	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:0\nmax_connections_per_peer = 0\n",
 		   5, "max_connections_per_peer");
 	assert_err("[journal]\npath = /tmp/j\nrejected_retention = soon\n", 3, "rejected_retention");
@@ -91,16 +90,14 @@ START_TEST(test_errors)
 {
 	assert_err("[journal]\npath = /tmp/j\nbogus = 1\n", 3, "unknown key 'bogus'");
 	assert_err("[journal]\npath = /tmp/j\n\n[nonsense]\nx = 1\n", 4, "unknown section [nonsense]");
-	assert_err("[journal]\npath=/tmp/j\n[listener a]\nlisten = 127.0.0.1:1\nidle_timeout = soon\n", 5,
-		   "idle_timeout");
+	assert_err("[journal]\npath=/tmp/j\n[listener a]\nlisten = 127.0.0.1:1\nidle_timeout = soon\n",
+		   5, "idle_timeout");
 	assert_err("[journal]\npath=/tmp/j\n[listener a]\nlisten = nohostport\n", 4, "listen");
 	assert_err("[journal]\npath=/tmp/j\n[listener a]\nlisten = 1.2.3.4:99999\n", 4, "listen");
-	assert_err("[journal]\npath=/tmp/j\n\n[listener a]\nmax_connections = 5\n", 4,
-		   "needs listen");
-	assert_err("[journal]\npath=/tmp/j\n[listener a]\nlisten=127.0.0.1:1\nduplicates = maybe\n", 5,
-		   "duplicates");
-	assert_err("[journal]\npath=/tmp/j\n[listener a]\nlisten=127.0.0.1:1\nmax_message_size = 12Q\n", 5,
-		   "max_message_size");
+	assert_err("[journal]\npath=/tmp/j\n\n[listener a]\nmax_connections = 5\n", 4, "needs listen");
+	assert_err("[journal]\npath=/tmp/j\n[listener a]\nlisten=127.0.0.1:1\nduplicates = maybe\n", 5, "duplicates");
+	assert_err("[journal]\npath=/tmp/j\n[listener a]\nlisten=127.0.0.1:1\nmax_message_size = 12Q\n",
+		   5, "max_message_size");
 	assert_err("[journal]\nmax_size = 1G\n[listener a]\nlisten=127.0.0.1:1\n", 4, "path is required");
 	assert_err("[journal]\npath=/tmp/j\n", 2, "no [listener");
 	assert_err("[journal]\npath=/tmp/j\nthis line is not ini\n", 3, "syntax");
@@ -150,8 +147,8 @@ START_TEST(test_targets_and_routing)
 	ck_assert(hq_target_routes(p, "adt", "ADT^A01^ADT_A01", 15));
 	ck_assert(hq_target_routes(p, "adt", "ADT^A08", 7));
 	ck_assert(!hq_target_routes(p, "adt", "ADT^A03", 7));
-	ck_assert(!hq_target_routes(p, "lab", "ADT^A01", 7));	   /* from */
-	ck_assert(!hq_target_routes(p, "adt", "ADTX^A01", 8));	   /* not a prefix match */
+	ck_assert(!hq_target_routes(p, "lab", "ADT^A01", 7));	      /* from */
+	ck_assert(!hq_target_routes(p, "adt", "ADTX^A01", 8));	      /* not a prefix match */
 	ck_assert(hq_target_routes(d, "lab", "ORU^R01^ORU_R01", 15)); /* ORU = ORU^* */
 	ck_assert(hq_target_routes(d, "adt", "ADT^A40", 7));
 	ck_assert(!hq_target_routes(d, "adt", "ORM^O01", 7));
@@ -263,14 +260,15 @@ START_TEST(test_security_keys)
 
 	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\nallow = 10.0.0.0/33\n", 5, "allow");
 	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\nallow = example.org\n", 5, "allow");
-	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\ntls_cert = /c.pem\n", 3,
-		   "tls_cert and tls_key go together");
-	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\ntls_client_ca = /ca.pem\n", 3,
-		   "tls_client_ca needs tls_cert");
+	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\ntls_cert = /c.pem\n",
+		   3, "tls_cert and tls_key go together");
+	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\ntls_client_ca = /ca.pem\n",
+		   3, "tls_client_ca needs tls_cert");
 	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\ntls_cert = /c\ntls_key = /k\n"
-		   "tls_allowed_subjects = lis01\n", 3, "needs tls_client_ca");
-	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\n[admin]\nlisten = nowhere\n", 6,
-		   "listen");
+		   "tls_allowed_subjects = lis01\n",
+		   3, "needs tls_client_ca");
+	assert_err("[journal]\npath = /j\n[listener s]\nlisten = 127.0.0.1:0\n[admin]\nlisten = nowhere\n",
+		   6, "listen");
 }
 END_TEST
 
@@ -283,7 +281,8 @@ START_TEST(test_secret_file_modes)
 	char text[512], err[1300];
 	snprintf(text, sizeof text,
 		 "[journal]\npath = /tmp/j\n[listener s]\nlisten = 127.0.0.1:0\n"
-		 "[target t]\nurl = https://x/\nauth = bearer\ntoken_file = %s\n", secret);
+		 "[target t]\nurl = https://x/\nauth = bearer\ntoken_file = %s\n",
+		 secret);
 	ck_assert_int_eq(chmod(secret, 0600), 0);
 	ck_assert_int_eq(load(text), 0);
 	ck_assert_int_eq(hq_config_check_secrets(&cfg, err, sizeof err), 0);
@@ -304,7 +303,9 @@ START_TEST(test_issue15_1_durations_in_range)
 {
 	const char *head = "[journal]\npath = /tmp/j\n";
 	char text[512];
-	static const struct { const char *section, *kv; } bad[] = {
+	static const struct {
+		const char *section, *kv;
+	} bad[] = {
 		{"journal", "retention = 36500d"},
 		{"journal", "max_size = 100T"},
 		{"listener", "idle_timeout = 100000d"},
@@ -320,11 +321,14 @@ START_TEST(test_issue15_1_durations_in_range)
 			snprintf(text, sizeof text, "[journal]\npath = /tmp/j\n%s\n[listener a]\nlisten = 127.0.0.1:1\n",
 				 bad[i].kv);
 		else if (strcmp(bad[i].section, "listener") == 0)
-			snprintf(text, sizeof text, "%s[listener a]\nlisten = 127.0.0.1:1\n%s\n", head, bad[i].kv);
+			snprintf(text, sizeof text, "%s[listener a]\nlisten = 127.0.0.1:1\n%s\n",
+				 head, bad[i].kv);
 		else
 			snprintf(text, sizeof text, "%s[listener a]\nlisten = 127.0.0.1:1\n[target t]\nurl = http://x/\n%s\n",
 				 head, bad[i].kv);
-		int line = strcmp(bad[i].section, "journal") == 0 ? 3 : strcmp(bad[i].section, "listener") == 0 ? 5 : 7;
+		int line = strcmp(bad[i].section, "journal") == 0    ? 3
+			   : strcmp(bad[i].section, "listener") == 0 ? 5
+								     : 7;
 		assert_err(text, line, "range");
 	}
 	/* the longest allowed retention still leaves a cut-off in the past */
@@ -343,10 +347,10 @@ START_TEST(test_issue14_6_duration_units)
 	ck_assert_uint_eq(v, 300000);
 	ck_assert_int_eq(hq_parse_duration("15 min", &v), 0);
 	ck_assert_uint_eq(v, 900000);
-	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\nidle_timeout = 5 mins\n", 5,
-		   "ms, s, min, m, h, d");
-	assert_err("[journal]\npath = /tmp/j\nretention = soon\n[listener a]\nlisten = 127.0.0.1:1\n", 3,
-		   "ms, s, min, m, h, d");
+	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\nidle_timeout = 5 mins\n",
+		   5, "ms, s, min, m, h, d");
+	assert_err("[journal]\npath = /tmp/j\nretention = soon\n[listener a]\nlisten = 127.0.0.1:1\n",
+		   3, "ms, s, min, m, h, d");
 }
 END_TEST
 
@@ -354,12 +358,13 @@ END_TEST
 START_TEST(test_issue14_6_section_twice)
 {
 	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n"
-		   "[target t]\nurl = http://x/\n[listener a]\nmax_connections = 5\n", 7,
-		   "[listener a] is written twice (first at line 3)");
+		   "[target t]\nurl = http://x/\n[listener a]\nmax_connections = 5\n",
+		   7, "[listener a] is written twice (first at line 3)");
 	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n"
-		   "[target t]\nurl = http://x/\n[target t]\ntimeout = 5s\n", 7, "[target t] is written twice");
-	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n[journal]\nmax_size = 1G\n", 5,
-		   "[journal] is written twice");
+		   "[target t]\nurl = http://x/\n[target t]\ntimeout = 5s\n",
+		   7, "[target t] is written twice");
+	assert_err("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n[journal]\nmax_size = 1G\n",
+		   5, "[journal] is written twice");
 }
 END_TEST
 
@@ -367,7 +372,8 @@ END_TEST
 START_TEST(test_issue14_6_relative_paths)
 {
 	ck_assert_int_eq(load("[journal]\npath = journal\n[listener a]\nlisten = 127.0.0.1:1\n"
-			      "[target t]\nurl = https://x/\nca_file = tls/ca.pem\nauth = bearer\ntoken_file = ./tok\n"), 0);
+			      "[target t]\nurl = https://x/\nca_file = tls/ca.pem\nauth = bearer\ntoken_file = ./tok\n"),
+			 0);
 	ck_assert_str_eq(cfg.journal_path, "/tmp/journal");
 	ck_assert_str_eq(cfg.targets[0].ca_file, "/tmp/tls/ca.pem");
 	ck_assert_str_eq(cfg.targets[0].token_file, "/tmp/./tok");
@@ -378,8 +384,10 @@ START_TEST(test_fhir_keys)
 {
 	const char *head = "[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:0\n[target f]\nurl = https://f/r4/\n";
 	char text[1024];
-	snprintf(text, sizeof text, "%sformat = fhir\nfhir_id_key_file = /k\nfhir_bundle = batch\nfhir_max_entries = 160\n"
-		 "fhir_timezone = America/Chicago\nfhir_unsupported = skip\n", head);
+	snprintf(text, sizeof text,
+		 "%sformat = fhir\nfhir_id_key_file = /k\nfhir_bundle = batch\nfhir_max_entries = 160\n"
+		 "fhir_timezone = America/Chicago\nfhir_unsupported = skip\n",
+		 head);
 	ck_assert_int_eq(load(text), 0);
 	const hq_target_conf *t = &cfg.targets[0];
 	ck_assert_int_eq(t->format, HQ_FMT_FHIR);
@@ -390,14 +398,19 @@ START_TEST(test_fhir_keys)
 	ck_assert_int_eq(t->fhir_skip_unsupported, 1);
 	ck_assert_int_eq(t->fhir_patient_match, 0);
 	/* defaults: transaction, no limit, UTC, dead */
-	snprintf(text, sizeof text, "%sformat = fhir\nfhir_id_key_file = /k\nfhir_patient_match = identifier\n", head);
+	snprintf(text, sizeof text,
+		 "%sformat = fhir\nfhir_id_key_file = /k\nfhir_patient_match = identifier\n", head);
 	ck_assert_int_eq(load(text), 0);
 	ck_assert_int_eq(cfg.targets[0].fhir_batch, 0);
 	ck_assert_int_eq(cfg.targets[0].fhir_max_entries, 0);
 	ck_assert_str_eq(cfg.targets[0].fhir_timezone, "");
 	ck_assert_int_eq(cfg.targets[0].fhir_skip_unsupported, 0);
 	ck_assert_int_eq(cfg.targets[0].fhir_patient_match, 1);
-	static const struct { const char *extra; int line; const char *why; } bad[] = {
+	static const struct {
+		const char *extra;
+		int line;
+		const char *why;
+	} bad[] = {
 		{"format = fhirr\n", 7, "format: 'fhirr' is not raw, json, google-hl7v2 or fhir"},
 		{"fhir_bundle = all\n", 7, "fhir_bundle: 'all'"},
 		{"fhir_max_entries = 1e3\n", 7, "fhir_max_entries: '1e3'"},
@@ -407,8 +420,8 @@ START_TEST(test_fhir_keys)
 		{"fhir_patient_match = name\n", 7, "fhir_patient_match: 'name'"},
 		{"fhir_colour = red\n", 7, "unknown key 'fhir_colour'"},
 		{"format = fhir\n", 5, "format = fhir needs fhir_id_key_file"},
-		{"format = fhir\nfhir_id_key_file = /k\nfhir_bundle = batch\nfhir_patient_match = identifier\n", 5,
-		 "needs fhir_bundle = transaction"},
+		{"format = fhir\nfhir_id_key_file = /k\nfhir_bundle = batch\nfhir_patient_match = identifier\n",
+		 5, "needs fhir_bundle = transaction"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		snprintf(text, sizeof text, "%s%s", head, bad[i].extra);
@@ -424,7 +437,8 @@ key_config(const hq_conf_section *sec, const char *key, const char *value, char 
 {
 	const char *head = "[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n";
 	if (strcmp(sec->name, "journal") == 0) {
-		snprintf(text, cap, "[journal]\npath = /tmp/j\n%s = %s\n[listener a]\nlisten = 127.0.0.1:1\n", key, value);
+		snprintf(text, cap, "[journal]\npath = /tmp/j\n%s = %s\n[listener a]\nlisten = 127.0.0.1:1\n",
+			 key, value);
 		return 3;
 	}
 	if (strcmp(sec->name, "listener") == 0) {
@@ -434,10 +448,12 @@ key_config(const hq_conf_section *sec, const char *key, const char *value, char 
 	if (strcmp(sec->name, "target") == 0) {
 		/* what other keys need (retry_initial may not pass retry_max; format
 		 * fhir and each auth want their companions) follows the key's line */
-		snprintf(text, cap, "%s[target t]\nurl = http://x/\n%s = %s\n%s"
+		snprintf(text, cap,
+			 "%s[target t]\nurl = http://x/\n%s = %s\n%s"
 			 "fhir_id_key_file = /k\nusername = u\npassword_file = /p\ntoken_file = /t\n"
 			 "token_url = https://t/\nclient_id = c\nclient_secret_file = /s\naws_region = r\n"
-			 "aws_service = s\n", head, key, value,
+			 "aws_service = s\n",
+			 head, key, value,
 			 strcmp(key, "retry_initial") == 0 ? "retry_max = 30d\n"
 			 : strcmp(key, "retry_max") == 0   ? "retry_initial = 1ms\n"
 							   : "");
@@ -488,17 +504,18 @@ START_TEST(test_issue12_3_bounds_from_the_tables)
 		}
 	ck_assert_uint_ge(checked, 16); /* 3 in [journal], 6 per listener, 7 per target */
 	/* the defaults of a new listener and target are the tables' */
-	ck_assert_int_eq(load("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n[target t]\nurl = http://x/\n"), 0);
+	ck_assert_int_eq(load("[journal]\npath = /tmp/j\n[listener a]\nlisten = 127.0.0.1:1\n[target t]\nurl = http://x/\n"),
+			 0);
 	for (size_t s = 0; s < nsec; s++) {
 		const char *obj = secs[s].kind == HQ_SEC_LISTENER ? (const char *)&cfg.listeners[0]
 				  : secs[s].kind == HQ_SEC_TARGET ? (const char *)&cfg.targets[0]
-								    : (const char *)&cfg;
+								  : (const char *)&cfg;
 		for (size_t i = 0; i < secs[s].nkeys; i++) {
 			const hq_conf_key *k = &secs[s].keys[i];
 			uint64_t got = 0;
 			int small;
-			if (k->type != HQ_CT_INT && k->type != HQ_CT_SIZE && k->type != HQ_CT_DURATION &&
-			    k->type != HQ_CT_ENUM)
+			if (k->type != HQ_CT_INT && k->type != HQ_CT_SIZE &&
+			    k->type != HQ_CT_DURATION && k->type != HQ_CT_ENUM)
 				continue;
 			if (k->size == sizeof(int)) {
 				memcpy(&small, obj + k->off, sizeof small);
@@ -506,8 +523,8 @@ START_TEST(test_issue12_3_bounds_from_the_tables)
 			} else {
 				memcpy(&got, obj + k->off, sizeof got);
 			}
-			ck_assert_msg(got == k->def, "[%s] %s: %llu, table says %llu", secs[s].name, k->name,
-				      (unsigned long long)got, (unsigned long long)k->def);
+			ck_assert_msg(got == k->def, "[%s] %s: %llu, table says %llu", secs[s].name,
+				      k->name, (unsigned long long)got, (unsigned long long)k->def);
 		}
 	}
 	/* every key refused in a section is refused by name; every listed key has its help */
@@ -533,9 +550,11 @@ START_TEST(test_issue12_3_enums_from_the_tables)
 			for (const hq_conf_enum *e = k->values; e->name; e++) {
 				key_config(&secs[s], k->name, e->name, text, sizeof text);
 				ck_assert_msg(load(text) == 0, "%s = %s: %s", k->name, e->name, cfg.err);
-				const char *obj = secs[s].kind == HQ_SEC_LISTENER ? (const char *)&cfg.listeners[0]
-						  : secs[s].kind == HQ_SEC_TARGET ? (const char *)&cfg.targets[0]
-										    : (const char *)&cfg;
+				const char *obj = secs[s].kind == HQ_SEC_LISTENER
+							  ? (const char *)&cfg.listeners[0]
+						  : secs[s].kind == HQ_SEC_TARGET
+							  ? (const char *)&cfg.targets[0]
+							  : (const char *)&cfg;
 				int got;
 				memcpy(&got, obj + k->off, sizeof got);
 				ck_assert_msg(got == e->value, "%s = %s stored %d", k->name, e->name, got);
@@ -608,7 +627,8 @@ START_TEST(test_issue12_3_man_page_is_the_table)
 			g++, w++;
 		}
 		ck_abort_msg("%s: the key list differs from the config tables at its line %d: page has '%.60s', "
-			     "tables give '%.60s' (make man-keys)", page, line, g, w);
+			     "tables give '%.60s' (make man-keys)",
+			     page, line, g, w);
 	}
 	free(got);
 	/* each key appears in bold in the prose of its section */
@@ -617,14 +637,17 @@ START_TEST(test_issue12_3_man_page_is_the_table)
 	const hq_conf_section *secs = hq_conf_sections(&nsec);
 	for (size_t s = 0; s < nsec; s++) {
 		char head[64], *from, *to;
-		snprintf(head, sizeof head, "\n.SH [%s%s]\n", secs[s].name, secs[s].kind == HQ_SEC_TOP ? "" : " NAME");
+		snprintf(head, sizeof head, "\n.SH [%s%s]\n", secs[s].name,
+			 secs[s].kind == HQ_SEC_TOP ? "" : " NAME");
 		from = strstr(text, head);
 		ck_assert_msg(from != NULL, "%s: no section '%s'", page, head + 1);
 		to = strstr(from + 1, "\n.SH ");
 		size_t n = to ? (size_t)(to - from) : strlen(from);
 		for (size_t i = 0; i < secs[s].nkeys; i++)
-			ck_assert_msg(bold_in(from, n, secs[s].keys[i].name) || (secs[s].keys[i].flags & HQ_CF_UNLISTED),
-				      "%s: [%s] %s is not described", page, secs[s].name, secs[s].keys[i].name);
+			ck_assert_msg(bold_in(from, n, secs[s].keys[i].name) ||
+					      (secs[s].keys[i].flags & HQ_CF_UNLISTED),
+				      "%s: [%s] %s is not described", page, secs[s].name,
+				      secs[s].keys[i].name);
 	}
 	free(text);
 	free(want);

@@ -11,19 +11,30 @@
 
 START_TEST(test_parse_hours)
 {
-	static const struct { const char *s; int rc, from, to; } cases[] = {
-		{"06:00-22:00", 0, 360, 1320}, {"22:00-06:00", 0, 1320, 360}, {"00:00-24:00", -1, 0, 0},
-		{"07:30-24:00", 0, 450, 0},	{"6:00-22:00", 0, 360, 1320},	{"06:00-06:00", -1, 0, 0},
-		{"25:00-06:00", -1, 0, 0},	{"06:60-07:00", -1, 0, 0},	{"06:00", -1, 0, 0},
-		{"06:00-22:00x", -1, 0, 0},	{"", -1, 0, 0},			{"24:30-01:00", -1, 0, 0},
+	static const struct {
+		const char *s;
+		int rc, from, to;
+	} cases[] = {
+		{"06:00-22:00", 0, 360, 1320},
+		{"22:00-06:00", 0, 1320, 360},
+		{"00:00-24:00", -1, 0, 0},
+		{"07:30-24:00", 0, 450, 0},
+		{"6:00-22:00", 0, 360, 1320},
+		{"06:00-06:00", -1, 0, 0},
+		{"25:00-06:00", -1, 0, 0},
+		{"06:60-07:00", -1, 0, 0},
+		{"06:00", -1, 0, 0},
+		{"06:00-22:00x", -1, 0, 0},
+		{"", -1, 0, 0},
+		{"24:30-01:00", -1, 0, 0},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		int from = -5, to = -5;
 		int rc = hq_parse_hours(cases[i].s, &from, &to);
 		ck_assert_msg(rc == cases[i].rc, "'%s': rc %d", cases[i].s, rc);
 		if (rc == 0)
-			ck_assert_msg(from == cases[i].from && to == cases[i].to, "'%s': %d-%d", cases[i].s,
-				      from, to);
+			ck_assert_msg(from == cases[i].from && to == cases[i].to, "'%s': %d-%d",
+				      cases[i].s, from, to);
 	}
 }
 END_TEST

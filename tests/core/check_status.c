@@ -58,10 +58,15 @@ read_text(void)
 START_TEST(test_write_then_read)
 {
 	hq_status w = {.pid = 4242, .updated_us = 1795687200123456ull};
-	static const struct { const char *name; int inflight; uint64_t stopped; } targets[] = {
-		{"ehr", 3, 0}, {"lab-results", 0, 77}, {"fhir", 12, 18446744073709551615ull}};
-	static const struct { const char *name; uint64_t last; } listeners[] = {
-		{"adt", 1795687199000000ull}, {"new", 0}};
+	static const struct {
+		const char *name;
+		int inflight;
+		uint64_t stopped;
+	} targets[] = {{"ehr", 3, 0}, {"lab-results", 0, 77}, {"fhir", 12, 18446744073709551615ull}};
+	static const struct {
+		const char *name;
+		uint64_t last;
+	} listeners[] = {{"adt", 1795687199000000ull}, {"new", 0}};
 	for (size_t i = 0; i < 3; i++) {
 		hq_status_target *t = hq_status_target_add(&w, targets[i].name);
 		t->inflight = targets[i].inflight;

@@ -145,7 +145,8 @@ bench(const hq_fhir_opts *o, double seconds, long rounds, const char *types)
 		for (int k = 0; k < n; k++) {
 			char *body, why[256];
 			size_t len;
-			if (hq_fhir_render(msgs[pick[k]].p, msgs[pick[k]].n, o, &body, &len, NULL, why, sizeof why) == 0)
+			if (hq_fhir_render(msgs[pick[k]].p, msgs[pick[k]].n, o, &body, &len, NULL,
+					   why, sizeof why) == 0)
 				free(body);
 			else
 				failed++;
@@ -154,7 +155,8 @@ bench(const hq_fhir_opts *o, double seconds, long rounds, const char *types)
 		t = now_s();
 	}
 	printf("%s: %d messages (%zu bytes avg), %ld conversions in %.2f CPU s: %.0f messages/s (%ld refused)\n",
-	       types ? types : "all supported", n, bytes / (size_t)n, done, t - start, (double)done / (t - start), failed);
+	       types ? types : "all supported", n, bytes / (size_t)n, done, t - start,
+	       (double)done / (t - start), failed);
 	free(pick);
 }
 
@@ -201,9 +203,12 @@ main(int argc, char **argv)
 		char *body = NULL, why[256] = "";
 		size_t len;
 		int rc = hq_fhir_render(msgs[i].p, msgs[i].n, &o, &body, &len, NULL, why, sizeof why);
-		const char *st = rc == 0 ? "ok" : rc == HQ_EUNSUPPORTED ? "unsupported" : rc == HQ_ETOOBIG ? "too-big" : "failed";
-		json_t *line = json_pack("{s:s,s:i,s:s,s:s}", "file", msgs[i].file, "index", msgs[i].index,
-					 "type", msgs[i].type, "rc", st);
+		const char *st = rc == 0		 ? "ok"
+				 : rc == HQ_EUNSUPPORTED ? "unsupported"
+				 : rc == HQ_ETOOBIG	 ? "too-big"
+							 : "failed";
+		json_t *line = json_pack("{s:s,s:i,s:s,s:s}", "file", msgs[i].file, "index",
+					 msgs[i].index, "type", msgs[i].type, "rc", st);
 		if (rc != 0)
 			json_object_set_new(line, "why", json_string(why));
 		char *head = json_dumps(line, JSON_COMPACT);

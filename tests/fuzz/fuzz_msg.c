@@ -29,7 +29,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* a refusal always has its code */
 	if (m.have_delims) {
 		hq_str fields[] = {m.sending_app, m.sending_fac, m.receiving_app, m.receiving_fac,
-				   m.control_id, m.type_field, m.version};
+				   m.control_id,  m.type_field,	 m.version};
 		for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
 			inside(fields[i], buf, size);
 	}

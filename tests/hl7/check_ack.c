@@ -16,8 +16,7 @@ build(const char *msg, hq_ack_kind kind, int code, const char *text, const char 
 {
 	hq_msh m;
 	hq_msh_parse(msg, strlen(msg), &m);
-	int n = hq_ack_build(&m, kind, code, text, loc, "20260101120000.000+0000", "ACK1",
-			     out, sizeof out);
+	int n = hq_ack_build(&m, kind, code, text, loc, "20260101120000.000+0000", "ACK1", out, sizeof out);
 	if (n >= 0)
 		out[n] = 0;
 	return n;
@@ -26,7 +25,8 @@ build(const char *msg, hq_ack_kind kind, int code, const char *text, const char 
 START_TEST(test_positive_v25)
 {
 	ck_assert_int_gt(build("MSH|^~\\&|SA|SF|RA|RF|20260101||ADT^A01^ADT_A01|C1|P|2.5.1\rPID|1\r",
-			       HQ_ACK_ACCEPT, 0, NULL, NULL), 0);
+			       HQ_ACK_ACCEPT, 0, NULL, NULL),
+			 0);
 	ck_assert_str_eq(out, "MSH|^~\\&|RA|RF|SA|SF|20260101120000.000+0000||ACK^A01^ACK|ACK1|P|2.5.1\r"
 			      "MSA|AA|C1\r");
 }
@@ -116,8 +116,7 @@ START_TEST(test_corpus_acks)
 	for (size_t i = 0; i < n; i++) {
 		hq_msh m, a;
 		ck_assert_int_eq(hq_msh_parse(files[i].data, files[i].len, &m), 0);
-		int len = hq_ack_build(&m, HQ_ACK_ACCEPT, 0, NULL, NULL, "20260101120000",
-				       "A1", out, sizeof out);
+		int len = hq_ack_build(&m, HQ_ACK_ACCEPT, 0, NULL, NULL, "20260101120000", "A1", out, sizeof out);
 		ck_assert_int_gt(len, 0);
 		ck_assert_int_eq(hq_msh_parse(out, (size_t)len, &a), 0);
 		ck_assert(a.fs == m.fs && a.cs == m.cs && a.rs == m.rs && a.es == m.es);
@@ -148,8 +147,7 @@ START_TEST(test_issue15_6_escaped_with_senders_delimiters)
 	ck_assert_msg(strstr(out, "+20260101120000.000\\F\\0000++") != NULL, "%s", out);
 	ck_assert_msg(strstr(out, "ERR+++207^a\\F\\b^HL70357+E\r") != NULL, "%s", out);
 	/* escape '!' and subcomponent '+': every delimiter in a text, a CR too */
-	build("MSH|^~!+|SA|SF|RA|RF|20260101||ADT^A01|C3|P|2.5.1\r", HQ_ACK_ERROR, 101,
-	      "x|y^z~w!v+u\rt", NULL);
+	build("MSH|^~!+|SA|SF|RA|RF|20260101||ADT^A01|C3|P|2.5.1\r", HQ_ACK_ERROR, 101, "x|y^z~w!v+u\rt", NULL);
 	ck_assert_msg(strstr(out, "|20260101120000.000!T!0000||") != NULL, "%s", out);
 	ck_assert_msg(strstr(out, "^x!F!y!S!z!R!w!E!v!T!u!X0D!t^HL70357") != NULL, "%s", out);
 	/* before 2.5 the text is in MSA-3 and ERR-1.4.2: escaped there as well */

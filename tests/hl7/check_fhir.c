@@ -51,7 +51,8 @@ res(json_t *b, const char *type, int n)
 {
 	size_t i;
 	json_t *e;
-	json_array_foreach(json_object_get(b, "entry"), i, e) {
+	json_array_foreach(json_object_get(b, "entry"), i, e)
+	{
 		json_t *r = json_object_get(e, "resource");
 		if (strcmp(json_string_value(json_object_get(r, "resourceType")), type) == 0 && n-- == 0)
 			return r;
@@ -115,7 +116,8 @@ expected_id(const char *type_key, char out[37])
 {
 	unsigned char mac[32];
 	ck_assert_int_eq(mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), opts.key, 32,
-					 (const unsigned char *)type_key, strlen(type_key), mac), 0);
+					 (const unsigned char *)type_key, strlen(type_key), mac),
+			 0);
 	mac[6] = (unsigned char)((mac[6] & 0x0f) | 0x80);
 	mac[8] = (unsigned char)((mac[8] & 0x3f) | 0x80);
 	int o = 0;
@@ -135,7 +137,8 @@ START_TEST(test_ids_every_key_length)
 		char m[512], mrn[128], tk[256], want[37];
 		memset(mrn, 'M', (size_t)len);
 		mrn[len] = 0;
-		snprintf(m, sizeof m, MSH("ADT^A01", "20240101120000") "PID|1||%s^^^HOSP&1.2.3.4&ISO^MR||Doe^Jane\r", mrn);
+		snprintf(m, sizeof m, MSH("ADT^A01", "20240101120000") "PID|1||%s^^^HOSP&1.2.3.4&ISO^MR||Doe^Jane\r",
+			 mrn);
 		json_t *b = conv(m);
 		snprintf(tk, sizeof tk, "Patient|%s|1.2.3.4", mrn);
 		expected_id(tk, want);
@@ -169,10 +172,9 @@ END_TEST
 
 START_TEST(test_cx_xpn_xad_xtn)
 {
-	json_t *b = conv(MSH("ADT^A04", "20260101120000")
-			 "PID|1||MRN1^^^HOSP&1.2.3.4&ISO^MR~X9^^^LOCALONLY^PI||Doe^Jane^Q^Jr^Dr^MD^L~Smith^J^^^^^M||19700101|M|||"
-			 "1 Main St^Apt 2^Town^ST^12345^USA^H~PO Box 9^^Town^ST^12345^^M||"
-			 "^PRN^PH^^1^555^1234567^89~^NET^Internet^jane@example.org~^^CP^^^555^7654321|^WPN^FX^^^555^9999999\r");
+	json_t *b = conv(MSH("ADT^A04", "20260101120000") "PID|1||MRN1^^^HOSP&1.2.3.4&ISO^MR~X9^^^LOCALONLY^PI||Doe^Jane^Q^Jr^Dr^MD^L~Smith^J^^^^^M||19700101|M|||"
+							  "1 Main St^Apt 2^Town^ST^12345^USA^H~PO Box 9^^Town^ST^12345^^M||"
+							  "^PRN^PH^^1^555^1234567^89~^NET^Internet^jane@example.org~^^CP^^^555^7654321|^WPN^FX^^^555^9999999\r");
 	json_t *p = res(b, "Patient", 0);
 	ck_assert_str_eq(str(p, "identifier.0.value"), "MRN1");
 	ck_assert_str_eq(str(p, "identifier.0.system"), "urn:oid:1.2.3.4");
@@ -217,7 +219,8 @@ START_TEST(test_cwe_systems)
 	ck_assert_str_eq(str(o1, "code.coding.0.code"), "1-8");
 	ck_assert_ptr_null(str(o1, "code.coding.0.system"));
 	ck_assert_str_eq(str(o1, "code.coding.1.system"), "http://loinc.org");
-	ck_assert_str_eq(str(o1, "valueCodeableConcept.coding.0.system"), "http://terminology.hl7.org/CodeSystem/v2-0005");
+	ck_assert_str_eq(str(o1, "valueCodeableConcept.coding.0.system"),
+			 "http://terminology.hl7.org/CodeSystem/v2-0005");
 	ck_assert_str_eq(str(o2, "code.coding.0.system"), "urn:oid:2.16.840.1.113883.6.96");
 	ck_assert_str_eq(str(o2, "valueCodeableConcept.coding.0.system"), "http://snomed.info/sct");
 	json_decref(b);
@@ -234,9 +237,11 @@ START_TEST(test_components_indexed)
 	char m[1024], tail[80] = "";
 	for (int i = 0; i < 20; i++)
 		strcat(tail, "^x");
-	snprintf(m, sizeof m, MSH("ORU^R01", "20260101120000") PID "OBR|1||F1^LAB|24323-8^Panel^LN\r"
-		 "OBX|1|CWE|%s||A^B^LN~C^D^SNM||||||F\r"
-		 "OBX|2|CWE|%s%s||A^B^LN~C^D^SNM||||||F\r", cwe, cwe, tail);
+	snprintf(m, sizeof m,
+		 MSH("ORU^R01", "20260101120000") PID "OBR|1||F1^LAB|24323-8^Panel^LN\r"
+						      "OBX|1|CWE|%s||A^B^LN~C^D^SNM||||||F\r"
+						      "OBX|2|CWE|%s%s||A^B^LN~C^D^SNM||||||F\r",
+		 cwe, cwe, tail);
 	json_t *b = conv(m);
 	json_t *o1 = res(b, "Observation", 0), *o2 = res(b, "Observation", 1);
 	ck_assert_ptr_nonnull(o2);
@@ -270,7 +275,7 @@ START_TEST(test_times)
 	json_decref(b);
 	/* neither: fhir_timezone, DST-correct; without one, UTC */
 	const char *m = MSH("ORU^R01", "20260101120000") PID "OBR|1||F1^LAB|P^Panel^LN|||20260715083000\r"
-								 "OBX|1|TS|T^T^LN||20260115083000||||||F\r";
+							     "OBX|1|TS|T^T^LN||20260115083000||||||F\r";
 	b = conv(m);
 	ck_assert_str_eq(str(res(b, "DiagnosticReport", 0), "effectiveDateTime"), "2026-07-15T08:30:00-05:00");
 	ck_assert_str_eq(str(res(b, "Observation", 0), "valueDateTime"), "2026-01-15T08:30:00-06:00");
@@ -285,9 +290,9 @@ END_TEST
 START_TEST(test_escapes_and_repetitions)
 {
 	json_t *b = conv(MSH("ORU^R01", "20260101120000") "PID|1||A1~A2~A3||O\\F\\Brien^Ann\\T\\Marie\r"
-			 "OBR|1||F1^LAB|P^Panel^LN\r"
-			 "OBX|1|FT|C^C^LN||one\\.br\\two \\S\\ \\R\\ \\E\\ \\X4142\\ \\H\\bold\\N\\||||||F\r"
-			 "OBX|2|TX|C2^C^LN||line1~line2||||||F\r");
+							  "OBR|1||F1^LAB|P^Panel^LN\r"
+							  "OBX|1|FT|C^C^LN||one\\.br\\two \\S\\ \\R\\ \\E\\ \\X4142\\ \\H\\bold\\N\\||||||F\r"
+							  "OBX|2|TX|C2^C^LN||line1~line2||||||F\r");
 	json_t *p = res(b, "Patient", 0);
 	ck_assert_str_eq(str(p, "identifier.2.value"), "A3");
 	ck_assert_str_eq(str(p, "name.0.family"), "O|Brien");
@@ -307,14 +312,13 @@ END_TEST
 
 START_TEST(test_structure_obx_under_obr)
 {
-	json_t *b = conv(MSH("ORU^R01", "20260101120000") PID
-			 "OBR|1||F1^LAB|P1^Panel one^LN|||||||||||||||||||||F\r"
-			 "OBX|1|NM|C1^C^LN||1|||||F\rNTE|1||first note\r"
-			 "SPM|1|S1&LAB^S1F&LAB||BLD^Blood^HL70487\r"
-			 "OBX|2|NM|C2^C^LN||2||||||F\r"
-			 "OBR|2||F2^LAB|P2^Panel two^LN\r"
-			 "OBX|1|NM|C1^C^LN||3||||||F\r"
-			 "ZXY|1|ignored\r");
+	json_t *b = conv(MSH("ORU^R01", "20260101120000") PID "OBR|1||F1^LAB|P1^Panel one^LN|||||||||||||||||||||F\r"
+							      "OBX|1|NM|C1^C^LN||1|||||F\rNTE|1||first note\r"
+							      "SPM|1|S1&LAB^S1F&LAB||BLD^Blood^HL70487\r"
+							      "OBX|2|NM|C2^C^LN||2||||||F\r"
+							      "OBR|2||F2^LAB|P2^Panel two^LN\r"
+							      "OBX|1|NM|C1^C^LN||3||||||F\r"
+							      "ZXY|1|ignored\r");
 	json_t *r1 = res(b, "DiagnosticReport", 0), *r2 = res(b, "DiagnosticReport", 1);
 	ck_assert_int_eq(json_array_size(json_object_get(r1, "result")), 2);
 	ck_assert_int_eq(json_array_size(json_object_get(r2, "result")), 1);
@@ -344,15 +348,15 @@ END_TEST
 START_TEST(test_obx_value_types)
 {
 	json_t *b = conv(MSH("ORU^R01", "20260101120000") PID "OBR|1||F1^LAB|P^Panel^LN\r"
-			 "OBX|1|NM|A^A^LN||+007.50|mg/dL^mg/dL^UCUM||H|||F\r"
-			 "OBX|2|SN|B^B^LN||<=^0.5|mg^^UCUM|||||C\r"
-			 "OBX|3|SN|C^C^LN||^1^:^64||||||P\r"
-			 "OBX|4|SN|D^D^LN||^2^-^5||||||F\r"
-			 "OBX|5|NR|E^E^LN||3^7||||||F\r"
-			 "OBX|6|ST|F^F^LN||text||||||X\r"
-			 "OBX|7|ED|G^G^LN||^AP^PDF^Base64^JVBERi0=||||||F\r"
-			 "OBX|8|TM|H^H^LN||0930||||||F\r"
-			 "OBX|9|NM|I^I^LN||not a number||||||F\r");
+							      "OBX|1|NM|A^A^LN||+007.50|mg/dL^mg/dL^UCUM||H|||F\r"
+							      "OBX|2|SN|B^B^LN||<=^0.5|mg^^UCUM|||||C\r"
+							      "OBX|3|SN|C^C^LN||^1^:^64||||||P\r"
+							      "OBX|4|SN|D^D^LN||^2^-^5||||||F\r"
+							      "OBX|5|NR|E^E^LN||3^7||||||F\r"
+							      "OBX|6|ST|F^F^LN||text||||||X\r"
+							      "OBX|7|ED|G^G^LN||^AP^PDF^Base64^JVBERi0=||||||F\r"
+							      "OBX|8|TM|H^H^LN||0930||||||F\r"
+							      "OBX|9|NM|I^I^LN||not a number||||||F\r");
 	json_t *o = res(b, "Observation", 0);
 	ck_assert_str_eq(str(o, "valueQuantity.unit"), "mg/dL");
 	ck_assert_str_eq(str(o, "valueQuantity.system"), "http://unitsofmeasure.org");
@@ -373,7 +377,7 @@ START_TEST(test_obx_value_types)
 	json_decref(b);
 	/* numbers keep the digits the sender wrote, normalized to FHIR's grammar */
 	const char *m = MSH("ORU^R01", "20260101") PID "OBR|1||F1^LAB|P^P^LN\rOBX|1|NM|A^A^LN||+007.50||||||F\r"
-						  "OBX|2|NM|B^B^LN||-.5||||||F\r";
+						       "OBX|2|NM|B^B^LN||-.5||||||F\r";
 	char *text, why[128];
 	size_t n;
 	ck_assert_int_eq(hq_fhir_render(m, strlen(m), &opts, &text, &n, NULL, why, sizeof why), 0);
@@ -410,7 +414,7 @@ has_empty(json_t *j)
 START_TEST(test_never_empty_and_required_valued)
 {
 	json_t *b = conv(MSH("ADT^A01", "20260101") "PID|1||M1^^^^||^^^^^^|||||^^^^^^~||^^^^|\rPV1|1|I||||||^^^\r"
-			 "NK1|1|||\rAL1|1||^^^\rDG1|1||^^^\rOBX|1|ST|X^X^LN||||||||\r");
+						    "NK1|1|||\rAL1|1||^^^\rDG1|1||^^^\rOBX|1|ST|X^X^LN||||||||\r");
 	ck_assert(!has_empty(b));
 	ck_assert_str_eq(str(res(b, "Encounter", 0), "status"), "in-progress");
 	ck_assert_str_eq(str(res(b, "Observation", 0), "status"), "unknown");
@@ -421,16 +425,22 @@ END_TEST
 
 START_TEST(test_refusals_name_segment_and_field)
 {
-	static const struct { const char *msg; int rc; const char *why; } cases[] = {
+	static const struct {
+		const char *msg;
+		int rc;
+		const char *why;
+	} cases[] = {
 		{MSH("ADT^A05", "20260101") PID, HQ_EUNSUPPORTED, "MSH-9: no FHIR mapping for message type ADT^A05"},
 		{MSH("ADT^A01", "20260101") "PID|1||SECRET1||Doe||Aug 15, 1942\r", HQ_ECONVERT,
 		 "PID[1]-7: not a date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])"},
-		{MSH("ORU^R01", "20260101") PID "OBR|1||F|P^P^LN\rOBX|1|ST|||SECRET2\rOBX|2|ST|||SECRET3\r", HQ_ECONVERT,
-		 "OBX[1]-3: empty: Observation.code is required"},
-		{MSH("ORU^R01", "20260101") PID "OBR|1||F|\r", HQ_ECONVERT, "OBR[1]-4: empty: DiagnosticReport.code is required"},
+		{MSH("ORU^R01", "20260101") PID "OBR|1||F|P^P^LN\rOBX|1|ST|||SECRET2\rOBX|2|ST|||SECRET3\r",
+		 HQ_ECONVERT, "OBX[1]-3: empty: Observation.code is required"},
+		{MSH("ORU^R01", "20260101") PID "OBR|1||F|\r", HQ_ECONVERT,
+		 "OBR[1]-4: empty: DiagnosticReport.code is required"},
 		{MSH("VXU^V04", "20260101") PID "RXA|0|1||SECRET4|08^HepB^CVX\r", HQ_ECONVERT,
 		 "RXA[1]-3: empty: Immunization.occurrence is required"},
-		{MSH("ADT^A40", "20260101") PID "MRG|\r", HQ_ECONVERT, "MRG[1]-1: empty: the merged patient's identifier is required"},
+		{MSH("ADT^A40", "20260101") PID "MRG|\r", HQ_ECONVERT,
+		 "MRG[1]-1: empty: the merged patient's identifier is required"},
 		{"PID|1\r", HQ_EPARSE, "MSH-1: no MSH segment with readable delimiters"},
 		{"BHS|^~\\&|A\r" MSH("ADT^A01", "20260101") PID "BTS|1\r", HQ_EUNSUPPORTED,
 		 "BHS-1: an FHS/BHS batch is not converted (one Bundle per message: send them one by one)"},
@@ -449,7 +459,8 @@ END_TEST
 
 START_TEST(test_max_entries_batch_and_patient_match)
 {
-	const char *m = MSH("ORU^R01", "20260101") PID "OBR|1||F1^LAB|P^P^LN\rOBX|1|NM|A^A^LN||1\rOBX|2|NM|B^B^LN||2\r";
+	const char *m = MSH("ORU^R01", "20260101") PID
+		"OBR|1||F1^LAB|P^P^LN\rOBX|1|NM|A^A^LN||1\rOBX|2|NM|B^B^LN||2\r";
 	json_t *b = NULL;
 	char why[256];
 	opts.max_entries = 3;
@@ -489,22 +500,31 @@ END_TEST
 
 START_TEST(test_message_types)
 {
-	static const struct { const char *msg, *type; int n; } cases[] = {
+	static const struct {
+		const char *msg, *type;
+		int n;
+	} cases[] = {
 		{MSH("VXU^V04", "20260101") PID "ORC|RE||IMM1^X\rRXA|0|1|20260101||08^HepB^CVX|0.5|mL^^UCUM||||||||L1||MSD^Merck^MVX|||CP\r"
-		 "RXR|IM^IM^HL70162\r", "Immunization", 1},
-		{MSH("ORM^O01", "20260101") PID "ORC|NW|P1^EHR\rOBR|1|P1^EHR||C^CBC^LN\rORC|CA|P2^EHR\r", "ServiceRequest", 2},
-		{MSH("OML^O21", "20260101") PID "ORC|NW|P1^EHR\rOBR|1|P1^EHR||C^CBC^LN\rSPM|1|S1||BLD^Blood^HL70487\r", "Specimen", 1},
+						"RXR|IM^IM^HL70162\r",
+		 "Immunization", 1},
+		{MSH("ORM^O01", "20260101") PID "ORC|NW|P1^EHR\rOBR|1|P1^EHR||C^CBC^LN\rORC|CA|P2^EHR\r",
+		 "ServiceRequest", 2},
+		{MSH("OML^O21", "20260101") PID "ORC|NW|P1^EHR\rOBR|1|P1^EHR||C^CBC^LN\rSPM|1|S1||BLD^Blood^HL70487\r",
+		 "Specimen", 1},
 		{MSH("SIU^S12", "20260101") "SCH|A1^S|||||||||^^^202601011000^202601011030|||||||||||||||Booked\r" PID
-		 "AIP|1||D1^Doc^Dan\r", "Appointment", 1},
+					    "AIP|1||D1^Doc^Dan\r",
+		 "Appointment", 1},
 		{MSH("MDM^T02", "20260101") PID "TXA|1|DS^Summary^HL70270|TX|||||||||D1^DOCS\rOBX|1|TX|DS||text||||||F\r",
 		 "DocumentReference", 1},
-		{MSH("ADT^A03", "20260101") PID "PV1|1|I|||||||||||||||||V1^^^H^VN|||||||||||||||||||||||||20260101|20260102\r"
-		 "DG1|1||I10^Hyp^I10C\rIN1|1|P^Plan|INS1^^^NAIC|Ins Co\rAL1|1|DA|P^Pen^RXNORM|SV\r", "Condition", 1},
+		{MSH("ADT^A03", "20260101") PID
+		 "PV1|1|I|||||||||||||||||V1^^^H^VN|||||||||||||||||||||||||20260101|20260102\r"
+		 "DG1|1||I10^Hyp^I10C\rIN1|1|P^Plan|INS1^^^NAIC|Ins Co\rAL1|1|DA|P^Pen^RXNORM|SV\r",
+		 "Condition", 1},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		json_t *b = conv(cases[i].msg);
-		ck_assert_msg(count(b, cases[i].type) == cases[i].n, "case %zu: %d %s", i, count(b, cases[i].type),
-			      cases[i].type);
+		ck_assert_msg(count(b, cases[i].type) == cases[i].n, "case %zu: %d %s", i,
+			      count(b, cases[i].type), cases[i].type);
 		ck_assert(!has_empty(b));
 		json_decref(b);
 	}

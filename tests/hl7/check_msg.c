@@ -26,7 +26,8 @@ eq(hq_str s, const char *lit)
 START_TEST(test_fields)
 {
 	ck_assert_int_eq(parse("MSH|^~\\&|SA|SF|RA|RF|20260101120000||ADT^A01^ADT_A01|C123|P|2.5.1^USA|||AL|NE||UNICODE UTF-8\r"
-			       "EVN|A01\rPID|1||MRN1^^^HOSP&1.2.3&ISO^MR~OTHER^^^X||DOE^JANE\r"), 0);
+			       "EVN|A01\rPID|1||MRN1^^^HOSP&1.2.3&ISO^MR~OTHER^^^X||DOE^JANE\r"),
+			 0);
 	ck_assert(m.have_delims && m.fs == '|' && m.cs == '^' && m.rs == '~' && m.es == '\\' && m.ss == '&');
 	ck_assert_int_eq(m.ts, 0);
 	ck_assert(eq(m.sending_app, "SA") && eq(m.sending_fac, "SF"));
@@ -78,7 +79,7 @@ START_TEST(test_refusals)
 	ck_assert_int_eq(parse("MSH|&&&&|A|B|C|D|1||ADT^A01|1|P|2.5\r"), HQ_EPARSE);
 	ck_assert_int_eq(m.err_code, HQ_0357_DATA_TYPE);
 	ck_assert_int_eq(parse("MSH|^~\\&%$|A|B|C|D|1||ADT^A01|1|P|2.5\r"), HQ_EPARSE); /* six */
-	ck_assert_int_eq(parse("MSH|^~|A|B|C|D|1||ADT^A01|1|P|2.5\r"), HQ_EPARSE);	  /* two */
+	ck_assert_int_eq(parse("MSH|^~|A|B|C|D|1||ADT^A01|1|P|2.5\r"), HQ_EPARSE);	/* two */
 	ck_assert_int_eq(parse("MSH|^~\\&|A|B|C|D|1|||1|P|2.5\r"), HQ_EPARSE);
 	ck_assert_int_eq(m.err_code, HQ_0357_REQUIRED_MISSING);
 	ck_assert_str_eq(m.err_loc, "MSH^1^9");
@@ -101,7 +102,8 @@ START_TEST(test_batch)
 {
 	ck_assert_int_eq(parse("FHS|^~\\&|FA|FF|FR|FRF|20260101||||F77\rBHS|^~\\&|BA\r"
 			       "MSH|^~\\&|A|B|C|D|1||ORU^R01|M1|P|2.5.1\rPID|1||PB\r"
-			       "MSH|^~\\&|A|B|C|D|1||ORU^R01|M2|P|2.5.1\rBTS|2\rFTS|1\r"), 0);
+			       "MSH|^~\\&|A|B|C|D|1||ORU^R01|M2|P|2.5.1\rBTS|2\rFTS|1\r"),
+			 0);
 	ck_assert(m.is_batch);
 	ck_assert(eq(m.control_id, "F77") && eq(m.sending_app, "FA"));
 	ck_assert(eq(m.type_code, "ORU") && eq(m.version_id, "2.5.1") && eq(m.patient_id, "PB"));
@@ -134,8 +136,7 @@ START_TEST(test_corpus_malformed)
 	corpus_file *files = corpus_load(1, &n);
 	for (size_t i = 0; i < n; i++) {
 		int rc = hq_msh_parse(files[i].data, files[i].len, &m);
-		if (strstr(files[i].path, "invalid-trailing-empty-fields") ||
-		    strstr(files[i].path, "NO_MSH11")) {
+		if (strstr(files[i].path, "invalid-trailing-empty-fields") || strstr(files[i].path, "NO_MSH11")) {
 			ck_assert_int_eq(rc, 0);
 			by_design++;
 		} else if (rc != 0)

@@ -25,8 +25,12 @@ END_TEST
 
 START_TEST(test_json_body_metadata_and_message)
 {
-	hq_payload_meta m = {42, 1767268800123456ull, "lab", "127.0.0.1", "ADT^A01", "C1", "2.5",
-			     "APP", "FAC", "RAPP", "RFAC"};
+	hq_payload_meta m = {42,	1767268800123456ull,
+			     "lab",	"127.0.0.1",
+			     "ADT^A01", "C1",
+			     "2.5",	"APP",
+			     "FAC",	"RAPP",
+			     "RFAC"};
 	size_t len = 0;
 	char *text = hq_payload_json(&m, msg, sizeof msg - 1, &len);
 	ck_assert_ptr_nonnull(text);
@@ -38,8 +42,7 @@ START_TEST(test_json_body_metadata_and_message)
 	ck_assert_str_eq(json_string_value(json_object_get(j, "listener")), "lab");
 	ck_assert_str_eq(json_string_value(json_object_get(j, "control_id")), "C1");
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "sender"), "facility")), "FAC");
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "receiver"), "application")),
-			 "RAPP");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "receiver"), "application")), "RAPP");
 	ck_assert(json_is_object(json_object_get(j, "message")));
 	ck_assert_ptr_null(json_object_get(j, "raw_base64"));
 	json_decref(j);

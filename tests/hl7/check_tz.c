@@ -15,9 +15,9 @@
 #include "hl7/tz.h"
 #include "tests/check_util.h"
 
-static const char *const zones[] = {"America/Chicago", "Europe/Berlin", "Australia/Sydney",
-				    "Asia/Kolkata", "UTC", "America/St_Johns", "Pacific/Auckland",
-				    "America/Sao_Paulo", "Asia/Tokyo"};
+static const char *const zones[] = {
+	"America/Chicago",  "Europe/Berlin",	"Australia/Sydney",  "Asia/Kolkata", "UTC",
+	"America/St_Johns", "Pacific/Auckland", "America/Sao_Paulo", "Asia/Tokyo"};
 
 START_TEST(test_offsets_agree_with_libc)
 {

@@ -59,7 +59,9 @@ START_TEST(test_decode)
 	ck_assert_str_eq(dec(&v, "one\\.br\\two\\.sp\\three"), "one\ntwo\nthree");
 	ck_assert_str_eq(dec(&v, "\\H\\bold\\N\\ \\.in+4\\x\\Cxxyy\\"), "bold x");
 	ck_assert_str_eq(dec(&v, "  padded\t "), "padded");
-	ck_assert_str_eq(dec(&v, "a\x01\x02" "b"), "ab");
+	ck_assert_str_eq(dec(&v, "a\x01\x02"
+				 "b"),
+			 "ab");
 	ck_assert_str_eq(dec(&v, "stray\\esc"), "stray\\esc");
 	ck_assert_str_eq(dec(&v, "nb\xc2\xa0sp\xe2\x80\x89x\xc2\xa0"), "nb sp x");
 	hq_v2_close(&v);

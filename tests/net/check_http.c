@@ -78,8 +78,9 @@ START_TEST(test_tls_failure_texts)
 	ck_assert_int_eq(hq_http_tls_failure_text(CURLE_SSL_CACERT_BADFILE, 0, "", out, sizeof out), 1);
 	ck_assert(strstr(out, "ca_file cannot be read") != NULL);
 	ck_assert_int_eq(hq_http_tls_failure_text(CURLE_PEER_FAILED_VERIFICATION, 0,
-						  "SSL: no alternative certificate subject name matches", out,
-						  sizeof out), 1);
+						  "SSL: no alternative certificate subject name matches",
+						  out, sizeof out),
+			 1);
 	ck_assert(strstr(out, "host name not in the certificate") != NULL);
 	ck_assert_int_eq(hq_http_tls_failure_text(CURLE_SSL_CONNECT_ERROR, 7, "odd", out, sizeof out), 1);
 	ck_assert_str_eq(out, "TLS: odd (verify 7); if the CA is private, set ca_file");

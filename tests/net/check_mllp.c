@@ -47,7 +47,9 @@ END_TEST
 /* Every split point of a two-frame stream gives the same two frames. */
 START_TEST(test_split_everywhere)
 {
-	const char in[] = "junk\x0b" "AAA\rBBB\r\x1c\r\x0b" "CCC\x1c\r";
+	const char in[] = "junk\x0b"
+			  "AAA\rBBB\r\x1c\r\x0b"
+			  "CCC\x1c\r";
 	size_t n = sizeof in - 1;
 	for (size_t a = 0; a <= n; a++) {
 		for (size_t b = a; b <= n; b++) {
@@ -70,7 +72,10 @@ END_TEST
 
 START_TEST(test_byte_at_a_time)
 {
-	const char in[] = "\x0b" "ONE\x1c\r\x0b" "TWO\x1c\r\x0b" "THREE\x1c\r";
+	const char in[] = "\x0b"
+			  "ONE\x1c\r\x0b"
+			  "TWO\x1c\r\x0b"
+			  "THREE\x1c\r";
 	hq_mllp m;
 	got g = {0};
 	hq_mllp_init(&m, 1024);
@@ -181,11 +186,16 @@ START_TEST(test_eb_inside_payload_is_data)
 	hq_mllp m;
 	got g = {0};
 	hq_mllp_init(&m, 1024);
-	const char s[] = "\x0b" "A\x1c" "B\x1c\r";
+	const char s[] = "\x0b"
+			 "A\x1c"
+			 "B\x1c\r";
 	hq_mllp_feed(&m, s, sizeof s - 1, collect, &g);
 	ck_assert_int_eq(g.n, 1);
 	ck_assert_uint_eq(g.lens[0], 3);
-	ck_assert(memcmp(g.frames[0], "A\x1c" "B", 3) == 0);
+	ck_assert(memcmp(g.frames[0],
+			 "A\x1c"
+			 "B",
+			 3) == 0);
 	hq_mllp_free(&m);
 }
 END_TEST
@@ -195,7 +205,9 @@ START_TEST(test_eb_then_sb_ends_frame)
 	hq_mllp m;
 	got g = {0};
 	hq_mllp_init(&m, 1024);
-	const char s[] = "\x0b" "ONE\x1c\x0b" "TWO\x1c\r";
+	const char s[] = "\x0b"
+			 "ONE\x1c\x0b"
+			 "TWO\x1c\r";
 	hq_mllp_feed(&m, s, sizeof s - 1, collect, &g);
 	ck_assert_int_eq(g.n, 2);
 	ck_assert(memcmp(g.frames[0], "ONE", 3) == 0);

@@ -68,8 +68,7 @@ typedef struct client {
 	mbedtls_ctr_drbg_context drbg;
 } client;
 
-static void
-client_init_opts(client *c, int fd, int renego);
+static void client_init_opts(client *c, int fd, int renego);
 
 static void
 client_init(client *c, int fd)
@@ -85,9 +84,11 @@ client_init_opts(client *c, int fd, int renego)
 	mbedtls_entropy_init(&c->entropy);
 	mbedtls_ctr_drbg_init(&c->drbg);
 	ck_assert_int_eq(mbedtls_ctr_drbg_seed(&c->drbg, mbedtls_entropy_func, &c->entropy,
-					       (const unsigned char *)"t", 1), 0);
-	ck_assert_int_eq(mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT,
-						     MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT), 0);
+					       (const unsigned char *)"t", 1),
+			 0);
+	ck_assert_int_eq(mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+						     MBEDTLS_SSL_PRESET_DEFAULT),
+			 0);
 	mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_NONE);
 	mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &c->drbg);
 	if (renego) {
@@ -205,8 +206,7 @@ START_TEST(test_issue11_point2_write_retry_keeps_length)
 	}
 	ck_assert_int_gt(wants, 0); /* the socket did fill up */
 	ck_assert_uint_eq(off, TOTAL);
-	ck_assert_msg(have == TOTAL, "the client got %zu of %d bytes the server counted as sent",
-		      have, TOTAL);
+	ck_assert_msg(have == TOTAL, "the client got %zu of %d bytes the server counted as sent", have, TOTAL);
 	for (size_t i = 0; i < TOTAL; i++)
 		ck_assert_msg(got[i] == data[i], "byte %zu differs", i);
 	free(data);

@@ -122,7 +122,8 @@ assert_counts(hq_journal *j, const char *where)
 			      "%s: target %s kept pending/retrying/dead %llu/%llu/%llu, recount %llu/%llu/%llu",
 			      where, names[t], (unsigned long long)p, (unsigned long long)r,
 			      (unsigned long long)dd, (unsigned long long)want[t][HQ_DLV_PENDING],
-			      (unsigned long long)want[t][HQ_DLV_RETRY], (unsigned long long)want[t][HQ_DLV_DEAD]);
+			      (unsigned long long)want[t][HQ_DLV_RETRY],
+			      (unsigned long long)want[t][HQ_DLV_DEAD]);
 	}
 }
 

@@ -74,7 +74,8 @@ static void
 key_hex(int i, char out[65])
 {
 	for (int b = 0; b < 32; b++)
-		snprintf(out + 2 * b, 3, "%02x", (unsigned)((i * 37 + b * 11 + 1) & 0xff) ^ (unsigned)(i >> 8));
+		snprintf(out + 2 * b, 3, "%02x",
+			 (unsigned)((i * 37 + b * 11 + 1) & 0xff) ^ (unsigned)(i >> 8));
 }
 
 /* Writes a key file holding keys[0..n) (indices for key_hex), first line first. */
@@ -381,8 +382,11 @@ START_TEST(test_keys_old_format_still_opens)
 		master[i] = (unsigned char)v;
 	}
 	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
-	ck_assert_int_eq(mbedtls_hkdf(md, NULL, 0, master, 32, (const unsigned char *)"hl7q key id", 11, kid, 32), 0);
-	ck_assert_int_eq(mbedtls_hkdf(md, NULL, 0, master, 32, (const unsigned char *)"hl7q record seal v1", 19, enc, 32), 0);
+	ck_assert_int_eq(
+		mbedtls_hkdf(md, NULL, 0, master, 32, (const unsigned char *)"hl7q key id", 11, kid, 32), 0);
+	ck_assert_int_eq(mbedtls_hkdf(md, NULL, 0, master, 32,
+				      (const unsigned char *)"hl7q record seal v1", 19, enc, 32),
+			 0);
 	/* plaintext of the sealed field: RAW, PATIENT_ID, PATIENT_AUTH */
 	size_t rl = strlen(RAW), plen = 4 + rl + 4 + 11 + 4;
 	unsigned char plain[256], blob[256 + 33];
@@ -399,8 +403,9 @@ START_TEST(test_keys_old_format_still_opens)
 	mbedtls_gcm_context g;
 	mbedtls_gcm_init(&g);
 	ck_assert_int_eq(mbedtls_gcm_setkey(&g, MBEDTLS_CIPHER_ID_AES, enc, 256), 0);
-	ck_assert_int_eq(mbedtls_gcm_crypt_and_tag(&g, MBEDTLS_GCM_ENCRYPT, plen, blob + 5, 12, aad, 8, plain,
-						   blob + 17, 16, blob + 17 + plen), 0);
+	ck_assert_int_eq(mbedtls_gcm_crypt_and_tag(&g, MBEDTLS_GCM_ENCRYPT, plen, blob + 5, 12, aad,
+						   8, plain, blob + 17, 16, blob + 17 + plen),
+			 0);
 	mbedtls_gcm_free(&g);
 	/* the stored record: header, then the fields, SEALED (index 19) replaced */
 	MDB_txn *txn;
@@ -414,7 +419,8 @@ START_TEST(test_keys_old_format_still_opens)
 	size_t off = 32, out = 32;
 	memcpy(rec, p, 32);
 	for (unsigned f = 0; f < p[31]; f++) {
-		uint32_t len = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 | (uint32_t)p[off + 2] << 8 | p[off + 3];
+		uint32_t len = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
+			       (uint32_t)p[off + 2] << 8 | p[off + 3];
 		if (f == HQ_F_SEALED) {
 			put32(rec + out, (uint32_t)(plen + 33));
 			memcpy(rec + out + 4, blob, plen + 33);

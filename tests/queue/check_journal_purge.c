@@ -189,7 +189,7 @@ START_TEST(test_purge_keeps_duplicate_history_within_window)
 	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
 	uint64_t now = (uint64_t)time(NULL) * 1000000;
 	uint64_t old = add_msg(j, "OLD", now - 3 * 3600 * 1000000ull); /* 3 h ago */
-	uint64_t fresh = add_msg(j, "NEW", now - 60 * 1000000ull);	  /* 1 min ago */
+	uint64_t fresh = add_msg(j, "NEW", now - 60 * 1000000ull);     /* 1 min ago */
 	settle(j, old, HQ_DLV_DELIVERED, 0);
 	settle(j, fresh, HQ_DLV_DELIVERED, 0);
 	ck_assert_int_eq(hq_journal_set_duplicate_window(j, 2 * 3600 * 1000000ull), 0); /* 2 h */

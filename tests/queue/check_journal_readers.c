@@ -57,8 +57,9 @@ fill(hq_journal *j, uint64_t *ids)
 		r.f[HQ_F_TYPE] = (hq_str){"ADT^A01", 7};
 		r.f[HQ_F_RAW] = (hq_str){raw, sizeof raw - 1};
 		hq_dedup dd;
-		hq_dedup_fill(&dd, (hq_str){"adt", 3}, (hq_str){"", 0}, (hq_str){"", 0}, (hq_str){ctrl, strlen(ctrl)},
-			      (hq_str){"", 0}, (hq_str){raw, sizeof raw - 1}, (hq_str){"", 0});
+		hq_dedup_fill(&dd, (hq_str){"adt", 3}, (hq_str){"", 0}, (hq_str){"", 0},
+			      (hq_str){ctrl, strlen(ctrl)}, (hq_str){"", 0},
+			      (hq_str){raw, sizeof raw - 1}, (hq_str){"", 0});
 		ck_assert_int_eq(hq_batch_add(b, &r, &dd, &ids[i]), 0);
 		ck_assert_int_eq(hq_batch_add_delivery(b, ids[i], "t", r.received_us), 0);
 	}
@@ -105,9 +106,8 @@ START_TEST(test_readers_query_does_not_pin_freed_pages)
 	ck_assert_int_eq(hq_journal_usage_get(j, &after), 0);
 	/* 580 purges of a 1.5 KB record each: pinned, every copied-on-write
 	 * page is new (tens of MB); unpinned, freed pages are reused */
-	ck_assert_msg(after.file_size <= before.file_size + (4u << 20),
-		      "file grew from %llu to %llu bytes", (unsigned long long)before.file_size,
-		      (unsigned long long)after.file_size);
+	ck_assert_msg(after.file_size <= before.file_size + (4u << 20), "file grew from %llu to %llu bytes",
+		      (unsigned long long)before.file_size, (unsigned long long)after.file_size);
 	/* and the by-index path (control id) slices the same way */
 	hq_journal_close(j);
 }

@@ -59,8 +59,8 @@ START_TEST(test_point7_retry_decision_table)
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		const struct row *r = &rows[i];
-		hq_attempt_result a = {r->status, r->retry_after, r->stale, r->attempts, NOW,
-				       NOW - r->age_ms * 1000, r->jitter};
+		hq_attempt_result a = {r->status, r->retry_after,	  r->stale, r->attempts,
+				       NOW,	  NOW - r->age_ms * 1000, r->jitter};
 		hq_next n = hq_retry_decide(r->nolimits ? &nolimit : &p, &a);
 		ck_assert_msg(n.kind == r->kind, "%s: kind %d, want %d", r->name, n.kind, r->kind);
 		if (r->kind == HQ_NEXT_RETRY)

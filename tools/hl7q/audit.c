@@ -17,11 +17,11 @@ audit_row(void *arg, const hq_audit_event *ev)
 	char t[40];
 	if (g_json) {
 		json_t *o = json_pack("{s:I, s:s, s:I, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:I}", "seq",
-				      (json_int_t)ev->seq, "time", fmt_time(ev->at_us, t, sizeof t), "uid",
-				      (json_int_t)ev->uid, "user", ev->user, "sudo_user", ev->sudo_user, "host",
-				      ev->host, "pid", (json_int_t)ev->pid, "program", ev->program, "command",
-				      ev->command, "filter", ev->filter, "detail", ev->detail, "count",
-				      (json_int_t)ev->count);
+				      (json_int_t)ev->seq, "time", fmt_time(ev->at_us, t, sizeof t),
+				      "uid", (json_int_t)ev->uid, "user", ev->user, "sudo_user",
+				      ev->sudo_user, "host", ev->host, "pid", (json_int_t)ev->pid,
+				      "program", ev->program, "command", ev->command, "filter",
+				      ev->filter, "detail", ev->detail, "count", (json_int_t)ev->count);
 		json_t *ids = json_array();
 		for (size_t i = 0; i < ev->nids; i++)
 			json_array_append_new(ids, json_integer((json_int_t)ev->ids[i]));
@@ -34,8 +34,8 @@ audit_row(void *arg, const hq_audit_event *ev)
 		return ferror(stdout) != 0;
 	}
 	if ((*rows)++ == 0)
-		printf("%-6s %-24s %-18s %-12s %-13s %-16s %6s  %s\n", "SEQ", "TIME", "USER", "HOST", "COMMAND",
-		       "IDS", "COUNT", "FILTER / DETAIL");
+		printf("%-6s %-24s %-18s %-12s %-13s %-16s %6s  %s\n", "SEQ", "TIME", "USER",
+		       "HOST", "COMMAND", "IDS", "COUNT", "FILTER / DETAIL");
 	char user[160], idl[64] = "-";
 	if (ev->sudo_user[0])
 		snprintf(user, sizeof user, "%s(sudo:%s)", ev->user, ev->sudo_user);
@@ -43,25 +43,28 @@ audit_row(void *arg, const hq_audit_event *ev)
 		snprintf(user, sizeof user, "%s", ev->user);
 	size_t n = 0;
 	for (size_t i = 0; i < ev->nids && n < 40; i++)
-		n += (size_t)snprintf(idl + n, sizeof idl - n, "%s%llu", i ? "," : "", (unsigned long long)ev->ids[i]);
+		n += (size_t)snprintf(idl + n, sizeof idl - n, "%s%llu", i ? "," : "",
+				      (unsigned long long)ev->ids[i]);
 	if (ev->nids && n >= 40)
 		snprintf(idl + 36, sizeof idl - 36, ",...");
 	char cmd[64];
 	snprintf(cmd, sizeof cmd, "%s%s%s", strcmp(ev->program, "hl7q") ? ev->program : "",
 		 strcmp(ev->program, "hl7q") ? " " : "", ev->command);
-	printf("%-6llu %-24s %-18s %-12s %-13s %-16s %6llu  %s%s%s%s%s%s\n", (unsigned long long)ev->seq,
-	       fmt_time(ev->at_us, t, sizeof t), user, ev->host, cmd, idl, (unsigned long long)ev->count,
-	       ev->filter, ev->filter[0] && ev->detail[0] ? " " : "", ev->detail,
-	       ev->patient[0] || ev->patient_sealed ? " patient=" : "",
+	printf("%-6llu %-24s %-18s %-12s %-13s %-16s %6llu  %s%s%s%s%s%s\n",
+	       (unsigned long long)ev->seq, fmt_time(ev->at_us, t, sizeof t), user, ev->host, cmd, idl,
+	       (unsigned long long)ev->count, ev->filter, ev->filter[0] && ev->detail[0] ? " " : "",
+	       ev->detail, ev->patient[0] || ev->patient_sealed ? " patient=" : "",
 	       ev->patient_sealed ? "(sealed)" : ev->patient, "");
 	return ferror(stdout) != 0;
 }
 
-const struct option audit_opts[] = {
-	{"since", required_argument, NULL, 'S'}, {"until", required_argument, NULL, 'U'},
-	{"user", required_argument, NULL, 'u'},	 {"id", required_argument, NULL, 'i'},
-	{"before", required_argument, NULL, 'b'}, {"json", no_argument, NULL, 'J'},
-	{NULL, 0, NULL, 0}};
+const struct option audit_opts[] = {{"since", required_argument, NULL, 'S'},
+				    {"until", required_argument, NULL, 'U'},
+				    {"user", required_argument, NULL, 'u'},
+				    {"id", required_argument, NULL, 'i'},
+				    {"before", required_argument, NULL, 'b'},
+				    {"json", no_argument, NULL, 'J'},
+				    {NULL, 0, NULL, 0}};
 
 int
 cmd_audit(ctx *c, int argc, char **argv)
@@ -72,11 +75,24 @@ cmd_audit(ctx *c, int argc, char **argv)
 	memset(&q, 0, sizeof q);
 	while ((o = getopt_long(argc, argv, "+", audit_opts, NULL)) != -1) {
 		switch (o) {
-		case 'S': if (time_arg("--since", "15m", optarg, &q.since_us)) return 1; break;
-		case 'U': if (time_arg("--until", "15m", optarg, &q.until_us)) return 1; break;
-		case 'b': if (time_arg("--before", "400d", optarg, &before)) return 1; has_before = 1; break;
+		case 'S':
+			if (time_arg("--since", "15m", optarg, &q.since_us))
+				return 1;
+			break;
+		case 'U':
+			if (time_arg("--until", "15m", optarg, &q.until_us))
+				return 1;
+			break;
+		case 'b':
+			if (time_arg("--before", "400d", optarg, &before))
+				return 1;
+			has_before = 1;
+			break;
 		case 'u': q.user = optarg; break;
-		case 'i': if (parse_id(optarg, &q.id)) return fail("--id '%s' is not a message id (a positive number)", optarg); break;
+		case 'i':
+			if (parse_id(optarg, &q.id))
+				return fail("--id '%s' is not a message id (a positive number)", optarg);
+			break;
 		case 'J': g_json = 1; break;
 		default: return bad_option(argv);
 		}
@@ -102,8 +118,9 @@ cmd_audit(ctx *c, int argc, char **argv)
 		if (g_json)
 			printf("{\"purged_events\":%ld,\"before\":\"%s\"}\n", n, fmt_time(before, t, sizeof t));
 		else
-			printf("purged %ld audit event%s recorded before %s (this purge is event %llu)\n", n,
-			       n == 1 ? "" : "s", fmt_time(before, t, sizeof t), (unsigned long long)c->ev.seq);
+			printf("purged %ld audit event%s recorded before %s (this purge is event %llu)\n",
+			       n, n == 1 ? "" : "s", fmt_time(before, t, sizeof t),
+			       (unsigned long long)c->ev.seq);
 		return 0;
 	}
 	if (has_before)

@@ -139,7 +139,10 @@ figures_from_metrics(const char *text, const char *only, figures *f)
 {
 	static const char *names[] = {"hl7q_target_pending", "hl7q_target_retrying", "hl7q_target_inflight",
 				      "hl7q_target_dead", "hl7q_target_oldest_pending_age_seconds"};
-	struct { char name[HQ_TARGET_MAX]; double v[5]; } t[MAX_TARGETS];
+	struct {
+		char name[HQ_TARGET_MAX];
+		double v[5];
+	} t[MAX_TARGETS];
 	int nt = 0, have_free = 0;
 	double fr = 0, mx = 0;
 	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
@@ -284,13 +287,17 @@ check_silent(ctx *c, char *text, size_t cap, char *json, size_t jcap, int *nsile
 	return *nsilent ? 2 : 0;
 }
 
-const struct option check_opts[] = {
-	{"max-age", required_argument, NULL, 'a'},     {"max-dead", required_argument, NULL, 'd'},
-	{"max-pending", required_argument, NULL, 'p'}, {"warn-age", required_argument, NULL, 'A'},
-	{"warn-dead", required_argument, NULL, 'D'},   {"warn-pending", required_argument, NULL, 'P'},
-	{"target", required_argument, NULL, 't'},      {"admin", required_argument, NULL, 'H'},
-	{"json", no_argument, NULL, 'J'},	       {"silent", no_argument, NULL, 's'},
-	{NULL, 0, NULL, 0}};
+const struct option check_opts[] = {{"max-age", required_argument, NULL, 'a'},
+				    {"max-dead", required_argument, NULL, 'd'},
+				    {"max-pending", required_argument, NULL, 'p'},
+				    {"warn-age", required_argument, NULL, 'A'},
+				    {"warn-dead", required_argument, NULL, 'D'},
+				    {"warn-pending", required_argument, NULL, 'P'},
+				    {"target", required_argument, NULL, 't'},
+				    {"admin", required_argument, NULL, 'H'},
+				    {"json", no_argument, NULL, 'J'},
+				    {"silent", no_argument, NULL, 's'},
+				    {NULL, 0, NULL, 0}};
 
 /* What check's command line asks. */
 typedef struct check_want {
@@ -317,18 +324,37 @@ check_args(int argc, char **argv, check_want *a)
 		if (bad)
 			return unknown("bad threshold '%s' (ages take 30s, 15m, 2h; counts a number)", optarg);
 		switch (o) {
-		case 'a': a->age.crit = v; a->age.has_crit = 1; break;
-		case 'A': a->age.warn = v; a->age.has_warn = 1; break;
-		case 'd': a->dead.crit = v; a->dead.has_crit = 1; break;
-		case 'D': a->dead.warn = v; a->dead.has_warn = 1; break;
-		case 'p': a->pending.crit = v; a->pending.has_crit = 1; break;
-		case 'P': a->pending.warn = v; a->pending.has_warn = 1; break;
+		case 'a':
+			a->age.crit = v;
+			a->age.has_crit = 1;
+			break;
+		case 'A':
+			a->age.warn = v;
+			a->age.has_warn = 1;
+			break;
+		case 'd':
+			a->dead.crit = v;
+			a->dead.has_crit = 1;
+			break;
+		case 'D':
+			a->dead.warn = v;
+			a->dead.has_warn = 1;
+			break;
+		case 'p':
+			a->pending.crit = v;
+			a->pending.has_crit = 1;
+			break;
+		case 'P':
+			a->pending.warn = v;
+			a->pending.has_warn = 1;
+			break;
 		case 't': a->only = optarg; break;
 		case 'H': a->admin = optarg; break;
 		case 's': a->silent = 1; break;
 		case 'J': g_json = 1; break;
 		default:
-			return unknown("option '%s' is unknown or lacks its value (see hl7q help check)", argv[optind - 1]);
+			return unknown("option '%s' is unknown or lacks its value (see hl7q help check)",
+				       argv[optind - 1]);
 		}
 	}
 	if (optind != argc)
@@ -371,14 +397,15 @@ cmd_check(ctx *c, int argc, char **argv)
 		worst = 2;
 	/* --silent: feeds with expect_within that went quiet (CRITICAL) */
 	char stext[1024] = "", sjson[1024] = "";
-	int nsilent = 0, lsil = silent ? check_silent(c, stext, sizeof stext, sjson, sizeof sjson, &nsilent) : 0;
+	int nsilent = 0,
+	    lsil = silent ? check_silent(c, stext, sizeof stext, sjson, sizeof sjson, &nsilent) : 0;
 	worst = worst > lsil ? worst : lsil;
 	static const char *names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
 	if (g_json) { /* the same verdict for scripts; the exit status is the plugin's */
 		printf("{\"status\":\"%s\",\"pending\":%llu,\"dead\":%llu,\"oldest_pending_age_s\":%llu,"
-		       "\"journal_free_bytes\":%llu,\"hl7qd_running\":%s", names[worst], (unsigned long long)f.pending,
-		       (unsigned long long)f.dead, (unsigned long long)f.oldest, (unsigned long long)f.free,
-		       f.down[0] ? "false" : "true");
+		       "\"journal_free_bytes\":%llu,\"hl7qd_running\":%s",
+		       names[worst], (unsigned long long)f.pending, (unsigned long long)f.dead,
+		       (unsigned long long)f.oldest, (unsigned long long)f.free, f.down[0] ? "false" : "true");
 		if (silent)
 			printf(",\"silent\":%s", sjson);
 		if (f.down[0]) {

@@ -44,7 +44,8 @@ cmd_compact(ctx *c, int argc, char **argv)
 	int rc = hq_journal_lock(c->journal_dir, &lockfd, &holder);
 	if (rc == HQ_ELOCKED)
 		return fail("hl7qd (pid %ld) holds the journal %s: stop it first, then compact, "
-			    "swap the copy in, and start it (see hl7q(1))", holder, c->journal_dir);
+			    "swap the copy in, and start it (see hl7q(1))",
+			    holder, c->journal_dir);
 	if (rc != 0)
 		return fail("cannot lock the journal %s: %s", c->journal_dir, hq_strerror(rc));
 	uint64_t nmsg = 0;
@@ -120,8 +121,7 @@ cmd_reseal(ctx *c, int argc, char **argv)
 	}
 	int wear = hq_journal_key_wear(c->j, &seals);
 	if (g_json) {
-		printf("{\"resealed\":%ld,\"done\":true,\"key_seals\":%llu}\n", total,
-		       (unsigned long long)seals);
+		printf("{\"resealed\":%ld,\"done\":true,\"key_seals\":%llu}\n", total, (unsigned long long)seals);
 		return 0;
 	}
 	printf("resealed %ld records, answer excerpts and audit events: everything is sealed under the first key of %s.\n"

@@ -26,8 +26,8 @@
 
 /* --- output.c: errors, times, names, fields, numbers ----------------------- */
 
-extern int g_json;	   /* --json: JSON lines instead of tables */
-extern const char *g_cmd;  /* the command running, for messages */
+extern int g_json;		 /* --json: JSON lines instead of tables */
+extern const char *g_cmd;	 /* the command running, for messages */
 extern char g_err[HL7Q_ERR_CAP]; /* the last reason printed, for check's UNKNOWN line */
 
 /* Prints "hl7q CMD: reason" on stderr; returns 1 (usage/input error). */
@@ -61,9 +61,9 @@ typedef struct ctx {
 	hq_config cfg;
 	int have_cfg;
 	hq_journal *j;
-	hq_audit *audit;     /* the access audit store, for commands that need one */
-	hq_audit_event ev;   /* this command's event: who and the filter, set by main */
-	int audited;	     /* ev is committed */
+	hq_audit *audit;   /* the access audit store, for commands that need one */
+	hq_audit_event ev; /* this command's event: who and the filter, set by main */
+	int audited;	   /* ev is committed */
 } ctx;
 
 /* Commits this command's audit event with the ids it is about to show or
@@ -80,7 +80,7 @@ int ids_from_args(ctx *c, int argc, char **argv, uint64_t **out, size_t *n);
 /* --- status.c: the targets' counts and the daemon ------------------------- */
 
 typedef struct daemon_info {
-	int state;	 /* DAEMON_DOWN, DAEMON_UP, DAEMON_HUNG */
+	int state; /* DAEMON_DOWN, DAEMON_UP, DAEMON_HUNG */
 	long pid;
 	uint64_t age_s; /* since the status file was written */
 } daemon_info;
@@ -107,21 +107,21 @@ int load_status(ctx *c, status *s, const char *only);
 typedef struct collect {
 	uint64_t *v;
 	size_t n, cap;
-	int need_settled;		 /* purge --dead: skip messages still queued somewhere */
-	const char *route_to;		 /* replay of a range: messages for this target only */
+	int need_settled;		  /* purge --dead: skip messages still queued somewhere */
+	const char *route_to;		  /* replay of a range: messages for this target only */
 	const hq_target_conf *route_conf; /* its config, when known */
-	int only_missing;		 /* ... and of those only the ones route_to never had */
-	uint64_t never_had;		 /* how many collected route_to never had */
-	uint64_t *nv;			 /* their ids, the first NEVER_LIST */
+	int only_missing;		  /* ... and of those only the ones route_to never had */
+	uint64_t never_had;		  /* how many collected route_to never had */
+	uint64_t *nv;			  /* their ids, the first NEVER_LIST */
 	size_t nn;
 	/* ls's filters the journal's query does not know */
-	int msg_state;			 /* HQ_MSG_DUPLICATE, HQ_MSG_UNROUTED; 0 any */
-	const char *type_pat;		 /* a `types` pattern: ADT, ADT^*, ADT^A01, * */
-	const char *listener, *sender;	 /* exact listener name, MSH-3 */
-	uint64_t limit;			 /* 0 all */
-	size_t keep;			 /* ls: keep only the first this many ids (0: all) ... */
-	uint64_t total, max_id;		 /* ... but count every match, and the highest id */
-	int *rows;			 /* ls's second pass: rows printed */
+	int msg_state;		       /* HQ_MSG_DUPLICATE, HQ_MSG_UNROUTED; 0 any */
+	const char *type_pat;	       /* a `types` pattern: ADT, ADT^*, ADT^A01, * */
+	const char *listener, *sender; /* exact listener name, MSH-3 */
+	uint64_t limit;		       /* 0 all */
+	size_t keep;		       /* ls: keep only the first this many ids (0: all) ... */
+	uint64_t total, max_id;	       /* ... but count every match, and the highest id */
+	int *rows;		       /* ls's second pass: rows printed */
 } collect;
 
 #define NEVER_LIST 1000

@@ -58,7 +58,10 @@ curl_load(char *err, size_t cap)
 		snprintf(err, cap, "cannot load libcurl: %s", dlerror());
 		return -1;
 	}
-	static const struct { const char *name; size_t off; } syms[] = {
+	static const struct {
+		const char *name;
+		size_t off;
+	} syms[] = {
 		{"curl_global_init", offsetof(curl_api, global_init)},
 		{"curl_global_cleanup", offsetof(curl_api, global_cleanup)},
 		{"curl_easy_init", offsetof(curl_api, easy_init)},

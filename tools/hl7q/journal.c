@@ -31,7 +31,8 @@ audit_now(ctx *c, const uint64_t *ids, size_t n, uint64_t count)
 	if (rc != 0) {
 		fail("cannot record the access audit event in %s: %s; refusing to %s "
 		     "(run hl7q as the journal's owner, see hl7q(1) ACCESS)",
-		     c->journal_dir, rc == EROFS || rc == EACCES ? "the journal is not writable by this user" : hq_strerror(rc),
+		     c->journal_dir,
+		     rc == EROFS || rc == EACCES ? "the journal is not writable by this user" : hq_strerror(rc),
 		     g_cmd);
 		return 2;
 	}
@@ -66,7 +67,8 @@ check_target(ctx *c, const char *name)
 	char list[600] = "";
 	size_t n = 0;
 	for (int i = 0; c->have_cfg && i < c->cfg.ntargets && n < sizeof list; i++)
-		n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", c->cfg.targets[i].name);
+		n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "",
+				      c->cfg.targets[i].name);
 	return fail("no target '%s'%s%s%s", name, n ? " (the config has: " : "", list, n ? ")" : "");
 }
 

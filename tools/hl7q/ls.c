@@ -24,16 +24,17 @@ json_t *
 record_json(const hq_record *r, const hq_msg_dlv *d, size_t nd)
 {
 	char t[40];
-	json_t *o = json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:s}", "id", (json_int_t)r->id,
-			      "received_at", fmt_time(r->received_us, t, sizeof t), "listener",
-			      jfield(r, HQ_F_LISTENER), "peer", jfield(r, HQ_F_PEER), "type",
-			      jfield(r, HQ_F_TYPE), "control_id", jfield(r, HQ_F_CONTROL_ID), "patient",
-			      r->locked ? json_null() : jfield(r, HQ_F_PATIENT_ID), "ack", r->ack[0] ? r->ack : "none", "state",
-			      msg_state_name(r->state));
+	json_t *o = json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:s}", "id",
+			      (json_int_t)r->id, "received_at", fmt_time(r->received_us, t, sizeof t),
+			      "listener", jfield(r, HQ_F_LISTENER), "peer", jfield(r, HQ_F_PEER),
+			      "type", jfield(r, HQ_F_TYPE), "control_id", jfield(r, HQ_F_CONTROL_ID),
+			      "patient", r->locked ? json_null() : jfield(r, HQ_F_PATIENT_ID),
+			      "ack", r->ack[0] ? r->ack : "none", "state", msg_state_name(r->state));
 	json_object_set_new(o, "targets", targets_json(d, nd));
 	if (r->f[HQ_F_RAW_SIZE].n) { /* refused: the journal keeps a prefix */
 		char n[32];
-		json_object_set_new(o, "size", json_integer(strtoll(field(r, HQ_F_RAW_SIZE, n, sizeof n), NULL, 10)));
+		json_object_set_new(o, "size",
+				    json_integer(strtoll(field(r, HQ_F_RAW_SIZE, n, sizeof n), NULL, 10)));
 		json_object_set_new(o, "sha256", jfield(r, HQ_F_RAW_SHA256));
 	}
 	return o;
@@ -50,8 +51,8 @@ ls_row(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 	}
 	char t[40], lis[64], peer[64], type[64], ctrl[64], pat[64], tg[512];
 	if ((*rows)++ == 0)
-		printf("%-8s %-24s %-10s %-21s %-16s %-22s %-14s %-3s %s\n", "ID", "RECEIVED", "LISTENER",
-		       "PEER", "TYPE", "CONTROL_ID", "PATIENT", "ACK", "TARGETS");
+		printf("%-8s %-24s %-10s %-21s %-16s %-22s %-14s %-3s %s\n", "ID", "RECEIVED",
+		       "LISTENER", "PEER", "TYPE", "CONTROL_ID", "PATIENT", "ACK", "TARGETS");
 	size_t n = 0;
 	tg[0] = 0;
 	for (size_t i = 0; i < nd && n < sizeof tg; i++)
@@ -82,12 +83,12 @@ print_match(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 }
 
 const struct option ls_opts[] = {
-	{"state", required_argument, NULL, 's'},      {"target", required_argument, NULL, 't'},
-	{"type", required_argument, NULL, 'y'},       {"control-id", required_argument, NULL, 'i'},
-	{"patient", required_argument, NULL, 'p'},    {"since", required_argument, NULL, 'S'},
-	{"until", required_argument, NULL, 'U'},      {"limit", required_argument, NULL, 'n'},
-	{"listener", required_argument, NULL, 'l'},   {"sender", required_argument, NULL, 'f'},
-	{"json", no_argument, NULL, 'J'},	      {NULL, 0, NULL, 0}};
+	{"state", required_argument, NULL, 's'},    {"target", required_argument, NULL, 't'},
+	{"type", required_argument, NULL, 'y'},	    {"control-id", required_argument, NULL, 'i'},
+	{"patient", required_argument, NULL, 'p'},  {"since", required_argument, NULL, 'S'},
+	{"until", required_argument, NULL, 'U'},    {"limit", required_argument, NULL, 'n'},
+	{"listener", required_argument, NULL, 'l'}, {"sender", required_argument, NULL, 'f'},
+	{"json", no_argument, NULL, 'J'},	    {NULL, 0, NULL, 0}};
 
 int
 cmd_ls(ctx *c, int argc, char **argv)
@@ -99,14 +100,26 @@ cmd_ls(ctx *c, int argc, char **argv)
 	memset(&q, 0, sizeof q);
 	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (o) {
-		case 's': if (parse_state(optarg, &q.state, &ids.msg_state)) return 1; break;
+		case 's':
+			if (parse_state(optarg, &q.state, &ids.msg_state))
+				return 1;
+			break;
 		case 't': q.target = optarg; break;
 		case 'y': ids.type_pat = optarg; break;
 		case 'i': q.control_id = (hq_str){optarg, strlen(optarg)}; break;
 		case 'p': q.patient = (hq_str){optarg, strlen(optarg)}; break;
-		case 'S': if (time_arg("--since", "15m", optarg, &q.since_us)) return 1; break;
-		case 'U': if (time_arg("--until", "15m", optarg, &q.until_us)) return 1; break;
-		case 'n': if (parse_count(optarg, &ids.limit) || ids.limit == 0) return fail("--limit '%s' is not a positive number", optarg); break;
+		case 'S':
+			if (time_arg("--since", "15m", optarg, &q.since_us))
+				return 1;
+			break;
+		case 'U':
+			if (time_arg("--until", "15m", optarg, &q.until_us))
+				return 1;
+			break;
+		case 'n':
+			if (parse_count(optarg, &ids.limit) || ids.limit == 0)
+				return fail("--limit '%s' is not a positive number", optarg);
+			break;
 		case 'l': ids.listener = optarg; break;
 		case 'f': ids.sender = optarg; break;
 		case 'J': g_json = 1; break;
@@ -127,9 +140,11 @@ cmd_ls(ctx *c, int argc, char **argv)
 	char code[64] = "";
 	if (ids.type_pat) { /* the router's patterns; the index takes the code */
 		size_t n = strcspn(ids.type_pat, "^");
-		if (n == 0 || n >= sizeof code || (strchr(ids.type_pat, '*') && strcmp(ids.type_pat, "*") != 0 &&
-						    strcmp(ids.type_pat + n, "^*") != 0))
-			return fail("--type '%s': expected a type like the config's types: ADT, ADT^*, ADT^A01 or *", ids.type_pat);
+		if (n == 0 || n >= sizeof code ||
+		    (strchr(ids.type_pat, '*') && strcmp(ids.type_pat, "*") != 0 &&
+		     strcmp(ids.type_pat + n, "^*") != 0))
+			return fail("--type '%s': expected a type like the config's types: ADT, ADT^*, ADT^A01 or *",
+				    ids.type_pat);
 		memcpy(code, ids.type_pat, n);
 		code[n] = 0;
 		if (strcmp(code, "*") != 0)

@@ -183,7 +183,8 @@ gather(const cmd_def *cmd, int argc, char **argv, ctx *c, int *help, char ***out
 	all[n] = (struct option){NULL, 0, NULL, 0};
 	char shorts[64];
 	snprintf(shorts, sizeof shorts, "-c:j:h%s", cmd->shortopts);
-	char **opts = hq_xcalloc((size_t)argc * 2 + 2, sizeof *opts), **pos = hq_xcalloc((size_t)argc + 1, sizeof *pos);
+	char **opts = hq_xcalloc((size_t)argc * 2 + 2, sizeof *opts),
+	     **pos = hq_xcalloc((size_t)argc + 1, sizeof *pos);
 	int no = 0, np = 0, o, li;
 	int rc = 0;
 	opts[no++] = argv[0];
@@ -195,9 +196,11 @@ gather(const cmd_def *cmd, int argc, char **argv, ctx *c, int *help, char ***out
 			pos[np++] = optarg;
 			continue;
 		}
-		if (o == '?' || o == ':')
-			{ rc = fail("option '%s' is unknown or lacks its value (see hl7q help %s)",
-				    argv[optind - 1], cmd->name); goto out; }
+		if (o == '?' || o == ':') {
+			rc = fail("option '%s' is unknown or lacks its value (see hl7q help %s)",
+				  argv[optind - 1], cmd->name);
+			goto out;
+		}
 		if (o == OPT_CONFIG || o == 'c') {
 			c->config_file = optarg;
 			continue;
@@ -214,8 +217,10 @@ gather(const cmd_def *cmd, int argc, char **argv, ctx *c, int *help, char ***out
 		for (size_t k = 0; k < n && def == NULL; k++)
 			if (all[k].val == o)
 				def = &all[k];
-		if (def == NULL)
-			{ rc = fail("option '%s' is unknown (see hl7q help %s)", argv[optind - 1], cmd->name); goto out; }
+		if (def == NULL) {
+			rc = fail("option '%s' is unknown (see hl7q help %s)", argv[optind - 1], cmd->name);
+			goto out;
+		}
 		int with_value = def->has_arg != no_argument && optarg;
 		size_t len = strlen(def->name) + (with_value ? strlen(optarg) + 1 : 0) + 3;
 		char *tok = hq_xmalloc(len);
@@ -230,7 +235,8 @@ gather(const cmd_def *cmd, int argc, char **argv, ctx *c, int *help, char ***out
 			shown = "--patient=(patient)";
 		}
 		if (fl < sizeof c->ev.filter)
-			fl += (size_t)snprintf(c->ev.filter + fl, sizeof c->ev.filter - fl, "%s%s", fl ? " " : "", shown);
+			fl += (size_t)snprintf(c->ev.filter + fl, sizeof c->ev.filter - fl, "%s%s",
+					       fl ? " " : "", shown);
 	}
 	while (optind < argc) /* operands after a "--" of the user's */
 		pos[np++] = argv[optind++];
@@ -238,7 +244,8 @@ gather(const cmd_def *cmd, int argc, char **argv, ctx *c, int *help, char ***out
 	for (int i = 0; i < np; i++) {
 		opts[no++] = pos[i];
 		if (fl < sizeof c->ev.filter && strcmp(cmd->name, "audit") != 0)
-			fl += (size_t)snprintf(c->ev.filter + fl, sizeof c->ev.filter - fl, "%s%s", fl ? " " : "", pos[i]);
+			fl += (size_t)snprintf(c->ev.filter + fl, sizeof c->ev.filter - fl, "%s%s",
+					       fl ? " " : "", pos[i]);
 	}
 	opts[no] = NULL;
 	free(pos);

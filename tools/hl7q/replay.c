@@ -14,10 +14,10 @@
 #include "tools/hl7q/hl7q.h"
 
 const struct option replay_opts[] = {
-	{"dead", no_argument, NULL, 'd'},	   {"target", required_argument, NULL, 't'},
-	{"since", required_argument, NULL, 'S'},   {"until", required_argument, NULL, 'U'},
-	{"dry-run", no_argument, NULL, 'n'},	   {"missing", no_argument, NULL, 'm'},
-	{"json", no_argument, NULL, 'J'},	   {NULL, 0, NULL, 0}};
+	{"dead", no_argument, NULL, 'd'},	 {"target", required_argument, NULL, 't'},
+	{"since", required_argument, NULL, 'S'}, {"until", required_argument, NULL, 'U'},
+	{"dry-run", no_argument, NULL, 'n'},	 {"missing", no_argument, NULL, 'm'},
+	{"json", no_argument, NULL, 'J'},	 {NULL, 0, NULL, 0}};
 
 /* What replay did (or, dry, would do): messages, deliveries queued, and
  * for a range the messages target never had. */
@@ -37,11 +37,11 @@ replay_report(const collect *ids, long queued, int dry, int range, const char *t
 		if (dry)
 			printf("would replay %zu message%s\n", ids->n, ids->n == 1 ? "" : "s");
 		else
-			printf("queued %ld deliver%s of %zu message%s\n", queued, queued == 1 ? "y" : "ies", ids->n,
-			       ids->n == 1 ? "" : "s");
+			printf("queued %ld deliver%s of %zu message%s\n", queued,
+			       queued == 1 ? "y" : "ies", ids->n, ids->n == 1 ? "" : "s");
 		if (range) {
-			printf("%llu of them %s never had%s", (unsigned long long)ids->never_had, target,
-			       ids->never_had ? ":" : "");
+			printf("%llu of them %s never had%s", (unsigned long long)ids->never_had,
+			       target, ids->never_had ? ":" : "");
 			for (size_t i = 0; i < ids->nn; i++)
 				printf(" %llu", (unsigned long long)ids->nv[i]);
 			printf("%s\n", ids->never_had > ids->nn ? " ..." : "");
@@ -61,8 +61,14 @@ cmd_replay(ctx *c, int argc, char **argv)
 		switch (o) {
 		case 'd': dead = 1; break;
 		case 't': target = optarg; break;
-		case 'S': if (time_arg("--since", "15m", optarg, &q.since_us)) return 1; break;
-		case 'U': if (time_arg("--until", "15m", optarg, &q.until_us)) return 1; break;
+		case 'S':
+			if (time_arg("--since", "15m", optarg, &q.since_us))
+				return 1;
+			break;
+		case 'U':
+			if (time_arg("--until", "15m", optarg, &q.until_us))
+				return 1;
+			break;
 		case 'n': dry = 1; break;
 		case 'm': missing = 1; break;
 		case 'J': g_json = 1; break;
@@ -130,11 +136,14 @@ cmd_replay(ctx *c, int argc, char **argv)
 	return 0;
 }
 
-const struct option purge_opts[] = {
-	{"dead", no_argument, NULL, 'd'},	{"delivered-before", required_argument, NULL, 'b'},
-	{"target", required_argument, NULL, 't'}, {"dry-run", no_argument, NULL, 'n'},
-	{"json", no_argument, NULL, 'J'},	{"rejected", no_argument, NULL, 'r'},
-	{"force", no_argument, NULL, 'f'},	{NULL, 0, NULL, 0}};
+const struct option purge_opts[] = {{"dead", no_argument, NULL, 'd'},
+				    {"delivered-before", required_argument, NULL, 'b'},
+				    {"target", required_argument, NULL, 't'},
+				    {"dry-run", no_argument, NULL, 'n'},
+				    {"json", no_argument, NULL, 'J'},
+				    {"rejected", no_argument, NULL, 'r'},
+				    {"force", no_argument, NULL, 'f'},
+				    {NULL, 0, NULL, 0}};
 
 /* Whether a message of ids[0..n) is still owed to a target (pending,
  * retrying or dead): then it says which, and purging it needs --force. */
@@ -167,7 +176,7 @@ purge_by_time(ctx *c, int rejected, uint64_t before, int dry, long *purged)
 	long n;
 	if (rejected)
 		before = UINT64_MAX; /* every refused frame */
-	do { /* count first, for the audit event */
+	do {			     /* count first, for the audit event */
 		n = rejected ? hq_journal_purge_rejected(c->j, before, &resume, ID_CHUNK, 1)
 			     : hq_journal_purge_before(c->j, before, &resume, ID_CHUNK, 1);
 		if (n < 0)
@@ -222,9 +231,7 @@ purge_ids(ctx *c, int nids, char **idv, const char *target, int force, int dry, 
 	for (size_t i = 0; i < ids.n; i += ID_CHUNK) {
 		size_t k = ids.n - i < ID_CHUNK ? ids.n - i : ID_CHUNK;
 		/* --dead: checked again as it purges, so a replay made meanwhile stays */
-		long n = dry ? (long)k
-			     : hq_journal_purge_if(c->j, ids.v + i, k,
-						   nids ? HQ_PURGE_ANY : HQ_PURGE_SETTLED);
+		long n = dry ? (long)k : hq_journal_purge_if(c->j, ids.v + i, k, nids ? HQ_PURGE_ANY : HQ_PURGE_SETTLED);
 		if (n < 0) {
 			free(ids.v);
 			return fail("cannot purge: %s (%ld purged before)", hq_strerror((int)n), *purged);
@@ -282,12 +289,12 @@ cmd_purge(ctx *c, int argc, char **argv)
 	if (!dry && hq_journal_usage_get(c->j, &u) == 0 && u.free > before_usage)
 		freed = u.free - before_usage;
 	if (g_json)
-		printf("{\"purged\":%ld,\"dry_run\":%s,\"freed_bytes\":%llu}\n", purged, dry ? "true" : "false",
-		       (unsigned long long)freed);
+		printf("{\"purged\":%ld,\"dry_run\":%s,\"freed_bytes\":%llu}\n", purged,
+		       dry ? "true" : "false", (unsigned long long)freed);
 	else if (dry)
 		printf("would purge %ld message%s\n", purged, purged == 1 ? "" : "s");
 	else
-		printf("purged %ld message%s (%.1f MB freed for reuse)\n", purged, purged == 1 ? "" : "s",
-		       freed / 1e6);
+		printf("purged %ld message%s (%.1f MB freed for reuse)\n", purged,
+		       purged == 1 ? "" : "s", freed / 1e6);
 	return 0;
 }

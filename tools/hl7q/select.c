@@ -20,18 +20,21 @@
 int
 parse_state(const char *s, int *state, int *msg_state)
 {
-	static const struct { const char *name; int v, msg; } names[] = {
-		{"pending", HQ_STATE_QUEUED, 0}, {"retry", HQ_DLV_RETRY, 0}, {"retrying", HQ_DLV_RETRY, 0},
-		{"dead", HQ_DLV_DEAD, 0}, {"delivered", HQ_DLV_DELIVERED, 0},
-		{"rejected", HQ_STATE_REJECTED, 0}, {"duplicate", 0, HQ_MSG_DUPLICATE},
-		{"unrouted", 0, HQ_MSG_UNROUTED}};
+	static const struct {
+		const char *name;
+		int v, msg;
+	} names[] = {{"pending", HQ_STATE_QUEUED, 0},	 {"retry", HQ_DLV_RETRY, 0},
+		     {"retrying", HQ_DLV_RETRY, 0},	 {"dead", HQ_DLV_DEAD, 0},
+		     {"delivered", HQ_DLV_DELIVERED, 0}, {"rejected", HQ_STATE_REJECTED, 0},
+		     {"duplicate", 0, HQ_MSG_DUPLICATE}, {"unrouted", 0, HQ_MSG_UNROUTED}};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (strcmp(s, names[i].name) == 0) {
 			*state = names[i].v;
 			*msg_state = names[i].msg;
 			return 0;
 		}
-	return fail("--state '%s': expected pending (includes retrying), retry, dead, delivered, rejected, duplicate or unrouted", s);
+	return fail("--state '%s': expected pending (includes retrying), retry, dead, delivered, rejected, duplicate or unrouted",
+		    s);
 }
 
 int
@@ -43,7 +46,6 @@ check_range(const hq_query *q)
 		return fail("--state rejected and --target conflict: refused messages have no deliveries");
 	return 0;
 }
-
 
 
 static int
@@ -64,8 +66,7 @@ routed(const collect *c, const hq_record *r, const hq_msg_dlv *d, size_t nd)
 		return 0;
 	char lis[64], type[64];
 	field(r, HQ_F_TYPE, type, sizeof type);
-	return hq_target_routes(c->route_conf, field(r, HQ_F_LISTENER, lis, sizeof lis), type,
-				strlen(type));
+	return hq_target_routes(c->route_conf, field(r, HQ_F_LISTENER, lis, sizeof lis), type, strlen(type));
 }
 
 /* Whether r passes the filters the journal's query does not know. */
@@ -84,7 +85,7 @@ collect_match(const collect *c, const hq_record *r, const hq_msg_dlv *d, size_t 
 	if (c->sender && !str_is(r->f[HQ_F_SENDING_APP], c->sender))
 		return 0;
 	if (c->type_pat && !hq_type_pattern_match(c->type_pat, r->f[HQ_F_TYPE].p ? r->f[HQ_F_TYPE].p : "",
-						   r->f[HQ_F_TYPE].n))
+						  r->f[HQ_F_TYPE].n))
 		return 0;
 	return 1;
 }

@@ -33,12 +33,11 @@ show_attempt(void *arg, const hq_attempt *a)
 	json_t *list = arg;
 	char t[40];
 	if (list) {
-		json_array_append_new(list, json_pack("{s:s, s:i, s:s, s:i, s:f, s:s, s:s%}", "target",
-						      a->target, "n", (int)a->n, "at",
-						      fmt_time(a->at_us, t, sizeof t), "http_status",
-						      a->http_status, "latency_ms",
-						      a->latency_us / 1000.0, "error", a->error,
-						      "response", a->body, a->body_len));
+		json_array_append_new(
+			list, json_pack("{s:s, s:i, s:s, s:i, s:f, s:s, s:s%}", "target", a->target,
+					"n", (int)a->n, "at", fmt_time(a->at_us, t, sizeof t),
+					"http_status", a->http_status, "latency_ms", a->latency_us / 1000.0,
+					"error", a->error, "response", a->body, a->body_len));
 		return 0;
 	}
 	static char last_target[HQ_TARGET_MAX];
@@ -55,8 +54,8 @@ show_attempt(void *arg, const hq_attempt *a)
 		snprintf(st, sizeof st, "HTTP %d", a->http_status);
 	else
 		snprintf(st, sizeof st, "no answer");
-	printf("  %-16s #%-3u %s  %-9s %8.1f ms", a->target, a->n, fmt_time(a->at_us, t, sizeof t), st,
-	       a->latency_us / 1000.0);
+	printf("  %-16s #%-3u %s  %-9s %8.1f ms", a->target, a->n, fmt_time(a->at_us, t, sizeof t),
+	       st, a->latency_us / 1000.0);
 	if (strcmp(a->error, st) != 0) /* more than the status: a reason, a redirect's Location */
 		printf("  %s", a->error);
 	if (a->body_len) {
@@ -67,9 +66,11 @@ show_attempt(void *arg, const hq_attempt *a)
 	return 0;
 }
 
-const struct option show_opts[] = {
-	{"raw", no_argument, NULL, 'r'}, {"json", no_argument, NULL, 'J'},
-	{"fhir", no_argument, NULL, 'F'}, {"target", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
+const struct option show_opts[] = {{"raw", no_argument, NULL, 'r'},
+				   {"json", no_argument, NULL, 'J'},
+				   {"fhir", no_argument, NULL, 'F'},
+				   {"target", required_argument, NULL, 'T'},
+				   {NULL, 0, NULL, 0}};
 
 /* show --fhir: the Bundle the format = fhir target (named, or the only one) gets for r. */
 static int
@@ -82,12 +83,14 @@ show_fhir(ctx *c, const hq_record *r, const char *target)
 		    (target == NULL || strcmp(c->cfg.targets[i].name, target) == 0))
 			t = &c->cfg.targets[i], n++;
 	if (t == NULL)
-		return fail(target ? "no format = fhir target '%s' in the config" :
-				     "--fhir needs a config (-c FILE) with a format = fhir target", target);
+		return fail(target ? "no format = fhir target '%s' in the config"
+				   : "--fhir needs a config (-c FILE) with a format = fhir target",
+			    target);
 	if (n > 1)
 		return fail("several format = fhir targets: name one with --target");
 	if (r->locked)
-		return fail("message %llu is encrypted and no key here opens it", (unsigned long long)r->id);
+		return fail("message %llu is encrypted and no key here opens it",
+			    (unsigned long long)r->id);
 	hq_fhir_opts o;
 	hq_tz *tz;
 	char err[600], *body;
@@ -102,13 +105,15 @@ show_fhir(ctx *c, const hq_record *r, const char *target)
 	hq_tz_free(tz);
 	memset(&o, 0, sizeof o);
 	if (rc != 0)
-		return fail("message %llu: %s (target %s: %s)", (unsigned long long)r->id, hq_strerror(rc), t->name, err);
+		return fail("message %llu: %s (target %s: %s)", (unsigned long long)r->id,
+			    hq_strerror(rc), t->name, err);
 	fwrite(body, 1, len, stdout);
 	putchar('\n');
 	free(body);
 	if (st.zsegments || st.skipped) /* what the Bundle leaves out, on stderr: stdout is the Bundle alone */
 		fprintf(stderr, "hl7q show: %d entries; %d Z-segment%s ignored, %d segment%s without a mapping\n",
-			st.entries, st.zsegments, st.zsegments == 1 ? "" : "s", st.skipped, st.skipped == 1 ? "" : "s");
+			st.entries, st.zsegments, st.zsegments == 1 ? "" : "s", st.skipped,
+			st.skipped == 1 ? "" : "s");
 	return ferror(stdout) ? fail("cannot write: %s", strerror(errno)) : 0;
 }
 
@@ -173,8 +178,7 @@ show_text(ctx *c, const hq_record *r, const hq_msg_dlv *d, long nd)
 	for (long i = 0; i < nd; i++)
 		printf("  %-16s %-9s  attempts %u  last status %d  at %s%s\n", d[i].target,
 		       dlv_state_name(d[i].d.state), d[i].d.attempts, d[i].d.last_status,
-		       fmt_time(d[i].d.updated_us, t, sizeof t),
-		       d[i].d.replayed_us ? "  (replayed)" : "");
+		       fmt_time(d[i].d.updated_us, t, sizeof t), d[i].d.replayed_us ? "  (replayed)" : "");
 	printf("attempts\n");
 	long na = hq_journal_attempts(c->j, r->id, show_attempt, NULL);
 	if (na == 0)

@@ -50,7 +50,6 @@ daemon_words(const daemon_info *d, char *buf, size_t cap)
 }
 
 
-
 int
 load_status(ctx *c, status *s, const char *only)
 {
@@ -113,23 +112,26 @@ status_row(const status *s, long i, uint64_t now)
 	const hq_target_summary *t = &s->t[i];
 	char t1[40], t2[40];
 	if (g_json) {
-		json_t *o = json_pack("{s:s, s:I, s:I, s:i, s:I, s:I, s:I}", "target", t->name,
-				      "pending", (json_int_t)t->pending, "retrying",
-				      (json_int_t)t->retrying, "inflight", s->inflight[i], "dead",
-				      (json_int_t)t->dead, "delivered", (json_int_t)t->delivered,
-				      "oldest_pending_age_s",
+		json_t *o = json_pack("{s:s, s:I, s:I, s:i, s:I, s:I, s:I}", "target", t->name, "pending",
+				      (json_int_t)t->pending, "retrying", (json_int_t)t->retrying,
+				      "inflight", s->inflight[i], "dead", (json_int_t)t->dead,
+				      "delivered", (json_int_t)t->delivered, "oldest_pending_age_s",
 				      (json_int_t)hq_age_s(t->oldest_pending_us, now));
-		json_object_set_new(o, "last_success", t->last_ok_us ? json_string(fmt_time(t->last_ok_us, t1, sizeof t1)) : json_null());
-		json_object_set_new(o, "last_error_at", t->last_err_us ? json_string(fmt_time(t->last_err_us, t2, sizeof t2)) : json_null());
+		json_object_set_new(o, "last_success",
+				    t->last_ok_us ? json_string(fmt_time(t->last_ok_us, t1, sizeof t1))
+						  : json_null());
+		json_object_set_new(o, "last_error_at",
+				    t->last_err_us ? json_string(fmt_time(t->last_err_us, t2, sizeof t2))
+						   : json_null());
 		json_object_set_new(o, "last_error", t->last_err_us ? json_string(t->last_error) : json_null());
-		json_object_set_new(o, "stopped_at_id", s->stopped[i] ? json_integer((json_int_t)s->stopped[i]) : json_null());
+		json_object_set_new(o, "stopped_at_id",
+				    s->stopped[i] ? json_integer((json_int_t)s->stopped[i]) : json_null());
 		print_json(o);
 		return;
 	}
 	if (i == 0)
-		printf("%-16s %9s %9s %9s %9s %11s %10s  %-24s %s\n", "TARGET", "PENDING",
-		       "RETRYING", "INFLIGHT", "DEAD", "DELIVERED", "OLDEST_S", "LAST_SUCCESS",
-		       "LAST_ERROR");
+		printf("%-16s %9s %9s %9s %9s %11s %10s  %-24s %s\n", "TARGET", "PENDING", "RETRYING",
+		       "INFLIGHT", "DEAD", "DELIVERED", "OLDEST_S", "LAST_SUCCESS", "LAST_ERROR");
 	char err[200];
 	if (s->stopped[i])
 		snprintf(err, sizeof err, "STOPPED: the head of its queue, id=%llu, cannot be read or opened",
@@ -151,20 +153,22 @@ status_footer(const ctx *c, const status *s, const daemon_info *di)
 {
 	char dw[100];
 	if (g_json) {
-		json_t *o = json_pack("{s:{s:I, s:I, s:I, s:I}, s:{s:b, s:s}}", "journal", "size_bytes",
-				      (json_int_t)s->u.file_size, "used_bytes", (json_int_t)s->u.used,
-				      "free_bytes", (json_int_t)s->u.free, "max_bytes",
-				      (json_int_t)s->u.map_size, "hl7qd", "running", di->state == DAEMON_UP,
-				      "state", di->state == DAEMON_UP ? "running" : di->state == DAEMON_HUNG ? "not responding" : "not running");
+		json_t *o = json_pack("{s:{s:I, s:I, s:I, s:I}, s:{s:b, s:s}}", "journal",
+				      "size_bytes", (json_int_t)s->u.file_size, "used_bytes",
+				      (json_int_t)s->u.used, "free_bytes", (json_int_t)s->u.free,
+				      "max_bytes", (json_int_t)s->u.map_size, "hl7qd", "running",
+				      di->state == DAEMON_UP, "state",
+				      di->state == DAEMON_UP	 ? "running"
+				      : di->state == DAEMON_HUNG ? "not responding"
+								 : "not running");
 		if (di->state != DAEMON_DOWN)
 			json_object_set_new(json_object_get(o, "hl7qd"), "pid", json_integer(di->pid));
 		print_json(o);
 	} else {
 		if (s->n == 0)
 			printf("no targets\n");
-		printf("journal %s: file %.1f MB, used %.1f MB, free %.1f MB of %.1f MB\n",
-		       c->journal_dir, s->u.file_size / 1e6, s->u.used / 1e6, s->u.free / 1e6,
-		       s->u.map_size / 1e6);
+		printf("journal %s: file %.1f MB, used %.1f MB, free %.1f MB of %.1f MB\n", c->journal_dir,
+		       s->u.file_size / 1e6, s->u.used / 1e6, s->u.free / 1e6, s->u.map_size / 1e6);
 		printf("hl7qd: %s\n", daemon_words(di, dw, sizeof dw));
 	}
 }
