@@ -1,6 +1,6 @@
 # hl7q - durable HL7 v2 store-and-forward.
 #   make            build bin/hl7qd, bin/hl7q, bin/hl7send (installs missing Debian packages)
-#   make ci         what CI runs: check, check under ASan+UBSan, 30 s of each fuzzer
+#   make ci         what CI runs: format-check, check, check under ASan+UBSan, 30 s of each fuzzer
 #   make check      the layer rule, unit tests (Check) and integration tests against the real daemon
 #   make crashtest  50 SIGKILLs under load; make fuzz [FUZZ_SECONDS=600]
 #   make demo       run the daemon on deploy/demo.conf and send it the sample messages
@@ -154,6 +154,7 @@ dashboard-picture: deps-test $(PROGS)
 # What CI runs (.ci/run) and the README's test command: the suite plainly,
 # again under AddressSanitizer + UndefinedBehaviorSanitizer, and 30 s of each fuzzer.
 ci:
+	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory check SANITIZER=address
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
