@@ -5,6 +5,7 @@
  * file, or from the admin endpoint's /healthz and /metrics (--admin);
  * --silent adds the listeners that went quiet past their expect_within.
  */
+#include <ctype.h>
 #include <curl/curl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -323,31 +324,18 @@ check_args(int argc, char **argv, check_want *a)
 			bad = parse_count(optarg, &v) != 0;
 		if (bad)
 			return unknown("bad threshold '%s' (ages take 30s, 15m, 2h; counts a number)", optarg);
+		limit *l = o == 'a' || o == 'A'	  ? &a->age
+			   : o == 'd' || o == 'D' ? &a->dead
+			   : o == 'p' || o == 'P' ? &a->pending
+						  : NULL;
+		if (l) { /* lower case: the critical threshold; upper: the warning */
+			if (islower(o))
+				l->crit = v, l->has_crit = 1;
+			else
+				l->warn = v, l->has_warn = 1;
+			continue;
+		}
 		switch (o) {
-		case 'a':
-			a->age.crit = v;
-			a->age.has_crit = 1;
-			break;
-		case 'A':
-			a->age.warn = v;
-			a->age.has_warn = 1;
-			break;
-		case 'd':
-			a->dead.crit = v;
-			a->dead.has_crit = 1;
-			break;
-		case 'D':
-			a->dead.warn = v;
-			a->dead.has_warn = 1;
-			break;
-		case 'p':
-			a->pending.crit = v;
-			a->pending.has_crit = 1;
-			break;
-		case 'P':
-			a->pending.warn = v;
-			a->pending.has_warn = 1;
-			break;
 		case 't': a->only = optarg; break;
 		case 'H': a->admin = optarg; break;
 		case 's': a->silent = 1; break;
