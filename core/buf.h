@@ -52,6 +52,24 @@ hq_buf_put(hq_buf *b, const char *s, size_t n)
 	b->n += n;
 }
 
+/*
+ * A libcurl write callback's body (CURLOPT_WRITEFUNCTION): appends p[0..n)
+ * to b, NUL-terminated, unless b would pass max bytes or memory runs out.
+ * Returns n, or 0 (which makes libcurl fail the transfer).
+ */
+static inline size_t
+hq_buf_take(hq_buf *b, const char *p, size_t n, size_t max)
+{
+	if (b->n + n > max)
+		return 0;
+	hq_buf_put(b, p, n);
+	if (b->oom)
+		return 0;
+	if (b->p)
+		b->p[b->n] = 0;
+	return n;
+}
+
 /* Room for n more bytes, counted as written; NULL when out of memory. */
 static inline char *
 hq_buf_reserve(hq_buf *b, size_t n)

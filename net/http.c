@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/buf.h"
 #include "http.h"
 
 void
@@ -208,27 +209,11 @@ hq_http_tls_failure_text(CURLcode res, long verify, const char *errbuf, char *ou
 	return 1;
 }
 
-typedef struct grow {
-	char *p;
-	size_t n;
-} grow;
-
-/* Collects an answer of at most 64 KiB (input-sized: checked, not aborted). */
+/* The token endpoint's answer, at most 64 KB. */
 static size_t
 on_grow(char *p, size_t size, size_t nmemb, void *arg)
 {
-	grow *g = arg;
-	size_t n = size * nmemb;
-	if (g->n + n > 65536)
-		return 0;
-	char *q = realloc(g->p, g->n + n + 1);
-	if (q == NULL)
-		return 0;
-	memcpy(q + g->n, p, n);
-	g->p = q;
-	g->n += n;
-	g->p[g->n] = 0;
-	return n;
+	return hq_buf_take(arg, p, size * nmemb, 65536);
 }
 
 int
@@ -236,7 +221,7 @@ hq_http_post_form(const char *url, const char *form, long timeout_ms, const char
 		  long *status, char **answer, char *why, size_t cap)
 {
 	CURL *e = curl_easy_init();
-	grow g = {0};
+	hq_buf g = {0};
 	*status = 0;
 	*answer = NULL;
 	if (e == NULL) {

@@ -191,7 +191,7 @@ static int
 figures_from_admin(const char *addr, const char *only, figures *f)
 {
 	char err[CURL_ERROR_SIZE + 64];
-	http_buf b = {0};
+	hq_buf b = {0};
 	long st = http_get(addr, "/healthz", &b, err, sizeof err);
 	int rc = 0;
 	if (st < 0) {
@@ -205,7 +205,7 @@ figures_from_admin(const char *addr, const char *only, figures *f)
 		json_decref(o);
 	}
 	free(b.p);
-	b = (http_buf){0};
+	b = (hq_buf){0};
 	if (st >= 0) {
 		long ms = http_get(addr, "/metrics", &b, err, sizeof err);
 		if (ms != 200)

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/config.h"
 #include "queue/audit.h"
 #include "queue/journal.h"
@@ -142,14 +143,9 @@ json_t *record_json(const hq_record *r, const hq_msg_dlv *d, size_t nd);
 
 /* --- http.c: GET from hl7qd's admin endpoint (check --admin) --------------- */
 
-typedef struct http_buf {
-	char *p;
-	size_t n;
-} http_buf;
-
 /* GETs http://addr/path into b (b->p the caller's to free).  Returns the
  * HTTP status, or -1 with why in err. */
-long http_get(const char *addr, const char *path, http_buf *b, char *err, size_t cap);
+long http_get(const char *addr, const char *path, hq_buf *b, char *err, size_t cap);
 /* Unloads libcurl, when http_get loaded it. */
 void curl_unload(void);
 

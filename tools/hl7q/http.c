@@ -14,18 +14,7 @@
 static size_t
 http_write(char *p, size_t size, size_t nmemb, void *arg)
 {
-	http_buf *b = arg;
-	size_t n = size * nmemb;
-	if (b->n + n > (16u << 20))
-		return 0; /* an endpoint that never ends */
-	char *q = realloc(b->p, b->n + n + 1);
-	if (q == NULL)
-		return 0;
-	memcpy(q + b->n, p, n);
-	b->p = q;
-	b->n += n;
-	b->p[b->n] = 0;
-	return n;
+	return hq_buf_take(arg, p, size * nmemb, 16u << 20); /* an endpoint that never ends */
 }
 
 /*
@@ -97,7 +86,7 @@ curl_unload(void)
 
 /* GETs http://addr/path.  Returns the HTTP status, or -1 with why in err. */
 long
-http_get(const char *addr, const char *path, http_buf *b, char *err, size_t cap)
+http_get(const char *addr, const char *path, hq_buf *b, char *err, size_t cap)
 {
 	char url[400];
 	if (curl_load(err, cap) != 0)
