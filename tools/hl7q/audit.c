@@ -76,11 +76,8 @@ cmd_audit(ctx *c, int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "+", audit_opts, NULL)) != -1) {
 		switch (o) {
 		case 'S':
-			if (time_arg("--since", "15m", optarg, &q.since_us))
-				return 1;
-			break;
 		case 'U':
-			if (time_arg("--until", "15m", optarg, &q.until_us))
+			if (range_arg(o, optarg, &q.since_us, &q.until_us))
 				return 1;
 			break;
 		case 'b':

@@ -39,6 +39,9 @@ int bad_option(char **argv);
  * from now (core/timefmt.h).  Returns 0, or 1 after saying why (the
  * message names example, a duration that fits the option). */
 int time_arg(const char *opt, const char *example, const char *s, uint64_t *us);
+/* The --since (option letter 'S') and --until ('U') every selection takes,
+ * through time_arg: 0, or 1 after saying why s is not a time. */
+int range_arg(int o, const char *s, uint64_t *since_us, uint64_t *until_us);
 /* 2026-11-26T10:00:00.123Z (milliseconds); "-" for 0, never. */
 const char *fmt_time(uint64_t us, char *buf, size_t cap);
 const char *dlv_state_name(hq_dlv_state s);

@@ -109,11 +109,8 @@ cmd_ls(ctx *c, int argc, char **argv)
 		case 'i': q.control_id = (hq_str){optarg, strlen(optarg)}; break;
 		case 'p': q.patient = (hq_str){optarg, strlen(optarg)}; break;
 		case 'S':
-			if (time_arg("--since", "15m", optarg, &q.since_us))
-				return 1;
-			break;
 		case 'U':
-			if (time_arg("--until", "15m", optarg, &q.until_us))
+			if (range_arg(o, optarg, &q.since_us, &q.until_us))
 				return 1;
 			break;
 		case 'n':

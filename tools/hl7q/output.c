@@ -38,13 +38,18 @@ bad_option(char **argv)
 	return fail("option '%s' is unknown or lacks its value (see hl7q --help)", argv[optind - 1]);
 }
 
-
 int
 time_arg(const char *opt, const char *example, const char *s, uint64_t *us)
 {
 	if (hq_time_parse(s, hq_wall_us(), us) == 0)
 		return 0;
 	return fail("%s '%s' is not a time (RFC 3339, or a duration back like %s)", opt, s, example);
+}
+
+int
+range_arg(int o, const char *s, uint64_t *since_us, uint64_t *until_us)
+{
+	return o == 'S' ? time_arg("--since", "15m", s, since_us) : time_arg("--until", "15m", s, until_us);
 }
 
 /* 2026-11-26T10:00:00.123Z (milliseconds); "-" for 0, never. */

@@ -62,11 +62,8 @@ cmd_replay(ctx *c, int argc, char **argv)
 		case 'd': dead = 1; break;
 		case 't': target = optarg; break;
 		case 'S':
-			if (time_arg("--since", "15m", optarg, &q.since_us))
-				return 1;
-			break;
 		case 'U':
-			if (time_arg("--until", "15m", optarg, &q.until_us))
+			if (range_arg(o, optarg, &q.since_us, &q.until_us))
 				return 1;
 			break;
 		case 'n': dry = 1; break;
