@@ -79,4 +79,30 @@ hq_xstrndup(const char *s, size_t n)
 	return p;
 }
 
+/*
+ * The entry named name in the array *items of *n entries of size bytes,
+ * each starting with a NUL-terminated name of at most namecap bytes (a
+ * config section, a status-file entry).  When there is none, the array
+ * grows by one zeroed entry holding the name (cut at namecap), *added is
+ * set to 1, and that entry is returned (*items may move: pass a void *
+ * copy of the owner's pointer and store it back).  The array is small: it
+ * aborts on out-of-memory like the helpers above.
+ */
+static inline void *
+hq_named_get(void **items, int *n, size_t size, const char *name, size_t namecap, int *added)
+{
+	for (int i = 0; i < *n; i++) {
+		char *e = (char *)*items + (size_t)i * size;
+		if (strcmp(e, name) == 0) {
+			*added = 0;
+			return e;
+		}
+	}
+	*items = hq_xrealloc(*items, (size_t)(*n + 1) * size);
+	char *e = memset((char *)*items + (size_t)(*n)++ * size, 0, size);
+	snprintf(e, namecap, "%s", name);
+	*added = 1;
+	return e;
+}
+
 #endif

@@ -245,13 +245,12 @@ static hq_listener_conf *
 listener_for(parse_state *st, const hq_conf_section *sec, const char *name)
 {
 	hq_config *cfg = st->cfg;
-	for (int i = 0; i < cfg->nlisteners; i++)
-		if (strcmp(cfg->listeners[i].name, name) == 0)
-			return &cfg->listeners[i];
-	cfg->listeners = hq_xrealloc(cfg->listeners, sizeof *cfg->listeners * (size_t)(cfg->nlisteners + 1));
-	hq_listener_conf *l = &cfg->listeners[cfg->nlisteners++];
-	memset(l, 0, sizeof *l);
-	snprintf(l->name, sizeof l->name, "%s", name);
+	void *v = cfg->listeners;
+	int added;
+	hq_listener_conf *l = hq_named_get(&v, &cfg->nlisteners, sizeof *l, name, sizeof l->name, &added);
+	cfg->listeners = v;
+	if (!added)
+		return l;
 	hq_conf_defaults(sec, l);
 	l->expect_from_min = l->expect_to_min = -1; /* expect_hours: all day */
 	l->line = st->section_line;
@@ -263,13 +262,12 @@ static hq_target_conf *
 target_for(parse_state *st, const hq_conf_section *sec, const char *name)
 {
 	hq_config *cfg = st->cfg;
-	for (int i = 0; i < cfg->ntargets; i++)
-		if (strcmp(cfg->targets[i].name, name) == 0)
-			return &cfg->targets[i];
-	cfg->targets = hq_xrealloc(cfg->targets, sizeof *cfg->targets * (size_t)(cfg->ntargets + 1));
-	hq_target_conf *t = &cfg->targets[cfg->ntargets++];
-	memset(t, 0, sizeof *t);
-	snprintf(t->name, sizeof t->name, "%s", name);
+	void *v = cfg->targets;
+	int added;
+	hq_target_conf *t = hq_named_get(&v, &cfg->ntargets, sizeof *t, name, sizeof t->name, &added);
+	cfg->targets = v;
+	if (!added)
+		return t;
 	hq_conf_defaults(sec, t);
 	t->line = st->section_line;
 	return t;

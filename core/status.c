@@ -36,24 +36,20 @@ find_named(const void *v, int n, size_t size, const char *name)
 hq_status_target *
 hq_status_target_add(hq_status *s, const char *name)
 {
-	hq_status_target *t = find_named(s->targets, s->ntargets, sizeof *t, name);
-	if (t)
-		return t;
-	s->targets = hq_xrealloc(s->targets, (size_t)(s->ntargets + 1) * sizeof *t);
-	t = memset(&s->targets[s->ntargets++], 0, sizeof *t);
-	snprintf(t->name, sizeof t->name, "%s", name);
+	void *v = s->targets;
+	int added;
+	hq_status_target *t = hq_named_get(&v, &s->ntargets, sizeof *t, name, HQ_STATUS_NAME, &added);
+	s->targets = v;
 	return t;
 }
 
 hq_status_listener *
 hq_status_listener_add(hq_status *s, const char *name)
 {
-	hq_status_listener *l = find_named(s->listeners, s->nlisteners, sizeof *l, name);
-	if (l)
-		return l;
-	s->listeners = hq_xrealloc(s->listeners, (size_t)(s->nlisteners + 1) * sizeof *l);
-	l = memset(&s->listeners[s->nlisteners++], 0, sizeof *l);
-	snprintf(l->name, sizeof l->name, "%s", name);
+	void *v = s->listeners;
+	int added;
+	hq_status_listener *l = hq_named_get(&v, &s->nlisteners, sizeof *l, name, HQ_STATUS_NAME, &added);
+	s->listeners = v;
 	return l;
 }
 
