@@ -7,12 +7,24 @@
  * collected across all connections and committed together before any ACK
  * is written (Redis' beforeSleep flushing the AOF before replies).
  * The listening sockets, and a reload's changes to them, are listener.c.
+ *
+ * The group commit is pipelined: with more than one connection open, a
+ * committer thread stores one batch (s->fn: the write transaction and its
+ * fsync) while the loop goes on reading the next; when it is done the
+ * loop queues that batch's ACKs and hands it the frames gathered
+ * meanwhile.  An ACK still goes out only after the commit that stored its
+ * frame.  The end-of-turn hook (reload, deferred indexing, retention)
+ * runs only while the committer is idle, so nothing the hook changes is
+ * in use by a batch; a connection with frames not yet answered is not
+ * freed.  With one connection there is nothing to overlap: the loop
+ * commits itself and saves two thread wake-ups per message.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +43,7 @@
 #define OUT_HIGH_WATER (1u << 20) /* stop reading from a peer that does not read its ACKs */
 #define OUT_KEEP_CAP (64u << 10)  /* a larger ACK buffer is freed once it is written out */
 #define TICK_MS 500
+#define PENDING_MAX 16384 /* frames gathered while a commit runs: beyond it the loop waits */
 
 static void
 peer_name(const struct sockaddr_storage *ss, char *buf, size_t cap)
@@ -63,6 +76,8 @@ hq_server_new(const hq_config *cfg, hq_batch_fn fn, void *arg, hq_server **out, 
 	s->fn = fn;
 	s->arg = arg;
 	s->wake_kind = KIND_WAKE;
+	pthread_mutex_init(&s->cm_mu, NULL);
+	pthread_cond_init(&s->cm_cv, NULL);
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->epfd < 0 || s->wakefd < 0) {
@@ -121,6 +136,8 @@ conn_close(hq_conn *c, const char *reason)
 		return;
 	c->state = CONN_CLOSED;
 	c->close_reason = reason;
+	/* No more events for it: it may wait for its frames' commit a while. */
+	epoll_ctl(c->srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 }
 
 /* Whether two peer addresses are the same host (the port aside). */
@@ -268,6 +285,7 @@ on_frame(void *arg, const char *payload, size_t len, size_t total, int oversize)
 	if (oversize)
 		memcpy(f->sha256, c->mllp.sha256, sizeof f->sha256);
 	f->received_us = hq_wall_us();
+	c->frames++;
 	s->stats.frames++;
 	hq_count(&c->l->m->received, 1);
 	hq_count(&c->l->m->bytes, total);
@@ -473,8 +491,10 @@ conn_after_turn(hq_conn *c)
 	}
 	size_t owed = c->out_len - c->out_off;
 	if (c->state == CONN_DRAIN) {
-		if (owed == 0)
+		if (owed == 0 && c->frames == 0)
 			conn_close(c, "peer closed");
+		else if (owed == 0)
+			set_events(c, 0); /* its ACKs are being committed */
 		else
 			set_events(c, EPOLLOUT);
 		return;
@@ -533,24 +553,115 @@ check_timeouts(hq_server *s)
 	}
 }
 
-/* The group commit of this turn, then the ACKs. */
-static void
-commit_turn(hq_server *s)
+/* The committer thread: stores each batch handed to it (s->fn), then
+ * says so (cm_done, and the loop's eventfd). */
+static void *
+committer_main(void *arg)
 {
-	if (s->npending == 0)
-		return;
-	/* Every frame of the turn goes into one transaction before any reply. */
-	s->fn(s->arg, s->pending, s->npending);
-	for (size_t i = 0; i < s->npending; i++) {
-		hq_frame *f = s->pending[i];
-		hq_conn *c = s->pending_conn[i];
+	hq_server *s = arg;
+	pthread_mutex_lock(&s->cm_mu);
+	for (;;) {
+		while (!s->cm_go && !s->cm_quit)
+			pthread_cond_wait(&s->cm_cv, &s->cm_mu);
+		if (s->cm_quit)
+			break;
+		s->cm_go = 0;
+		pthread_mutex_unlock(&s->cm_mu);
+		s->fn(s->arg, s->job, s->njob);
+		pthread_mutex_lock(&s->cm_mu);
+		s->cm_done = 1;
+		pthread_cond_broadcast(&s->cm_cv);
+		uint64_t one = 1;
+		if (write(s->wakefd, &one, sizeof one) < 0) {
+			/* already signalled */
+		}
+	}
+	pthread_mutex_unlock(&s->cm_mu);
+	return NULL;
+}
+
+/* The ACKs of the stored batch, in its frames' order; frees the frames. */
+static void
+answer_job(hq_server *s)
+{
+	for (size_t i = 0; i < s->njob; i++) {
+		hq_frame *f = s->job[i];
+		hq_conn *c = s->job_conn[i];
 		if (f->ack && c->state != CONN_CLOSED)
 			conn_queue_ack(c, f->ack, f->ack_len);
+		c->frames--;
+		c->dirty = 1; /* a draining peer closes once its last frame is answered */
 		free(f->ack);
 		free(f->data);
 		free(f);
 	}
+	s->njob = 0;
+	s->cm_busy = 0;
+}
+
+/* If the committer has finished its batch (or, wait: once it has), its ACKs. */
+static void
+collect_job(hq_server *s, int wait)
+{
+	if (!s->cm_busy)
+		return;
+	pthread_mutex_lock(&s->cm_mu);
+	while (wait && !s->cm_done)
+		pthread_cond_wait(&s->cm_cv, &s->cm_mu);
+	int done = s->cm_done;
+	s->cm_done = 0;
+	pthread_mutex_unlock(&s->cm_mu);
+	if (done)
+		answer_job(s);
+}
+
+/* Hands the gathered frames to the committer (or, with one connection
+ * open or no thread to be had, stores them here and now). */
+static void
+hand_off(hq_server *s)
+{
+	hq_frame **f = s->job;
+	hq_conn **c = s->job_conn;
+	size_t cap = s->cap_job;
+	s->job = s->pending; /* swap: the next batch gathers in the old job's arrays */
+	s->job_conn = s->pending_conn;
+	s->cap_job = s->cap_pending;
+	s->njob = s->npending;
+	s->pending = f;
+	s->pending_conn = c;
+	s->cap_pending = cap;
 	s->npending = 0;
+	for (size_t i = 0; i < s->njob; i++) { /* a reload meanwhile: the listener's config now */
+		s->job[i]->lc = s->job_conn[i]->l->lc;
+		s->job[i]->m = s->job_conn[i]->l->m;
+	}
+	s->cm_busy = 1;
+	if (s->stats.open > 1 && !s->cm_started && pthread_create(&s->cm_thread, NULL, committer_main, s) == 0)
+		s->cm_started = 1;
+	if (s->stats.open <= 1 || !s->cm_started) {
+		s->fn(s->arg, s->job, s->njob);
+		answer_job(s);
+		return;
+	}
+	pthread_mutex_lock(&s->cm_mu);
+	s->cm_go = 1;
+	pthread_cond_broadcast(&s->cm_cv);
+	pthread_mutex_unlock(&s->cm_mu);
+}
+
+/* Waits for the batch being stored, answers it, and ends the committer. */
+static void
+committer_stop(hq_server *s)
+{
+	collect_job(s, 1);
+	if (!s->cm_started)
+		return;
+	pthread_mutex_lock(&s->cm_mu);
+	s->cm_quit = 1;
+	pthread_cond_broadcast(&s->cm_cv);
+	pthread_mutex_unlock(&s->cm_mu);
+	pthread_join(s->cm_thread, NULL);
+	s->cm_started = 0;
 }
 
 void
@@ -560,21 +671,30 @@ hq_server_set_turn_fn(hq_server *s, hq_turn_fn fn, void *arg)
 	s->turn_arg = arg;
 }
 
+/*
+ * The end of a loop turn: the finished batch's ACKs; while the committer
+ * is idle, the end-of-turn hook and then the hand-off of what this turn
+ * gathered; the writes; closed connections with nothing owed freed.
+ */
 static void
 end_turn(hq_server *s)
 {
 	size_t frames = s->npending;
-	commit_turn(s);
+	collect_job(s, 0);
+	if (!s->cm_busy) {
+		if (s->turn_fn)
+			s->turn_fn(s->turn_arg, frames);
+		if (s->npending)
+			hand_off(s);
+	}
 	hq_conn *next;
 	for (hq_conn *c = s->conns; c; c = next) {
 		next = c->next;
 		conn_after_turn(c);
-		if (c->state == CONN_CLOSED)
+		if (c->state == CONN_CLOSED && c->frames == 0)
 			conn_free(s, c);
 	}
 	listeners_reap(s);
-	if (s->turn_fn)
-		s->turn_fn(s->turn_arg, frames);
 }
 
 static void
@@ -607,6 +727,10 @@ hq_server_run(hq_server *s, uint64_t drain_ms)
 		}
 		if (stop_at && (s->conns == NULL || s->aborting || hq_now_ms() - stop_at > drain_ms))
 			break;
+		if (s->cm_busy && s->npending >= PENDING_MAX) {
+			collect_job(s, 1); /* the disk is behind: stop reading until it catches up */
+			end_turn(s);
+		}
 		int n = epoll_wait(s->epfd, evs, 256, TICK_MS);
 		if (n < 0 && errno != EINTR) {
 			hq_logerrno(HQ_LOG_ERR, "epoll_wait");
@@ -632,6 +756,7 @@ hq_server_run(hq_server *s, uint64_t drain_ms)
 		}
 		end_turn(s);
 	}
+	committer_stop(s);
 	return 0;
 }
 
@@ -640,6 +765,7 @@ hq_server_free(hq_server *s)
 {
 	if (s == NULL)
 		return;
+	committer_stop(s);
 	while (s->conns) {
 		s->conns->close_reason = "shutdown";
 		conn_free(s, s->conns);
@@ -654,7 +780,15 @@ hq_server_free(hq_server *s)
 		close(s->epfd);
 	if (s->wakefd >= 0)
 		close(s->wakefd);
+	for (size_t i = 0; i < s->npending; i++) { /* stopped before they were stored: no ACK */
+		free(s->pending[i]->data);
+		free(s->pending[i]);
+	}
 	free(s->pending);
 	free(s->pending_conn);
+	free(s->job);
+	free(s->job_conn);
+	pthread_mutex_destroy(&s->cm_mu);
+	pthread_cond_destroy(&s->cm_cv);
 	free(s);
 }

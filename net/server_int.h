@@ -6,6 +6,7 @@
 #ifndef HQ_SERVER_INT_H
 #define HQ_SERVER_INT_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -44,6 +45,7 @@ typedef struct hq_conn {
 	int handshaking;  /* TLS handshake not done yet */
 	char why[256];	  /* a TLS failure, for the close line */
 	char *subject;	  /* the TLS client's certificate subject (duplicate keys), or NULL */
+	int frames; /* its frames gathered or committing, not yet answered: not freed before */
 } hq_conn;
 
 typedef struct listener_t {
@@ -68,9 +70,19 @@ struct hq_server {
 	void *arg;
 	hq_turn_fn turn_fn;
 	void *turn_arg;
-	hq_frame **pending; /* frames of this turn */
+	hq_frame **pending; /* frames gathered for the next group commit */
 	hq_conn **pending_conn;
 	size_t npending, cap_pending;
+	/* The committer (server.c, "the group commit"): the batch it stores
+	 * while the loop reads the next one.  job* belong to the committer
+	 * from hand-off until cm_done; cm_busy is the loop's own flag. */
+	hq_frame **job;
+	hq_conn **job_conn;
+	size_t njob, cap_job;
+	int cm_busy, cm_started, cm_quit, cm_go, cm_done;
+	pthread_t cm_thread;
+	pthread_mutex_t cm_mu;
+	pthread_cond_t cm_cv;
 	volatile int stopping, aborting;
 	hq_server_stats stats;
 	hq_ratelimit rl_conn; /* connection events: a scan or a reconnect storm stays readable */

@@ -221,6 +221,45 @@ class Intake(unittest.TestCase):
         self.assertEqual(msa(c.recv_frame()), ("AA", "Q1"))
         self.assertEqual(msa(c.recv_frame()), ("AA", "Q2"))
 
+    def test_issue16_pipelined_commit_answers_in_order(self):
+        """With several connections the group commit runs beside the loop
+        (net/server.c, the committer): every frame still gets its ACK after
+        it is stored, in the order it came on its connection; a peer that
+        half-closes after its last frame gets all its ACKs and then EOF; one
+        that resets with frames in flight does not stop the others."""
+        self.d = Daemon().start()
+        conns, n = 8, 60
+        cs = [Mllp(self.d.port) for _ in range(conns + 1)]
+        # the one that resets: frames sent, then RST before reading anything
+        rude = cs.pop()
+        rude.send_raw(b"".join(b"\x0b" + message("R%d" % i) + b"\x1c\r" for i in range(20)))
+        rude.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        rude.close()
+        got = {}
+
+        def run(k):
+            c = cs[k]
+            blob = b"".join(b"\x0b" + message("C%d-%d" % (k, i)) + b"\x1c\r" for i in range(n))
+            for i in range(0, len(blob), 4096):
+                c.send_raw(blob[i:i + 4096])
+            c.s.shutdown(socket.SHUT_WR)
+            got[k] = [msa(c.recv_frame()) for _ in range(n)]
+            got[k].append(c.closed())
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(conns)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for k in range(conns):
+            self.assertEqual(got[k][:n], [("AA", "C%d-%d" % (k, i)) for i in range(n)])
+            self.assertTrue(got[k][n], "connection %d not closed after its ACKs" % k)
+        stored = {r["control_id"].decode() for r in self.d.records().values()}
+        for k in range(conns):
+            for i in range(n):
+                self.assertIn("C%d-%d" % (k, i), stored)
+        self.assertEqual(msa(Mllp(self.d.port).request(message("AFTER"))), ("AA", "AFTER"))
+
     def test_enhanced_mode(self):
         self.d = Daemon({"strict": "accept_ack = msh15"}).start()
         c = Mllp(self.d.port)
