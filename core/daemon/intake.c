@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <lmdb.h>
+#include <malloc.h>
 #include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,11 @@ void
 hq_intake_init(hq_intake *in, const hq_config *cfg, hq_journal *j)
 {
 	memset(in, 0, sizeof *in);
+	/* A turn's frames and ACKs (some 4 KB each, up to a few hundred KB a
+	 * turn) are freed at its end; glibc would hand that back to the
+	 * kernel every turn (its 128 KB trim threshold) and fault it in again
+	 * on the next.  Keep up to 4 MB. */
+	mallopt(M_TRIM_THRESHOLD, 4 << 20);
 	in->cfg = cfg;
 	in->journal = j;
 	/* ACK control ids: start time in base 36, then a counter: unique across restarts. */
