@@ -1,7 +1,8 @@
 /*
  * batch.c - the intake batch: every frame of a group commit is stored in
- * one write transaction (record, by_time entry, duplicate key, first
- * deliveries), then committed once.
+ * one write transaction (record, duplicate key, first deliveries), then
+ * committed once.  The indexes, by_time too, are written behind
+ * (hq_journal_index, index.c).
  *
  * Invariant: a frame is acknowledged only after the transaction that
  * stored it has committed; the batch is poisoned by its first failure
@@ -61,7 +62,7 @@ int
 hq_batch_add(hq_batch *b, hq_record *in, const hq_dedup *dedup, uint64_t *id)
 {
 	hq_journal *j = b->j;
-	unsigned char idbe[8], idval[9], tbe[8], mkey[16];
+	unsigned char idbe[8], mkey[16];
 	MDB_val k = {8, idbe}, v;
 	hq_record copy = *in, *rec = &copy;
 	int rc;
@@ -76,8 +77,6 @@ hq_batch_add(hq_batch *b, hq_record *in, const hq_dedup *dedup, uint64_t *id)
 	in->id = j->next_id;
 	rec->id = j->next_id;
 	put_be64(idbe, rec->id);
-	jnl_put_val(idval, rec->id);
-	put_be64(tbe, rec->received_us);
 	if (j->nkeys) {
 		/* Encrypted journal: the bytes and the patient id go sealed. */
 		unsigned char *enc;
@@ -96,10 +95,7 @@ hq_batch_add(hq_batch *b, hq_record *in, const hq_dedup *dedup, uint64_t *id)
 			goto fail;
 		jnl_encode(rec, v.mv_data);
 	}
-	MDB_val tk = {8, tbe}, tv = {9, idval};
-	if ((rc = mdb_put(b->txn, j->by_time, &tk, &tv, 0)))
-		goto fail;
-	/* by_type, by_control, by_patient: hq_journal_index(), behind. */
+	/* by_time, by_type, by_control, by_patient: hq_journal_index(), behind. */
 	if (dedup) {
 		unsigned char dv[DEDUP_SIZE];
 		dv[0] = DEDUP_FORMAT;

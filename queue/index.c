@@ -1,15 +1,19 @@
 /*
- * index.c - the deferred indexes by_type, by_control and by_patient:
- * written behind intake (hq_journal_index) and read by lookups.
+ * index.c - the deferred indexes by_time, by_type, by_control and
+ * by_patient: written behind intake (hq_journal_index) and read by
+ * lookups; and the records not in by_time yet (jnl_time_tail), which the
+ * time queries and retention read besides by_time.
  *
- * Invariant: meta "indexed_upto" moves in the transaction that writes the
- * index entries, and a lookup reads the index and then every record past
- * indexed_upto, so its answers are complete at every moment.
+ * Invariant: meta "indexed_upto" (by_type, by_control, by_patient) and
+ * "by_time_upto" (by_time) move in the transaction that writes the index
+ * entries, and a reader reads the index and then every record past the
+ * mark, so its answers are complete at every moment.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "journal_int.h"
 
 uint64_t
@@ -19,27 +23,109 @@ jnl_read_indexed_upto(hq_journal *j, MDB_txn *txn)
 	return jnl_meta_get_id(j, txn, "indexed_upto", &upto) == 0 ? upto : 0;
 }
 
+/* How far by_time goes (every id <= it is there).  A journal without the
+ * mark predates the deferred by_time (its intake commit wrote it): all. */
+uint64_t
+jnl_read_time_upto(hq_journal *j, MDB_txn *txn)
+{
+	MDB_val k = {12, "by_time_upto"}, v;
+	return mdb_get(txn, j->meta, &k, &v) == 0 ? jnl_get_val(&v) : UINT64_MAX;
+}
+
+static int
+cmp_tpair(const void *a, const void *b)
+{
+	const tpair *x = a, *y = b;
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * The records past upto (not in by_time in txn when upto is what
+ * jnl_read_time_upto says) received in [since_us, until_us), in by_time's
+ * order (time, then id), into *out (malloc'd, *n of them; the caller
+ * frees).  Reads each record's header only.  Returns 0 or an error.
+ */
+int
+jnl_time_tail(hq_journal *j, MDB_txn *txn, uint64_t upto, uint64_t since_us, uint64_t until_us,
+	      tpair **out, size_t *n)
+{
+	unsigned char start[8];
+	MDB_cursor *c;
+	MDB_val k = {8, start}, v;
+	size_t cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (upto == UINT64_MAX)
+		return 0;
+	put_be64(start, upto + 1);
+	if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0) {
+		const unsigned char *p = v.mv_data;
+		if (k.mv_size == 8 && v.mv_size >= REC_HEADER && p[0] == REC_FORMAT) {
+			uint64_t t = get_be64(p + 9);
+			if (t >= since_us && t < until_us) {
+				if (*n == cap) {
+					cap = cap ? 2 * cap : 64;
+					*out = hq_xrealloc(*out, cap * sizeof **out);
+				}
+				(*out)[(*n)++] = (tpair){t, get_be64(k.mv_data)};
+			}
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		return rc;
+	}
+	if (*n > 1)
+		qsort(*out, *n, sizeof **out, cmp_tpair);
+	return 0;
+}
+
 uint64_t
 hq_journal_unindexed(hq_journal *j)
 {
-	return j->next_id - 1 > j->indexed_upto ? j->next_id - 1 - j->indexed_upto : 0;
+	uint64_t upto = j->indexed_upto < j->time_upto ? j->indexed_upto : j->time_upto;
+	return j->next_id - 1 > upto ? j->next_id - 1 - upto : 0;
+}
+
+/* Puts meta key = [VAL_FORMAT][be64 v]. */
+static int
+meta_put_id(hq_journal *j, MDB_txn *txn, const char *key, uint64_t v)
+{
+	unsigned char be[9];
+	jnl_put_val(be, v);
+	MDB_val k = {strlen(key), (void *)key}, val = {9, be};
+	return mdb_put(txn, j->meta, &k, &val, 0);
 }
 
 long
 hq_journal_index(hq_journal *j, size_t max)
 {
-	unsigned char start[8], idval[9], upbe[9];
+	unsigned char start[8], idval[9];
 	MDB_txn *txn;
 	MDB_cursor *c;
 	MDB_val k = {8, start}, v;
-	uint64_t upto;
+	uint64_t upto, tupto, last = 0;
 	long done = 0;
 	int rc;
 
 	if ((rc = mdb_txn_begin(j->env, NULL, 0, &txn)))
 		return hq_neg(rc);
 	upto = jnl_read_indexed_upto(j, txn);
-	put_be64(start, upto + 1);
+	tupto = jnl_read_time_upto(j, txn);
+	/* by_time_upto runs ahead of indexed_upto in a journal whose intake
+	 * wrote by_time (set at open): each index gets each record once. */
+	put_be64(start, (tupto < upto ? tupto : upto) + 1);
 	if ((rc = mdb_cursor_open(txn, j->msgs, &c))) {
 		mdb_txn_abort(txn);
 		return hq_neg(rc);
@@ -49,8 +135,9 @@ hq_journal_index(hq_journal *j, size_t max)
 		hq_record r;
 		void *plain;
 		if (jnl_open_record(j, v.mv_data, v.mv_size, &r, &plain) == 0) {
-			unsigned char mac[16];
+			unsigned char mac[16], tbe[8];
 			jnl_put_val(idval, r.id);
+			put_be64(tbe, r.received_us);
 			hq_str ctrl = r.f[HQ_F_CONTROL_ID], pid = r.f[HQ_F_PATIENT_ID];
 			if (j->nkeys && pid.n) { /* encrypted journal: an HMAC, not the id */
 				jnl_patient_mac(&j->keys[0], pid, mac);
@@ -61,7 +148,7 @@ hq_journal_index(hq_journal *j, size_t max)
 			MDB_val ck = {ctrl.n > MAX_KEY ? MAX_KEY : ctrl.n, (void *)ctrl.p};
 			MDB_val pk = {pid.n > MAX_KEY ? MAX_KEY : pid.n, (void *)pid.p};
 			MDB_val tk = {type.n > MAX_KEY ? MAX_KEY : type.n, (void *)type.p};
-			MDB_val iv = {9, idval};
+			MDB_val iv = {9, idval}, timek = {8, tbe};
 			/* The keys point into the map: copy-on-write puts may move
 			 * that page, so every key is read before any put. */
 			char kbuf[3 * MAX_KEY];
@@ -71,13 +158,17 @@ hq_journal_index(hq_journal *j, size_t max)
 			ck.mv_data = kbuf;
 			pk.mv_data = kbuf + MAX_KEY;
 			tk.mv_data = kbuf + 2 * MAX_KEY;
-			upto = r.id;
+			uint64_t id = r.id;
 			free(plain);
-			if ((ck.mv_size && (rc = mdb_put(txn, j->by_control, &ck, &iv, 0))) ||
-			    (pk.mv_size && (rc = mdb_put(txn, j->by_patient, &pk, &iv, 0))) ||
-			    (tk.mv_size && (rc = mdb_put(txn, j->by_type, &tk, &iv, 0))))
+			if (id > tupto && (rc = mdb_put(txn, j->by_time, &timek, &iv, 0)))
+				break;
+			if (id > upto && ((ck.mv_size && (rc = mdb_put(txn, j->by_control, &ck, &iv, 0))) ||
+					  (pk.mv_size && (rc = mdb_put(txn, j->by_patient, &pk, &iv, 0))) ||
+					  (tk.mv_size && (rc = mdb_put(txn, j->by_type, &tk, &iv, 0)))))
 				break;
 		}
+		if (k.mv_size == 8)
+			last = get_be64(k.mv_data);
 		done++;
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
@@ -86,15 +177,24 @@ hq_journal_index(hq_journal *j, size_t max)
 		mdb_txn_abort(txn);
 		return hq_neg(rc);
 	}
-	jnl_put_val(upbe, upto);
-	MDB_val uk = {12, "indexed_upto"}, uv = {9, upbe};
-	if ((rc = mdb_put(txn, j->meta, &uk, &uv, 0))) {
+	/* At the end of msgs, ids purged past its last key are done too
+	 * (every id below next_id is stored or purged: no batch is open
+	 * beside this transaction in this handle's one intake thread). */
+	if (rc == MDB_NOTFOUND && j->next_id - 1 > last)
+		last = j->next_id - 1;
+	if (last > upto)
+		upto = last;
+	if (last > tupto)
+		tupto = last;
+	if ((rc = meta_put_id(j, txn, "indexed_upto", upto)) ||
+	    (rc = meta_put_id(j, txn, "by_time_upto", tupto))) {
 		mdb_txn_abort(txn);
 		return hq_neg(rc);
 	}
 	if ((rc = mdb_txn_commit(txn)))
 		return hq_neg(rc);
 	j->indexed_upto = upto;
+	j->time_upto = tupto;
 	return done;
 }
 

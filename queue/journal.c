@@ -10,9 +10,11 @@
  * the transaction that moves the message or its delivery.
  *
  * Layout, one LMDB environment with named databases:
- *   meta        "format" -> 1 byte; "next_id" -> be64 (see below)
+ *   meta        "format" -> 1 byte; "next_id" -> be64 (see below);
+ *               "indexed_upto", "by_time_upto" -> be64 (how far the
+ *               deferred indexes go, below)
  *   msgs        be64 id -> record (format byte first, see encode())
- *   by_time     be64 received_us -> be64 id   (DUPSORT, DUPFIXED)
+ *   by_time     be64 received_us -> be64 id   (DUPSORT, DUPFIXED)  deferred
  *   by_type     "code^trigger"   -> be64 id   (DUPSORT, DUPFIXED)  deferred
  *   by_control  MSH-10           -> be64 id   (DUPSORT, DUPFIXED)  deferred
  *   by_patient  PID-3.1          -> be64 id   (DUPSORT, DUPFIXED)  deferred
@@ -20,17 +22,22 @@
  * Every B-tree an intake commit touches costs it at least one dirty page
  * (and its record in LMDB's main database, and a freed page to list), and
  * on one stop-and-wait connection those pages are the cost of each
- * message.  So the intake commit writes msgs and by_time only: both grow
- * at their ends (one rightmost leaf each).  Control ids and patient ids
- * land all over their trees (two random leaf pages per message), and
- * by_type is one more tree: they are written behind, by hq_journal_index(),
- * in larger transactions that the daemon runs between turns; meta
- * "indexed_upto" says how far, in the same transaction, so a crash never
- * leaves them half done (on start the daemon goes on from there: the
- * indexes are rebuilt from the records).  Lookups read the index and then
- * scan the short tail of records past indexed_upto: answers are complete
- * at every moment.  by_time stays in the intake commit because retention
- * walks it with a resumable cursor that a late entry could slip behind.
+ * message.  So the intake commit writes msgs only (it grows at its end:
+ * one rightmost leaf).  The indexes are written behind, by
+ * hq_journal_index(), in larger transactions that the daemon runs
+ * between turns (index.c): control ids and patient ids land all over
+ * their trees (two random leaf pages per message), and by_type and
+ * by_time are one more tree each.  Meta "indexed_upto" (by_type,
+ * by_control, by_patient) and "by_time_upto" (by_time) say how far, in
+ * the same transaction, so a crash never leaves them half done (on start
+ * the daemon goes on from there: the indexes are rebuilt from the
+ * records).  Readers read the index and then scan the short tail of
+ * records past the mark: lookups match the tail's fields, the time
+ * queries and retention merge the tail's received times (in each
+ * record's header) into by_time's order (query.c, purge.c), so answers
+ * are complete at every moment.  A journal written when the intake commit
+ * wrote by_time has no "by_time_upto": a read-only view takes by_time as
+ * complete, and the first writable open sets it to the last id.
  *
  * meta "next_id" is not rewritten by every commit (that was one more dirty
  * leaf per message): the next id is the larger of it and the last key of
@@ -151,7 +158,34 @@ load_next_id(hq_journal *j, MDB_txn *txn)
 	}
 	mdb_cursor_close(c);
 	j->next_id = next;
+	j->time_upto = jnl_read_time_upto(j, txn);
+	if (j->time_upto == UINT64_MAX)
+		j->time_upto = next - 1; /* read only, by_time written at intake: all there */
 	return jnl_meta_get_id(j, txn, "indexed_upto", &j->indexed_upto);
+}
+
+/* A journal written before by_time was deferred holds every record's
+ * by_time entry: meta "by_time_upto" starts at its last id, so that the
+ * index runs write by_time only past it.  Returns 0 or an error. */
+static int
+time_upgrade(hq_journal *j, MDB_txn *txn)
+{
+	MDB_val k = {12, "by_time_upto"}, v, mk;
+	MDB_cursor *c;
+	uint64_t last = 0;
+	unsigned char be[9];
+	int rc;
+
+	if (mdb_get(txn, j->meta, &k, &v) == 0)
+		return 0;
+	if ((rc = mdb_cursor_open(txn, j->msgs, &c)))
+		return rc;
+	if (mdb_cursor_get(c, &mk, &v, MDB_LAST) == 0 && mk.mv_size == 8)
+		last = get_be64(mk.mv_data);
+	mdb_cursor_close(c);
+	jnl_put_val(be, last);
+	v = (MDB_val){9, be};
+	return mdb_put(txn, j->meta, &k, &v, 0);
 }
 
 /*
@@ -291,6 +325,8 @@ hq_journal_open(const char *dir, uint64_t map_size, int readonly, hq_journal **o
 		j->counts_kept = mdb_get(txn, j->meta, &ck, &cv) == 0;
 	}
 	if (!readonly && (rc = dedup_upgrade(j, txn)))
+		goto fail;
+	if (!readonly && (rc = time_upgrade(j, txn)))
 		goto fail;
 	if ((rc = load_next_id(j, txn)))
 		goto fail;

@@ -274,14 +274,15 @@ typedef enum hq_index {
  */
 long hq_journal_lookup(hq_journal *j, hq_index idx, hq_str key, uint64_t *ids, size_t max);
 
-/* Records not yet in the deferred control-id and patient indexes. */
+/* Records not yet in every deferred index (time, type, control id, patient). */
 uint64_t hq_journal_unindexed(hq_journal *j);
 
 /*
- * Writes the deferred index entries (control id, patient id) of up to max
- * records in one transaction.  Lookups are complete without it (they scan
- * the tail); it keeps that tail short.  Returns the number of records
- * indexed, or a negative code (an MDB_* code, or -errno).
+ * Writes the deferred index entries (received time, type, control id,
+ * patient id) of up to max records in one transaction.  Lookups, time
+ * queries and retention are complete without it (they scan the tail); it
+ * keeps that tail short.  Returns the number of records indexed, or a
+ * negative code (an MDB_* code, or -errno).
  */
 long hq_journal_index(hq_journal *j, size_t max);
 

@@ -19,8 +19,8 @@
  *   targets.c     per-target figures and queue membership, moved in the
  *                 transaction that moves a delivery
  *   deliveries.c  claims (hq_journal_due), outcomes, replays
- *   index.c       the deferred indexes (type, control id, patient) and
- *                 lookups through them
+ *   index.c       the deferred indexes (time, type, control id, patient),
+ *                 lookups through them, and the tail not in by_time yet
  *   query.c       reading records back: get, ls/show queries, attempts
  *   purge.c       purge and retention
  * The struct bodies of hq_journal and hq_batch live here because all of
@@ -79,7 +79,8 @@ struct hq_journal {
 	char instance[33];
 	char dir[1024]; /* for statvfs */
 	uint64_t next_id;
-	uint64_t indexed_upto;	/* by_control/by_patient hold every id <= this */
+	uint64_t indexed_upto;	/* by_type/by_control/by_patient hold every id <= this */
+	uint64_t time_upto;	/* by_time holds every id <= this */
 	uint64_t commits;	/* commits attempted, for the test seam */
 	uint64_t fail_at;	/* commit number that fails; 0 none */
 	uint64_t fail_outcomes; /* test seam: this many outcome writes fail (atomic) */
@@ -151,6 +152,11 @@ typedef struct tstat {
 	int have_counts;
 } tstat;
 
+/* A record not in by_time yet: its received time and id. */
+typedef struct tpair {
+	uint64_t t, id;
+} tpair;
+
 /* A growable list of ids. */
 typedef struct idvec {
 	uint64_t *v;
@@ -210,6 +216,9 @@ int jnl_dlv_move(hq_journal *j, MDB_txn *txn, const char *target, uint64_t id, h
 
 /* index.c */
 uint64_t jnl_read_indexed_upto(hq_journal *j, MDB_txn *txn);
+uint64_t jnl_read_time_upto(hq_journal *j, MDB_txn *txn);
+int jnl_time_tail(hq_journal *j, MDB_txn *txn, uint64_t upto, uint64_t since_us, uint64_t until_us,
+		  tpair **out, size_t *n);
 hq_str jnl_type_key(hq_str type);
 int jnl_str_eq(hq_str a, hq_str b);
 int jnl_type_matches(hq_str type, hq_str want);

@@ -234,9 +234,20 @@ purge_candidate(hq_journal *j, MDB_txn *txn, uint64_t id, int rejected)
 	return done;
 }
 
-/* hq_journal_purge_before (rejected 0) and hq_journal_purge_rejected
+/*
+ * hq_journal_purge_before (rejected 0) and hq_journal_purge_rejected
  * (rejected 1): one slice of the by-time scan, then the purge of what it
- * found, under the contract in journal.h. */
+ * found, under the contract in journal.h.
+ *
+ * by_time is written behind intake (index.c): the records past meta
+ * "by_time_upto" are not in it yet.  The slice that reaches the end of
+ * the scan also takes those received before before_us, read from their
+ * headers in the same transaction, and the pass is done only once it has
+ * taken them all (a dry run counts them all in that one slice: once).  A
+ * record indexed between two slices of a pass was in the tail until then
+ * and is newer than the cursor unless its time is out of order (a clock
+ * stepped back): such a one is left to the next pass, as before.
+ */
 static long
 purge_by_time(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max, int dry_run, int rejected)
 {
@@ -272,11 +283,20 @@ purge_by_time(hq_journal *j, uint64_t before_us, uint64_t *resume_us, size_t max
 				break;
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 		}
-		if (rc == MDB_NOTFOUND) {
-			rc = 0;
-			*resume_us = before_us;
-		}
 		mdb_cursor_close(c);
+	}
+	if (rc == MDB_NOTFOUND) { /* the end of by_time's part: the tail */
+		tpair *tail;
+		size_t ntail, i;
+		rc = jnl_time_tail(j, txn, jnl_read_time_upto(j, txn), 0, before_us, &tail, &ntail);
+		for (i = 0; rc == 0 && i < ntail && (dry_run || ids.n < max); i++)
+			if (purge_candidate(j, txn, tail[i].id, rejected))
+				rc = jnl_idvec_push(&ids, tail[i].id);
+		free(tail);
+		if (rc == 0 && i == ntail)
+			*resume_us = before_us;
+		else if (rc == 0 && scanned) /* more of the tail than a slice: again from here */
+			*resume_us = last_t;
 	}
 	mdb_txn_abort(txn);
 	long n = (long)ids.n;

@@ -352,55 +352,85 @@ qslice_flush(MDB_txn *txn, qslice *qs, hq_query_fn fn, void *arg, int stopping, 
 	return stop;
 }
 
-/* hq_journal_query over the time range of q (no index serves it): the
- * by_time entries from q->since_us, a slice at a time.  Returns 0 or an
- * error; *found counts the matches. */
+/*
+ * hq_journal_query over the time range of q (no index serves it): the
+ * by_time entries from q->since_us, merged in (time, id) order with the
+ * records not in by_time yet (by_time is written behind intake: the tail
+ * past meta "by_time_upto", collected in the first transaction), a slice
+ * at a time.  by_time entries past that mark met in a later slice (indexed
+ * meanwhile) are in the collected tail already: skipped.  Returns 0 or an
+ * error; *found counts the matches.
+ */
 static int
 query_by_time(hq_journal *j, MDB_txn *txn, const hq_query *q, qslice *qs, hq_query_fn fn, void *arg, long *found)
 {
 	unsigned char tbe[8], idval[9];
-	MDB_cursor *c;
+	uint64_t upto = jnl_read_time_upto(j, txn), until = q->until_us ? q->until_us : UINT64_MAX;
+	MDB_cursor *c = NULL;
 	MDB_val k = {8, tbe}, v;
+	tpair *tail;
+	size_t ntail, ti = 0;
 	int rc, stop = 0;
 
+	if ((rc = jnl_time_tail(j, txn, upto, q->since_us, until, &tail, &ntail)))
+		return rc;
 	put_be64(tbe, q->since_us);
-	if ((rc = mdb_cursor_open(txn, j->by_time, &c)) == 0) {
+	if ((rc = mdb_cursor_open(txn, j->by_time, &c)) == 0)
 		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-		while (rc == 0 && !stop) {
-			if (q->until_us && get_be64(k.mv_data) >= q->until_us)
-				break;
-			uint64_t t = get_be64(k.mv_data);
+	while (rc == 0 || rc == MDB_NOTFOUND) {
+		while (rc == 0 && jnl_get_val(&v) > upto) /* in the tail */
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		if (rc == 0 && get_be64(k.mv_data) >= until)
+			rc = MDB_NOTFOUND;
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			break;
+		uint64_t t = rc == 0 ? get_be64(k.mv_data) : 0, id = rc == 0 ? jnl_get_val(&v) : 0;
+		int from_tail = ti < ntail &&
+				(rc != 0 || tail[ti].t < t || (tail[ti].t == t && tail[ti].id < id));
+		if (!from_tail && rc != 0)
+			break; /* both done */
+		if ((stop = query_visit(j, txn, q, from_tail ? tail[ti].id : id, qs, found, &rc)))
+			break;
+		if (from_tail)
+			ti++;
+		else
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		if (!qslice_full(qs))
+			continue;
+		/* a new transaction, at the by_time entry (t, id) not read yet */
+		int at = rc == 0;
+		if (at) {
+			t = get_be64(k.mv_data);
 			memcpy(idval, v.mv_data, v.mv_size < 9 ? v.mv_size : 9);
-			if ((stop = query_visit(j, txn, q, jnl_get_val(&v), qs, found, &rc)))
-				break;
-			if (!qslice_full(qs)) {
-				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-				continue;
-			}
-			/* a new transaction, after (t, id) */
-			mdb_cursor_close(c);
-			if ((stop = qslice_flush(txn, qs, fn, arg, 0, &rc)) ||
-			    (rc = mdb_cursor_open(txn, j->by_time, &c))) {
-				c = NULL;
-				break;
-			}
-			put_be64(tbe, t);
-			k = (MDB_val){8, tbe};
-			v = (MDB_val){9, idval};
-			rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
-			if (rc == 0 && v.mv_size == 9 && memcmp(v.mv_data, idval, 9) == 0)
-				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-			else if (rc == MDB_NOTFOUND) {
-				put_be64(tbe, t + 1);
-				k = (MDB_val){8, tbe};
-				rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-			}
 		}
-		if (rc == MDB_NOTFOUND)
-			rc = 0;
-		if (c)
-			mdb_cursor_close(c);
+		mdb_cursor_close(c);
+		c = NULL;
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			break;
+		if ((stop = qslice_flush(txn, qs, fn, arg, 0, &rc)) ||
+		    (rc = mdb_cursor_open(txn, j->by_time, &c))) {
+			c = NULL;
+			break;
+		}
+		if (!at) {
+			rc = MDB_NOTFOUND;
+			continue;
+		}
+		put_be64(tbe, t);
+		k = (MDB_val){8, tbe};
+		v = (MDB_val){9, idval};
+		rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
+		if (rc == MDB_NOTFOUND) {
+			put_be64(tbe, t + 1);
+			k = (MDB_val){8, tbe};
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		}
 	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	if (c)
+		mdb_cursor_close(c);
+	free(tail);
 	return rc;
 }
 

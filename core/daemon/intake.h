@@ -30,6 +30,7 @@ typedef struct hq_intake {
 	int fatal;			  /* set after fsync failure or MDB_PANIC */
 	uint64_t ack_seq;
 	uint64_t indexed_at_ms; /* last deferred-index run */
+	uint64_t frames_at_ms;	/* last turn with frames */
 	char ack_prefix[16];
 	hq_intake_stats stats;
 	hq_ratelimit rl_refused; /* refusal lines */
@@ -44,8 +45,9 @@ void hq_intake_batch(void *arg, hq_frame **frames, size_t n);
 
 /*
  * The hq_turn_fn for hq_server_set_turn_fn: writes the journal's deferred
- * indexes between turns -- when the backlog is large, when the last run is
- * a while ago, or when the loop is idle -- so the intake commit stays small.
+ * indexes between turns, in runs of a bounded size -- when the backlog
+ * fills a run, when the last run is 2 s ago, or when the loop is quiet --
+ * so the intake commit stays small.
  */
 void hq_intake_after_turn(void *arg, size_t frames);
 

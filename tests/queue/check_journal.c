@@ -182,16 +182,16 @@ meta_has(const char *key)
 
 /* Issue 16, point 1: every B-tree an intake commit touches costs a dirty
  * page per message on a quiet connection.  The commit writes the record
- * and its by_time entry only: by_type is written behind with the other
- * indexes, and meta "next_id" is not rewritten (the last key says it). */
-START_TEST(test_intake_commit_touches_two_trees)
+ * only: by_time and by_type are written behind with the other indexes,
+ * and meta "next_id" is not rewritten (the last key says it). */
+START_TEST(test_intake_commit_touches_one_tree)
 {
 	hq_journal *j;
 	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
 	add_one(j, "C1", "ADT^A01^ADT_A01", "P1", "m1");
 	hq_journal_close(j);
 	ck_assert_uint_eq(db_entries("msgs"), 1);
-	ck_assert_uint_eq(db_entries("by_time"), 1);
+	ck_assert_uint_eq(db_entries("by_time"), 0);
 	ck_assert_uint_eq(db_entries("by_type"), 0);
 	ck_assert_uint_eq(db_entries("by_control"), 0);
 	ck_assert_uint_eq(db_entries("by_patient"), 0);
@@ -199,8 +199,11 @@ START_TEST(test_intake_commit_touches_two_trees)
 	/* the index run writes them, and meta says how far */
 	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
 	ck_assert_uint_eq(hq_journal_next_id(j), 2);
+	ck_assert_uint_eq(hq_journal_unindexed(j), 1);
 	ck_assert_int_eq(hq_journal_index(j, 100), 1);
+	ck_assert_uint_eq(hq_journal_unindexed(j), 0);
 	hq_journal_close(j);
+	ck_assert_uint_eq(db_entries("by_time"), 1);
 	ck_assert_uint_eq(db_entries("by_type"), 1);
 	ck_assert_uint_eq(db_entries("by_control"), 1);
 	ck_assert_uint_eq(db_entries("by_patient"), 1);
@@ -549,6 +552,160 @@ query(hq_journal *j, const hq_query *q, ids_seen *s)
 	ck_assert_uint_eq((size_t)n, s->n);
 	return s->n;
 }
+
+/* One message with no delivery (a purge candidate) received at t_us. */
+static uint64_t
+add_at(hq_journal *j, const char *ctrl, uint64_t t_us)
+{
+	hq_batch *b;
+	hq_record r;
+	uint64_t id;
+	ck_assert_int_eq(hq_batch_begin(j, &b), 0);
+	make_rec(&r, ctrl, "ADT^A01", "P1", "m");
+	r.received_us = t_us;
+	ck_assert_int_eq(hq_batch_add(b, &r, NULL, &id), 0);
+	ck_assert_int_eq(hq_batch_commit(b), 0);
+	return id;
+}
+
+#define TT 1700000000000000ull
+
+/* Issue 16, point 1: by_time is written behind intake too.  The time
+ * queries and retention read by_time and the records not in it yet,
+ * merged in time order, each once (the tail here has a time out of
+ * order, and one equal to an indexed one). */
+START_TEST(test_time_readers_see_unindexed)
+{
+	hq_journal *j;
+	ids_seen s;
+	hq_query q;
+	uint64_t resume;
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	uint64_t a = add_at(j, "A", TT + 10), b = add_at(j, "B", TT + 20), c = add_at(j, "C", TT + 30);
+	ck_assert_int_eq(hq_journal_index(j, 3), 3);
+	uint64_t d = add_at(j, "D", TT + 15), e = add_at(j, "E", TT + 40), f = add_at(j, "F", TT + 20);
+	ck_assert_uint_eq(hq_journal_unindexed(j), 3);
+	memset(&q, 0, sizeof q);
+	ck_assert_uint_eq(query(j, &q, &s), 6);
+	uint64_t want[] = {a, d, b, f, c, e};
+	for (int i = 0; i < 6; i++)
+		ck_assert_uint_eq(s.v[i], want[i]);
+	q.since_us = TT + 15;
+	q.until_us = TT + 31;
+	ck_assert_uint_eq(query(j, &q, &s), 4);
+	ck_assert(s.v[0] == d && s.v[1] == b && s.v[2] == f && s.v[3] == c);
+	q.type = S("ADT");
+	ck_assert_uint_eq(query(j, &q, &s), 4);
+	/* retention: a dry run counts the four older than TT + 25 once, the
+	 * real pass (a message a slice) purges them, indexed or not */
+	resume = 0;
+	ck_assert_int_eq(hq_journal_purge_before(j, TT + 25, &resume, 100, 1), 4);
+	ck_assert_uint_eq(resume, TT + 25);
+	long total = 0;
+	resume = 0;
+	for (int slices = 0; slices < 20 && resume < TT + 25; slices++) {
+		long n = hq_journal_purge_before(j, TT + 25, &resume, 1, 0);
+		ck_assert_int_ge(n, 0);
+		total += n;
+	}
+	ck_assert_int_eq(total, 4);
+	ck_assert_uint_eq(resume, TT + 25);
+	memset(&q, 0, sizeof q);
+	ck_assert_uint_eq(query(j, &q, &s), 2);
+	ck_assert(s.v[0] == c && s.v[1] == e);
+	/* the index run skips the purged: by_time ends as the records are */
+	ck_assert_int_eq(hq_journal_index(j, 100), 1);
+	ck_assert_uint_eq(hq_journal_unindexed(j), 0);
+	ck_assert_uint_eq(query(j, &q, &s), 2);
+	ck_assert(s.v[0] == c && s.v[1] == e);
+	hq_journal_close(j);
+	ck_assert_uint_eq(db_entries("by_time"), 2);
+}
+END_TEST
+
+typedef struct indexer {
+	hq_journal *j;
+	ids_seen s;
+	long indexed;
+} indexer;
+
+/* A query callback that runs the index run after the first slice. */
+static int
+seen_then_index(void *arg, const hq_record *r, const hq_msg_dlv *d, size_t nd)
+{
+	indexer *x = arg;
+	if (x->indexed == 0)
+		x->indexed = hq_journal_index(x->j, 1000);
+	return seen(&x->s, r, d, nd);
+}
+
+/* A query over several slices, with the tail indexed between two of
+ * them: each message once, in time order. */
+START_TEST(test_time_query_tail_indexed_between_slices)
+{
+	hq_journal *j;
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	for (int i = 0; i < 60; i++)
+		add_at(j, "X", TT + 2 * (uint64_t)i);
+	ck_assert_int_eq(hq_journal_index(j, 60), 60);
+	for (int i = 0; i < 60; i++) /* between the indexed ones */
+		add_at(j, "Y", TT + 2 * (uint64_t)i + 1);
+	indexer x = {j, {{0}, 0}, 0};
+	hq_query q;
+	memset(&q, 0, sizeof q);
+	long n = hq_journal_query(j, &q, seen_then_index, &x);
+	ck_assert_int_eq(x.indexed, 60);
+	ck_assert_int_eq(n, 120);
+	ck_assert_uint_eq(x.s.n, 64);	   /* ids_seen keeps 64 */
+	for (size_t i = 0; i < x.s.n; i++) /* 1, 61, 2, 62, ...: by time */
+		ck_assert_uint_eq(x.s.v[i], i % 2 ? 61 + i / 2 : 1 + i / 2);
+	hq_journal_close(j);
+}
+END_TEST
+
+/* A journal whose intake wrote by_time (no meta "by_time_upto", the
+ * other indexes behind) opens, reads each message once, and its index
+ * run writes by_time for none of them again. */
+START_TEST(test_time_index_upgrade_from_intake_by_time)
+{
+	hq_journal *j;
+	ids_seen s;
+	hq_query q;
+	ck_assert_int_eq(hq_journal_open(dir, 16 << 20, 0, &j), 0);
+	for (int i = 0; i < 3; i++)
+		add_at(j, "U", TT + (uint64_t)i);
+	ck_assert_int_eq(hq_journal_index(j, 3), 3);
+	hq_journal_close(j);
+	{ /* back to the older layout: by_time complete, the others up to 1 */
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi meta;
+		unsigned char one[9] = {1, 0, 0, 0, 0, 0, 0, 0, 1};
+		MDB_val uk = {12, "indexed_upto"}, uv = {9, one}, tk = {12, "by_time_upto"};
+		ck_assert_int_eq(mdb_env_create(&env), 0);
+		ck_assert_int_eq(mdb_env_set_maxdbs(env, 32), 0);
+		ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+		ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+		ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+		ck_assert_int_eq(mdb_put(txn, meta, &uk, &uv, 0), 0);
+		ck_assert_int_eq(mdb_del(txn, meta, &tk, NULL), 0);
+		ck_assert_int_eq(mdb_txn_commit(txn), 0);
+		mdb_env_close(env);
+	}
+	ck_assert_int_eq(hq_journal_open(dir, 0, 1, &j), 0); /* read only: by_time is all there */
+	memset(&q, 0, sizeof q);
+	ck_assert_uint_eq(query(j, &q, &s), 3);
+	hq_journal_close(j);
+	ck_assert_int_eq(hq_journal_open(dir, 0, 0, &j), 0);
+	ck_assert_uint_eq(hq_journal_unindexed(j), 2);
+	ck_assert_uint_eq(query(j, &q, &s), 3);
+	ck_assert_int_eq(hq_journal_index(j, 100), 2);
+	ck_assert_uint_eq(query(j, &q, &s), 3);
+	hq_journal_close(j);
+	ck_assert_uint_eq(db_entries("by_time"), 3);
+	ck_assert_uint_eq(db_entries("by_control"), 3);
+}
+END_TEST
 
 START_TEST(test_query_filters)
 {
@@ -1071,8 +1228,11 @@ main(void)
 	tcase_add_test(tc, test_roundtrip);
 	tcase_add_test(tc, test_indexes);
 	tcase_add_test(tc, test_ids_survive_reopen);
-	tcase_add_test(tc, test_intake_commit_touches_two_trees);
+	tcase_add_test(tc, test_intake_commit_touches_one_tree);
 	tcase_add_test(tc, test_purged_last_id_never_reused);
+	tcase_add_test(tc, test_time_readers_see_unindexed);
+	tcase_add_test(tc, test_time_query_tail_indexed_between_slices);
+	tcase_add_test(tc, test_time_index_upgrade_from_intake_by_time);
 	tcase_add_test(tc, test_abort_and_seam);
 	tcase_add_test(tc, test_dedup);
 	tcase_add_test(tc, test_point3_dedup_key_whole_and_per_listener);
