@@ -33,34 +33,48 @@ hq_header_value(const char *s, char *out, size_t cap)
 	out[n] = 0;
 }
 
+/* Links line (NULL: skipped) as the next node of hb; returns the node. */
+static struct curl_slist *
+hdr_link(hq_http_hdrs *hb, int *n, char *line)
+{
+	struct curl_slist *h = &hb->node[*n];
+	h->data = line;
+	h->next = NULL;
+	if (*n > 0)
+		hb->node[*n - 1].next = h;
+	(*n)++;
+	return h;
+}
+
 struct curl_slist *
-hq_http_headers(const hq_target_conf *t, const char *content_type, const char *accept,
+hq_http_headers(hq_http_hdrs *hb, const hq_target_conf *t, const char *content_type, const char *accept,
 		const char *idem_key, uint64_t id, const char *control_id, const char *type)
 {
-	char line[1024], value[400];
-	snprintf(line, sizeof line, "Content-Type: %s", content_type);
-	struct curl_slist *h = curl_slist_append(NULL, line);
+	char value[400];
+	int n = 0;
+	snprintf(hb->ctype, sizeof hb->ctype, "Content-Type: %s", content_type);
+	hdr_link(hb, &n, hb->ctype);
 	if (accept) {
-		snprintf(line, sizeof line, "Accept: %s", accept);
-		h = curl_slist_append(h, line);
+		snprintf(hb->accept, sizeof hb->accept, "Accept: %s", accept);
+		hdr_link(hb, &n, hb->accept);
 	}
-	snprintf(line, sizeof line, "Idempotency-Key: %s", idem_key); /* see hq_journal_due */
-	h = curl_slist_append(h, line);
-	snprintf(line, sizeof line, "X-HL7-Message-Id: %llu", (unsigned long long)id);
-	h = curl_slist_append(h, line);
+	snprintf(hb->idem, sizeof hb->idem, "Idempotency-Key: %s", idem_key); /* see hq_journal_due */
+	hdr_link(hb, &n, hb->idem);
+	snprintf(hb->id, sizeof hb->id, "X-HL7-Message-Id: %llu", (unsigned long long)id);
+	hdr_link(hb, &n, hb->id);
 	hq_header_value(control_id, value, sizeof value);
-	snprintf(line, sizeof line, "X-HL7-Control-Id: %s", value);
-	h = curl_slist_append(h, line);
+	snprintf(hb->ctrl, sizeof hb->ctrl, "X-HL7-Control-Id: %s", value);
+	hdr_link(hb, &n, hb->ctrl);
 	hq_header_value(type, value, sizeof value);
-	snprintf(line, sizeof line, "X-HL7-Message-Type: %s", value);
-	h = curl_slist_append(h, line);
+	snprintf(hb->type, sizeof hb->type, "X-HL7-Message-Type: %s", value);
+	hdr_link(hb, &n, hb->type);
 	/* No "Expect: 100-continue" wait -- except under SigV4, where libcurl
 	 * would sign the empty Expect: entry that is never sent. */
 	if (t->auth != HQ_AUTH_SIGV4)
-		h = curl_slist_append(h, "Expect:");
-	for (int i = 0; i < t->nheaders; i++)
-		h = curl_slist_append(h, t->headers[i]);
-	return h;
+		hdr_link(hb, &n, (char *)"Expect:");
+	for (int i = 0; i < t->nheaders && i < HQ_MAX_LIST; i++)
+		hdr_link(hb, &n, (char *)t->headers[i]);
+	return &hb->node[0];
 }
 
 CURLM *
@@ -110,15 +124,10 @@ on_body(char *p, size_t size, size_t nmemb, void *arg)
 }
 
 void
-hq_http_prepare_post(CURL *e, const hq_target_conf *t, struct curl_slist *h, const char *body,
-		     size_t len, hq_http_answer *ans, char *errbuf, void *priv)
+hq_http_easy_setup(CURL *e, const hq_target_conf *t, hq_http_answer *ans, char *errbuf, void *priv)
 {
-	ans->len = 0;
 	curl_easy_setopt(e, CURLOPT_URL, t->url);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(t->timeout_ms < 10000 ? t->timeout_ms : 10000));
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -137,8 +146,17 @@ hq_http_prepare_post(CURL *e, const hq_target_conf *t, struct curl_slist *h, con
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
-	errbuf[0] = 0;
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+}
+
+void
+hq_http_prepare_post(CURL *e, struct curl_slist *h, const char *body, size_t len, hq_http_answer *ans, char *errbuf)
+{
+	ans->len = 0;
+	errbuf[0] = 0;
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
 }
 
 void

@@ -36,17 +36,25 @@ typedef struct hq_http_answer {
  */
 void hq_header_value(const char *s, char *out, size_t cap);
 
+/* One request's header lines, kept in the caller's memory (a slot's):
+ * building them allocates nothing, and nothing is freed after. */
+typedef struct hq_http_hdrs {
+	struct curl_slist node[7 + HQ_MAX_LIST];
+	char ctype[160], accept[160], idem[200], id[48], ctrl[440], type[440];
+} hq_http_hdrs;
+
 /*
- * The header lines of one delivery of message id to t: Content-Type
- * content_type (and Accept accept, when not NULL), Idempotency-Key
- * idem_key, X-HL7-Message-Id, X-HL7-Control-Id and X-HL7-Message-Type
- * (hq_header_value), "Expect:" (no 100-continue wait; not under SigV4,
- * which would sign it), then t's own headers.  The caller frees the list
- * with curl_slist_free_all.
+ * The header lines of one delivery of message id to t, built in *hb (the
+ * list returned points into it and into t, and lives as long as both):
+ * Content-Type content_type (and Accept accept, when not NULL),
+ * Idempotency-Key idem_key, X-HL7-Message-Id, X-HL7-Control-Id and
+ * X-HL7-Message-Type (hq_header_value), "Expect:" (no 100-continue wait;
+ * not under SigV4, which would sign it), then t's own headers.  Not to be
+ * given to curl_slist_free_all.
  */
-struct curl_slist *hq_http_headers(const hq_target_conf *t, const char *content_type,
-				   const char *accept, const char *idem_key, uint64_t id,
-				   const char *control_id, const char *type);
+struct curl_slist *hq_http_headers(hq_http_hdrs *hb, const hq_target_conf *t,
+				   const char *content_type, const char *accept, const char *idem_key,
+				   uint64_t id, const char *control_id, const char *type);
 
 /*
  * A multi handle for a worker with nslots requests in flight at most:
@@ -56,14 +64,21 @@ struct curl_slist *hq_http_headers(const hq_target_conf *t, const char *content_
 CURLM *hq_http_multi_new(int nslots);
 
 /*
- * Sets e up for one POST of body[0..len) to t->url with the header list h
- * (which must outlive the transfer): timeouts, HTTP version, keep-alive,
- * TLS options, the answer's first bytes into *ans (emptied here),
+ * Sets up e, once, for the POSTs of target t: URL, timeouts, HTTP
+ * version, keep-alive, TLS options, the answer's first bytes into *ans,
  * libcurl's error detail into errbuf (CURL_ERROR_SIZE bytes), and priv as
- * CURLINFO_PRIVATE.  Authentication is hq_auth_apply's.
+ * CURLINFO_PRIVATE (ans, errbuf and priv outlive e's transfers).  libcurl
+ * keeps the options from one transfer of e to the next.
  */
-void hq_http_prepare_post(CURL *e, const hq_target_conf *t, struct curl_slist *h, const char *body,
-			  size_t len, hq_http_answer *ans, char *errbuf, void *priv);
+void hq_http_easy_setup(CURL *e, const hq_target_conf *t, hq_http_answer *ans, char *errbuf, void *priv);
+
+/*
+ * Sets e (set up by hq_http_easy_setup) up for one POST of body[0..len)
+ * with the header list h (both must outlive the transfer); empties *ans
+ * and errbuf.  Authentication is hq_auth_apply's.
+ */
+void hq_http_prepare_post(CURL *e, struct curl_slist *h, const char *body, size_t len,
+			  hq_http_answer *ans, char *errbuf);
 
 /*
  * What transfer e ended with (res): *status the HTTP status (0: no answer),

@@ -52,8 +52,13 @@ idem_key(const hq_journal *j, const hq_record *r, const char *target, const hq_d
 	char hex[33];
 	int n;
 	if (r->f[HQ_F_MSG_KEY].n == 16) {
-		for (int i = 0; i < 16; i++)
-			snprintf(hex + 2 * i, 3, "%02x", (unsigned char)r->f[HQ_F_MSG_KEY].p[i]);
+		static const char digits[] = "0123456789abcdef";
+		for (int i = 0; i < 16; i++) {
+			unsigned char c = (unsigned char)r->f[HQ_F_MSG_KEY].p[i];
+			hex[2 * i] = digits[c >> 4];
+			hex[2 * i + 1] = digits[c & 15];
+		}
+		hex[32] = 0;
 		n = snprintf(out, cap, "%s-%s", hex, target);
 	} else {
 		n = snprintf(out, cap, "%s-%s-%llu", j->instance, target, (unsigned long long)r->id);

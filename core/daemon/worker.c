@@ -115,8 +115,11 @@ slot_start(worker *w, slot *s)
 	char ctype[128];
 	const char *accept = NULL;
 
-	if (s->easy == NULL && (s->easy = curl_easy_init()) == NULL)
-		return -1;
+	if (s->easy == NULL) {
+		if ((s->easy = curl_easy_init()) == NULL)
+			return -1;
+		hq_http_easy_setup(s->easy, t, &s->ans, s->errbuf, s);
+	}
 	if (t->format == HQ_FMT_GOOGLE || t->format == HQ_FMT_JSON) {
 		hq_payload_meta meta = payload_meta(&s->due);
 		s->payload = t->format == HQ_FMT_GOOGLE
@@ -136,10 +139,10 @@ slot_start(worker *w, slot *s)
 		snprintf(ctype, sizeof ctype, "x-application/hl7-v2+er7%s%s",
 			 cs ? "; charset=" : "", cs ? cs : "");
 	}
-	s->headers = hq_http_headers(t, ctype, accept, s->due.idem_key, s->due.id,
-				     s->due.control_id, s->due.type);
-	hq_http_prepare_post(s->easy, t, s->headers, s->payload ? s->payload : s->due.raw,
-			     s->payload ? s->payload_len : s->due.raw_len, &s->ans, s->errbuf, s);
+	struct curl_slist *h = hq_http_headers(&s->hdrs, t, ctype, accept, s->due.idem_key,
+					       s->due.id, s->due.control_id, s->due.type);
+	hq_http_prepare_post(s->easy, h, s->payload ? s->payload : s->due.raw,
+			     s->payload ? s->payload_len : s->due.raw_len, &s->ans, s->errbuf);
 	hq_auth_apply(s->easy, t, &w->auth);
 	s->start_us = hq_wall_us();
 	s->token_gen = w->token_gen;
@@ -151,8 +154,6 @@ static void
 slot_release(worker *w, slot *s)
 {
 	curl_multi_remove_handle(w->multi, s->easy);
-	curl_slist_free_all(s->headers);
-	s->headers = NULL;
 	free(s->payload);
 	s->payload = NULL;
 	free(s->due.raw);
@@ -477,6 +478,9 @@ hq_worker_main(void *arg)
 	r.outs = hq_xcalloc(r.cap, sizeof *r.outs);
 	r.skip = hq_xcalloc(r.cap + (size_t)w->nslots, sizeof *r.skip);
 	uint64_t drain_since = 0;
+	char tname[16]; /* "dlv-TARGET", cut to the 15 bytes Linux keeps (ps, top, /proc) */
+	snprintf(tname, sizeof tname, "dlv-%s", t->name);
+	pthread_setname_np(pthread_self(), tname);
 
 	wait_for_predecessors(w);
 	while (!w->stop) {

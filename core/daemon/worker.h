@@ -26,7 +26,7 @@ typedef struct slot {
 	CURL *easy;
 	int busy;
 	hq_due due;
-	struct curl_slist *headers;
+	hq_http_hdrs hdrs; /* the request's header lines (hq_http_headers) */
 	char *payload;
 	size_t payload_len;
 	hq_http_answer ans; /* the answer's first bytes (journal only) */
