@@ -469,8 +469,10 @@ hq_worker_main(void *arg)
 	const hq_target_conf *t = w->t;
 	hq_due_order order = hq_worker_due_order(t);
 	/* Outcomes are written in batches: when twice as many as the slots
-	 * have gathered, when nothing else is running, or 20 ms after the
-	 * first (every write transaction is an fsync that intake waits behind).
+	 * have gathered, or 20 ms after the first, or at once when draining
+	 * with nothing else running (every write transaction is an fsync that
+	 * intake waits behind; writing whenever the slots ran empty made a
+	 * trickle of messages cost one fsync for every few deliveries).
 	 * Until then their ids stay out of the next rounds, like in-flight
 	 * ones (after a crash they are sent again, as in-flight ones are). */
 	round_state r = {0};
@@ -506,7 +508,7 @@ hq_worker_main(void *arg)
 		if (draining && ((still == 0 && r.nout == 0) || hq_wall_us() - drain_since > 10000000))
 			break; /* done (or 10 s: what is left is pending again at the next start) */
 		hq_log_flush(&w->rl_dead, LOG_WINDOW_MS, "dead-letter lines");
-		if (r.nout > 0 && (r.nout >= 2 * (size_t)w->nslots || still == 0 ||
+		if (r.nout > 0 && (r.nout >= 2 * (size_t)w->nslots || (still == 0 && draining) ||
 				   hq_wall_us() - r.first_out_us >= 20000)) {
 			write_outcomes(w, &r);
 			continue; /* look for more work at once */

@@ -68,6 +68,16 @@ $bin/hl7send -p $port -g -c 1 -d $SECS1 -s 1024 > $out/r1.txt
 w1=$(write_bytes $pid)
 head -1 $out/r1.txt
 r1=$(grep '^result' $out/r1.txt)
+# This VM's disk moves by 2x within a minute, so the ratio is taken from
+# interleaved pairs: 1 s of plain LMDB commits, then 1 s of hl7qd on one
+# connection (the daemon idle meanwhile); the median of the pairs' ratios.
+pairs=""
+for i in $(seq ${HL7Q_BENCH_PAIRS:-7}); do
+	p_lmdb=$(build/plain/tests/bench/syncrate $out 1 lmdb | field lmdb_per_s)
+	p_hl7q=$($bin/hl7send -p $port -g -c 1 -d 1 -s 1024 | grep '^result' | field rate)
+	pairs="$pairs $p_lmdb:$p_hl7q"
+done
+echo "interleaved pairs, plain LMDB commits/s : hl7qd 1-connection msg/s:$pairs"
 io1="pages=0 syncs=0"
 if [ -n "$have_strace" ]; then # untimed: what 300 more messages write
 	strace $TRACE -p $pid -o $out/hl7qd.strace &
@@ -144,11 +154,15 @@ def res(line):
     return {k: f(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
 r1, r64 = res("""$r1"""), res("""$r64""")
 fs, lmdb, cm = f("$fsyncs"), f("$lmdb"), f("$commits")
+pairs = [tuple(map(f, p.split(":"))) for p in "$pairs".split()]
+pair_ratios = sorted(h / l for l, h in pairs if l > 0)
+ratio1 = pair_ratios[len(pair_ratios) // 2] if pair_ratios else (r1["rate"] / lmdb if lmdb else 0)
 msgs1 = f("$msgs1") or 1
 wb1 = (f("$w1") - f("$w0")) / 4096 / msgs1
 commits1 = (f("$batches") + f("${idx:-0}")) / (f("$msgs1s") or 1)
 lio, io1 = res("r $lmdb_io"), res("r $io1")
 lpages, pages1, syncs1 = lio["pages"], io1["pages"], io1["syncs"]
+lcommit, commit1 = lio.get("commit_pages", 0), io1.get("commit_pages", 0)
 anon, filemb, fds = f("$anon_kb") / 1024, f("$file_kb") / 1024, f("$open")
 npm = "$npm_rows".split()
 peers = {npm[i]: {"rate_1": f(npm[i + 1]), "rate_64": f(npm[i + 2]), "p99_64_ms": f(npm[i + 3])}
@@ -158,10 +172,13 @@ rows = [
     ("machine: plain LMDB commits/s, one 1 KB value", "%.0f (%.1f pages, %.0f syncs each)" % (lmdb, lpages, lio["syncs"]), "", None),
     ("machine: hl7q journal commits/s, 1 msg each", "%.0f" % cm, "", None),
     ("1 connection: ACKed msg/s", "%.0f" % r1["rate"], "", None),
-    ("1 connection / plain LMDB commits", "%.2f" % (r1["rate"] / lmdb if lmdb else 0), ">= 0.70",
-     lmdb and r1["rate"] / lmdb >= 0.7),
-    ("1 connection: pages written per msg", "%.1f (plain LMDB %.1f)" % (pages1, lpages), "<= +2",
-     pages1 <= lpages + 2),
+    ("1 connection / plain LMDB commits, %d pairs" % len(pair_ratios),
+     "%.2f (median; %.2f-%.2f; whole run %.2f)" % (ratio1, pair_ratios[0] if pair_ratios else 0,
+                                                  pair_ratios[-1] if pair_ratios else 0,
+                                                  r1["rate"] / lmdb if lmdb else 0), ">= 0.70", ratio1 >= 0.7),
+    ("1 connection: pages of one commit (median)", "%.0f (plain LMDB %.0f)" % (commit1, lcommit), "<= +2",
+     commit1 <= lcommit + 2),
+    ("1 connection: pages per msg, index runs too", "%.1f (plain LMDB %.1f)" % (pages1, lpages), "", None),
     ("1 connection: syncs / commits per msg", "%.2f / %.2f" % (syncs1, commits1), "- / 1", commits1 < 1.05),
     ("1 connection: write_bytes per msg, 4 KB units", "%.1f (large folios: see syscall_pages.py)" % wb1, "", None),
     ("64 connections: ACKed msg/s", "%.0f" % r64["rate"], ">= 50000", r64["rate"] >= 50000),
@@ -180,12 +197,13 @@ for name, val, target, ok in rows:
     print("%-46s %-30s %-9s %s" % (name, val, target, "" if ok is None else ("ok" if ok else "MISSED")))
 json.dump({
     "load_average": sys.argv[2],
-    "machine": {"fdatasync_per_s": fs, "lmdb_commits_per_s": lmdb, "lmdb_pages_per_commit": lpages,
+    "machine": {"fdatasync_per_s": fs, "lmdb_commits_per_s": lmdb, "lmdb_pages_per_commit": lpages, "lmdb_commit_pages_median": lcommit,
                 "lmdb_syncs_per_commit": lio["syncs"], "journal_commits_per_s": cm},
     "hl7qd": {
         "conn1": {"rate": r1["rate"], "p50_ms": r1["p50_ms"], "p99_ms": r1["p99_ms"],
-                  "ratio_to_lmdb": r1["rate"] / lmdb if lmdb else 0,
-                  "pages_per_msg": pages1, "syncs_per_msg": syncs1, "commits_per_msg": commits1,
+                  "ratio_to_lmdb": ratio1, "ratio_to_lmdb_whole_run": r1["rate"] / lmdb if lmdb else 0,
+                  "interleaved_pairs": [{"lmdb_per_s": l, "hl7qd_per_s": h} for l, h in pairs],
+                  "pages_per_msg": pages1, "commit_pages_median": commit1, "syncs_per_msg": syncs1, "commits_per_msg": commits1,
                   "write_bytes_pages_per_msg": wb1},
         "conn64": {"rate": r64["rate"], "p50_ms": r64["p50_ms"], "p99_ms": r64["p99_ms"],
                    "p999_ms": r64["p999_ms"]},
