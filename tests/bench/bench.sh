@@ -197,13 +197,15 @@ for name, val, target, ok in rows:
     print("%-46s %-30s %-9s %s" % (name, val, target, "" if ok is None else ("ok" if ok else "MISSED")))
 json.dump({
     "load_average": sys.argv[2],
-    "machine": {"fdatasync_per_s": fs, "lmdb_commits_per_s": lmdb, "lmdb_pages_per_commit": lpages, "lmdb_commit_pages_median": lcommit,
-                "lmdb_syncs_per_commit": lio["syncs"], "journal_commits_per_s": cm},
+    "machine": {"fdatasync_per_s": fs, "lmdb_commits_per_s": lmdb, "lmdb_pages_per_commit": lpages,
+                "lmdb_commit_pages_median": lcommit, "lmdb_syncs_per_commit": lio["syncs"],
+                "journal_commits_per_s": cm},
     "hl7qd": {
         "conn1": {"rate": r1["rate"], "p50_ms": r1["p50_ms"], "p99_ms": r1["p99_ms"],
                   "ratio_to_lmdb": ratio1, "ratio_to_lmdb_whole_run": r1["rate"] / lmdb if lmdb else 0,
                   "interleaved_pairs": [{"lmdb_per_s": l, "hl7qd_per_s": h} for l, h in pairs],
-                  "pages_per_msg": pages1, "commit_pages_median": commit1, "syncs_per_msg": syncs1, "commits_per_msg": commits1,
+                  "pages_per_msg": pages1, "commit_pages_median": commit1, "syncs_per_msg": syncs1,
+                  "commits_per_msg": commits1,
                   "write_bytes_pages_per_msg": wb1},
         "conn64": {"rate": r64["rate"], "p50_ms": r64["p50_ms"], "p99_ms": r64["p99_ms"],
                    "p999_ms": r64["p999_ms"]},

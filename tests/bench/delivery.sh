@@ -61,7 +61,8 @@ drain_with() {
 	drain=$(/usr/bin/python3 -c "print('%.0f' % ($N / ($t1 - $t0)))")
 	echo "drained $N in $(/usr/bin/python3 -c "print('%.2f' % ($t1 - $t0))") s: $drain deliveries/s"
 }
-# HTTP/1.1 and HTTP/2 against the same nginx, then auto (what hl7q picks)
+# HTTP/2 at concurrency 64 for comparison; then, at $C, HTTP/1.1 and HTTP/2
+# against the same nginx, and auto (what hl7q picks)
 sed -i "s/^concurrency = .*/concurrency = 64/" $out/hl7q.conf
 drain_with 2; drain64=$drain
 sed -i "s/^concurrency = .*/concurrency = $C/" $out/hl7q.conf
