@@ -271,6 +271,10 @@ class Service(DaemonTest):
         self.assertTrue(wait_until(lambda: len(ok.requests()) == len(accepted)))
         _, m = metrics(aport)
         self.assertTrue(wait_until(lambda: value(metrics(aport)[1], "hl7q_target_dead", target="bad") == len(a01)))
+        # The sink has every request, but a worker writes its outcomes in
+        # batches (up to 20 ms after the answers): the journal's count follows.
+        self.assertTrue(wait_until(lambda: value(metrics(aport)[1], "hl7q_target_delivered", target="ok") ==
+                                   len(accepted)))
         text, m = metrics(aport)
         prom = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
         self.assertEqual(prom.returncode, 0, prom.stdout + prom.stderr)
